@@ -1,0 +1,171 @@
+// Sans-io distribution framing after the handshake (erl_dist_protocol "Protocol between
+// Connected Nodes", erl_ext_dist "Distribution Header").
+//
+// Frame = Len:32 + data; Len 0 is a tick. Data is one of
+//   112 'p', 131 Control, [131 Payload]                          pass-through (no header)
+//   131 68 AtomCacheHeader Control [Payload]                       normal distribution header
+//   131 69 SeqId:64 FragId:64 AtomCacheHeader Control [Payload...] first fragment
+//   131 70 SeqId:64 FragId:64 PayloadBytes...                      later fragments (FragId
+//                                                                  counts down to 1)
+// After a 68/69 header, terms carry no 131 byte and may use ATOM_CACHE_REF (82).
+//
+// dist_reader turns received bytes into {control, payload} messages; dist_writer turns them into
+// frames. Neither touches a socket. Both are per connection and not thread-safe: the runtime
+// serializes calls (one strand per connection).
+#pragma once
+
+#include <erl/error.hpp>
+#include <erl/etf.hpp>
+#include <erl/term.hpp>
+
+#include "proto/dist_flags.hpp"
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <unordered_map>
+#include <vector>
+
+namespace erl::proto {
+
+// Control message opcodes (erts dist.h enum dop; erl_dist_protocol "control_message").
+namespace dop {
+inline constexpr int link = 1;
+inline constexpr int send = 2;
+inline constexpr int exit = 3;
+inline constexpr int unlink = 4;
+inline constexpr int reg_send = 6;
+inline constexpr int group_leader = 7;
+inline constexpr int exit2 = 8;
+inline constexpr int send_tt = 12;
+inline constexpr int exit_tt = 13;
+inline constexpr int reg_send_tt = 16;
+inline constexpr int exit2_tt = 18;
+inline constexpr int monitor_p = 19;
+inline constexpr int demonitor_p = 20;
+inline constexpr int monitor_p_exit = 21;
+inline constexpr int send_sender = 22;
+inline constexpr int send_sender_tt = 23;
+inline constexpr int payload_exit = 24;
+inline constexpr int payload_exit_tt = 25;
+inline constexpr int payload_exit2 = 26;
+inline constexpr int payload_exit2_tt = 27;
+inline constexpr int payload_monitor_p_exit = 28;
+inline constexpr int spawn_request = 29;
+inline constexpr int spawn_request_tt = 30;
+inline constexpr int spawn_reply = 31;
+inline constexpr int spawn_reply_tt = 32;
+inline constexpr int alias_send = 33;
+inline constexpr int alias_send_tt = 34;
+inline constexpr int unlink_id = 35;
+inline constexpr int unlink_id_ack = 36;
+// True for the control messages that are followed by a payload term (message, exit reason,
+// spawn argument list).
+bool carries_payload(int op) noexcept;
+}  // namespace dop
+
+// One received distribution message. The payload is decoded eagerly.
+struct dist_message {
+    term control;
+    std::optional<term> payload;
+};
+
+struct reader_limits {
+    // Largest frame (Len field) accepted; larger -> errc::frame_too_large.
+    std::size_t max_frame_size = std::size_t{128} << 20;
+    // Fragmented messages being reassembled at once, and their total buffered bytes; above
+    // either -> errc::limit_exceeded.
+    std::size_t max_fragment_sequences = 64;
+    std::size_t max_fragmented_bytes = std::size_t{128} << 20;
+    etf::limits term_limits{};
+};
+
+class dist_reader {
+  public:
+    // Flags are informational: the reader accepts pass-through, header and fragment frames
+    // whatever was negotiated (OTP only sends what was negotiated).
+    explicit dist_reader(std::uint64_t negotiated_flags = 0, reader_limits limits = {});
+
+    // Consumes all of `in`: every complete frame is parsed and its message (if any — ticks and
+    // non-final fragments produce none) appended to `out`, in order; a trailing partial frame
+    // is buffered internally. Any violation returns an error and the reader stays failed (the
+    // runtime must close the connection); messages decoded before the bad frame stay in `out`.
+    error_code feed(std::span<const std::uint8_t> in, std::vector<dist_message>& out);
+
+    // Parses the data of one frame (without its Len:32 prefix; empty = tick).
+    error_code parse_frame(std::span<const std::uint8_t> data, std::vector<dist_message>& out);
+
+    // Counters: frames (including ticks) and ticks received.
+    std::uint64_t frames_received() const noexcept { return frames_; }
+    std::uint64_t ticks_received() const noexcept { return ticks_; }
+    // Reassembly state (for tests and metrics).
+    std::size_t sequences_in_flight() const noexcept { return seqs_.size(); }
+    std::size_t fragmented_bytes() const noexcept { return frag_bytes_; }
+    // Drops all reassembly state and the partial frame (on disconnect). The atom cache is kept:
+    // create a new reader for a new connection.
+    void reset();
+
+  private:
+    struct sequence {
+        std::vector<atom> refs;
+        std::vector<std::uint8_t> data;
+        std::uint64_t next_id = 0;  // fragment id expected next
+    };
+    error_code fail(error_code ec);
+    error_code parse_header(std::span<const std::uint8_t>& in, std::vector<atom>& refs);
+    error_code decode_message(std::span<const std::uint8_t> body, std::span<const atom> refs,
+                              std::vector<dist_message>& out);
+    error_code parse_pass_through(std::span<const std::uint8_t> in, std::vector<dist_message>& out);
+
+    std::uint64_t flags_;
+    reader_limits limits_;
+    std::vector<atom> cache_;            // 2048 entries: 8 segments x 256
+    std::vector<std::uint8_t> partial_;  // incomplete frame, including its Len bytes
+    std::unordered_map<std::uint64_t, sequence> seqs_;
+    std::size_t frag_bytes_ = 0;
+    std::vector<atom> refs_scratch_;
+    std::uint64_t frames_ = 0;
+    std::uint64_t ticks_ = 0;
+    error_code error_;
+};
+
+struct writer_options {
+    // Messages whose header + control + payload exceed this are split into fragments when
+    // FRAGMENTS was negotiated (ERTS_DIST_FRAGMENT_SIZE in dist.h is 64 KiB). The control term
+    // always stays in the first fragment.
+    std::size_t fragment_size = 64 * 1024;
+};
+
+class dist_writer {
+  public:
+    explicit dist_writer(std::uint64_t negotiated_flags, writer_options opts = {});
+
+    // Appends one complete message (one frame, or several for fragments) to `out`.
+    // With DIST_HDR_ATOM_CACHE or FRAGMENTS negotiated a 131 68 header is used (atom cache refs
+    // only with DIST_HDR_ATOM_CACHE), else 112 pass-through. Never fails: terms are valid by
+    // construction.
+    void append_message(std::vector<std::uint8_t>& out, const term& control,
+                        const term* payload = nullptr);
+    // The 4-byte zero length (tick).
+    static void append_tick(std::vector<std::uint8_t>& out);
+
+    std::uint64_t fragmented_messages() const noexcept { return next_seq_ - 1; }
+
+  private:
+    class cache;
+    struct cache_deleter {
+        void operator()(cache*) const noexcept;
+    };
+    void write_cache_header(std::vector<std::uint8_t>& out);
+
+    std::uint64_t flags_;
+    writer_options opts_;
+    std::unique_ptr<cache, cache_deleter> cache_;  // only with DIST_HDR_ATOM_CACHE
+    std::vector<std::uint8_t> body_;               // scratch: encoded control + payload
+    std::uint64_t next_seq_ = 1;
+};
+
+}  // namespace erl::proto

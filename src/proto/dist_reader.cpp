@@ -1,0 +1,273 @@
+// Distribution frame reader: framing, pass-through, distribution header with the receive atom
+// cache, fragment reassembly. Layouts: erl_ext_dist "Distribution Header" and "Distribution
+// Header for fragmented messages"; erl_dist_protocol "Protocol between Connected Nodes".
+#include "proto/dist_codec.hpp"
+
+#include <algorithm>
+#include <utility>
+
+namespace erl::proto {
+
+namespace {
+
+constexpr std::uint8_t pass_through = 112;
+constexpr std::uint8_t version_magic = 131;
+constexpr std::uint8_t dist_header = 68;
+constexpr std::uint8_t dist_frag_header = 69;
+constexpr std::uint8_t dist_frag_cont = 70;
+constexpr std::size_t cache_size = 2048;  // 8 segments x 256 entries
+
+std::uint32_t get32(const std::uint8_t* p) noexcept {
+    return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
+           std::uint32_t{p[3]};
+}
+std::uint64_t get64(const std::uint8_t* p) noexcept {
+    return (std::uint64_t{get32(p)} << 32) | get32(p + 4);
+}
+
+// Opcode of a control tuple, or -1.
+int control_op(const term& ctl) noexcept {
+    if (!ctl.is_tuple() || ctl.size() == 0) return -1;
+    const term& first = ctl.as_tuple()[0];
+    if (!first.is_small()) return -1;
+    auto v = first.as_int64();
+    return v >= 0 && v < 256 ? static_cast<int>(v) : -1;
+}
+
+}  // namespace
+
+bool dop::carries_payload(int op) noexcept {
+    switch (op) {
+        case send:
+        case reg_send:
+        case send_tt:
+        case reg_send_tt:
+        case send_sender:
+        case send_sender_tt:
+        case payload_exit:
+        case payload_exit_tt:
+        case payload_exit2:
+        case payload_exit2_tt:
+        case payload_monitor_p_exit:
+        case spawn_request:
+        case spawn_request_tt:
+        case alias_send:
+        case alias_send_tt:
+            return true;
+        default:
+            return false;
+    }
+}
+
+dist_reader::dist_reader(std::uint64_t negotiated_flags, reader_limits limits)
+    : flags_(negotiated_flags), limits_(limits), cache_(cache_size, atom::from_entry(nullptr)) {}
+
+error_code dist_reader::fail(error_code ec) {
+    error_ = ec;
+    return ec;
+}
+
+void dist_reader::reset() {
+    partial_.clear();
+    partial_.shrink_to_fit();
+    seqs_.clear();
+    frag_bytes_ = 0;
+}
+
+error_code dist_reader::feed(std::span<const std::uint8_t> in, std::vector<dist_message>& out) {
+    if (error_) return error_;
+    std::size_t pos = 0;
+    if (!partial_.empty()) {
+        // Finish the frame started by an earlier chunk (the only copy the reader makes).
+        while (partial_.size() < 4 && pos < in.size())
+            partial_.push_back(in[pos++]);
+        if (partial_.size() < 4) return {};
+        std::size_t len = get32(partial_.data());
+        if (len > limits_.max_frame_size) return fail(make_error_code(errc::frame_too_large));
+        std::size_t take = std::min(4 + len - partial_.size(), in.size() - pos);
+        partial_.insert(partial_.end(), in.begin() + static_cast<std::ptrdiff_t>(pos),
+                        in.begin() + static_cast<std::ptrdiff_t>(pos + take));
+        pos += take;
+        if (partial_.size() < 4 + len) return {};
+        std::vector<std::uint8_t> frame;
+        frame.swap(partial_);
+        if (auto ec = parse_frame(std::span(frame).subspan(4), out)) return ec;
+    }
+    // Complete frames are parsed in place.
+    while (in.size() - pos >= 4) {
+        std::size_t len = get32(in.data() + pos);
+        if (len > limits_.max_frame_size) return fail(make_error_code(errc::frame_too_large));
+        if (in.size() - pos - 4 < len) break;
+        if (auto ec = parse_frame(in.subspan(pos + 4, len), out)) return ec;
+        pos += 4 + len;
+    }
+    partial_.assign(in.begin() + static_cast<std::ptrdiff_t>(pos), in.end());
+    if (partial_.size() >= 4 && get32(partial_.data()) > limits_.max_frame_size)
+        return fail(make_error_code(errc::frame_too_large));
+    return {};
+}
+
+error_code dist_reader::parse_frame(std::span<const std::uint8_t> data,
+                                    std::vector<dist_message>& out) {
+    if (error_) return error_;
+    ++frames_;
+    if (data.empty()) {
+        ++ticks_;
+        return {};
+    }
+    if (data[0] == pass_through) return parse_pass_through(data.subspan(1), out);
+    if (data[0] != version_magic || data.size() < 2) return fail(make_error_code(errc::bad_frame));
+    switch (data[1]) {
+        case dist_header: {
+            auto in = data.subspan(2);
+            if (auto ec = parse_header(in, refs_scratch_)) return ec;
+            return decode_message(in, refs_scratch_, out);
+        }
+        case dist_frag_header: {
+            if (data.size() < 18) return fail(make_error_code(errc::bad_dist_header));
+            std::uint64_t seq = get64(data.data() + 2);
+            std::uint64_t id = get64(data.data() + 10);
+            if (id == 0) return fail(make_error_code(errc::bad_dist_header));
+            auto in = data.subspan(18);
+            // The atom cache updates of a fragmented message take effect when its first
+            // fragment arrives, in stream order (as erts does when it prepares the first
+            // fragment), so later messages may already refer to them.
+            if (auto ec = parse_header(in, refs_scratch_)) return ec;
+            if (id == 1) return decode_message(in, refs_scratch_, out);
+            if (seqs_.count(seq)) return fail(make_error_code(errc::bad_frame));
+            if (seqs_.size() >= limits_.max_fragment_sequences ||
+                in.size() > limits_.max_fragmented_bytes - frag_bytes_)
+                return fail(make_error_code(errc::limit_exceeded));
+            sequence s;
+            s.refs = refs_scratch_;
+            s.data.assign(in.begin(), in.end());
+            s.next_id = id - 1;
+            frag_bytes_ += in.size();
+            seqs_.emplace(seq, std::move(s));
+            return {};
+        }
+        case dist_frag_cont: {
+            if (data.size() < 18) return fail(make_error_code(errc::bad_dist_header));
+            std::uint64_t seq = get64(data.data() + 2);
+            std::uint64_t id = get64(data.data() + 10);
+            auto it = seqs_.find(seq);
+            if (it == seqs_.end() || id != it->second.next_id)
+                return fail(make_error_code(errc::bad_frame));
+            auto in = data.subspan(18);
+            if (in.size() > limits_.max_fragmented_bytes - frag_bytes_)
+                return fail(make_error_code(errc::limit_exceeded));
+            auto& s = it->second;
+            s.data.insert(s.data.end(), in.begin(), in.end());
+            frag_bytes_ += in.size();
+            if (id > 1) {
+                s.next_id = id - 1;
+                return {};
+            }
+            sequence done = std::move(s);
+            seqs_.erase(it);
+            frag_bytes_ -= done.data.size();
+            return decode_message(done.data, done.refs, out);
+        }
+        default:
+            return fail(make_error_code(errc::bad_dist_header));
+    }
+}
+
+// NumberOfAtomCacheRefs:8, Flags (NumberOfAtomCacheRefs/2+1 bytes of half-byte flags,
+// NewCacheEntryFlag:1 SegmentIndex:3 per ref, then the LongAtoms half-byte), then per ref
+// InternalSegmentIndex:8 [+ Length:8|16 + AtomText for new entries].
+error_code dist_reader::parse_header(std::span<const std::uint8_t>& in, std::vector<atom>& refs) {
+    auto bad = [&] { return fail(make_error_code(errc::bad_dist_header)); };
+    refs.clear();
+    if (in.empty()) return bad();
+    const std::size_t n = in[0];
+    std::size_t pos = 1;
+    if (n == 0) {
+        in = in.subspan(pos);
+        return {};
+    }
+    const std::size_t flag_bytes = n / 2 + 1;
+    if (in.size() - pos < flag_bytes) return bad();
+    const std::uint8_t* flags = in.data() + pos;
+    pos += flag_bytes;
+    auto nibble = [&](std::size_t i) { return (flags[i / 2] >> ((i % 2) * 4)) & 0xf; };
+    const bool long_atoms = nibble(n) & 1;
+    refs.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        const unsigned f = nibble(i);
+        if (pos >= in.size()) return bad();
+        const std::size_t cix = (f & 7) * 256 + in[pos++];
+        if (f & 8) {
+            std::size_t len;
+            if (long_atoms) {
+                if (in.size() - pos < 2) return bad();
+                len = (std::size_t{in[pos]} << 8) | in[pos + 1];
+                pos += 2;
+            } else {
+                if (in.size() - pos < 1) return bad();
+                len = in[pos++];
+            }
+            if (in.size() - pos < len) return bad();
+            // UTF8_ATOMS is mandatory, so the text is UTF-8 (erl_ext_dist).
+            auto a =
+                atom::make(std::string_view(reinterpret_cast<const char*>(in.data() + pos), len));
+            if (!a) return fail(a.error());
+            pos += len;
+            cache_[cix] = *a;
+            refs.push_back(*a);
+        } else {
+            if (cache_[cix].entry() == nullptr)
+                return fail(make_error_code(errc::bad_atom_cache_ref));
+            refs.push_back(cache_[cix]);
+        }
+    }
+    in = in.subspan(pos);
+    return {};
+}
+
+error_code dist_reader::decode_message(std::span<const std::uint8_t> body,
+                                       std::span<const atom> refs, std::vector<dist_message>& out) {
+    std::size_t used = 0;
+    auto ctl = etf::decode_body(body, used, limits_.term_limits, refs);
+    if (!ctl) return fail(ctl.error());
+    const int op = control_op(*ctl);
+    if (op < 0) return fail(make_error_code(errc::bad_control_message));
+    auto rest = body.subspan(used);
+    dist_message m{std::move(*ctl), std::nullopt};
+    if (!rest.empty()) {
+        std::size_t used2 = 0;
+        auto p = etf::decode_body(rest, used2, limits_.term_limits, refs);
+        if (!p) return fail(p.error());
+        if (used2 != rest.size()) return fail(make_error_code(errc::trailing_bytes));
+        m.payload = std::move(*p);
+    } else if (dop::carries_payload(op)) {
+        return fail(make_error_code(errc::bad_control_message));
+    }
+    out.push_back(std::move(m));
+    return {};
+}
+
+// 112, 131 Control, [131 Payload] — terms with version bytes, no atom cache.
+error_code dist_reader::parse_pass_through(std::span<const std::uint8_t> in,
+                                           std::vector<dist_message>& out) {
+    if (in.empty() || in[0] != version_magic) return fail(make_error_code(errc::bad_version));
+    std::size_t used = 0;
+    auto ctl = etf::decode_body(in.subspan(1), used, limits_.term_limits);
+    if (!ctl) return fail(ctl.error());
+    const int op = control_op(*ctl);
+    if (op < 0) return fail(make_error_code(errc::bad_control_message));
+    auto rest = in.subspan(1 + used);
+    dist_message m{std::move(*ctl), std::nullopt};
+    if (!rest.empty()) {
+        // etf::decode handles the 131 byte, a compressed (80) payload and trailing bytes.
+        auto p = etf::decode(rest, limits_.term_limits);
+        if (!p) return fail(p.error());
+        m.payload = std::move(*p);
+    } else if (dop::carries_payload(op)) {
+        return fail(make_error_code(errc::bad_control_message));
+    }
+    out.push_back(std::move(m));
+    return {};
+}
+
+}  // namespace erl::proto

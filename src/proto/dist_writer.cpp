@@ -1,0 +1,192 @@
+// Distribution frame writer: pass-through or distribution header with the outgoing atom cache,
+// and fragmentation of large messages. Layouts: erl_ext_dist "Distribution Header"; the cache
+// policy mirrors erts external.c (one slot per atom chosen by hash, at most 255 cache refs per
+// message, atoms beyond that or colliding within a message are written inline).
+#include "proto/dist_codec.hpp"
+
+#include <algorithm>
+
+namespace erl::proto {
+
+namespace {
+
+constexpr std::uint8_t pass_through = 112;
+constexpr std::uint8_t version_magic = 131;
+constexpr std::uint8_t dist_header = 68;
+constexpr std::uint8_t dist_frag_header = 69;
+constexpr std::uint8_t dist_frag_cont = 70;
+constexpr std::size_t cache_size = 2048;
+constexpr std::size_t used_cache_size = 2039;  // prime, as erts ERTS_USE_ATOM_CACHE_SIZE
+constexpr std::size_t max_refs_per_message = 255;
+
+void put32(std::vector<std::uint8_t>& v, std::uint32_t x) {
+    for (int s = 24; s >= 0; s -= 8)
+        v.push_back(static_cast<std::uint8_t>(x >> s));
+}
+void put64(std::vector<std::uint8_t>& v, std::uint64_t x) {
+    put32(v, static_cast<std::uint32_t>(x >> 32));
+    put32(v, static_cast<std::uint32_t>(x));
+}
+void patch32(std::vector<std::uint8_t>& v, std::size_t at, std::uint32_t x) {
+    v[at] = static_cast<std::uint8_t>(x >> 24);
+    v[at + 1] = static_cast<std::uint8_t>(x >> 16);
+    v[at + 2] = static_cast<std::uint8_t>(x >> 8);
+    v[at + 3] = static_cast<std::uint8_t>(x);
+}
+
+}  // namespace
+
+// Outgoing atom cache: what we believe the peer's receive cache holds, plus the refs of the
+// message being encoded.
+class dist_writer::cache final : public etf::atom_cache_writer {
+  public:
+    struct ref {
+        std::uint16_t cix;
+        bool is_new;
+        atom a;
+    };
+
+    cache() {
+        slots_.fill(nullptr);
+        msg_index_.fill(-1);
+    }
+
+    void begin_message() {
+        for (auto& r : refs_)
+            msg_index_[r.cix] = -1;
+        refs_.clear();
+    }
+
+    int index_of(atom a) override {
+        const auto cix = static_cast<std::uint16_t>(a.hash() % used_cache_size);
+        const int existing = msg_index_[cix];
+        if (existing >= 0) return refs_[static_cast<std::size_t>(existing)].a == a ? existing : -1;
+        if (refs_.size() >= max_refs_per_message) return -1;
+        const bool is_new = slots_[cix] != a.entry();
+        slots_[cix] = a.entry();
+        refs_.push_back({cix, is_new, a});
+        msg_index_[cix] = static_cast<std::int16_t>(refs_.size() - 1);
+        return static_cast<int>(refs_.size() - 1);
+    }
+
+    const std::vector<ref>& refs() const noexcept { return refs_; }
+
+  private:
+    std::array<const detail::atom_entry*, cache_size> slots_;
+    std::array<std::int16_t, cache_size> msg_index_;
+    std::vector<ref> refs_;
+};
+
+void dist_writer::cache_deleter::operator()(cache* c) const noexcept {
+    delete c;
+}
+
+dist_writer::dist_writer(std::uint64_t negotiated_flags, writer_options opts)
+    : flags_(negotiated_flags), opts_(opts) {
+    if (opts_.fragment_size < 1) opts_.fragment_size = 1;
+    if (flags_ & dflag::dist_hdr_atom_cache) cache_.reset(new cache());
+}
+
+void dist_writer::append_tick(std::vector<std::uint8_t>& out) {
+    put32(out, 0);
+}
+
+// NumberOfAtomCacheRefs, half-byte flags (+ LongAtoms), refs — for the refs of the message just
+// encoded.
+void dist_writer::write_cache_header(std::vector<std::uint8_t>& out) {
+    if (!cache_ || cache_->refs().empty()) {
+        out.push_back(0);
+        return;
+    }
+    const auto& refs = cache_->refs();
+    const std::size_t n = refs.size();
+    bool long_atoms = false;
+    for (auto& r : refs)
+        if (r.is_new && r.a.str().size() > 255) long_atoms = true;
+    out.push_back(static_cast<std::uint8_t>(n));
+    const std::size_t flags_at = out.size();
+    out.resize(out.size() + n / 2 + 1, 0);
+    auto set_nibble = [&](std::size_t i, unsigned v) {
+        out[flags_at + i / 2] |= static_cast<std::uint8_t>((v & 0xf) << ((i % 2) * 4));
+    };
+    for (std::size_t i = 0; i < n; ++i)
+        set_nibble(i, (refs[i].is_new ? 8u : 0u) | (refs[i].cix >> 8));
+    set_nibble(n, long_atoms ? 1u : 0u);
+    for (auto& r : refs) {
+        out.push_back(static_cast<std::uint8_t>(r.cix & 0xff));
+        if (!r.is_new) continue;
+        auto text = r.a.str();
+        if (long_atoms) out.push_back(static_cast<std::uint8_t>(text.size() >> 8));
+        out.push_back(static_cast<std::uint8_t>(text.size()));
+        out.insert(out.end(), text.begin(), text.end());
+    }
+}
+
+void dist_writer::append_message(std::vector<std::uint8_t>& out, const term& control,
+                                 const term* payload) {
+    const bool use_header = flags_ & (dflag::dist_hdr_atom_cache | dflag::fragments);
+    if (!use_header) {
+        // 112, 131 Control, [131 Payload]
+        const std::size_t len_at = out.size();
+        put32(out, 0);
+        out.push_back(pass_through);
+        etf::encode_append(out, control);
+        if (payload) etf::encode_append(out, *payload);
+        patch32(out, len_at, static_cast<std::uint32_t>(out.size() - len_at - 4));
+        return;
+    }
+
+    // Encode the terms first: the header lists the atoms they reference.
+    if (cache_) cache_->begin_message();
+    body_.clear();
+    etf::encode_body(body_, control, cache_.get());
+    const std::size_t control_size = body_.size();
+    if (payload) etf::encode_body(body_, *payload, cache_.get());
+
+    std::vector<std::uint8_t> hdr;
+    write_cache_header(hdr);
+
+    const bool fragment =
+        (flags_ & dflag::fragments) && 2 + hdr.size() + body_.size() > opts_.fragment_size;
+    if (!fragment) {
+        put32(out, static_cast<std::uint32_t>(2 + hdr.size() + body_.size()));
+        out.push_back(version_magic);
+        out.push_back(dist_header);
+        out.insert(out.end(), hdr.begin(), hdr.end());
+        out.insert(out.end(), body_.begin(), body_.end());
+        return;
+    }
+
+    // Fragments: the first carries the cache header, the whole control term and up to
+    // fragment_size body bytes; the rest carry fragment_size bytes each. Ids count down to 1.
+    const std::size_t fs = opts_.fragment_size;
+    const std::size_t first = std::min(body_.size(), std::max(fs, control_size));
+    const std::size_t rest = body_.size() - first;
+    const std::uint64_t count = 1 + (rest + fs - 1) / fs;
+    const std::uint64_t seq = next_seq_++;
+    std::uint64_t id = count;
+
+    put32(out, static_cast<std::uint32_t>(18 + hdr.size() + first));
+    out.push_back(version_magic);
+    out.push_back(dist_frag_header);
+    put64(out, seq);
+    put64(out, id--);
+    out.insert(out.end(), hdr.begin(), hdr.end());
+    out.insert(out.end(), body_.begin(), body_.begin() + static_cast<std::ptrdiff_t>(first));
+    for (std::size_t off = first; off < body_.size(); off += fs) {
+        const std::size_t n = std::min(fs, body_.size() - off);
+        put32(out, static_cast<std::uint32_t>(18 + n));
+        out.push_back(version_magic);
+        out.push_back(dist_frag_cont);
+        put64(out, seq);
+        put64(out, id--);
+        out.insert(out.end(), body_.begin() + static_cast<std::ptrdiff_t>(off),
+                   body_.begin() + static_cast<std::ptrdiff_t>(off + n));
+    }
+    if (body_.capacity() > 4 * fs) {
+        body_.clear();
+        body_.shrink_to_fit();  // don't keep a huge scratch buffer after one big message
+    }
+}
+
+}  // namespace erl::proto
