@@ -1,0 +1,542 @@
+// erl::term heap blocks, constructors, raw builders and accessors.
+#include "term_internal.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <stdexcept>
+
+namespace erl::detail {
+
+namespace {
+
+// One allocation per block: header followed by the trailing array (term_heap.hpp layout).
+template <class Block, class Elem>
+Block* alloc_block(kind k, std::size_t n) {
+    constexpr std::size_t max_n = (std::numeric_limits<std::size_t>::max() - sizeof(Block)) /
+                                  (sizeof(Elem) ? sizeof(Elem) : 1);
+    if (n > max_n) throw std::bad_alloc();
+    void* mem = ::operator new(sizeof(Block) + n * sizeof(Elem));
+    Block* b = ::new (mem) Block();
+    b->h.kind = k;
+    b->h.size = n;
+    return b;
+}
+
+template <class T>
+term make_value(kind k, std::uint8_t flags, const T& v) {
+    void* mem = ::operator new(sizeof(value_block<T>));
+    value_block<T>* b;
+    try {
+        b = ::new (mem) value_block<T>{heap_header{}, v};
+    } catch (...) {
+        ::operator delete(mem);
+        throw;
+    }
+    b->h.kind = k;
+    b->h.flags = flags;
+    return term::from_heap(k, &b->h);
+}
+
+// Work list for destroy(): a small inline stack that spills to the heap, so freeing a
+// 1,000,000-deep term neither recurses nor allocates in the common case.
+struct pending {
+    heap_header* inline_[64];
+    std::size_t n = 0;
+    std::vector<heap_header*> spill;
+
+    void push(heap_header* h) {
+        if (n < 64)
+            inline_[n++] = h;
+        else
+            spill.push_back(h);
+    }
+    heap_header* pop() noexcept {
+        if (!spill.empty()) {
+            heap_header* h = spill.back();
+            spill.pop_back();
+            return h;
+        }
+        return n ? inline_[--n] : nullptr;
+    }
+};
+
+void free_block(heap_header* h, pending& work) noexcept;
+
+// Drops one reference held by a child term of a dying block; a child whose count reaches
+// zero is queued instead of being destroyed recursively.
+inline void drop(const term& t, pending& work) noexcept {
+    heap_header* h = t.heap();
+    if (!h) return;
+    // Sole owner: nobody else can touch the count, so skip the atomic RMW.
+    if (h->refs.load(std::memory_order_acquire) == 1 ||
+        h->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        try {
+            work.push(h);
+        } catch (...) {
+            free_block(h, work);  // out of memory for the work list: recurse instead
+        }
+    }
+}
+
+// Neutralizes a term in place without touching its block (used where a destructor will
+// still run over the storage, e.g. closure::free_vars).
+inline void disown(term& t) noexcept {
+    ::new (&t) term();
+}
+
+void free_block(heap_header* h, pending& work) noexcept {
+    switch (h->kind) {
+        case kind::tuple: {
+            auto* b = reinterpret_cast<tuple_block*>(h);
+            term* e = b->elems();
+            for (std::size_t i = 0; i < h->size; ++i)
+                drop(e[i], work);
+            break;
+        }
+        case kind::list: {
+            auto* b = reinterpret_cast<list_block*>(h);
+            term* e = b->elems();
+            for (std::size_t i = 0; i < h->size; ++i)
+                drop(e[i], work);
+            drop(b->tail, work);
+            break;
+        }
+        case kind::map: {
+            auto* b = reinterpret_cast<map_block*>(h);
+            auto* p = b->pairs();
+            for (std::size_t i = 0; i < h->size; ++i) {
+                drop(p[i].first, work);
+                drop(p[i].second, work);
+            }
+            break;
+        }
+        case kind::fun:
+            if (h->flags == 0) {
+                auto* b = reinterpret_cast<value_block<closure>*>(h);
+                drop(b->value.pid, work);
+                disown(b->value.pid);
+                for (term& t : b->value.free_vars) {
+                    drop(t, work);
+                    disown(t);
+                }
+                b->value.~closure();
+            }
+            break;
+        default:  // bytes, limbs, pid/port/reference/export: trivially destructible payloads
+            break;
+    }
+    ::operator delete(h);
+}
+
+}  // namespace
+
+void destroy(heap_header* h) noexcept {
+    pending work;
+    do {
+        free_block(h, work);
+    } while ((h = work.pop()));
+}
+
+term new_tuple(std::size_t n, term*& elems) {
+    auto* b = alloc_block<tuple_block, term>(kind::tuple, n);
+    elems = b->elems();
+    std::uninitialized_default_construct_n(elems, n);
+    return term::from_heap(kind::tuple, &b->h);
+}
+
+term new_list(std::size_t n, term*& elems, term*& tail) {
+    if (n == 0) throw std::invalid_argument("erl::detail::new_list: n must be >= 1");
+    auto* b = alloc_block<list_block, term>(kind::list, n);
+    elems = b->elems();
+    std::uninitialized_default_construct_n(elems, n);
+    tail = &b->tail;
+    return term::from_heap(kind::list, &b->h);
+}
+
+term new_map(std::size_t n, std::pair<term, term>*& pairs) {
+    auto* b = alloc_block<map_block, std::pair<term, term>>(kind::map, n);
+    pairs = b->pairs();
+    std::uninitialized_default_construct_n(pairs, n);
+    return term::from_heap(kind::map, &b->h);
+}
+
+error_code finish_map(term& m) noexcept {
+    if (m.type() != kind::map) return make_error_code(errc::invalid_term);
+    auto* b = reinterpret_cast<map_block*>(m.heap());
+    auto* p = b->pairs();
+    std::size_t n = b->h.size;
+    auto less = [](const std::pair<term, term>& x, const std::pair<term, term>& y) noexcept {
+        return compare_exact(x.first, y.first) < 0;
+    };
+    bool sorted = true;
+    for (std::size_t i = 1; i < n; ++i) {
+        int c = compare_exact(p[i - 1].first, p[i].first);
+        if (c == 0) return make_error_code(errc::duplicate_map_key);
+        if (c > 0) {
+            sorted = false;
+            break;
+        }
+    }
+    if (sorted) return {};
+    std::sort(p, p + n, less);
+    for (std::size_t i = 1; i < n; ++i)
+        if (compare_exact(p[i - 1].first, p[i].first) == 0)
+            return make_error_code(errc::duplicate_map_key);
+    return {};
+}
+
+term new_binary(std::size_t bytes, std::uint8_t*& data, unsigned trailing_bits) {
+    if (trailing_bits == 0 || trailing_bits > 8 || bytes == 0) trailing_bits = 8;
+    kind k = trailing_bits == 8 ? kind::binary : kind::bitstring;
+    auto* b = alloc_block<binary_block, std::uint8_t>(k, bytes);
+    b->h.flags = static_cast<std::uint8_t>(trailing_bits);
+    data = b->data();
+    if (bytes) std::memset(data, 0, bytes);
+    return term::from_heap(k, &b->h);
+}
+
+term new_bignum(bool negative, std::size_t limbs, std::uint32_t*& data) {
+    auto* b = alloc_block<bignum_block, std::uint32_t>(kind::bignum, limbs);
+    b->h.flags = negative ? 1 : 0;
+    data = b->limbs();
+    if (limbs) std::memset(data, 0, limbs * sizeof(std::uint32_t));
+    return term::from_heap(kind::bignum, &b->h);
+}
+
+term normalize_integer(term t) {
+    if (t.type() != kind::bignum) return t;
+    auto* b = reinterpret_cast<bignum_block*>(t.heap());
+    std::size_t n = b->h.size;
+    const std::uint32_t* l = b->limbs();
+    while (n > 0 && l[n - 1] == 0)
+        --n;
+    bool neg = b->h.flags != 0;
+    if (n <= 2) {
+        std::uint64_t v = n == 0 ? 0 : (n == 1 ? l[0] : (l[0] | (std::uint64_t(l[1]) << 32)));
+        if (!neg && v <= std::uint64_t(INT64_MAX)) return term(static_cast<long long>(v));
+        if (neg && v <= std::uint64_t(INT64_MAX) + 1)
+            return term(static_cast<long long>(0 - v));  // two's complement wrap is exact
+    }
+    if (n != b->h.size) {
+        if (t.heap()->refs.load(std::memory_order_acquire) == 1) {
+            b->h.size = n;  // unshared: shrink in place (limbs are trivially destructible)
+        } else {
+            std::uint32_t* d;
+            term c = new_bignum(neg, n, d);
+            std::memcpy(d, l, n * sizeof(std::uint32_t));
+            return c;
+        }
+    }
+    return t;
+}
+
+}  // namespace erl::detail
+
+namespace erl {
+
+namespace {
+const char* kind_name(kind k) noexcept {
+    switch (k) {
+        case kind::integer:
+            return "integer";
+        case kind::bignum:
+            return "bignum";
+        case kind::float_:
+            return "float";
+        case kind::atom:
+            return "atom";
+        case kind::reference:
+            return "reference";
+        case kind::fun:
+            return "fun";
+        case kind::port:
+            return "port";
+        case kind::pid:
+            return "pid";
+        case kind::tuple:
+            return "tuple";
+        case kind::map:
+            return "map";
+        case kind::nil:
+            return "[]";
+        case kind::list:
+            return "list";
+        case kind::binary:
+            return "binary";
+        case kind::bitstring:
+            return "bitstring";
+    }
+    return "?";
+}
+}  // namespace
+
+[[noreturn]] void throw_bad_term_access(const char* wanted, const term& got) {
+    std::string msg = "erl::bad_term_access: expected ";
+    msg += wanted;
+    msg += ", got ";
+    msg += kind_name(got.type());
+    msg += ' ';
+    print_options o;
+    o.max_depth = 4;
+    std::string s = to_string(got, o);
+    if (s.size() > 200) {
+        s.resize(200);
+        s += "...";
+    }
+    msg += s;
+    throw bad_term_access(msg);
+}
+
+// --- constructors -------------------------------------------------------------------------
+
+term::term(unsigned long v) : term(static_cast<unsigned long long>(v)) {}
+
+term::term(unsigned long long v) {
+    if (v <= static_cast<unsigned long long>(INT64_MAX)) {
+        kind_ = kind::integer;
+        i_ = static_cast<std::int64_t>(v);
+        return;
+    }
+    kind_ = kind::nil;
+    i_ = 0;
+    std::uint32_t* d;
+    term b = detail::new_bignum(false, 2, d);
+    d[0] = static_cast<std::uint32_t>(v);
+    d[1] = static_cast<std::uint32_t>(v >> 32);
+    swap(b);
+}
+
+term::term(double v) {
+    if (!std::isfinite(v))
+        throw std::domain_error("erl::term: NaN and infinity are not Erlang floats");
+    kind_ = kind::float_;
+    f_ = v;
+}
+
+term::term(bool v) noexcept : kind_(kind::atom) {
+    a_ = (v ? atoms::true_() : atoms::false_()).entry();
+}
+
+term::term(const pid& p) : kind_(kind::nil), i_(0) {
+    term t = detail::make_value(kind::pid, 0, p);
+    swap(t);
+}
+term::term(const port& p) : kind_(kind::nil), i_(0) {
+    term t = detail::make_value(kind::port, 0, p);
+    swap(t);
+}
+term::term(const reference& r) : kind_(kind::nil), i_(0) {
+    reference c = r;
+    if (c.len > 5) c.len = 5;
+    term t = detail::make_value(kind::reference, 0, c);
+    swap(t);
+}
+term::term(const export_fun& f) : kind_(kind::nil), i_(0) {
+    term t = detail::make_value(kind::fun, 1, f);
+    swap(t);
+}
+term::term(const closure& f) : kind_(kind::nil), i_(0) {
+    term t = detail::make_value(kind::fun, 0, f);
+    swap(t);
+}
+
+bool operator==(const reference& a, const reference& b) noexcept {
+    if (a.node != b.node || a.creation != b.creation || a.len != b.len) return false;
+    for (std::size_t i = 0; i < a.len && i < 5; ++i)
+        if (a.ids[i] != b.ids[i]) return false;
+    return true;
+}
+
+// --- inspection ---------------------------------------------------------------------------
+
+bool term::is_bool() const noexcept {
+    return kind_ == kind::atom && (a_ == atoms::true_().entry() || a_ == atoms::false_().entry());
+}
+
+bool term::is_proper_list() const noexcept {
+    if (kind_ == kind::nil) return true;
+    if (kind_ != kind::list) return false;
+    const term* t = this;
+    while (t->kind_ == kind::list)
+        t = &reinterpret_cast<detail::list_block*>(t->h_)->tail;
+    return t->kind_ == kind::nil;
+}
+
+bool term::as_bool() const {
+    if (kind_ == kind::atom) {
+        if (a_ == atoms::true_().entry()) return true;
+        if (a_ == atoms::false_().entry()) return false;
+    }
+    throw_bad_term_access("boolean", *this);
+}
+
+std::size_t term::bit_size() const {
+    if (kind_ == kind::binary) return h_->size * 8;
+    if (kind_ == kind::bitstring) return (h_->size - 1) * 8 + h_->flags;
+    throw_bad_term_access("bitstring", *this);
+}
+
+unsigned term::trailing_bits() const {
+    if (kind_ == kind::binary) return 8;
+    if (kind_ == kind::bitstring) return h_->flags;
+    throw_bad_term_access("bitstring", *this);
+}
+
+std::size_t term::size() const noexcept {
+    switch (kind_) {
+        case kind::tuple:
+        case kind::map:
+        case kind::binary:
+        case kind::bitstring:
+            return h_->size;
+        case kind::list: {
+            std::size_t n = 0;
+            const term* t = this;
+            while (t->kind_ == kind::list) {
+                n += t->h_->size;
+                t = &reinterpret_cast<detail::list_block*>(t->h_)->tail;
+            }
+            return n;
+        }
+        default:
+            return 0;
+    }
+}
+
+const term& term::operator[](std::size_t i) const {
+    if (kind_ != kind::tuple) throw_bad_term_access("tuple", *this);
+    if (i >= h_->size) throw bad_term_access("erl::term: tuple index out of range");
+    return reinterpret_cast<detail::tuple_block*>(h_)->elems()[i];
+}
+
+const term* term::find(const term& key) const noexcept {
+    if (kind_ != kind::map) return nullptr;
+    auto* b = reinterpret_cast<detail::map_block*>(h_);
+    const auto* p = b->pairs();
+    std::size_t n = b->h.size;
+    if (n <= 8) {
+        for (std::size_t i = 0; i < n; ++i)
+            if (p[i].first == key) return &p[i].second;
+        return nullptr;
+    }
+    std::size_t lo = 0, hi = n;
+    while (lo < hi) {
+        std::size_t mid = lo + (hi - lo) / 2;
+        int c = detail::compare_exact(p[mid].first, key);
+        if (c == 0) return &p[mid].second;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return nullptr;
+}
+
+std::string term::to_string() const {
+    return erl::to_string(*this);
+}
+
+// --- builders -----------------------------------------------------------------------------
+
+term make_tuple(std::vector<term> elements) {
+    term* e;
+    term t = detail::new_tuple(elements.size(), e);
+    std::move(elements.begin(), elements.end(), e);
+    return t;
+}
+
+term make_list(std::vector<term> elements, term tail) {
+    if (elements.empty()) return tail;
+    std::size_t n = elements.size();
+    std::size_t extra = 0;
+    // Keep the invariant that a list's tail is never a non-empty list: append the tail's
+    // elements so as_list() shows the whole list.
+    if (tail.type() == kind::list) extra = tail.size();
+    term *e, *t;
+    term l = detail::new_list(n + extra, e, t);
+    std::move(elements.begin(), elements.end(), e);
+    if (extra) {
+        detail::list_cursor c(tail);
+        std::size_t i = n;
+        while (const term* x = c.next())
+            e[i++] = *x;
+        *t = c.final_tail();
+    } else {
+        *t = std::move(tail);
+    }
+    return l;
+}
+
+term make_map(std::vector<std::pair<term, term>> pairs) {
+    std::stable_sort(pairs.begin(), pairs.end(), [](const auto& x, const auto& y) noexcept {
+        return detail::compare_exact(x.first, y.first) < 0;
+    });
+    // Last one wins among equal keys: keep the last of each run.
+    std::size_t out = 0;
+    for (std::size_t i = 0; i < pairs.size(); ++i) {
+        if (i + 1 < pairs.size() && detail::compare_exact(pairs[i].first, pairs[i + 1].first) == 0)
+            continue;
+        if (out != i) pairs[out] = std::move(pairs[i]);
+        ++out;
+    }
+    std::pair<term, term>* p;
+    term m = detail::new_map(out, p);
+    std::move(pairs.begin(), pairs.begin() + static_cast<std::ptrdiff_t>(out), p);
+    return m;
+}
+
+term map(std::initializer_list<std::pair<term, term>> pairs) {
+    return make_map(std::vector<std::pair<term, term>>(pairs));
+}
+
+term binary(std::string_view bytes) {
+    std::uint8_t* d;
+    term t = detail::new_binary(bytes.size(), d);
+    if (!bytes.empty()) std::memcpy(d, bytes.data(), bytes.size());
+    return t;
+}
+
+term binary(std::span<const std::uint8_t> bytes) {
+    std::uint8_t* d;
+    term t = detail::new_binary(bytes.size(), d);
+    if (!bytes.empty()) std::memcpy(d, bytes.data(), bytes.size());
+    return t;
+}
+
+term bitstring(std::span<const std::uint8_t> bytes, std::size_t bits) {
+    std::size_t n = (bits + 7) / 8;
+    if (bytes.size() < n) throw std::invalid_argument("erl::bitstring: not enough bytes for bits");
+    unsigned tb = bits % 8 == 0 ? 8 : static_cast<unsigned>(bits % 8);
+    std::uint8_t* d;
+    term t = detail::new_binary(n, d, tb);
+    if (n) {
+        std::memcpy(d, bytes.data(), n);
+        if (tb != 8) d[n - 1] &= static_cast<std::uint8_t>(0xFF << (8 - tb));  // unused bits = 0
+    }
+    return t;
+}
+
+term charlist(std::string_view utf8) {
+    std::vector<term> cps;
+    cps.reserve(utf8.size());
+    std::size_t i = 0;
+    while (i < utf8.size()) {
+        std::uint32_t cp;
+        if (!detail::utf8_decode(utf8, i, cp))
+            throw std::invalid_argument("erl::charlist: invalid UTF-8");
+        cps.emplace_back(static_cast<long long>(cp));
+    }
+    return make_list(std::move(cps));
+}
+
+term make_integer(bool negative, std::span<const std::uint32_t> limbs) {
+    std::uint32_t* d;
+    term t = detail::new_bignum(negative, limbs.size(), d);
+    if (!limbs.empty()) std::memcpy(d, limbs.data(), limbs.size() * sizeof(std::uint32_t));
+    return detail::normalize_integer(std::move(t));
+}
+
+}  // namespace erl
