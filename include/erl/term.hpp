@@ -79,6 +79,7 @@ atom true_() noexcept;
 atom false_() noexcept;
 atom undefined() noexcept;
 atom nonode_nohost() noexcept;
+atom normal() noexcept;
 }  // namespace atoms
 
 // ---------------------------------------------------------------------------------------------

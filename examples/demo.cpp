@@ -1,0 +1,142 @@
+// erlcpp-demo: a C++ node for real Erlang/Elixir nodes to ping, message, link and monitor.
+//
+//   erlcpp-demo --name demo@127.0.0.1 --cookie secret [--epmd-port N] [--threads N]
+//               [--epmd spawn|embedded|require] [--ticktime MS] [--hidden]
+//
+// Prints "ready <node>" on stdout once registered with EPMD and reachable, then serves until
+// SIGINT/SIGTERM or until stdin is closed (when started with --stdin-lifetime).
+//
+// Registered processes:
+//   echo  {Pid, T}      -> Pid ! T
+//   sink  any message   -> counted;  {done, Pid} -> Pid ! {count, N}, and the count resets
+#include <erl/node.hpp>
+
+#include <unistd.h>
+#include <atomic>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <thread>
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+void on_signal(int) {
+    g_stop = true;
+}
+
+[[noreturn]] void usage(const char* msg) {
+    std::cerr << "erlcpp-demo: " << msg << "\n"
+              << "usage: erlcpp-demo --name NAME@HOST [--cookie C] [--epmd-port N] "
+                 "[--threads N] [--epmd spawn|embedded|require] [--ticktime MS] [--hidden] "
+                 "[--sname] [--stdin-lifetime]\n";
+    std::exit(2);
+}
+
+void echo_loop(erl::mailbox mb) {
+    while (auto m = mb.receive()) {
+        if (m->is_tuple(2) && (*m)[0].is_pid()) mb.send((*m)[0].as_pid(), (*m)[1]);
+    }
+}
+
+void sink_loop(erl::mailbox mb) {
+    const erl::atom done("done");
+    const erl::atom count("count");
+    std::int64_t n = 0;
+    while (auto m = mb.receive()) {
+        if (m->is_tuple(2) && (*m)[0].is_atom(done) && (*m)[1].is_pid()) {
+            mb.send((*m)[1].as_pid(), erl::tuple(count, n));
+            n = 0;
+        } else {
+            ++n;
+        }
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    erl::node_options opts;
+    opts.name = "demo@127.0.0.1";
+    bool stdin_lifetime = false;
+    for (int i = 1; i < argc; ++i) {
+        std::string a = argv[i];
+        auto value = [&]() -> std::string {
+            if (i + 1 >= argc) usage(("missing value for " + a).c_str());
+            return argv[++i];
+        };
+        if (a == "--name" || a == "-name") {
+            opts.name = value();
+            opts.long_names = true;
+        } else if (a == "--sname" || a == "-sname") {
+            opts.name = value();
+            opts.long_names = false;
+        } else if (a == "--cookie" || a == "-setcookie") {
+            opts.cookie = value();
+        } else if (a == "--epmd-port") {
+            opts.epmd_port = static_cast<std::uint16_t>(std::stoi(value()));
+        } else if (a == "--threads") {
+            opts.threads = static_cast<unsigned>(std::stoi(value()));
+        } else if (a == "--ticktime") {
+            opts.net_ticktime = std::chrono::milliseconds(std::stoll(value()));
+        } else if (a == "--epmd") {
+            std::string m = value();
+            if (m == "spawn")
+                opts.epmd = erl::epmd_mode::spawn_daemon;
+            else if (m == "embedded")
+                opts.epmd = erl::epmd_mode::in_process;
+            else if (m == "require")
+                opts.epmd = erl::epmd_mode::require_running;
+            else
+                usage("--epmd takes spawn, embedded or require");
+        } else if (a == "--hidden") {
+            opts.hidden = true;
+        } else if (a == "--stdin-lifetime") {
+            stdin_lifetime = true;
+        } else if (a == "-h" || a == "--help") {
+            usage("help");
+        } else {
+            usage(("unknown option " + a).c_str());
+        }
+    }
+
+    std::signal(SIGINT, on_signal);
+    std::signal(SIGTERM, on_signal);
+    std::signal(SIGPIPE, SIG_IGN);
+
+    erl::node node(opts);
+    if (auto ec = node.start()) {
+        std::cerr << "erlcpp-demo: cannot start node " << opts.name << ": " << ec.message() << "\n";
+        return 1;
+    }
+    auto echo = node.spawn_mailbox(erl::atom("echo"));
+    auto sink = node.spawn_mailbox(erl::atom("sink"));
+    if (!echo || !sink) {
+        std::cerr << "erlcpp-demo: cannot register services\n";
+        return 1;
+    }
+    std::thread echo_thread(echo_loop, *echo);
+    std::thread sink_thread(sink_loop, *sink);
+    echo = {};
+    sink = {};
+
+    std::cout << "ready " << node.name().str() << std::endl;
+
+    if (stdin_lifetime) {
+        std::thread([] {
+            char buf[256];
+            while (::read(0, buf, sizeof buf) > 0) {
+            }
+            g_stop = true;
+        }).detach();
+    }
+    while (!g_stop)
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+
+    node.stop();  // every process exits; the service threads see their mailboxes close
+    echo_thread.join();
+    sink_thread.join();
+    return 0;
+}

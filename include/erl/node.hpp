@@ -1,0 +1,126 @@
+// erl::node — a C++ distribution node that real Erlang/Elixir nodes connect to and accept.
+//
+// A node owns an io_context run by `threads` threads, a listening socket, its EPMD registration,
+// a process table (mailboxes and registered names) and one connection per peer node.
+// Connections are made on the first send to a node (as in Erlang) or by connect()/ping().
+//
+// Thread safety: every public member function may be called from any thread, including from
+// inside handlers running on the node's own threads, except that blocking calls (ping,
+// mailbox::receive) must not be made on the node's I/O threads (they would wait on themselves).
+// Lifetime: stop() (or the destructor) closes every connection — peers see nodedown and every
+// link/monitor across them fires with `noconnection` — and unregisters from EPMD.
+#pragma once
+
+#include <erl/error.hpp>
+#include <erl/mailbox.hpp>
+#include <erl/term.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace erl {
+
+// How the node finds an EPMD when it starts (see docs/epmd.md).
+enum class epmd_mode {
+    spawn_daemon,     // like erl: if none answers, start `erlcpp-epmd -daemon` (outlives the node)
+    in_process,       // if none answers, run an EPMD server inside this node (tests, embedding)
+    require_running,  // fail with epmd_unreachable if none answers
+};
+
+struct node_options {
+    // "name@host". A name without '@' gets this machine's host name (short names) or its fully
+    // qualified name (long names), as erl -sname / -name do.
+    std::string name;
+    bool long_names = true;
+    // Empty: read ~/.erlang.cookie (created with mode 0400 when missing, as OTP does).
+    std::string cookie;
+    std::uint16_t epmd_port = 0;  // 0: ERL_EPMD_PORT or 4369
+    epmd_mode epmd = epmd_mode::spawn_daemon;
+    std::string epmd_daemon_path;  // erlcpp-epmd to spawn; empty: next to this executable, PATH
+    std::string listen_address = "0.0.0.0";
+    std::uint16_t listen_port = 0;  // 0: any free port
+    unsigned threads = 1;           // I/O threads running the node's io_context
+    bool hidden = false;            // hidden nodes do not join the global cluster view
+    std::chrono::milliseconds net_ticktime{60'000};  // peer declared dead after this silence
+    std::chrono::milliseconds net_setuptime{7'000};  // handshake deadline
+    std::size_t max_message_size = 256u << 20;       // larger frames close the connection
+    // Logging: called for connection-level events (refused handshakes, closed connections and
+    // why). Default: print to stderr. Called on I/O threads: keep it cheap.
+    std::function<void(std::string_view)> log;
+};
+
+// Node up/down events delivered to subscribers.
+struct node_event {
+    bool up = false;
+    atom node;
+    error_code reason;  // why a node went down (connection_closed, tick_timeout, ...)
+};
+
+class node {
+  public:
+    explicit node(node_options opts);
+    ~node();
+    node(const node&) = delete;
+    node& operator=(const node&) = delete;
+
+    // Listens, ensures an EPMD, registers. Until start() succeeds the node is not alive.
+    error_code start();
+    void stop();
+    bool alive() const noexcept;
+
+    atom name() const noexcept;
+    std::uint32_t creation() const noexcept;
+    std::uint16_t listen_port() const noexcept;
+    const node_options& options() const noexcept;
+    boost::asio::any_io_executor executor() const;
+
+    // Processes -------------------------------------------------------------------------------
+    // A new process with its own mailbox. With a name, the name is registered (error name_taken
+    // if it is in use). The process exits (links/monitors fire with `normal`) when the last
+    // mailbox handle is destroyed or mailbox::exit is called.
+    result<mailbox> spawn_mailbox(std::optional<atom> name = std::nullopt);
+    error_code register_name(atom name, const pid& p);
+    bool unregister_name(atom name);
+    std::optional<pid> whereis(atom name) const;
+    std::vector<atom> registered() const;
+
+    reference make_ref();
+
+    // Sending (from no particular process: the sender is the node's anonymous pid) ------------
+    // Messages to dead processes or unreachable nodes are dropped silently, as in Erlang.
+    void send(const pid& to, term msg);
+    void send(atom registered_name, term msg);                // local registered name
+    void send(atom registered_name, atom to_node, term msg);  // {Name, Node}
+    void send_alias(const reference& alias, term msg);
+
+    // Nodes -----------------------------------------------------------------------------------
+    std::vector<atom> nodes() const;  // connected peers
+    bool is_connected(atom peer) const;
+    // Connects (handshake) if not connected yet; waits up to timeout.
+    error_code connect(atom peer, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+    // net_adm:ping: true for pong.
+    bool ping(atom peer, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+    void disconnect(atom peer);
+    // Subscribe to node up/down; returns an id for unsubscribe. Called on I/O threads.
+    std::uint64_t monitor_nodes(std::function<void(const node_event&)> cb);
+    void demonitor_nodes(std::uint64_t id);
+
+    // Internal: the runtime behind this node (src/node/node_impl.hpp).
+    struct impl;
+    impl& internals() noexcept { return *impl_; }
+
+  private:
+    std::shared_ptr<impl> impl_;
+};
+
+// Parses "name@host"; errc::bad_node_name if not of that form.
+result<std::pair<std::string, std::string>> split_node_name(std::string_view full);
+
+}  // namespace erl

@@ -1,0 +1,461 @@
+#include "node/connection.hpp"
+
+#include <erl/epmd.hpp>
+
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+namespace erl::detail {
+
+namespace {
+constexpr std::size_t read_chunk = 256 * 1024;
+}
+
+connection::connection(std::shared_ptr<node_core> core, atom peer)
+    : core_(std::move(core)),
+      strand_(asio::make_strand(core_->ioc)),
+      sock_(strand_),
+      tick_timer_(strand_),
+      outgoing_(true),
+      peer_(peer) {}
+
+connection::connection(std::shared_ptr<node_core> core, tcp::socket sock)
+    : core_(std::move(core)),
+      strand_(asio::make_strand(core_->ioc)),
+      sock_(strand_),
+      tick_timer_(strand_),
+      outgoing_(false) {
+    // Re-home the accepted socket onto our strand.
+    error_code ec;
+    auto proto = sock.local_endpoint(ec).protocol();
+    if (!ec) sock_.assign(proto, sock.release(), ec);
+}
+
+connection::~connection() = default;
+
+atom connection::peer() const {
+    std::lock_guard lk(mu_);
+    return peer_;
+}
+
+void connection::start_outgoing() {
+    asio::co_spawn(
+        strand_, [self = shared_from_this()] { return self->run_outgoing(); }, asio::detached);
+}
+
+void connection::start_incoming() {
+    asio::co_spawn(
+        strand_, [self = shared_from_this()] { return self->run_incoming(); }, asio::detached);
+}
+
+// ------------------------------------------------------------------------------------------
+// Set-up
+
+namespace {
+// Closes the connection if it is not up when net_setuptime expires.
+void arm_setup_timer(const std::shared_ptr<connection>& c, asio::steady_timer& t,
+                     std::chrono::milliseconds setuptime) {
+    t.expires_after(setuptime);
+    t.async_wait([w = std::weak_ptr<connection>(c)](error_code ec) {
+        if (ec) return;
+        if (auto c = w.lock(); c && !c->is_up() && !c->is_closed())
+            c->close(make_error_code(errc::handshake_timeout), "connection set-up timed out");
+    });
+}
+}  // namespace
+
+asio::awaitable<void> connection::run_outgoing() {
+    auto self = shared_from_this();
+    asio::steady_timer setup_timer(strand_);
+    arm_setup_timer(self, setup_timer, core_->opts.net_setuptime);
+
+    const atom peer = this->peer();
+    auto parts = split_node_name(peer.str());
+    if (!parts) {
+        close(parts.error(), "bad node name '" + std::string(peer.str()) + "'");
+        co_return;
+    }
+    const auto& [alive_name, host] = *parts;
+    auto info = co_await epmd::async_port_please(host, core_->opts.epmd_port, alive_name,
+                                                 core_->opts.net_setuptime);
+    if (!info) {
+        close(info.error(), "epmd on " + host + " does not know " + alive_name);
+        co_return;
+    }
+    if (is_closed()) co_return;
+
+    error_code ec;
+    tcp::resolver resolver(strand_);
+    auto endpoints = co_await resolver.async_resolve(host, std::to_string(info->port),
+                                                     asio::redirect_error(asio::use_awaitable, ec));
+    if (!ec)
+        co_await asio::async_connect(sock_, endpoints,
+                                     asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+        close(make_error_code(errc::connection_closed),
+              "connect to " + host + ":" + std::to_string(info->port) + " failed: " + ec.message());
+        co_return;
+    }
+    sock_.set_option(tcp::no_delay(true), ec);
+    state_ = state::handshaking;
+
+    proto::handshake_config cfg;
+    cfg.role = proto::handshake_role::initiator;
+    cfg.our_name = std::string(core_->name.str());
+    cfg.our_creation = core_->creation.load();
+    cfg.cookie = core_->cookie;
+    cfg.our_flags = proto::dflag::default_advertised(core_->opts.hidden);
+    cfg.peer_name = std::string(peer.str());
+    // "alive": the peer believes it is still connected to us. We are dialing, so from our side
+    // the old connection is gone: continue (dist_util answers net_kernel:is_pending/1).
+    cfg.on_alive = [](std::string_view) { return true; };
+    proto::handshake hs(std::move(cfg));
+    hs.start();
+    ec = co_await run_handshake(hs);
+    if (ec) {
+        if (ec == make_error_code(errc::nok)) {
+            // Simultaneous connect lost: the peer's own attempt is arriving as an incoming
+            // connection that will supersede this one and take over the queued messages. Keep
+            // this object pending until then (or until set-up times out).
+            sock_.close(ec);
+            co_return;
+        }
+        close(ec, hs.reason());
+        co_return;
+    }
+    setup_timer.cancel();
+    become_up(hs);
+    asio::co_spawn(strand_, run_ticker(), asio::detached);
+    co_await run_reader(std::move(handshake_leftover_));
+}
+
+asio::awaitable<void> connection::run_incoming() {
+    auto self = shared_from_this();
+    asio::steady_timer setup_timer(strand_);
+    arm_setup_timer(self, setup_timer, core_->opts.net_setuptime);
+    error_code ec;
+    sock_.set_option(tcp::no_delay(true), ec);
+    state_ = state::handshaking;
+
+    proto::handshake_config cfg;
+    cfg.role = proto::handshake_role::acceptor;
+    cfg.our_name = std::string(core_->name.str());
+    cfg.our_creation = core_->creation.load();
+    cfg.cookie = core_->cookie;
+    cfg.our_flags = proto::dflag::default_advertised(core_->opts.hidden);
+    cfg.on_peer_name = [this](std::string_view name, std::uint64_t, std::uint32_t) {
+        return decide_status(name);
+    };
+    proto::handshake hs(std::move(cfg));
+    hs.start();
+    ec = co_await run_handshake(hs);
+    if (ec) {
+        close(ec, hs.reason());
+        co_return;
+    }
+    setup_timer.cancel();
+    become_up(hs);
+    asio::co_spawn(strand_, run_ticker(), asio::detached);
+    co_await run_reader(std::move(handshake_leftover_));
+}
+
+asio::awaitable<error_code> connection::run_handshake(proto::handshake& hs) {
+    std::vector<std::uint8_t> buf(4096);
+    error_code ec;
+    for (;;) {
+        if (hs.has_output()) {
+            auto out = hs.take_output();
+            co_await asio::async_write(sock_, asio::buffer(out),
+                                       asio::redirect_error(asio::use_awaitable, ec));
+            if (ec) co_return make_error_code(errc::connection_closed);
+        }
+        if (hs.done()) co_return error_code{};
+        if (hs.failed()) co_return hs.error();
+        if (is_closed()) co_return close_reason_;
+        std::size_t n = co_await sock_.async_read_some(
+            asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) {
+            if (is_closed()) co_return close_reason_;
+            co_return make_error_code(errc::connection_closed);
+        }
+        std::size_t off = 0;
+        while (off < n && !hs.done() && !hs.failed()) {
+            std::size_t used = 0;
+            hs.feed(std::span<const std::uint8_t>(buf.data() + off, n - off), used);
+            off += used;
+            if (used == 0) break;
+        }
+        if (hs.done() && off < n) handshake_leftover_.assign(buf.begin() + off, buf.begin() + n);
+    }
+}
+
+proto::handshake_status connection::decide_status(std::string_view peer_name) {
+    auto pa = atom::make(peer_name);
+    if (!pa || !split_node_name(peer_name)) return proto::handshake_status::not_allowed;
+    const atom peer = *pa;
+    if (peer == core_->name) return proto::handshake_status::not_allowed;
+    auto self = shared_from_this();
+    std::shared_ptr<connection> loser;
+    proto::handshake_status status = proto::handshake_status::ok;
+    {
+        std::lock_guard lk(core_->conn_mu);
+        auto it = core_->conns.find(peer);
+        if (it == core_->conns.end() || it->second->is_closed()) {
+            core_->conns[peer] = self;
+        } else if (it->second.get() == this) {
+            status = proto::handshake_status::ok;
+        } else if (!it->second->is_up()) {
+            // Simultaneous connect (net_kernel's accept_pending rule).
+            auto other = it->second;
+            if (other->is_outgoing() && proto::we_win_simultaneous(core_->name.str(), peer_name)) {
+                return proto::handshake_status::nok;
+            }
+            adopt_pending_from(*other);
+            {
+                std::lock_guard olk(other->mu_);
+                other->superseded_ = true;
+            }
+            it->second = self;
+            loser = other;
+            status = other->is_outgoing() ? proto::handshake_status::ok_simultaneous
+                                          : proto::handshake_status::ok;
+        } else {
+            // Already connected: the peer restarted or lost the connection before we noticed.
+            // Ask it ("alive"); if it continues, the new connection replaces the old one.
+            status = proto::handshake_status::alive;
+        }
+    }
+    {
+        std::lock_guard lk(mu_);
+        peer_ = peer;
+    }
+    if (loser) loser->close(make_error_code(errc::nok), {});
+    return status;
+}
+
+void connection::adopt_pending_from(connection& other) {
+    std::scoped_lock lk(mu_, other.mu_);
+    for (auto& p : other.pending_)
+        pending_.push_back(std::move(p));
+    other.pending_.clear();
+}
+
+void connection::become_up(const proto::handshake& hs) {
+    auto self = shared_from_this();
+    std::shared_ptr<connection> replaced;
+    const atom peer = *atom::make(hs.peer_name());
+    {
+        std::lock_guard lk(core_->conn_mu);
+        auto& slot = core_->conns[peer];
+        if (slot && slot.get() != this) replaced = slot;
+        slot = self;
+    }
+    if (replaced) {
+        {
+            std::lock_guard lk(replaced->mu_);
+            if (!replaced->is_up()) replaced->superseded_ = true;
+        }
+        replaced->close(make_error_code(errc::connection_closed),
+                        "replaced by a new connection from the same node");
+    }
+    {
+        std::lock_guard lk(mu_);
+        peer_ = peer;
+        flags_.store(hs.negotiated_flags(), std::memory_order_release);
+        writer_.emplace(hs.negotiated_flags());
+        state_ = state::up;
+        flush_locked();
+    }
+    up_cv_.notify_all();
+    core_->on_connection_up(self);
+}
+
+// ------------------------------------------------------------------------------------------
+// Reading
+
+asio::awaitable<void> connection::run_reader(std::vector<std::uint8_t> leftover) {
+    auto self = shared_from_this();
+    proto::reader_limits lim;
+    lim.max_frame_size = core_->opts.max_message_size;
+    proto::dist_reader reader(flags(), lim);
+    std::vector<proto::dist_message> msgs;
+    // Dispatches what a chunk produced; a protocol violation closes this connection only.
+    auto consume = [&](std::span<const std::uint8_t> data) -> bool {
+        auto ec = reader.feed(data, msgs);
+        for (auto& m : msgs) {
+            if (is_closed()) break;
+            core_->on_dist_message(self, m.control, m.payload ? &*m.payload : nullptr);
+        }
+        msgs.clear();
+        if (ec) {
+            close(ec, "bad distribution data from peer: " + ec.message());
+            return false;
+        }
+        return true;
+    };
+    if (!leftover.empty() && !consume(leftover)) co_return;
+    std::vector<std::uint8_t> buf(read_chunk);
+    error_code ec;
+    while (!is_closed()) {
+        std::size_t n = co_await sock_.async_read_some(
+            asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) {
+            close(make_error_code(errc::connection_closed),
+                  ec == asio::error::eof ? "peer closed the connection" : ec.message());
+            co_return;
+        }
+        {
+            std::lock_guard lk(mu_);
+            read_since_tick_ = true;
+        }
+        if (!consume(std::span<const std::uint8_t>(buf.data(), n))) co_return;
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Writing
+
+void connection::send(const term& control, const term* payload) {
+    std::lock_guard lk(mu_);
+    switch (state_.load()) {
+        case state::closed:
+            return;
+        case state::up:
+            writer_->append_message(wbuf_, control, payload);
+            start_write_locked();
+            return;
+        default:
+            pending_.emplace_back(control, payload ? std::optional<term>(*payload) : std::nullopt);
+            return;
+    }
+}
+
+void connection::flush_locked() {
+    for (auto& [control, payload] : pending_)
+        writer_->append_message(wbuf_, control, payload ? &*payload : nullptr);
+    pending_.clear();
+    start_write_locked();
+}
+
+void connection::start_write_locked() {
+    if (writing_ || wbuf_.empty()) return;
+    writing_ = true;
+    // Start the write on the strand: the socket is only touched there.
+    asio::post(strand_, [self = shared_from_this()] {
+        std::lock_guard lk(self->mu_);
+        if (self->is_closed()) return;
+        self->inflight_.swap(self->wbuf_);
+        self->wbuf_.clear();
+        asio::async_write(self->sock_, asio::buffer(self->inflight_),
+                          asio::bind_executor(self->strand_, [self](error_code ec, std::size_t) {
+                              self->on_write_done(ec);
+                          }));
+    });
+}
+
+void connection::on_write_done(error_code ec) {
+    if (ec) {
+        close(make_error_code(errc::connection_closed), "write failed: " + ec.message());
+        return;
+    }
+    std::lock_guard lk(mu_);
+    inflight_.clear();
+    wrote_since_tick_ = true;
+    writing_ = false;
+    if (!wbuf_.empty() && !is_closed()) {
+        writing_ = true;
+        inflight_.swap(wbuf_);
+        wbuf_.clear();
+        asio::async_write(
+            sock_, asio::buffer(inflight_),
+            asio::bind_executor(strand_, [self = shared_from_this()](error_code ec, std::size_t) {
+                self->on_write_done(ec);
+            }));
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Ticks (erl_dist_protocol: a frame of length 0; net_kernel sends one per ticktime/4 of
+// silence and declares the peer dead after 4 tick periods without input).
+
+asio::awaitable<void> connection::run_ticker() {
+    auto self = shared_from_this();
+    const auto interval = std::max(core_->opts.net_ticktime / 4, std::chrono::milliseconds(50));
+    error_code ec;
+    while (!is_closed()) {
+        tick_timer_.expires_after(interval);
+        co_await tick_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        if (ec || is_closed()) co_return;
+        bool dead = false;
+        {
+            std::lock_guard lk(mu_);
+            if (!wrote_since_tick_ && !writing_ && wbuf_.empty()) {
+                proto::dist_writer::append_tick(wbuf_);
+                start_write_locked();
+            }
+            wrote_since_tick_ = false;
+            if (read_since_tick_) {
+                silent_ticks_ = 0;
+            } else if (++silent_ticks_ >= 4) {
+                dead = true;
+            }
+            read_since_tick_ = false;
+        }
+        if (dead) {
+            close(make_error_code(errc::tick_timeout),
+                  "no data or tick received for " +
+                      std::to_string(core_->opts.net_ticktime.count()) + " ms (net_ticktime)");
+            co_return;
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Tear-down
+
+void connection::close(error_code why, std::string reason) {
+    const state prev = state_.exchange(state::closed);
+    if (prev == state::closed) return;
+    bool superseded;
+    atom peer;
+    {
+        std::lock_guard lk(mu_);
+        close_reason_ = why;
+        pending_.clear();
+        superseded = superseded_;
+        peer = peer_;
+    }
+    up_cv_.notify_all();
+    asio::post(strand_, [self = shared_from_this()] {
+        error_code ec;
+        self->sock_.shutdown(tcp::socket::shutdown_both, ec);
+        self->sock_.close(ec);
+        self->tick_timer_.cancel();
+    });
+    if (!superseded && !reason.empty()) {
+        std::string who = peer.empty() ? std::string("an incoming connection")
+                                       : "connection to " + std::string(peer.str());
+        core_->log(who + " closed: " + reason + " (" + why.message() + ")");
+    }
+    core_->on_connection_down(shared_from_this(), why, prev == state::up && !superseded);
+}
+
+error_code connection::wait_up(std::chrono::milliseconds timeout) {
+    std::unique_lock lk(mu_);
+    bool ok = up_cv_.wait_for(
+        lk, timeout, [&] { return state_.load() == state::up || state_.load() == state::closed; });
+    if (!ok) return make_error_code(errc::timeout);
+    if (state_.load() == state::up) return {};
+    return close_reason_ ? close_reason_ : make_error_code(errc::noconnection);
+}
+
+}  // namespace erl::detail

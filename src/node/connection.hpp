@@ -1,0 +1,96 @@
+// One distribution connection to a peer node: set-up (EPMD lookup, TCP, handshake), the frame
+// reader loop, the batched writer, ticks, and tear-down. All protocol work is done by the
+// sans-io cores in src/proto; this class only moves bytes and timers.
+#pragma once
+
+#include <erl/term.hpp>
+
+#include "node/node_core.hpp"
+#include "proto/dist_codec.hpp"
+#include "proto/handshake.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <chrono>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+namespace erl::detail {
+
+class connection : public std::enable_shared_from_this<connection> {
+  public:
+    enum class state : std::uint8_t { connecting, handshaking, up, closed };
+    using strand_t = boost::asio::strand<boost::asio::io_context::executor_type>;
+
+    // Outgoing: connects to `peer` when start_outgoing() runs.
+    connection(std::shared_ptr<node_core> core, atom peer);
+    // Incoming: an accepted socket; the peer's name is known after send_name.
+    connection(std::shared_ptr<node_core> core, boost::asio::ip::tcp::socket sock);
+    ~connection();
+
+    void start_outgoing();
+    void start_incoming();
+
+    atom peer() const;
+    std::uint64_t flags() const noexcept { return flags_.load(std::memory_order_acquire); }
+    bool is_up() const noexcept { return state_.load() == state::up; }
+    bool is_closed() const noexcept { return state_.load() == state::closed; }
+    bool is_outgoing() const noexcept { return outgoing_; }
+
+    // Sends a control message (+ payload). Before the connection is up the message is queued;
+    // if set-up fails it is dropped, as Erlang drops messages to unreachable nodes.
+    void send(const term& control, const term* payload);
+    // Closes the connection; `why` is logged and reported in the nodedown event.
+    void close(error_code why, std::string reason = {});
+
+    // Waits until up or closed (for node::connect / ping). Returns the failure, if any.
+    error_code wait_up(std::chrono::milliseconds timeout);
+
+    // Messages queued before the handshake completed move with a superseding connection
+    // (simultaneous connect).
+    void adopt_pending_from(connection& other);
+
+  private:
+    boost::asio::awaitable<void> run_outgoing();
+    boost::asio::awaitable<void> run_incoming();
+    boost::asio::awaitable<error_code> run_handshake(proto::handshake& hs);
+    boost::asio::awaitable<void> run_reader(std::vector<std::uint8_t> leftover);
+    boost::asio::awaitable<void> run_ticker();
+    void become_up(const proto::handshake& hs);
+    void flush_locked();
+    void start_write_locked();
+    void on_write_done(error_code ec);
+    proto::handshake_status decide_status(std::string_view peer_name);
+
+    std::shared_ptr<node_core> core_;
+    strand_t strand_;
+    boost::asio::ip::tcp::socket sock_;
+    boost::asio::steady_timer tick_timer_;
+    const bool outgoing_;
+    std::atomic<state> state_{state::connecting};
+    std::atomic<std::uint64_t> flags_{0};
+
+    mutable std::mutex mu_;  // guards everything below
+    atom peer_;
+    std::optional<proto::dist_writer> writer_;
+    std::vector<std::pair<term, std::optional<term>>> pending_;  // queued before up
+    std::vector<std::uint8_t> wbuf_;                             // encoded, not yet written
+    std::vector<std::uint8_t> inflight_;                         // being written
+    bool writing_ = false;
+    bool wrote_since_tick_ = false;
+    bool read_since_tick_ = false;
+    int silent_ticks_ = 0;
+    error_code close_reason_;
+    std::condition_variable up_cv_;
+    bool superseded_ = false;  // replaced by another connection to the same peer
+    std::vector<std::uint8_t>
+        handshake_leftover_;  // stream bytes read with the last handshake message
+};
+
+}  // namespace erl::detail

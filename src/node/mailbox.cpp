@@ -1,0 +1,117 @@
+#include <erl/mailbox.hpp>
+
+#include "node/node_core.hpp"
+
+namespace erl {
+
+namespace {
+template <class Pred>
+std::optional<term> take_if(detail::process& p, Pred&& pred, std::chrono::milliseconds timeout) {
+    std::unique_lock lk(p.mu);
+    auto deadline = timeout == infinity ? std::chrono::steady_clock::time_point::max()
+                                        : std::chrono::steady_clock::now() + timeout;
+    std::size_t scanned = 0;  // messages already rejected by pred stay rejected
+    for (;;) {
+        for (auto it = p.queue.begin() + static_cast<std::ptrdiff_t>(scanned); it != p.queue.end();
+             ++it, ++scanned) {
+            if (pred(*it)) {
+                term t = std::move(*it);
+                p.queue.erase(it);
+                return t;
+            }
+        }
+        if (p.exited) return std::nullopt;
+        if (deadline == std::chrono::steady_clock::time_point::max()) {
+            p.cv.wait(lk);
+        } else if (p.cv.wait_until(lk, deadline) == std::cv_status::timeout) {
+            // One last scan of what arrived meanwhile.
+            for (auto it = p.queue.begin() + static_cast<std::ptrdiff_t>(scanned);
+                 it != p.queue.end(); ++it) {
+                if (pred(*it)) {
+                    term t = std::move(*it);
+                    p.queue.erase(it);
+                    return t;
+                }
+            }
+            return std::nullopt;
+        }
+    }
+}
+}  // namespace
+
+const pid& mailbox::self() const noexcept {
+    return p_->self;
+}
+const term& mailbox::self_term() const noexcept {
+    return p_->self_term;
+}
+
+std::optional<atom> mailbox::registered_name() const {
+    std::lock_guard lk(p_->mu);
+    return p_->name;
+}
+
+std::optional<term> mailbox::receive(std::chrono::milliseconds timeout) {
+    return take_if(
+        *p_, [](const term&) { return true; }, timeout);
+}
+
+std::optional<term> mailbox::receive_if(const std::function<bool(const term&)>& pred,
+                                        std::chrono::milliseconds timeout) {
+    return take_if(*p_, pred, timeout);
+}
+
+std::size_t mailbox::pending() const {
+    std::lock_guard lk(p_->mu);
+    return p_->queue.size();
+}
+
+void mailbox::send(const pid& to, term msg) const {
+    p_->node->send_pid(p_->self_term, to, std::move(msg));
+}
+void mailbox::send(atom registered_name, term msg) const {
+    p_->node->send_name(p_->self_term, registered_name, p_->node->name, std::move(msg));
+}
+void mailbox::send(atom registered_name, atom to_node, term msg) const {
+    p_->node->send_name(p_->self_term, registered_name, to_node, std::move(msg));
+}
+void mailbox::send_alias(const reference& alias, term msg) const {
+    p_->node->send_alias(p_->self_term, alias, std::move(msg));
+}
+
+reference mailbox::make_alias() const {
+    auto& core = *p_->node;
+    reference r = core.make_ref();
+    {
+        std::unique_lock lk(core.proc_mu);
+        core.aliases[r] = p_;
+    }
+    std::lock_guard lk(p_->mu);
+    p_->aliases.push_back(r);
+    return r;
+}
+
+void mailbox::remove_alias(const reference& alias) const {
+    auto& core = *p_->node;
+    {
+        std::unique_lock lk(core.proc_mu);
+        core.aliases.erase(alias);
+    }
+    std::lock_guard lk(p_->mu);
+    std::erase(p_->aliases, alias);
+}
+
+void mailbox::exit(term reason) const {
+    p_->node->process_exit(p_, std::move(reason));
+}
+
+bool mailbox::exited() const noexcept {
+    std::lock_guard lk(p_->mu);
+    return p_->exited;
+}
+
+node& mailbox::owner() const noexcept {
+    return *p_->node->facade;
+}
+
+}  // namespace erl

@@ -1,0 +1,453 @@
+#include <erl/epmd.hpp>
+#include <erl/node.hpp>
+
+#include "node/connection.hpp"
+#include "node/node_core.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include <openssl/rand.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <netdb.h>
+#include <cstdlib>
+#include <fstream>
+#include <future>
+#include <sstream>
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+namespace erl {
+
+result<std::pair<std::string, std::string>> split_node_name(std::string_view full) {
+    auto at = full.find('@');
+    if (at == std::string_view::npos || at == 0 || at + 1 >= full.size() ||
+        full.find('@', at + 1) != std::string_view::npos)
+        return make_error_code(errc::bad_node_name);
+    return std::pair<std::string, std::string>(std::string(full.substr(0, at)),
+                                               std::string(full.substr(at + 1)));
+}
+
+namespace {
+
+std::string this_host(bool long_names) {
+    char buf[256] = {};
+    if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
+    std::string h(buf);
+    if (!long_names) return h.substr(0, h.find('.'));
+    if (h.find('.') != std::string::npos) return h;
+    // Long names want a fully qualified name, as erl -name does.
+    addrinfo hints{};
+    hints.ai_flags = AI_CANONNAME;
+    addrinfo* res = nullptr;
+    if (::getaddrinfo(h.c_str(), nullptr, &hints, &res) == 0 && res) {
+        std::string canon = res->ai_canonname ? res->ai_canonname : h;
+        ::freeaddrinfo(res);
+        if (canon.find('.') != std::string::npos) return canon;
+    }
+    return h;
+}
+
+// OTP's auth module: ~/.erlang.cookie, created with 20 random upper-case letters and mode 0400
+// when missing.
+result<std::string> read_or_create_cookie() {
+    const char* home = std::getenv("HOME");
+    if (!home || !*home) return make_error_code(errc::not_alive);
+    std::string path = std::string(home) + "/.erlang.cookie";
+    std::ifstream in(path);
+    if (in) {
+        std::string c;
+        std::getline(in, c);
+        while (!c.empty() && (c.back() == '\n' || c.back() == '\r' || c.back() == ' '))
+            c.pop_back();
+        return c;
+    }
+    std::string c(20, 'A');
+    unsigned char rnd[20];
+    RAND_bytes(rnd, sizeof rnd);
+    for (int i = 0; i < 20; ++i)
+        c[i] = static_cast<char>('A' + rnd[i] % 26);
+    {
+        std::ofstream out(path, std::ios::trunc);
+        out << c;
+    }
+    ::chmod(path.c_str(), S_IRUSR);
+    return c;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------
+
+node::node(node_options opts) : impl_(std::make_shared<impl>(std::move(opts))) {
+    impl_->facade = this;
+}
+
+node::~node() {
+    stop();
+}
+
+error_code node::start() {
+    auto& c = *impl_;
+    if (c.alive) return {};
+    // Name.
+    std::string full = c.opts.name;
+    if (full.find('@') == std::string::npos) full += "@" + this_host(c.opts.long_names);
+    auto parts = split_node_name(full);
+    if (!parts) return parts.error();
+    auto a = atom::make(full);
+    if (!a) return a.error();
+    c.name = *a;
+    c.host = parts->second;
+    // Cookie.
+    if (c.opts.cookie.empty()) {
+        auto ck = read_or_create_cookie();
+        if (!ck) return ck.error();
+        c.cookie = *ck;
+    } else {
+        c.cookie = c.opts.cookie;
+    }
+    if (c.opts.epmd_port == 0) c.opts.epmd_port = epmd::default_port();
+
+    // Listen.
+    error_code ec;
+    auto addr = asio::ip::make_address(c.opts.listen_address, ec);
+    if (ec) return ec;
+    c.acceptor = std::make_unique<tcp::acceptor>(c.ioc);
+    tcp::endpoint ep(addr, c.opts.listen_port);
+    c.acceptor->open(ep.protocol(), ec);
+    if (!ec) c.acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) c.acceptor->bind(ep, ec);
+    if (!ec) c.acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return ec;
+    c.listen_port = c.acceptor->local_endpoint().port();
+
+    // I/O threads.
+    c.ioc.restart();
+    auto guard = std::make_shared<asio::executor_work_guard<asio::io_context::executor_type>>(
+        c.ioc.get_executor());
+    c.work_guard = guard;
+    for (unsigned i = 0; i < std::max(1u, c.opts.threads); ++i)
+        c.threads.emplace_back([&ioc = c.ioc] { ioc.run(); });
+
+    // EPMD: make sure one answers (spawning or embedding one as configured), then register.
+    auto mode = c.opts.epmd == epmd_mode::spawn_daemon ? epmd::startup_mode::spawn_daemon
+                : c.opts.epmd == epmd_mode::in_process ? epmd::startup_mode::in_process
+                                                       : epmd::startup_mode::require_running;
+    auto fut = asio::co_spawn(
+        c.ioc,
+        [&c, mode]() -> asio::awaitable<error_code> {
+            auto srv =
+                co_await epmd::async_ensure_epmd(c.opts.epmd_port, mode, c.opts.epmd_daemon_path);
+            if (!srv) co_return srv.error();
+            c.embedded_epmd = std::move(*srv);
+            epmd::node_info info;
+            info.name = std::string(c.name.str().substr(0, c.name.str().find('@')));
+            info.port = c.listen_port;
+            info.type = c.opts.hidden ? epmd::node_type::hidden : epmd::node_type::normal;
+            auto reg = co_await epmd::async_register("127.0.0.1", c.opts.epmd_port, info,
+                                                     c.opts.net_setuptime);
+            if (!reg) co_return reg.error();
+            c.creation = reg->creation();
+            c.registration = std::make_unique<epmd::registration>(std::move(*reg));
+            co_return error_code{};
+        },
+        asio::use_future);
+    ec = fut.get();
+    if (ec) {
+        stop();
+        return ec;
+    }
+    c.node_process = c.new_process();
+    c.start_services();
+    c.alive = true;
+
+    // Accept loop.
+    asio::co_spawn(
+        c.ioc,
+        [core = impl_]() -> asio::awaitable<void> {
+            while (!core->stopping) {
+                error_code ec;
+                tcp::socket s(core->ioc);
+                co_await core->acceptor->async_accept(
+                    s, asio::redirect_error(asio::use_awaitable, ec));
+                if (ec) {
+                    if (core->stopping || ec == asio::error::operation_aborted) co_return;
+                    continue;
+                }
+                auto conn = std::make_shared<detail::connection>(
+                    std::static_pointer_cast<detail::node_core>(core), std::move(s));
+                conn->start_incoming();
+            }
+        },
+        asio::detached);
+    return {};
+}
+
+void node::stop() {
+    auto& c = *impl_;
+    if (c.stopping.exchange(true)) return;
+    c.alive = false;
+    // Close every connection: peers see nodedown; links and monitors fire noconnection.
+    std::vector<std::shared_ptr<detail::connection>> all;
+    {
+        std::lock_guard lk(c.conn_mu);
+        for (auto& [p, conn] : c.conns)
+            all.push_back(conn);
+    }
+    for (auto& conn : all)
+        conn->close(make_error_code(errc::shutting_down), {});
+    // Every process exits.
+    std::vector<std::shared_ptr<detail::process>> procs;
+    {
+        std::shared_lock lk(c.proc_mu);
+        for (auto& [k, p] : c.procs)
+            procs.push_back(p);
+    }
+    for (auto& p : procs)
+        c.process_exit(p, term(atom("shutdown")));
+    if (c.acceptor || c.registration || c.embedded_epmd) {
+        asio::post(c.ioc, [&c] {
+            error_code ec;
+            if (c.acceptor) c.acceptor->close(ec);
+            if (c.registration) c.registration->close();
+            if (c.embedded_epmd) c.embedded_epmd->stop();
+        });
+    }
+    c.work_guard.reset();
+    // Give the closes a moment to flush, then stop the loop.
+    const auto self = std::this_thread::get_id();
+    bool on_io_thread = false;
+    for (auto& t : c.threads)
+        if (t.get_id() == self) on_io_thread = true;
+    if (on_io_thread) {
+        c.ioc.stop();
+        for (auto& t : c.threads)
+            if (t.get_id() != self && t.joinable()) t.detach();
+        for (auto& t : c.threads)
+            if (t.joinable()) t.detach();
+    } else {
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+        while (std::chrono::steady_clock::now() < deadline && !c.ioc.stopped()) {
+            bool busy = false;
+            {
+                std::lock_guard lk(c.conn_mu);
+                busy = !c.conns.empty();
+            }
+            if (!busy) break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+        c.ioc.stop();
+        for (auto& t : c.threads)
+            if (t.joinable()) t.join();
+    }
+    c.threads.clear();
+    {
+        std::lock_guard lk(c.conn_mu);
+        c.conns.clear();
+    }
+    c.registration.reset();
+    c.embedded_epmd.reset();
+    c.acceptor.reset();
+    c.node_process.reset();
+}
+
+bool node::alive() const noexcept {
+    return impl_->alive;
+}
+atom node::name() const noexcept {
+    return impl_->name;
+}
+std::uint32_t node::creation() const noexcept {
+    return impl_->creation;
+}
+std::uint16_t node::listen_port() const noexcept {
+    return impl_->listen_port;
+}
+const node_options& node::options() const noexcept {
+    return impl_->opts;
+}
+asio::any_io_executor node::executor() const {
+    return impl_->ioc.get_executor();
+}
+
+result<mailbox> node::spawn_mailbox(std::optional<atom> name) {
+    auto& c = *impl_;
+    if (!c.alive) return make_error_code(errc::not_alive);
+    auto p = c.new_process();
+    if (name) {
+        std::unique_lock lk(c.proc_mu);
+        if (c.names.count(*name)) {
+            c.procs.erase((std::uint64_t(p->self.id) << 32) | p->self.serial);
+            return make_error_code(errc::name_taken);
+        }
+        c.names[*name] = p;
+        p->name = name;
+    }
+    return c.make_handle(p);
+}
+
+error_code node::register_name(atom name, const pid& p) {
+    auto& c = *impl_;
+    auto proc = c.find_process(p);
+    if (!proc) return make_error_code(errc::noproc);
+    std::unique_lock lk(c.proc_mu);
+    if (c.names.count(name)) return make_error_code(errc::name_taken);
+    {
+        std::lock_guard plk(proc->mu);
+        if (proc->name) return make_error_code(errc::name_taken);
+        proc->name = name;
+    }
+    c.names[name] = proc;
+    return {};
+}
+
+bool node::unregister_name(atom name) {
+    auto& c = *impl_;
+    std::unique_lock lk(c.proc_mu);
+    auto it = c.names.find(name);
+    if (it == c.names.end()) return false;
+    {
+        std::lock_guard plk(it->second->mu);
+        it->second->name.reset();
+    }
+    c.names.erase(it);
+    return true;
+}
+
+std::optional<pid> node::whereis(atom name) const {
+    auto p = impl_->find_name(name);
+    if (!p) return std::nullopt;
+    return p->self;
+}
+
+std::vector<atom> node::registered() const {
+    std::shared_lock lk(impl_->proc_mu);
+    std::vector<atom> out;
+    for (auto& [n, p] : impl_->names)
+        out.push_back(n);
+    return out;
+}
+
+reference node::make_ref() {
+    return impl_->make_ref();
+}
+
+void node::send(const pid& to, term msg) {
+    if (!impl_->alive) return;
+    impl_->send_pid(impl_->node_process->self_term, to, std::move(msg));
+}
+void node::send(atom registered_name, term msg) {
+    if (!impl_->alive) return;
+    impl_->deliver_local_name(impl_->node_process->self_term, registered_name, std::move(msg));
+}
+void node::send(atom registered_name, atom to_node, term msg) {
+    if (!impl_->alive) return;
+    impl_->send_name(impl_->node_process->self_term, registered_name, to_node, std::move(msg));
+}
+void node::send_alias(const reference& alias, term msg) {
+    if (!impl_->alive) return;
+    impl_->send_alias(impl_->node_process->self_term, alias, std::move(msg));
+}
+
+std::vector<atom> node::nodes() const {
+    return impl_->connected_nodes();
+}
+
+bool node::is_connected(atom peer) const {
+    std::lock_guard lk(impl_->conn_mu);
+    auto it = impl_->conns.find(peer);
+    return it != impl_->conns.end() && it->second->is_up();
+}
+
+error_code node::connect(atom peer, std::chrono::milliseconds timeout) {
+    if (!impl_->alive) return make_error_code(errc::not_alive);
+    if (peer == impl_->name) return {};
+    auto c = impl_->connection_to(peer, true);
+    if (!c) return make_error_code(errc::bad_node_name);
+    return c->wait_up(timeout);
+}
+
+bool node::ping(atom peer, std::chrono::milliseconds timeout) {
+    if (!impl_->alive) return false;
+    if (peer == impl_->name) return true;
+    auto start = std::chrono::steady_clock::now();
+    if (connect(peer, timeout)) return false;
+    auto mb = spawn_mailbox();
+    if (!mb) return false;
+    term ref(make_ref());
+    // net_adm:ping/1 is gen:call(net_kernel, {is_auth, node()}).
+    mb->send(atom("net_kernel"), peer,
+             tuple(atom("$gen_call"), tuple(mb->self_term(), ref), tuple(atom("is_auth"), name())));
+    auto left = timeout - std::chrono::duration_cast<std::chrono::milliseconds>(
+                              std::chrono::steady_clock::now() - start);
+    auto reply = mb->receive_if([&](const term& m) { return m.is_tuple(2) && m[0] == ref; },
+                                std::max(left, std::chrono::milliseconds(1)));
+    return reply && (*reply)[1].is_atom(atom("yes"));
+}
+
+void node::disconnect(atom peer) {
+    auto c = impl_->connection_to(peer, false);
+    if (c) c->close(make_error_code(errc::connection_closed), "disconnected by the local node");
+}
+
+std::uint64_t node::monitor_nodes(std::function<void(const node_event&)> cb) {
+    std::lock_guard lk(impl_->mon_mu);
+    auto id = impl_->next_monitor_id++;
+    impl_->node_monitors[id] = std::move(cb);
+    return id;
+}
+
+void node::demonitor_nodes(std::uint64_t id) {
+    std::lock_guard lk(impl_->mon_mu);
+    impl_->node_monitors.erase(id);
+}
+
+// ------------------------------------------------------------------------------------------
+// Connection management (node_core members that need the connection type)
+
+namespace detail {
+
+std::shared_ptr<connection> node_core::connection_to(atom peer, bool create) {
+    if (peer == name || stopping) return nullptr;
+    std::shared_ptr<connection> c;
+    {
+        std::lock_guard lk(conn_mu);
+        auto it = conns.find(peer);
+        if (it != conns.end() && !it->second->is_closed()) return it->second;
+        if (!create) return nullptr;
+        if (!split_node_name(peer.str())) return nullptr;
+        c = std::make_shared<connection>(shared_from_this(), peer);
+        conns[peer] = c;
+    }
+    c->start_outgoing();
+    return c;
+}
+
+void node_core::on_connection_up(const std::shared_ptr<connection>& c) {
+    notify_nodes(node_event{true, c->peer(), {}});
+}
+
+void node_core::on_connection_down(const std::shared_ptr<connection>& c, error_code why,
+                                   bool was_up) {
+    const atom peer = c->peer();
+    {
+        std::lock_guard lk(conn_mu);
+        auto it = conns.find(peer);
+        if (it != conns.end() && it->second == c) conns.erase(it);
+    }
+    if (was_up) {
+        on_node_down_signals(peer);
+        notify_nodes(node_event{false, peer, why});
+    }
+}
+
+}  // namespace detail
+}  // namespace erl

@@ -1,0 +1,312 @@
+#include "node/node_core.hpp"
+
+#include "node/connection.hpp"
+#include "proto/dist_codec.hpp"
+#include "proto/dist_flags.hpp"
+
+#include <erl/epmd.hpp>
+
+#include <iostream>
+
+namespace erl::detail {
+
+namespace dop = proto::dop;
+
+namespace {
+const atom& a_gen_call() {
+    static const atom a("$gen_call");
+    return a;
+}
+const atom& a_alias() {
+    static const atom a("alias");
+    return a;
+}
+const atom& a_net_kernel() {
+    static const atom a("net_kernel");
+    return a;
+}
+const atom& a_is_auth() {
+    static const atom a("is_auth");
+    return a;
+}
+const atom& a_yes() {
+    static const atom a("yes");
+    return a;
+}
+}  // namespace
+
+node_core::node_core(node_options o) : opts(std::move(o)) {}
+
+std::shared_ptr<process> node_core::spawn_service(atom service_name,
+                                                  std::function<void(term)> handler) {
+    std::uint64_t n = pid_counter.fetch_add(1, std::memory_order_relaxed);
+    pid p{name, static_cast<std::uint32_t>(n & 0x7fff),
+          static_cast<std::uint32_t>((n >> 15) & 0x1fff), creation.load()};
+    auto proc = std::make_shared<process>(shared_from_this(), p);
+    proc->handler = std::move(handler);
+    proc->name = service_name;
+    std::unique_lock lk(proc_mu);
+    procs[(std::uint64_t(p.id) << 32) | p.serial] = proc;
+    names[service_name] = proc;
+    return proc;
+}
+
+void node_core::start_services() {
+    // net_kernel: answers net_adm:ping ({is_auth, Node}) as OTP's net_kernel does; other
+    // gen_server calls to net_kernel are ignored (the caller times out, as with a busy
+    // net_kernel) and never crash anything.
+    spawn_service(a_net_kernel(), [this](term msg) {
+        if (!msg.is_tuple(3) || !msg[0].is_atom(a_gen_call())) return;
+        const term& req = msg[2];
+        if (req.is_tuple(2) && req[0].is_atom(a_is_auth())) gen_reply(msg[1], term(a_yes()));
+    });
+}
+
+node_core::~node_core() = default;
+
+void node_core::log(std::string_view msg) const {
+    if (opts.log) {
+        opts.log(msg);
+    } else {
+        std::cerr << "erlcpp[" << name.str() << "]: " << msg << std::endl;
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Processes
+
+std::shared_ptr<process> node_core::new_process() {
+    // Pid numbering: 15 bits of id and 13 of serial are what every OTP version accepts; with
+    // 28 bits we can create 268M processes before the numbers wrap.
+    std::uint64_t n = pid_counter.fetch_add(1, std::memory_order_relaxed);
+    pid p{name, static_cast<std::uint32_t>(n & 0x7fff),
+          static_cast<std::uint32_t>((n >> 15) & 0x1fff), creation.load()};
+    auto proc = std::make_shared<process>(shared_from_this(), p);
+    std::unique_lock lk(proc_mu);
+    procs[(std::uint64_t(p.id) << 32) | p.serial] = proc;
+    return proc;
+}
+
+mailbox node_core::make_handle(const std::shared_ptr<process>& p) {
+    // The handle shares ownership through a separate control block: when the last user handle
+    // goes away the process exits with `normal`, while the table's own reference stays valid
+    // until then.
+    auto keep = p;
+    std::shared_ptr<process> handle(p.get(), [keep](process* raw) mutable {
+        if (!raw->exited) keep->node->process_exit(keep, term(atoms::normal()));
+    });
+    return mailbox(std::move(handle));
+}
+
+std::shared_ptr<process> node_core::find_process(const pid& p) const {
+    if (!is_local(p)) return nullptr;
+    std::shared_lock lk(proc_mu);
+    auto it = procs.find((std::uint64_t(p.id) << 32) | p.serial);
+    return it == procs.end() ? nullptr : it->second;
+}
+
+std::shared_ptr<process> node_core::find_name(atom n) const {
+    std::shared_lock lk(proc_mu);
+    auto it = names.find(n);
+    return it == names.end() ? nullptr : it->second;
+}
+
+void node_core::process_exit(const std::shared_ptr<process>& p, term reason) {
+    std::vector<reference> aliases_of;
+    std::optional<atom> name_of;
+    std::vector<term> links;
+    std::vector<process::watcher> watchers;
+    std::vector<process::watched> monitors;
+    std::list<std::function<void()>> wake;
+    {
+        std::lock_guard lk(p->mu);
+        if (p->exited) return;
+        p->exited = true;
+        p->exit_reason = reason;
+        aliases_of.swap(p->aliases);
+        name_of = p->name;
+        p->queue.clear();
+        links.swap(p->links);
+        watchers.swap(p->watchers);
+        monitors.swap(p->monitors);
+        wake.swap(p->waiters);
+    }
+    p->cv.notify_all();
+    for (auto& w : wake)
+        w();
+    {
+        std::unique_lock lk(proc_mu);
+        procs.erase((std::uint64_t(p->self.id) << 32) | p->self.serial);
+        if (name_of) {
+            auto it = names.find(*name_of);
+            if (it != names.end() && it->second == p) names.erase(it);
+        }
+        for (auto& r : aliases_of)
+            aliases.erase(r);
+    }
+    // Exit signals to linked processes, DOWN to monitoring ones (Erlang semantics: a process
+    // that ends sends its exit reason along every link and monitor).
+    for (auto& l : links)
+        send_exit_signal(p->self_term, l, reason);
+    for (auto& w : watchers)
+        send_monitor_down(w.ident, w.pid, w.ref, reason);
+    for (auto& m : monitors)
+        remove_monitor_remote(p->self_term, m);
+}
+
+reference node_core::make_ref() {
+    // Three words as OTP's ordinary references; unique per creation thanks to the counter.
+    std::uint64_t n = ref_counter.fetch_add(1, std::memory_order_relaxed);
+    reference r;
+    r.node = name;
+    r.creation = creation.load();
+    r.len = 3;
+    r.ids = {static_cast<std::uint32_t>(n & 0x3ffff), static_cast<std::uint32_t>(n >> 18),
+             static_cast<std::uint32_t>(n >> 50), 0, 0};
+    return r;
+}
+
+// ------------------------------------------------------------------------------------------
+// Routing
+
+void node_core::send_pid(const term& from, const pid& to, term msg) {
+    if (to.node == name) {
+        if (auto p = find_process(to)) p->deliver(std::move(msg));
+        return;
+    }
+    auto c = connection_to(to.node, true);
+    if (!c) return;
+    if (c->flags() & proto::dflag::send_sender) {
+        c->send(make_tuple({term(dop::send_sender), from, term(to)}), &msg);
+    } else {
+        c->send(make_tuple({term(dop::send), term(atom()), term(to)}), &msg);
+    }
+}
+
+void node_core::send_name(const term& from, atom to_name, atom to_node, term msg) {
+    if (to_node == name) {
+        deliver_local_name(from, to_name, std::move(msg));
+        return;
+    }
+    auto c = connection_to(to_node, true);
+    if (!c) return;
+    c->send(make_tuple({term(dop::reg_send), from, term(atom()), term(to_name)}), &msg);
+}
+
+void node_core::send_alias(const term& from, const reference& alias, term msg) {
+    if (alias.node == name) {
+        std::shared_ptr<process> p;
+        {
+            std::shared_lock lk(proc_mu);
+            auto it = aliases.find(alias);
+            if (it != aliases.end()) p = it->second.lock();
+        }
+        if (p) p->deliver(std::move(msg));
+        return;
+    }
+    auto c = connection_to(alias.node, true);
+    if (!c) return;
+    // ALIAS_SEND exists only between nodes that negotiated DFLAG_ALIAS; without it the
+    // message is dropped, as OTP does.
+    if (c->flags() & proto::dflag::alias)
+        c->send(make_tuple({term(dop::alias_send), from, term(alias)}), &msg);
+}
+
+void node_core::deliver_local_name(const term& from, atom to_name, term msg) {
+    if (auto p = find_name(to_name)) p->deliver(std::move(msg));
+}
+
+void node_core::gen_reply(const term& from_tuple, term reply) {
+    // gen:reply/2: a tag [alias|Ref] (or [[alias|Ref]|_]) means "reply to the alias", so a
+    // caller that gave up drops the late reply; otherwise reply to the pid.
+    if (!from_tuple.is_tuple(2)) return;
+    const term& to = from_tuple[0];
+    const term& tag = from_tuple[1];
+    term msg = make_tuple({tag, std::move(reply)});
+    const reference* alias = nullptr;
+    term alias_holder;
+    if (tag.type() == kind::list) {
+        auto lv = tag.as_list();
+        if (lv.elements.size() == 1 && lv.elements[0].is_atom(a_alias()) &&
+            lv.tail.is_reference()) {
+            alias_holder = lv.tail;
+        } else if (!lv.elements.empty() && lv.elements[0].type() == kind::list) {
+            auto inner = lv.elements[0].as_list();
+            if (inner.elements.size() == 1 && inner.elements[0].is_atom(a_alias()) &&
+                inner.tail.is_reference())
+                alias_holder = inner.tail;
+        }
+        if (alias_holder.is_reference()) alias = &alias_holder.as_reference();
+    }
+    if (alias) {
+        send_alias(node_process->self_term, *alias, std::move(msg));
+    } else if (to.is_pid()) {
+        send_pid(node_process->self_term, to.as_pid(), std::move(msg));
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Incoming distribution messages
+
+void node_core::on_dist_message(const std::shared_ptr<connection>& c, const term& control,
+                                term* payload) {
+    if (!control.is_tuple() || control.size() < 1 || !control[0].is_small()) {
+        c->close(make_error_code(errc::bad_control_message), "control message is not a tuple");
+        return;
+    }
+    const auto op = control[0].as_int64();
+    const std::size_t n = control.size();
+    auto bad = [&] {
+        c->close(make_error_code(errc::bad_control_message),
+                 "malformed control message " + control.to_string());
+    };
+    switch (op) {
+        case dop::send:
+        case dop::send_tt:
+            if (n < 3 || !control[2].is_pid() || !payload) return bad();
+            if (auto p = find_process(control[2].as_pid())) p->deliver(std::move(*payload));
+            return;
+        case dop::send_sender:
+        case dop::send_sender_tt:
+            if (n < 3 || !control[2].is_pid() || !payload) return bad();
+            if (auto p = find_process(control[2].as_pid())) p->deliver(std::move(*payload));
+            return;
+        case dop::reg_send:
+        case dop::reg_send_tt:
+            if (n < 4 || !control[3].is_atom() || !payload) return bad();
+            deliver_local_name(control[1], control[3].as_atom(), std::move(*payload));
+            return;
+        case dop::alias_send:
+        case dop::alias_send_tt:
+            if (n < 3 || !control[2].is_reference() || !payload) return bad();
+            send_alias(control[1], control[2].as_reference(), std::move(*payload));
+            return;
+        default:
+            on_signal(c, control, payload);
+            return;
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Connections
+
+std::vector<atom> node_core::connected_nodes() const {
+    std::vector<atom> out;
+    std::lock_guard lk(conn_mu);
+    for (auto& [peer, c] : conns)
+        if (c->is_up()) out.push_back(peer);
+    return out;
+}
+
+void node_core::notify_nodes(const node_event& ev) {
+    std::vector<std::function<void(const node_event&)>> cbs;
+    {
+        std::lock_guard lk(mon_mu);
+        for (auto& [id, cb] : node_monitors)
+            cbs.push_back(cb);
+    }
+    for (auto& cb : cbs)
+        cb(ev);
+}
+
+}  // namespace erl::detail

@@ -1,0 +1,139 @@
+// The runtime behind erl::node: process table, registered names, aliases, connections and
+// routing. Shared by the node facade, mailboxes and connections.
+#pragma once
+
+#include <erl/node.hpp>
+
+#include "node/process.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <thread>
+#include <unordered_map>
+
+namespace erl::epmd {
+class registration;
+class server;
+}  // namespace erl::epmd
+
+namespace erl::detail {
+
+class connection;
+
+struct ref_key_hash {
+    std::size_t operator()(const reference& r) const noexcept {
+        std::size_t h = r.node.hash() ^ r.creation;
+        for (auto w : r.words())
+            h = h * 1000003u ^ w;
+        return h;
+    }
+};
+
+struct node_core : std::enable_shared_from_this<node_core> {
+    explicit node_core(node_options o);
+    ~node_core();
+
+    node_options opts;
+    erl::node* facade = nullptr;
+    boost::asio::io_context ioc;
+    std::vector<std::thread> threads;
+
+    atom name;
+    std::string host;
+    std::string cookie;
+    std::atomic<std::uint32_t> creation{0};
+    std::atomic<bool> alive{false};
+    std::atomic<bool> stopping{false};
+    std::uint16_t listen_port = 0;
+    std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor;
+    std::unique_ptr<epmd::registration> registration;
+    std::unique_ptr<epmd::server> embedded_epmd;
+
+    // Process table ----------------------------------------------------------------------------
+    mutable std::shared_mutex proc_mu;
+    std::unordered_map<std::uint64_t, std::shared_ptr<process>> procs;  // key: id << 32 | serial
+    std::unordered_map<atom, std::shared_ptr<process>> names;
+    std::unordered_map<reference, std::weak_ptr<process>, ref_key_hash> aliases;
+    // Answers SPAWN_REQUEST (rpc/erpc service); returns false to let the runtime refuse it.
+    std::function<bool(const std::shared_ptr<connection>&, const term& control, term* payload)>
+        spawn_handler;
+    std::atomic<std::uint64_t> pid_counter{1};
+    std::atomic<std::uint64_t> ref_counter{1};
+    std::shared_ptr<process> node_process;  // sender of messages sent "from the node"
+    std::shared_ptr<void> work_guard;       // keeps the io_context running while alive
+
+    std::shared_ptr<process> new_process();
+    mailbox make_handle(const std::shared_ptr<process>& p);
+    // A registered service process whose messages are handled inline by `handler` (on the
+    // delivering thread: keep it short and non-blocking). It can be linked to and monitored
+    // like any process. Returns the process (kept alive by the name table).
+    std::shared_ptr<process> spawn_service(atom name, std::function<void(term)> handler);
+    // Starts the built-in services (net_kernel, ...). Called once the node has its creation.
+    void start_services();
+    std::shared_ptr<process> find_process(const pid& p) const;
+    std::shared_ptr<process> find_name(atom n) const;
+    void process_exit(const std::shared_ptr<process>& p, term reason);
+    reference make_ref();
+    bool is_local(const pid& p) const noexcept {
+        return p.node == name && (p.creation == creation.load() || p.creation == 0);
+    }
+    bool is_local(const reference& r) const noexcept {
+        return r.node == name && (r.creation == creation.load() || r.creation == 0);
+    }
+
+    // Routing --------------------------------------------------------------------------------
+    // `from` is a pid term of the sending process (node_process when none).
+    void send_pid(const term& from, const pid& to, term msg);
+    void send_name(const term& from, atom to_name, atom to_node, term msg);
+    void send_alias(const term& from, const reference& alias, term msg);
+    void deliver_local_name(const term& from, atom to_name, term msg);
+    // Replies to a '$gen_call' From = {Pid, Tag} as gen:reply does (alias tags honoured).
+    void gen_reply(const term& from_tuple, term reply);
+
+    // Connections -------------------------------------------------------------------------------
+    mutable std::mutex conn_mu;
+    std::unordered_map<atom, std::shared_ptr<connection>> conns;  // pending and up
+    std::shared_ptr<connection> connection_to(atom peer, bool create);
+    void on_connection_up(const std::shared_ptr<connection>& c);
+    // was_up: the connection had completed its handshake (nodedown and noconnection fire).
+    void on_connection_down(const std::shared_ptr<connection>& c, error_code why, bool was_up);
+    // Fires links and monitors across a lost connection with `noconnection` (signals.cpp).
+    void on_node_down_signals(atom peer);
+    std::vector<atom> connected_nodes() const;
+
+    // Incoming distribution message (called on the connection's strand).
+    void on_dist_message(const std::shared_ptr<connection>& c, const term& control, term* payload);
+    // Link, exit, monitor and spawn signals (src/node/signals.cpp).
+    void on_signal(const std::shared_ptr<connection>& c, const term& control, term* payload);
+    // An exit signal from `from` reaches local process `to` (link exit when `linked`, else
+    // exit/2). Applies Erlang semantics: trap_exit turns it into {'EXIT', From, Reason}.
+    void exit_signal(const std::shared_ptr<process>& to, const term& from, const term& reason,
+                     bool linked);
+    // Sends a link exit / monitor DOWN for a local process that ended.
+    void send_exit_signal(const term& from, const term& to, const term& reason);
+    // Tells the target's node that `watcher` no longer monitors it (DEMONITOR_P).
+    void remove_monitor_remote(const term& watcher, const process::watched& m);
+    void send_monitor_down(const term& ident, const term& watcher, const reference& ref,
+                           const term& reason);
+
+    // Node monitoring --------------------------------------------------------------------------
+    std::mutex mon_mu;
+    std::map<std::uint64_t, std::function<void(const node_event&)>> node_monitors;
+    std::uint64_t next_monitor_id = 1;
+    void notify_nodes(const node_event& ev);
+
+    void log(std::string_view msg) const;
+};
+
+}  // namespace erl::detail
+
+struct erl::node::impl : erl::detail::node_core {
+    using node_core::node_core;
+};
