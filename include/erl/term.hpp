@@ -241,7 +241,9 @@ public:
     const closure& as_closure() const;
     std::span<const term> as_tuple() const;
     list_view as_list() const;                                 // [] or a list
-    std::span<const std::pair<term, term>> as_map() const;     // sorted by key (term order)
+    // Sorted by key in OTP's map-key order: the standard term order, except that every
+    // integer sorts before every float (so 1 and 1.0 are distinct keys).
+    std::span<const std::pair<term, term>> as_map() const;
     std::span<const std::uint8_t> as_bytes() const;            // binary or bitstring bytes
     std::string_view as_string_view() const;                   // binary bytes as chars
     std::size_t bit_size() const;                              // binary or bitstring
@@ -372,7 +374,16 @@ term list(const Ts&... xs) {
 term map(std::initializer_list<std::pair<term, term>> pairs);
 
 // ---------------------------------------------------------------------------------------------
-// Printing.
+// Printing. Erlang syntax as io_lib's ~w prints it in OTP 25 ({ok,[1,2]}, 'quoted atom',
+// <<1,2:3>>, #{a => 1,b => 2}, [1|2], floats in shortest round-trip form such as 0.1 or
+// 1.0e100), so a printed term pastes into erl. Forms erl cannot read (erl::parse can; they
+// name the node so the value is not ambiguous):
+//   pid        <'node@host'.Id.Serial.Creation>
+//   port       #Port<'node@host'.Id.Creation>
+//   reference  #Ref<'node@host'.W(n-1).....W0.Creation>   (words most significant first)
+//   closure    #Fun<Module.OldIndex.OldUniq.Arity.Index.UNIQHEX.Pid.[FreeVars]>
+//   export     fun m:f/1   (valid Erlang)
+// parse(to_string(t)) == t for every term. Map pairs print in the order as_map() returns.
 struct print_options {
     bool strings = false;  // print printable charlists as "text" and binaries as <<"text">> (~p)
     std::size_t max_depth = 0;  // 0 = unlimited; deeper terms print as ...
