@@ -1,0 +1,745 @@
+// ETF decoder (erl_ext_dist "External Term Format").
+//
+// Design: one non-recursive loop with an explicit stack of container frames. A container's
+// block is allocated as soon as its header is read (the length is checked against the
+// remaining input first: every element needs at least one byte), placed into its parent's
+// slot, and its elements are then decoded directly into the block's slots. Leaves never touch
+// the stack. On any error the root term is dropped, which frees everything built so far.
+#include "etf/etf_internal.hpp"
+
+#include <zlib.h>
+
+#include <charconv>
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <new>
+#include <string>
+
+namespace erl::etf {
+namespace {
+
+using namespace erl::etf::detail;
+using erl::detail::atom_entry;
+
+// ---------------------------------------------------------------------------------------------
+// Atom lookup cache. Interning goes through the global (locked) atom table; decoded messages
+// repeat the same few atoms over and over, so a per-thread direct-mapped cache of entry
+// pointers keyed by the UTF-8 bytes avoids most table lookups. Atoms are immortal, so a cached
+// entry never dangles.
+struct atom_cache {
+    static constexpr std::size_t slots = 1024;
+    const atom_entry* e[slots] = {};
+};
+thread_local atom_cache tl_atoms;
+
+inline std::size_t atom_hash(const std::uint8_t* p, std::size_t n) noexcept {
+    std::uint64_t h = n * 0x9E3779B97F4A7C15ull;
+    if (n >= 8) {
+        std::uint64_t a, b;
+        std::memcpy(&a, p, 8);
+        std::memcpy(&b, p + n - 8, 8);
+        h ^= a * 0xff51afd7ed558ccdull;
+        h ^= (b + (h >> 29)) * 0xc4ceb9fe1a85ec53ull;
+    } else {
+        for (std::size_t i = 0; i < n; ++i)
+            h = (h ^ p[i]) * 0x100000001b3ull;
+    }
+    h ^= h >> 32;
+    return static_cast<std::size_t>(h);
+}
+
+error_code map_atom_error(const error_code& ec) {
+    if (ec.category() == error_category()) return ec;
+    return make_error_code(errc::invalid_utf8);
+}
+
+// Interns UTF-8 atom text.
+inline error_code intern_utf8(const std::uint8_t* p, std::size_t n, atom& out) {
+    auto& slot = tl_atoms.e[atom_hash(p, n) & (atom_cache::slots - 1)];
+    const atom_entry* e = slot;
+    if (e && e->bytes == n && std::memcmp(e->text, p, n) == 0) {
+        out = atom::from_entry(e);
+        return {};
+    }
+    // 255 characters of at most 4 bytes each.
+    if (n > 255 * 4) return errc::atom_too_long;
+    auto r = atom::make({reinterpret_cast<const char*>(p), n});
+    if (!r) return map_atom_error(r.error());
+    out = *r;
+    slot = out.entry();
+    return {};
+}
+
+// Latin-1 (ATOM_EXT, SMALL_ATOM_EXT) to UTF-8; pure ASCII is passed through unchanged.
+inline error_code intern_latin1(const std::uint8_t* p, std::size_t n, atom& out) {
+    if (n > 255) return errc::atom_too_long;
+    bool ascii = true;
+    for (std::size_t i = 0; i < n; ++i)
+        ascii &= p[i] < 0x80;
+    if (ascii) return intern_utf8(p, n, out);
+    std::uint8_t buf[512];
+    std::size_t k = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        if (p[i] < 0x80) {
+            buf[k++] = p[i];
+        } else {
+            buf[k++] = static_cast<std::uint8_t>(0xC0 | (p[i] >> 6));
+            buf[k++] = static_cast<std::uint8_t>(0x80 | (p[i] & 0x3F));
+        }
+    }
+    return intern_utf8(buf, k, out);
+}
+
+// ---------------------------------------------------------------------------------------------
+enum class fk : std::uint8_t { tuple, list, list_tail, map, fun };
+
+struct frame {
+    term* next;                    // next slot of the current run
+    term* end;                     // end of the run
+    term* tail;                    // list: the tail slot; fun: unused
+    term* dest;                    // slot that holds this container (maps, list continuation, funs)
+    std::pair<term, term>* pairs;  // map
+    std::size_t i;                 // map: next half-slot index; fun: offset of the Size field
+    std::size_t n;                 // map: 2 * arity; list: element count; fun: Size value
+    std::int32_t aux;              // index into the continuation / closure pools, -1 = none
+    fk kind;
+};
+
+class decoder {
+  public:
+    decoder(const std::uint8_t* begin, const std::uint8_t* end, const limits& lim, atom_refs refs)
+        : base_(begin), p_(begin), end_(end), lim_(lim), refs_(refs) {}
+
+    error_code run(term& root);
+    const std::uint8_t* position() const noexcept { return p_; }
+
+  private:
+    std::size_t left() const noexcept { return static_cast<std::size_t>(end_ - p_); }
+    error_code need(std::size_t n) const noexcept {
+        return left() < n ? make_error_code(errc::truncated) : error_code{};
+    }
+    // A variable length (element count or byte count): must fit the limits and the input.
+    // `min_bytes_each` is the least number of input bytes each unit occupies.
+    error_code check_len(std::size_t n, std::size_t min_bytes_each) const noexcept {
+        if (n > lim_.max_size) return errc::too_large;
+        if (n > left() / min_bytes_each) return errc::too_large;
+        return {};
+    }
+    error_code push(const frame& f) {
+        if (stack_.size() >= lim_.max_depth) return errc::too_deep;
+        stack_.push_back(f);
+        return {};
+    }
+
+    error_code read_atom_tagged(std::uint8_t tg, atom& out);
+    error_code read_atom(atom& out) {
+        if (auto ec = need(1)) return ec;
+        return read_atom_tagged(*p_++, out);
+    }
+    error_code read_pid_tagged(std::uint8_t tg, pid& out);
+    error_code read_small_int(std::int64_t& out);
+    error_code read_big(std::uint8_t tg, term& out);
+    error_code enter_list_continuation(frame& f);
+    error_code finish_frame(frame& f);
+    error_code begin_fun(term* slot);
+
+    const std::uint8_t* base_;
+    const std::uint8_t* p_;
+    const std::uint8_t* end_;
+    const limits& lim_;
+    atom_refs refs_;
+    std::vector<frame> stack_;
+    std::vector<std::unique_ptr<std::vector<term>>> conts_;  // flattened list continuations
+    std::vector<std::unique_ptr<closure>> funs_;             // closures being filled
+};
+
+error_code decoder::read_atom_tagged(std::uint8_t tg, atom& out) {
+    switch (tg) {
+        case tag::small_atom_utf8:
+        case tag::small_atom: {
+            if (auto ec = need(1)) return ec;
+            std::size_t n = *p_++;
+            if (n > left()) return errc::too_large;
+            const std::uint8_t* s = p_;
+            p_ += n;
+            return tg == tag::small_atom_utf8 ? intern_utf8(s, n, out) : intern_latin1(s, n, out);
+        }
+        case tag::atom_utf8:
+        case tag::atom: {
+            if (auto ec = need(2)) return ec;
+            std::size_t n = load_be16(p_);
+            p_ += 2;
+            if (n > left()) return errc::too_large;
+            const std::uint8_t* s = p_;
+            p_ += n;
+            return tg == tag::atom_utf8 ? intern_utf8(s, n, out) : intern_latin1(s, n, out);
+        }
+        case tag::atom_cache_ref: {
+            if (auto ec = need(1)) return ec;
+            std::size_t i = *p_++;
+            if (i >= refs_.size() || refs_[i].entry() == nullptr) return errc::bad_atom_cache_ref;
+            out = refs_[i];
+            return {};
+        }
+        default:
+            return errc::bad_tag;
+    }
+}
+
+error_code decoder::read_pid_tagged(std::uint8_t tg, pid& out) {
+    if (tg != tag::new_pid && tg != tag::pid) return errc::bad_tag;
+    if (auto ec = read_atom(out.node)) return ec;
+    // PID_EXT: ID:32 Serial:32 Creation:8; NEW_PID_EXT: Creation:32.
+    std::size_t n = tg == tag::new_pid ? 12 : 9;
+    if (auto ec = need(n)) return ec;
+    out.id = load_be32(p_);
+    out.serial = load_be32(p_ + 4);
+    out.creation = tg == tag::new_pid ? load_be32(p_ + 8) : p_[8];
+    p_ += n;
+    return {};
+}
+
+// OldIndex / OldUniq of NEW_FUN_EXT: an integer term that fits in int64.
+error_code decoder::read_small_int(std::int64_t& out) {
+    if (auto ec = need(1)) return ec;
+    std::uint8_t t = *p_++;
+    if (t == tag::small_integer) {
+        if (auto ec = need(1)) return ec;
+        out = *p_++;
+        return {};
+    }
+    if (t == tag::integer) {
+        if (auto ec = need(4)) return ec;
+        out = static_cast<std::int32_t>(load_be32(p_));
+        p_ += 4;
+        return {};
+    }
+    if (t == tag::small_big || t == tag::large_big) {
+        term v;
+        if (auto ec = read_big(t, v)) return ec;
+        if (!v.is_small()) return errc::invalid_term;
+        out = v.as_int64();
+        return {};
+    }
+    return errc::bad_tag;
+}
+
+// SMALL_BIG_EXT n:8 Sign:8 d(0)..d(n-1), LARGE_BIG_EXT n:32 ...; digits little-endian base 256.
+error_code decoder::read_big(std::uint8_t tg, term& out) {
+    std::size_t n;
+    if (tg == tag::small_big) {
+        if (auto ec = need(2)) return ec;
+        n = *p_++;
+    } else {
+        if (auto ec = need(5)) return ec;
+        n = load_be32(p_);
+        p_ += 4;
+        if (n > lim_.max_bignum_bytes) return errc::bignum_too_large;
+        if (n > lim_.max_size) return errc::too_large;
+    }
+    if (n + 1 > left()) return errc::too_large;
+    bool neg = *p_++ != 0;
+    const std::uint8_t* d = p_;
+    p_ += n;
+    if (n <= 8) {
+        std::uint64_t mag = 0;
+        for (std::size_t i = n; i-- > 0;)
+            mag = (mag << 8) | d[i];
+        if (!neg && mag <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+            out = term(static_cast<std::int64_t>(mag));
+            return {};
+        }
+        if (neg && mag <= (1ull << 63)) {
+            out = term(static_cast<std::int64_t>(0 - mag));
+            return {};
+        }
+    }
+    if (n > lim_.max_bignum_bytes) return errc::bignum_too_large;
+    std::size_t limbs = (n + 3) / 4;
+    std::uint32_t* l;
+    term t = erl::detail::new_bignum(neg, limbs, l);
+    for (std::size_t i = 0; i < limbs; ++i)
+        l[i] = 0;
+    for (std::size_t i = 0; i < n; ++i)
+        l[i / 4] |= static_cast<std::uint32_t>(d[i]) << (8 * (i % 4));
+    out = erl::detail::normalize_integer(std::move(t));
+    return {};
+}
+
+// NEW_FUN_EXT: Size:32 Arity:8 Uniq:16 Index:32 NumFree:32 Module OldIndex OldUniq Pid
+// FreeVars... where Size counts every byte from the Size field to the end of the free vars.
+error_code decoder::begin_fun(term* slot) {
+    std::size_t size_pos = static_cast<std::size_t>(p_ - base_);
+    if (auto ec = need(29)) return ec;
+    std::size_t size = load_be32(p_);
+    auto c = std::make_unique<closure>();
+    c->arity = p_[4];
+    std::memcpy(c->uniq.data(), p_ + 5, 16);
+    c->index = load_be32(p_ + 21);
+    std::size_t nfree = load_be32(p_ + 25);
+    p_ += 29;
+    if (size > left() + 29) return errc::too_large;
+    if (auto ec = read_atom(c->module)) return ec;
+    if (auto ec = read_small_int(c->old_index)) return ec;
+    if (auto ec = read_small_int(c->old_uniq)) return ec;
+    if (auto ec = need(1)) return ec;
+    pid pd;
+    if (auto ec = read_pid_tagged(*p_++, pd)) return ec;
+    c->pid = term(pd);
+    if (auto ec = check_len(nfree, 1)) return ec;
+    if (nfree == 0) {
+        if (static_cast<std::size_t>(p_ - base_) - size_pos != size) return errc::invalid_term;
+        *slot = term(*c);
+        return {};
+    }
+    c->free_vars.resize(nfree);
+    frame f{};
+    f.next = c->free_vars.data();
+    f.end = f.next + nfree;
+    f.dest = slot;
+    f.i = size_pos;
+    f.n = size;
+    f.kind = fk::fun;
+    f.aux = static_cast<std::int32_t>(funs_.size());
+    funs_.push_back(std::move(c));
+    return push(f);
+}
+
+// The tail slot of a list frame is about to receive another LIST_EXT / STRING_EXT: Erlang
+// has no such term ([a|[b]] is [a,b]), so the elements move to a growable continuation.
+error_code decoder::enter_list_continuation(frame& f) {
+    if (f.aux >= 0) return {};
+    auto v = std::make_unique<std::vector<term>>();
+    v->reserve(f.n + 8);
+    term* base = f.end - f.n;
+    for (std::size_t i = 0; i < f.n; ++i)
+        v->push_back(std::move(base[i]));
+    v->push_back(term{});  // the tail slot
+    f.aux = static_cast<std::int32_t>(conts_.size());
+    conts_.push_back(std::move(v));
+    f.tail = &conts_.back()->back();
+    return {};
+}
+
+error_code decoder::finish_frame(frame& f) {
+    switch (f.kind) {
+        case fk::map:
+            return erl::detail::finish_map(*f.dest);
+        case fk::list_tail:
+            if (f.aux >= 0) {
+                auto& v = *conts_[static_cast<std::size_t>(f.aux)];
+                std::size_t n = v.size() - 1;
+                term* e;
+                term* tl;
+                term t = erl::detail::new_list(n, e, tl);
+                for (std::size_t i = 0; i < n; ++i)
+                    e[i] = std::move(v[i]);
+                *tl = std::move(v[n]);
+                *f.dest = std::move(t);
+                v.clear();
+                v.shrink_to_fit();
+            }
+            return {};
+        case fk::fun: {
+            if (static_cast<std::size_t>(p_ - base_) - f.i != f.n) return errc::invalid_term;
+            auto& c = funs_[static_cast<std::size_t>(f.aux)];
+            *f.dest = term(*c);
+            c.reset();
+            return {};
+        }
+        default:
+            return {};
+    }
+}
+
+error_code decoder::run(term& root) {
+    term* slot = &root;
+    for (;;) {
+        // ---- decode one term header into *slot
+        if (p_ == end_) return errc::truncated;
+        std::uint8_t t = *p_++;
+        switch (t) {
+            case tag::small_integer:
+                if (p_ == end_) return errc::truncated;
+                *slot = term(static_cast<int>(*p_++));
+                break;
+            case tag::integer:
+                if (auto ec = need(4)) return ec;
+                *slot = term(static_cast<int>(static_cast<std::int32_t>(load_be32(p_))));
+                p_ += 4;
+                break;
+            case tag::small_atom_utf8:
+            case tag::atom_utf8:
+            case tag::atom:
+            case tag::small_atom:
+            case tag::atom_cache_ref: {
+                atom a;
+                if (auto ec = read_atom_tagged(t, a)) return ec;
+                *slot = term(a);
+                break;
+            }
+            case tag::small_tuple:
+            case tag::large_tuple: {
+                std::size_t n;
+                if (t == tag::small_tuple) {
+                    if (p_ == end_) return errc::truncated;
+                    n = *p_++;
+                } else {
+                    if (auto ec = need(4)) return ec;
+                    n = load_be32(p_);
+                    p_ += 4;
+                }
+                if (auto ec = check_len(n, 1)) return ec;
+                term* e;
+                *slot = erl::detail::new_tuple(n, e);
+                if (n) {
+                    frame f{};
+                    f.next = e;
+                    f.end = e + n;
+                    f.kind = fk::tuple;
+                    f.aux = -1;
+                    if (auto ec = push(f)) return ec;
+                }
+                break;
+            }
+            case tag::nil:
+                *slot = term{};
+                break;
+            case tag::string: {
+                if (auto ec = need(2)) return ec;
+                std::size_t n = load_be16(p_);
+                p_ += 2;
+                if (auto ec = check_len(n, 1)) return ec;
+                const std::uint8_t* s = p_;
+                p_ += n;
+                if (n == 0) {
+                    *slot = term{};
+                    break;
+                }
+                if (!stack_.empty() && stack_.back().kind == fk::list_tail) {
+                    frame& f = stack_.back();
+                    if (auto ec = enter_list_continuation(f)) return ec;
+                    auto& v = *conts_[static_cast<std::size_t>(f.aux)];
+                    v.pop_back();
+                    for (std::size_t i = 0; i < n; ++i)
+                        v.emplace_back(static_cast<int>(s[i]));
+                    v.emplace_back();
+                    f.tail = &v.back();
+                    break;
+                }
+                term* e;
+                term* tl;
+                *slot = erl::detail::new_list(n, e, tl);
+                for (std::size_t i = 0; i < n; ++i)
+                    e[i] = term(static_cast<int>(s[i]));
+                break;
+            }
+            case tag::list: {
+                if (auto ec = need(4)) return ec;
+                std::size_t n = load_be32(p_);
+                p_ += 4;
+                // n elements and a tail, one byte each at least.
+                if (auto ec = check_len(n, 1)) return ec;
+                if (n >= left()) return errc::too_large;
+                if (n == 0) continue;  // LIST_EXT of length 0 is just its tail (as OTP).
+                if (!stack_.empty() && stack_.back().kind == fk::list_tail) {
+                    frame& f = stack_.back();
+                    if (auto ec = enter_list_continuation(f)) return ec;
+                    auto& v = *conts_[static_cast<std::size_t>(f.aux)];
+                    v.pop_back();
+                    std::size_t old = v.size();
+                    v.resize(old + n + 1);
+                    f.next = v.data() + old;
+                    f.end = f.next + n;
+                    f.tail = f.end;
+                    f.kind = fk::list;
+                    break;
+                }
+                term* e;
+                term* tl;
+                *slot = erl::detail::new_list(n, e, tl);
+                frame f{};
+                f.next = e;
+                f.end = e + n;
+                f.tail = tl;
+                f.dest = slot;
+                f.n = n;
+                f.kind = fk::list;
+                f.aux = -1;
+                if (auto ec = push(f)) return ec;
+                break;
+            }
+            case tag::map: {
+                if (auto ec = need(4)) return ec;
+                std::size_t n = load_be32(p_);
+                p_ += 4;
+                if (auto ec = check_len(n, 2)) return ec;
+                std::pair<term, term>* pr;
+                *slot = erl::detail::new_map(n, pr);
+                if (n) {
+                    frame f{};
+                    f.pairs = pr;
+                    f.dest = slot;
+                    f.n = 2 * n;
+                    f.kind = fk::map;
+                    f.aux = -1;
+                    if (auto ec = push(f)) return ec;
+                }
+                break;
+            }
+            case tag::binary: {
+                if (auto ec = need(4)) return ec;
+                std::size_t n = load_be32(p_);
+                p_ += 4;
+                if (auto ec = check_len(n, 1)) return ec;
+                std::uint8_t* d;
+                *slot = erl::detail::new_binary(n, d);
+                if (n) std::memcpy(d, p_, n);
+                p_ += n;
+                break;
+            }
+            case tag::bit_binary: {
+                // Len:32 Bits:8 Data. OTP accepts Bits 1..8 with Len > 0 and Bits 0 with
+                // Len 0 (the empty binary). Padding bits are cleared, OTP ignores them.
+                if (auto ec = need(5)) return ec;
+                std::size_t n = load_be32(p_);
+                unsigned bits = p_[4];
+                p_ += 5;
+                if (auto ec = check_len(n, 1)) return ec;
+                if (n == 0 ? bits != 0 : (bits < 1 || bits > 8)) return errc::invalid_term;
+                std::uint8_t* d;
+                *slot = erl::detail::new_binary(n, d, n == 0 ? 8 : bits);
+                if (n) {
+                    std::memcpy(d, p_, n);
+                    d[n - 1] &= static_cast<std::uint8_t>(0xFF00u >> bits);
+                }
+                p_ += n;
+                break;
+            }
+            case tag::new_float: {
+                if (auto ec = need(8)) return ec;
+                double d = std::bit_cast<double>(load_be64(p_));
+                p_ += 8;
+                if (!std::isfinite(d)) return errc::non_finite_float;
+                *slot = term(d);
+                break;
+            }
+            case tag::float_: {
+                // 31 bytes of "%.20e" text, NUL padded (legacy, minor_version 0).
+                if (auto ec = need(31)) return ec;
+                const char* s = reinterpret_cast<const char*>(p_);
+                std::size_t len = 0;
+                while (len < 31 && s[len] != '\0')
+                    ++len;
+                p_ += 31;
+                std::size_t b = 0;
+                while (b < len && s[b] == ' ')
+                    ++b;
+                double d = 0;
+                auto r = std::from_chars(s + b, s + len, d);
+                if (r.ec == std::errc::result_out_of_range) return errc::non_finite_float;
+                if (r.ec != std::errc{} || r.ptr != s + len) return errc::invalid_term;
+                if (!std::isfinite(d)) return errc::non_finite_float;
+                *slot = term(d);
+                break;
+            }
+            case tag::small_big:
+            case tag::large_big:
+                if (auto ec = read_big(t, *slot)) return ec;
+                break;
+            case tag::new_pid:
+            case tag::pid: {
+                pid pd;
+                if (auto ec = read_pid_tagged(t, pd)) return ec;
+                *slot = term(pd);
+                break;
+            }
+            case tag::new_port:
+            case tag::port:
+            case tag::v4_port: {
+                port pt;
+                if (auto ec = read_atom(pt.node)) return ec;
+                // PORT_EXT ID:32 Creation:8; NEW_PORT_EXT ID:32 Creation:32;
+                // V4_PORT_EXT ID:64 Creation:32.
+                std::size_t n = t == tag::port ? 5 : t == tag::new_port ? 8 : 12;
+                if (auto ec = need(n)) return ec;
+                if (t == tag::v4_port) {
+                    pt.id = load_be64(p_);
+                    pt.creation = load_be32(p_ + 8);
+                } else {
+                    pt.id = load_be32(p_);
+                    pt.creation = t == tag::port ? p_[4] : load_be32(p_ + 4);
+                }
+                p_ += n;
+                *slot = term(pt);
+                break;
+            }
+            case tag::reference: {
+                // REFERENCE_EXT: Node ID:32 Creation:8 (legacy, one word).
+                reference r;
+                if (auto ec = read_atom(r.node)) return ec;
+                if (auto ec = need(5)) return ec;
+                r.len = 1;
+                r.ids[0] = load_be32(p_);
+                r.creation = p_[4];
+                p_ += 5;
+                *slot = term(r);
+                break;
+            }
+            case tag::new_reference:
+            case tag::newer_reference: {
+                // Len:16 Node Creation:8|32 ID:32*Len, Len 1..5.
+                if (auto ec = need(2)) return ec;
+                std::size_t n = load_be16(p_);
+                p_ += 2;
+                if (n < 1 || n > 5) return errc::invalid_term;
+                reference r;
+                if (auto ec = read_atom(r.node)) return ec;
+                std::size_t cr = t == tag::newer_reference ? 4 : 1;
+                if (auto ec = need(cr + 4 * n)) return ec;
+                r.creation = cr == 4 ? load_be32(p_) : p_[0];
+                p_ += cr;
+                r.len = static_cast<std::uint8_t>(n);
+                for (std::size_t i = 0; i < n; ++i)
+                    r.ids[i] = load_be32(p_ + 4 * i);
+                p_ += 4 * n;
+                *slot = term(r);
+                break;
+            }
+            case tag::export_: {
+                export_fun f;
+                if (auto ec = read_atom(f.module)) return ec;
+                if (auto ec = read_atom(f.function)) return ec;
+                if (auto ec = need(2)) return ec;
+                if (p_[0] != tag::small_integer) return errc::invalid_term;
+                f.arity = p_[1];
+                p_ += 2;
+                *slot = term(f);
+                break;
+            }
+            case tag::new_fun:
+                if (auto ec = begin_fun(slot)) return ec;
+                break;
+            // FUN_EXT (117) was removed in OTP 23; LOCAL_EXT (121) is node-local; a
+            // compressed term (80) is only valid at the top level.
+            default:
+                return errc::bad_tag;
+        }
+
+        // ---- find the next slot to fill, completing finished containers
+        for (;;) {
+            if (stack_.empty()) return {};
+            frame& f = stack_.back();
+            if (f.kind == fk::map) {
+                if (f.i < f.n) {
+                    auto& pr = f.pairs[f.i >> 1];
+                    slot = (f.i & 1) ? &pr.second : &pr.first;
+                    ++f.i;
+                    break;
+                }
+            } else if (f.next != f.end) {
+                slot = f.next++;
+                break;
+            } else if (f.kind == fk::list) {
+                f.kind = fk::list_tail;
+                slot = f.tail;
+                break;
+            }
+            if (auto ec = finish_frame(f)) return ec;
+            stack_.pop_back();
+        }
+    }
+}
+
+// Inflates a COMPRESSED term: UncompressedSize:32 followed by a zlib stream. `p` points after
+// the tag. The declared size is checked against the limits and against deflate's best ratio
+// (~1032:1) before anything is allocated.
+error_code inflate_term(const std::uint8_t*& p, const std::uint8_t* end, const limits& lim,
+                        std::vector<std::uint8_t>& out) {
+    if (end - p < 4) return errc::truncated;
+    std::size_t usize = load_be32(p);
+    p += 4;
+    std::size_t avail = static_cast<std::size_t>(end - p);
+    if (usize > lim.max_uncompressed || usize > lim.max_size) return errc::too_large;
+    if (usize > avail * 1040 + 64) return errc::bad_compressed;
+    out.resize(usize);
+    z_stream zs{};
+    if (inflateInit(&zs) != Z_OK) return errc::bad_compressed;
+    zs.next_in = const_cast<Bytef*>(p);
+    zs.avail_in = static_cast<uInt>(std::min<std::size_t>(avail, 0xFFFFFFFFu));
+    zs.next_out = out.data();
+    zs.avail_out = static_cast<uInt>(usize);
+    // One extra output byte would reveal a stream longer than declared.
+    std::uint8_t extra;
+    int rc = inflate(&zs, Z_FINISH);
+    if (rc == Z_BUF_ERROR && zs.avail_out == 0) {
+        zs.next_out = &extra;
+        zs.avail_out = 1;
+        rc = inflate(&zs, Z_FINISH);
+        if (zs.avail_out == 0) rc = Z_DATA_ERROR;
+    }
+    std::size_t produced = usize - (zs.next_out == &extra ? 0 : zs.avail_out);
+    std::size_t used = avail - zs.avail_in;
+    inflateEnd(&zs);
+    if (rc != Z_STREAM_END || produced != usize) return errc::bad_compressed;
+    p += used;
+    return {};
+}
+
+error_code decode_at(const std::uint8_t* begin, const std::uint8_t* end, const limits& lim,
+                     atom_refs refs, term& out, std::size_t& consumed) {
+    if (static_cast<std::size_t>(end - begin) > lim.max_size) return errc::too_large;
+    if (begin == end) return errc::truncated;
+    if (*begin == tag::compressed) {
+        const std::uint8_t* p = begin + 1;
+        std::vector<std::uint8_t> raw;
+        if (auto ec = inflate_term(p, end, lim, raw)) return ec;
+        decoder d(raw.data(), raw.data() + raw.size(), lim, refs);
+        if (auto ec = d.run(out)) return ec;
+        if (d.position() != raw.data() + raw.size()) return errc::bad_compressed;
+        consumed = static_cast<std::size_t>(p - begin);
+        return {};
+    }
+    decoder d(begin, end, lim, refs);
+    if (auto ec = d.run(out)) return ec;
+    consumed = static_cast<std::size_t>(d.position() - begin);
+    return {};
+}
+
+// Never throws: allocation failures (or a term block the allocator refuses) become too_large.
+error_code decode_guarded(const std::uint8_t* begin, const std::uint8_t* end, const limits& lim,
+                          atom_refs refs, term& out, std::size_t& consumed) noexcept {
+    try {
+        return decode_at(begin, end, lim, refs, out, consumed);
+    } catch (const std::bad_alloc&) {
+        return errc::too_large;
+    } catch (const std::length_error&) {
+        return errc::too_large;
+    } catch (...) {
+        return errc::invalid_term;
+    }
+}
+
+}  // namespace
+
+erl::result<erl::term> decode(std::span<const std::uint8_t> in, const limits& lim) {
+    if (in.empty()) return make_error_code(errc::truncated);
+    if (in[0] != tag::version) return make_error_code(errc::bad_version);
+    term t;
+    std::size_t used = 0;
+    if (auto ec = decode_guarded(in.data() + 1, in.data() + in.size(), lim, {}, t, used)) return ec;
+    if (used + 1 != in.size()) return make_error_code(errc::trailing_bytes);
+    return t;
+}
+
+erl::result<erl::term> decode_body(std::span<const std::uint8_t> in, std::size_t& consumed,
+                                   const limits& lim, atom_refs refs) {
+    term t;
+    std::size_t used = 0;
+    if (auto ec = decode_guarded(in.data(), in.data() + in.size(), lim, refs, t, used)) return ec;
+    consumed = used;
+    return t;
+}
+
+}  // namespace erl::etf
