@@ -194,6 +194,7 @@ int main(int argc, char** argv) {
         pos = end + 1;
     }
 
+    opts.log_errors = !daemon;
     if (daemon) {
         opts.debug = 0;  // OTP's daemon logs to syslog only; ours is silent
         if (!daemonize()) return 1;

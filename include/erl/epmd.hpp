@@ -115,6 +115,8 @@ class server {
         std::vector<std::string> addresses;
         bool relaxed_command_check = false;  // allow KILL with live nodes and STOP
         int debug = 0;                       // >0: log to stderr (like epmd -d)
+        bool log_errors = false;  // log refused/malformed requests even without debug (OTP's
+                                  // foreground epmd does; the embedded default is silent)
         std::chrono::seconds packet_timeout{60};
         std::size_t max_connections = 16384;  // further accepts are closed at once
         // Called after KILL was accepted and the server stopped (the daemon exits here).

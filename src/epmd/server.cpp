@@ -43,7 +43,7 @@ struct server::impl : std::enable_shared_from_this<impl> {
     bool stopped = false;
 
     void log(int level, const char* fmt, ...) __attribute__((format(printf, 3, 4))) {
-        if (opts.debug < level) return;
+        if (opts.debug < level || (level == 0 && opts.debug == 0 && !opts.log_errors)) return;
         char msg[1024];
         va_list ap;
         va_start(ap, fmt);
