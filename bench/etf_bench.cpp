@@ -1,6 +1,6 @@
 // ETF codec benchmark: erlcpp vs erl_interface (ei) vs BEAM, on the same deterministic corpus.
 //
-//   erlcpp-bench-etf [--seconds S] [--no-beam] [--no-ei]
+//   erlcpp-bench-etf [--seconds S] [--no-beam] [--no-ei] [--only WORKLOAD]
 //
 // Workloads (deterministic, see make_corpus):
 //   control   small distribution control tuples: {2,'',Pid}, {6,Pid,'',Name}, {'$gen_call',..}
@@ -520,6 +520,7 @@ std::map<std::string, beam_times> run_beam(const std::vector<workload>& w, doubl
 int main(int argc, char** argv) {
     double seconds = 0.4;
     bool beam = true, use_ei = true;
+    std::string only;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--seconds" && i + 1 < argc)
@@ -528,12 +529,17 @@ int main(int argc, char** argv) {
             beam = false;
         else if (a == "--no-ei")
             use_ei = false;
+        else if (a == "--only" && i + 1 < argc)
+            only = argv[++i];
         else {
-            std::fprintf(stderr, "usage: %s [--seconds S] [--no-beam] [--no-ei]\n", argv[0]);
+            std::fprintf(stderr,
+                         "usage: %s [--seconds S] [--no-beam] [--no-ei] [--only WORKLOAD]\n",
+                         argv[0]);
             return 2;
         }
     }
     auto w = make_corpus();
+    if (!only.empty()) std::erase_if(w, [&](const workload& x) { return x.name != only; });
 
     struct row {
         double ours_enc, ours_dec, ei_enc = 0, ei_dec = 0, beam_enc = 0, beam_dec = 0;

@@ -149,7 +149,7 @@ class decoder {
     const std::uint8_t* end_;
     const limits& lim_;
     atom_refs refs_;
-    std::vector<frame> stack_;
+    small_stack<frame, 16> stack_;
     std::vector<std::unique_ptr<std::vector<term>>> conts_;  // flattened list continuations
     std::vector<std::unique_ptr<closure>> funs_;             // closures being filled
 };

@@ -200,7 +200,7 @@ struct eframe {
 
 template <class S>
 void walk(S& s, const term& root, atom_cache_writer* cache) {
-    std::vector<eframe> stack;
+    small_stack<eframe, 16> stack;
     const term* cur = &root;
     for (;;) {
         const term& t = *cur;
@@ -344,8 +344,22 @@ void walk(S& s, const term& root, atom_cache_writer* cache) {
                     break;
                 }
             } else if (f.next != f.end) {
-                cur = f.next++;
-                break;
+                // Immediates (the bulk of most lists and tuples) are written here directly,
+                // without a round trip through the main dispatch.
+                do {
+                    const term& e = *f.next;
+                    if (e.type() == kind::integer)
+                        put_int(s, e.as_int64());
+                    else if (e.type() == kind::atom)
+                        put_atom(s, e.as_atom().entry(), cache);
+                    else
+                        break;
+                } while (++f.next != f.end);
+                if (f.next != f.end) {
+                    cur = f.next++;
+                    break;
+                }
+                continue;
             } else if (f.kind == ek::list && f.tail) {
                 cur = f.tail;
                 f.tail = nullptr;
