@@ -52,17 +52,20 @@ struct cpp_node {
 
 // Serves echo ({Pid, T} -> Pid ! T) on a thread until the node stops.
 struct echo_service {
+    erl::mailbox mb;
     std::thread t;
     explicit echo_service(erl::node& n, const char* name = "echo") {
-        auto mb = n.spawn_mailbox(erl::atom(name));
-        if (!mb) throw std::runtime_error("spawn_mailbox failed");
-        t = std::thread([mb = *mb]() mutable {
+        auto r = n.spawn_mailbox(erl::atom(name));
+        if (!r) throw std::runtime_error("spawn_mailbox failed");
+        mb = *r;
+        t = std::thread([mb = mb]() mutable {
             while (auto m = mb.receive()) {
                 if (m->is_tuple(2) && (*m)[0].is_pid()) mb.send((*m)[0].as_pid(), (*m)[1]);
             }
         });
     }
     ~echo_service() {
+        mb.exit();
         if (t.joinable()) t.join();
     }
 };
