@@ -11,6 +11,9 @@
 //   sink  any message   -> counted;  {done, Pid} -> Pid ! {count, N}, and the count resets
 #include <erl/node.hpp>
 
+// Feature services of the demo live in examples/demo/*.hpp (header-only, one per feature).
+// DEMO-INCLUDES (add one #include per feature here)
+
 #include <unistd.h>
 #include <atomic>
 #include <csignal>
@@ -117,6 +120,8 @@ int main(int argc, char** argv) {
         std::cerr << "erlcpp-demo: cannot register services\n";
         return 1;
     }
+    // DEMO-SERVICES (each feature starts its services here; they stop with node.stop())
+
     std::thread echo_thread(echo_loop, *echo);
     std::thread sink_thread(sink_loop, *sink);
     echo = {};
