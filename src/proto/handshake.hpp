@@ -55,7 +55,9 @@ const char* to_string(handshake_status s) noexcept;
 // arriving as an incoming connection). Returns true when our outgoing attempt wins.
 bool we_win_simultaneous(std::string_view our_name, std::string_view peer_name) noexcept;
 
-// Name, flags and creation announced by the peer in send_name (acceptor side).
+// Name, flags and creation announced by the peer in send_name (acceptor side). After an old
+// version-5 'n' send_name the flags are the low 32 bits only and the creation is 0 (both are
+// completed by the 'c' message; the final values are in peer_flags()/peer_creation()).
 using status_callback = std::function<handshake_status(
     std::string_view peer_name, std::uint64_t peer_flags, std::uint32_t peer_creation)>;
 
@@ -112,6 +114,9 @@ class handshake {
     void provide_status(handshake_status s);
     bool awaiting_alive_answer() const noexcept { return state_ == state::need_alive_answer; }
     void answer_alive(bool proceed);
+    // Replaces the cookie before any digest is computed, e.g. from the acceptor's status
+    // callback once the peer's name is known (per-peer cookies, erlang:set_cookie/2).
+    void set_cookie(std::string cookie) { cfg_.cookie = std::move(cookie); }
 
     bool done() const noexcept { return state_ == state::done; }
     bool failed() const noexcept { return state_ == state::failed; }
