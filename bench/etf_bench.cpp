@@ -88,6 +88,7 @@ std::vector<workload> make_corpus() {
                                       "session", "timeout", "value",     "config"};
         for (int i = 0; i < 400; ++i) {
             std::vector<term> items;
+            std::size_t size = 6;  // LIST_EXT header and tail
             while (true) {
                 int k = static_cast<int>(rng() % 8);
                 term t;
@@ -127,7 +128,8 @@ std::vector<workload> make_corpus() {
                         break;
                 }
                 items.push_back(t);
-                if (erl::etf::encoded_size(erl::make_list(items)) >= 1024) break;
+                size += erl::etf::encoded_size(t) - 1;
+                if (size >= 1024) break;
             }
             m.terms.push_back(erl::tuple(atom("batch"), i, erl::make_list(items)));
         }
