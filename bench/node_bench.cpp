@@ -1,0 +1,225 @@
+// erlcpp-bench-node: the C++ side of the distribution benchmark (scripts/bench-node).
+//
+//   erlcpp-bench-node to-beam --peer NODE --cookie C --epmd-port P [--count N] [--reps R]
+//       An erl::node sends N small messages {msg, I} to {sink, NODE} (a BEAM node), then
+//       {done, Self} and waits for {count, N}. Prints the median rate over R runs.
+//   erlcpp-bench-node local --cookie C --epmd-port P [--count N] [--reps R] [--threads T]
+//       Two erl::node instances in this process, connected over TCP through EPMD on port P:
+//       one mailbox on node A sends N small messages to a mailbox on node B, whose thread
+//       receives them. Prints the median rate and the process CPU time per message.
+//
+// Output: one "result KEY VALUE" line per figure (read by bench/node_driver.erl). Timings are
+// for reporting only; nothing here passes or fails on them.
+#include <erl/mailbox.hpp>
+#include <erl/node.hpp>
+#include <erl/term.hpp>
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+struct args {
+    std::string mode;
+    std::string peer;
+    std::string cookie = "bench";
+    std::uint16_t epmd_port = 0;
+    long count = 200'000;
+    int reps = 3;
+    unsigned threads = 1;
+};
+
+[[noreturn]] void usage(const char* msg) {
+    std::cerr << "erlcpp-bench-node: " << msg << "\n"
+              << "usage: erlcpp-bench-node to-beam --peer NODE --cookie C --epmd-port P "
+                 "[--count N] [--reps R]\n"
+                 "       erlcpp-bench-node local --cookie C --epmd-port P [--count N] "
+                 "[--reps R] [--threads T]\n";
+    std::exit(2);
+}
+
+args parse_args(int argc, char** argv) {
+    args a;
+    if (argc < 2) usage("missing mode");
+    a.mode = argv[1];
+    for (int i = 2; i < argc; ++i) {
+        std::string k = argv[i];
+        if (i + 1 >= argc) usage(("missing value for " + k).c_str());
+        std::string v = argv[++i];
+        if (k == "--peer")
+            a.peer = v;
+        else if (k == "--cookie")
+            a.cookie = v;
+        else if (k == "--epmd-port")
+            a.epmd_port = static_cast<std::uint16_t>(std::stoi(v));
+        else if (k == "--count")
+            a.count = std::stol(v);
+        else if (k == "--reps")
+            a.reps = std::stoi(v);
+        else if (k == "--threads")
+            a.threads = static_cast<unsigned>(std::stoi(v));
+        else
+            usage(("unknown option " + k).c_str());
+    }
+    if (a.epmd_port == 0) usage("--epmd-port is required (private EPMD)");
+    return a;
+}
+
+erl::node_options make_opts(const args& a, const std::string& name) {
+    erl::node_options o;
+    o.name = name + "_" + std::to_string(::getpid()) + "@127.0.0.1";
+    o.cookie = a.cookie;
+    o.epmd_port = a.epmd_port;
+    o.epmd = erl::epmd_mode::require_running;
+    o.listen_address = "127.0.0.1";
+    o.threads = a.threads;
+    return o;
+}
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+}
+
+double cpu_seconds() {
+    rusage ru{};
+    ::getrusage(RUSAGE_SELF, &ru);
+    auto tv = [](const timeval& t) { return double(t.tv_sec) + double(t.tv_usec) / 1e6; };
+    return tv(ru.ru_utime) + tv(ru.ru_stime);
+}
+
+void result(const char* key, double value) {
+    std::printf("result %s %.6g\n", key, value);
+    std::fflush(stdout);
+}
+
+// N messages to {sink, Peer}, then {done, Self}; true when {count, N} comes back.
+bool sink_run(erl::mailbox& mb, erl::atom peer, long n) {
+    const erl::atom sink("sink"), msg("msg"), done("done"), count("count");
+    for (long i = 0; i < n; ++i)
+        mb.send(sink, peer, erl::tuple(msg, i));
+    mb.send(sink, peer, erl::tuple(done, mb.self_term()));
+    auto reply = mb.receive(std::chrono::seconds(120));
+    return reply && reply->is_tuple(2) && (*reply)[0].is_atom(count) && (*reply)[1].is_small() &&
+           (*reply)[1].as_int64() == n;
+}
+
+int to_beam(const args& a) {
+    if (a.peer.empty()) usage("to-beam needs --peer");
+    erl::node node(make_opts(a, "bsend"));
+    if (auto ec = node.start()) {
+        std::cerr << "cannot start node: " << ec.message() << "\n";
+        return 1;
+    }
+    erl::atom peer(a.peer);
+    if (auto ec = node.connect(peer)) {
+        std::cerr << "cannot connect to " << a.peer << ": " << ec.message() << "\n";
+        return 1;
+    }
+    auto mb = node.spawn_mailbox();
+    if (!mb || !sink_run(*mb, peer, 1000)) {  // warm-up
+        std::cerr << "warm-up failed\n";
+        return 1;
+    }
+    std::vector<double> rates;
+    for (int r = 0; r < a.reps; ++r) {
+        auto t0 = clock_type::now();
+        if (!sink_run(*mb, peer, a.count)) {
+            std::cerr << "sink run failed (wrong count or timeout)\n";
+            return 1;
+        }
+        std::chrono::duration<double> dt = clock_type::now() - t0;
+        rates.push_back(double(a.count) / dt.count());
+    }
+    result("erlcpp_to_beam_small_rate", median(rates));
+    mb = {};
+    node.stop();
+    return 0;
+}
+
+int local(const args& a) {
+    erl::node na(make_opts(a, "lsend")), nb(make_opts(a, "lrecv"));
+    if (auto ec = na.start()) {
+        std::cerr << "cannot start node A: " << ec.message() << "\n";
+        return 1;
+    }
+    if (auto ec = nb.start()) {
+        std::cerr << "cannot start node B: " << ec.message() << "\n";
+        return 1;
+    }
+    if (auto ec = na.connect(nb.name())) {
+        std::cerr << "cannot connect A to B: " << ec.message() << "\n";
+        return 1;
+    }
+    auto tx = na.spawn_mailbox();
+    auto rx = nb.spawn_mailbox();
+    if (!tx || !rx) return 1;
+    const erl::atom msg("msg");
+    const erl::pid to = rx->self();
+
+    // One run: the receiver counts n messages; the clock runs from the first send to the last
+    // receive.
+    auto run = [&](long n) -> std::pair<double, bool> {
+        bool ok = true;
+        clock_type::time_point t_end;
+        std::thread receiver([&] {
+            for (long i = 0; i < n; ++i) {
+                auto m = rx->receive(std::chrono::seconds(60));
+                if (!m) {
+                    ok = false;
+                    break;
+                }
+            }
+            t_end = clock_type::now();
+        });
+        auto t0 = clock_type::now();
+        for (long i = 0; i < n; ++i)
+            tx->send(to, erl::tuple(msg, i));
+        receiver.join();
+        return {std::chrono::duration<double>(t_end - t0).count(), ok};
+    };
+    if (!run(1000).second) {  // warm-up
+        std::cerr << "warm-up failed\n";
+        return 1;
+    }
+    std::vector<double> rates;
+    double cpu = 0;
+    for (int r = 0; r < a.reps; ++r) {
+        double c0 = cpu_seconds();
+        auto [secs, ok] = run(a.count);
+        cpu += cpu_seconds() - c0;
+        if (!ok) {
+            std::cerr << "local run lost messages\n";
+            return 1;
+        }
+        rates.push_back(double(a.count) / secs);
+    }
+    result("erlcpp_to_erlcpp_small_rate", median(rates));
+    result("erlcpp_to_erlcpp_cpu_ns_per_msg", cpu * 1e9 / (double(a.count) * a.reps));
+    tx = {};
+    rx = {};
+    na.stop();
+    nb.stop();
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    args a = parse_args(argc, argv);
+    if (a.mode == "to-beam") return to_beam(a);
+    if (a.mode == "local") return local(a);
+    usage("mode must be to-beam or local");
+}

@@ -1,0 +1,194 @@
+%% The driver of the distribution benchmark (scripts/bench-node). A real BEAM node runs the same
+%% measurements against each target node offering `echo` and `sink` (see bench/node_peer.erl):
+%%   - sink throughput: N messages to {sink, Node}, then {done, self()}, wait for {count, N};
+%%     small messages {msg, I} and ~1 KB terms {msg, I, Payload};
+%%   - the receiving OS process's CPU time per message during those runs (utime + stime from
+%%     /proc/<pid>/stat, all threads);
+%%   - echo round trip: sequential {self(), {ping, I}} -> {ping, I}, median and p99.
+%% It then prints one table with the C++ figures measured by erlcpp-bench-node (read from a file
+%% of "result KEY VALUE" lines) and the ratios erlcpp/BEAM and erlcpp/ei.
+%%
+%% Arguments (strings, from -run node_driver main ...):
+%%   ClkTck CppResultsFile SmallN BigN EchoN Reps Label=Node=OsPid...
+%% Labels: beam, ei, erlcpp (others are measured and printed as extra columns).
+-module(node_driver).
+-export([main/1]).
+
+main([ClkTck, CppFile, SmallN, BigN, EchoN, Reps | Targets]) ->
+    try
+        run(list_to_integer(ClkTck), CppFile, list_to_integer(SmallN), list_to_integer(BigN),
+            list_to_integer(EchoN), list_to_integer(Reps), [parse_target(T) || T <- Targets]),
+        halt(0)
+    catch C:E:St ->
+        io:format(standard_error, "driver failed: ~p:~p~n~p~n", [C, E, St]),
+        halt(1)
+    end.
+
+parse_target(S) ->
+    [Label, Node, OsPid] = string:split(S, "=", all),
+    {list_to_atom(Label), list_to_atom(Node), OsPid}.
+
+payload() ->
+    [{item, K, <<"0123456789abcdef01234567">>, K * 1.5, [K, K + 1]} || K <- lists:seq(1, 18)].
+
+run(ClkTck, CppFile, SmallN, BigN, EchoN, Reps, Targets) ->
+    Payload = payload(),
+    BigSize = byte_size(term_to_binary({msg, 1000000, Payload})),
+    io:format("~s~n", [header(SmallN, BigN, BigSize, EchoN, Reps)]),
+    Results = [{Label, measure(Label, Node, OsPid, ClkTck, SmallN, BigN, EchoN, Reps, Payload)}
+               || {Label, Node, OsPid} <- Targets],
+    Cpp = read_cpp(CppFile),
+    print_table(Results, Cpp).
+
+header(SmallN, BigN, BigSize, EchoN, Reps) ->
+    io_lib:format("sink: ~b small {msg, I} / ~b x ~b-byte terms per run, ~b runs (median rate);"
+                  " echo: ~b sequential round trips", [SmallN, BigN, BigSize, Reps, EchoN]).
+
+measure(Label, Node, OsPid, ClkTck, SmallN, BigN, EchoN, Reps, Payload) ->
+    io:format(standard_error, "  measuring ~s (~s)...~n", [Label, Node]),
+    %% Warm-up: connect, and let each side settle its atom caches and buffers.
+    {ok, _} = sink_run(Node, 2000, fun(I) -> {msg, I} end),
+    {ok, _} = sink_run(Node, 500, fun(I) -> {msg, I, Payload} end),
+    _ = echo_run(Node, 500),
+    {SmallRate, SmallCpu} = sink_series(Node, OsPid, ClkTck, SmallN, Reps,
+                                        fun(I) -> {msg, I} end),
+    {BigRate, BigCpu} = sink_series(Node, OsPid, ClkTck, BigN, Reps,
+                                    fun(I) -> {msg, I, Payload} end),
+    Rtts = lists:sort(echo_run(Node, EchoN)),
+    #{sink_small => SmallRate, sink_big => BigRate,
+      cpu_small => SmallCpu, cpu_big => BigCpu,
+      echo_median => percentile(Rtts, 0.5), echo_p99 => percentile(Rtts, 0.99)}.
+
+%% Median rate (msgs/s) over Reps runs and the receiver's CPU ns per message over all of them.
+sink_series(Node, OsPid, ClkTck, N, Reps, Gen) ->
+    C0 = cpu_ticks(OsPid),
+    Rates = [begin {ok, Secs} = sink_run(Node, N, Gen), N / Secs end
+             || _ <- lists:seq(1, Reps)],
+    C1 = cpu_ticks(OsPid),
+    CpuNs = (C1 - C0) * (1.0e9 / ClkTck) / (N * Reps),
+    {percentile(lists:sort(Rates), 0.5), CpuNs}.
+
+sink_run(Node, N, Gen) ->
+    Dest = {sink, Node},
+    T0 = erlang:monotonic_time(nanosecond),
+    send_loop(Dest, Gen, 1, N),
+    Dest ! {done, self()},
+    receive
+        {count, N} -> {ok, (erlang:monotonic_time(nanosecond) - T0) / 1.0e9};
+        {count, M} -> error({wrong_count, Node, N, M})
+    after 120000 -> error({sink_timeout, Node})
+    end.
+
+send_loop(_Dest, _Gen, I, N) when I > N -> ok;
+send_loop(Dest, Gen, I, N) ->
+    Dest ! Gen(I),
+    send_loop(Dest, Gen, I + 1, N).
+
+%% Round-trip times in microseconds.
+echo_run(Node, N) ->
+    Dest = {echo, Node},
+    Self = self(),
+    [begin
+         T0 = erlang:monotonic_time(nanosecond),
+         Dest ! {Self, {ping, I}},
+         receive {ping, I} -> ok after 10000 -> error({echo_timeout, Node}) end,
+         (erlang:monotonic_time(nanosecond) - T0) / 1000
+     end || I <- lists:seq(1, N)].
+
+percentile(Sorted, P) ->
+    Len = length(Sorted),
+    lists:nth(max(1, min(Len, round(P * Len + 0.5))), Sorted).
+
+%% utime + stime (clock ticks) of every thread of OS process OsPid.
+cpu_ticks(OsPid) ->
+    {ok, Bin} = file:read_file("/proc/" ++ OsPid ++ "/stat"),
+    %% Fields after the ")" closing the command name start at field 3 (state).
+    [_, Rest] = string:split(Bin, ")", trailing),
+    Fields = string:lexemes(Rest, " "),
+    binary_to_integer(lists:nth(12, Fields)) + binary_to_integer(lists:nth(13, Fields)).
+
+read_cpp(File) ->
+    case file:read_file(File) of
+        {ok, Bin} ->
+            maps:from_list(
+              [{K, binary_to_float_any(V)}
+               || Line <- string:lexemes(Bin, "\n"),
+                  [<<"result">>, K, V] <- [string:lexemes(Line, " ")]]);
+        _ -> #{}
+    end.
+
+binary_to_float_any(B) ->
+    try binary_to_float(B) catch _:_ ->
+        try float(binary_to_integer(B)) catch _:_ ->
+            %% printf %g may give "1.5e+06"
+            [M, E] = string:split(B, "e"),
+            Mant = try binary_to_float(M) catch _:_ -> float(binary_to_integer(M)) end,
+            Mant * math:pow(10, binary_to_integer(string:trim(E, leading, "+")))
+        end
+    end.
+
+%% ---------------------------------------------------------------------------------------------
+print_table(Results, Cpp) ->
+    Get = fun(Label, Key) ->
+                  case lists:keyfind(Label, 1, Results) of
+                      {_, M} -> maps:get(Key, M, undefined);
+                      false -> undefined
+                  end
+          end,
+    Extra = [L || {L, _} <- Results, not lists:member(L, [beam, ei, erlcpp])],
+    Rows =
+        [{"sink, small msgs (msg/s)", sink_small, hi, ""},
+         {"sink, ~1 KB terms (msg/s)", sink_big, hi, ""},
+         {"receiver CPU/msg, small (us)", cpu_small, lo, "<= 0.3x BEAM"},
+         {"receiver CPU/msg, ~1 KB (us)", cpu_big, lo, "<= 0.3x BEAM"},
+         {"echo round trip, median (us)", echo_median, lo, "<= 0.8x BEAM"},
+         {"echo round trip, p99 (us)", echo_p99, lo, ""}],
+    Cols = ["metric", "BEAM", "ei", "erlcpp"] ++ [atom_to_list(E) || E <- Extra]
+        ++ ["erlcpp/BEAM", "erlcpp/ei", "goal"],
+    Body =
+        [begin
+             Vals = [scale(Key, Get(L, Key)) || L <- [beam, ei, erlcpp | Extra]],
+             [B, E, C | _] = Vals,
+             [Name | [fmt(V) || V <- Vals]] ++ [ratio(C, B), ratio(C, E), Goal]
+         end || {Name, Key, _Dir, Goal} <- Rows],
+    BeamSend = Get(beam, sink_small),
+    CppSend = maps:get(<<"erlcpp_to_beam_small_rate">>, Cpp, undefined),
+    Local = maps:get(<<"erlcpp_to_erlcpp_small_rate">>, Cpp, undefined),
+    LocalCpu = maps:get(<<"erlcpp_to_erlcpp_cpu_ns_per_msg">>, Cpp, undefined),
+    Dash = ["-" || _ <- Extra],
+    Body2 =
+        [["send small msgs to BEAM sink (msg/s)", fmt(BeamSend), "-", fmt(CppSend)] ++ Dash
+         ++ [ratio(CppSend, BeamSend), "-", "sender: BEAM vs erlcpp"],
+         ["erlcpp<->erlcpp small msgs (msg/s)", "-", "-", fmt(Local)] ++ Dash
+         ++ ["-", "-", ">= 1M/s"],
+         ["erlcpp<->erlcpp CPU/msg, both nodes (us)", "-", "-", fmt(scale(cpu_small, LocalCpu))]
+         ++ Dash ++ ["-", "-", ""]],
+    All = [Cols | Body ++ Body2],
+    Widths = [lists:max([string:length(lists:nth(I, R)) || R <- All])
+              || I <- lists:seq(1, length(Cols))],
+    Line = fun(R) ->
+                   [H | T] = lists:zip(R, Widths),
+                   {S0, W0} = H,
+                   io:format("~s~n", [string:trim(
+                                        [string:pad(S0, W0, trailing)
+                                         | [["  ", string:pad(S, W, leading)] || {S, W} <- T]],
+                                        trailing)])
+           end,
+    Line(hd(All)),
+    io:format("~s~n", [lists:duplicate(lists:sum(Widths) + 2 * (length(Widths) - 1), $-)]),
+    lists:foreach(Line, tl(All)).
+
+scale(_, undefined) -> undefined;
+scale(cpu_small, Ns) -> Ns / 1000;
+scale(cpu_big, Ns) -> Ns / 1000;
+scale(_, V) -> V.
+
+fmt(undefined) -> "-";
+fmt(V) when V >= 1000 -> integer_to_list(round(V));
+fmt(V) when V >= 10 -> io_lib:format("~.1f", [float(V)]);
+fmt(V) -> io_lib:format("~.2f", [float(V)]).
+
+ratio(undefined, _) -> "-";
+ratio(_, undefined) -> "-";
+ratio(_, B) when B == 0 -> "-";
+ratio(A, B) -> io_lib:format("~.2fx", [A / B]).
