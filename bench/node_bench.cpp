@@ -207,6 +207,7 @@ int local(const args& a) {
         rates.push_back(double(a.count) / secs);
     }
     result("erlcpp_to_erlcpp_small_rate", median(rates));
+    result("erlcpp_to_erlcpp_small_rate_best", *std::max_element(rates.begin(), rates.end()));
     result("erlcpp_to_erlcpp_cpu_ns_per_msg", cpu * 1e9 / (double(a.count) * a.reps));
     tx = {};
     rx = {};
