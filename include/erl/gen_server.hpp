@@ -1,0 +1,123 @@
+// erl::gen_server — gen_server interop in both directions.
+//
+// Serving: derive from erl::gen_server::server and start it; Erlang's gen_server:call/cast and
+// Elixir's GenServer.call/cast reach it (they send {'$gen_call', {From, Tag}, Request} and
+// {'$gen_cast', Msg}; Tag may be a plain reference or OTP 24+'s [alias|Ref], and replies go to
+// the alias when there is one, as gen:reply/2 does).
+//
+//     struct counter : erl::gen_server::server {
+//         std::int64_t n = 0;
+//         std::optional<erl::term> handle_call(const erl::term& req, const from&) override {
+//             return erl::term(n);
+//         }
+//         void handle_cast(const erl::term&) override { n = 0; }
+//     };
+//     auto ref = erl::gen_server::start(node, std::make_shared<counter>(), erl::atom("counter"));
+//     %% erl:  gen_server:call({counter, 'cpp@host'}, get)
+//
+// Calling: erl::gen_server::call(node, dest, request, timeout) does what gen_server:call does:
+// a monitor on the server plus an alias as reply tag; on timeout the monitor and the alias are
+// removed, so a late reply is dropped and no monitor is left behind. cast() sends '$gen_cast'.
+//
+// Thread safety: a server's callbacks run on one thread, one message at a time. call/cast may
+// be used from any thread except the node's I/O threads.
+#pragma once
+
+#include <erl/error.hpp>
+#include <erl/mailbox.hpp>
+#include <erl/rpc.hpp>
+#include <erl/term.hpp>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <thread>
+#include <variant>
+
+namespace erl {
+class node;
+}
+
+namespace erl::gen_server {
+
+// Where a gen_server:call came from: {Pid, Tag} as sent; reply with server::reply().
+struct from {
+    term pid;
+    term tag;
+    term as_term() const { return make_tuple({pid, tag}); }
+};
+
+class server {
+  public:
+    using from = erl::gen_server::from;
+    virtual ~server() = default;
+
+    // Called on the server's thread before the first message.
+    virtual void init() {}
+    // A call: return the reply, or nullopt to reply later with reply(from, value) (for example
+    // from another thread: reply() is thread-safe).
+    virtual std::optional<term> handle_call(const term& request, const from& caller) = 0;
+    virtual void handle_cast(const term& request) {}
+    // Any other message.
+    virtual void handle_info(const term& msg) {}
+    // Called once when the server stops (stop(), the process was killed, or the node stopped).
+    virtual void terminate(const term& reason) {}
+
+  protected:
+    // Sends a reply as gen_server:reply/2 does (to the alias for [alias|Ref] tags).
+    void reply(const from& caller, term value) const;
+    // Ends the server after the current callback with `reason`.
+    void stop(term reason = term(atoms::normal()));
+    const mailbox& self() const noexcept { return mb_; }
+
+  private:
+    friend class running;
+    mailbox mb_;
+    std::optional<term> stop_reason_;
+};
+
+// A started server: its pid; stop() ends it (terminate runs) and joins its thread.
+class running {
+  public:
+    running(const running&) = delete;
+    running& operator=(const running&) = delete;
+    ~running();  // stops the server
+
+    const pid& self() const { return pid_; }
+    void stop(term reason = term(atoms::normal()));
+    bool alive() const;
+
+    // Internal.
+    running(std::shared_ptr<server> impl, mailbox mb);
+
+  private:
+    void loop();
+    std::shared_ptr<server> impl_;
+    mailbox mb_;
+    pid pid_;
+    std::thread thread_;
+};
+
+// Starts `impl` in a new process (registered as `name` if given; errc::name_taken if in use).
+result<std::unique_ptr<running>> start(erl::node& n, std::shared_ptr<server> impl,
+                                       std::optional<atom> name = std::nullopt);
+
+// A gen_server to call: a pid, a registered name on the local node, or {Name, Node}.
+struct dest {
+    dest(const pid& p) : v(p) {}
+    dest(atom local_name) : v(local_name) {}
+    dest(atom name, atom node) : v(std::pair<atom, atom>{name, node}) {}
+    std::variant<pid, atom, std::pair<atom, atom>> v;
+    term to_term() const;  // Pid | Name | {Name, Node}, as gen_server:call's first argument
+};
+
+// gen_server:call(Dest, Request, Timeout). On failure the result holds the exit gen_server:call
+// raises: exit {Reason, {gen_server, call, [Dest, Request, Timeout]}} with Reason timeout,
+// noproc, {nodedown, Node} or the server's exit reason; exception_info::code is
+// errc::timeout / errc::noproc / errc::noconnection for the first three.
+rpc::call_result call(erl::node& n, const dest& to, term request,
+                      std::chrono::milliseconds timeout = std::chrono::seconds(5));
+// gen_server:cast(Dest, Request): {'$gen_cast', Request}, never fails.
+void cast(erl::node& n, const dest& to, term request);
+
+}  // namespace erl::gen_server

@@ -1,0 +1,186 @@
+// gen_server interop (gen.erl / gen_server.erl, OTP 25):
+//   call:  {'$gen_call', {From, Tag}, Request}, Tag = Ref or [alias|Ref]; reply {Tag, Reply}
+//          (to the alias when the tag carries one, gen:reply/2).
+//   cast:  {'$gen_cast', Request}.
+// The client side monitors the server, uses the monitor reference as an alias and as the reply
+// tag [alias|Ref] (gen:do_call/4 with erlang:monitor(process, P, [{alias, demonitor}])).
+#include <erl/gen_server.hpp>
+#include <erl/node.hpp>
+
+#include "services/rpc_internal.hpp"
+
+namespace erl::gen_server {
+
+using rpc::detail::A;
+
+void server::reply(const from& caller, term value) const {
+    mb_.internals()->node->gen_reply(caller.as_term(), std::move(value));
+}
+
+void server::stop(term reason) {
+    stop_reason_ = std::move(reason);
+}
+
+running::running(std::shared_ptr<server> impl, mailbox mb)
+    : impl_(std::move(impl)), mb_(std::move(mb)), pid_(mb_.self()) {
+    impl_->mb_ = mb_;
+    thread_ = std::thread([this] { loop(); });
+}
+
+running::~running() {
+    if (thread_.joinable()) stop();
+}
+
+void running::loop() {
+    auto& s = *impl_;
+    const auto& a = A();
+    term reason(a.normal);
+    try {
+        s.init();
+        while (!s.stop_reason_) {
+            auto m = mb_.receive();
+            if (!m) {  // killed, or the node stopped
+                std::lock_guard lk(mb_.internals()->mu);
+                reason = mb_.internals()->exit_reason;
+                break;
+            }
+            const term& t = *m;
+            if (t.is_tuple(3) && t[0].is_atom(a.gen_call) && t[1].is_tuple(2)) {
+                from f{t[1][0], t[1][1]};
+                if (auto r = s.handle_call(t[2], f)) s.reply(f, std::move(*r));
+            } else if (t.is_tuple(2) && t[0].is_atom(a.gen_cast)) {
+                s.handle_cast(t[1]);
+            } else {
+                s.handle_info(t);
+            }
+        }
+        if (s.stop_reason_) reason = *s.stop_reason_;
+    } catch (const rpc::erlang_exception& e) {
+        reason = e.class_of() == a.exit ? e.reason() : make_tuple({e.reason(), e.stacktrace()});
+    } catch (const std::exception& e) {
+        reason = make_tuple({term(a.cpp_exception), binary(e.what())});
+    }
+    s.terminate(reason);
+    mb_.exit(reason);
+}
+
+void running::stop(term reason) {
+    if (!thread_.joinable()) return;
+    if (thread_.get_id() == std::this_thread::get_id()) {
+        impl_->stop(std::move(reason));
+        thread_.detach();
+        return;
+    }
+    // Ends the process; the loop sees its mailbox close and runs terminate with `reason`.
+    mb_.exit(std::move(reason));
+    thread_.join();
+}
+
+bool running::alive() const {
+    return mb_ && !mb_.exited();
+}
+
+result<std::unique_ptr<running>> start(erl::node& n, std::shared_ptr<server> impl,
+                                       std::optional<atom> name) {
+    auto mb = n.spawn_mailbox(name);
+    if (!mb) return mb.error();
+    return std::make_unique<running>(std::move(impl), std::move(*mb));
+}
+
+term dest::to_term() const {
+    if (auto* p = std::get_if<pid>(&v)) return term(*p);
+    if (auto* a = std::get_if<atom>(&v)) return term(*a);
+    auto& nn = std::get<std::pair<atom, atom>>(v);
+    return make_tuple({term(nn.first), term(nn.second)});
+}
+
+rpc::call_result call(erl::node& n, const dest& to, term request,
+                      std::chrono::milliseconds timeout) {
+    const auto& a = A();
+    auto& core = n.internals();
+    term target;
+    atom target_node;
+    if (auto* p = std::get_if<pid>(&to.v)) {
+        target = term(*p);
+        target_node = p->node;
+    } else if (auto* nm = std::get_if<atom>(&to.v)) {
+        target = term(*nm);
+        target_node = core.name;
+    } else {
+        auto& nn = std::get<std::pair<atom, atom>>(to.v);
+        target = term(nn.first);
+        target_node = nn.second;
+    }
+    const term timeout_term = timeout == infinity ? term(atom("infinity"))
+                                                  : term(static_cast<long long>(timeout.count()));
+    auto fail = [&](term reason, error_code code) {
+        // gen_server:call: exit({Reason, {gen_server, call, [Dest, Request, Timeout]}}).
+        term full =
+            make_tuple({reason, make_tuple({term(a.gen_server), term(a.call),
+                                            make_list({to.to_term(), request, timeout_term})})});
+        return rpc::call_result(rpc::exception_info{a.exit, full, term(), code});
+    };
+    if (target_node != core.name) {
+        if (core.facade->connect(target_node,
+                                 timeout == infinity ? std::chrono::milliseconds(10000) : timeout))
+            return fail(make_tuple({term(atom("nodedown")), term(target_node)}),
+                        make_error_code(errc::noconnection));
+    }
+    auto self = core.new_process();
+    mailbox mb = core.make_handle(self);
+    const reference ref = core.make_ref();
+    if (!rpc::detail::add_monitor(core, self, target, target_node, ref)) {
+        mb.exit();
+        return fail(term(a.noproc), make_error_code(errc::noproc));
+    }
+    rpc::detail::add_alias(core, self, ref);
+    const term tag = make_list({term(a.alias)}, term(ref));
+    term msg = make_tuple({term(a.gen_call), make_tuple({self->self_term, tag}), request});
+    if (target.is_pid())
+        core.send_pid(self->self_term, target.as_pid(), std::move(msg));
+    else
+        core.send_name(self->self_term, target.as_atom(), target_node, std::move(msg));
+    const term ref_term(ref);
+    auto m = mb.receive_if(
+        [&](const term& t) {
+            return t.is_tuple(2) ? t[0] == tag
+                                 : (t.is_tuple(5) && t[0].is_atom(a.down) && t[1] == ref_term);
+        },
+        timeout);
+    rpc::call_result out;
+    if (!m) {
+        out = fail(term(a.timeout), make_error_code(errc::timeout));
+    } else if (m->is_tuple(2)) {
+        out = rpc::call_result((*m)[1]);
+    } else {
+        const term& r = (*m)[4];
+        if (r.is_atom(a.noconnection))
+            out = fail(make_tuple({term(atom("nodedown")), term(target_node)}),
+                       make_error_code(errc::noconnection));
+        else if (r.is_atom(a.noproc))
+            out = fail(r, make_error_code(errc::noproc));
+        else
+            out = fail(r, {});
+    }
+    // No monitor or alias outlives the call: a late reply is dropped at the alias table.
+    rpc::detail::remove_alias(core, self, ref);
+    rpc::detail::remove_monitor(core, self, ref);
+    mb.exit();
+    return out;
+}
+
+void cast(erl::node& n, const dest& to, term request) {
+    const auto& a = A();
+    auto& core = n.internals();
+    term msg = make_tuple({term(a.gen_cast), std::move(request)});
+    if (auto* p = std::get_if<pid>(&to.v))
+        core.send_pid(core.node_process->self_term, *p, std::move(msg));
+    else if (auto* nm = std::get_if<atom>(&to.v))
+        core.send_name(core.node_process->self_term, *nm, core.name, std::move(msg));
+    else {
+        auto& nn = std::get<std::pair<atom, atom>>(to.v);
+        core.send_name(core.node_process->self_term, nn.first, nn.second, std::move(msg));
+    }
+}
+
+}  // namespace erl::gen_server

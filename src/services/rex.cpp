@@ -1,0 +1,78 @@
+// The `rex` registered process: the rpc server of OTP before erpc, still used by erl_call,
+// ei_rpc (erl_interface) and any client calling gen_server:call({rex, Node}, ...).
+// Protocol (rpc.erl handle_info/handle_call/handle_cast):
+//   {From, {call, M, F, A, GL}}                    -> From ! {rex, Reply}
+//   {'$gen_call', {From, Tag}, {call|block_call, M, F, A, GL}} -> gen reply {Tag, Reply}
+//   {'$gen_cast', {cast, M, F, A, GL}}             -> run, no reply
+//   {From, features_request}                       -> From ! {features_reply, node(), [erpc]}
+// Reply is rpc:execute_call/3's: the value (or thrown value), {badrpc, {'EXIT', Reason}} for
+// exit and {badrpc, {'EXIT', {Reason, Stack}}} for error. The group leader is ignored: C++
+// functions do not do Erlang I/O.
+#include "services/rpc_internal.hpp"
+
+namespace erl::rpc::detail {
+
+void server_state::start_rex() {
+    const auto& a = A();
+    if (core.find_name(a.rex)) return;  // someone else serves rex on this node
+    std::weak_ptr<server_state> w = weak_from_this();
+    rex = core.spawn_service(a.rex, [w](term msg) {
+        if (auto st = w.lock()) st->on_rex_message(std::move(msg));
+    });
+}
+
+void server_state::on_rex_message(term msg) {
+    const auto& a = A();
+    if (stopped.load() || !msg.is_tuple()) return;
+    auto is_call = [&](const term& r, atom tag) {
+        return r.is_tuple(5) && r[0].is_atom(tag) && r[1].is_atom() && r[2].is_atom();
+    };
+    auto make_job = [&](const term& req, const term& caller) {
+        auto j = std::make_shared<job>();
+        j->self = rex->self;
+        j->caller = caller;
+        j->m = req[1].as_atom();
+        j->f = req[2].as_atom();
+        j->args = req[3];
+        return j;
+    };
+    std::weak_ptr<node_core> wcore = core.shared_from_this();
+    if (msg.is_tuple(3) && msg[0].is_atom(a.gen_call)) {
+        const term& from = msg[1];
+        const term& req = msg[2];
+        if (!from.is_tuple(2) || !(is_call(req, a.call) || is_call(req, a.block_call))) return;
+        auto j = make_job(req, from[0]);
+        j->done = [wcore, from](outcome o) {
+            if (auto cr = wcore.lock()) cr->gen_reply(from, rex_reply(o));
+        };
+        run(std::move(j));
+        return;
+    }
+    if (msg.is_tuple(2) && msg[0].is_atom(a.gen_cast)) {
+        if (!is_call(msg[1], a.cast)) return;
+        auto j = make_job(msg[1], term());
+        j->done = [](outcome) {};
+        run(std::move(j));
+        return;
+    }
+    if (msg.is_tuple(2) && msg[0].is_pid()) {
+        const term& from = msg[0];
+        const term& req = msg[1];
+        if (req.is_atom(a.features_request)) {
+            core.send_pid(
+                rex->self_term, from.as_pid(),
+                make_tuple({term(a.features_reply), term(core.name), make_list({term(a.erpc)})}));
+            return;
+        }
+        if (!is_call(req, a.call)) return;
+        auto j = make_job(req, from);
+        const term self = rex->self_term;
+        j->done = [wcore, from, self](outcome o) {
+            if (auto cr = wcore.lock())
+                cr->send_pid(self, from.as_pid(), make_tuple({term(A().rex), rex_reply(o)}));
+        };
+        run(std::move(j));
+    }
+}
+
+}  // namespace erl::rpc::detail

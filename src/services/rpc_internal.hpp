@@ -1,0 +1,123 @@
+// Internals shared by the rpc server, the rex service, the rpc client and gen_server.
+#pragma once
+
+#include <erl/node.hpp>
+#include <erl/rpc.hpp>
+
+#include "node/node_core.hpp"
+
+#include <boost/asio/thread_pool.hpp>
+
+#include <map>
+#include <shared_mutex>
+#include <tuple>
+
+namespace erl::rpc::detail {
+
+using erl::detail::node_core;
+using erl::detail::process;
+
+// Atoms used by the rpc code, interned once.
+struct rpc_atoms {
+    atom error{"error"}, exit{"exit"}, throw_{"throw"}, return_{"return"}, undef{"undef"},
+        badarg{"badarg"}, erpc{"erpc"}, execute_call{"execute_call"}, execute_cast{"execute_cast"},
+        exception{"exception"}, signal{"signal"}, badrpc{"badrpc"}, exit_tag{"EXIT"}, call{"call"},
+        block_call{"block_call"}, cast{"cast"}, gen_call{"$gen_call"}, gen_cast{"$gen_cast"},
+        rex{"rex"}, features_request{"features_request"}, features_reply{"features_reply"},
+        monitor{"monitor"}, link{"link"}, notsup{"notsup"}, timeout{"timeout"},
+        noconnection{"noconnection"}, system_limit{"system_limit"}, spawn_reply{"spawn_reply"},
+        down{"DOWN"}, process{"process"}, ok{"ok"}, alias{"alias"}, cpp_exception{"cpp_exception"},
+        nocatch{"nocatch"}, user{"user"}, io_request{"io_request"}, io_reply{"io_reply"},
+        put_chars{"put_chars"}, requests{"requests"}, enotsup{"enotsup"}, noproc{"noproc"},
+        erlang{"erlang"}, node{"node"}, nodes{"nodes"}, gen_server{"gen_server"}, normal{"normal"},
+        unicode{"unicode"}, latin1{"latin1"}, reply{"reply"};
+};
+const rpc_atoms& A();
+
+// How a handler ended. cls is empty for a normal return (value in `value`).
+struct outcome {
+    atom cls;    // '' (returned), error, exit, throw
+    term value;  // return value or exception reason
+    term stack;  // for errors
+    bool returned() const noexcept { return cls.empty(); }
+};
+
+// [{M, F, ArityOrArgs, []}]: the one stack frame we can name for a C++ function.
+term frame_stack(atom m, atom f, const term& arity_or_args);
+
+// Exit reason of erpc:execute_call/4 for `o` (erpc.erl: {Ref, return, V}, {Ref, throw, V},
+// {Ref, exit, R}, {Ref, error, R, Stack}).
+term erpc_exit_reason(const term& ref, const outcome& o);
+// rpc:call's reply through rex (rpc.erl execute_call/3): V, thrown V, {badrpc, {'EXIT', R}},
+// {badrpc, {'EXIT', {R, Stack}}}.
+term rex_reply(const outcome& o);
+// Exit reason of a plain spawned process running a registered function (as a BEAM process
+// ends: normal, R, {R, Stack}, {{nocatch, V}, Stack}).
+term spawn_exit_reason(const outcome& o);
+
+struct entry {
+    unsigned arity = 0;
+    sync_handler sync;
+    async_handler async;
+};
+
+// One call to run on the pool.
+struct job {
+    std::shared_ptr<process> proc;  // the process running the call (null for rex)
+    pid self;
+    term caller;
+    atom m, f;
+    term args;  // proper list
+    std::function<void(outcome)> done;
+};
+
+struct server_state : std::enable_shared_from_this<server_state> {
+    server_state(erl::node& n, server_options o);
+    ~server_state();
+
+    erl::node& node;
+    node_core& core;
+    server_options opts;
+    boost::asio::thread_pool pool;
+    std::atomic<bool> stopped{false};
+
+    mutable std::shared_mutex mu;
+    std::map<std::tuple<atom, atom, unsigned>, std::shared_ptr<const entry>> fns;
+    std::shared_ptr<process> rex;
+
+    std::shared_ptr<const entry> find(atom m, atom f, unsigned arity) const;
+    // Runs the job on the pool; `done` is called exactly once (on a pool thread).
+    void run(std::shared_ptr<job> j);
+    // Answers a SPAWN_REQUEST (called on the connection's strand).
+    bool on_spawn_request(const std::shared_ptr<erl::detail::connection>& c, const term& control,
+                          term* payload);
+    // Handles one message to `rex` (called on the delivering thread).
+    void on_rex_message(term msg);
+    void start_rex();
+};
+
+// The spawn hook of a node_core, installed once per node; the current server (if any) is
+// looked up through it, so servers can come and go without touching node_core::spawn_handler
+// while I/O threads may be reading it.
+struct spawn_slot {
+    std::mutex mu;
+    std::weak_ptr<server_state> server;
+};
+std::shared_ptr<spawn_slot> slot_for(node_core& core);
+
+// A process with an inline handler and no registered name (like node_core::spawn_service).
+std::shared_ptr<process> spawn_anonymous_service(node_core& core,
+                                                 std::function<void(term)> handler);
+
+// Monitors: record that `watcher` monitors `target` (pid term or name atom on `target_node`)
+// with `ref`, and tell the target's node (MONITOR_P). Local targets are handled in the table.
+// Returns false (and sends nothing) if a local target does not exist.
+bool add_monitor(node_core& core, const std::shared_ptr<process>& watcher, const term& target,
+                 atom target_node, const reference& ref);
+// Removes the monitor `ref` held by `watcher` (DEMONITOR_P to a remote target).
+void remove_monitor(node_core& core, const std::shared_ptr<process>& watcher, const reference& ref);
+// Aliases of a process (registered in the node's alias table).
+void add_alias(node_core& core, const std::shared_ptr<process>& p, const reference& r);
+void remove_alias(node_core& core, const std::shared_ptr<process>& p, const reference& r);
+
+}  // namespace erl::rpc::detail

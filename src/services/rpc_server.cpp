@@ -1,0 +1,349 @@
+// rpc/erpc server: answers SPAWN_REQUEST for erpc:execute_call/4 and erpc:execute_cast/3 (what
+// OTP 23+ rpc:call/cast/multicall and erpc:* send) by running registered C++ functions.
+//
+// erl_dist_protocol: SPAWN_REQUEST {29, ReqId, From, GroupLeader, {M, F, Arity}, OptList}
+// + ArgList; the answer is SPAWN_REPLY {31, ReqId, From, Flags, Result} (Flags: 1 link
+// established, 2 monitor established; Result: the new pid or an error atom). With `monitor`
+// the monitor reference is ReqId: when the process ends its exit reason reaches the caller as
+// MONITOR_P_EXIT / PAYLOAD_MONITOR_P_EXIT and erpc reads the result from that reason
+// (erpc.erl execute_call/4 exits with {Ref, return, V} | {Ref, throw, V} | {Ref, exit, R} |
+// {Ref, error, R, Stack}).
+#include "services/rpc_internal.hpp"
+
+#include "node/connection.hpp"
+#include "proto/dist_codec.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
+
+#include <unordered_map>
+
+namespace erl::rpc::detail {
+
+namespace dop = erl::proto::dop;
+
+const rpc_atoms& A() {
+    static const rpc_atoms a;
+    return a;
+}
+
+term frame_stack(atom m, atom f, const term& arity_or_args) {
+    return make_list({make_tuple({term(m), term(f), arity_or_args, term()})});
+}
+
+term erpc_exit_reason(const term& ref, const outcome& o) {
+    const auto& a = A();
+    if (o.returned()) return make_tuple({ref, term(a.return_), o.value});
+    if (o.cls == a.error) return make_tuple({ref, term(a.error), o.value, o.stack});
+    return make_tuple({ref, term(o.cls), o.value});
+}
+
+term rex_reply(const outcome& o) {
+    const auto& a = A();
+    if (o.returned() || o.cls == a.throw_) return o.value;
+    if (o.cls == a.exit)
+        return make_tuple({term(a.badrpc), make_tuple({term(a.exit_tag), o.value})});
+    return make_tuple(
+        {term(a.badrpc), make_tuple({term(a.exit_tag), make_tuple({o.value, o.stack})})});
+}
+
+term spawn_exit_reason(const outcome& o) {
+    const auto& a = A();
+    if (o.returned()) return term(a.normal);
+    if (o.cls == a.exit) return o.value;
+    if (o.cls == a.throw_) return make_tuple({make_tuple({term(a.nocatch), o.value}), o.stack});
+    return make_tuple({o.value, o.stack});
+}
+
+std::shared_ptr<process> spawn_anonymous_service(node_core& core,
+                                                 std::function<void(term)> handler) {
+    std::uint64_t n = core.pid_counter.fetch_add(1, std::memory_order_relaxed);
+    pid p{core.name, static_cast<std::uint32_t>(n & 0x7fff),
+          static_cast<std::uint32_t>((n >> 15) & 0x1fff), core.creation.load()};
+    auto proc = std::make_shared<process>(core.shared_from_this(), p);
+    proc->handler = std::move(handler);
+    std::unique_lock lk(core.proc_mu);
+    core.procs[(std::uint64_t(p.id) << 32) | p.serial] = proc;
+    return proc;
+}
+
+std::shared_ptr<spawn_slot> slot_for(node_core& core) {
+    // One slot per node_core, owned by the hook it installs (so it dies with the node).
+    static std::mutex mu;
+    static std::unordered_map<const node_core*, std::weak_ptr<spawn_slot>> slots;
+    std::lock_guard lk(mu);
+    std::erase_if(slots, [](auto& kv) { return kv.second.expired(); });
+    if (auto s = slots[&core].lock()) return s;
+    auto s = std::make_shared<spawn_slot>();
+    slots[&core] = s;
+    core.spawn_handler = [s](const std::shared_ptr<erl::detail::connection>& c, const term& control,
+                             term* payload) {
+        std::shared_ptr<server_state> st;
+        {
+            std::lock_guard lk(s->mu);
+            st = s->server.lock();
+        }
+        return st && st->on_spawn_request(c, control, payload);
+    };
+    return s;
+}
+
+// ------------------------------------------------------------------------------------------
+
+server_state::server_state(erl::node& n, server_options o)
+    : node(n), core(n.internals()), opts(o), pool(o.threads ? o.threads : 1) {}
+
+server_state::~server_state() = default;
+
+std::shared_ptr<const entry> server_state::find(atom m, atom f, unsigned arity) const {
+    std::shared_lock lk(mu);
+    auto it = fns.find({m, f, arity});
+    return it == fns.end() ? nullptr : it->second;
+}
+
+namespace {
+
+outcome from_exception(std::exception_ptr ep, const job& j) {
+    const auto& a = A();
+    const term arity(static_cast<long long>(j.args.size()));
+    try {
+        std::rethrow_exception(ep);
+    } catch (const erlang_exception& e) {
+        term stack = e.stacktrace();
+        if (e.class_of() == a.error && stack.is_nil()) stack = frame_stack(j.m, j.f, arity);
+        return {e.class_of(), e.reason(), stack};
+    } catch (const std::exception& e) {
+        return {a.error, make_tuple({term(a.cpp_exception), binary(e.what())}),
+                frame_stack(j.m, j.f, arity)};
+    } catch (...) {
+        return {a.error, term(a.cpp_exception), frame_stack(j.m, j.f, arity)};
+    }
+}
+
+}  // namespace
+
+void server_state::run(std::shared_ptr<job> j) {
+    const auto& a = A();
+    std::vector<term> argv;
+    bool proper = j->args.is_list() && j->args.is_proper_list();
+    if (proper) {
+        auto lv = j->args.as_list();
+        argv.assign(lv.elements.begin(), lv.elements.end());
+    }
+    auto e = proper ? find(j->m, j->f, static_cast<unsigned>(argv.size())) : nullptr;
+    if (!e) {
+        // apply/3 of an unknown function: error:undef with the call as the only frame, as BEAM
+        // reports it; an improper argument list is error:badarg.
+        outcome o{a.error, term(proper ? a.undef : a.badarg), frame_stack(j->m, j->f, j->args)};
+        boost::asio::post(pool, [j, o = std::move(o)]() mutable { j->done(std::move(o)); });
+        return;
+    }
+    auto ctx = std::make_shared<call_context>(&node, j->self, j->caller, j->m, j->f, j->args,
+                                              pool.get_executor(), j->proc);
+    if (e->async) {
+        boost::asio::co_spawn(
+            pool.get_executor(),
+            [e, ctx, argv = std::move(argv)]() mutable -> boost::asio::awaitable<term> {
+                co_return co_await e->async(*ctx, std::move(argv));
+            },
+            [j, ctx, e](std::exception_ptr ep, term v) {
+                if (ep)
+                    j->done(from_exception(ep, *j));
+                else
+                    j->done(outcome{atom(), std::move(v), term()});
+            });
+        return;
+    }
+    boost::asio::post(pool, [j, ctx, e, argv = std::move(argv)]() {
+        outcome o;
+        try {
+            o.value = e->sync(*ctx, argv);
+        } catch (...) {
+            o = from_exception(std::current_exception(), *j);
+        }
+        j->done(std::move(o));
+    });
+}
+
+bool server_state::on_spawn_request(const std::shared_ptr<erl::detail::connection>& c,
+                                    const term& control, term* payload) {
+    const auto& a = A();
+    if (stopped.load()) return false;
+    // {29, ReqId, From, GroupLeader, {M, F, Arity}, OptList} (+ token for 30).
+    if (!control[1].is_reference() || !control[4].is_tuple(3) || !payload) return false;
+    const term& req_id = control[1];
+    const term& from = control[2];
+    const term& mfa = control[4];
+    if (!mfa[0].is_atom() || !mfa[1].is_atom()) return false;
+    const atom sm = mfa[0].as_atom(), sf = mfa[1].as_atom();
+    const term& args = *payload;
+    if (!args.is_proper_list()) return false;
+    auto lv = args.as_list();
+
+    enum class kind { erpc_call, erpc_cast, plain } k;
+    term ref;
+    atom m, f;
+    term call_args;
+    if (sm == a.erpc && sf == a.execute_call && lv.elements.size() == 4 &&
+        lv.elements[1].is_atom() && lv.elements[2].is_atom()) {
+        k = kind::erpc_call;
+        ref = lv.elements[0];
+        m = lv.elements[1].as_atom();
+        f = lv.elements[2].as_atom();
+        call_args = lv.elements[3];
+    } else if (sm == a.erpc && sf == a.execute_cast && lv.elements.size() == 3 &&
+               lv.elements[0].is_atom() && lv.elements[1].is_atom()) {
+        k = kind::erpc_cast;
+        m = lv.elements[0].as_atom();
+        f = lv.elements[1].as_atom();
+        call_args = lv.elements[2];
+    } else if (find(sm, sf, static_cast<unsigned>(lv.elements.size()))) {
+        // spawn(CppNode, M, F, Args) of a registered function: runs it in a fresh process.
+        k = kind::plain;
+        m = sm;
+        f = sf;
+        call_args = args;
+    } else {
+        // Any other function would need an Erlang runtime: the documented answer is the
+        // spawn error `notsup` (the runtime sends it when we return false).
+        return false;
+    }
+
+    bool want_link = false, want_monitor = false;
+    if (control[5].is_list()) {
+        for (const term& o : control[5].as_list().elements) {
+            if (o.is_atom(a.link)) want_link = true;
+            if (o.is_atom(a.monitor) || (o.is_tuple(2) && o[0].is_atom(a.monitor)))
+                want_monitor = true;
+        }
+    }
+
+    auto p = core.new_process();
+    {
+        std::lock_guard lk(p->mu);
+        if (want_monitor) p->watchers.push_back({from, req_id.as_reference(), p->self_term});
+        if (want_link) p->links.link_received(from);
+    }
+    // SPAWN_REPLY goes out on this strand before anything the new process sends, so the
+    // caller always learns the pid before the DOWN (erl_dist_protocol: signal order).
+    const int flags = (want_link ? 1 : 0) | (want_monitor ? 2 : 0);
+    c->send(make_tuple({term(dop::spawn_reply), req_id, from, term(flags), p->self_term}), nullptr);
+
+    auto j = std::make_shared<job>();
+    j->proc = p;
+    j->self = p->self;
+    j->caller = from;
+    j->m = m;
+    j->f = f;
+    j->args = call_args;
+    std::weak_ptr<node_core> wcore = core.shared_from_this();
+    j->done = [wcore, p, k, ref](outcome o) {
+        auto cr = wcore.lock();
+        if (!cr) return;
+        term reason = k == kind::erpc_call ? erpc_exit_reason(ref, o)
+                      : k == kind::plain   ? spawn_exit_reason(o)
+                      : o.returned()       ? term(A().normal)
+                                           : spawn_exit_reason(o);
+        cr->process_exit(p, std::move(reason));
+    };
+    run(std::move(j));
+    return true;
+}
+
+}  // namespace erl::rpc::detail
+
+// ----------------------------------------------------------------------------------------------
+// Public facade.
+
+namespace erl::rpc {
+
+using detail::A;
+
+erlang_exception::erlang_exception(atom cls, term reason, term stack)
+    : class_(cls), reason_(std::move(reason)), stack_(std::move(stack)) {
+    what_ = std::string(class_.str()) + ":" + reason_.to_string();
+}
+
+void raise_error(term reason) {
+    throw erlang_exception(A().error, std::move(reason));
+}
+void raise_exit(term reason) {
+    throw erlang_exception(A().exit, std::move(reason));
+}
+void raise_throw(term value) {
+    throw erlang_exception(A().throw_, std::move(value));
+}
+
+namespace detail {
+void raise_badarg(const call_context& ctx) {
+    throw erlang_exception(A().error, term(A().badarg),
+                           frame_stack(ctx.module(), ctx.function(), ctx.args()));
+}
+}  // namespace detail
+
+bool call_context::cancelled() const noexcept {
+    if (!proc_) return false;
+    std::lock_guard lk(proc_->mu);
+    return proc_->exited;
+}
+
+server::server(erl::node& n, server_options opts)
+    : node_(n), st_(std::make_shared<detail::server_state>(n, opts)) {
+    if (opts.builtins) {
+        erl::node* np = &n;
+        add_raw(A().erlang, A().node, 0,
+                [np](call_context&, std::span<const term>) { return term(np->name()); });
+        add_raw(A().erlang, A().nodes, 0, [np](call_context&, std::span<const term>) {
+            std::vector<term> out;
+            for (auto& x : np->nodes())
+                out.emplace_back(x);
+            return make_list(std::move(out));
+        });
+    }
+    if (opts.serve_rex) st_->start_rex();
+    auto slot = detail::slot_for(st_->core);
+    std::lock_guard lk(slot->mu);
+    slot->server = st_;
+}
+
+server::~server() {
+    st_->stopped = true;
+    {
+        auto slot = detail::slot_for(st_->core);
+        std::lock_guard lk(slot->mu);
+        if (slot->server.lock() == st_) slot->server.reset();
+    }
+    if (st_->rex) st_->core.process_exit(st_->rex, term(A().normal));
+    st_->pool.join();
+}
+
+void server::add_raw(atom module, atom function, unsigned arity, sync_handler fn) {
+    auto e = std::make_shared<detail::entry>();
+    e->arity = arity;
+    e->sync = std::move(fn);
+    std::unique_lock lk(st_->mu);
+    st_->fns[{module, function, arity}] = std::move(e);
+}
+
+void server::add_raw_async(atom module, atom function, unsigned arity, async_handler fn) {
+    auto e = std::make_shared<detail::entry>();
+    e->arity = arity;
+    e->async = std::move(fn);
+    std::unique_lock lk(st_->mu);
+    st_->fns[{module, function, arity}] = std::move(e);
+}
+
+bool server::remove(atom module, atom function, unsigned arity) {
+    std::unique_lock lk(st_->mu);
+    return st_->fns.erase({module, function, arity}) > 0;
+}
+
+bool server::contains(atom module, atom function, unsigned arity) const {
+    return st_->find(module, function, arity) != nullptr;
+}
+
+boost::asio::any_io_executor server::executor() const {
+    return st_->pool.get_executor();
+}
+
+}  // namespace erl::rpc
