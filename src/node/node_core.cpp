@@ -276,6 +276,19 @@ void node_core::on_dist_message(const std::shared_ptr<connection>& c, const term
             if (n < 4 || !control[3].is_atom() || !payload) return bad();
             deliver_local_name(control[1], control[3].as_atom(), std::move(*payload));
             return;
+        case dop::spawn_reply:
+        case dop::spawn_reply_tt: {
+            // {31, ReqId, To, Flags, PidOrError}: delivered to To as the message
+            // {spawn_reply, ReqId, ok | error, PidOrError}, as erlang:spawn_request/5 does by
+            // default (the rpc client waits for it).
+            if (n < 5 || !control[1].is_reference() || !control[2].is_pid()) return bad();
+            static const atom a_spawn_reply("spawn_reply");
+            if (auto p = find_process(control[2].as_pid()))
+                p->deliver(make_tuple({term(a_spawn_reply), control[1],
+                                       term(control[4].is_pid() ? atoms::ok() : atoms::error()),
+                                       control[4]}));
+            return;
+        }
         case dop::alias_send:
         case dop::alias_send_tt:
             if (n < 3 || !control[2].is_reference() || !payload) return bad();
