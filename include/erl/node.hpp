@@ -23,6 +23,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace erl {
@@ -34,23 +35,69 @@ enum class epmd_mode {
     require_running,  // fail with epmd_unreachable if none answers
 };
 
+// TLS distribution (OTP's inet_tls_dist): TCP connect, TLS at once, then the normal handshake
+// with 4-byte lengths and 4-byte frames. EPMD stays plaintext. See docs/tls.md.
+struct tls_options {
+    bool enabled = false;
+    std::string cert_file;  // PEM certificate (chain) this node presents, both roles
+    std::string key_file;   // PEM private key of cert_file (unencrypted)
+    std::string ca_file;    // PEM CA certificates a peer's certificate must chain to
+    // Verify the peer's certificate against ca_file. Accepting side: also asks the peer for a
+    // certificate (ssl verify_peer). Connecting side: the server certificate must verify.
+    bool verify_peer = false;
+    // Accepting side with verify_peer: refuse peers that present no certificate.
+    bool fail_if_no_peer_cert = false;
+    // Connecting side with verify_peer: the server certificate must name the host part of the
+    // peer's node name (as an OTP 25 client checks it), e.g. DNS:127.0.0.1 for x@127.0.0.1.
+    bool verify_host_name = true;
+};
+
 struct node_options {
     // "name@host". A name without '@' gets this machine's host name (short names) or its fully
     // qualified name (long names), as erl -sname / -name do.
     std::string name;
     bool long_names = true;
-    // Empty: read ~/.erlang.cookie (created with mode 0400 when missing, as OTP does).
+    // The cookie, first found of: this option; the environment variable named by cookie_env
+    // (if set and non-empty); the file cookie_file (empty: ~/.erlang.cookie, created with 20
+    // random letters and mode 0400 when missing, as OTP's auth module does; a cookie file
+    // readable by group or others is refused, as OTP refuses it).
     std::string cookie;
+    std::string cookie_env = "ERLANG_COOKIE";
+    std::string cookie_file;
+    // Per-peer cookies (erlang:set_cookie/2): node name -> cookie used with that node, both
+    // for connections we make and for connections it makes to us.
+    std::vector<std::pair<std::string, std::string>> peer_cookies;
     std::uint16_t epmd_port = 0;  // 0: ERL_EPMD_PORT or 4369
     epmd_mode epmd = epmd_mode::spawn_daemon;
     std::string epmd_daemon_path;  // erlcpp-epmd to spawn; empty: next to this executable, PATH
     std::string listen_address = "0.0.0.0";
     std::uint16_t listen_port = 0;  // 0: any free port
     unsigned threads = 1;           // I/O threads running the node's io_context
-    bool hidden = false;            // hidden nodes do not join the global cluster view
+    // Hidden nodes (erl -hidden) do not join the global cluster view: peers list them in
+    // nodes(hidden), not nodes(). false = published.
+    bool hidden = false;
     std::chrono::milliseconds net_ticktime{60'000};  // peer declared dead after this silence
-    std::chrono::milliseconds net_setuptime{7'000};  // handshake deadline
-    std::size_t max_message_size = 256u << 20;       // larger frames close the connection
+    std::chrono::milliseconds net_setuptime{7'000};  // TCP + TLS + handshake deadline
+    tls_options tls;
+
+    // Access control (net_kernel:allow/1): when non-empty, only these nodes may connect to us
+    // (others get "not_allowed" in the handshake) and we connect to no other node.
+    std::vector<std::string> allow;
+
+    // Resource limits. Exceeding one closes that connection (with a log line saying which
+    // limit); the node and its other connections carry on.
+    std::size_t max_message_size = 256u << 20;  // largest distribution frame accepted
+    // Fragmented messages being reassembled at once per connection, and their buffered bytes.
+    std::size_t max_fragment_sequences = 64;
+    std::size_t max_fragmented_bytes = 256u << 20;
+    // Atoms a single connection may add to the (global, immortal) atom table over its life;
+    // 0 = no per-connection bound. The global bound is max_atoms.
+    std::size_t max_new_atoms_per_connection = 0;
+    // If non-zero, erl::set_atom_table_limit(max_atoms) at start() (a process-wide setting).
+    std::size_t max_atoms = 0;
+    // Connections (pending and up, both directions) at once; 0 = unlimited. Further incoming
+    // connections are closed at once, further outgoing ones fail with limit_exceeded.
+    std::size_t max_connections = 1024;
     // Logging: called for connection-level events (refused handshakes, closed connections and
     // why). Default: print to stderr. Called on I/O threads: keep it cheap.
     std::function<void(std::string_view)> log;

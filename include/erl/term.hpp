@@ -70,6 +70,9 @@ private:
 std::size_t atom_table_size() noexcept;
 std::size_t atom_table_limit() noexcept;
 void set_atom_table_limit(std::size_t n) noexcept;  // default 1,048,576 (BEAM's default)
+// Atoms the calling thread has added to the table so far (a per-thread counter). A connection
+// reads it before and after decoding to bound the atoms one peer creates.
+std::size_t atoms_created_by_this_thread() noexcept;
 
 namespace atoms {
 // Frequently used atoms, interned once.

@@ -8,6 +8,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -23,7 +24,7 @@ constexpr std::size_t read_chunk = 256 * 1024;
 connection::connection(std::shared_ptr<node_core> core, atom peer)
     : core_(std::move(core)),
       strand_(asio::make_strand(core_->ioc)),
-      sock_(strand_),
+      stream_(strand_, core_->net ? core_->net->tls : nullptr, /*server=*/false),
       tick_timer_(strand_),
       outgoing_(true),
       peer_(peer) {}
@@ -31,13 +32,13 @@ connection::connection(std::shared_ptr<node_core> core, atom peer)
 connection::connection(std::shared_ptr<node_core> core, tcp::socket sock)
     : core_(std::move(core)),
       strand_(asio::make_strand(core_->ioc)),
-      sock_(strand_),
+      stream_(strand_, core_->net ? core_->net->tls : nullptr, /*server=*/true),
       tick_timer_(strand_),
       outgoing_(false) {
     // Re-home the accepted socket onto our strand.
     error_code ec;
     auto proto = sock.local_endpoint(ec).protocol();
-    if (!ec) sock_.assign(proto, sock.release(), ec);
+    if (!ec) stream_.socket().assign(proto, sock.release(), ec);
 }
 
 connection::~connection() = default;
@@ -65,10 +66,13 @@ namespace {
 void arm_setup_timer(const std::shared_ptr<connection>& c, asio::steady_timer& t,
                      std::chrono::milliseconds setuptime) {
     t.expires_after(setuptime);
-    t.async_wait([w = std::weak_ptr<connection>(c)](error_code ec) {
+    t.async_wait([w = std::weak_ptr<connection>(c), setuptime](error_code ec) {
         if (ec) return;
         if (auto c = w.lock(); c && !c->is_up() && !c->is_closed())
-            c->close(make_error_code(errc::handshake_timeout), "connection set-up timed out");
+            c->close(make_error_code(errc::handshake_timeout),
+                     "connection set-up (TCP, TLS, handshake) not completed within "
+                     "net_setuptime (" +
+                         std::to_string(setuptime.count()) + " ms)");
     });
 }
 }  // namespace
@@ -85,6 +89,12 @@ asio::awaitable<void> connection::run_outgoing() {
         co_return;
     }
     const auto& [alive_name, host] = *parts;
+    if (!core_->net->allowed(peer)) {
+        // net_kernel:allow/1 restricts both directions: we do not dial nodes outside the list.
+        close(make_error_code(errc::node_not_allowed),
+              "not connecting: " + std::string(peer.str()) + " is not in the allow-list");
+        co_return;
+    }
     auto info = co_await epmd::async_port_please(host, core_->opts.epmd_port, alive_name,
                                                  core_->opts.net_setuptime);
     if (!info) {
@@ -98,21 +108,33 @@ asio::awaitable<void> connection::run_outgoing() {
     auto endpoints = co_await resolver.async_resolve(host, std::to_string(info->port),
                                                      asio::redirect_error(asio::use_awaitable, ec));
     if (!ec)
-        co_await asio::async_connect(sock_, endpoints,
+        co_await asio::async_connect(stream_.socket(), endpoints,
                                      asio::redirect_error(asio::use_awaitable, ec));
     if (ec) {
         close(make_error_code(errc::connection_closed),
               "connect to " + host + ":" + std::to_string(info->port) + " failed: " + ec.message());
         co_return;
     }
-    sock_.set_option(tcp::no_delay(true), ec);
+    stream_.socket().set_option(tcp::no_delay(true), ec);
     state_ = state::handshaking;
+    // inet_tls_dist: TLS starts right after the TCP connect.
+    stream_.set_peer_host(host);
+    {
+        std::string why;
+        ec = co_await stream_.async_start(/*server=*/false, why);
+        if (ec) {
+            close(ec, why);
+            co_return;
+        }
+    }
+    if (is_closed()) co_return;
 
     proto::handshake_config cfg;
     cfg.role = proto::handshake_role::initiator;
     cfg.our_name = std::string(core_->name.str());
     cfg.our_creation = core_->creation.load();
-    cfg.cookie = core_->cookie;
+    cfg.cookie = core_->net->cookie_for(peer);
+    cfg.four_byte_lengths = stream_.is_tls();
     cfg.our_flags = proto::dflag::default_advertised(core_->opts.hidden);
     cfg.peer_name = std::string(peer.str());
     // "alive": the peer believes it is still connected to us. We are dialing, so from our side
@@ -126,10 +148,10 @@ asio::awaitable<void> connection::run_outgoing() {
             // Simultaneous connect lost: the peer's own attempt is arriving as an incoming
             // connection that will supersede this one and take over the queued messages. Keep
             // this object pending until then (or until set-up times out).
-            sock_.close(ec);
+            stream_.close();
             co_return;
         }
-        close(ec, hs.reason());
+        close(ec, hs.reason().empty() ? handshake_why_ : hs.reason());
         co_return;
     }
     setup_timer.cancel();
@@ -143,23 +165,38 @@ asio::awaitable<void> connection::run_incoming() {
     asio::steady_timer setup_timer(strand_);
     arm_setup_timer(self, setup_timer, core_->opts.net_setuptime);
     error_code ec;
-    sock_.set_option(tcp::no_delay(true), ec);
+    stream_.socket().set_option(tcp::no_delay(true), ec);
     state_ = state::handshaking;
+    {
+        std::string why;
+        ec = co_await stream_.async_start(/*server=*/true, why);
+        if (ec) {
+            error_code rec;
+            auto ep = stream_.socket().remote_endpoint(rec);
+            if (!rec) why += " (from " + ep.address().to_string() + ")";
+            close(ec, why);
+            co_return;
+        }
+    }
+    if (is_closed()) co_return;
 
     proto::handshake_config cfg;
     cfg.role = proto::handshake_role::acceptor;
     cfg.our_name = std::string(core_->name.str());
     cfg.our_creation = core_->creation.load();
-    cfg.cookie = core_->cookie;
+    cfg.cookie = core_->net->cookie;
+    cfg.four_byte_lengths = stream_.is_tls();
     cfg.our_flags = proto::dflag::default_advertised(core_->opts.hidden);
-    cfg.on_peer_name = [this](std::string_view name, std::uint64_t, std::uint32_t) {
-        return decide_status(name);
+    proto::handshake* hsp = nullptr;
+    cfg.on_peer_name = [this, &hsp](std::string_view name, std::uint64_t, std::uint32_t) {
+        return decide_status(name, *hsp);
     };
     proto::handshake hs(std::move(cfg));
+    hsp = &hs;
     hs.start();
     ec = co_await run_handshake(hs);
     if (ec) {
-        close(ec, hs.reason());
+        close(ec, hs.reason().empty() ? handshake_why_ : hs.reason());
         co_return;
     }
     setup_timer.cancel();
@@ -168,24 +205,45 @@ asio::awaitable<void> connection::run_incoming() {
     co_await run_reader(std::move(handshake_leftover_));
 }
 
+namespace {
+// A read or write failed during the distribution handshake. Inside TLS this is where a peer
+// that refused our certificate shows up (TLS 1.3 sends its alert after the handshake).
+error_code handshake_io_error_impl(const error_code& ec, bool tls, std::string& why) {
+    if (tls && (ec.category() == asio::error::get_ssl_category() ||
+                ec.category() == asio::ssl::error::get_stream_category())) {
+        why = "TLS failed: " + describe_tls_error(ec, nullptr);
+        return make_error_code(errc::tls_failed);
+    }
+    why = ec == asio::error::eof ? "peer closed the connection during the handshake"
+                                 : "handshake I/O failed: " + ec.message();
+    return make_error_code(errc::connection_closed);
+}
+}  // namespace
+
 asio::awaitable<error_code> connection::run_handshake(proto::handshake& hs) {
     std::vector<std::uint8_t> buf(4096);
     error_code ec;
+    auto handshake_io_error = [this](const error_code& e, proto::handshake&) {
+        return handshake_io_error_impl(e, stream_.is_tls(), handshake_why_);
+    };
     for (;;) {
         if (hs.has_output()) {
             auto out = hs.take_output();
-            co_await asio::async_write(sock_, asio::buffer(out),
-                                       asio::redirect_error(asio::use_awaitable, ec));
-            if (ec) co_return make_error_code(errc::connection_closed);
+            co_await stream_.async_write(asio::buffer(out),
+                                         asio::redirect_error(asio::use_awaitable, ec));
+            if (ec) {
+                if (is_closed()) co_return close_reason_;
+                co_return handshake_io_error(ec, hs);
+            }
         }
         if (hs.done()) co_return error_code{};
         if (hs.failed()) co_return hs.error();
         if (is_closed()) co_return close_reason_;
-        std::size_t n = co_await sock_.async_read_some(
+        std::size_t n = co_await stream_.async_read_some(
             asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
         if (ec) {
             if (is_closed()) co_return close_reason_;
-            co_return make_error_code(errc::connection_closed);
+            co_return handshake_io_error(ec, hs);
         }
         std::size_t off = 0;
         while (off < n && !hs.done() && !hs.failed()) {
@@ -198,11 +256,24 @@ asio::awaitable<error_code> connection::run_handshake(proto::handshake& hs) {
     }
 }
 
-proto::handshake_status connection::decide_status(std::string_view peer_name) {
+proto::handshake_status connection::decide_status(std::string_view peer_name,
+                                                  proto::handshake& hs) {
     auto pa = atom::make(peer_name);
     if (!pa || !split_node_name(peer_name)) return proto::handshake_status::not_allowed;
     const atom peer = *pa;
     if (peer == core_->name) return proto::handshake_status::not_allowed;
+    if (!core_->net->allowed(peer)) {
+        // net_kernel:allow/1: dist_util answers "not_allowed" to nodes outside the list.
+        {
+            std::lock_guard lk(mu_);
+            peer_ = peer;
+        }
+        core_->log("connection from " + std::string(peer_name) +
+                   " refused: node not in the allow-list (not_allowed)");
+        return proto::handshake_status::not_allowed;
+    }
+    // Per-peer cookie (erlang:set_cookie/2): the digests of this handshake use it.
+    hs.set_cookie(core_->net->cookie_for(peer));
     auto self = shared_from_this();
     std::shared_ptr<connection> loser;
     proto::handshake_status status = proto::handshake_status::ok;
@@ -284,20 +355,37 @@ void connection::become_up(const proto::handshake& hs) {
 
 asio::awaitable<void> connection::run_reader(std::vector<std::uint8_t> leftover) {
     auto self = shared_from_this();
+    const auto& o = core_->opts;
     proto::reader_limits lim;
-    lim.max_frame_size = core_->opts.max_message_size;
+    lim.max_frame_size = o.max_message_size;
+    lim.max_fragment_sequences = o.max_fragment_sequences;
+    lim.max_fragmented_bytes = o.max_fragmented_bytes;
     proto::dist_reader reader(flags(), lim);
     std::vector<proto::dist_message> msgs;
-    // Dispatches what a chunk produced; a protocol violation closes this connection only.
+    std::size_t new_atoms = 0;  // atoms this peer added to the global table
+    // Dispatches what a chunk produced; a protocol violation or an exceeded limit closes this
+    // connection only.
     auto consume = [&](std::span<const std::uint8_t> data) -> bool {
+        // Decoding runs on this thread from here to the dispatch below, so the thread's atom
+        // counter difference is exactly what this peer created.
+        const std::size_t atoms_before = atoms_created_by_this_thread();
         auto ec = reader.feed(data, msgs);
+        new_atoms += atoms_created_by_this_thread() - atoms_before;
+        if (o.max_new_atoms_per_connection != 0 && new_atoms > o.max_new_atoms_per_connection) {
+            msgs.clear();
+            close(make_error_code(errc::limit_exceeded),
+                  "limit exceeded: peer created " + std::to_string(new_atoms) +
+                      " new atoms (max_new_atoms_per_connection " +
+                      std::to_string(o.max_new_atoms_per_connection) + ")");
+            return false;
+        }
         for (auto& m : msgs) {
             if (is_closed()) break;
             core_->on_dist_message(self, m.control, m.payload ? &*m.payload : nullptr);
         }
         msgs.clear();
         if (ec) {
-            close(ec, "bad distribution data from peer: " + ec.message());
+            close(ec, limit_reason(ec));
             return false;
         }
         return true;
@@ -306,11 +394,13 @@ asio::awaitable<void> connection::run_reader(std::vector<std::uint8_t> leftover)
     std::vector<std::uint8_t> buf(read_chunk);
     error_code ec;
     while (!is_closed()) {
-        std::size_t n = co_await sock_.async_read_some(
+        std::size_t n = co_await stream_.async_read_some(
             asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
         if (ec) {
-            close(make_error_code(errc::connection_closed),
-                  ec == asio::error::eof ? "peer closed the connection" : ec.message());
+            std::string why = ec == asio::error::eof ? "peer closed the connection"
+                              : stream_.is_tls()     ? tls_reason(ec)
+                                                     : ec.message();
+            close(make_error_code(errc::connection_closed), why);
             co_return;
         }
         {
@@ -319,6 +409,25 @@ asio::awaitable<void> connection::run_reader(std::vector<std::uint8_t> leftover)
         }
         if (!consume(std::span<const std::uint8_t>(buf.data(), n))) co_return;
     }
+}
+
+std::string connection::limit_reason(const error_code& ec) const {
+    const auto& o = core_->opts;
+    if (ec == errc::frame_too_large)
+        return "limit exceeded: message larger than max_message_size (" +
+               std::to_string(o.max_message_size) + " bytes)";
+    if (ec == errc::limit_exceeded)
+        return "limit exceeded: fragmented messages in flight above max_fragment_sequences (" +
+               std::to_string(o.max_fragment_sequences) + ") or max_fragmented_bytes (" +
+               std::to_string(o.max_fragmented_bytes) + ")";
+    if (ec == errc::atom_table_full)
+        return "limit exceeded: atom table full (" + std::to_string(atom_table_limit()) +
+               " atoms, max_atoms)";
+    return "bad distribution data from peer: " + ec.message();
+}
+
+std::string connection::tls_reason(const error_code& ec) {
+    return describe_tls_error(ec, nullptr);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -355,10 +464,10 @@ void connection::start_write_locked() {
         if (self->is_closed()) return;
         self->inflight_.swap(self->wbuf_);
         self->wbuf_.clear();
-        asio::async_write(self->sock_, asio::buffer(self->inflight_),
-                          asio::bind_executor(self->strand_, [self](error_code ec, std::size_t) {
-                              self->on_write_done(ec);
-                          }));
+        self->stream_.async_write(
+            asio::buffer(self->inflight_),
+            asio::bind_executor(self->strand_,
+                                [self](error_code ec, std::size_t) { self->on_write_done(ec); }));
     });
 }
 
@@ -375,8 +484,8 @@ void connection::on_write_done(error_code ec) {
         writing_ = true;
         inflight_.swap(wbuf_);
         wbuf_.clear();
-        asio::async_write(
-            sock_, asio::buffer(inflight_),
+        stream_.async_write(
+            asio::buffer(inflight_),
             asio::bind_executor(strand_, [self = shared_from_this()](error_code ec, std::size_t) {
                 self->on_write_done(ec);
             }));
@@ -427,6 +536,7 @@ void connection::close(error_code why, std::string reason) {
     if (prev == state::closed) return;
     bool superseded;
     atom peer;
+    if (holds_slot_) core_->net->release();
     {
         std::lock_guard lk(mu_);
         close_reason_ = why;
@@ -436,9 +546,7 @@ void connection::close(error_code why, std::string reason) {
     }
     up_cv_.notify_all();
     asio::post(strand_, [self = shared_from_this()] {
-        error_code ec;
-        self->sock_.shutdown(tcp::socket::shutdown_both, ec);
-        self->sock_.close(ec);
+        self->stream_.close();
         self->tick_timer_.cancel();
     });
     if (!superseded && !reason.empty()) {

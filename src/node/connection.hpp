@@ -8,6 +8,7 @@
 #include "node/node_core.hpp"
 #include "proto/dist_codec.hpp"
 #include "proto/handshake.hpp"
+#include "transport/dist_stream.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -19,9 +20,38 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace erl::detail {
+
+// Per-node transport and access state shared by its connections (node_core::net): TLS
+// contexts, the allow-list, per-peer cookies and the connection count for max_connections.
+struct net_state {
+    std::shared_ptr<tls_contexts> tls;              // null: plain TCP distribution
+    std::unordered_set<atom> allow;                 // empty: every node may connect
+    std::unordered_map<atom, std::string> cookies;  // per-peer cookies
+    std::string cookie;                             // default cookie
+    std::size_t max_connections = 0;                // 0: unlimited
+    std::atomic<std::size_t> connections{0};
+
+    bool allowed(atom peer) const { return allow.empty() || allow.count(peer) != 0; }
+    const std::string& cookie_for(atom peer) const {
+        auto it = cookies.find(peer);
+        return it == cookies.end() ? cookie : it->second;
+    }
+    // Takes a connection slot; false when max_connections are open.
+    bool try_acquire() {
+        std::size_t n = connections.fetch_add(1) + 1;
+        if (max_connections != 0 && n > max_connections) {
+            connections.fetch_sub(1);
+            return false;
+        }
+        return true;
+    }
+    void release() { connections.fetch_sub(1); }
+};
 
 class connection : public std::enable_shared_from_this<connection> {
   public:
@@ -36,6 +66,8 @@ class connection : public std::enable_shared_from_this<connection> {
 
     void start_outgoing();
     void start_incoming();
+    // The connection holds one of net_state's max_connections slots (released on close).
+    void hold_slot() noexcept { holds_slot_ = true; }
 
     atom peer() const;
     std::uint64_t flags() const noexcept { return flags_.load(std::memory_order_acquire); }
@@ -66,13 +98,17 @@ class connection : public std::enable_shared_from_this<connection> {
     void flush_locked();
     void start_write_locked();
     void on_write_done(error_code ec);
-    proto::handshake_status decide_status(std::string_view peer_name);
+    proto::handshake_status decide_status(std::string_view peer_name, proto::handshake& hs);
+    std::string tls_reason(const error_code& ec);
+    // Limit violations found by the reader, in words naming the option that was exceeded.
+    std::string limit_reason(const error_code& ec) const;
 
     std::shared_ptr<node_core> core_;
     strand_t strand_;
-    boost::asio::ip::tcp::socket sock_;
+    dist_stream stream_;
     boost::asio::steady_timer tick_timer_;
     const bool outgoing_;
+    bool holds_slot_ = false;
     std::atomic<state> state_{state::connecting};
     std::atomic<std::uint64_t> flags_{0};
 
@@ -88,7 +124,8 @@ class connection : public std::enable_shared_from_this<connection> {
     int silent_ticks_ = 0;
     error_code close_reason_;
     std::condition_variable up_cv_;
-    bool superseded_ = false;  // replaced by another connection to the same peer
+    bool superseded_ = false;    // replaced by another connection to the same peer
+    std::string handshake_why_;  // why the handshake's I/O failed (for the log line)
     std::vector<std::uint8_t>
         handshake_leftover_;  // stream bytes read with the last handshake message
 };

@@ -11,6 +11,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 
+#include <fcntl.h>
 #include <openssl/rand.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -56,17 +57,36 @@ std::string this_host(bool long_names) {
 }
 
 // OTP's auth module: ~/.erlang.cookie, created with 20 random upper-case letters and mode 0400
-// when missing.
-result<std::string> read_or_create_cookie() {
-    const char* home = std::getenv("HOME");
-    if (!home || !*home) return make_error_code(errc::not_alive);
-    std::string path = std::string(home) + "/.erlang.cookie";
-    std::ifstream in(path);
-    if (in) {
+// when missing; a cookie file that group or others can access is refused ("Cookie file ...
+// must be accessible by owner only").
+result<std::string> read_or_create_cookie(std::string path, std::string& why) {
+    if (path.empty()) {
+        const char* home = std::getenv("HOME");
+        if (!home || !*home) {
+            why = "no cookie given and HOME is not set";
+            return make_error_code(errc::not_alive);
+        }
+        path = std::string(home) + "/.erlang.cookie";
+    }
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0) {
+        if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+            why = "cookie file " + path + " must be accessible by owner only";
+            return make_error_code(errc::bad_cookie);
+        }
+        std::ifstream in(path);
+        if (!in) {
+            why = "cannot read cookie file " + path;
+            return make_error_code(errc::bad_cookie);
+        }
         std::string c;
         std::getline(in, c);
         while (!c.empty() && (c.back() == '\n' || c.back() == '\r' || c.back() == ' '))
             c.pop_back();
+        if (c.empty()) {
+            why = "cookie file " + path + " is empty";
+            return make_error_code(errc::bad_cookie);
+        }
         return c;
     }
     std::string c(20, 'A');
@@ -74,11 +94,19 @@ result<std::string> read_or_create_cookie() {
     RAND_bytes(rnd, sizeof rnd);
     for (int i = 0; i < 20; ++i)
         c[i] = static_cast<char>('A' + rnd[i] % 26);
-    {
-        std::ofstream out(path, std::ios::trunc);
-        out << c;
+    // Create it owner-only from the start (no window where others could read it).
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, S_IRUSR | S_IWUSR);
+    if (fd < 0) {
+        why = "cannot create cookie file " + path;
+        return make_error_code(errc::bad_cookie);
     }
+    bool ok = ::write(fd, c.data(), c.size()) == static_cast<ssize_t>(c.size());
+    ::close(fd);
     ::chmod(path.c_str(), S_IRUSR);
+    if (!ok) {
+        why = "cannot write cookie file " + path;
+        return make_error_code(errc::bad_cookie);
+    }
     return c;
 }
 
@@ -106,14 +134,53 @@ error_code node::start() {
     if (!a) return a.error();
     c.name = *a;
     c.host = parts->second;
-    // Cookie.
-    if (c.opts.cookie.empty()) {
-        auto ck = read_or_create_cookie();
-        if (!ck) return ck.error();
-        c.cookie = *ck;
-    } else {
+    // Cookie: option, then environment, then cookie file (see node_options::cookie).
+    const char* env_cookie =
+        c.opts.cookie_env.empty() ? nullptr : std::getenv(c.opts.cookie_env.c_str());
+    if (!c.opts.cookie.empty()) {
         c.cookie = c.opts.cookie;
+    } else if (env_cookie && *env_cookie) {
+        c.cookie = env_cookie;
+    } else {
+        std::string why;
+        auto ck = read_or_create_cookie(c.opts.cookie_file, why);
+        if (!ck) {
+            c.log("cannot start: " + why);
+            return ck.error();
+        }
+        c.cookie = *ck;
     }
+    // Transport and access control shared by every connection.
+    auto net = std::make_shared<detail::net_state>();
+    net->cookie = c.cookie;
+    net->max_connections = c.opts.max_connections;
+    for (auto& n : c.opts.allow) {
+        auto a = atom::make(n);
+        if (!a || !split_node_name(n)) {
+            c.log("cannot start: bad node name in allow-list: '" + n + "'");
+            return make_error_code(errc::bad_node_name);
+        }
+        net->allow.insert(*a);
+    }
+    for (auto& [n, ck] : c.opts.peer_cookies) {
+        auto a = atom::make(n);
+        if (!a || !split_node_name(n)) {
+            c.log("cannot start: bad node name in peer_cookies: '" + n + "'");
+            return make_error_code(errc::bad_node_name);
+        }
+        net->cookies[*a] = ck;
+    }
+    if (c.opts.tls.enabled) {
+        std::string why;
+        auto t = detail::make_tls_contexts(c.opts.tls, why);
+        if (!t) {
+            c.log("cannot start: " + why);
+            return t.error();
+        }
+        net->tls = std::move(*t);
+    }
+    if (c.opts.max_atoms != 0) set_atom_table_limit(c.opts.max_atoms);
+    c.net = std::move(net);
     if (c.opts.epmd_port == 0) c.opts.epmd_port = epmd::default_port();
 
     // Listen.
@@ -182,8 +249,22 @@ error_code node::start() {
                     if (core->stopping || ec == asio::error::operation_aborted) co_return;
                     continue;
                 }
+                if (!core->net->try_acquire()) {
+                    // max_connections: refuse before any TLS or handshake work.
+                    error_code rec;
+                    auto ep = s.remote_endpoint(rec);
+                    core->log("incoming connection" +
+                              (rec ? std::string()
+                                   : " from " + ep.address().to_string() + ":" +
+                                         std::to_string(ep.port())) +
+                              " refused: limit exceeded: max_connections (" +
+                              std::to_string(core->opts.max_connections) + ") reached");
+                    s.close(rec);
+                    continue;
+                }
                 auto conn = std::make_shared<detail::connection>(
                     std::static_pointer_cast<detail::node_core>(core), std::move(s));
+                conn->hold_slot();
                 conn->start_incoming();
             }
         },
@@ -214,12 +295,22 @@ void node::stop() {
     for (auto& p : procs)
         c.process_exit(p, term(atom("shutdown")));
     if (c.acceptor || c.registration || c.embedded_epmd) {
-        asio::post(c.ioc, [&c] {
+        // Close the listener, the EPMD registration and an embedded EPMD on the I/O threads
+        // and wait for it, so their ports are free when stop() returns (a restarted node can
+        // bind them again at once).
+        auto done = std::make_shared<std::promise<void>>();
+        auto fut = done->get_future();
+        asio::post(c.ioc, [&c, done] {
             error_code ec;
             if (c.acceptor) c.acceptor->close(ec);
             if (c.registration) c.registration->close();
             if (c.embedded_epmd) c.embedded_epmd->stop();
+            done->set_value();
         });
+        bool on_io = false;
+        for (auto& t : c.threads)
+            if (t.get_id() == std::this_thread::get_id()) on_io = true;
+        if (!on_io && !c.threads.empty()) fut.wait_for(std::chrono::seconds(2));
     }
     c.work_guard.reset();
     // Give the closes a moment to flush, then stop the loop.
@@ -416,8 +507,9 @@ void node::demonitor_nodes(std::uint64_t id) {
 namespace detail {
 
 std::shared_ptr<connection> node_core::connection_to(atom peer, bool create) {
-    if (peer == name || stopping) return nullptr;
+    if (peer == name || stopping || !net) return nullptr;
     std::shared_ptr<connection> c;
+    bool full = false;
     {
         std::lock_guard lk(conn_mu);
         auto it = conns.find(peer);
@@ -425,7 +517,20 @@ std::shared_ptr<connection> node_core::connection_to(atom peer, bool create) {
         if (!create) return nullptr;
         if (!split_node_name(peer.str())) return nullptr;
         c = std::make_shared<connection>(shared_from_this(), peer);
-        conns[peer] = c;
+        if (!net->try_acquire()) {
+            // max_connections: the attempt fails at once (waiters see limit_exceeded).
+            full = true;
+        } else {
+            c->hold_slot();
+            conns[peer] = c;
+        }
+    }
+    if (full) {
+        c->close(make_error_code(errc::limit_exceeded),
+                 "not connecting to " + std::string(peer.str()) +
+                     ": limit exceeded: max_connections (" + std::to_string(opts.max_connections) +
+                     ") reached");
+        return c;
     }
     c->start_outgoing();
     return c;

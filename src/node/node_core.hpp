@@ -26,6 +26,7 @@ class server;
 namespace erl::detail {
 
 class connection;
+struct net_state;
 
 struct ref_key_hash {
     std::size_t operator()(const reference& r) const noexcept {
@@ -98,6 +99,8 @@ struct node_core : std::enable_shared_from_this<node_core> {
     void gen_reply(const term& from_tuple, term reply);
 
     // Connections -------------------------------------------------------------------------------
+    // TLS contexts, allow-list, per-peer cookies, connection count (node/connection.hpp).
+    std::shared_ptr<net_state> net;
     mutable std::mutex conn_mu;
     std::unordered_map<atom, std::shared_ptr<connection>> conns;  // pending and up
     std::shared_ptr<connection> connection_to(atom peer, bool create);

@@ -120,6 +120,7 @@ constinit std::atomic<std::size_t> g_count{1};  // '' is always present
 constinit std::atomic<std::size_t> g_limit{1048576};
 
 constinit atom_entry g_empty{0, 0, 0, ""};
+thread_local std::size_t t_created = 0;  // atoms_created_by_this_thread()
 
 inline std::size_t slot_of(std::size_t h) noexcept {
     return h >> kShardBits;
@@ -197,6 +198,7 @@ result<const atom_entry*> intern(std::string_view s, bool create) noexcept {
             insert_slot(t, e);
         }
         ++sh.count;
+        ++t_created;
         return e;
     } catch (...) {
         g_count.fetch_sub(1, std::memory_order_relaxed);
@@ -247,6 +249,9 @@ std::size_t atom_table_limit() noexcept {
 }
 void set_atom_table_limit(std::size_t n) noexcept {
     detail::g_limit.store(n, std::memory_order_relaxed);
+}
+std::size_t atoms_created_by_this_thread() noexcept {
+    return detail::t_created;
 }
 
 namespace atoms {

@@ -1,0 +1,387 @@
+// Interop: TLS distribution (issue 7) against real OTP nodes started with
+// `-proto_dist inet_tls -ssl_dist_optfile FILE`. Certificates are made by the test with the
+// openssl CLI in a temporary directory (removed afterwards): a test CA, a node certificate it
+// signs (subjectAltName DNS:127.0.0.1 and IP:127.0.0.1, as an OTP 25 client checks the host part
+// of the node name as a DNS name), and a rogue CA with its own node certificate.
+#include <erl/node.hpp>
+
+#include "harness/harness.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <thread>
+
+using namespace std::chrono_literals;
+using erl::interop::beam_node;
+using erl::interop::epmd_instance;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A temporary PKI: ca/ca-node (trusted) and rogue/rogue-node (signed by an unknown CA).
+struct test_pki {
+    std::string dir;
+
+    test_pki() {
+        std::string tmpl = (fs::temp_directory_path() / "erlcpp-tls-XXXXXX").string();
+        if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+        dir = tmpl;
+        write("ext.cnf",
+              "subjectAltName=DNS:127.0.0.1,IP:127.0.0.1\n"
+              "extendedKeyUsage=serverAuth,clientAuth\n"
+              "basicConstraints=CA:FALSE\n"
+              "keyUsage=digitalSignature\n");
+        for (std::string ca : {"ca", "rogue"}) {
+            openssl({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                     "-nodes", "-keyout", path(ca + ".key"), "-out", path(ca + ".pem"), "-days",
+                     "2", "-subj", "/CN=erlcpp-test-" + ca, "-addext",
+                     "basicConstraints=critical,CA:TRUE", "-addext",
+                     "keyUsage=critical,keyCertSign,cRLSign"});
+            openssl({"req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                     "-keyout", path(ca + "-node.key"), "-out", path(ca + "-node.csr"), "-subj",
+                     "/CN=127.0.0.1"});
+            openssl({"x509", "-req", "-in", path(ca + "-node.csr"), "-CA", path(ca + ".pem"),
+                     "-CAkey", path(ca + ".key"), "-CAcreateserial", "-out", path(ca + "-node.pem"),
+                     "-days", "2", "-extfile", path("ext.cnf")});
+        }
+    }
+    ~test_pki() {
+        std::error_code ec;
+        fs::remove_all(dir, ec);
+    }
+    std::string path(const std::string& f) const { return dir + "/" + f; }
+    void write(const std::string& f, const std::string& text) const {
+        std::ofstream(path(f)) << text;
+    }
+    void openssl(std::vector<std::string> args) const {
+        args.insert(args.begin(), "openssl");
+        auto r = erl::interop::process::run(args);
+        if (r.exit_code != 0) throw std::runtime_error("openssl failed: " + r.err);
+    }
+
+    // An -ssl_dist_optfile for a BEAM node. `who` is "ca" or "rogue" (whose node certificate
+    // it presents); it always trusts the test CA.
+    std::string optfile(const std::string& who, bool verify, bool fail_if_no_peer_cert = false) {
+        auto q = [](const std::string& s) { return "\"" + s + "\""; };
+        std::string common = "{certfile, " + q(path(who + "-node.pem")) + "}, {keyfile, " +
+                             q(path(who + "-node.key")) + "}, {cacertfile, " + q(path("ca.pem")) +
+                             "}";
+        std::string v = verify ? "{verify, verify_peer}" : "{verify, verify_none}";
+        std::string text =
+            "[{server, [" + common + ", " + v +
+            (verify && fail_if_no_peer_cert ? ", {fail_if_no_peer_cert, true}" : "") +
+            "]},\n {client, [" + common + ", " + v + "]}].\n";
+        std::string f = "opt-" + std::to_string(counter_++) + ".conf";
+        write(f, text);
+        return path(f);
+    }
+
+    erl::tls_options tls(const std::string& who, bool verify, bool fail_if_no_peer_cert = false) {
+        erl::tls_options t;
+        t.enabled = true;
+        t.cert_file = path(who + "-node.pem");
+        t.key_file = path(who + "-node.key");
+        t.ca_file = path("ca.pem");
+        t.verify_peer = verify;
+        t.fail_if_no_peer_cert = fail_if_no_peer_cert;
+        return t;
+    }
+
+  private:
+    int counter_ = 0;
+};
+
+struct cpp_node {
+    std::unique_ptr<erl::node> node;
+    std::vector<std::string> log;
+    std::mutex log_mu;
+
+    cpp_node(std::uint16_t epmd_port, const std::string& cookie, erl::tls_options tls,
+             std::chrono::milliseconds setuptime = 7s) {
+        erl::node_options o;
+        o.name = erl::interop::unique_name("cpptls") + "@127.0.0.1";
+        o.cookie = cookie;
+        o.epmd_port = epmd_port;
+        o.epmd = erl::epmd_mode::require_running;
+        o.threads = 2;
+        o.tls = std::move(tls);
+        o.net_setuptime = setuptime;
+        o.log = [this](std::string_view m) {
+            std::lock_guard lk(log_mu);
+            log.emplace_back(m);
+        };
+        node = std::make_unique<erl::node>(o);
+        auto ec = node->start();
+        if (ec) throw std::runtime_error("node start failed: " + ec.message());
+    }
+    ~cpp_node() {
+        node->stop();
+        if (std::getenv("ERLCPP_TEST_VERBOSE")) std::fprintf(stderr, "%s", log_text().c_str());
+    }
+    std::string name() const { return std::string(node->name().str()); }
+    bool log_contains(std::string_view needle) {
+        std::lock_guard lk(log_mu);
+        for (auto& l : log)
+            if (l.find(needle) != std::string::npos) return true;
+        return false;
+    }
+    // Log lines appear on I/O threads, possibly just after the event the test waited for.
+    bool wait_log(std::string_view needle, std::chrono::milliseconds timeout = 10s) {
+        auto end = std::chrono::steady_clock::now() + timeout;
+        while (std::chrono::steady_clock::now() < end) {
+            if (log_contains(needle)) return true;
+            std::this_thread::sleep_for(20ms);
+        }
+        return log_contains(needle);
+    }
+    std::string log_text() {
+        std::lock_guard lk(log_mu);
+        std::string s;
+        for (auto& l : log)
+            s += l + "\n";
+        return s;
+    }
+};
+
+struct echo_service {
+    erl::mailbox mb;
+    std::thread t;
+    explicit echo_service(erl::node& n) {
+        auto r = n.spawn_mailbox(erl::atom("echo"));
+        if (!r) throw std::runtime_error("spawn_mailbox failed");
+        mb = *r;
+        t = std::thread([mb = mb]() mutable {
+            while (auto m = mb.receive())
+                if (m->is_tuple(2) && (*m)[0].is_pid()) mb.send((*m)[0].as_pid(), (*m)[1]);
+        });
+    }
+    ~echo_service() {
+        mb.exit();
+        if (t.joinable()) t.join();
+    }
+};
+
+std::string q(const std::string& node) {
+    return "'" + node + "'";
+}
+
+// A BEAM node with TLS distribution (optfile empty: plain TCP distribution). Its logger also
+// writes to a file so the test can read what OTP reported about a refused TLS peer.
+struct tls_beam {
+    std::string log_file;
+    beam_node node;
+
+    static beam_node::options opts(std::uint16_t epmd, const std::string& cookie,
+                                   const std::string& optfile) {
+        beam_node::options o;
+        o.epmd_port = epmd;
+        o.cookie = cookie;
+        o.name_prefix = "beamtls";
+        if (!optfile.empty())
+            o.extra_args = {"-proto_dist", "inet_tls", "-ssl_dist_optfile", optfile};
+        return o;
+    }
+    tls_beam(std::uint16_t epmd, const std::string& cookie, const std::string& optfile,
+             const std::string& log_path)
+        : log_file(log_path), node(opts(epmd, cookie, optfile)) {
+        node.eval("logger:add_handler(tlstest, logger_std_h, #{config => #{file => \"" + log_file +
+                  "\"}})");
+    }
+    std::string logged() {
+        node.try_eval("logger_std_h:filesync(tlstest)");
+        std::ifstream in(log_file);
+        return std::string(std::istreambuf_iterator<char>(in), {});
+    }
+};
+
+}  // namespace
+
+class TlsInterop : public ::testing::Test {
+  protected:
+    test_pki pki;
+    epmd_instance epmd{epmd_instance::flavor::otp};
+    std::string cookie = erl::interop::random_cookie();
+    std::string beam_log(const char* tag) { return pki.path(std::string("beam-") + tag + ".log"); }
+};
+
+TEST_F(TlsInterop, beam_pings_cpp_and_messages_flow_both_ways) {
+    cpp_node cpp(epmd.port(), cookie, pki.tls("ca", /*verify=*/false));
+    echo_service echo(*cpp.node);
+    tls_beam beam(epmd.port(), cookie, pki.optfile("ca", false), beam_log("a"));
+    EXPECT_EQ(beam.node.eval("net_adm:ping(" + q(cpp.name()) + ")"), "pong");
+    // The BEAM side really runs TLS distribution.
+    EXPECT_EQ(beam.node.eval("init:get_argument(proto_dist)"), "{ok,[[\"inet_tls\"]]}");
+    // BEAM -> C++ registered name -> back to the BEAM pid.
+    EXPECT_EQ(beam.node.eval("{echo, " + q(cpp.name()) +
+                             "} ! {self(), {hello, <<\"tls\">>, [1,2,3]}}, "
+                             "receive M -> M after 5000 -> timeout end"),
+              "{hello,<<\"tls\">>,[1,2,3]}");
+    // A large message crosses many TLS records and distribution fragments.
+    EXPECT_EQ(beam.node.eval("B = crypto:strong_rand_bytes(3000000), {echo, " + q(cpp.name()) +
+                                 "} ! {self(), B}, receive B2 -> B2 =:= B after 20000 -> "
+                                 "timeout end",
+                             60s),
+              "true");
+    // C++ -> BEAM registered name.
+    EXPECT_EQ(beam.node.eval("register(listener, self())"), "true");
+    cpp.node->send(erl::atom("listener"), erl::atom(beam.node.node_name()),
+                   erl::tuple(erl::atom("from_cpp"), 7));
+    EXPECT_EQ(beam.node.eval("receive M2 -> M2 after 5000 -> timeout end"), "{from_cpp,7}");
+}
+
+TEST_F(TlsInterop, cpp_pings_beam_rpc_and_links_both_ways) {
+    cpp_node cpp(epmd.port(), cookie, pki.tls("ca", false));
+    tls_beam beam(epmd.port(), cookie, pki.optfile("ca", false), beam_log("b"));
+    const erl::atom peer(beam.node.node_name());
+    ASSERT_TRUE(cpp.node->ping(peer));
+    EXPECT_EQ(beam.node.eval("nodes()"), "[" + q(cpp.name()) + "]");
+
+    // rpc C++ -> BEAM: a '$gen_call' to rex, as rpc:call/4 does.
+    auto mb = cpp.node->spawn_mailbox(erl::atom("tls_probe"));
+    ASSERT_TRUE(mb);
+    erl::term ref(cpp.node->make_ref());
+    erl::term args = erl::list(erl::list(1, 2, 3));
+    mb->send(erl::atom("rex"), peer,
+             erl::tuple(erl::atom("$gen_call"), erl::tuple(mb->self_term(), ref),
+                        erl::tuple(erl::atom("call"), erl::atom("lists"), erl::atom("reverse"),
+                                   args, erl::atom("user"))));
+    auto reply =
+        mb->receive_if([&](const erl::term& m) { return m.is_tuple(2) && m[0] == ref; }, 10s);
+    ASSERT_TRUE(reply);
+    EXPECT_EQ((*reply)[1].to_string(), "[3,2,1]");
+
+    // BEAM -> C++ rpc, when this build has an rpc service (rex) on the C++ node.
+    if (cpp.node->whereis(erl::atom("rex"))) {
+        EXPECT_EQ(beam.node.eval("rpc:call(" + q(cpp.name()) + ", erlang, node, [], 10000)"),
+                  q(cpp.name()));
+    }
+
+    // Links, exit signal C++ -> BEAM: a trapping BEAM process linked to a C++ process sees its
+    // exit reason.
+    EXPECT_EQ(beam.node.eval("process_flag(trap_exit, true), {tls_probe, " + q(cpp.name()) +
+                             "} ! {hello, self()}, ok"),
+              "ok");
+    auto hello = mb->receive(5s);
+    ASSERT_TRUE(hello && hello->is_tuple(2));
+    const erl::pid beam_pid = (*hello)[1].as_pid();
+    mb->send(beam_pid, erl::tuple(erl::atom("my_pid"), mb->self_term()));
+    EXPECT_EQ(beam.node.eval("receive {my_pid, P} -> CppPid = P, link(P), ok after 5000 -> "
+                             "timeout end"),
+              "ok");
+    // The LINK has reached the C++ node once a later message from the same sender arrives
+    // (order per pair): then the exit must come back as an EXIT message.
+    EXPECT_EQ(beam.node.eval("CppPid ! sync, ok"), "ok");
+    auto sync = mb->receive(5s);
+    ASSERT_TRUE(sync);
+    EXPECT_EQ(sync->to_string(), "sync");
+    mb->exit(erl::atom("tls_boom"));
+    EXPECT_EQ(beam.node.eval("receive {'EXIT', CppPid, R} -> R after 5000 -> timeout end"),
+              "tls_boom");
+
+    // Links, exit signal BEAM -> C++: a BEAM process linked to a C++ process exits abnormally;
+    // the (non-trapping) C++ process dies.
+    auto victim = cpp.node->spawn_mailbox(erl::atom("tls_victim"));
+    ASSERT_TRUE(victim);
+    victim->send(beam_pid, erl::tuple(erl::atom("victim"), victim->self_term()));
+    EXPECT_EQ(beam.node.eval("receive {victim, VP} -> "
+                             "K2 = spawn(fun() -> link(VP), VP ! linked, "
+                             "receive die -> exit(tls_kill) end end), "
+                             "put(k2, K2), ok after 5000 -> timeout end"),
+              "ok");
+    auto linked = victim->receive(5s);
+    ASSERT_TRUE(linked);
+    EXPECT_EQ(linked->to_string(), "linked");
+    EXPECT_EQ(beam.node.eval("get(k2) ! die, ok"), "ok");
+    for (int i = 0; i < 250 && !victim->exited(); ++i)
+        std::this_thread::sleep_for(20ms);
+    EXPECT_TRUE(victim->exited());
+}
+
+TEST_F(TlsInterop, mutual_tls_verify_peer_both_directions) {
+    // Both sides: verify_peer + fail_if_no_peer_cert, both present certificates of the test CA.
+    cpp_node cpp(epmd.port(), cookie, pki.tls("ca", true, true));
+    echo_service echo(*cpp.node);
+    tls_beam b1(epmd.port(), cookie, pki.optfile("ca", true, true), beam_log("m1"));
+    tls_beam b2(epmd.port(), cookie, pki.optfile("ca", true, true), beam_log("m2"));
+    // BEAM (TLS client, checks our certificate and host name) -> C++ (TLS server, requires
+    // BEAM's certificate).
+    EXPECT_EQ(b1.node.eval("net_adm:ping(" + q(cpp.name()) + ")"), "pong");
+    EXPECT_EQ(b1.node.eval("{echo, " + q(cpp.name()) +
+                           "} ! {self(), mutual}, receive M -> M after 5000 -> timeout end"),
+              "mutual");
+    // C++ (TLS client) -> BEAM (TLS server requiring our certificate).
+    EXPECT_TRUE(cpp.node->ping(erl::atom(b2.node.node_name())));
+    EXPECT_EQ(b2.node.eval("lists:member(" + q(cpp.name()) + ", nodes())"), "true");
+}
+
+TEST_F(TlsInterop, untrusted_cpp_certificate_refused_on_both_sides) {
+    // The C++ node presents a certificate of an unknown CA; both BEAM nodes verify.
+    cpp_node cpp(epmd.port(), cookie, pki.tls("rogue", true, true));
+    tls_beam b1(epmd.port(), cookie, pki.optfile("ca", true, true), beam_log("u1"));
+    // BEAM -> C++: the BEAM client refuses our certificate.
+    EXPECT_EQ(b1.node.eval("net_adm:ping(" + q(cpp.name()) + ")"), "pang");
+    EXPECT_TRUE(cpp.wait_log("TLS handshake failed")) << cpp.log_text();
+    EXPECT_TRUE(cpp.wait_log("unknown ca")) << cpp.log_text();
+    EXPECT_NE(b1.logged().find("Unknown CA"), std::string::npos) << b1.logged();
+    // C++ -> BEAM: the BEAM server refuses our client certificate.
+    tls_beam b2(epmd.port(), cookie, pki.optfile("ca", true, true), beam_log("u2"));
+    EXPECT_FALSE(cpp.node->ping(erl::atom(b2.node.node_name()), 10s));
+    EXPECT_TRUE(cpp.wait_log("connection to " + b2.node.node_name() + " closed: TLS"))
+        << cpp.log_text();
+    EXPECT_NE(b2.logged().find("Unknown CA"), std::string::npos) << b2.logged();
+    EXPECT_EQ(b2.node.eval("nodes()"), "[]");
+    EXPECT_EQ(b1.node.eval("nodes()"), "[]");
+}
+
+TEST_F(TlsInterop, untrusted_beam_certificate_refused_on_both_sides) {
+    // The BEAM nodes present certificates of an unknown CA; the C++ node verifies.
+    cpp_node cpp(epmd.port(), cookie, pki.tls("ca", true, true));
+    tls_beam b1(epmd.port(), cookie, pki.optfile("rogue", true, true), beam_log("r1"));
+    // C++ -> BEAM: we refuse the server certificate.
+    EXPECT_FALSE(cpp.node->ping(erl::atom(b1.node.node_name()), 10s));
+    EXPECT_TRUE(cpp.wait_log("certificate verify failed")) << cpp.log_text();
+    EXPECT_NE(b1.logged().find("Unknown CA"), std::string::npos) << b1.logged();
+    // BEAM -> C++: we refuse the client certificate.
+    tls_beam b2(epmd.port(), cookie, pki.optfile("rogue", true, true), beam_log("r2"));
+    EXPECT_EQ(b2.node.eval("net_adm:ping(" + q(cpp.name()) + ")"), "pang");
+    EXPECT_TRUE(cpp.wait_log("TLS handshake failed: ")) << cpp.log_text();
+    EXPECT_TRUE(cpp.node->nodes().empty());
+}
+
+TEST_F(TlsInterop, plaintext_beam_and_tls_cpp_fail_fast_both_ways) {
+    cpp_node cpp(epmd.port(), cookie, pki.tls("ca", false), /*setuptime=*/3s);
+    tls_beam plain(epmd.port(), cookie, /*optfile=*/"", beam_log("p"));
+    // Plain BEAM -> TLS C++: our TLS server sees a send_name instead of a ClientHello and
+    // closes at once; the BEAM side gets pang and stays healthy.
+    EXPECT_EQ(plain.node.eval("net_adm:ping(" + q(cpp.name()) + ")", 30s), "pang");
+    EXPECT_TRUE(cpp.wait_log("TLS handshake failed")) << cpp.log_text();
+    // TLS C++ -> plain BEAM: the BEAM node waits for the rest of what it takes for a 2-byte
+    // length; our net_setuptime (3 s) ends the attempt, and BEAM's own set-up timer ends its
+    // side.
+    EXPECT_FALSE(cpp.node->ping(erl::atom(plain.node.node_name()), 20s));
+    EXPECT_EQ(plain.node.eval("nodes()"), "[]");
+    EXPECT_EQ(plain.node.eval("1 + 1"), "2");
+    EXPECT_TRUE(cpp.node->nodes().empty());
+    // The C++ node still serves TLS peers afterwards.
+    tls_beam ok(epmd.port(), cookie, pki.optfile("ca", false), beam_log("p2"));
+    EXPECT_EQ(ok.node.eval("net_adm:ping(" + q(cpp.name()) + ")"), "pong");
+}
+
+TEST_F(TlsInterop, plaintext_cpp_and_tls_beam_fail_fast_both_ways) {
+    cpp_node plain(epmd.port(), cookie, erl::tls_options{}, /*setuptime=*/3s);
+    tls_beam beam(epmd.port(), cookie, pki.optfile("ca", false), beam_log("q"));
+    // Plain C++ -> TLS BEAM: the BEAM TLS server refuses our send_name as a bad record.
+    EXPECT_FALSE(plain.node->ping(erl::atom(beam.node.node_name()), 20s));
+    // TLS BEAM -> plain C++: the ClientHello read as a 2-byte handshake length (0x1603) is far
+    // above any handshake message: refused at once.
+    EXPECT_EQ(beam.node.eval("net_adm:ping(" + q(plain.name()) + ")", 30s), "pang");
+    EXPECT_TRUE(plain.wait_log("closed")) << plain.log_text();
+    EXPECT_EQ(beam.node.eval("nodes()"), "[]");
+    EXPECT_TRUE(plain.node->nodes().empty());
+}
