@@ -639,8 +639,26 @@ error_code decoder::run(term& root) {
                     break;
                 }
             } else if (f.next != f.end) {
-                slot = f.next++;
-                break;
+                // Small integers (the bulk of many lists and tuples) are stored here directly,
+                // without a round trip through the main dispatch.
+                while (end_ - p_ >= 5) {
+                    if (*p_ == tag::small_integer) {
+                        *f.next = term(static_cast<int>(p_[1]));
+                        p_ += 2;
+                    } else if (*p_ == tag::integer) {
+                        *f.next =
+                            term(static_cast<int>(static_cast<std::int32_t>(load_be32(p_ + 1))));
+                        p_ += 5;
+                    } else {
+                        break;
+                    }
+                    if (++f.next == f.end) break;
+                }
+                if (f.next != f.end) {
+                    slot = f.next++;
+                    break;
+                }
+                continue;
             } else if (f.kind == fk::list) {
                 f.kind = fk::list_tail;
                 slot = f.tail;
