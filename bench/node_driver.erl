@@ -42,7 +42,10 @@ run(ClkTck, CppFile, SmallN, BigN, EchoN, Reps, Targets) ->
 
 header(SmallN, BigN, BigSize, EchoN, Reps) ->
     io_lib:format("sink: ~b small {msg, I} / ~b x ~b-byte terms per run, ~b runs (median rate);"
-                  " echo: ~b sequential round trips", [SmallN, BigN, BigSize, Reps, EchoN]).
+                  " echo: ~b sequential round trips~n"
+                  "ratios: erlcpp value / other value (msg/s: higher is better;"
+                  " CPU and round trips: lower is better)",
+                  [SmallN, BigN, BigSize, Reps, EchoN]).
 
 measure(Label, Node, OsPid, ClkTck, SmallN, BigN, EchoN, Reps, Payload) ->
     io:format(standard_error, "  measuring ~s (~s)...~n", [Label, Node]),
