@@ -1,7 +1,14 @@
 // erlcpp-demo: a C++ node for real Erlang/Elixir nodes to ping, message, link and monitor.
 //
 //   erlcpp-demo --name demo@127.0.0.1 --cookie secret [--epmd-port N] [--threads N]
-//               [--epmd spawn|embedded|require] [--ticktime MS] [--hidden]
+//               [--epmd spawn|embedded|require] [--ticktime MS] [--hidden | --published]
+//               [--tls-cert PEM --tls-key PEM [--tls-ca PEM] [--tls-verify-peer]]
+//               [--allow NODE]... [--max-message-size BYTES] [--max-connections N]
+//
+// With --tls-cert the node speaks TLS distribution (erl -proto_dist inet_tls); see docs/tls.md.
+// --tls-verify-peer verifies peers against --tls-ca both ways and requires a client
+// certificate (verify_peer + fail_if_no_peer_cert). --allow restricts which nodes may connect
+// (net_kernel:allow/1); repeat it for several nodes.
 //
 // Prints "ready <node>" on stdout once registered with EPMD and reachable, then serves until
 // SIGINT/SIGTERM or until stdin is closed (when started with --stdin-lifetime).
@@ -34,7 +41,10 @@ void on_signal(int) {
 [[noreturn]] void usage(const char* msg) {
     std::cerr << "erlcpp-demo: " << msg << "\n"
               << "usage: erlcpp-demo --name NAME@HOST [--cookie C] [--epmd-port N] "
-                 "[--threads N] [--epmd spawn|embedded|require] [--ticktime MS] [--hidden] "
+                 "[--threads N] [--epmd spawn|embedded|require] [--ticktime MS] "
+                 "[--hidden|--published] [--tls-cert PEM --tls-key PEM [--tls-ca PEM] "
+                 "[--tls-verify-peer]] [--allow NODE]... [--max-message-size BYTES] "
+                 "[--max-connections N] "
                  "[--sname] [--stdin-lifetime]\n";
     std::exit(2);
 }
@@ -97,6 +107,25 @@ int main(int argc, char** argv) {
                 usage("--epmd takes spawn, embedded or require");
         } else if (a == "--hidden") {
             opts.hidden = true;
+        } else if (a == "--published") {
+            opts.hidden = false;
+        } else if (a == "--tls-cert") {
+            opts.tls.enabled = true;
+            opts.tls.cert_file = value();
+        } else if (a == "--tls-key") {
+            opts.tls.enabled = true;
+            opts.tls.key_file = value();
+        } else if (a == "--tls-ca") {
+            opts.tls.ca_file = value();
+        } else if (a == "--tls-verify-peer") {
+            opts.tls.verify_peer = true;
+            opts.tls.fail_if_no_peer_cert = true;
+        } else if (a == "--allow") {
+            opts.allow.push_back(value());
+        } else if (a == "--max-message-size") {
+            opts.max_message_size = static_cast<std::size_t>(std::stoull(value()));
+        } else if (a == "--max-connections") {
+            opts.max_connections = static_cast<std::size_t>(std::stoull(value()));
         } else if (a == "--stdin-lifetime") {
             stdin_lifetime = true;
         } else if (a == "-h" || a == "--help") {

@@ -73,6 +73,10 @@ void set_atom_table_limit(std::size_t n) noexcept;  // default 1,048,576 (BEAM's
 // Atoms the calling thread has added to the table so far (a per-thread counter). A connection
 // reads it before and after decoding to bound the atoms one peer creates.
 std::size_t atoms_created_by_this_thread() noexcept;
+// Caps atoms_created_by_this_thread(): creating a new atom beyond `cap` fails with
+// errc::atom_table_full (existing atoms still resolve). SIZE_MAX (the default) = no cap. The
+// distribution reader sets it while decoding a peer's data (max_new_atoms_per_connection).
+void set_thread_atom_creation_cap(std::size_t cap) noexcept;
 
 namespace atoms {
 // Frequently used atoms, interned once.

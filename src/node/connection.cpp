@@ -360,32 +360,43 @@ asio::awaitable<void> connection::run_reader(std::vector<std::uint8_t> leftover)
     lim.max_frame_size = o.max_message_size;
     lim.max_fragment_sequences = o.max_fragment_sequences;
     lim.max_fragmented_bytes = o.max_fragmented_bytes;
+    lim.max_message_size = o.max_message_size;
     proto::dist_reader reader(flags(), lim);
     std::vector<proto::dist_message> msgs;
     std::size_t new_atoms = 0;  // atoms this peer added to the global table
     // Dispatches what a chunk produced; a protocol violation or an exceeded limit closes this
     // connection only.
     auto consume = [&](std::span<const std::uint8_t> data) -> bool {
-        // Decoding runs on this thread from here to the dispatch below, so the thread's atom
-        // counter difference is exactly what this peer created.
+        // Decoding runs on this thread from here to the end of feed(), so the thread's atom
+        // counter difference is exactly what this peer created, and a thread cap enforces
+        // max_new_atoms_per_connection while decoding (the atom table is global and immortal).
         const std::size_t atoms_before = atoms_created_by_this_thread();
+        const std::size_t budget = o.max_new_atoms_per_connection;
+        // Peer data may fill the atom table only up to a headroom below its limit: the
+        // runtime itself interns a few atoms lazily (reasons, service names) and must not be
+        // the one to find the table full.
+        const std::size_t limit = atom_table_limit();
+        const std::size_t peer_limit = limit - std::min<std::size_t>(4096, limit / 4);
+        const std::size_t size_now = atom_table_size();
+        std::size_t allowed = peer_limit > size_now ? peer_limit - size_now : 0;
+        if (budget != 0) allowed = std::min(allowed, budget - std::min(budget, new_atoms));
+        set_thread_atom_creation_cap(atoms_before + allowed);
         auto ec = reader.feed(data, msgs);
+        set_thread_atom_creation_cap(SIZE_MAX);
         new_atoms += atoms_created_by_this_thread() - atoms_before;
-        if (o.max_new_atoms_per_connection != 0 && new_atoms > o.max_new_atoms_per_connection) {
-            msgs.clear();
-            close(make_error_code(errc::limit_exceeded),
-                  "limit exceeded: peer created " + std::to_string(new_atoms) +
-                      " new atoms (max_new_atoms_per_connection " +
-                      std::to_string(o.max_new_atoms_per_connection) + ")");
-            return false;
-        }
         for (auto& m : msgs) {
             if (is_closed()) break;
             core_->on_dist_message(self, m.control, m.payload ? &*m.payload : nullptr);
         }
         msgs.clear();
         if (ec) {
-            close(ec, limit_reason(ec));
+            if (ec == errc::atom_table_full && budget != 0 && new_atoms >= budget) {
+                close(make_error_code(errc::limit_exceeded),
+                      "limit exceeded: peer sent more than max_new_atoms_per_connection " +
+                          std::to_string(budget) + " new atoms");
+            } else {
+                close(ec, limit_reason(ec));
+            }
             return false;
         }
         return true;
@@ -414,15 +425,16 @@ asio::awaitable<void> connection::run_reader(std::vector<std::uint8_t> leftover)
 std::string connection::limit_reason(const error_code& ec) const {
     const auto& o = core_->opts;
     if (ec == errc::frame_too_large)
-        return "limit exceeded: message larger than max_message_size (" +
+        return "limit exceeded: message (frame or reassembled fragments) larger than "
+               "max_message_size (" +
                std::to_string(o.max_message_size) + " bytes)";
     if (ec == errc::limit_exceeded)
         return "limit exceeded: fragmented messages in flight above max_fragment_sequences (" +
                std::to_string(o.max_fragment_sequences) + ") or max_fragmented_bytes (" +
                std::to_string(o.max_fragmented_bytes) + ")";
     if (ec == errc::atom_table_full)
-        return "limit exceeded: atom table full (" + std::to_string(atom_table_limit()) +
-               " atoms, max_atoms)";
+        return "limit exceeded: atom table full (limit " + std::to_string(atom_table_limit()) +
+               " atoms, max_atoms; peers may use all but a headroom kept for the runtime)";
     return "bad distribution data from peer: " + ec.message();
 }
 

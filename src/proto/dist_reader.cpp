@@ -157,6 +157,9 @@ error_code dist_reader::parse_frame(std::span<const std::uint8_t> data,
             if (in.size() > limits_.max_fragmented_bytes - frag_bytes_)
                 return fail(make_error_code(errc::limit_exceeded));
             auto& s = it->second;
+            if (in.size() >
+                limits_.max_message_size - std::min(limits_.max_message_size, s.data.size()))
+                return fail(make_error_code(errc::frame_too_large));
             s.data.insert(s.data.end(), in.begin(), in.end());
             frag_bytes_ += in.size();
             if (id > 1) {

@@ -121,6 +121,7 @@ constinit std::atomic<std::size_t> g_limit{1048576};
 
 constinit atom_entry g_empty{0, 0, 0, ""};
 thread_local std::size_t t_created = 0;  // atoms_created_by_this_thread()
+thread_local std::size_t t_cap = SIZE_MAX;  // set_thread_atom_creation_cap()
 
 inline std::size_t slot_of(std::size_t h) noexcept {
     return h >> kShardBits;
@@ -170,6 +171,7 @@ result<const atom_entry*> intern(std::string_view s, bool create) noexcept {
     if (t) {
         if (const atom_entry* e = probe(t, h, s.data(), s.size())) return e;
     }
+    if (t_created >= t_cap) return make_error_code(errc::atom_table_full);
     // Reserve a place under the global limit.
     std::size_t cur = g_count.load(std::memory_order_relaxed);
     do {
@@ -252,6 +254,9 @@ void set_atom_table_limit(std::size_t n) noexcept {
 }
 std::size_t atoms_created_by_this_thread() noexcept {
     return detail::t_created;
+}
+void set_thread_atom_creation_cap(std::size_t cap) noexcept {
+    detail::t_cap = cap;
 }
 
 namespace atoms {

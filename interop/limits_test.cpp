@@ -1,0 +1,389 @@
+// Interop: resource limits (issue 7). Each limit is exceeded by a real OTP node or, where OTP
+// cannot be made to misbehave on purpose, by a raw peer that speaks the distribution protocol
+// through our own sans-io cores (proto::handshake, proto::dist_writer). Exceeding a limit must
+// close that connection with a log line naming the limit, and the node must carry on.
+#include <erl/node.hpp>
+
+#include "harness/harness.hpp"
+#include "proto/dist_codec.hpp"
+#include "proto/handshake.hpp"
+
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+using namespace std::chrono_literals;
+using erl::interop::beam_node;
+using erl::interop::epmd_instance;
+
+namespace {
+
+struct cpp_node {
+    std::unique_ptr<erl::node> node;
+    std::vector<std::string> log;
+    std::mutex log_mu;
+    std::string cookie;
+
+    cpp_node(std::uint16_t epmd_port, const std::string& c,
+             const std::function<void(erl::node_options&)>& tweak)
+        : cookie(c) {
+        erl::node_options o;
+        o.name = erl::interop::unique_name("cpplim") + "@127.0.0.1";
+        o.epmd_port = epmd_port;
+        o.epmd = erl::epmd_mode::require_running;
+        o.threads = 2;
+        o.cookie = c;
+        o.log = [this](std::string_view m) {
+            std::lock_guard lk(log_mu);
+            log.emplace_back(m);
+        };
+        tweak(o);
+        node = std::make_unique<erl::node>(o);
+        if (auto ec = node->start()) throw std::runtime_error("start failed: " + ec.message());
+    }
+    ~cpp_node() {
+        node->stop();
+        if (std::getenv("ERLCPP_TEST_VERBOSE")) std::fprintf(stderr, "%s", log_text().c_str());
+    }
+    std::string name() const { return std::string(node->name().str()); }
+    bool wait_log(std::string_view needle, std::chrono::milliseconds timeout = 10s) {
+        auto end = std::chrono::steady_clock::now() + timeout;
+        for (;;) {
+            {
+                std::lock_guard lk(log_mu);
+                for (auto& l : log)
+                    if (l.find(needle) != std::string::npos) return true;
+            }
+            if (std::chrono::steady_clock::now() > end) return false;
+            std::this_thread::sleep_for(20ms);
+        }
+    }
+    std::string log_text() {
+        std::lock_guard lk(log_mu);
+        std::string s;
+        for (auto& l : log)
+            s += l + "\n";
+        return s;
+    }
+};
+
+struct echo_service {
+    erl::mailbox mb;
+    std::thread t;
+    explicit echo_service(erl::node& n) {
+        auto r = n.spawn_mailbox(erl::atom("echo"));
+        if (!r) throw std::runtime_error("spawn_mailbox failed");
+        mb = *r;
+        t = std::thread([mb = mb]() mutable {
+            while (auto m = mb.receive())
+                if (m->is_tuple(2) && (*m)[0].is_pid()) mb.send((*m)[0].as_pid(), (*m)[1]);
+        });
+    }
+    ~echo_service() {
+        mb.exit();
+        if (t.joinable()) t.join();
+    }
+};
+
+beam_node::options beam_opts(std::uint16_t epmd, const std::string& cookie) {
+    beam_node::options o;
+    o.epmd_port = epmd;
+    o.cookie = cookie;
+    o.name_prefix = "beamlim";
+    return o;
+}
+
+std::string q(const std::string& node) {
+    return "'" + node + "'";
+}
+
+// A distribution peer on a blocking socket, driven by the project's sans-io handshake.
+struct raw_peer {
+    int fd = -1;
+    std::uint64_t flags = 0;
+    std::string name = erl::interop::unique_name("raw") + "@127.0.0.1";
+
+    explicit raw_peer(std::uint16_t port) {
+        fd = ::socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(port);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+            throw std::runtime_error("raw_peer: connect failed");
+    }
+    ~raw_peer() {
+        if (fd >= 0) ::close(fd);
+    }
+    bool send_all(std::span<const std::uint8_t> b) {
+        while (!b.empty()) {
+            ssize_t n = ::send(fd, b.data(), b.size(), MSG_NOSIGNAL);
+            if (n <= 0) return false;
+            b = b.subspan(static_cast<std::size_t>(n));
+        }
+        return true;
+    }
+    // Reads what is available within `timeout`: >0 bytes, 0 on EOF/error, -1 on timeout.
+    int read_some(std::vector<std::uint8_t>& out, std::chrono::milliseconds timeout) {
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return -1;
+        std::uint8_t buf[65536];
+        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) return 0;
+        out.insert(out.end(), buf, buf + n);
+        return static_cast<int>(n);
+    }
+    bool handshake(const std::string& peer_node, const std::string& cookie) {
+        erl::proto::handshake_config cfg;
+        cfg.role = erl::proto::handshake_role::initiator;
+        cfg.our_name = name;
+        cfg.our_creation = 0x1234;
+        cfg.cookie = cookie;
+        cfg.peer_name = peer_node;
+        cfg.on_alive = [](std::string_view) { return true; };
+        erl::proto::handshake hs(std::move(cfg));
+        hs.start();
+        std::vector<std::uint8_t> in;
+        while (!hs.done() && !hs.failed()) {
+            if (hs.has_output() && !send_all(hs.take_output())) return false;
+            if (hs.done() || hs.failed()) break;
+            in.clear();
+            if (read_some(in, 5s) <= 0) return false;
+            std::size_t used = 0;
+            hs.feed(in, used);
+        }
+        if (hs.has_output()) send_all(hs.take_output());
+        flags = hs.negotiated_flags();
+        return hs.done();
+    }
+    // True once the other side closes the connection (data it sends meanwhile is discarded).
+    bool closed_within(std::chrono::milliseconds timeout) {
+        auto end = std::chrono::steady_clock::now() + timeout;
+        std::vector<std::uint8_t> sink;
+        while (std::chrono::steady_clock::now() < end) {
+            sink.clear();
+            if (read_some(sink, 100ms) == 0) return true;
+        }
+        return false;
+    }
+};
+
+// Splits a byte stream of complete frames (Len:32 + data) into frames, prefix included.
+std::vector<std::vector<std::uint8_t>> split_frames(const std::vector<std::uint8_t>& s) {
+    std::vector<std::vector<std::uint8_t>> out;
+    std::size_t i = 0;
+    while (i + 4 <= s.size()) {
+        std::size_t len = (std::size_t(s[i]) << 24) | (std::size_t(s[i + 1]) << 16) |
+                          (std::size_t(s[i + 2]) << 8) | s[i + 3];
+        out.emplace_back(s.begin() + i, s.begin() + i + 4 + len);
+        i += 4 + len;
+    }
+    return out;
+}
+
+}  // namespace
+
+class LimitsInterop : public ::testing::Test {
+  protected:
+    epmd_instance epmd{epmd_instance::flavor::otp};
+    std::string cookie = erl::interop::random_cookie();
+};
+
+TEST_F(LimitsInterop, message_above_max_message_size_closes_only_that_connection) {
+    cpp_node cpp(epmd.port(), cookie, [](erl::node_options& o) { o.max_message_size = 100000; });
+    echo_service echo(*cpp.node);
+    beam_node big(beam_opts(epmd.port(), cookie));
+    beam_node other(beam_opts(epmd.port(), cookie));
+    EXPECT_EQ(other.eval("net_adm:ping(" + q(cpp.name()) + ")"), "pong");
+    // 50 kB passes, 200 kB closes the connection (BEAM sees nodedown).
+    EXPECT_EQ(big.eval("{echo, " + q(cpp.name()) +
+                       "} ! {self(), binary:copy(<<1>>, 50000)}, "
+                       "receive B -> byte_size(B) after 5000 -> timeout end"),
+              "50000");
+    EXPECT_EQ(big.eval("monitor_node(" + q(cpp.name()) + ", true), {echo, " + q(cpp.name()) +
+                       "} ! {self(), binary:copy(<<1>>, 200000)}, "
+                       "receive {nodedown, _} -> nodedown after 10000 -> timeout end"),
+              "nodedown");
+    EXPECT_TRUE(cpp.wait_log("max_message_size (100000 bytes)")) << cpp.log_text();
+    // The node carries on: the other peer is still connected, the offender can come back.
+    EXPECT_EQ(other.eval("{echo, " + q(cpp.name()) +
+                         "} ! {self(), still_here}, "
+                         "receive M -> M after 5000 -> timeout end"),
+              "still_here");
+    EXPECT_EQ(big.eval("net_adm:ping(" + q(cpp.name()) + ")"), "pong");
+}
+
+TEST_F(LimitsInterop, fragments_in_flight_above_max_fragment_sequences_close_connection) {
+    cpp_node cpp(epmd.port(), cookie, [](erl::node_options& o) { o.max_fragment_sequences = 4; });
+    raw_peer peer(cpp.node->listen_port());
+    ASSERT_TRUE(peer.handshake(cpp.name(), cookie));
+    ASSERT_TRUE(peer.flags & erl::proto::dflag::fragments);
+    // Start 5 fragmented messages and never finish them: send only each first fragment.
+    erl::proto::writer_options wo;
+    wo.fragment_size = 1000;
+    erl::proto::dist_writer w(peer.flags, wo);
+    const erl::term control =
+        erl::tuple(erl::term(6), erl::pid{}, erl::atom(""), erl::atom("nobody"));
+    const erl::term payload = erl::binary(std::vector<std::uint8_t>(10000, 7));
+    for (int i = 0; i < 5; ++i) {
+        std::vector<std::uint8_t> bytes;
+        w.append_message(bytes, control, &payload);
+        auto frames = split_frames(bytes);
+        ASSERT_GT(frames.size(), 1u);
+        ASSERT_TRUE(peer.send_all(frames.front()));
+    }
+    EXPECT_TRUE(peer.closed_within(10s));
+    EXPECT_TRUE(cpp.wait_log("max_fragment_sequences (4)")) << cpp.log_text();
+    // The node carries on.
+    beam_node beam(beam_opts(epmd.port(), cookie));
+    EXPECT_EQ(beam.eval("net_adm:ping(" + q(cpp.name()) + ")"), "pong");
+}
+
+TEST_F(LimitsInterop, fragmented_bytes_above_max_fragmented_bytes_close_connection) {
+    cpp_node cpp(epmd.port(), cookie, [](erl::node_options& o) { o.max_fragmented_bytes = 20000; });
+    raw_peer peer(cpp.node->listen_port());
+    ASSERT_TRUE(peer.handshake(cpp.name(), cookie));
+    erl::proto::writer_options wo;
+    wo.fragment_size = 8000;
+    erl::proto::dist_writer w(peer.flags, wo);
+    const erl::term control =
+        erl::tuple(erl::term(6), erl::pid{}, erl::atom(""), erl::atom("nobody"));
+    const erl::term payload = erl::binary(std::vector<std::uint8_t>(100000, 7));
+    std::vector<std::uint8_t> bytes;
+    w.append_message(bytes, control, &payload);
+    auto frames = split_frames(bytes);
+    ASSERT_GT(frames.size(), 4u);
+    for (std::size_t i = 0; i + 1 < frames.size(); ++i)  // all but the last fragment
+        if (!peer.send_all(frames[i])) break;
+    EXPECT_TRUE(peer.closed_within(10s));
+    EXPECT_TRUE(cpp.wait_log("max_fragmented_bytes (20000)")) << cpp.log_text();
+}
+
+TEST_F(LimitsInterop, new_atoms_above_per_connection_bound_close_connection) {
+    cpp_node cpp(epmd.port(), cookie,
+                 [](erl::node_options& o) { o.max_new_atoms_per_connection = 500; });
+    echo_service echo(*cpp.node);
+    beam_node beam(beam_opts(epmd.port(), cookie));
+    const std::string prefix = erl::interop::unique_name("fresh");
+    // 100 new atoms are fine.
+    EXPECT_EQ(beam.eval("A1 = [list_to_atom(\"" + prefix +
+                        "_a\" ++ integer_to_list(N)) || N <- "
+                        "lists:seq(1, 100)], {echo, " +
+                        q(cpp.name()) +
+                        "} ! {self(), A1}, "
+                        "receive R -> R =:= A1 after 5000 -> timeout end"),
+              "true");
+    // 2000 more are not: the connection is closed before the message is delivered.
+    const std::size_t before = erl::atom_table_size();
+    EXPECT_EQ(beam.eval("monitor_node(" + q(cpp.name()) +
+                        ", true), "
+                        "A2 = [list_to_atom(\"" +
+                        prefix +
+                        "_b\" ++ integer_to_list(N)) || N <- "
+                        "lists:seq(1, 2000)], {echo, " +
+                        q(cpp.name()) +
+                        "} ! {self(), A2}, "
+                        "receive {nodedown, _} -> nodedown after 10000 -> timeout end"),
+              "nodedown");
+    EXPECT_TRUE(cpp.wait_log("max_new_atoms_per_connection 500")) << cpp.log_text();
+    // The bound holds while decoding: no more than 500 - 100 further atoms were created.
+    EXPECT_LE(erl::atom_table_size() - before, 400u);
+    // The node carries on; the peer may reconnect (with a fresh budget).
+    EXPECT_EQ(beam.eval("net_adm:ping(" + q(cpp.name()) + ")"), "pong");
+}
+
+TEST_F(LimitsInterop, atom_table_bound_refuses_more_atoms_and_node_carries_on) {
+    const std::size_t saved = erl::atom_table_limit();
+    struct restore {
+        std::size_t v;
+        ~restore() { erl::set_atom_table_limit(v); }
+    } guard{saved};
+    // A hidden BEAM node: no global name server traffic, so after the table fills up the peer
+    // sends only atoms we know (a visible node's global sync would bring new atoms, and a
+    // connection bringing a new atom into a full table is closed — that is the point).
+    auto bo = beam_opts(epmd.port(), cookie);
+    bo.extra_args = {"-hidden"};
+    beam_node beam(bo);
+    // Room for the node's own atoms and the peer's name, not for 3000 more.
+    cpp_node cpp(epmd.port(), cookie,
+                 [](erl::node_options& o) { o.max_atoms = erl::atom_table_size() + 1000; });
+    echo_service echo(*cpp.node);
+    EXPECT_EQ(beam.eval("net_adm:ping(" + q(cpp.name()) + ")"), "pong");
+    const std::string prefix = erl::interop::unique_name("table");
+    EXPECT_EQ(beam.eval("monitor_node(" + q(cpp.name()) +
+                        ", true), "
+                        "A = [list_to_atom(\"" +
+                        prefix +
+                        "_\" ++ integer_to_list(N)) || N <- "
+                        "lists:seq(1, 3000)], {echo, " +
+                        q(cpp.name()) +
+                        "} ! {self(), A}, "
+                        "receive {nodedown, _} -> nodedown after 10000 -> timeout end"),
+              "nodedown");
+    EXPECT_TRUE(cpp.wait_log("atom table full")) << cpp.log_text();
+    EXPECT_LE(erl::atom_table_size(), erl::atom_table_limit());
+    // Known atoms still work: the peer reconnects and messages without new atoms flow (a
+    // message bringing a new atom would close the connection again).
+    EXPECT_EQ(beam.eval("net_adm:ping(" + q(cpp.name()) + ")"), "pong");
+    EXPECT_EQ(beam.eval("{echo, " + q(cpp.name()) +
+                        "} ! {self(), {1, <<\"two\">>, [3]}}, "
+                        "receive M -> M after 5000 -> timeout end"),
+              "{1,<<\"two\">>,[3]}");
+}
+
+TEST_F(LimitsInterop, connections_above_max_connections_are_refused) {
+    cpp_node cpp(epmd.port(), cookie, [](erl::node_options& o) { o.max_connections = 1; });
+    beam_node first(beam_opts(epmd.port(), cookie));
+    beam_node second(beam_opts(epmd.port(), cookie));
+    EXPECT_EQ(first.eval("net_adm:ping(" + q(cpp.name()) + ")"), "pong");
+    EXPECT_EQ(second.eval("net_adm:ping(" + q(cpp.name()) + ")"), "pang");
+    EXPECT_TRUE(cpp.wait_log("max_connections (1) reached")) << cpp.log_text();
+    EXPECT_EQ(cpp.node->connect(erl::atom(second.node_name()), 5s),
+              erl::make_error_code(erl::errc::limit_exceeded));
+    // The first connection is unaffected; once it goes, there is room again.
+    EXPECT_TRUE(cpp.node->is_connected(erl::atom(first.node_name())));
+    EXPECT_EQ(first.eval("erlang:disconnect_node(" + q(cpp.name()) + ")"), "true");
+    for (int i = 0; i < 250 && !cpp.node->nodes().empty(); ++i)
+        std::this_thread::sleep_for(20ms);
+    EXPECT_EQ(second.eval("net_adm:ping(" + q(cpp.name()) + ")"), "pong");
+}
+
+TEST_F(LimitsInterop, silent_peer_is_dropped_after_net_setuptime) {
+    cpp_node cpp(epmd.port(), cookie, [](erl::node_options& o) { o.net_setuptime = 1s; });
+    // A TCP client that never says anything, and one that stops inside send_name.
+    raw_peer silent(cpp.node->listen_port());
+    raw_peer partial(cpp.node->listen_port());
+    const std::uint8_t half[] = {0, 40, 'N', 0, 0};
+    ASSERT_TRUE(partial.send_all(half));
+    EXPECT_TRUE(silent.closed_within(10s));
+    EXPECT_TRUE(partial.closed_within(10s));
+    EXPECT_TRUE(cpp.wait_log("net_setuptime (1000 ms)")) << cpp.log_text();
+    beam_node beam(beam_opts(epmd.port(), cookie));
+    EXPECT_EQ(beam.eval("net_adm:ping(" + q(cpp.name()) + ")"), "pong");
+}
+
+TEST_F(LimitsInterop, peer_silent_after_handshake_is_dropped_after_net_ticktime) {
+    cpp_node cpp(epmd.port(), cookie, [](erl::node_options& o) { o.net_ticktime = 2s; });
+    std::atomic<int> downs{0};
+    cpp.node->monitor_nodes([&](const erl::node_event& e) {
+        if (!e.up && e.reason == erl::make_error_code(erl::errc::tick_timeout)) ++downs;
+    });
+    raw_peer peer(cpp.node->listen_port());
+    ASSERT_TRUE(peer.handshake(cpp.name(), cookie));
+    // Never answer ticks: after 4 silent tick periods (2 s) the node gives up on us.
+    EXPECT_TRUE(peer.closed_within(20s));
+    EXPECT_TRUE(cpp.wait_log("net_ticktime")) << cpp.log_text();
+    EXPECT_EQ(downs.load(), 1);
+    beam_node beam(beam_opts(epmd.port(), cookie));
+    EXPECT_EQ(beam.eval("net_adm:ping(" + q(cpp.name()) + ")"), "pong");
+}
