@@ -120,7 +120,7 @@ constinit std::atomic<std::size_t> g_count{1};  // '' is always present
 constinit std::atomic<std::size_t> g_limit{1048576};
 
 constinit atom_entry g_empty{0, 0, 0, ""};
-thread_local std::size_t t_created = 0;  // atoms_created_by_this_thread()
+thread_local std::size_t t_created = 0;     // atoms_created_by_this_thread()
 thread_local std::size_t t_cap = SIZE_MAX;  // set_thread_atom_creation_cap()
 
 inline std::size_t slot_of(std::size_t h) noexcept {

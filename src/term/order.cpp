@@ -288,7 +288,7 @@ int shallow(const term& x, const term& y, bool exact, bool eq_only, int& tie, St
             default:
                 break;
         }
-        if (x.heap() == y.heap()) return 0;  // same block
+        if (x.is_heap() && x.heap() == y.heap()) return 0;  // same block
     }
     int rx = rank(kx), ry = rank(ky);
     if (rx != ry) return rx < ry ? -1 : 1;

@@ -594,7 +594,7 @@ class parser {
                     ++pos_;
                     skip_ws();
                     std::size_t ts = pos_;
-                    while (peek() >= 'a' && peek() <= 'z')
+                    while ((peek() >= 'a' && peek() <= 'z') || is_digit(peek()))
                         ++pos_;
                     std::string_view spec = s_.substr(ts, pos_ - ts);
                     if (spec == "utf8")

@@ -245,7 +245,9 @@ std::string format_double(double d) {
                 exp_form();
             }
         } else {
-            if (place - len + 2 <= exp_cost) {
+            // OTP also switches to the exponent form from 1.0e15 up even when the fixed
+            // form is as short (9007199254740992.0 prints as 9.007199254740992e15).
+            if (place - len + 2 <= exp_cost && place <= 15) {
                 out += digits;
                 out.append(static_cast<std::size_t>(place - len), '0');
                 out += ".0";

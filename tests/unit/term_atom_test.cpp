@@ -54,7 +54,8 @@ TEST(TermAtom, LengthLimitsCountCodePoints) {
 
     // 255 two-byte characters (510 bytes) are fine; 256 are not.
     std::string e255;
-    for (int i = 0; i < 255; ++i) e255 += "\xC3\xA9";  // é
+    for (int i = 0; i < 255; ++i)
+        e255 += "\xC3\xA9";  // é
     auto u = atom::make(e255);
     ASSERT_TRUE(u);
     EXPECT_EQ(u->entry()->chars, 255u);
@@ -62,12 +63,13 @@ TEST(TermAtom, LengthLimitsCountCodePoints) {
     EXPECT_EQ(atom::make(e255 + "\xC3\xA9").error(), errc::atom_too_long);
     // 255 four-byte characters.
     std::string g255;
-    for (int i = 0; i < 255; ++i) g255 += "\xF0\x9F\x98\x80";
+    for (int i = 0; i < 255; ++i)
+        g255 += "\xF0\x9F\x98\x80";
     EXPECT_TRUE(atom::make(g255));
 }
 
 TEST(TermAtom, UnicodeAtoms) {
-    atom a("h\xC3\xA9llo");           // héllo
+    atom a("h\xC3\xA9llo");              // héllo
     atom b("\xE6\x97\xA5\xE6\x9C\xAC");  // 日本
     EXPECT_EQ(a.entry()->chars, 5u);
     EXPECT_EQ(b.entry()->chars, 2u);
@@ -75,10 +77,11 @@ TEST(TermAtom, UnicodeAtoms) {
 }
 
 TEST(TermAtom, InvalidUtf8Rejected) {
-    for (std::string_view bad : {std::string_view("\xC3"), std::string_view("\xC0\x80"),  // overlong
-                                 std::string_view("\xED\xA0\x80"),                         // surrogate
-                                 std::string_view("\xF4\x90\x80\x80"),  // > U+10FFFF
-                                 std::string_view("a\xFF"), std::string_view("\x80")}) {
+    for (std::string_view bad :
+         {std::string_view("\xC3"), std::string_view("\xC0\x80"),  // overlong
+          std::string_view("\xED\xA0\x80"),                        // surrogate
+          std::string_view("\xF4\x90\x80\x80"),                    // > U+10FFFF
+          std::string_view("a\xFF"), std::string_view("\x80")}) {
         auto r = atom::make(bad);
         ASSERT_FALSE(r) << "accepted invalid utf-8";
         EXPECT_EQ(r.error(), errc::invalid_utf8);
@@ -141,8 +144,10 @@ TEST(TermAtom, ConcurrentInterningAgrees) {
             if (t % 2 == 0) std::reverse(seen[t].begin(), seen[t].end());
         });
     }
-    for (auto& th : ts) th.join();
-    for (int t = 1; t < kThreads; ++t) EXPECT_EQ(seen[t], seen[0]);
+    for (auto& th : ts)
+        th.join();
+    for (int t = 1; t < kThreads; ++t)
+        EXPECT_EQ(seen[t], seen[0]);
     for (int i = 0; i < kAtoms; ++i)
         EXPECT_EQ(atom("term_conc_" + std::to_string(i)).entry(), seen[0][i]);
 }

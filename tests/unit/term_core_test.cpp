@@ -31,7 +31,8 @@ TEST(TermCore, DefaultIsNilAndSizeIs16) {
 }
 
 TEST(TermCore, SmallIntegers) {
-    term a(42), b(-7L), c(std::numeric_limits<long long>::max()), d(std::numeric_limits<long long>::min());
+    term a(42), b(-7L), c(std::numeric_limits<long long>::max()),
+        d(std::numeric_limits<long long>::min());
     EXPECT_EQ(a.as_int64(), 42);
     EXPECT_EQ(b.as_int64(), -7);
     EXPECT_EQ(c.as_int64(), INT64_MAX);
@@ -186,7 +187,8 @@ TEST(TermCore, ChunkedListsFromRawBuilderEqualFlatOnes) {
 }
 
 TEST(TermCore, Maps) {
-    term m = make_map({{term(atom("b")), term(2)}, {term(atom("a")), term(1)}, {term(atom("b")), term(3)}});
+    term m = make_map(
+        {{term(atom("b")), term(2)}, {term(atom("a")), term(1)}, {term(atom("b")), term(3)}});
     EXPECT_TRUE(m.is_map());
     EXPECT_EQ(m.size(), 2u);  // duplicate key: last wins
     auto p = m.as_map();
@@ -197,7 +199,8 @@ TEST(TermCore, Maps) {
     EXPECT_EQ(m.find(term(atom("c"))), nullptr);
     EXPECT_EQ(term(1).find(term(1)), nullptr);
     // 1 and 1.0 are distinct keys; integers sort before floats (map key order).
-    term n = map({{term(1.0), term(atom("f"))}, {term(1), term(atom("i"))}, {term(2), term(atom("two"))}});
+    term n = map(
+        {{term(1.0), term(atom("f"))}, {term(1), term(atom("i"))}, {term(2), term(atom("two"))}});
     ASSERT_EQ(n.size(), 3u);
     EXPECT_EQ(n.as_map()[0].first, term(1));
     EXPECT_EQ(n.as_map()[1].first, term(2));
@@ -208,8 +211,10 @@ TEST(TermCore, Maps) {
 
 TEST(TermCore, LargeMapsFindEveryKey) {
     std::vector<std::pair<term, term>> pairs;
-    for (int i = 99; i >= 0; --i) pairs.emplace_back(tuple(i % 7, i), term(i));
-    for (int i = 0; i < 40; ++i) pairs.emplace_back(term(atom("k" + std::to_string(i))), term(-i));
+    for (int i = 99; i >= 0; --i)
+        pairs.emplace_back(tuple(i % 7, i), term(i));
+    for (int i = 0; i < 40; ++i)
+        pairs.emplace_back(term(atom("k" + std::to_string(i))), term(-i));
     term m = make_map(pairs);
     ASSERT_EQ(m.size(), 140u);
     for (int i = 0; i < 100; ++i) {
@@ -217,16 +222,19 @@ TEST(TermCore, LargeMapsFindEveryKey) {
         ASSERT_NE(v, nullptr);
         EXPECT_EQ(*v, term(i));
     }
-    for (int i = 0; i < 40; ++i) EXPECT_EQ(*m.find(term(atom("k" + std::to_string(i)))), term(-i));
+    for (int i = 0; i < 40; ++i)
+        EXPECT_EQ(*m.find(term(atom("k" + std::to_string(i)))), term(-i));
     EXPECT_EQ(m.find(tuple(0, 1)), nullptr);
     auto p = m.as_map();
-    for (std::size_t i = 1; i < p.size(); ++i) EXPECT_LT(p[i - 1].first, p[i].first);
+    for (std::size_t i = 1; i < p.size(); ++i)
+        EXPECT_LT(p[i - 1].first, p[i].first);
 }
 
 TEST(TermCore, FinishMapSortsAndRejectsDuplicates) {
     std::pair<term, term>* p;
     term m = detail::new_map(40, p);
-    for (int i = 0; i < 40; ++i) p[i] = {term(39 - i), term(i)};
+    for (int i = 0; i < 40; ++i)
+        p[i] = {term(39 - i), term(i)};
     EXPECT_FALSE(detail::finish_map(m));
     EXPECT_EQ(m.as_map()[0].first, term(0));
     EXPECT_EQ(*m.find(term(0)), term(39));
@@ -368,9 +376,11 @@ TEST(TermCore, CopyMoveAndRefcount) {
 TEST(TermCore, DeeplyNestedTuplesAndLists) {
     constexpr int kDepth = 10000;
     term t = term(atom("leaf"));
-    for (int i = 0; i < kDepth; ++i) t = tuple(t);
+    for (int i = 0; i < kDepth; ++i)
+        t = tuple(t);
     term u = term(atom("leaf"));
-    for (int i = 0; i < kDepth; ++i) u = tuple(u);
+    for (int i = 0; i < kDepth; ++i)
+        u = tuple(u);
     EXPECT_EQ(t, u);
     EXPECT_EQ(t.hash(), u.hash());
     EXPECT_EQ(compare(t, u), std::strong_ordering::equal);
@@ -378,7 +388,8 @@ TEST(TermCore, DeeplyNestedTuplesAndLists) {
     EXPECT_EQ(s.size(), kDepth * 2 + 4);
     EXPECT_EQ(s.substr(0, 3), "{{{");
     term l;
-    for (int i = 0; i < kDepth; ++i) l = make_list({l});
+    for (int i = 0; i < kDepth; ++i)
+        l = make_list({l});
     EXPECT_EQ(l.to_string().size(), kDepth * 2 + 2);
     // Much deeper nesting must still be destroyed without recursion.
     // make_list flattens a list tail (copying it), so build a long list with one call.
@@ -386,7 +397,8 @@ TEST(TermCore, DeeplyNestedTuplesAndLists) {
     EXPECT_EQ(deep.size(), 1001u);
     EXPECT_EQ(deep.as_list().elements.size(), 1001u);
     term nest;
-    for (int i = 0; i < 1000000; ++i) nest = tuple(nest);
+    for (int i = 0; i < 1000000; ++i)
+        nest = tuple(nest);
     nest = term();  // destroy
     SUCCEED();
 }
@@ -394,7 +406,8 @@ TEST(TermCore, DeeplyNestedTuplesAndLists) {
 TEST(TermCore, ListOfAMillionListsDestroys) {
     std::vector<term> elems;
     elems.reserve(1000000);
-    for (int i = 0; i < 1000000; ++i) elems.push_back(list(i));
+    for (int i = 0; i < 1000000; ++i)
+        elems.push_back(list(i));
     term l = make_list(std::move(elems));
     EXPECT_EQ(l.size(), 1000000u);
     l = term();
