@@ -375,7 +375,9 @@ term exception_info::to_badrpc() const {
 }
 
 std::string exception_info::to_string() const {
-    return std::string(class_.str()) + ": " + reason.to_string();
+    print_options po;
+    po.strings = true;  // stack frames name files as "erl_eval.erl", not as code points
+    return std::string(class_.str()) + ": " + erl::to_string(reason, po);
 }
 
 const term& call_result::value() const {
