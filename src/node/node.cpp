@@ -338,6 +338,9 @@ void node::stop() {
         c.ioc.stop();
         for (auto& t : c.threads)
             if (t.joinable()) t.join();
+        // No thread runs the context any more: destroy the handlers still queued (suspended
+        // coroutines of connections, accept loops, timers) so they release the node.
+        c.ioc.shutdown();
     }
     c.threads.clear();
     {

@@ -43,7 +43,13 @@ struct node_core : std::enable_shared_from_this<node_core> {
 
     node_options opts;
     erl::node* facade = nullptr;
-    boost::asio::io_context ioc;
+    // An io_context whose pending handlers can be destroyed once the I/O threads are gone:
+    // coroutine frames still queued there own references to connections and to this core,
+    // so stop() must drop them to break that cycle (execution_context::shutdown is protected).
+    struct owned_io_context : boost::asio::io_context {
+        using boost::asio::io_context::shutdown;
+    };
+    owned_io_context ioc;
     std::vector<std::thread> threads;
 
     atom name;
