@@ -1,0 +1,185 @@
+// Interop (issue 6): gen_server both ways. Erlang's gen_server:call/cast and Elixir's
+// GenServer.call/cast against a C++ gen_server; C++ calling a BEAM gen_server with timeouts
+// (monitor + alias: no monitor left behind, late replies dropped).
+#include <erl/gen_server.hpp>
+#include <erl/node.hpp>
+
+#include "harness/harness.hpp"
+
+#include <gtest/gtest.h>
+
+#include <thread>
+
+using namespace std::chrono_literals;
+using erl::interop::beam_node;
+using erl::interop::epmd_instance;
+
+namespace {
+
+struct counter : erl::gen_server::server {
+    erl::term value{0};
+    std::vector<erl::term> infos;
+    std::optional<erl::term> handle_call(const erl::term& req, const from& f) override {
+        if (req.is_atom(erl::atom("get"))) return value;
+        if (req.is_tuple(2) && req[0].is_atom(erl::atom("add"))) {
+            value = *erl::add(value, req[1]);
+            return value;
+        }
+        if (req.is_atom(erl::atom("later"))) {  // reply from another thread, after returning
+            std::thread([this, f] { reply(f, erl::atom("late_ok")); }).detach();
+            return std::nullopt;
+        }
+        if (req.is_atom(erl::atom("tag"))) return f.tag;
+        if (req.is_atom(erl::atom("stop"))) {
+            stop(erl::atom("asked"));
+            return erl::atom("stopping");
+        }
+        return erl::tuple(erl::atoms::error(), req);
+    }
+    void handle_cast(const erl::term& req) override {
+        if (req.is_atom(erl::atom("reset"))) value = erl::term(0);
+    }
+};
+
+struct cpp_node {
+    std::unique_ptr<erl::node> node;
+    explicit cpp_node(std::uint16_t epmd_port, const std::string& cookie) {
+        erl::node_options o;
+        o.name = erl::interop::unique_name("cpp") + "@127.0.0.1";
+        o.cookie = cookie;
+        o.epmd_port = epmd_port;
+        o.epmd = erl::epmd_mode::require_running;
+        o.threads = 2;
+        o.log = [](std::string_view) {};
+        node = std::make_unique<erl::node>(o);
+        if (auto ec = node->start()) throw std::runtime_error("node start: " + ec.message());
+    }
+    std::string name() const { return std::string(node->name().str()); }
+};
+
+beam_node::options beam_opts(std::uint16_t port, const std::string& cookie, bool elixir = false) {
+    beam_node::options o;
+    o.epmd_port = port;
+    o.cookie = cookie;
+    o.elixir = elixir;
+    return o;
+}
+
+// A BEAM gen_server `slow` answering {sleep, Ms} after Ms and anything else with {echo, X}.
+void start_slow_server(beam_node& b) {
+    b.eval(R"ERL(Src = "-module(slow).\n-behaviour(gen_server).\n"
+           "-export([init/1, handle_call/3, handle_cast/2]).\n"
+           "init(S) -> {ok, S}.\n"
+           "handle_call({sleep, T}, _F, S) -> timer:sleep(T), {reply, slept, S};\n"
+           "handle_call(R, _F, S) -> {reply, {echo, R}, S}.\n"
+           "handle_cast({store, X}, _S) -> {noreply, X}.\n",
+    Dir = filename:basedir(user_cache, "erlcpp_gs_" ++ os:getpid()),
+    ok = filelib:ensure_dir(filename:join(Dir, "x")),
+    F = filename:join(Dir, "slow.erl"),
+    ok = file:write_file(F, Src),
+    {ok, slow, Bin} = compile:file(F, [binary]),
+    {module, slow} = code:load_binary(slow, F, Bin),
+    {ok, SlowPid} = gen_server:start({local, slow}, slow, none, []), ok)ERL");
+}
+
+}  // namespace
+
+class GenServerInterop : public ::testing::Test {
+  protected:
+    epmd_instance epmd{epmd_instance::flavor::otp};
+    std::string cookie = erl::interop::random_cookie();
+};
+
+TEST_F(GenServerInterop, erlang_gen_server_call_and_cast_reach_cpp_server) {
+    cpp_node cpp(epmd.port(), cookie);
+    auto srv = erl::gen_server::start(*cpp.node, std::make_shared<counter>(), erl::atom("counter"));
+    ASSERT_TRUE(srv);
+    beam_node beam(beam_opts(epmd.port(), cookie));
+    const std::string d = "{counter, '" + cpp.name() + "'}";
+    EXPECT_EQ(beam.eval("gen_server:call(" + d + ", get)"), "0");
+    EXPECT_EQ(beam.eval("gen_server:call(" + d + ", {add, 100000000000000000000})"),
+              "100000000000000000000");
+    EXPECT_EQ(beam.eval("gen_server:cast(" + d + ", reset), gen_server:call(" + d + ", get)"), "0");
+    // OTP 25 tags calls with [alias|Ref]; the reply went to the alias.
+    EXPECT_EQ(beam.eval("T = gen_server:call(" + d + ", tag), {hd(T), is_reference(tl(T))}"),
+              "{alias,true}");
+    // A plain reference tag (older callers, hand-written '$gen_call') works too.
+    EXPECT_EQ(beam.eval("Ref = make_ref(), " + d +
+                        " ! {'$gen_call', {self(), Ref}, get}, "
+                        "receive {Ref, V} -> V after 5000 -> none end"),
+              "0");
+    // A reply sent later from another thread.
+    EXPECT_EQ(beam.eval("gen_server:call(" + d + ", later)"), "late_ok");
+    // A server that stops: callers see the exit as from a BEAM gen_server.
+    EXPECT_EQ(beam.eval("gen_server:call(" + d + ", stop)"), "stopping");
+    EXPECT_EQ(beam.eval("catch gen_server:call(" + d + ", get, 2000)"),
+              "{'EXIT',{noproc,{gen_server,call,[{counter,'" + cpp.name() + "'},get,2000]}}}");
+}
+
+TEST_F(GenServerInterop, elixir_genserver_call_and_cast) {
+    cpp_node cpp(epmd.port(), cookie);
+    auto srv = erl::gen_server::start(*cpp.node, std::make_shared<counter>(), erl::atom("counter"));
+    ASSERT_TRUE(srv);
+    beam_node ex(beam_opts(epmd.port(), cookie, /*elixir=*/true));
+    const std::string d = "{:counter, :\"" + cpp.name() + "\"}";
+    EXPECT_EQ(ex.eval("GenServer.call(" + d + ", {:add, 5})"), "5");
+    EXPECT_EQ(ex.eval("GenServer.cast(" + d + ", :reset)"), ":ok");
+    EXPECT_EQ(ex.eval("GenServer.call(" + d + ", :get)"), "0");
+}
+
+TEST_F(GenServerInterop, cpp_calls_beam_gen_server_with_timeouts) {
+    cpp_node cpp(epmd.port(), cookie);
+    beam_node beam(beam_opts(epmd.port(), cookie));
+    start_slow_server(beam);
+    const erl::atom b(beam.node_name());
+    const erl::gen_server::dest slow(erl::atom("slow"), b);
+    auto r = erl::gen_server::call(*cpp.node, slow, erl::atom("hello"));
+    ASSERT_TRUE(r.ok()) << r.error().to_string();
+    EXPECT_EQ(r.value().to_string(), "{echo,hello}");
+    // Timeout: the exit gen_server:call raises, as data.
+    r = erl::gen_server::call(*cpp.node, slow, erl::tuple(erl::atom("sleep"), 1000), 100ms);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code, erl::make_error_code(erl::errc::timeout));
+    EXPECT_EQ(r.error().class_, erl::atom("exit"));
+    EXPECT_EQ(r.error().reason.to_string(),
+              "{timeout,{gen_server,call,[{slow,'" + beam.node_name() + "'},{sleep,1000},100]}}");
+    // After the late reply would have come: no monitor left on the server, and the next call
+    // gets its own answer (the late one was dropped at the removed alias).
+    std::this_thread::sleep_for(1200ms);
+    EXPECT_EQ(beam.eval("{monitored_by, M} = process_info(whereis(slow), monitored_by), M"), "[]");
+    r = erl::gen_server::call(*cpp.node, slow, erl::atom("again"));
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r.value().to_string(), "{echo,again}");
+    // Cast.
+    erl::gen_server::cast(*cpp.node, slow, erl::tuple(erl::atom("store"), 7));
+    EXPECT_EQ(beam.eval("timer:sleep(200), sys:get_state(slow)"), "7");
+    // A name nobody registered: noproc.
+    r = erl::gen_server::call(*cpp.node, erl::gen_server::dest(erl::atom("nobody"), b),
+                              erl::atom("x"));
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code, erl::make_error_code(erl::errc::noproc));
+    // A server that dies while we wait: its exit reason.
+    EXPECT_EQ(beam.eval("spawn(fun() -> timer:sleep(300), exit(whereis(slow), kill) end), ok"),
+              "ok");
+    r = erl::gen_server::call(*cpp.node, slow, erl::tuple(erl::atom("sleep"), 3000), 5s);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().reason[0], erl::term(erl::atom("killed")));
+}
+
+TEST_F(GenServerInterop, cpp_calls_cpp_gen_server_locally_and_remotely) {
+    cpp_node a(epmd.port(), cookie);
+    cpp_node b(epmd.port(), cookie);
+    auto srv = erl::gen_server::start(*b.node, std::make_shared<counter>(), erl::atom("counter"));
+    ASSERT_TRUE(srv);
+    auto r =
+        erl::gen_server::call(*a.node, erl::gen_server::dest(erl::atom("counter"), b.node->name()),
+                              erl::tuple(erl::atom("add"), 2));
+    ASSERT_TRUE(r.ok()) << r.error().to_string();
+    EXPECT_EQ(r.value(), erl::term(2));
+    r = erl::gen_server::call(*b.node, erl::atom("counter"), erl::atom("get"));  // local
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r.value(), erl::term(2));
+    r = erl::gen_server::call(*b.node, (*srv)->self(), erl::atom("get"));  // by pid
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r.value(), erl::term(2));
+}

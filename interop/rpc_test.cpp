@@ -1,0 +1,416 @@
+// Interop (issue 6): rpc / erpc between real erl / elixir nodes and C++ nodes, both ways, the
+// rex protocol (erl_call, gen_server:call({rex, N}, ...)) and the erlcpp-call CLI. Results are
+// checked on the BEAM side, and where a BEAM node can give the same answer it is compared with
+// what BEAM itself says.
+#include <erl/node.hpp>
+#include <erl/rpc.hpp>
+
+#include "harness/harness.hpp"
+
+#include <gtest/gtest.h>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+using namespace std::chrono_literals;
+using erl::interop::beam_node;
+using erl::interop::epmd_instance;
+
+namespace {
+
+struct cpp_node {
+    std::unique_ptr<erl::node> node;
+    std::unique_ptr<erl::rpc::server> rpc;
+    std::mutex mu;
+    std::condition_variable cv;
+    std::vector<erl::term> notes;  // collected by test:note/1
+
+    cpp_node(std::uint16_t epmd_port, const std::string& cookie, bool long_names = true) {
+        erl::node_options o;
+        o.name = erl::interop::unique_name("cpp") +
+                 (long_names ? "@127.0.0.1" : "@" + erl::interop::short_host_name());
+        o.long_names = long_names;
+        o.cookie = cookie;
+        o.epmd_port = epmd_port;
+        o.epmd = erl::epmd_mode::require_running;
+        o.threads = 2;
+        o.log = [](std::string_view) {};
+        node = std::make_unique<erl::node>(o);
+        if (auto ec = node->start()) throw std::runtime_error("node start: " + ec.message());
+        rpc = std::make_unique<erl::rpc::server>(*node);
+        auto& r = *rpc;
+        r.add("test", "echo", [](const erl::term& t) { return t; });
+        r.add("test", "add", [](std::int64_t a, std::int64_t b) { return a + b; });
+        r.add("test", "concat", [](const std::string& a, const std::string& b) { return a + b; });
+        r.add("test", "error", [](const erl::term& t) -> erl::term { erl::rpc::raise_error(t); });
+        r.add("test", "exit", [](const erl::term& t) -> erl::term { erl::rpc::raise_exit(t); });
+        r.add("test", "throw", [](const erl::term& t) -> erl::term { erl::rpc::raise_throw(t); });
+        r.add("test", "cpp_throw",
+              []() -> erl::term { throw std::runtime_error("plain C++ failure"); });
+        r.add("test", "whoami", [](erl::rpc::call_context& ctx) {
+            return erl::tuple(erl::term(ctx.self()), ctx.caller());
+        });
+        r.add(
+            "test", "sleep",
+            [](erl::rpc::call_context& ctx, std::int64_t ms) -> boost::asio::awaitable<erl::term> {
+                boost::asio::steady_timer t(ctx.executor(), std::chrono::milliseconds(ms));
+                co_await t.async_wait(boost::asio::use_awaitable);
+                co_return erl::term(erl::atom("slept"));
+            });
+        r.add("test", "block", [](std::int64_t ms) {  // a sync handler holding a pool thread
+            std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+            return erl::atom("blocked");
+        });
+        r.add("test", "note", [this](const erl::term& t) {
+            std::lock_guard lk(mu);
+            notes.push_back(t);
+            cv.notify_all();
+        });
+    }
+    ~cpp_node() {
+        rpc.reset();
+        node->stop();
+    }
+    std::string name() const { return std::string(node->name().str()); }
+    bool wait_notes(std::size_t n, std::chrono::milliseconds t = 10s) {
+        std::unique_lock lk(mu);
+        return cv.wait_for(lk, t, [&] { return notes.size() >= n; });
+    }
+};
+
+beam_node::options beam_opts(std::uint16_t epmd_port, const std::string& cookie,
+                             bool elixir = false) {
+    beam_node::options o;
+    o.epmd_port = epmd_port;
+    o.cookie = cookie;
+    o.elixir = elixir;
+    return o;
+}
+
+std::string q(const std::string& node) {
+    return "'" + node + "'";
+}
+
+}  // namespace
+
+class RpcInterop : public ::testing::Test {
+  protected:
+    epmd_instance epmd{epmd_instance::flavor::otp};
+    std::string cookie = erl::interop::random_cookie();
+};
+
+// --- BEAM -> C++ -------------------------------------------------------------------------------
+
+TEST_F(RpcInterop, rpc_call_returns_cpp_result) {
+    cpp_node cpp(epmd.port(), cookie);
+    beam_node beam(beam_opts(epmd.port(), cookie));
+    const std::string c = q(cpp.name());
+    EXPECT_EQ(beam.eval("rpc:call(" + c + ", test, echo, [{hi, [1,2], <<\"x\">>, #{k => 1.5}}])"),
+              "{hi,[1,2],<<\"x\">>,#{k => 1.5}}");
+    EXPECT_EQ(beam.eval("rpc:call(" + c + ", test, add, [40, 2])"), "42");
+    EXPECT_EQ(beam.eval("rpc:call(" + c + ", test, concat, [\"ab\", <<\"cd\">>])"), "<<\"abcd\">>");
+    EXPECT_EQ(beam.eval("erpc:call(" + c + ", test, add, [1, 2])"), "3");
+    EXPECT_EQ(beam.eval("erpc:call(" + c + ", erlang, node, [])"), c);
+    // The call runs in a fresh process of the C++ node; the caller is the BEAM process.
+    EXPECT_EQ(beam.eval("{P, C} = erpc:call(" + c +
+                        ", test, whoami, []), "
+                        "{node(P) =:= " +
+                        c + ", P =/= self(), C =:= self()}"),
+              "{true,true,true}");
+}
+
+TEST_F(RpcInterop, unknown_function_is_undef_as_beam_reports_it) {
+    cpp_node cpp(epmd.port(), cookie);
+    beam_node beam(beam_opts(epmd.port(), cookie));
+    const std::string c = q(cpp.name());
+    // Same answers as BEAM gives for a function it does not have.
+    EXPECT_EQ(beam.eval("rpc:call(" + c + ", nomod, nofun, [1, x])"),
+              beam.eval("rpc:call(node(), nomod, nofun, [1, x])"));
+    EXPECT_EQ(beam.eval("rpc:call(" + c + ", nomod, nofun, [1, x])"),
+              "{badrpc,{'EXIT',{undef,[{nomod,nofun,[1,x],[]}]}}}");
+    EXPECT_EQ(beam.eval("try erpc:call(" + c + ", test, echo, [1, 2]) catch C1:R1 -> {C1, R1} end"),
+              beam.eval("try erpc:call(node(), test, echo, [1, 2]) catch C2:R2 -> {C2, R2} end"));
+}
+
+TEST_F(RpcInterop, handler_failures_map_to_erlang_classes) {
+    cpp_node cpp(epmd.port(), cookie);
+    beam_node beam(beam_opts(epmd.port(), cookie));
+    const std::string c = q(cpp.name());
+    int k = 0;  // eval bindings persist: fresh variable names for every catch
+    auto erpc = [&](const std::string& call) {
+        const std::string v = std::to_string(++k);
+        return beam.eval("try erpc:call(" + call + ") catch C" + v + ":R" + v + " -> {C" + v +
+                         ", R" + v + "} end");
+    };
+    // exit and throw: exactly what a BEAM function doing the same produces.
+    EXPECT_EQ(erpc(c + ", test, exit, [bye]"), erpc("node(), erlang, exit, [bye]"));
+    EXPECT_EQ(erpc(c + ", test, exit, [bye]"), "{exit,{exception,bye}}");
+    EXPECT_EQ(erpc(c + ", test, throw, [ball]"), "{throw,ball}");
+    // error: {exception, Reason, Stack}, the stack naming the C++ function.
+    EXPECT_EQ(erpc(c + ", test, error, [boom]"), "{error,{exception,boom,[{test,error,1,[]}]}}");
+    EXPECT_EQ(beam.eval("rpc:call(" + c + ", test, error, [boom])"),
+              "{badrpc,{'EXIT',{boom,[{test,error,1,[]}]}}}");
+    EXPECT_EQ(beam.eval("rpc:call(" + c + ", test, exit, [bye])"), "{badrpc,{'EXIT',bye}}");
+    EXPECT_EQ(beam.eval("rpc:call(" + c + ", test, throw, [ball])"), "ball");
+    // Arguments that do not convert: badarg, as a BIF reports it (the arguments in the frame).
+    EXPECT_EQ(erpc(c + ", test, add, [1, two]"),
+              "{error,{exception,badarg,[{test,add,[1,two],[]}]}}");
+    // Any other C++ exception.
+    EXPECT_EQ(erpc(c + ", test, cpp_throw, []"),
+              "{error,{exception,{cpp_exception,<<\"plain C++ failure\">>},"
+              "[{test,cpp_throw,0,[]}]}}");
+}
+
+TEST_F(RpcInterop, caller_timeout_and_late_result_dropped) {
+    cpp_node cpp(epmd.port(), cookie);
+    beam_node beam(beam_opts(epmd.port(), cookie));
+    const std::string c = q(cpp.name());
+    EXPECT_EQ(
+        beam.eval("try erpc:call(" + c + ", test, sleep, [1500], 100) catch C:R -> {C, R} end"),
+        "{error,{erpc,timeout}}");
+    EXPECT_EQ(beam.eval("rpc:call(" + c + ", test, sleep, [1500], 100)"), "{badrpc,timeout}");
+    // Nothing arrives later: the abandoned calls leave no message behind.
+    EXPECT_EQ(beam.eval("receive X -> X after 2500 -> none end"), "none");
+    EXPECT_EQ(beam.eval("rpc:call(" + c + ", test, sleep, [10])"), "slept");
+}
+
+TEST_F(RpcInterop, long_handlers_do_not_stall_other_calls) {
+    cpp_node cpp(epmd.port(), cookie);
+    beam_node beam(beam_opts(epmd.port(), cookie));
+    const std::string c = q(cpp.name());
+    // A slow coroutine and a blocking sync handler are pending while quick calls complete: the
+    // quick call's answer comes before either slow one is done.
+    EXPECT_EQ(beam.eval("S1 = erpc:send_request(" + c +
+                        ", test, sleep, [4000]), "
+                        "S2 = erpc:send_request(" +
+                        c +
+                        ", test, block, [4000]), "
+                        "E = [erpc:call(" +
+                        c +
+                        ", test, echo, [I], 3000) || I <- lists:seq(1, 20)], "
+                        "{lists:sum(E), erpc:wait_response(S1, 0), erpc:wait_response(S2, 0)}"),
+              "{210,no_response,no_response}");
+    EXPECT_EQ(beam.eval("{erpc:receive_response(S1, 10000), erpc:receive_response(S2, 10000)}"),
+              "{slept,blocked}");
+}
+
+TEST_F(RpcInterop, cast_multicall_async_call_and_send_request) {
+    cpp_node cpp(epmd.port(), cookie);
+    beam_node beam(beam_opts(epmd.port(), cookie));
+    const std::string c = q(cpp.name());
+    EXPECT_EQ(beam.eval("rpc:cast(" + c + ", test, note, [one])"), "true");
+    EXPECT_EQ(beam.eval("erpc:cast(" + c + ", test, note, [two])"), "ok");
+    ASSERT_TRUE(cpp.wait_notes(2));
+    {
+        std::lock_guard lk(cpp.mu);
+        EXPECT_EQ(erl::make_list(cpp.notes).to_string().size(), std::string("[one,two]").size());
+    }
+    EXPECT_EQ(beam.eval("rpc:multicall([" + c + ", node()], erlang, node, [])"),
+              "{[" + c + "," + q(beam.node_name()) + "],[]}");
+    EXPECT_EQ(beam.eval("erpc:multicall([" + c + ", " + c + "], test, add, [1, 1])"),
+              "[{ok,2},{ok,2}]");
+    EXPECT_EQ(beam.eval("rpc:yield(rpc:async_call(" + c + ", test, echo, [y]))"), "y");
+    EXPECT_EQ(beam.eval("erpc:receive_response(erpc:send_request(" + c +
+                        ", test, echo, [z]), "
+                        "5000)"),
+              "z");
+    EXPECT_EQ(beam.eval("rpc:nb_yield(rpc:async_call(" + c + ", test, sleep, [50]), 5000)"),
+              "{value,slept}");
+}
+
+TEST_F(RpcInterop, spawn_request_link_and_monitor_options_honoured) {
+    cpp_node cpp(epmd.port(), cookie);
+    beam_node beam(beam_opts(epmd.port(), cookie));
+    const std::string c = q(cpp.name());
+    // A linked + monitored erpc:execute_call: the reply says both were set up, the DOWN carries
+    // erpc's result shape and the link delivers the same reason as an exit signal.
+    EXPECT_EQ(
+        beam.eval("process_flag(trap_exit, true), Ref = make_ref(), "
+                  "ReqId = spawn_request(" +
+                  c +
+                  ", erpc, execute_call, "
+                  "[Ref, test, sleep, [200]], [link, monitor]), "
+                  "Pid = receive {spawn_reply, ReqId, ok, P} -> P after 5000 -> none end, "
+                  "Linked = lists:member(Pid, element(2, process_info(self(), links))), "
+                  "Down = receive {'DOWN', ReqId, process, Pid, R1} -> R1 after 5000 -> none end, "
+                  "Exit = receive {'EXIT', Pid, R2} -> R2 after 5000 -> none end, "
+                  "{Linked, Down =:= {Ref, return, slept}, Exit =:= Down}"),
+        "{true,true,true}");
+    // The caller dying kills the linked C++ process (its DOWN comes back to a monitor).
+    EXPECT_EQ(beam.eval("Self = self(), "
+                        "Caller = spawn(fun() -> R = spawn_request(" +
+                        c +
+                        ", erpc, execute_call, "
+                        "[make_ref(), test, sleep, [3000]], [link]), "
+                        "receive {spawn_reply, R, ok, P0} -> Self ! {cpid, P0} end, "
+                        "receive go -> exit(die) end end), "
+                        "CP = receive {cpid, P1} -> P1 after 5000 -> none end, "
+                        "M = monitor(process, CP), Caller ! go, "
+                        "receive {'DOWN', M, process, _, Why} -> Why after 5000 -> none end"),
+              "die");
+    // Any other spawn request: a clear error reply, never silence.
+    EXPECT_EQ(beam.eval("R3 = spawn_request(" + c +
+                        ", io, format, [\"x\"], []), "
+                        "receive {spawn_reply, R3, error, E} -> E after 5000 -> none end"),
+              "notsup");
+    // A registered function can also be spawned as a plain process.
+    EXPECT_EQ(beam.eval("R4 = spawn_request(" + c +
+                        ", test, note, [spawned], [monitor]), "
+                        "receive {'DOWN', R4, process, _, W} -> W after 5000 -> none end"),
+              "normal");
+}
+
+TEST_F(RpcInterop, rex_protocol_for_old_clients) {
+    cpp_node cpp(epmd.port(), cookie);
+    beam_node beam(beam_opts(epmd.port(), cookie));
+    const std::string c = q(cpp.name());
+    EXPECT_EQ(beam.eval("gen_server:call({rex, " + c + "}, {call, test, echo, [r], user})"), "r");
+    EXPECT_EQ(beam.eval("gen_server:call({rex, " + c + "}, {call, test, error, [x], user})"),
+              "{badrpc,{'EXIT',{x,[{test,error,1,[]}]}}}");
+    EXPECT_EQ(beam.eval("{rex, " + c +
+                        "} ! {self(), {call, test, add, [2, 3], user}}, "
+                        "receive {rex, R} -> R after 5000 -> none end"),
+              "5");
+    EXPECT_EQ(beam.eval("{rex, " + c +
+                        "} ! {self(), {call, nomod, f, [], user}}, "
+                        "receive {rex, R2} -> R2 after 5000 -> none end"),
+              "{badrpc,{'EXIT',{undef,[{nomod,f,[],[]}]}}}");
+}
+
+TEST_F(RpcInterop, otp_erl_call_against_cpp_node) {
+    cpp_node cpp(epmd.port(), cookie);
+    const std::vector<std::pair<std::string, std::string>> env = {
+        {"ERL_EPMD_PORT", std::to_string(epmd.port())}};
+    auto r = erl::interop::process::run(
+        {"erl_call", "-n", cpp.name(), "-c", cookie, "-a", "test echo [hi]"}, env);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "hi");
+    r = erl::interop::process::run(
+        {"erl_call", "-n", cpp.name(), "-c", cookie, "-a", "test add [20,22]"}, env);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "42");
+}
+
+TEST_F(RpcInterop, elixir_rpc_and_erpc) {
+    cpp_node cpp(epmd.port(), cookie);
+    beam_node ex(beam_opts(epmd.port(), cookie, /*elixir=*/true));
+    const std::string c = ":\"" + cpp.name() + "\"";
+    EXPECT_EQ(ex.eval(":rpc.call(" + c + ", :test, :echo, [%{a: 1}])"), "%{a: 1}");
+    EXPECT_EQ(ex.eval(":erpc.call(" + c + ", :test, :add, [1, 2])"), "3");
+    EXPECT_EQ(ex.eval("try do :erpc.call(" + c +
+                      ", :test, :error, [:boom]) "
+                      "rescue e in ErlangError -> e.original end"),
+              "{:exception, :boom, [{:test, :error, 1, []}]}");
+}
+
+// --- C++ -> BEAM -------------------------------------------------------------------------------
+
+TEST_F(RpcInterop, cpp_client_calls_beam_functions) {
+    cpp_node cpp(epmd.port(), cookie);
+    beam_node beam(beam_opts(epmd.port(), cookie));
+    const erl::atom b(beam.node_name());
+    auto r = erl::rpc::call(*cpp.node, b, "erlang", "node", erl::term());
+    ASSERT_TRUE(r.ok()) << r.error().to_string();
+    EXPECT_EQ(r.value(), erl::term(b));
+    r = erl::rpc::call(*cpp.node, b, "lists", "reverse", erl::list(erl::list(1, 2, 3)));
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r.value(), erl::list(3, 2, 1));
+    // A crashing BEAM function: the error class, reason and BEAM's stack come back as data.
+    r = erl::rpc::call(*cpp.node, b, "erlang", "binary_to_list", erl::list(erl::atom("x")));
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().class_, erl::atom("error"));
+    ASSERT_TRUE(r.error().reason.is_tuple(3));
+    EXPECT_EQ(r.error().reason[0], erl::term(erl::atom("exception")));
+    EXPECT_EQ(r.error().reason[1], erl::term(erl::atom("badarg")));
+    EXPECT_TRUE(r.error().reason[2].is_list());
+    // exit and throw.
+    r = erl::rpc::call(*cpp.node, b, "erlang", "exit", erl::list(erl::atom("bye")));
+    EXPECT_EQ(r.to_term().to_string(), "{exit,{exception,bye}}");
+    r = erl::rpc::call(*cpp.node, b, "erlang", "throw", erl::list(erl::atom("ball")));
+    EXPECT_EQ(r.to_term().to_string(), "{throw,ball}");
+    EXPECT_EQ(r.to_rpc_term().to_string(), "ball");
+    // Unknown function: undef, as erpc reports it.
+    r = erl::rpc::call(*cpp.node, b, "nomod", "f", erl::list(1));
+    EXPECT_EQ(r.to_rpc_term().to_string(), "{badrpc,{'EXIT',{undef,[{nomod,f,[1],[]}]}}}");
+    // A slow one: timeout, and the late result does not confuse the next call.
+    r = erl::rpc::call(*cpp.node, b, "timer", "sleep", erl::list(1500), 200ms);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code, erl::make_error_code(erl::errc::timeout));
+    EXPECT_EQ(r.to_term().to_string(), "{error,{erpc,timeout}}");
+    std::this_thread::sleep_for(1600ms);
+    r = erl::rpc::call(*cpp.node, b, "erlang", "node", erl::term());
+    EXPECT_TRUE(r.ok());
+    // The BEAM side holds no monitor from us any more.
+    EXPECT_EQ(beam.eval("lists:sum([length(element(2, process_info(P, monitored_by))) || "
+                        "P <- processes(), node(P) =:= node(), "
+                        "lists:any(fun(X) -> is_pid(X) andalso node(X) =/= node() end, "
+                        "element(2, process_info(P, monitored_by)))])"),
+              "0");
+    // Cast.
+    EXPECT_FALSE(erl::rpc::cast(*cpp.node, b, erl::atom("erlang"), erl::atom("register"),
+                                erl::list(erl::atom("from_cast"), erl::term())));
+    // An unreachable node.
+    r = erl::rpc::call(*cpp.node, erl::atom("nobody@127.0.0.1"), "erlang", "node", erl::term(), 2s);
+    EXPECT_EQ(r.error().code, erl::make_error_code(erl::errc::noconnection));
+    EXPECT_EQ(r.to_rpc_term().to_string(), "{badrpc,nodedown}");
+}
+
+TEST_F(RpcInterop, multicall_across_two_cpp_nodes_and_beam) {
+    cpp_node c1(epmd.port(), cookie);
+    cpp_node c2(epmd.port(), cookie);
+    beam_node beam(beam_opts(epmd.port(), cookie));
+    const std::string n1 = q(c1.name()), n2 = q(c2.name()), nb = q(beam.node_name());
+    // From BEAM.
+    EXPECT_EQ(beam.eval("rpc:multicall([" + n1 + ", " + n2 + ", node()], erlang, node, [])"),
+              "{[" + n1 + "," + n2 + "," + nb + "],[]}");
+    EXPECT_EQ(beam.eval("erpc:multicall([" + n1 + ", " + n2 + "], test, add, [20, 22], 5000)"),
+              "[{ok,42},{ok,42}]");
+    // From C++: a C++ node calls the other C++ node, BEAM and itself.
+    auto rs = erl::rpc::multicall(*c1.node,
+                                  {c2.node->name(), erl::atom(beam.node_name()), c1.node->name()},
+                                  erl::atom("erlang"), erl::atom("node"), erl::term(), 5s);
+    ASSERT_EQ(rs.size(), 3u);
+    EXPECT_EQ(rs[0].to_term(), erl::tuple(erl::atoms::ok(), c2.node->name()));
+    EXPECT_EQ(rs[1].to_term(), erl::tuple(erl::atoms::ok(), erl::atom(beam.node_name())));
+    EXPECT_EQ(rs[2].to_term(), erl::tuple(erl::atoms::ok(), c1.node->name()));
+    auto r = erl::rpc::call(*c1.node, c2.node->name(), "test", "error", erl::list(erl::atom("x")));
+    EXPECT_EQ(r.to_term().to_string(), "{error,{exception,x,[{test,error,1,[]}]}}");
+}
+
+// --- erlcpp-call -------------------------------------------------------------------------------
+
+TEST_F(RpcInterop, erlcpp_call_cli_results_and_exit_codes) {
+    cpp_node cpp(epmd.port(), cookie);
+    beam_node beam(beam_opts(epmd.port(), cookie));
+    const std::string tool = erl::interop::bin_dir() + "/erlcpp-call";
+    const std::vector<std::pair<std::string, std::string>> env = {
+        {"ERL_EPMD_PORT", std::to_string(epmd.port())}};
+    auto run = [&](std::vector<std::string> args) {
+        args.insert(args.begin(), tool);
+        return erl::interop::process::run(args, env);
+    };
+    auto r = run({"-n", cpp.name(), "-c", cookie, "-a", "test add [1, 2]"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "3\n");
+    r = run({"-n", beam.node_name(), "-c", cookie, "-a", "lists reverse [[1, two, \"x\"]]"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "[\"x\",two,1]\n");
+    r = run({"-n", beam.node_name(), "-c", cookie, "-e", "X = 6, X * 7"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "42\n");
+    r = run({"-n", cpp.name(), "-c", cookie, "-a", "test error [boom]"});
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_EQ(r.out, "{badrpc,{'EXIT',{boom,[{test,error,1,[]}]}}}\n");
+    r = run({"-n", cpp.name(), "-c", cookie, "-t", "0.2", "-a", "test sleep [3000]"});
+    EXPECT_EQ(r.exit_code, 3);
+    EXPECT_EQ(r.out, "{badrpc,timeout}\n");
+    r = run({"-n", "nobody@127.0.0.1", "-c", cookie, "-a", "erlang node"});
+    EXPECT_EQ(r.exit_code, 4);
+    r = run({"-n", cpp.name(), "-c", "wrong" + cookie, "-a", "erlang node"});
+    EXPECT_EQ(r.exit_code, 4);
+    r = run({"-n", cpp.name(), "-c", cookie, "-a", "test echo [unclosed"});
+    EXPECT_EQ(r.exit_code, 2);
+}
