@@ -21,6 +21,7 @@
 // Feature services of the demo live in examples/demo/*.hpp (header-only, one per feature).
 // DEMO-INCLUDES (add one #include per feature here)
 #include "demo/rpc.hpp"
+#include "demo/supervision.hpp"
 
 #include <unistd.h>
 #include <atomic>
@@ -152,6 +153,7 @@ int main(int argc, char** argv) {
     }
     // DEMO-SERVICES (each feature starts its services here; they stop with node.stop())
     auto rpc_services = demo_rpc::start(node);
+    auto demo_sup = demo_supervision::start(node);
 
     std::thread echo_thread(echo_loop, *echo);
     std::thread sink_thread(sink_loop, *sink);

@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <vector>
 
 namespace erl {
 
@@ -54,10 +55,48 @@ class mailbox {
     reference make_alias() const;
     void remove_alias(const reference& alias) const;
 
+    // Links (erlang:link/1, unlink/1) -----------------------------------------------------------
+    // Links are bidirectional: when either process ends, the other gets an exit signal with
+    // the reason. link() to a dead or unknown process gives this process an exit signal
+    // `noproc` (to one on an unreachable node: `noconnection`); signals are asynchronous, so
+    // link() itself never fails. After unlink() returns, the link has no further effect on this
+    // process (an {'EXIT', Pid, _} already queued stays queued). Links to remote processes use
+    // the UNLINK_ID protocol (erl_dist_protocol "Link Protocol").
+    void link(const pid& other) const;
+    void unlink(const pid& other) const;
+    std::vector<pid> links() const;  // active links (process_info(self(), links))
+
+    // Exit signals ------------------------------------------------------------------------------
+    // process_flag(trap_exit, On): returns the previous value. A trapping process receives exit
+    // signals as messages {'EXIT', From, Reason} (except an exit(Pid, kill), which always kills).
+    bool trap_exit(bool on) const;
+    bool trapping_exits() const;
+    // erlang:exit(To, Reason): sends an exit signal from this process. `kill` kills the target
+    // unconditionally (it exits with `killed`); `normal` is ignored by a non-trapping target
+    // other than this process itself.
+    void exit(const pid& to, term reason) const;
+
+    // Monitors (erlang:monitor/2, demonitor/2, monitor_node/2) ---------------------------------
+    // When the target ends this process receives {'DOWN', Ref, process, Object, Reason}: Object
+    // is the pid, or {Name, Node} for a monitor by name. A dead target gives Reason `noproc`, an
+    // unreachable node or a lost connection `noconnection`.
+    reference monitor(const pid& target) const;
+    reference monitor(atom registered_name) const;             // a local name
+    reference monitor(atom registered_name, atom node) const;  // {Name, Node}
+    // True if the monitor was still active. With flush, a 'DOWN' for it already queued is
+    // removed too (demonitor(Ref, [flush])). After return no 'DOWN' for it will arrive.
+    bool demonitor(const reference& ref, bool flush = false) const;
+    // monitor_node(Node, true): {nodedown, Node} when the connection to Node is lost (or cannot
+    // be made). Each call adds one monitor; monitor_node(Node, false) removes one.
+    void monitor_node(atom node, bool on = true) const;
+
     // Exit ---------------------------------------------------------------------------------
-    // Ends the process with `reason`: its name is unregistered, its aliases removed.
+    // Ends the process with `reason` (erlang:exit/1): its name is unregistered, its aliases
+    // removed, links and monitors fire with `reason`.
     void exit(term reason = term(atoms::normal())) const;
     bool exited() const noexcept;
+    // The reason the process ended with (nullopt while it runs).
+    std::optional<term> exit_reason() const;
 
     erl::node& owner() const noexcept;
     const std::shared_ptr<detail::process>& internals() const noexcept { return p_; }

@@ -1,6 +1,7 @@
 #include <erl/mailbox.hpp>
 
 #include "node/node_core.hpp"
+#include "node/signals.hpp"
 
 namespace erl {
 
@@ -66,17 +67,72 @@ std::size_t mailbox::pending() const {
     return p_->queue.size();
 }
 
+// A process that has ended sends nothing (a C++ thread may still be running after its process
+// was killed; its messages must not appear to come from a dead pid).
 void mailbox::send(const pid& to, term msg) const {
+    if (p_->exited.load(std::memory_order_relaxed)) return;
     p_->node->send_pid(p_->self_term, to, std::move(msg));
 }
 void mailbox::send(atom registered_name, term msg) const {
+    if (p_->exited.load(std::memory_order_relaxed)) return;
     p_->node->send_name(p_->self_term, registered_name, p_->node->name, std::move(msg));
 }
 void mailbox::send(atom registered_name, atom to_node, term msg) const {
+    if (p_->exited.load(std::memory_order_relaxed)) return;
     p_->node->send_name(p_->self_term, registered_name, to_node, std::move(msg));
 }
 void mailbox::send_alias(const reference& alias, term msg) const {
+    if (p_->exited.load(std::memory_order_relaxed)) return;
     p_->node->send_alias(p_->self_term, alias, std::move(msg));
+}
+
+void mailbox::link(const pid& other) const {
+    detail::link(*p_->node, p_, other);
+}
+void mailbox::unlink(const pid& other) const {
+    detail::unlink(*p_->node, p_, other);
+}
+std::vector<pid> mailbox::links() const {
+    std::lock_guard lk(p_->mu);
+    std::vector<pid> out;
+    for (auto& t : p_->links.active())
+        out.push_back(t.as_pid());
+    return out;
+}
+
+bool mailbox::trap_exit(bool on) const {
+    std::lock_guard lk(p_->mu);
+    return std::exchange(p_->trap_exit, on);
+}
+bool mailbox::trapping_exits() const {
+    std::lock_guard lk(p_->mu);
+    return p_->trap_exit;
+}
+void mailbox::exit(const pid& to, term reason) const {
+    if (p_->exited.load(std::memory_order_relaxed)) return;
+    detail::send_exit2(*p_->node, p_->self_term, to, reason);
+}
+
+reference mailbox::monitor(const pid& target) const {
+    return detail::monitor(*p_->node, p_, term(target));
+}
+reference mailbox::monitor(atom registered_name) const {
+    return detail::monitor(*p_->node, p_, term(registered_name));
+}
+reference mailbox::monitor(atom registered_name, atom node) const {
+    return detail::monitor(*p_->node, p_, make_tuple({term(registered_name), term(node)}));
+}
+bool mailbox::demonitor(const reference& ref, bool flush) const {
+    return detail::demonitor(*p_->node, p_, ref, flush);
+}
+void mailbox::monitor_node(atom node, bool on) const {
+    detail::monitor_node(*p_->node, p_, node, on);
+}
+
+std::optional<term> mailbox::exit_reason() const {
+    std::lock_guard lk(p_->mu);
+    if (!p_->exited) return std::nullopt;
+    return p_->exit_reason;
 }
 
 reference mailbox::make_alias() const {

@@ -126,7 +126,7 @@ void node_core::process_exit(const std::shared_ptr<process>& p, term reason) {
         aliases_of.swap(p->aliases);
         name_of = p->name;
         p->queue.clear();
-        links.swap(p->links);
+        links = p->links.take_active();
         watchers.swap(p->watchers);
         monitors.swap(p->monitors);
         wake.swap(p->waiters);

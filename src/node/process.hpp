@@ -4,6 +4,9 @@
 #include <erl/mailbox.hpp>
 #include <erl/term.hpp>
 
+#include "node/link_table.hpp"
+
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -32,17 +35,21 @@ struct process {
     mutable std::mutex mu;
     std::condition_variable cv;
     std::deque<term> queue;
-    bool exited = false;
+    // Written under mu; read without it by senders that drop messages from dead processes.
+    std::atomic<bool> exited{false};
     term exit_reason;
     std::optional<atom> name;
     std::vector<reference> aliases;
-    // Wakes asynchronous waiters (coroutine receive) when a message arrives or the process
-    // exits. Called with mu held; must not block.
+    // One-shot wake-ups for asynchronous waiters (coroutine receive): the whole list is taken
+    // when a message arrives or the process exits and each is called once, without mu held.
+    // Must not block.
     std::list<std::function<void()>> waiters;
 
     // Signals (src/node/signals.cpp). All guarded by mu.
     bool trap_exit = false;
-    std::vector<term> links;  // linked pids (local or remote)
+    link_table links;                  // linked pids (local or remote) with unlink state
+    std::uint64_t next_unlink_id = 1;  // UNLINK_ID ids: unique among our unacknowledged unlinks
+    std::vector<atom> node_watches;    // monitor_node/2: one entry per monitor_node(N, true)
     struct watcher {
         term pid;       // the monitoring process
         reference ref;  // monitor reference
@@ -59,6 +66,22 @@ struct process {
     // Service processes (net_kernel, rex, ...) handle each message inline on the delivering
     // thread instead of queueing it. Set before the process is published; never changed.
     std::function<void(term)> handler;
+
+    using wake_list = std::list<std::function<void()>>;
+
+    // With mu held: appends msg to a queueing (non-handler) process and collects the waiters to
+    // wake; call notify(wake) after unlocking. Used where a message must be queued atomically
+    // with a state change (a DOWN with the removal of its monitor, an 'EXIT' with the removal
+    // of its link), so demonitor/unlink never see a message for a monitor or link they removed.
+    void push_locked(term msg, wake_list& wake) {
+        queue.push_back(std::move(msg));
+        wake.splice(wake.end(), waiters);
+    }
+    void notify(wake_list& wake) {
+        cv.notify_all();
+        for (auto& w : wake)
+            w();
+    }
 
     // Appends a message; false if the process has exited (message dropped, as in Erlang).
     bool deliver(term msg) {

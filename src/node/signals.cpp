@@ -1,9 +1,15 @@
 // Link, exit and monitor signals between processes (erl_dist_protocol "Protocol between
 // connected nodes"; Erlang reference manual "Processes": links, exit signals, monitors).
+#include "node/signals.hpp"
 #include "node/connection.hpp"
 #include "node/node_core.hpp"
 #include "proto/dist_codec.hpp"
 #include "proto/dist_flags.hpp"
+
+#include <boost/asio/steady_timer.hpp>
+
+#include <optional>
+#include <stdexcept>
 
 namespace erl::detail {
 
@@ -42,12 +48,103 @@ atom at_notsup() {
     static const atom x("notsup");
     return x;
 }
+atom at_nodedown() {
+    static const atom x("nodedown");
+    return x;
+}
 // The Object of a 'DOWN' message: the pid, or {Name, Node} for a monitor by name.
 term down_ident(const std::shared_ptr<connection>& c, const term& from) {
     if (from.is_atom()) return make_tuple({from, term(c->peer())});
     return from;
 }
 }  // namespace
+
+namespace {
+
+// UNLINK_ID ids are integers in [1, 2^64-1]; ours stay small, a peer's may be a bignum.
+std::optional<std::uint64_t> id_value(const term& t) {
+    if (t.is_small()) {
+        const auto v = t.as_int64();
+        if (v > 0) return static_cast<std::uint64_t>(v);
+        return std::nullopt;
+    }
+    if (t.is_bignum()) {
+        const auto b = t.as_big();
+        if (b.negative || b.limbs.empty() || b.limbs.size() > 2) return std::nullopt;
+        std::uint64_t v = b.limbs[0];
+        if (b.limbs.size() == 2) v |= std::uint64_t(b.limbs[1]) << 32;
+        return v;
+    }
+    return std::nullopt;
+}
+
+// Watches a connection that is still being set up. If it closes without coming up, `on_fail`
+// runs once, so links and monitors that were waiting for it fire `noconnection` as in Erlang
+// (an established connection that goes down is handled by on_node_down_signals instead).
+// Polling keeps this outside connection.cpp; 20 ms is well under any set-up time.
+struct setup_watch : std::enable_shared_from_this<setup_watch> {
+    setup_watch(node_core& n, atom p, std::shared_ptr<connection> conn, std::function<void()> f)
+        : core(n.weak_from_this()),
+          peer(p),
+          c(std::move(conn)),
+          on_fail(std::move(f)),
+          timer(n.ioc),
+          deadline(std::chrono::steady_clock::now() + 4 * n.opts.net_setuptime) {}
+
+    void arm() {
+        timer.expires_after(std::chrono::milliseconds(20));
+        timer.async_wait([self = shared_from_this()](error_code ec) { self->check(ec); });
+    }
+
+    void check(error_code ec) {
+        if (ec) return;  // io_context shutting down
+        auto n = core.lock();
+        if (!n || c->is_up()) return;
+        if (c->is_closed()) {
+            // A simultaneous connect may have replaced this connection: follow the new one.
+            auto next = n->connection_to(peer, false);
+            if (next && next != c) {
+                c = std::move(next);
+                if (c->is_up()) return;
+                arm();
+                return;
+            }
+            on_fail();
+            return;
+        }
+        if (std::chrono::steady_clock::now() > deadline) return;
+        arm();
+    }
+
+    std::weak_ptr<node_core> core;
+    atom peer;
+    std::shared_ptr<connection> c;
+    std::function<void()> on_fail;
+    boost::asio::steady_timer timer;
+    std::chrono::steady_clock::time_point deadline;
+};
+
+// Sends a control message to `to_node`, connecting on demand. When the node cannot be reached
+// `on_fail` runs (now, or once set-up fails). It must hold no strong reference to a process
+// or the node (it may sit in the io_context's queue).
+void send_control(node_core& n, atom to_node, const term& control, const term* payload,
+                  std::function<void()> on_fail) {
+    auto c = n.connection_to(to_node, true);
+    if (!c) {
+        if (on_fail) on_fail();
+        return;
+    }
+    c->send(control, payload);
+    if (on_fail && !c->is_up()) {
+        auto w = std::make_shared<setup_watch>(n, to_node, c, std::move(on_fail));
+        w->arm();
+    }
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------
+// Sending side
 
 void node_core::send_exit_signal(const term& from, const term& to, const term& reason) {
     if (!to.is_pid()) return;
@@ -57,12 +154,176 @@ void node_core::send_exit_signal(const term& from, const term& to, const term& r
         return;
     }
     auto c = connection_to(tp.node, false);
-    if (!c || !c->is_up()) return;
+    if (!c || c->is_closed()) return;
     if (c->flags() & proto::dflag::exit_payload) {
         term r = reason;
         c->send(make_tuple({term(dop::payload_exit), from, to}), &r);
     } else {
         c->send(make_tuple({term(dop::exit), from, to, reason}), nullptr);
+    }
+}
+
+void send_exit2(node_core& n, const term& from, const pid& to, const term& reason) {
+    if (to.node == n.name) {
+        if (auto p = n.find_process(to)) n.exit_signal(p, from, reason, false);
+        return;
+    }
+    auto c = n.connection_to(to.node, true);
+    if (!c) return;
+    if (c->flags() & proto::dflag::exit_payload) {
+        term r = reason;
+        c->send(make_tuple({term(dop::payload_exit2), from, term(to)}), &r);
+    } else {
+        c->send(make_tuple({term(dop::exit2), from, term(to), reason}), nullptr);
+    }
+}
+
+void link(node_core& n, const std::shared_ptr<process>& self, const pid& other) {
+    const term ot(other);
+    if (ot == self->self_term) return;  // linking to oneself does nothing
+    {
+        std::lock_guard lk(self->mu);
+        if (self->exited) return;
+        if (!self->links.link_sent(ot)) return;  // already actively linked
+    }
+    if (other.node == n.name) {
+        recv_link(n, self->self_term, other);
+        return;
+    }
+    std::weak_ptr<process> w = self;
+    send_control(n, other.node, make_tuple({term(dop::link), self->self_term, ot}), nullptr,
+                 [w, ot] {
+                     if (auto p = w.lock())
+                         p->node->exit_signal(p, ot, term(at_noconnection()), true);
+                 });
+}
+
+void unlink(node_core& n, const std::shared_ptr<process>& self, const pid& other) {
+    const term ot(other);
+    const bool local = other.node == n.name;
+    std::shared_ptr<connection> c;
+    bool old_protocol = false;
+    if (!local) {
+        c = n.connection_to(other.node, false);
+        // A peer without DFLAG_UNLINK_ID (before OTP 23.3) gets the old one-way UNLINK.
+        old_protocol = c && c->is_up() && !(c->flags() & proto::dflag::unlink_id);
+    }
+    std::uint64_t id = 0;
+    {
+        std::lock_guard lk(self->mu);
+        if (self->exited) return;
+        if (!local && (!c || c->is_closed() || old_protocol)) {
+            self->links.remove(ot);
+            if (!old_protocol) return;  // no connection: nothing to tell
+        } else {
+            id = self->next_unlink_id++;
+            if (!self->links.unlink_sent(ot, id)) return;  // not actively linked
+        }
+    }
+    if (local) {
+        recv_unlink_id(n, term(static_cast<unsigned long long>(id)), self->self_term, other);
+    } else if (old_protocol) {
+        c->send(make_tuple({term(dop::unlink), self->self_term, ot}), nullptr);
+    } else {
+        c->send(make_tuple({term(dop::unlink_id), term(static_cast<unsigned long long>(id)),
+                            self->self_term, ot}),
+                nullptr);
+    }
+}
+
+reference monitor(node_core& n, const std::shared_ptr<process>& self, const term& target) {
+    // Normalise: what the target's node looks up (pid or name atom), the node, and the Object
+    // of the eventual 'DOWN' ({Name, Node} for monitors by name, as erlang:monitor/2 gives).
+    term lookup;
+    atom node;
+    term ident;
+    if (target.is_pid()) {
+        lookup = target;
+        node = target.as_pid().node;
+        ident = target;
+    } else if (target.is_atom()) {
+        lookup = target;
+        node = n.name;
+        ident = make_tuple({target, term(n.name)});
+    } else if (target.is_tuple(2) && target[0].is_atom() && target[1].is_atom()) {
+        lookup = target[0];
+        node = target[1].as_atom();
+        ident = target;
+    } else {
+        throw std::invalid_argument("erl::monitor: target must be a pid, a name or {Name, Node}");
+    }
+    const reference ref = n.make_ref();
+    {
+        std::lock_guard lk(self->mu);
+        if (self->exited) return ref;
+        self->monitors.push_back({ref, lookup, node});
+    }
+    if (node == n.name) {
+        recv_monitor(n, self->self_term, lookup, ref);
+        return ref;
+    }
+    std::weak_ptr<process> w = self;
+    send_control(n, node, make_tuple({term(dop::monitor_p), self->self_term, lookup, term(ref)}),
+                 nullptr, [w, ident, ref] {
+                     if (auto p = w.lock())
+                         p->node->send_monitor_down(ident, p->self_term, ref,
+                                                    term(at_noconnection()));
+                 });
+    return ref;
+}
+
+bool demonitor(node_core& n, const std::shared_ptr<process>& self, const reference& ref,
+               bool flush) {
+    std::optional<process::watched> m;
+    {
+        std::lock_guard lk(self->mu);
+        auto it = std::find_if(self->monitors.begin(), self->monitors.end(),
+                               [&](const process::watched& w) { return w.ref == ref; });
+        if (it != self->monitors.end()) {
+            m = *it;
+            self->monitors.erase(it);
+        }
+        if (flush) {
+            std::erase_if(self->queue, [&](const term& msg) {
+                return msg.is_tuple(5) && msg[0].is_atom(at_down()) && msg[1].is_reference() &&
+                       msg[1].as_reference() == ref;
+            });
+        }
+    }
+    if (m) n.remove_monitor_remote(self->self_term, *m);
+    return m.has_value();
+}
+
+void monitor_node(node_core& n, const std::shared_ptr<process>& self, atom node, bool on) {
+    {
+        std::lock_guard lk(self->mu);
+        if (self->exited) return;
+        if (!on) {
+            auto it = std::find(self->node_watches.begin(), self->node_watches.end(), node);
+            if (it != self->node_watches.end()) self->node_watches.erase(it);
+            return;
+        }
+        self->node_watches.push_back(node);
+    }
+    if (node == n.name) return;  // our own node never goes down under us
+    std::weak_ptr<process> w = self;
+    auto fail = [w, node] {
+        auto p = w.lock();
+        if (!p) return;
+        {
+            std::lock_guard lk(p->mu);
+            auto it = std::find(p->node_watches.begin(), p->node_watches.end(), node);
+            if (it == p->node_watches.end()) return;
+            p->node_watches.erase(it);
+        }
+        p->deliver(make_tuple({term(at_nodedown()), term(node)}));
+    };
+    auto c = n.connection_to(node, true);
+    if (!c) {
+        fail();
+    } else if (!c->is_up()) {
+        auto sw = std::make_shared<setup_watch>(n, node, c, std::move(fail));
+        sw->arm();
     }
 }
 
@@ -73,22 +334,31 @@ void node_core::send_monitor_down(const term& ident, const term& watcher, const 
     if (wp.node == name) {
         auto p = find_process(wp);
         if (!p) return;
-        bool found = false;
+        // A local watcher of a local name sees {Name, node()}.
+        const term object = ident.is_atom() ? make_tuple({ident, term(name)}) : ident;
+        term msg = make_tuple({term(at_down()), term(ref), term(at_process()), object, reason});
+        process::wake_list wake;
+        bool via_handler = false;
         {
             std::lock_guard lk(p->mu);
+            if (p->exited) return;
             auto it = std::find_if(p->monitors.begin(), p->monitors.end(),
                                    [&](const process::watched& w) { return w.ref == ref; });
-            if (it != p->monitors.end()) {
-                p->monitors.erase(it);
-                found = true;
-            }
+            if (it == p->monitors.end()) return;  // demonitored meanwhile
+            p->monitors.erase(it);
+            if (p->handler)
+                via_handler = true;
+            else
+                p->push_locked(std::move(msg), wake);
         }
-        if (found)
-            p->deliver(make_tuple({term(at_down()), term(ref), term(at_process()), ident, reason}));
+        if (via_handler)
+            p->deliver(std::move(msg));
+        else
+            p->notify(wake);
         return;
     }
     auto c = connection_to(wp.node, false);
-    if (!c || !c->is_up()) return;
+    if (!c || c->is_closed()) return;
     if (c->flags() & proto::dflag::exit_payload) {
         term r = reason;
         c->send(make_tuple({term(dop::payload_monitor_p_exit), ident, watcher, term(ref)}), &r);
@@ -100,51 +370,129 @@ void node_core::send_monitor_down(const term& ident, const term& watcher, const 
 
 void node_core::remove_monitor_remote(const term& watcher, const process::watched& m) {
     if (m.node == name) {
-        std::shared_ptr<process> t = m.target.is_pid()    ? find_process(m.target.as_pid())
-                                     : m.target.is_atom() ? find_name(m.target.as_atom())
-                                                          : nullptr;
-        if (!t) return;
-        std::lock_guard lk(t->mu);
-        std::erase_if(t->watchers, [&](const process::watcher& w) { return w.ref == m.ref; });
+        recv_demonitor(*this, m.target, m.ref);
         return;
     }
     auto c = connection_to(m.node, false);
-    if (!c || !c->is_up()) return;
+    if (!c || c->is_closed()) return;
     term target = m.target;
     if (target.is_tuple(2)) target = target[0];  // {Name, Node} -> Name
     c->send(make_tuple({term(dop::demonitor_p), watcher, target, term(m.ref)}), nullptr);
 }
 
+// ------------------------------------------------------------------------------------------
+// Receiving side (control messages and local signals alike)
+
+void recv_link(node_core& n, const term& from, const pid& to) {
+    auto p = n.find_process(to);
+    bool linked = false;
+    if (p) {
+        std::lock_guard lk(p->mu);
+        if (!p->exited) {
+            p->links.link_received(from);
+            linked = true;
+        }
+    }
+    // Linking to a process that does not exist gives the linker an exit signal noproc.
+    if (!linked) n.send_exit_signal(term(to), from, term(at_noproc()));
+}
+
+void recv_unlink_id(node_core& n, const term& id, const term& from, const pid& to) {
+    if (auto p = n.find_process(to)) {
+        std::lock_guard lk(p->mu);
+        p->links.unlink_id_received(from);
+    }
+    // erl_dist_protocol: UNLINK_ID_ACK {36, Id, FromPid, ToPid}, sender and receiver swapped,
+    // sent before any other signal from this process to the unlinker. Remotely we are on the
+    // connection's strand, so it is queued before anything this process sends later.
+    if (!from.is_pid()) return;
+    const pid& fp = from.as_pid();
+    if (fp.node == n.name) {
+        recv_unlink_id_ack(n, id, term(to), fp);
+        return;
+    }
+    if (auto c = n.connection_to(fp.node, false))
+        c->send(make_tuple({term(dop::unlink_id_ack), id, term(to), from}), nullptr);
+}
+
+void recv_unlink_id_ack(node_core& n, const term& id, const term& from, const pid& to) {
+    auto v = id_value(id);
+    if (!v) return;
+    if (auto p = n.find_process(to)) {
+        std::lock_guard lk(p->mu);
+        p->links.unlink_ack_received(from, *v);
+    }
+}
+
+void recv_monitor(node_core& n, const term& from, const term& target, const reference& ref) {
+    std::shared_ptr<process> p;
+    if (target.is_pid())
+        p = n.find_process(target.as_pid());
+    else if (target.is_atom())
+        p = n.find_name(target.as_atom());
+    bool ok = false;
+    if (p) {
+        std::lock_guard lk(p->mu);
+        if (!p->exited) {
+            p->watchers.push_back({from, ref, target});
+            ok = true;
+        }
+    }
+    if (!ok) n.send_monitor_down(target, from, ref, term(at_noproc()));
+}
+
+void recv_demonitor(node_core& n, const term& target, const reference& ref) {
+    std::shared_ptr<process> p;
+    if (target.is_pid())
+        p = n.find_process(target.as_pid());
+    else if (target.is_atom())
+        p = n.find_name(target.as_atom());
+    else if (target.is_tuple(2) && target[0].is_atom())
+        p = n.find_name(target[0].as_atom());
+    if (!p) return;
+    std::lock_guard lk(p->mu);
+    std::erase_if(p->watchers, [&](const process::watcher& w) { return w.ref == ref; });
+}
+
 void node_core::exit_signal(const std::shared_ptr<process>& to, const term& from,
                             const term& reason, bool linked) {
+    // Erlang reference manual, "Receiving Exit Signals": kill (sent with exit/2) is
+    // untrappable and gives `killed`; a trapping process gets {'EXIT', From, Reason}; otherwise
+    // `normal` is ignored (except exit(self(), normal)) and anything else kills with Reason.
     bool die = false;
     term die_reason = reason;
+    process::wake_list wake;
+    bool via_handler = false;
+    term msg;
     {
         std::lock_guard lk(to->mu);
         if (to->exited) return;
-        if (linked) {
-            // A link exit only counts while the link exists (it may have been removed by an
-            // unlink that crossed the exit in flight).
-            auto it = std::find(to->links.begin(), to->links.end(), from);
-            if (it == to->links.end()) return;
-            to->links.erase(it);
-        }
+        // A link exit counts only while the link is active: an unlink (ours, not yet
+        // acknowledged, or theirs) that crossed the exit in flight makes it void.
+        if (linked && !to->links.exit_received(from)) return;
         const bool is_kill = !linked && reason.is_atom(at_kill());
         if (is_kill) {
             die = true;
             die_reason = term(at_killed());
         } else if (to->trap_exit) {
-            // Delivered as a message below.
+            msg = make_tuple({term(at_exit_tag()), from, reason});
+            if (to->handler)
+                via_handler = true;
+            else
+                to->push_locked(msg, wake);
         } else if (reason.is_atom(atoms::normal())) {
-            return;  // normal exits are ignored by non-trapping processes
+            if (linked || from != to->self_term) return;
+            die = true;  // exit(self(), normal) ends the caller
         } else {
             die = true;
         }
     }
     if (die) {
         process_exit(to, die_reason);
+    } else if (via_handler) {
+        to->deliver(std::move(msg));
     } else {
-        to->deliver(make_tuple({term(at_exit_tag()), from, reason}));
+        to->notify(wake);
     }
 }
 
@@ -157,36 +505,28 @@ void node_core::on_signal(const std::shared_ptr<connection>& c, const term& cont
                  "malformed control message " + control.to_string());
     };
     switch (op) {
-        case dop::link: {  // {1, FromPid, ToPid}
+        case dop::link:  // {1, FromPid, ToPid}
             if (n != 3 || !control[1].is_pid() || !control[2].is_pid()) return bad();
-            auto p = find_process(control[2].as_pid());
-            bool linked = false;
-            if (p) {
+            recv_link(*this, control[1], control[2].as_pid());
+            return;
+        case dop::unlink_id:  // {35, Id, FromPid, ToPid}
+            if (n != 4 || !control[1].is_integer() || !control[2].is_pid() || !control[3].is_pid())
+                return bad();
+            recv_unlink_id(*this, control[1], control[2], control[3].as_pid());
+            return;
+        case dop::unlink_id_ack:  // {36, Id, FromPid, ToPid}
+            if (n != 4 || !control[1].is_integer() || !control[2].is_pid() || !control[3].is_pid())
+                return bad();
+            recv_unlink_id_ack(*this, control[1], control[2], control[3].as_pid());
+            return;
+        case dop::unlink: {  // {4, FromPid, ToPid}: old protocol, removes the link at once
+            if (n != 3 || !control[1].is_pid() || !control[2].is_pid()) return bad();
+            if (auto p = find_process(control[2].as_pid())) {
                 std::lock_guard lk(p->mu);
-                if (!p->exited) {
-                    if (std::find(p->links.begin(), p->links.end(), control[1]) == p->links.end())
-                        p->links.push_back(control[1]);
-                    linked = true;
-                }
+                p->links.remove(control[1]);
             }
-            // Linking to a process that does not exist gives the linker an exit signal noproc.
-            if (!linked) send_exit_signal(control[2], control[1], term(at_noproc()));
             return;
         }
-        case dop::unlink_id: {  // {35, Id, FromPid, ToPid}
-            if (n != 4 || !control[2].is_pid() || !control[3].is_pid()) return bad();
-            if (auto p = find_process(control[3].as_pid())) {
-                std::lock_guard lk(p->mu);
-                std::erase(p->links, control[2]);
-            }
-            // erl_dist_protocol: UNLINK_ID_ACK {36, Id, FromPid, ToPid}, sender and receiver
-            // swapped, sent before any other signal from this process to the unlinker.
-            c->send(make_tuple({term(dop::unlink_id_ack), control[1], control[3], control[2]}),
-                    nullptr);
-            return;
-        }
-        case dop::unlink_id_ack:
-            return;  // our unlinks complete immediately on our side
         case dop::exit:
         case dop::exit_tt:
         case dop::exit2:
@@ -208,42 +548,16 @@ void node_core::on_signal(const std::shared_ptr<connection>& c, const term& cont
                             op == dop::payload_exit || op == dop::payload_exit_tt);
             return;
         }
-        case dop::monitor_p: {  // {19, FromPid, ToProc, Ref}; ToProc: pid or name
-            if (n != 4 || !control[1].is_pid() || !control[3].is_reference()) return bad();
-            std::shared_ptr<process> p;
-            if (control[2].is_pid())
-                p = find_process(control[2].as_pid());
-            else if (control[2].is_atom())
-                p = find_name(control[2].as_atom());
-            else
+        case dop::monitor_p:  // {19, FromPid, ToProc, Ref}; ToProc: pid or name
+            if (n != 4 || !control[1].is_pid() || !control[3].is_reference() ||
+                !(control[2].is_pid() || control[2].is_atom()))
                 return bad();
-            bool ok = false;
-            if (p) {
-                std::lock_guard lk(p->mu);
-                if (!p->exited) {
-                    p->watchers.push_back({control[1], control[3].as_reference(), control[2]});
-                    ok = true;
-                }
-            }
-            if (!ok)
-                send_monitor_down(control[2], control[1], control[3].as_reference(),
-                                  term(at_noproc()));
+            recv_monitor(*this, control[1], control[2], control[3].as_reference());
             return;
-        }
-        case dop::demonitor_p: {  // {20, FromPid, ToProc, Ref}
+        case dop::demonitor_p:  // {20, FromPid, ToProc, Ref}
             if (n != 4 || !control[3].is_reference()) return bad();
-            std::shared_ptr<process> p;
-            if (control[2].is_pid())
-                p = find_process(control[2].as_pid());
-            else if (control[2].is_atom())
-                p = find_name(control[2].as_atom());
-            if (p) {
-                std::lock_guard lk(p->mu);
-                const auto& ref = control[3].as_reference();
-                std::erase_if(p->watchers, [&](const process::watcher& w) { return w.ref == ref; });
-            }
+            recv_demonitor(*this, control[2], control[3].as_reference());
             return;
-        }
         case dop::monitor_p_exit: {  // {21, FromProc, ToPid, Ref, Reason}
             if (n != 5 || !control[2].is_pid() || !control[3].is_reference()) return bad();
             send_monitor_down(down_ident(c, control[1]), control[2], control[3].as_reference(),
@@ -270,7 +584,6 @@ void node_core::on_signal(const std::shared_ptr<connection>& c, const term& cont
         case dop::spawn_reply:
         case dop::spawn_reply_tt:
         case dop::group_leader:
-        case dop::unlink:
             return;  // not used by this runtime; harmless to ignore
         default:
             c->close(make_error_code(errc::bad_control_message),
@@ -280,7 +593,8 @@ void node_core::on_signal(const std::shared_ptr<connection>& c, const term& cont
 }
 
 void node_core::on_node_down_signals(atom peer) {
-    // Every link and monitor across the lost connection fires with `noconnection`.
+    // Every link and monitor across the lost connection fires with `noconnection`; every
+    // monitor_node on it gives {nodedown, Node}.
     std::vector<std::shared_ptr<process>> all;
     {
         std::shared_lock lk(proc_mu);
@@ -292,18 +606,24 @@ void node_core::on_node_down_signals(atom peer) {
     for (auto& p : all) {
         std::vector<term> dead_links;
         std::vector<process::watched> downs;
+        std::size_t nodedowns = 0;
         {
             std::lock_guard lk(p->mu);
             if (p->exited) continue;
-            for (auto& l : p->links)
-                if (l.as_pid().node == peer) dead_links.push_back(l);
-            std::erase_if(p->watchers,
-                          [&](const process::watcher& w) { return w.pid.as_pid().node == peer; });
+            dead_links = p->links.on_node_down(peer);
+            std::erase_if(p->watchers, [&](const process::watcher& w) {
+                return w.pid.is_pid() && w.pid.as_pid().node == peer;
+            });
             for (auto& m : p->monitors)
                 if (m.node == peer) downs.push_back(m);
+            nodedowns = static_cast<std::size_t>(std::erase(p->node_watches, peer));
         }
-        for (auto& m : downs)
-            send_monitor_down(m.target, p->self_term, m.ref, reason);
+        for (auto& m : downs) {
+            const term ident = m.target.is_atom() ? make_tuple({m.target, term(peer)}) : m.target;
+            send_monitor_down(ident, p->self_term, m.ref, reason);
+        }
+        for (std::size_t i = 0; i < nodedowns; ++i)
+            p->deliver(make_tuple({term(at_nodedown()), term(peer)}));
         for (auto& l : dead_links)
             exit_signal(p, l, reason, true);
     }

@@ -1,0 +1,115 @@
+// erl::supervisor — OTP-style supervision of C++ processes (the semantics of OTP's
+// `supervisor` module, see docs/processes.md).
+//
+// A supervisor is itself a process (a thread-bodied C++ process that traps exits): BEAM nodes
+// can link to it, monitor it and send it messages; it answers the gen_server calls
+// supervisor:which_children/1 and supervisor:count_children/1 makes.
+//
+//   one_for_one   a child that must be restarted is restarted alone
+//   one_for_all   all children are terminated (reverse start order) and restarted
+//   rest_for_one  the child and those started after it are terminated and restarted
+//
+// Restart types: permanent (always restarted), transient (restarted unless it ended with
+// normal, shutdown or {shutdown, _}), temporary (never restarted, forgotten when it ends).
+// More than `intensity` restarts within `period` make the supervisor terminate all children
+// and exit with reason `shutdown`. With backoff set, the n-th restart in a row waits
+// min(backoff_initial * 2^(n-1), backoff_max) first (0 for the first by default).
+// Shutdown (supervisor stop, terminate_child, group restarts) goes in reverse start order:
+// exit(Child, shutdown) and up to `shutdown` for it to end, then exit(Child, kill);
+// brutal_kill kills at once.
+//
+// Thread safety: every member may be called from any thread except the supervisor's own
+// children's threads calling blocking members on themselves (they would wait on themselves).
+#pragma once
+
+#include <erl/error.hpp>
+#include <erl/mailbox.hpp>
+#include <erl/process.hpp>
+#include <erl/term.hpp>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace erl {
+
+class node;
+
+enum class restart_strategy { one_for_one, one_for_all, rest_for_one };
+enum class restart_type { permanent, transient, temporary };
+
+inline constexpr std::chrono::milliseconds brutal_kill{0};
+
+struct child_spec {
+    atom id;
+    // Starts the child and returns its pid. It is called on the supervisor's thread with the
+    // supervisor's mailbox; the supervisor links to the returned pid (spawn_link(sup, ...) is
+    // the usual way to start it). An error fails the start (a restart is retried and counts
+    // toward the intensity).
+    std::function<result<pid>(const mailbox& sup)> start;
+    restart_type restart = restart_type::permanent;
+    std::chrono::milliseconds shutdown{5000};  // brutal_kill, a timeout, or erl::infinity
+    bool is_supervisor = false;                // reported as type supervisor by which_children
+
+    // A worker running `body` on its own thread / as a coroutine, optionally registered.
+    static child_spec worker(atom id, process_body body, spawn_options opts = {},
+                             restart_type restart = restart_type::permanent);
+    static child_spec worker(atom id, coroutine_body body, spawn_options opts = {},
+                             restart_type restart = restart_type::permanent);
+};
+
+struct supervisor_flags {
+    restart_strategy strategy = restart_strategy::one_for_one;
+    int intensity = 1;                             // max restarts ...
+    std::chrono::milliseconds period{5000};        // ... within this period
+    std::chrono::milliseconds backoff_initial{0};  // 0: no backoff
+    std::chrono::milliseconds backoff_max{0};
+    bool backoff_first = false;  // also delay the first restart in a row
+};
+
+struct child_info {
+    atom id;
+    std::optional<erl::pid> pid;  // nullopt: not running (terminated, or waiting for a restart)
+    restart_type restart = restart_type::permanent;
+    bool is_supervisor = false;
+};
+
+class supervisor {
+  public:
+    supervisor() = default;
+
+    // Starts the supervisor and its children in order. If a child fails to start, the ones
+    // started are shut down and the error returned. opts: name (registered), link_to.
+    static result<supervisor> start(node& n, supervisor_flags flags,
+                                    std::vector<child_spec> children, spawn_options opts = {});
+
+    const pid& self() const noexcept;
+    explicit operator bool() const noexcept { return st_ != nullptr; }
+
+    // Dynamic children (supervisor:start_child/2 ...). Errors: name_taken (id in use),
+    // noproc (supervisor gone), timeout, or the child's start error.
+    result<pid> start_child(child_spec spec,
+                            std::chrono::milliseconds timeout = std::chrono::seconds(30));
+    error_code terminate_child(atom id,
+                               std::chrono::milliseconds timeout = std::chrono::seconds(30));
+    error_code delete_child(atom id, std::chrono::milliseconds timeout = std::chrono::seconds(30));
+    result<pid> restart_child(atom id,
+                              std::chrono::milliseconds timeout = std::chrono::seconds(30));
+    result<std::vector<child_info>> which_children(
+        std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+    // Stops the supervisor: children shut down in reverse order, then it exits with `shutdown`.
+    // Returns once it has ended (or timeout).
+    error_code stop(std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
+    struct state;
+
+  private:
+    explicit supervisor(std::shared_ptr<state> st) : st_(std::move(st)) {}
+    std::shared_ptr<state> st_;
+};
+
+}  // namespace erl

@@ -1,0 +1,37 @@
+// Process-level link, monitor and exit operations (the sending half of src/node/signals.cpp).
+// Local and remote targets go through the same receive handlers: a signal to a local process
+// calls the handler directly; to a remote one it becomes a control message.
+#pragma once
+
+#include "node/node_core.hpp"
+
+#include <memory>
+
+namespace erl::detail {
+
+// erlang:link/1. A dead or unknown target gives `self` an exit signal noproc; an unreachable
+// node gives noconnection.
+void link(node_core& n, const std::shared_ptr<process>& self, const pid& other);
+// erlang:unlink/1: the link is inactive at once; UNLINK_ID completes it.
+void unlink(node_core& n, const std::shared_ptr<process>& self, const pid& other);
+// erlang:exit/2 sent from `from` (a pid term).
+void send_exit2(node_core& n, const term& from, const pid& to, const term& reason);
+// erlang:monitor(process, Target); target: a pid, a local registered name (atom) or
+// {Name, Node}. A dead target gives 'DOWN' noproc; an unreachable node noconnection.
+reference monitor(node_core& n, const std::shared_ptr<process>& self, const term& target);
+// erlang:demonitor/2: true if the monitor was active. With flush, a 'DOWN' already queued for
+// it is removed.
+bool demonitor(node_core& n, const std::shared_ptr<process>& self, const reference& ref,
+               bool flush);
+// erlang:monitor_node/2.
+void monitor_node(node_core& n, const std::shared_ptr<process>& self, atom node, bool on);
+
+// Receive handlers, shared by control messages and local signals.
+void recv_link(node_core& n, const term& from, const pid& to);
+void recv_unlink_id(node_core& n, const term& id, const term& from, const pid& to);
+void recv_unlink_id_ack(node_core& n, const term& id, const term& from, const pid& to);
+// MONITOR_P: target is a pid or a registered name atom.
+void recv_monitor(node_core& n, const term& from, const term& target, const reference& ref);
+void recv_demonitor(node_core& n, const term& target, const reference& ref);
+
+}  // namespace erl::detail

@@ -1,0 +1,327 @@
+// C++ processes: thread bodies and coroutine bodies with their own mailbox
+// (include/erl/process.hpp).
+#include <erl/node.hpp>
+#include <erl/process.hpp>
+
+#include "node/node_core.hpp"
+#include "node/signals.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+namespace asio = boost::asio;
+
+namespace erl {
+namespace detail {
+
+// State of a coroutine process shared by its frame and its wake-up callbacks. Holds only weak
+// references to the process and node, so a suspended coroutine owned by the io_context never
+// keeps the node (which owns the io_context) alive.
+struct coroutine_state {
+    coroutine_state(const std::shared_ptr<process>& p, asio::io_context& ioc)
+        : proc(p),
+          self(p->self),
+          self_term(p->self_term),
+          strand(asio::make_strand(ioc)),
+          timer(strand) {}
+
+    std::weak_ptr<process> proc;
+    const pid self;
+    const term self_term;
+    asio::strand<asio::io_context::executor_type> strand;
+    asio::steady_timer timer;        // used on the strand only
+    bool signaled = false;           // strand only: a wake-up arrived
+    std::atomic<bool> armed{false};  // a waiter of ours sits in process::waiters
+};
+
+namespace {
+
+// Live threads of thread-bodied processes, per node, for join_processes().
+struct thread_registry {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::unordered_map<const node_core*, std::size_t> live;
+};
+thread_registry& threads() {
+    static thread_registry r;
+    return r;
+}
+
+term crash_reason(const char* what) {
+    static const atom tag("cpp_exception");
+    return make_tuple({term(tag), binary(what ? what : "")});
+}
+
+// Creates the process and applies the options that must hold before the body runs.
+result<std::shared_ptr<process>> prepare(node& n, const spawn_options& o) {
+    auto& core = n.internals();
+    if (!core.alive) return make_error_code(errc::not_alive);
+    auto p = core.new_process();
+    if (o.name) {
+        if (auto ec = n.register_name(*o.name, p->self)) {
+            std::unique_lock lk(core.proc_mu);
+            core.procs.erase((std::uint64_t(p->self.id) << 32) | p->self.serial);
+            return ec;
+        }
+    }
+    if (o.trap_exit) {
+        std::lock_guard lk(p->mu);
+        p->trap_exit = true;
+    }
+    if (o.link_to) link(core, p, *o.link_to);
+    return p;
+}
+
+void start_thread(const std::shared_ptr<process>& p, process_body body) {
+    const node_core* key = p->node.get();
+    {
+        auto& r = threads();
+        std::lock_guard lk(r.mu);
+        ++r.live[key];
+    }
+    std::thread([p = p, body = std::move(body), key]() mutable {
+        term reason(atoms::normal());
+        {
+            mailbox mb(p);  // a plain handle: dropping it does not end the process
+            try {
+                body(mb);
+            } catch (const exit_exception& e) {
+                reason = e.reason();
+            } catch (const std::exception& e) {
+                reason = crash_reason(e.what());
+            } catch (...) {
+                reason = crash_reason("unknown exception");
+            }
+        }
+        p->node->process_exit(p, reason);
+        body = nullptr;  // the body's captures go before join_processes() returns
+        p.reset();
+        auto& r = threads();
+        std::lock_guard lk(r.mu);
+        auto it = r.live.find(key);
+        if (it != r.live.end() && --it->second == 0) r.live.erase(it);
+        r.cv.notify_all();
+    }).detach();
+}
+
+asio::awaitable<void> run_coroutine(std::shared_ptr<coroutine_state> st, coroutine_body body) {
+    term reason(atoms::normal());
+    {
+        process_context ctx(st);
+        try {
+            co_await body(ctx);
+        } catch (const exit_exception& e) {
+            reason = e.reason();
+        } catch (const std::exception& e) {
+            reason = crash_reason(e.what());
+        } catch (...) {
+            reason = crash_reason("unknown exception");
+        }
+    }
+    if (auto p = st->proc.lock()) p->node->process_exit(p, reason);
+}
+
+void start_coroutine(const std::shared_ptr<process>& p, coroutine_body body) {
+    auto st = std::make_shared<coroutine_state>(p, p->node->ioc);
+    asio::co_spawn(st->strand, run_coroutine(st, std::move(body)), asio::detached);
+}
+
+template <class Body>
+result<pid> do_spawn(node& n, Body body, const spawn_options& o, const mailbox* parent,
+                     reference* monitor_ref) {
+    auto p = prepare(n, o);
+    if (!p) return p.error();
+    if (parent) {
+        if (monitor_ref)
+            *monitor_ref = parent->monitor((*p)->self);
+        else
+            parent->link((*p)->self);
+    }
+    const pid id = (*p)->self;
+    if constexpr (std::is_same_v<Body, process_body>)
+        start_thread(*p, std::move(body));
+    else
+        start_coroutine(*p, std::move(body));
+    return id;
+}
+
+}  // namespace
+}  // namespace detail
+
+// ------------------------------------------------------------------------------------------
+// process_context
+
+const pid& process_context::self() const noexcept {
+    return st_->self;
+}
+const term& process_context::self_term() const noexcept {
+    return st_->self_term;
+}
+asio::any_io_executor process_context::get_executor() const {
+    return st_->strand;
+}
+mailbox process_context::handle() const {
+    return mailbox(st_->proc.lock());
+}
+bool process_context::exited() const {
+    auto p = st_->proc.lock();
+    return !p || p->exited;
+}
+
+asio::awaitable<std::optional<term>> process_context::async_receive(
+    std::chrono::milliseconds timeout) const {
+    return async_receive_if([](const term&) { return true; }, timeout);
+}
+
+asio::awaitable<std::optional<term>> process_context::async_receive_if(
+    std::function<bool(const term&)> pred, std::chrono::milliseconds timeout) const {
+    auto st = st_;  // the frame keeps the state alive across suspensions
+    const auto deadline = timeout == infinity ? std::chrono::steady_clock::time_point::max()
+                                              : std::chrono::steady_clock::now() + timeout;
+    std::size_t scanned = 0;  // messages already rejected stay rejected (we are the only reader)
+    auto scan = [&](detail::process& p) -> std::optional<term> {
+        for (auto it = p.queue.begin() + static_cast<std::ptrdiff_t>(scanned); it != p.queue.end();
+             ++it, ++scanned) {
+            if (pred(*it)) {
+                term t = std::move(*it);
+                p.queue.erase(it);
+                return t;
+            }
+        }
+        return std::nullopt;
+    };
+    for (;;) {
+        {
+            auto p = st->proc.lock();
+            if (!p) co_return std::nullopt;
+            std::lock_guard lk(p->mu);
+            if (scanned > p->queue.size()) scanned = 0;  // flushed by someone (demonitor)
+            if (auto t = scan(*p)) co_return t;
+            if (p->exited) co_return std::nullopt;
+            if (std::chrono::steady_clock::now() >= deadline) co_return std::nullopt;
+            // One waiter per process at most: it is one-shot, and re-armed on the next wait.
+            if (!st->armed.exchange(true)) {
+                std::weak_ptr<detail::coroutine_state> w = st;
+                p->waiters.push_back([w] {
+                    auto s = w.lock();
+                    if (!s) return;
+                    s->armed = false;
+                    asio::post(s->strand, [s] {
+                        s->signaled = true;
+                        s->timer.cancel();
+                    });
+                });
+            }
+        }
+        // On the strand: a wake-up posted before this point has already run and set signaled.
+        if (st->signaled) {
+            st->signaled = false;
+            continue;
+        }
+        st->timer.expires_at(deadline);
+        error_code ec;
+        co_await st->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        st->signaled = false;
+        if (!ec) {
+            // Deadline: a last look at what arrived meanwhile.
+            auto p = st->proc.lock();
+            if (!p) co_return std::nullopt;
+            std::lock_guard lk(p->mu);
+            if (scanned > p->queue.size()) scanned = 0;
+            co_return scan(*p);
+        }
+    }
+}
+
+asio::awaitable<void> process_context::async_sleep(std::chrono::milliseconds d) const {
+    asio::steady_timer t(st_->strand, d);
+    error_code ec;
+    co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+}
+
+void process_context::send(const pid& to, term msg) const {
+    if (auto m = handle()) m.send(to, std::move(msg));
+}
+void process_context::send(atom registered_name, term msg) const {
+    if (auto m = handle()) m.send(registered_name, std::move(msg));
+}
+void process_context::send(atom registered_name, atom to_node, term msg) const {
+    if (auto m = handle()) m.send(registered_name, to_node, std::move(msg));
+}
+void process_context::link(const pid& other) const {
+    if (auto m = handle()) m.link(other);
+}
+void process_context::unlink(const pid& other) const {
+    if (auto m = handle()) m.unlink(other);
+}
+reference process_context::monitor(const pid& target) const {
+    if (auto m = handle()) return m.monitor(target);
+    return {};
+}
+reference process_context::monitor(atom registered_name, atom node) const {
+    if (auto m = handle()) return m.monitor(registered_name, node);
+    return {};
+}
+bool process_context::demonitor(const reference& ref, bool flush) const {
+    if (auto m = handle()) return m.demonitor(ref, flush);
+    return false;
+}
+bool process_context::trap_exit(bool on) const {
+    if (auto m = handle()) return m.trap_exit(on);
+    return false;
+}
+void process_context::exit(const pid& to, term reason) const {
+    if (auto m = handle()) m.exit(to, std::move(reason));
+}
+
+// ------------------------------------------------------------------------------------------
+// spawn
+
+result<pid> spawn(node& n, process_body body, spawn_options opts) {
+    return detail::do_spawn(n, std::move(body), opts, nullptr, nullptr);
+}
+result<pid> spawn(node& n, coroutine_body body, spawn_options opts) {
+    return detail::do_spawn(n, std::move(body), opts, nullptr, nullptr);
+}
+result<pid> spawn_link(const mailbox& parent, process_body body, spawn_options opts) {
+    return detail::do_spawn(parent.owner(), std::move(body), opts, &parent, nullptr);
+}
+result<pid> spawn_link(const mailbox& parent, coroutine_body body, spawn_options opts) {
+    return detail::do_spawn(parent.owner(), std::move(body), opts, &parent, nullptr);
+}
+result<spawned> spawn_monitor(const mailbox& parent, process_body body, spawn_options opts) {
+    reference ref;
+    auto r = detail::do_spawn(parent.owner(), std::move(body), opts, &parent, &ref);
+    if (!r) return r.error();
+    return spawned{*r, ref};
+}
+result<spawned> spawn_monitor(const mailbox& parent, coroutine_body body, spawn_options opts) {
+    reference ref;
+    auto r = detail::do_spawn(parent.owner(), std::move(body), opts, &parent, &ref);
+    if (!r) return r.error();
+    return spawned{*r, ref};
+}
+
+bool join_processes(node& n, std::chrono::milliseconds timeout) {
+    auto& r = detail::threads();
+    const detail::node_core* key = &n.internals();
+    std::unique_lock lk(r.mu);
+    auto done = [&] { return r.live.find(key) == r.live.end(); };
+    if (timeout == infinity) {
+        r.cv.wait(lk, done);
+        return true;
+    }
+    return r.cv.wait_for(lk, timeout, done);
+}
+
+}  // namespace erl
