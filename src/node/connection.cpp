@@ -408,9 +408,10 @@ asio::awaitable<void> connection::run_reader(std::vector<std::uint8_t> leftover)
         std::size_t n = co_await stream_.async_read_some(
             asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
         if (ec) {
-            std::string why = ec == asio::error::eof ? "peer closed the connection"
-                              : stream_.is_tls()     ? tls_reason(ec)
-                                                     : ec.message();
+            std::string why = ec == asio::error::eof || ec == asio::ssl::error::stream_truncated
+                                  ? "peer closed the connection"
+                              : stream_.is_tls() ? tls_reason(ec)
+                                                 : ec.message();
             close(make_error_code(errc::connection_closed), why);
             co_return;
         }
