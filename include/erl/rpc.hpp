@@ -162,7 +162,8 @@ class server {
   public:
     explicit server(erl::node& n, server_options opts = {});
     // Stops serving: later SPAWN_REQUESTs for erpc get the error reply `notsup`, rex is
-    // unregistered; waits for handlers that are running.
+    // unregistered; waits for handlers that are running (after node::stop(): abandons
+    // suspended coroutine handlers instead of waiting for them).
     ~server();
     server(const server&) = delete;
     server& operator=(const server&) = delete;

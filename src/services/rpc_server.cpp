@@ -314,6 +314,9 @@ server::~server() {
         if (slot->server.lock() == st_) slot->server.reset();
     }
     if (st_->rex) st_->core.process_exit(st_->rex, term(A().normal));
+    // A stopped node has nobody left to answer: abandon suspended coroutines (a long
+    // demo:sleep must not hold up shutdown). Otherwise let running handlers finish.
+    if (!node_.alive()) st_->pool.stop();
     st_->pool.join();
 }
 
