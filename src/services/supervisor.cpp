@@ -76,6 +76,9 @@ class sup_loop {
 
     void run() {
         for (;;) {
+            // Due restarts first: a restart without backoff happens before the next message is
+            // handled, as in OTP (a which_children right after a crash sees the new pid).
+            if (restart_due_ && clock::now() >= *restart_due_) do_restarts();
             auto timeout = infinity;
             if (restart_due_) {
                 auto now = clock::now();
