@@ -290,11 +290,7 @@ proto::handshake_status connection::decide_status(std::string_view peer_name,
             if (other->is_outgoing() && proto::we_win_simultaneous(core_->name.str(), peer_name)) {
                 return proto::handshake_status::nok;
             }
-            adopt_pending_from(*other);
-            {
-                std::lock_guard olk(other->mu_);
-                other->superseded_ = true;
-            }
+            adopt_pending_from(*other);  // also marks it superseded, atomically
             it->second = self;
             loser = other;
             status = other->is_outgoing() ? proto::handshake_status::ok_simultaneous
@@ -318,6 +314,8 @@ void connection::adopt_pending_from(connection& other) {
     for (auto& p : other.pending_)
         pending_.push_back(std::move(p));
     other.pending_.clear();
+    // In the same critical section: from now on sends to `other` forward to its successor.
+    other.superseded_ = true;
 }
 
 void connection::become_up(const proto::handshake& hs) {
@@ -447,18 +445,30 @@ std::string connection::tls_reason(const error_code& ec) {
 // Writing
 
 void connection::send(const term& control, const term* payload) {
-    std::lock_guard lk(mu_);
-    switch (state_.load()) {
-        case state::closed:
-            return;
-        case state::up:
-            writer_->append_message(wbuf_, control, payload);
-            start_write_locked();
-            return;
-        default:
-            pending_.emplace_back(control, payload ? std::optional<term>(*payload) : std::nullopt);
-            return;
+    atom successor_peer;
+    {
+        std::lock_guard lk(mu_);
+        if (superseded_) {
+            // A simultaneous connect replaced this attempt and its queue moved to the winner;
+            // a sender that still held this object must not lose its message here.
+            successor_peer = peer_;
+        } else {
+            switch (state_.load()) {
+                case state::closed:
+                    return;
+                case state::up:
+                    writer_->append_message(wbuf_, control, payload);
+                    start_write_locked();
+                    return;
+                default:
+                    pending_.emplace_back(control,
+                                          payload ? std::optional<term>(*payload) : std::nullopt);
+                    return;
+            }
+        }
     }
+    if (auto next = core_->connection_to(successor_peer, true); next && next.get() != this)
+        next->send(control, payload);
 }
 
 void connection::flush_locked() {
