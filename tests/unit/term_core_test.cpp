@@ -289,7 +289,11 @@ TEST(TermCore, BinariesAndBitstrings) {
     term r2 = detail::new_binary(2, d, 3);
     EXPECT_EQ(r2.type(), kind::bitstring);
     EXPECT_EQ(r2.bit_size(), 11u);
-    EXPECT_EQ(d[0], 0);  // zero-initialized
+    // The bytes are the caller's to fill (not zero-initialized: decode overwrites them).
+    d[0] = 0xAB;
+    d[1] = 0xE0;
+    EXPECT_EQ(r2.as_bytes()[0], 0xAB);
+    EXPECT_EQ(r2.as_bytes()[1], 0xE0);
 }
 
 TEST(TermCore, Charlist) {

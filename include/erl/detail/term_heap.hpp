@@ -56,8 +56,9 @@ static_assert(sizeof(tuple_block) % alignof(term) == 0);
 static_assert(sizeof(list_block) % alignof(term) == 0);
 
 // Raw builders: each returns a fresh term owning a new block whose elements are
-// default-initialized ([] for terms, 0 for bytes/limbs); the caller fills them through the
-// out-pointer before the term is shared. Throw std::bad_alloc like any allocation.
+// default-initialized ([] for terms, 0 for limbs; binary bytes are left to the caller); the caller
+// fills them through the out-pointer before the term is shared. Throw std::bad_alloc like any
+// allocation.
 term new_tuple(std::size_t n, term*& elems);
 term new_list(std::size_t n, term*& elems, term*& tail);  // n >= 1
 term new_map(std::size_t n, std::pair<term, term>*& pairs);
@@ -65,6 +66,7 @@ term new_map(std::size_t n, std::pair<term, term>*& pairs);
 // errc::duplicate_map_key if two keys are equal.
 error_code finish_map(term& m) noexcept;
 // trailing_bits: bits used in the last byte, 1..8 (8 = binary). With 0 bytes it must be 8.
+// The bytes are NOT initialized: the caller writes all of them (and clears unused bits).
 term new_binary(std::size_t bytes, std::uint8_t*& data, unsigned trailing_bits = 8);
 // Limbs are filled by the caller; call normalize_integer afterwards.
 term new_bignum(bool negative, std::size_t limbs, std::uint32_t*& data);
@@ -84,8 +86,12 @@ inline void term::release() noexcept {
     if (is_heap() && h_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) detail::destroy(h_);
 }
 
-inline std::string_view atom::str() const noexcept { return {e_->text, e_->bytes}; }
-inline std::size_t atom::hash() const noexcept { return e_->hash; }
+inline std::string_view atom::str() const noexcept {
+    return {e_->text, e_->bytes};
+}
+inline std::size_t atom::hash() const noexcept {
+    return e_->hash;
+}
 
 inline bool term::is_tuple(std::size_t arity) const noexcept {
     return kind_ == kind::tuple && h_->size == arity;
@@ -142,8 +148,12 @@ inline const reference& term::as_reference() const {
     if (kind_ != kind::reference) throw_bad_term_access("reference", *this);
     return reinterpret_cast<detail::value_block<reference>*>(h_)->value;
 }
-inline bool term::is_export() const noexcept { return kind_ == kind::fun && h_->flags == 1; }
-inline bool term::is_closure() const noexcept { return kind_ == kind::fun && h_->flags == 0; }
+inline bool term::is_export() const noexcept {
+    return kind_ == kind::fun && h_->flags == 1;
+}
+inline bool term::is_closure() const noexcept {
+    return kind_ == kind::fun && h_->flags == 0;
+}
 inline const export_fun& term::as_export() const {
     if (!is_export()) throw_bad_term_access("export fun", *this);
     return reinterpret_cast<detail::value_block<export_fun>*>(h_)->value;
