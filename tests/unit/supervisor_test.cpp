@@ -115,9 +115,18 @@ TEST_F(SupervisorTest, restart_types_permanent_transient_temporary) {
     auto perm = started("perm"), trans = started("trans"), temp = started("temp");
     self.send(perm, erl::tuple(A("exit"), erl::atoms::normal()));
     EXPECT_NE(started("perm"), perm);  // permanent: even a normal exit restarts
+    auto m_trans = self.monitor(trans), m_temp = self.monitor(temp);
     self.send(trans, erl::tuple(A("exit"), erl::atoms::normal()));
     self.send(temp, erl::tuple(A("exit"), A("crash")));
-    auto trans2 = sup->start_child(reporting_worker("probe"));  // serialises with the exits
+    // Once both are down, their 'EXIT's sit in the supervisor's queue (links fire before
+    // monitors), ahead of the start_child request below.
+    std::vector<erl::term> downs{*self.receive(5s), *self.receive(5s)};
+    auto has = [&](const erl::term& x) {
+        return std::find(downs.begin(), downs.end(), x) != downs.end();
+    };
+    EXPECT_TRUE(has(erl::tuple(A("DOWN"), m_trans, A("process"), trans, erl::atoms::normal())));
+    EXPECT_TRUE(has(erl::tuple(A("DOWN"), m_temp, A("process"), temp, A("crash"))));
+    auto trans2 = sup->start_child(reporting_worker("probe"));
     ASSERT_TRUE(trans2);
     started("probe");
     auto kids = sup->which_children().value();
