@@ -4,6 +4,7 @@
 // signs (subjectAltName DNS:127.0.0.1 and IP:127.0.0.1, as an OTP 25 client checks the host part
 // of the node name as a DNS name), and a rogue CA with its own node certificate.
 #include <erl/node.hpp>
+#include <erl/rpc.hpp>
 
 #include "harness/harness.hpp"
 
@@ -256,11 +257,13 @@ TEST_F(TlsInterop, cpp_pings_beam_rpc_and_links_both_ways) {
     ASSERT_TRUE(reply);
     EXPECT_EQ((*reply)[1].to_string(), "[3,2,1]");
 
-    // BEAM -> C++ rpc, when this build has an rpc service (rex) on the C++ node.
-    if (cpp.node->whereis(erl::atom("rex"))) {
-        EXPECT_EQ(beam.node.eval("rpc:call(" + q(cpp.name()) + ", erlang, node, [], 10000)"),
-                  q(cpp.name()));
-    }
+    // BEAM -> C++ rpc over TLS: rpc:call (erpc, SPAWN_REQUEST) answered by the rpc server.
+    erl::rpc::server rpc_server(*cpp.node);
+    rpc_server.add("tls_demo", "twice", [](std::int64_t x) -> std::int64_t { return 2 * x; });
+    EXPECT_EQ(beam.node.eval("rpc:call(" + q(cpp.name()) + ", erlang, node, [], 10000)"),
+              q(cpp.name()));
+    EXPECT_EQ(beam.node.eval("rpc:call(" + q(cpp.name()) + ", tls_demo, twice, [21], 10000)"),
+              "42");
 
     // Links, exit signal C++ -> BEAM: a trapping BEAM process linked to a C++ process sees its
     // exit reason.
@@ -301,6 +304,26 @@ TEST_F(TlsInterop, cpp_pings_beam_rpc_and_links_both_ways) {
     for (int i = 0; i < 250 && !victim->exited(); ++i)
         std::this_thread::sleep_for(20ms);
     EXPECT_TRUE(victim->exited());
+
+    // A link made by the C++ side (LINK sent over TLS): the BEAM process that dies takes the
+    // trapping C++ process's link with it as an {'EXIT', Pid, Reason} message.
+    auto linker = cpp.node->spawn_mailbox(erl::atom("tls_linker"));
+    ASSERT_TRUE(linker);
+    linker->trap_exit(true);
+    EXPECT_EQ(beam.node.eval("K3 = spawn(fun() -> receive die -> exit(tls_linked_exit) end end), "
+                             "{tls_linker, " +
+                             q(cpp.name()) + "} ! {target, K3}, ok"),
+              "ok");
+    auto target = linker->receive(5s);
+    ASSERT_TRUE(target && target->is_tuple(2) && (*target)[1].is_pid());
+    linker->link((*target)[1].as_pid());
+    // The LINK is on the wire before this message (order per pair), so K3 is linked when it dies.
+    linker->send((*target)[1].as_pid(), erl::atom("die"));
+    auto ex = linker->receive(10s);
+    ASSERT_TRUE(ex);
+    ASSERT_TRUE(ex->is_tuple(3));
+    EXPECT_EQ((*ex)[0].to_string(), "'EXIT'");
+    EXPECT_EQ((*ex)[2].to_string(), "tls_linked_exit");
 }
 
 TEST_F(TlsInterop, mutual_tls_verify_peer_both_directions) {
