@@ -40,7 +40,7 @@ struct heap_header;
 // The atom table is global, thread-safe and bounded (set_atom_table_limit); atoms are never
 // freed, as in BEAM.
 class atom {
-public:
+  public:
     atom() noexcept;  // the empty atom ''
     // Interns utf8. Throws std::invalid_argument for invalid UTF-8 or more than 255 characters,
     // std::length_error when the atom table is full. Use make() for a non-throwing version.
@@ -63,7 +63,7 @@ public:
         return a;
     }
 
-private:
+  private:
     const detail::atom_entry* e_;
 };
 
@@ -129,12 +129,12 @@ class term;
 struct closure;
 
 enum class kind : std::uint8_t {
-    integer,    // fits in int64 (always normalized: a bignum is never in int64 range)
-    bignum,     // outside int64 range
-    float_,     // finite double
+    integer,  // fits in int64 (always normalized: a bignum is never in int64 range)
+    bignum,   // outside int64 range
+    float_,   // finite double
     atom,
     reference,
-    fun,        // closure or export
+    fun,  // closure or export
     port,
     pid,
     tuple,
@@ -147,7 +147,7 @@ enum class kind : std::uint8_t {
 
 // Thrown by term::as_*() when the term is of another kind (like std::bad_variant_access).
 class bad_term_access : public std::logic_error {
-public:
+  public:
     using std::logic_error::logic_error;
 };
 
@@ -163,7 +163,7 @@ struct list_view;
 
 // ---------------------------------------------------------------------------------------------
 class term {
-public:
+  public:
     // Construction -----------------------------------------------------------------------
     term() noexcept : kind_(kind::nil), i_(0) {}  // []
     term(int v) noexcept : kind_(kind::integer), i_(v) {}
@@ -231,9 +231,7 @@ public:
     bool is_list() const noexcept { return kind_ == kind::list || kind_ == kind::nil; }
     bool is_proper_list() const noexcept;
     bool is_binary() const noexcept { return kind_ == kind::binary; }
-    bool is_bitstring() const noexcept {
-        return kind_ == kind::binary || kind_ == kind::bitstring;
-    }
+    bool is_bitstring() const noexcept { return kind_ == kind::binary || kind_ == kind::bitstring; }
 
     // Access: each throws bad_term_access if the term is of another kind ---------------------
     std::int64_t as_int64() const;  // small integers only
@@ -247,13 +245,13 @@ public:
     const export_fun& as_export() const;
     const closure& as_closure() const;
     std::span<const term> as_tuple() const;
-    list_view as_list() const;                                 // [] or a list
+    list_view as_list() const;  // [] or a list
     // Sorted by key in OTP's map-key order: the standard term order, except that every
     // integer sorts before every float (so 1 and 1.0 are distinct keys).
     std::span<const std::pair<term, term>> as_map() const;
-    std::span<const std::uint8_t> as_bytes() const;            // binary or bitstring bytes
-    std::string_view as_string_view() const;                   // binary bytes as chars
-    std::size_t bit_size() const;                              // binary or bitstring
+    std::span<const std::uint8_t> as_bytes() const;  // binary or bitstring bytes
+    std::string_view as_string_view() const;         // binary bytes as chars
+    std::size_t bit_size() const;                    // binary or bitstring
     // Bits used in the last byte of a bitstring (1..8); 8 for a binary.
     unsigned trailing_bits() const;
 
@@ -285,7 +283,7 @@ public:
                kind_ != kind::nil;
     }
 
-private:
+  private:
     void retain() const noexcept;
     void release() noexcept;
 
@@ -413,5 +411,5 @@ struct std::hash<erl::atom> {
     std::size_t operator()(erl::atom a) const noexcept { return a.hash(); }
 };
 
-#include <erl/detail/term_heap.hpp>
 #include <erl/detail/term_convert.hpp>
+#include <erl/detail/term_heap.hpp>

@@ -47,8 +47,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const request& req = reader.value();
         if (auto* a = std::get_if<alive2_request>(&req)) {
             // Round trip: what we parsed encodes to a request that parses to the same node.
-            auto again = parse_request(std::span<const std::uint8_t>(
-                encode_alive2_request(a->info)).subspan(2));
+            auto again = parse_request(
+                std::span<const std::uint8_t>(encode_alive2_request(a->info)).subspan(2));
             check(again.has_value() && std::get<alive2_request>(*again).info == a->info);
             auto c = reg.add(a->info, 1);
             check(c.has_value());
