@@ -39,14 +39,9 @@ node_core::node_core(node_options o) : opts(std::move(o)) {}
 
 std::shared_ptr<process> node_core::spawn_service(atom service_name,
                                                   std::function<void(term)> handler) {
-    std::uint64_t n = pid_counter.fetch_add(1, std::memory_order_relaxed);
-    pid p{name, static_cast<std::uint32_t>(n & 0x7fff),
-          static_cast<std::uint32_t>((n >> 15) & 0x1fff), creation.load()};
-    auto proc = std::make_shared<process>(shared_from_this(), p);
-    proc->handler = std::move(handler);
-    proc->name = service_name;
+    auto proc = new_process(std::move(handler));
     std::unique_lock lk(proc_mu);
-    procs[(std::uint64_t(p.id) << 32) | p.serial] = proc;
+    proc->name = service_name;
     names[service_name] = proc;
     return proc;
 }
@@ -75,13 +70,14 @@ void node_core::log(std::string_view msg) const {
 // ------------------------------------------------------------------------------------------
 // Processes
 
-std::shared_ptr<process> node_core::new_process() {
+std::shared_ptr<process> node_core::new_process(std::function<void(term)> handler) {
     // Pid numbering: 15 bits of id and 13 of serial are what every OTP version accepts; with
     // 28 bits we can create 268M processes before the numbers wrap.
     std::uint64_t n = pid_counter.fetch_add(1, std::memory_order_relaxed);
     pid p{name, static_cast<std::uint32_t>(n & 0x7fff),
           static_cast<std::uint32_t>((n >> 15) & 0x1fff), creation.load()};
     auto proc = std::make_shared<process>(shared_from_this(), p);
+    proc->handler = std::move(handler);  // set before the process is published
     std::unique_lock lk(proc_mu);
     procs[(std::uint64_t(p.id) << 32) | p.serial] = proc;
     return proc;

@@ -76,7 +76,9 @@ struct node_core : std::enable_shared_from_this<node_core> {
     std::shared_ptr<process> node_process;  // sender of messages sent "from the node"
     std::shared_ptr<void> work_guard;       // keeps the io_context running while alive
 
-    std::shared_ptr<process> new_process();
+    // A new process in the table. With a handler, its messages are handled inline (a service
+    // process, see spawn_service) instead of queued.
+    std::shared_ptr<process> new_process(std::function<void(term)> handler = {});
     mailbox make_handle(const std::shared_ptr<process>& p);
     // A registered service process whose messages are handled inline by `handler` (on the
     // delivering thread: keep it short and non-blocking). It can be linked to and monitored

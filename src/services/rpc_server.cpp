@@ -57,14 +57,7 @@ term spawn_exit_reason(const outcome& o) {
 
 std::shared_ptr<process> spawn_anonymous_service(node_core& core,
                                                  std::function<void(term)> handler) {
-    std::uint64_t n = core.pid_counter.fetch_add(1, std::memory_order_relaxed);
-    pid p{core.name, static_cast<std::uint32_t>(n & 0x7fff),
-          static_cast<std::uint32_t>((n >> 15) & 0x1fff), core.creation.load()};
-    auto proc = std::make_shared<process>(core.shared_from_this(), p);
-    proc->handler = std::move(handler);
-    std::unique_lock lk(core.proc_mu);
-    core.procs[(std::uint64_t(p.id) << 32) | p.serial] = proc;
-    return proc;
+    return core.new_process(std::move(handler));
 }
 
 std::shared_ptr<spawn_slot> slot_for(node_core& core) {
