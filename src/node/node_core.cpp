@@ -212,30 +212,28 @@ void node_core::deliver_local_name(const term& from, atom to_name, term msg) {
     if (auto p = find_name(to_name)) p->deliver(std::move(msg));
 }
 
+namespace {
+// The Ref of an [alias|Ref] tag, or [] if the term is not such a tag.
+term alias_ref(const term& t) {
+    if (t.type() != kind::list) return {};
+    auto lv = t.as_list();
+    if (lv.elements.size() == 1 && lv.elements[0].is_atom(a_alias()) && lv.tail.is_reference())
+        return lv.tail;
+    return {};
+}
+}  // namespace
+
 void node_core::gen_reply(const term& from_tuple, term reply) {
     // gen:reply/2: a tag [alias|Ref] (or [[alias|Ref]|_]) means "reply to the alias", so a
     // caller that gave up drops the late reply; otherwise reply to the pid.
     if (!from_tuple.is_tuple(2)) return;
     const term& to = from_tuple[0];
     const term& tag = from_tuple[1];
+    term ref = alias_ref(tag);
+    if (!ref.is_reference() && tag.type() == kind::list) ref = alias_ref(tag.as_list().elements[0]);
     term msg = make_tuple({tag, std::move(reply)});
-    const reference* alias = nullptr;
-    term alias_holder;
-    if (tag.type() == kind::list) {
-        auto lv = tag.as_list();
-        if (lv.elements.size() == 1 && lv.elements[0].is_atom(a_alias()) &&
-            lv.tail.is_reference()) {
-            alias_holder = lv.tail;
-        } else if (!lv.elements.empty() && lv.elements[0].type() == kind::list) {
-            auto inner = lv.elements[0].as_list();
-            if (inner.elements.size() == 1 && inner.elements[0].is_atom(a_alias()) &&
-                inner.tail.is_reference())
-                alias_holder = inner.tail;
-        }
-        if (alias_holder.is_reference()) alias = &alias_holder.as_reference();
-    }
-    if (alias) {
-        send_alias(node_process->self_term, *alias, std::move(msg));
+    if (ref.is_reference()) {
+        send_alias(node_process->self_term, ref.as_reference(), std::move(msg));
     } else if (to.is_pid()) {
         send_pid(node_process->self_term, to.as_pid(), std::move(msg));
     }
