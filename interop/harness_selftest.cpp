@@ -1,6 +1,8 @@
 // Self-tests of the shared interop harness: private epmd, real erl/elixir nodes, eval, ping.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <csignal>
 
 #include "harness/harness.hpp"
@@ -13,6 +15,29 @@ TEST(HarnessSelftest, free_tcp_port_and_unique_names) {
     auto a = unique_name("x"), b = unique_name("x");
     EXPECT_NE(a, b);
     EXPECT_EQ(random_cookie().size(), 20u);
+}
+
+TEST(HarnessSelftest, quote_atom_and_wait_until) {
+    EXPECT_EQ(quote_atom("a@127.0.0.1"), "'a@127.0.0.1'");
+    int calls = 0;
+    EXPECT_TRUE(wait_until([&] { return ++calls == 3; }, std::chrono::seconds(5),
+                           std::chrono::milliseconds(1)));
+    EXPECT_EQ(calls, 3);
+    EXPECT_FALSE(wait_until([] { return false; }, std::chrono::milliseconds(50)));
+}
+
+TEST(HarnessSelftest, temp_dir_is_removed_even_with_unreadable_content) {
+    std::string path;
+    {
+        temp_dir d("selftest");
+        path = d.path();
+        auto r = process::run({"sh", "-c",
+                               "echo x > '" + d.path("f") + "' && chmod 0 '" + d.path("f") +
+                                   "' && chmod 0500 '" + path + "'"});
+        EXPECT_EQ(r.exit_code, 0) << r.err;
+        EXPECT_EQ(read_text_file(path + "/missing"), "");
+    }
+    EXPECT_NE(::access(path.c_str(), F_OK), 0);
 }
 
 TEST(HarnessSelftest, process_run_captures_output_and_exit_code) {

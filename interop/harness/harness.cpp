@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -207,6 +208,41 @@ std::string short_host_name() {
     auto dot = h.find('.');
     if (dot != std::string::npos) h.resize(dot);
     return h;
+}
+
+std::string quote_atom(std::string_view text) {
+    return "'" + std::string(text) + "'";
+}
+
+bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout,
+                std::chrono::milliseconds poll) {
+    auto deadline = clock::now() + timeout;
+    while (clock::now() < deadline) {
+        if (pred()) return true;
+        std::this_thread::sleep_for(poll);
+    }
+    return pred();
+}
+
+std::string read_text_file(const std::string& path) {
+    return read_file(path);
+}
+
+temp_dir::temp_dir(std::string_view tag) {
+    namespace fs = std::filesystem;
+    std::string t =
+        (fs::temp_directory_path() / ("erlcpp-" + std::string(tag) + "-XXXXXX")).string();
+    if (!::mkdtemp(t.data())) fail("mkdtemp failed: " + std::string(std::strerror(errno)));
+    path_ = t;
+}
+
+temp_dir::~temp_dir() {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    fs::permissions(path_, fs::perms::owner_all, ec);
+    for (auto& e : fs::directory_iterator(path_, ec))
+        fs::permissions(e.path(), fs::perms::owner_all, ec);
+    fs::remove_all(path_, ec);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -35,6 +36,36 @@ std::string bin_dir();
 
 // Host name erl uses for -sname nodes (the part after '@' of node() with short names).
 std::string short_host_name();
+
+// 'text': an Erlang quoted-atom literal for expressions given to beam_node::eval. No escaping:
+// meant for node names and other atoms without quotes or backslashes.
+std::string quote_atom(std::string_view text);
+
+// Polls `pred` every `poll` until it holds or `timeout` has passed, and once more at the
+// deadline; true if it held. For states other threads or nodes reach asynchronously (a log
+// line, a process exit, a connection gone); never for timing assertions.
+bool wait_until(const std::function<bool()>& pred, std::chrono::milliseconds timeout,
+                std::chrono::milliseconds poll = std::chrono::milliseconds(20));
+
+// The whole content of a file ("" if it cannot be read).
+std::string read_text_file(const std::string& path);
+
+// A fresh directory under the system temp directory (mkdtemp, name erlcpp-<tag>-XXXXXX).
+// Guarantees: the destructor removes it with all it holds, also files the test made read-only
+// or unreadable (it restores owner permissions first). Throws std::runtime_error if mkdtemp fails.
+class temp_dir {
+  public:
+    explicit temp_dir(std::string_view tag);
+    ~temp_dir();
+    temp_dir(const temp_dir&) = delete;
+    temp_dir& operator=(const temp_dir&) = delete;
+
+    const std::string& path() const noexcept { return path_; }
+    std::string path(std::string_view file) const { return path_ + "/" + std::string(file); }
+
+  private:
+    std::string path_;
+};
 
 // A child process started with fork/exec. stdout goes to a pipe (options::stdout_pipe) or a
 // temporary file; stderr always goes to a temporary file. The destructor kills (SIGKILL) the
