@@ -4,7 +4,7 @@
 #include <erl/gen_server.hpp>
 #include <erl/node.hpp>
 
-#include "harness/harness.hpp"
+#include "harness/cluster.hpp"
 
 #include <gtest/gtest.h>
 
@@ -12,7 +12,7 @@
 
 using namespace std::chrono_literals;
 using erl::interop::beam_node;
-using erl::interop::epmd_instance;
+using erl::interop::cpp_node;
 
 namespace {
 
@@ -41,30 +41,6 @@ struct counter : erl::gen_server::server {
     }
 };
 
-struct cpp_node {
-    std::unique_ptr<erl::node> node;
-    explicit cpp_node(std::uint16_t epmd_port, const std::string& cookie) {
-        erl::node_options o;
-        o.name = erl::interop::unique_name("cpp") + "@127.0.0.1";
-        o.cookie = cookie;
-        o.epmd_port = epmd_port;
-        o.epmd = erl::epmd_mode::require_running;
-        o.threads = 2;
-        o.log = [](std::string_view) {};
-        node = std::make_unique<erl::node>(o);
-        if (auto ec = node->start()) throw std::runtime_error("node start: " + ec.message());
-    }
-    std::string name() const { return std::string(node->name().str()); }
-};
-
-beam_node::options beam_opts(std::uint16_t port, const std::string& cookie, bool elixir = false) {
-    beam_node::options o;
-    o.epmd_port = port;
-    o.cookie = cookie;
-    o.elixir = elixir;
-    return o;
-}
-
 // A BEAM gen_server `slow` answering {sleep, Ms} after Ms and anything else with {echo, X}.
 void start_slow_server(beam_node& b) {
     b.eval(R"ERL(Src = "-module(slow).\n-behaviour(gen_server).\n"
@@ -84,17 +60,13 @@ void start_slow_server(beam_node& b) {
 
 }  // namespace
 
-class GenServerInterop : public ::testing::Test {
-  protected:
-    epmd_instance epmd{epmd_instance::flavor::otp};
-    std::string cookie = erl::interop::random_cookie();
-};
+class GenServerInterop : public erl::interop::cluster_test {};
 
 TEST_F(GenServerInterop, erlang_gen_server_call_and_cast_reach_cpp_server) {
-    cpp_node cpp(epmd.port(), cookie);
+    cpp_node cpp(cpp_opts());
     auto srv = erl::gen_server::start(*cpp.node, std::make_shared<counter>(), erl::atom("counter"));
     ASSERT_TRUE(srv);
-    beam_node beam(beam_opts(epmd.port(), cookie));
+    beam_node beam(beam_opts());
     const std::string d = "{counter, '" + cpp.name() + "'}";
     EXPECT_EQ(beam.eval("gen_server:call(" + d + ", get)"), "0");
     EXPECT_EQ(beam.eval("gen_server:call(" + d + ", {add, 100000000000000000000})"),
@@ -117,10 +89,10 @@ TEST_F(GenServerInterop, erlang_gen_server_call_and_cast_reach_cpp_server) {
 }
 
 TEST_F(GenServerInterop, elixir_genserver_call_and_cast) {
-    cpp_node cpp(epmd.port(), cookie);
+    cpp_node cpp(cpp_opts());
     auto srv = erl::gen_server::start(*cpp.node, std::make_shared<counter>(), erl::atom("counter"));
     ASSERT_TRUE(srv);
-    beam_node ex(beam_opts(epmd.port(), cookie, /*elixir=*/true));
+    beam_node ex(beam_opts(/*elixir=*/true));
     const std::string d = "{:counter, :\"" + cpp.name() + "\"}";
     EXPECT_EQ(ex.eval("GenServer.call(" + d + ", {:add, 5})"), "5");
     EXPECT_EQ(ex.eval("GenServer.cast(" + d + ", :reset)"), ":ok");
@@ -128,8 +100,8 @@ TEST_F(GenServerInterop, elixir_genserver_call_and_cast) {
 }
 
 TEST_F(GenServerInterop, cpp_calls_beam_gen_server_with_timeouts) {
-    cpp_node cpp(epmd.port(), cookie);
-    beam_node beam(beam_opts(epmd.port(), cookie));
+    cpp_node cpp(cpp_opts());
+    beam_node beam(beam_opts());
     start_slow_server(beam);
     const erl::atom b(beam.node_name());
     const erl::gen_server::dest slow(erl::atom("slow"), b);
@@ -167,8 +139,8 @@ TEST_F(GenServerInterop, cpp_calls_beam_gen_server_with_timeouts) {
 }
 
 TEST_F(GenServerInterop, cpp_calls_cpp_gen_server_locally_and_remotely) {
-    cpp_node a(epmd.port(), cookie);
-    cpp_node b(epmd.port(), cookie);
+    cpp_node a(cpp_opts());
+    cpp_node b(cpp_opts());
     auto srv = erl::gen_server::start(*b.node, std::make_shared<counter>(), erl::atom("counter"));
     ASSERT_TRUE(srv);
     auto r =

@@ -2,7 +2,7 @@
 // private epmd, its own C++ node and BEAM nodes, and checks results from the BEAM side.
 #include <erl/node.hpp>
 
-#include "harness/harness.hpp"
+#include "harness/cluster.hpp"
 
 #include <gtest/gtest.h>
 
@@ -13,126 +13,58 @@
 
 using namespace std::chrono_literals;
 using erl::interop::beam_node;
-using erl::interop::epmd_instance;
+using erl::interop::cpp_node;
+using erl::interop::echo_service;
+using erl::interop::quote_atom;
 
-namespace {
-
-struct cpp_node {
-    std::unique_ptr<erl::node> node;
-    std::vector<std::string> log;
-    std::mutex log_mu;
-
-    cpp_node(std::uint16_t epmd_port, const std::string& cookie, bool long_names = true,
-             std::chrono::milliseconds ticktime = 60s, unsigned threads = 2) {
-        erl::node_options o;
-        o.name = erl::interop::unique_name("cpp") +
-                 (long_names ? "@127.0.0.1" : "@" + erl::interop::short_host_name());
-        o.long_names = long_names;
-        o.cookie = cookie;
-        o.epmd_port = epmd_port;
-        o.epmd = erl::epmd_mode::require_running;
-        o.threads = threads;
-        o.net_ticktime = ticktime;
-        o.log = [this](std::string_view m) {
-            std::lock_guard lk(log_mu);
-            log.emplace_back(m);
-        };
-        node = std::make_unique<erl::node>(o);
-        auto ec = node->start();
-        if (ec) throw std::runtime_error("node start failed: " + ec.message());
-    }
-    std::string name() const { return std::string(node->name().str()); }
-    bool log_contains(std::string_view needle) {
-        std::lock_guard lk(log_mu);
-        for (auto& l : log)
-            if (l.find(needle) != std::string::npos) return true;
-        return false;
-    }
-};
-
-// Serves echo ({Pid, T} -> Pid ! T) on a thread until the node stops.
-struct echo_service {
-    erl::mailbox mb;
-    std::thread t;
-    explicit echo_service(erl::node& n, const char* name = "echo") {
-        auto r = n.spawn_mailbox(erl::atom(name));
-        if (!r) throw std::runtime_error("spawn_mailbox failed");
-        mb = *r;
-        t = std::thread([mb = mb]() mutable {
-            while (auto m = mb.receive()) {
-                if (m->is_tuple(2) && (*m)[0].is_pid()) mb.send((*m)[0].as_pid(), (*m)[1]);
-            }
-        });
-    }
-    ~echo_service() {
-        mb.exit();
-        if (t.joinable()) t.join();
-    }
-};
-
-beam_node::options beam_opts(std::uint16_t epmd_port, const std::string& cookie,
-                             bool long_names = true) {
-    beam_node::options o;
-    o.epmd_port = epmd_port;
-    o.cookie = cookie;
-    o.long_names = long_names;
-    return o;
-}
-
-std::string q(const std::string& node) {
-    return "'" + node + "'";
-}
-
-}  // namespace
-
-class NodeInterop : public ::testing::Test {
-  protected:
-    epmd_instance epmd{epmd_instance::flavor::otp};
-    std::string cookie = erl::interop::random_cookie();
-};
+class NodeInterop : public erl::interop::cluster_test {};
 
 TEST_F(NodeInterop, net_adm_ping_pong_long_names) {
-    cpp_node cpp(epmd.port(), cookie);
-    beam_node beam(beam_opts(epmd.port(), cookie));
-    EXPECT_EQ(beam.eval("net_adm:ping(" + q(cpp.name()) + ")"), "pong");
+    cpp_node cpp(cpp_opts());
+    beam_node beam(beam_opts());
+    EXPECT_EQ(beam.eval("net_adm:ping(" + cpp.quoted_name() + ")"), "pong");
     // The connection is visible on both sides.
-    EXPECT_EQ(beam.eval("lists:member(" + q(cpp.name()) + ", nodes())"), "true");
+    EXPECT_EQ(beam.eval("lists:member(" + cpp.quoted_name() + ", nodes())"), "true");
     EXPECT_TRUE(cpp.node->is_connected(erl::atom(beam.node_name())));
 }
 
 TEST_F(NodeInterop, net_adm_ping_pong_short_names) {
-    cpp_node cpp(epmd.port(), cookie, /*long_names=*/false);
-    beam_node beam(beam_opts(epmd.port(), cookie, /*long_names=*/false));
-    EXPECT_EQ(beam.eval("net_adm:ping(" + q(cpp.name()) + ")"), "pong");
+    auto co = cpp_opts();
+    co.long_names = false;
+    cpp_node cpp(co);
+    auto bo = beam_opts();
+    bo.long_names = false;
+    beam_node beam(bo);
+    EXPECT_EQ(beam.eval("net_adm:ping(" + cpp.quoted_name() + ")"), "pong");
 }
 
 TEST_F(NodeInterop, cpp_pings_beam_and_sees_nodeup) {
-    cpp_node cpp(epmd.port(), cookie);
+    cpp_node cpp(cpp_opts());
     std::atomic<int> ups{0};
     cpp.node->monitor_nodes([&](const erl::node_event& e) {
         if (e.up) ++ups;
     });
-    beam_node beam(beam_opts(epmd.port(), cookie));
+    beam_node beam(beam_opts());
     EXPECT_TRUE(cpp.node->ping(erl::atom(beam.node_name())));
     EXPECT_EQ(ups.load(), 1);
-    EXPECT_EQ(beam.eval("nodes()"), "[" + q(cpp.name()) + "]");
+    EXPECT_EQ(beam.eval("nodes()"), "[" + cpp.quoted_name() + "]");
     // Pinging a node that does not exist is pang, quickly and without side effects.
     EXPECT_FALSE(cpp.node->ping(erl::atom("nobody_here@127.0.0.1"), 3s));
 }
 
 TEST_F(NodeInterop, beam_sends_to_registered_name_and_pid) {
-    cpp_node cpp(epmd.port(), cookie);
+    cpp_node cpp(cpp_opts());
     echo_service echo(*cpp.node);
-    beam_node beam(beam_opts(epmd.port(), cookie));
+    beam_node beam(beam_opts());
     // To a registered name ({Name, Node}) and back to the BEAM pid.
-    EXPECT_EQ(beam.eval("{echo, " + q(cpp.name()) +
+    EXPECT_EQ(beam.eval("{echo, " + cpp.quoted_name() +
                         "} ! {self(), {hello, [1,2,3], <<\"x\">>}}, "
                         "receive M -> M after 5000 -> timeout end"),
               "{hello,[1,2,3],<<\"x\">>}");
     // To a C++ pid learned from a message.
     auto mb = cpp.node->spawn_mailbox(erl::atom("probe"));
     ASSERT_TRUE(mb);
-    EXPECT_EQ(beam.eval("{probe, " + q(cpp.name()) + "} ! {register_me, self()}, ok"), "ok");
+    EXPECT_EQ(beam.eval("{probe, " + cpp.quoted_name() + "} ! {register_me, self()}, ok"), "ok");
     auto m = mb->receive(5s);
     ASSERT_TRUE(m);
     ASSERT_TRUE(m->is_tuple(2));
@@ -142,7 +74,7 @@ TEST_F(NodeInterop, beam_sends_to_registered_name_and_pid) {
     EXPECT_EQ(
         beam.eval("CppPid = receive {from_cpp, P} when is_pid(P) -> P after 5000 -> timeout end, "
                   "node(CppPid)"),
-        q(cpp.name()));
+        cpp.quoted_name());
     EXPECT_EQ(beam.eval("receive _ -> extra after 0 -> none end"), "none");
     // BEAM sends to our pid directly (SEND / SEND_SENDER to a pid).
     EXPECT_EQ(beam.eval("CppPid ! {direct, 1}, ok"), "ok");
@@ -152,8 +84,8 @@ TEST_F(NodeInterop, beam_sends_to_registered_name_and_pid) {
 }
 
 TEST_F(NodeInterop, cpp_sends_to_beam_registered_name) {
-    cpp_node cpp(epmd.port(), cookie);
-    beam_node beam(beam_opts(epmd.port(), cookie));
+    cpp_node cpp(cpp_opts());
+    beam_node beam(beam_opts());
     EXPECT_EQ(beam.eval("register(listener, self())"), "true");
     cpp.node->send(erl::atom("listener"), erl::atom(beam.node_name()),
                    erl::tuple(erl::atom("hi"), 42));
@@ -161,12 +93,12 @@ TEST_F(NodeInterop, cpp_sends_to_beam_registered_name) {
 }
 
 TEST_F(NodeInterop, ten_megabyte_binary_both_directions) {
-    cpp_node cpp(epmd.port(), cookie);
+    cpp_node cpp(cpp_opts());
     echo_service echo(*cpp.node);
-    beam_node beam(beam_opts(epmd.port(), cookie));
+    beam_node beam(beam_opts());
     EXPECT_EQ(beam.eval("B = crypto:strong_rand_bytes(10*1024*1024 + 17), "
                         "{echo, " +
-                            q(cpp.name()) +
+                            cpp.quoted_name() +
                             "} ! {self(), B}, "
                             "receive B2 -> B2 =:= B after 20000 -> timeout end",
                         60s),
@@ -174,9 +106,9 @@ TEST_F(NodeInterop, ten_megabyte_binary_both_directions) {
 }
 
 TEST_F(NodeInterop, random_term_echo_round_trip) {
-    cpp_node cpp(epmd.port(), cookie);
+    cpp_node cpp(cpp_opts());
     echo_service echo(*cpp.node);
-    beam_node beam(beam_opts(epmd.port(), cookie));
+    beam_node beam(beam_opts());
     // A generator of random terms of every kind, run on the BEAM side; each term goes through
     // our node and back, and must come back =:= to what was sent.
     const std::string gen = R"(
@@ -209,16 +141,14 @@ TEST_F(NodeInterop, random_term_echo_round_trip) {
                 end,
         Bad = [T || T <- [Gen(4) || _ <- lists:seq(1, 3000)], Check(T) =/= true],
         length(Bad))";
-    beam.eval("Node = " + q(cpp.name()));
+    beam.eval("Node = " + cpp.quoted_name());
     EXPECT_EQ(beam.eval(gen, 120s), "0");
 }
 
 TEST_F(NodeInterop, elixir_node_pings_and_sends) {
-    cpp_node cpp(epmd.port(), cookie);
+    cpp_node cpp(cpp_opts());
     echo_service echo(*cpp.node);
-    auto o = beam_opts(epmd.port(), cookie);
-    o.elixir = true;
-    beam_node ex(o);
+    beam_node ex(beam_opts(/*elixir=*/true));
     EXPECT_EQ(ex.eval("Node.ping(:\"" + cpp.name() + "\")"), ":pong");
     EXPECT_EQ(ex.eval("send({:echo, :\"" + cpp.name() +
                       "\"}, {self(), %{a: 1, b: \"two\"}}); "
@@ -227,10 +157,12 @@ TEST_F(NodeInterop, elixir_node_pings_and_sends) {
 }
 
 TEST_F(NodeInterop, wrong_cookie_refused_in_both_directions) {
-    cpp_node cpp(epmd.port(), cookie);
-    beam_node beam(beam_opts(epmd.port(), "not_the_" + cookie));
+    cpp_node cpp(cpp_opts());
+    auto bo = beam_opts();
+    bo.cookie = "not_the_" + cookie;
+    beam_node beam(bo);
     // BEAM -> us.
-    EXPECT_EQ(beam.eval("net_adm:ping(" + q(cpp.name()) + ")"), "pang");
+    EXPECT_EQ(beam.eval("net_adm:ping(" + cpp.quoted_name() + ")"), "pang");
     EXPECT_TRUE(cpp.log_contains("bad_cookie")) << "no clear log line for the refused handshake";
     // Us -> BEAM.
     EXPECT_FALSE(cpp.node->ping(erl::atom(beam.node_name()), 5s));
@@ -239,7 +171,7 @@ TEST_F(NodeInterop, wrong_cookie_refused_in_both_directions) {
 }
 
 TEST_F(NodeInterop, killed_beam_peer_is_nodedown_while_other_peer_is_served) {
-    cpp_node cpp(epmd.port(), cookie);
+    cpp_node cpp(cpp_opts());
     echo_service echo(*cpp.node);
     std::mutex mu;
     std::condition_variable cv;
@@ -249,10 +181,10 @@ TEST_F(NodeInterop, killed_beam_peer_is_nodedown_while_other_peer_is_served) {
         events.push_back(e);
         cv.notify_all();
     });
-    beam_node victim(beam_opts(epmd.port(), cookie));
-    beam_node survivor(beam_opts(epmd.port(), cookie));
-    ASSERT_EQ(victim.eval("net_adm:ping(" + q(cpp.name()) + ")"), "pong");
-    ASSERT_EQ(survivor.eval("net_adm:ping(" + q(cpp.name()) + ")"), "pong");
+    beam_node victim(beam_opts());
+    beam_node survivor(beam_opts());
+    ASSERT_EQ(victim.eval("net_adm:ping(" + cpp.quoted_name() + ")"), "pong");
+    ASSERT_EQ(survivor.eval("net_adm:ping(" + cpp.quoted_name() + ")"), "pong");
     const erl::atom victim_name(victim.node_name());
     victim.kill9();
     {
@@ -264,7 +196,7 @@ TEST_F(NodeInterop, killed_beam_peer_is_nodedown_while_other_peer_is_served) {
         }));
     }
     EXPECT_FALSE(cpp.node->is_connected(victim_name));
-    EXPECT_EQ(survivor.eval("{echo, " + q(cpp.name()) +
+    EXPECT_EQ(survivor.eval("{echo, " + cpp.quoted_name() +
                             "} ! {self(), still_here}, "
                             "receive M -> M after 5000 -> timeout end"),
               "still_here");
@@ -288,37 +220,37 @@ TEST_F(NodeInterop, beam_sees_nodedown_when_cpp_node_dies) {
     auto line = demo.read_line(20s);
     ASSERT_TRUE(line) << demo.error_output();
     EXPECT_EQ(*line, "ready " + name);
-    beam_node beam(beam_opts(epmd.port(), cookie));
-    ASSERT_EQ(beam.eval("net_adm:ping(" + q(name) + ")"), "pong");
-    beam.eval("monitor_node(" + q(name) + ", true)");
+    beam_node beam(beam_opts());
+    ASSERT_EQ(beam.eval("net_adm:ping(" + quote_atom(name) + ")"), "pong");
+    beam.eval("monitor_node(" + quote_atom(name) + ", true)");
     demo.kill(SIGKILL);
-    EXPECT_EQ(beam.eval("receive {nodedown, N} -> N after 10000 -> timeout end"), q(name));
+    EXPECT_EQ(beam.eval("receive {nodedown, N} -> N after 10000 -> timeout end"), quote_atom(name));
 }
 
 TEST_F(NodeInterop, idle_connection_survives_several_tick_periods) {
     // net_ticktime 2 s on both sides: ticks every 0.5 s; 7 s idle is 3.5 tick periods.
-    cpp_node cpp(epmd.port(), cookie, true, 2s);
-    auto o = beam_opts(epmd.port(), cookie);
+    cpp_node cpp(cpp_opts([](erl::node_options& o) { o.net_ticktime = 2s; }));
+    auto o = beam_opts();
     o.extra_args = {"-kernel", "net_ticktime", "2"};
     beam_node beam(o);
-    ASSERT_EQ(beam.eval("net_adm:ping(" + q(cpp.name()) + ")"), "pong");
-    beam.eval("monitor_node(" + q(cpp.name()) + ", true)");
+    ASSERT_EQ(beam.eval("net_adm:ping(" + cpp.quoted_name() + ")"), "pong");
+    beam.eval("monitor_node(" + cpp.quoted_name() + ", true)");
     std::this_thread::sleep_for(7s);
     EXPECT_EQ(beam.eval("receive {nodedown, N} -> {down, N} after 0 -> up end"), "up");
     EXPECT_TRUE(cpp.node->is_connected(erl::atom(beam.node_name())));
 }
 
 TEST_F(NodeInterop, messages_in_flight_when_peer_disconnects_crash_nothing) {
-    cpp_node cpp(epmd.port(), cookie);
+    cpp_node cpp(cpp_opts());
     auto sink = cpp.node->spawn_mailbox(erl::atom("sink"));
     ASSERT_TRUE(sink);
-    beam_node beam(beam_opts(epmd.port(), cookie));
-    ASSERT_EQ(beam.eval("net_adm:ping(" + q(cpp.name()) + ")"), "pong");
+    beam_node beam(beam_opts());
+    ASSERT_EQ(beam.eval("net_adm:ping(" + cpp.quoted_name() + ")"), "pong");
     // The BEAM node fires 500 messages and disconnects at once.
-    beam.eval("[{sink, " + q(cpp.name()) +
+    beam.eval("[{sink, " + cpp.quoted_name() +
               "} ! {n, I, lists:seq(1, 100)} || I <- lists:seq(1, 500)], "
               "erlang:disconnect_node(" +
-              q(cpp.name()) + ")");
+              cpp.quoted_name() + ")");
     // Whatever arrived is intact and in order; the node keeps working.
     std::int64_t last = 0;
     int got = 0;
@@ -331,5 +263,5 @@ TEST_F(NodeInterop, messages_in_flight_when_peer_disconnects_crash_nothing) {
         EXPECT_EQ((*m)[2].size(), 100u);
     }
     EXPECT_LE(got, 500);
-    EXPECT_EQ(beam.eval("net_adm:ping(" + q(cpp.name()) + ")"), "pong");
+    EXPECT_EQ(beam.eval("net_adm:ping(" + cpp.quoted_name() + ")"), "pong");
 }
