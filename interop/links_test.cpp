@@ -5,7 +5,7 @@
 #include <erl/supervisor.hpp>
 
 #include "../examples/demo/supervision.hpp"
-#include "harness/harness.hpp"
+#include "harness/cluster.hpp"
 #include "node/node_core.hpp"
 #include "node/process.hpp"
 
@@ -15,35 +15,13 @@
 
 using namespace std::chrono_literals;
 using erl::interop::beam_node;
-using erl::interop::epmd_instance;
+using erl::interop::cpp_node;
 
 namespace {
 
 erl::atom A(const char* s) {
     return erl::atom(s);
 }
-
-struct links_node {
-    std::unique_ptr<erl::node> node;
-    links_node(std::uint16_t epmd_port, const std::string& cookie) {
-        erl::node_options o;
-        o.name = erl::interop::unique_name("cpplinks") + "@127.0.0.1";
-        o.cookie = cookie;
-        o.epmd_port = epmd_port;
-        o.epmd = erl::epmd_mode::require_running;
-        o.threads = 2;
-        o.net_ticktime = 8s;
-        o.log = [](std::string_view) {};
-        node = std::make_unique<erl::node>(o);
-        if (auto ec = node->start()) throw std::runtime_error("node start: " + ec.message());
-    }
-    ~links_node() {
-        node->stop();
-        erl::join_processes(*node, 10s);
-    }
-    std::string name() const { return std::string(node->name().str()); }
-    std::string q() const { return "'" + name() + "'"; }
-};
 
 std::size_t watcher_count(const std::shared_ptr<erl::detail::process>& p) {
     std::lock_guard lk(p->mu);
@@ -66,35 +44,27 @@ erl::pid idle_process(erl::node& n, const char* name) {
 
 void wait_watchers(erl::node& n, const erl::pid& p, std::size_t count = 1) {
     auto proc = n.internals().find_process(p);
-    for (int i = 0; i < 1000 && proc && watcher_count(proc) < count; ++i)
-        std::this_thread::sleep_for(5ms);
+    if (proc) erl::interop::wait_until([&] { return watcher_count(proc) >= count; }, 5s, 5ms);
 }
 
 bool wait_exited(const erl::mailbox& m) {
-    for (int i = 0; i < 2000 && !m.exited(); ++i)
-        std::this_thread::sleep_for(5ms);
-    return m.exited();
-}
-
-beam_node::options beam_opts(std::uint16_t port, const std::string& cookie, bool elixir = false) {
-    beam_node::options o;
-    o.epmd_port = port;
-    o.cookie = cookie;
-    o.elixir = elixir;
-    return o;
+    return erl::interop::wait_until([&] { return m.exited(); }, 10s, 5ms);
 }
 
 }  // namespace
 
-class LinksInterop : public ::testing::Test {
+class LinksInterop : public erl::interop::cluster_test {
   protected:
-    epmd_instance epmd{epmd_instance::flavor::otp};
-    std::string cookie = erl::interop::random_cookie();
+    LinksInterop() : cluster_test("cpplinks") {}
+    // net_ticktime 8 s (a tick every 2 s) for every C++ node of these tests.
+    cpp_node::options links_opts() const {
+        return cpp_opts([](erl::node_options& o) { o.net_ticktime = 8s; });
+    }
 };
 
 TEST_F(LinksInterop, erlang_link_and_exit_kill_on_cpp_process) {
-    links_node cpp(epmd.port(), cookie);
-    beam_node beam(beam_opts(epmd.port(), cookie));
+    cpp_node cpp(links_opts());
+    beam_node beam(beam_opts());
     auto self = cpp.node->spawn_mailbox().value();
     auto victim = erl::spawn_monitor(self, [](erl::mailbox& m) {
                       while (m.receive()) {
@@ -115,10 +85,10 @@ TEST_F(LinksInterop, erlang_link_and_exit_kill_on_cpp_process) {
 }
 
 TEST_F(LinksInterop, cpp_process_linked_to_crashing_beam_process) {
-    links_node cpp(epmd.port(), cookie);
-    beam_node beam(beam_opts(epmd.port(), cookie));
+    cpp_node cpp(links_opts());
+    beam_node beam(beam_opts());
     auto inbox = cpp.node->spawn_mailbox(A("inbox")).value();
-    beam.eval("{inbox, " + cpp.q() +
+    beam.eval("{inbox, " + cpp.quoted_name() +
               "} ! {procs, spawn(fun() -> receive go -> exit(boom) end end), "
               "spawn(fun() -> receive go -> exit(boom2) end end)}");
     auto procs = inbox.receive(10s);
@@ -138,10 +108,11 @@ TEST_F(LinksInterop, cpp_process_linked_to_crashing_beam_process) {
 }
 
 TEST_F(LinksInterop, unlink_while_exit_in_flight) {
-    links_node cpp(epmd.port(), cookie);
-    beam_node beam(beam_opts(epmd.port(), cookie));
+    cpp_node cpp(links_opts());
+    beam_node beam(beam_opts());
     auto inbox = cpp.node->spawn_mailbox(A("inbox")).value();
-    beam.eval("{inbox, " + cpp.q() + "} ! spawn(fun() -> receive go -> exit(boom) end end)");
+    beam.eval("{inbox, " + cpp.quoted_name() +
+              "} ! spawn(fun() -> receive go -> exit(boom) end end)");
     auto p = inbox.receive(10s);
     ASSERT_TRUE(p && p->is_pid());
     auto m = cpp.node->spawn_mailbox().value();
@@ -154,17 +125,15 @@ TEST_F(LinksInterop, unlink_while_exit_in_flight) {
     EXPECT_FALSE(m.receive(1s));
     EXPECT_FALSE(m.exited());
     EXPECT_TRUE(m.links().empty());
-    std::size_t entries = 1;
-    for (int i = 0; i < 1000 && entries; ++i) {
-        {
-            std::lock_guard lk(m.internals()->mu);
-            entries = m.internals()->links.size();
-        }
-        if (entries) std::this_thread::sleep_for(5ms);
-    }
-    EXPECT_EQ(entries, 0u);
+    auto link_entries = [&] {
+        std::lock_guard lk(m.internals()->mu);
+        return m.internals()->links.size();
+    };
+    erl::interop::wait_until([&] { return link_entries() == 0; }, 5s, 5ms);
+    EXPECT_EQ(link_entries(), 0u);
     // A live BEAM process: unlink is acknowledged and the link is gone on both sides.
-    beam.eval("Q = spawn(fun() -> receive stop -> ok end end), {inbox, " + cpp.q() + "} ! Q");
+    beam.eval("Q = spawn(fun() -> receive stop -> ok end end), {inbox, " + cpp.quoted_name() +
+              "} ! Q");
     auto q = inbox.receive(10s);
     ASSERT_TRUE(q && q->is_pid());
     m.link(q->as_pid());
@@ -174,19 +143,19 @@ TEST_F(LinksInterop, unlink_while_exit_in_flight) {
 }
 
 TEST_F(LinksInterop, monitors_both_ways_by_name) {
-    links_node cpp(epmd.port(), cookie);
-    beam_node beam(beam_opts(epmd.port(), cookie));
+    cpp_node cpp(links_opts());
+    beam_node beam(beam_opts());
     // BEAM monitors a C++ process by {Name, Node}.
     auto target = idle_process(*cpp.node, "watched_cpp");
-    beam.eval("Ref = erlang:monitor(process, {watched_cpp, " + cpp.q() + "})");
+    beam.eval("Ref = erlang:monitor(process, {watched_cpp, " + cpp.quoted_name() + "})");
     wait_watchers(*cpp.node, target);
     auto killer = cpp.node->spawn_mailbox().value();
     killer.exit(target, erl::term(A("bye")));
     EXPECT_EQ(beam.eval("receive {'DOWN', Ref, process, Obj, R} -> {Obj, R} after 5000 -> "
                         "timeout end"),
-              "{{watched_cpp," + cpp.q() + "},bye}");
+              "{{watched_cpp," + cpp.quoted_name() + "},bye}");
     // BEAM monitors an unknown C++ name: noproc.
-    EXPECT_EQ(beam.eval("R2 = erlang:monitor(process, {nobody_here, " + cpp.q() +
+    EXPECT_EQ(beam.eval("R2 = erlang:monitor(process, {nobody_here, " + cpp.quoted_name() +
                         "}), receive {'DOWN', R2, process, _, Why} -> Why after 5000 -> timeout "
                         "end"),
               "noproc");
@@ -204,10 +173,11 @@ TEST_F(LinksInterop, monitors_both_ways_by_name) {
 }
 
 TEST_F(LinksInterop, kill9_of_beam_node_gives_noconnection_to_cpp_watchers) {
-    links_node cpp(epmd.port(), cookie);
-    beam_node beam(beam_opts(epmd.port(), cookie));
+    cpp_node cpp(links_opts());
+    beam_node beam(beam_opts());
     auto inbox = cpp.node->spawn_mailbox(A("inbox")).value();
-    beam.eval("P0 = spawn(fun() -> receive stop -> ok end end), {inbox, " + cpp.q() + "} ! P0");
+    beam.eval("P0 = spawn(fun() -> receive stop -> ok end end), {inbox, " + cpp.quoted_name() +
+              "} ! P0");
     auto p = inbox.receive(10s);
     ASSERT_TRUE(p && p->is_pid());
     const erl::atom bn(beam.node_name());
@@ -242,11 +212,11 @@ TEST_F(LinksInterop, kill9_of_beam_node_gives_noconnection_to_cpp_watchers) {
 }
 
 TEST_F(LinksInterop, stopping_cpp_node_gives_beam_watchers_noconnection) {
-    auto cpp = std::make_unique<links_node>(epmd.port(), cookie);
-    beam_node beam(beam_opts(epmd.port(), cookie));
+    auto cpp = std::make_unique<cpp_node>(links_opts());
+    beam_node beam(beam_opts());
     auto doomed = idle_process(*cpp->node, "doomed");
     auto inbox = cpp->node->spawn_mailbox(A("inbox")).value();
-    const std::string node = cpp->q();
+    const std::string node = cpp->quoted_name();
     beam.eval("Ref = erlang:monitor(process, {doomed, " + node + "}), monitor_node(" + node +
               ", true), Parent = self(), Helper = spawn(fun() -> process_flag(trap_exit, true), "
               "{inbox, " +
@@ -268,11 +238,11 @@ TEST_F(LinksInterop, stopping_cpp_node_gives_beam_watchers_noconnection) {
 }
 
 TEST_F(LinksInterop, cpp_supervisor_restarts_worker_while_beam_monitors_it) {
-    links_node cpp(epmd.port(), cookie);
-    beam_node beam(beam_opts(epmd.port(), cookie));
+    cpp_node cpp(links_opts());
+    beam_node beam(beam_opts());
     auto sup = demo_supervision::start(*cpp.node);
     ASSERT_TRUE(sup);
-    const std::string node = cpp.q();
+    const std::string node = cpp.quoted_name();
     beam.eval("SupRef = erlang:monitor(process, {demo_sup, " + node + "})");
     // The demo worker links to a trapping BEAM process and replies {linked, W}; crashing it
     // gives that process {'EXIT', W, crash}.
@@ -301,8 +271,8 @@ TEST_F(LinksInterop, cpp_supervisor_restarts_worker_while_beam_monitors_it) {
 }
 
 TEST_F(LinksInterop, elixir_process_monitor_on_cpp_process) {
-    links_node cpp(epmd.port(), cookie);
-    beam_node ex(beam_opts(epmd.port(), cookie, /*elixir=*/true));
+    cpp_node cpp(links_opts());
+    beam_node ex(beam_opts(/*elixir=*/true));
     auto target = idle_process(*cpp.node, "ex_watched");
     ex.eval("ref = Process.monitor({:ex_watched, :\"" + cpp.name() + "\"})");
     wait_watchers(*cpp.node, target);
