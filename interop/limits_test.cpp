@@ -4,7 +4,7 @@
 // close that connection with a log line naming the limit, and the node must carry on.
 #include <erl/node.hpp>
 
-#include "harness/harness.hpp"
+#include "harness/cluster.hpp"
 #include "proto/dist_codec.hpp"
 #include "proto/handshake.hpp"
 
@@ -24,88 +24,10 @@
 
 using namespace std::chrono_literals;
 using erl::interop::beam_node;
-using erl::interop::epmd_instance;
+using erl::interop::cpp_node;
+using erl::interop::echo_service;
 
 namespace {
-
-struct cpp_node {
-    std::unique_ptr<erl::node> node;
-    std::vector<std::string> log;
-    std::mutex log_mu;
-    std::string cookie;
-
-    cpp_node(std::uint16_t epmd_port, const std::string& c,
-             const std::function<void(erl::node_options&)>& tweak)
-        : cookie(c) {
-        erl::node_options o;
-        o.name = erl::interop::unique_name("cpplim") + "@127.0.0.1";
-        o.epmd_port = epmd_port;
-        o.epmd = erl::epmd_mode::require_running;
-        o.threads = 2;
-        o.cookie = c;
-        o.log = [this](std::string_view m) {
-            std::lock_guard lk(log_mu);
-            log.emplace_back(m);
-        };
-        tweak(o);
-        node = std::make_unique<erl::node>(o);
-        if (auto ec = node->start()) throw std::runtime_error("start failed: " + ec.message());
-    }
-    ~cpp_node() {
-        node->stop();
-        if (std::getenv("ERLCPP_TEST_VERBOSE")) std::fprintf(stderr, "%s", log_text().c_str());
-    }
-    std::string name() const { return std::string(node->name().str()); }
-    bool wait_log(std::string_view needle, std::chrono::milliseconds timeout = 10s) {
-        auto end = std::chrono::steady_clock::now() + timeout;
-        for (;;) {
-            {
-                std::lock_guard lk(log_mu);
-                for (auto& l : log)
-                    if (l.find(needle) != std::string::npos) return true;
-            }
-            if (std::chrono::steady_clock::now() > end) return false;
-            std::this_thread::sleep_for(20ms);
-        }
-    }
-    std::string log_text() {
-        std::lock_guard lk(log_mu);
-        std::string s;
-        for (auto& l : log)
-            s += l + "\n";
-        return s;
-    }
-};
-
-struct echo_service {
-    erl::mailbox mb;
-    std::thread t;
-    explicit echo_service(erl::node& n) {
-        auto r = n.spawn_mailbox(erl::atom("echo"));
-        if (!r) throw std::runtime_error("spawn_mailbox failed");
-        mb = *r;
-        t = std::thread([mb = mb]() mutable {
-            while (auto m = mb.receive())
-                if (m->is_tuple(2) && (*m)[0].is_pid()) mb.send((*m)[0].as_pid(), (*m)[1]);
-        });
-    }
-    ~echo_service() {
-        mb.exit();
-        if (t.joinable()) t.join();
-    }
-};
-
-beam_node::options beam_opts(std::uint16_t epmd, const std::string& cookie) {
-    beam_node::options o;
-    o.epmd_port = epmd;
-    o.cookie = cookie;
-    o.name_prefix = "beamlim";
-    return o;
-}
-
-std::string q(const std::string& node) {
-    return "'" + node + "'";
-}
 
 // A distribution peer on a blocking socket, driven by the project's sans-io handshake.
 struct raw_peer {
@@ -119,8 +41,10 @@ struct raw_peer {
         a.sin_family = AF_INET;
         a.sin_port = htons(port);
         a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0)
+        if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+            ::close(fd);  // the destructor does not run when the constructor throws
             throw std::runtime_error("raw_peer: connect failed");
+        }
     }
     ~raw_peer() {
         if (fd >= 0) ::close(fd);
@@ -193,38 +117,38 @@ std::vector<std::vector<std::uint8_t>> split_frames(const std::vector<std::uint8
 
 }  // namespace
 
-class LimitsInterop : public ::testing::Test {
+class LimitsInterop : public erl::interop::cluster_test {
   protected:
-    epmd_instance epmd{epmd_instance::flavor::otp};
-    std::string cookie = erl::interop::random_cookie();
+    LimitsInterop() : cluster_test("cpplim", "beamlim") {}
 };
 
 TEST_F(LimitsInterop, message_above_max_message_size_closes_only_that_connection) {
-    cpp_node cpp(epmd.port(), cookie, [](erl::node_options& o) { o.max_message_size = 100000; });
+    cpp_node cpp(cpp_opts([](erl::node_options& o) { o.max_message_size = 100000; }));
     echo_service echo(*cpp.node);
-    beam_node big(beam_opts(epmd.port(), cookie));
-    beam_node other(beam_opts(epmd.port(), cookie));
-    EXPECT_EQ(other.eval("net_adm:ping(" + q(cpp.name()) + ")"), "pong");
+    beam_node big(beam_opts());
+    beam_node other(beam_opts());
+    EXPECT_EQ(other.eval("net_adm:ping(" + cpp.quoted_name() + ")"), "pong");
     // 50 kB passes, 200 kB closes the connection (BEAM sees nodedown).
-    EXPECT_EQ(big.eval("{echo, " + q(cpp.name()) +
+    EXPECT_EQ(big.eval("{echo, " + cpp.quoted_name() +
                        "} ! {self(), binary:copy(<<1>>, 50000)}, "
                        "receive B -> byte_size(B) after 5000 -> timeout end"),
               "50000");
-    EXPECT_EQ(big.eval("monitor_node(" + q(cpp.name()) + ", true), {echo, " + q(cpp.name()) +
-                       "} ! {self(), binary:copy(<<1>>, 200000)}, "
-                       "receive {nodedown, _} -> nodedown after 10000 -> timeout end"),
-              "nodedown");
+    EXPECT_EQ(
+        big.eval("monitor_node(" + cpp.quoted_name() + ", true), {echo, " + cpp.quoted_name() +
+                 "} ! {self(), binary:copy(<<1>>, 200000)}, "
+                 "receive {nodedown, _} -> nodedown after 10000 -> timeout end"),
+        "nodedown");
     EXPECT_TRUE(cpp.wait_log("max_message_size (100000 bytes)")) << cpp.log_text();
     // The node carries on: the other peer is still connected, the offender can come back.
-    EXPECT_EQ(other.eval("{echo, " + q(cpp.name()) +
+    EXPECT_EQ(other.eval("{echo, " + cpp.quoted_name() +
                          "} ! {self(), still_here}, "
                          "receive M -> M after 5000 -> timeout end"),
               "still_here");
-    EXPECT_EQ(big.eval("net_adm:ping(" + q(cpp.name()) + ")"), "pong");
+    EXPECT_EQ(big.eval("net_adm:ping(" + cpp.quoted_name() + ")"), "pong");
 }
 
 TEST_F(LimitsInterop, fragments_in_flight_above_max_fragment_sequences_close_connection) {
-    cpp_node cpp(epmd.port(), cookie, [](erl::node_options& o) { o.max_fragment_sequences = 4; });
+    cpp_node cpp(cpp_opts([](erl::node_options& o) { o.max_fragment_sequences = 4; }));
     raw_peer peer(cpp.node->listen_port());
     ASSERT_TRUE(peer.handshake(cpp.name(), cookie));
     ASSERT_TRUE(peer.flags & erl::proto::dflag::fragments);
@@ -245,12 +169,12 @@ TEST_F(LimitsInterop, fragments_in_flight_above_max_fragment_sequences_close_con
     EXPECT_TRUE(peer.closed_within(10s));
     EXPECT_TRUE(cpp.wait_log("max_fragment_sequences (4)")) << cpp.log_text();
     // The node carries on.
-    beam_node beam(beam_opts(epmd.port(), cookie));
-    EXPECT_EQ(beam.eval("net_adm:ping(" + q(cpp.name()) + ")"), "pong");
+    beam_node beam(beam_opts());
+    EXPECT_EQ(beam.eval("net_adm:ping(" + cpp.quoted_name() + ")"), "pong");
 }
 
 TEST_F(LimitsInterop, fragmented_bytes_above_max_fragmented_bytes_close_connection) {
-    cpp_node cpp(epmd.port(), cookie, [](erl::node_options& o) { o.max_fragmented_bytes = 20000; });
+    cpp_node cpp(cpp_opts([](erl::node_options& o) { o.max_fragmented_bytes = 20000; }));
     raw_peer peer(cpp.node->listen_port());
     ASSERT_TRUE(peer.handshake(cpp.name(), cookie));
     erl::proto::writer_options wo;
@@ -270,28 +194,27 @@ TEST_F(LimitsInterop, fragmented_bytes_above_max_fragmented_bytes_close_connecti
 }
 
 TEST_F(LimitsInterop, new_atoms_above_per_connection_bound_close_connection) {
-    cpp_node cpp(epmd.port(), cookie,
-                 [](erl::node_options& o) { o.max_new_atoms_per_connection = 500; });
+    cpp_node cpp(cpp_opts([](erl::node_options& o) { o.max_new_atoms_per_connection = 500; }));
     echo_service echo(*cpp.node);
-    beam_node beam(beam_opts(epmd.port(), cookie));
+    beam_node beam(beam_opts());
     const std::string prefix = erl::interop::unique_name("fresh");
     // 100 new atoms are fine.
     EXPECT_EQ(beam.eval("A1 = [list_to_atom(\"" + prefix +
                         "_a\" ++ integer_to_list(N)) || N <- "
                         "lists:seq(1, 100)], {echo, " +
-                        q(cpp.name()) +
+                        cpp.quoted_name() +
                         "} ! {self(), A1}, "
                         "receive R -> R =:= A1 after 5000 -> timeout end"),
               "true");
     // 2000 more are not: the connection is closed before the message is delivered.
     const std::size_t before = erl::atom_table_size();
-    EXPECT_EQ(beam.eval("monitor_node(" + q(cpp.name()) +
+    EXPECT_EQ(beam.eval("monitor_node(" + cpp.quoted_name() +
                         ", true), "
                         "A2 = [list_to_atom(\"" +
                         prefix +
                         "_b\" ++ integer_to_list(N)) || N <- "
                         "lists:seq(1, 2000)], {echo, " +
-                        q(cpp.name()) +
+                        cpp.quoted_name() +
                         "} ! {self(), A2}, "
                         "receive {nodedown, _} -> nodedown after 10000 -> timeout end"),
               "nodedown");
@@ -299,7 +222,7 @@ TEST_F(LimitsInterop, new_atoms_above_per_connection_bound_close_connection) {
     // The bound holds while decoding: no more than 500 - 100 further atoms were created.
     EXPECT_LE(erl::atom_table_size() - before, 400u);
     // The node carries on; the peer may reconnect (with a fresh budget).
-    EXPECT_EQ(beam.eval("net_adm:ping(" + q(cpp.name()) + ")"), "pong");
+    EXPECT_EQ(beam.eval("net_adm:ping(" + cpp.quoted_name() + ")"), "pong");
 }
 
 TEST_F(LimitsInterop, atom_table_bound_refuses_more_atoms_and_node_carries_on) {
@@ -311,22 +234,22 @@ TEST_F(LimitsInterop, atom_table_bound_refuses_more_atoms_and_node_carries_on) {
     // A hidden BEAM node: no global name server traffic, so after the table fills up the peer
     // sends only atoms we know (a visible node's global sync would bring new atoms, and a
     // connection bringing a new atom into a full table is closed — that is the point).
-    auto bo = beam_opts(epmd.port(), cookie);
+    auto bo = beam_opts();
     bo.extra_args = {"-hidden"};
     beam_node beam(bo);
     // Room for the node's own atoms and the peer's name, not for 3000 more.
-    cpp_node cpp(epmd.port(), cookie,
-                 [](erl::node_options& o) { o.max_atoms = erl::atom_table_size() + 1000; });
+    cpp_node cpp(
+        cpp_opts([](erl::node_options& o) { o.max_atoms = erl::atom_table_size() + 1000; }));
     echo_service echo(*cpp.node);
-    EXPECT_EQ(beam.eval("net_adm:ping(" + q(cpp.name()) + ")"), "pong");
+    EXPECT_EQ(beam.eval("net_adm:ping(" + cpp.quoted_name() + ")"), "pong");
     const std::string prefix = erl::interop::unique_name("table");
-    EXPECT_EQ(beam.eval("monitor_node(" + q(cpp.name()) +
+    EXPECT_EQ(beam.eval("monitor_node(" + cpp.quoted_name() +
                         ", true), "
                         "A = [list_to_atom(\"" +
                         prefix +
                         "_\" ++ integer_to_list(N)) || N <- "
                         "lists:seq(1, 3000)], {echo, " +
-                        q(cpp.name()) +
+                        cpp.quoted_name() +
                         "} ! {self(), A}, "
                         "receive {nodedown, _} -> nodedown after 10000 -> timeout end"),
               "nodedown");
@@ -334,32 +257,31 @@ TEST_F(LimitsInterop, atom_table_bound_refuses_more_atoms_and_node_carries_on) {
     EXPECT_LE(erl::atom_table_size(), erl::atom_table_limit());
     // Known atoms still work: the peer reconnects and messages without new atoms flow (a
     // message bringing a new atom would close the connection again).
-    EXPECT_EQ(beam.eval("net_adm:ping(" + q(cpp.name()) + ")"), "pong");
-    EXPECT_EQ(beam.eval("{echo, " + q(cpp.name()) +
+    EXPECT_EQ(beam.eval("net_adm:ping(" + cpp.quoted_name() + ")"), "pong");
+    EXPECT_EQ(beam.eval("{echo, " + cpp.quoted_name() +
                         "} ! {self(), {1, <<\"two\">>, [3]}}, "
                         "receive M -> M after 5000 -> timeout end"),
               "{1,<<\"two\">>,[3]}");
 }
 
 TEST_F(LimitsInterop, connections_above_max_connections_are_refused) {
-    cpp_node cpp(epmd.port(), cookie, [](erl::node_options& o) { o.max_connections = 1; });
-    beam_node first(beam_opts(epmd.port(), cookie));
-    beam_node second(beam_opts(epmd.port(), cookie));
-    EXPECT_EQ(first.eval("net_adm:ping(" + q(cpp.name()) + ")"), "pong");
-    EXPECT_EQ(second.eval("net_adm:ping(" + q(cpp.name()) + ")"), "pang");
+    cpp_node cpp(cpp_opts([](erl::node_options& o) { o.max_connections = 1; }));
+    beam_node first(beam_opts());
+    beam_node second(beam_opts());
+    EXPECT_EQ(first.eval("net_adm:ping(" + cpp.quoted_name() + ")"), "pong");
+    EXPECT_EQ(second.eval("net_adm:ping(" + cpp.quoted_name() + ")"), "pang");
     EXPECT_TRUE(cpp.wait_log("max_connections (1) reached")) << cpp.log_text();
     EXPECT_EQ(cpp.node->connect(erl::atom(second.node_name()), 5s),
               erl::make_error_code(erl::errc::limit_exceeded));
     // The first connection is unaffected; once it goes, there is room again.
     EXPECT_TRUE(cpp.node->is_connected(erl::atom(first.node_name())));
-    EXPECT_EQ(first.eval("erlang:disconnect_node(" + q(cpp.name()) + ")"), "true");
-    for (int i = 0; i < 250 && !cpp.node->nodes().empty(); ++i)
-        std::this_thread::sleep_for(20ms);
-    EXPECT_EQ(second.eval("net_adm:ping(" + q(cpp.name()) + ")"), "pong");
+    EXPECT_EQ(first.eval("erlang:disconnect_node(" + cpp.quoted_name() + ")"), "true");
+    erl::interop::wait_until([&] { return cpp.node->nodes().empty(); }, 5s);
+    EXPECT_EQ(second.eval("net_adm:ping(" + cpp.quoted_name() + ")"), "pong");
 }
 
 TEST_F(LimitsInterop, silent_peer_is_dropped_after_net_setuptime) {
-    cpp_node cpp(epmd.port(), cookie, [](erl::node_options& o) { o.net_setuptime = 1s; });
+    cpp_node cpp(cpp_opts([](erl::node_options& o) { o.net_setuptime = 1s; }));
     // A TCP client that never says anything, and one that stops inside send_name.
     raw_peer silent(cpp.node->listen_port());
     raw_peer partial(cpp.node->listen_port());
@@ -368,12 +290,12 @@ TEST_F(LimitsInterop, silent_peer_is_dropped_after_net_setuptime) {
     EXPECT_TRUE(silent.closed_within(10s));
     EXPECT_TRUE(partial.closed_within(10s));
     EXPECT_TRUE(cpp.wait_log("net_setuptime (1000 ms)")) << cpp.log_text();
-    beam_node beam(beam_opts(epmd.port(), cookie));
-    EXPECT_EQ(beam.eval("net_adm:ping(" + q(cpp.name()) + ")"), "pong");
+    beam_node beam(beam_opts());
+    EXPECT_EQ(beam.eval("net_adm:ping(" + cpp.quoted_name() + ")"), "pong");
 }
 
 TEST_F(LimitsInterop, peer_silent_after_handshake_is_dropped_after_net_ticktime) {
-    cpp_node cpp(epmd.port(), cookie, [](erl::node_options& o) { o.net_ticktime = 2s; });
+    cpp_node cpp(cpp_opts([](erl::node_options& o) { o.net_ticktime = 2s; }));
     std::atomic<int> downs{0};
     cpp.node->monitor_nodes([&](const erl::node_event& e) {
         if (!e.up && e.reason == erl::make_error_code(erl::errc::tick_timeout)) ++downs;
@@ -384,6 +306,6 @@ TEST_F(LimitsInterop, peer_silent_after_handshake_is_dropped_after_net_ticktime)
     EXPECT_TRUE(peer.closed_within(20s));
     EXPECT_TRUE(cpp.wait_log("net_ticktime")) << cpp.log_text();
     EXPECT_EQ(downs.load(), 1);
-    beam_node beam(beam_opts(epmd.port(), cookie));
-    EXPECT_EQ(beam.eval("net_adm:ping(" + q(cpp.name()) + ")"), "pong");
+    beam_node beam(beam_opts());
+    EXPECT_EQ(beam.eval("net_adm:ping(" + cpp.quoted_name() + ")"), "pong");
 }
