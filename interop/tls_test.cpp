@@ -6,33 +6,28 @@
 #include <erl/node.hpp>
 #include <erl/rpc.hpp>
 
-#include "harness/harness.hpp"
+#include "harness/cluster.hpp"
 
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <fstream>
-#include <mutex>
 #include <thread>
 
 using namespace std::chrono_literals;
 using erl::interop::beam_node;
-using erl::interop::epmd_instance;
-namespace fs = std::filesystem;
+using erl::interop::cpp_node;
+using erl::interop::echo_service;
 
 namespace {
 
 // A temporary PKI: ca/ca-node (trusted) and rogue/rogue-node (signed by an unknown CA).
 struct test_pki {
-    std::string dir;
+    erl::interop::temp_dir dir{"tls"};  // removed with everything in it
 
     test_pki() {
-        std::string tmpl = (fs::temp_directory_path() / "erlcpp-tls-XXXXXX").string();
-        if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-        dir = tmpl;
         write("ext.cnf",
               "subjectAltName=DNS:127.0.0.1,IP:127.0.0.1\n"
               "extendedKeyUsage=serverAuth,clientAuth\n"
@@ -52,11 +47,7 @@ struct test_pki {
                      "-days", "2", "-extfile", path("ext.cnf")});
         }
     }
-    ~test_pki() {
-        std::error_code ec;
-        fs::remove_all(dir, ec);
-    }
-    std::string path(const std::string& f) const { return dir + "/" + f; }
+    std::string path(const std::string& f) const { return dir.path(f); }
     void write(const std::string& f, const std::string& text) const {
         std::ofstream(path(f)) << text;
     }
@@ -98,143 +89,65 @@ struct test_pki {
     int counter_ = 0;
 };
 
-struct cpp_node {
-    std::unique_ptr<erl::node> node;
-    std::vector<std::string> log;
-    std::mutex log_mu;
-
-    cpp_node(std::uint16_t epmd_port, const std::string& cookie, erl::tls_options tls,
-             std::chrono::milliseconds setuptime = 7s) {
-        erl::node_options o;
-        o.name = erl::interop::unique_name("cpptls") + "@127.0.0.1";
-        o.cookie = cookie;
-        o.epmd_port = epmd_port;
-        o.epmd = erl::epmd_mode::require_running;
-        o.threads = 2;
-        o.tls = std::move(tls);
-        o.net_setuptime = setuptime;
-        o.log = [this](std::string_view m) {
-            std::lock_guard lk(log_mu);
-            log.emplace_back(m);
-        };
-        node = std::make_unique<erl::node>(o);
-        auto ec = node->start();
-        if (ec) throw std::runtime_error("node start failed: " + ec.message());
-    }
-    ~cpp_node() {
-        node->stop();
-        if (std::getenv("ERLCPP_TEST_VERBOSE")) std::fprintf(stderr, "%s", log_text().c_str());
-    }
-    std::string name() const { return std::string(node->name().str()); }
-    bool log_contains(std::string_view needle) {
-        std::lock_guard lk(log_mu);
-        for (auto& l : log)
-            if (l.find(needle) != std::string::npos) return true;
-        return false;
-    }
-    // Log lines appear on I/O threads, possibly just after the event the test waited for.
-    bool wait_log(std::string_view needle, std::chrono::milliseconds timeout = 10s) {
-        auto end = std::chrono::steady_clock::now() + timeout;
-        while (std::chrono::steady_clock::now() < end) {
-            if (log_contains(needle)) return true;
-            std::this_thread::sleep_for(20ms);
-        }
-        return log_contains(needle);
-    }
-    std::string log_text() {
-        std::lock_guard lk(log_mu);
-        std::string s;
-        for (auto& l : log)
-            s += l + "\n";
-        return s;
-    }
-};
-
-struct echo_service {
-    erl::mailbox mb;
-    std::thread t;
-    explicit echo_service(erl::node& n) {
-        auto r = n.spawn_mailbox(erl::atom("echo"));
-        if (!r) throw std::runtime_error("spawn_mailbox failed");
-        mb = *r;
-        t = std::thread([mb = mb]() mutable {
-            while (auto m = mb.receive())
-                if (m->is_tuple(2) && (*m)[0].is_pid()) mb.send((*m)[0].as_pid(), (*m)[1]);
-        });
-    }
-    ~echo_service() {
-        mb.exit();
-        if (t.joinable()) t.join();
-    }
-};
-
-std::string q(const std::string& node) {
-    return "'" + node + "'";
-}
-
 // A BEAM node with TLS distribution (optfile empty: plain TCP distribution). Its logger also
 // writes to a file so the test can read what OTP reported about a refused TLS peer.
 struct tls_beam {
     std::string log_file;
     beam_node node;
 
-    static beam_node::options opts(std::uint16_t epmd, const std::string& cookie,
-                                   const std::string& optfile) {
-        beam_node::options o;
-        o.epmd_port = epmd;
-        o.cookie = cookie;
-        o.name_prefix = "beamtls";
+    static beam_node::options with_tls(beam_node::options o, const std::string& optfile) {
         if (!optfile.empty())
             o.extra_args = {"-proto_dist", "inet_tls", "-ssl_dist_optfile", optfile};
         return o;
     }
-    tls_beam(std::uint16_t epmd, const std::string& cookie, const std::string& optfile,
-             const std::string& log_path)
-        : log_file(log_path), node(opts(epmd, cookie, optfile)) {
+    tls_beam(beam_node::options o, const std::string& optfile, const std::string& log_path)
+        : log_file(log_path), node(with_tls(std::move(o), optfile)) {
         node.eval("logger:add_handler(tlstest, logger_std_h, #{config => #{file => \"" + log_file +
                   "\"}})");
     }
     std::string logged() {
         node.try_eval("logger_std_h:filesync(tlstest)");
-        std::ifstream in(log_file);
-        return std::string(std::istreambuf_iterator<char>(in), {});
+        return erl::interop::read_text_file(log_file);
     }
     // OTP's TLS alert report reaches the logger asynchronously, after the failed handshake
     // returned: wait for it (bounded) rather than read the file once.
     bool wait_logged(std::string_view needle, std::chrono::milliseconds timeout = 10s) {
-        auto deadline = std::chrono::steady_clock::now() + timeout;
-        do {
-            if (logged().find(needle) != std::string::npos) return true;
-            std::this_thread::sleep_for(100ms);
-        } while (std::chrono::steady_clock::now() < deadline);
-        return false;
+        return erl::interop::wait_until([&] { return logged().find(needle) != std::string::npos; },
+                                        timeout, 100ms);
     }
 };
 
 }  // namespace
 
-class TlsInterop : public ::testing::Test {
+class TlsInterop : public erl::interop::cluster_test {
   protected:
-    test_pki pki;
-    epmd_instance epmd{epmd_instance::flavor::otp};
-    std::string cookie = erl::interop::random_cookie();
+    TlsInterop() : cluster_test("cpptls", "beamtls") {}
     std::string beam_log(const char* tag) { return pki.path(std::string("beam-") + tag + ".log"); }
+    // A C++ node of this cluster with these TLS settings (tls.enabled false: plain TCP).
+    cpp_node::options tls_cpp(erl::tls_options tls, std::chrono::milliseconds setuptime = 7s) {
+        return cpp_opts([tls = std::move(tls), setuptime](erl::node_options& o) {
+            o.tls = tls;
+            o.net_setuptime = setuptime;
+        });
+    }
+
+    test_pki pki;
 };
 
 TEST_F(TlsInterop, beam_pings_cpp_and_messages_flow_both_ways) {
-    cpp_node cpp(epmd.port(), cookie, pki.tls("ca", /*verify=*/false));
+    cpp_node cpp(tls_cpp(pki.tls("ca", /*verify=*/false)));
     echo_service echo(*cpp.node);
-    tls_beam beam(epmd.port(), cookie, pki.optfile("ca", false), beam_log("a"));
-    EXPECT_EQ(beam.node.eval("net_adm:ping(" + q(cpp.name()) + ")"), "pong");
+    tls_beam beam(beam_opts(), pki.optfile("ca", false), beam_log("a"));
+    EXPECT_EQ(beam.node.eval("net_adm:ping(" + cpp.quoted_name() + ")"), "pong");
     // The BEAM side really runs TLS distribution.
     EXPECT_EQ(beam.node.eval("init:get_argument(proto_dist)"), "{ok,[[\"inet_tls\"]]}");
     // BEAM -> C++ registered name -> back to the BEAM pid.
-    EXPECT_EQ(beam.node.eval("{echo, " + q(cpp.name()) +
+    EXPECT_EQ(beam.node.eval("{echo, " + cpp.quoted_name() +
                              "} ! {self(), {hello, <<\"tls\">>, [1,2,3]}}, "
                              "receive M -> M after 5000 -> timeout end"),
               "{hello,<<\"tls\">>,[1,2,3]}");
     // A large message crosses many TLS records and distribution fragments.
-    EXPECT_EQ(beam.node.eval("B = crypto:strong_rand_bytes(3000000), {echo, " + q(cpp.name()) +
+    EXPECT_EQ(beam.node.eval("B = crypto:strong_rand_bytes(3000000), {echo, " + cpp.quoted_name() +
                                  "} ! {self(), B}, receive B2 -> B2 =:= B after 20000 -> "
                                  "timeout end",
                              60s),
@@ -247,11 +160,11 @@ TEST_F(TlsInterop, beam_pings_cpp_and_messages_flow_both_ways) {
 }
 
 TEST_F(TlsInterop, cpp_pings_beam_rpc_and_links_both_ways) {
-    cpp_node cpp(epmd.port(), cookie, pki.tls("ca", false));
-    tls_beam beam(epmd.port(), cookie, pki.optfile("ca", false), beam_log("b"));
+    cpp_node cpp(tls_cpp(pki.tls("ca", false)));
+    tls_beam beam(beam_opts(), pki.optfile("ca", false), beam_log("b"));
     const erl::atom peer(beam.node.node_name());
     ASSERT_TRUE(cpp.node->ping(peer));
-    EXPECT_EQ(beam.node.eval("nodes()"), "[" + q(cpp.name()) + "]");
+    EXPECT_EQ(beam.node.eval("nodes()"), "[" + cpp.quoted_name() + "]");
 
     // rpc C++ -> BEAM: a '$gen_call' to rex, as rpc:call/4 does.
     auto mb = cpp.node->spawn_mailbox(erl::atom("tls_probe"));
@@ -270,14 +183,14 @@ TEST_F(TlsInterop, cpp_pings_beam_rpc_and_links_both_ways) {
     // BEAM -> C++ rpc over TLS: rpc:call (erpc, SPAWN_REQUEST) answered by the rpc server.
     erl::rpc::server rpc_server(*cpp.node);
     rpc_server.add("tls_demo", "twice", [](std::int64_t x) -> std::int64_t { return 2 * x; });
-    EXPECT_EQ(beam.node.eval("rpc:call(" + q(cpp.name()) + ", erlang, node, [], 10000)"),
-              q(cpp.name()));
-    EXPECT_EQ(beam.node.eval("rpc:call(" + q(cpp.name()) + ", tls_demo, twice, [21], 10000)"),
+    EXPECT_EQ(beam.node.eval("rpc:call(" + cpp.quoted_name() + ", erlang, node, [], 10000)"),
+              cpp.quoted_name());
+    EXPECT_EQ(beam.node.eval("rpc:call(" + cpp.quoted_name() + ", tls_demo, twice, [21], 10000)"),
               "42");
 
     // Links, exit signal C++ -> BEAM: a trapping BEAM process linked to a C++ process sees its
     // exit reason.
-    EXPECT_EQ(beam.node.eval("process_flag(trap_exit, true), {tls_probe, " + q(cpp.name()) +
+    EXPECT_EQ(beam.node.eval("process_flag(trap_exit, true), {tls_probe, " + cpp.quoted_name() +
                              "} ! {hello, self()}, ok"),
               "ok");
     auto hello = mb->receive(5s);
@@ -311,9 +224,7 @@ TEST_F(TlsInterop, cpp_pings_beam_rpc_and_links_both_ways) {
     ASSERT_TRUE(linked);
     EXPECT_EQ(linked->to_string(), "linked");
     EXPECT_EQ(beam.node.eval("get(k2) ! die, ok"), "ok");
-    for (int i = 0; i < 250 && !victim->exited(); ++i)
-        std::this_thread::sleep_for(20ms);
-    EXPECT_TRUE(victim->exited());
+    EXPECT_TRUE(erl::interop::wait_until([&] { return victim->exited(); }, 5s));
 
     // A link made by the C++ side (LINK sent over TLS): the BEAM process that dies takes the
     // trapping C++ process's link with it as an {'EXIT', Pid, Reason} message.
@@ -322,7 +233,7 @@ TEST_F(TlsInterop, cpp_pings_beam_rpc_and_links_both_ways) {
     linker->trap_exit(true);
     EXPECT_EQ(beam.node.eval("K3 = spawn(fun() -> receive die -> exit(tls_linked_exit) end end), "
                              "{tls_linker, " +
-                             q(cpp.name()) + "} ! {target, K3}, ok"),
+                             cpp.quoted_name() + "} ! {target, K3}, ok"),
               "ok");
     auto target = linker->receive(5s);
     ASSERT_TRUE(target && target->is_tuple(2) && (*target)[1].is_pid());
@@ -338,32 +249,32 @@ TEST_F(TlsInterop, cpp_pings_beam_rpc_and_links_both_ways) {
 
 TEST_F(TlsInterop, mutual_tls_verify_peer_both_directions) {
     // Both sides: verify_peer + fail_if_no_peer_cert, both present certificates of the test CA.
-    cpp_node cpp(epmd.port(), cookie, pki.tls("ca", true, true));
+    cpp_node cpp(tls_cpp(pki.tls("ca", true, true)));
     echo_service echo(*cpp.node);
-    tls_beam b1(epmd.port(), cookie, pki.optfile("ca", true, true), beam_log("m1"));
-    tls_beam b2(epmd.port(), cookie, pki.optfile("ca", true, true), beam_log("m2"));
+    tls_beam b1(beam_opts(), pki.optfile("ca", true, true), beam_log("m1"));
+    tls_beam b2(beam_opts(), pki.optfile("ca", true, true), beam_log("m2"));
     // BEAM (TLS client, checks our certificate and host name) -> C++ (TLS server, requires
     // BEAM's certificate).
-    EXPECT_EQ(b1.node.eval("net_adm:ping(" + q(cpp.name()) + ")"), "pong");
-    EXPECT_EQ(b1.node.eval("{echo, " + q(cpp.name()) +
+    EXPECT_EQ(b1.node.eval("net_adm:ping(" + cpp.quoted_name() + ")"), "pong");
+    EXPECT_EQ(b1.node.eval("{echo, " + cpp.quoted_name() +
                            "} ! {self(), mutual}, receive M -> M after 5000 -> timeout end"),
               "mutual");
     // C++ (TLS client) -> BEAM (TLS server requiring our certificate).
     EXPECT_TRUE(cpp.node->ping(erl::atom(b2.node.node_name())));
-    EXPECT_EQ(b2.node.eval("lists:member(" + q(cpp.name()) + ", nodes())"), "true");
+    EXPECT_EQ(b2.node.eval("lists:member(" + cpp.quoted_name() + ", nodes())"), "true");
 }
 
 TEST_F(TlsInterop, untrusted_cpp_certificate_refused_on_both_sides) {
     // The C++ node presents a certificate of an unknown CA; both BEAM nodes verify.
-    cpp_node cpp(epmd.port(), cookie, pki.tls("rogue", true, true));
-    tls_beam b1(epmd.port(), cookie, pki.optfile("ca", true, true), beam_log("u1"));
+    cpp_node cpp(tls_cpp(pki.tls("rogue", true, true)));
+    tls_beam b1(beam_opts(), pki.optfile("ca", true, true), beam_log("u1"));
     // BEAM -> C++: the BEAM client refuses our certificate.
-    EXPECT_EQ(b1.node.eval("net_adm:ping(" + q(cpp.name()) + ")"), "pang");
+    EXPECT_EQ(b1.node.eval("net_adm:ping(" + cpp.quoted_name() + ")"), "pang");
     EXPECT_TRUE(cpp.wait_log("TLS handshake failed")) << cpp.log_text();
     EXPECT_TRUE(cpp.wait_log("unknown ca")) << cpp.log_text();
     EXPECT_TRUE(b1.wait_logged("Unknown CA")) << b1.logged();
     // C++ -> BEAM: the BEAM server refuses our client certificate.
-    tls_beam b2(epmd.port(), cookie, pki.optfile("ca", true, true), beam_log("u2"));
+    tls_beam b2(beam_opts(), pki.optfile("ca", true, true), beam_log("u2"));
     EXPECT_FALSE(cpp.node->ping(erl::atom(b2.node.node_name()), 10s));
     EXPECT_TRUE(cpp.wait_log("connection to " + b2.node.node_name() + " closed: TLS"))
         << cpp.log_text();
@@ -374,25 +285,25 @@ TEST_F(TlsInterop, untrusted_cpp_certificate_refused_on_both_sides) {
 
 TEST_F(TlsInterop, untrusted_beam_certificate_refused_on_both_sides) {
     // The BEAM nodes present certificates of an unknown CA; the C++ node verifies.
-    cpp_node cpp(epmd.port(), cookie, pki.tls("ca", true, true));
-    tls_beam b1(epmd.port(), cookie, pki.optfile("rogue", true, true), beam_log("r1"));
+    cpp_node cpp(tls_cpp(pki.tls("ca", true, true)));
+    tls_beam b1(beam_opts(), pki.optfile("rogue", true, true), beam_log("r1"));
     // C++ -> BEAM: we refuse the server certificate.
     EXPECT_FALSE(cpp.node->ping(erl::atom(b1.node.node_name()), 10s));
     EXPECT_TRUE(cpp.wait_log("certificate verify failed")) << cpp.log_text();
     EXPECT_TRUE(b1.wait_logged("Unknown CA")) << b1.logged();
     // BEAM -> C++: we refuse the client certificate.
-    tls_beam b2(epmd.port(), cookie, pki.optfile("rogue", true, true), beam_log("r2"));
-    EXPECT_EQ(b2.node.eval("net_adm:ping(" + q(cpp.name()) + ")"), "pang");
+    tls_beam b2(beam_opts(), pki.optfile("rogue", true, true), beam_log("r2"));
+    EXPECT_EQ(b2.node.eval("net_adm:ping(" + cpp.quoted_name() + ")"), "pang");
     EXPECT_TRUE(cpp.wait_log("TLS handshake failed: ")) << cpp.log_text();
     EXPECT_TRUE(cpp.node->nodes().empty());
 }
 
 TEST_F(TlsInterop, plaintext_beam_and_tls_cpp_fail_fast_both_ways) {
-    cpp_node cpp(epmd.port(), cookie, pki.tls("ca", false), /*setuptime=*/3s);
-    tls_beam plain(epmd.port(), cookie, /*optfile=*/"", beam_log("p"));
+    cpp_node cpp(tls_cpp(pki.tls("ca", false), /*setuptime=*/3s));
+    tls_beam plain(beam_opts(), /*optfile=*/"", beam_log("p"));
     // Plain BEAM -> TLS C++: our TLS server sees a send_name instead of a ClientHello and
     // closes at once; the BEAM side gets pang and stays healthy.
-    EXPECT_EQ(plain.node.eval("net_adm:ping(" + q(cpp.name()) + ")", 30s), "pang");
+    EXPECT_EQ(plain.node.eval("net_adm:ping(" + cpp.quoted_name() + ")", 30s), "pang");
     EXPECT_TRUE(cpp.wait_log("TLS handshake failed")) << cpp.log_text();
     // TLS C++ -> plain BEAM: the BEAM node waits for the rest of what it takes for a 2-byte
     // length; our net_setuptime (3 s) ends the attempt, and BEAM's own set-up timer ends its
@@ -402,18 +313,18 @@ TEST_F(TlsInterop, plaintext_beam_and_tls_cpp_fail_fast_both_ways) {
     EXPECT_EQ(plain.node.eval("1 + 1"), "2");
     EXPECT_TRUE(cpp.node->nodes().empty());
     // The C++ node still serves TLS peers afterwards.
-    tls_beam ok(epmd.port(), cookie, pki.optfile("ca", false), beam_log("p2"));
-    EXPECT_EQ(ok.node.eval("net_adm:ping(" + q(cpp.name()) + ")"), "pong");
+    tls_beam ok(beam_opts(), pki.optfile("ca", false), beam_log("p2"));
+    EXPECT_EQ(ok.node.eval("net_adm:ping(" + cpp.quoted_name() + ")"), "pong");
 }
 
 TEST_F(TlsInterop, plaintext_cpp_and_tls_beam_fail_fast_both_ways) {
-    cpp_node plain(epmd.port(), cookie, erl::tls_options{}, /*setuptime=*/3s);
-    tls_beam beam(epmd.port(), cookie, pki.optfile("ca", false), beam_log("q"));
+    cpp_node plain(tls_cpp(erl::tls_options{}, /*setuptime=*/3s));
+    tls_beam beam(beam_opts(), pki.optfile("ca", false), beam_log("q"));
     // Plain C++ -> TLS BEAM: the BEAM TLS server refuses our send_name as a bad record.
     EXPECT_FALSE(plain.node->ping(erl::atom(beam.node.node_name()), 20s));
     // TLS BEAM -> plain C++: the ClientHello read as a 2-byte handshake length (0x1603) is far
     // above any handshake message: refused at once.
-    EXPECT_EQ(beam.node.eval("net_adm:ping(" + q(plain.name()) + ")", 30s), "pang");
+    EXPECT_EQ(beam.node.eval("net_adm:ping(" + plain.quoted_name() + ")", 30s), "pang");
     EXPECT_TRUE(plain.wait_log("closed")) << plain.log_text();
     EXPECT_EQ(beam.node.eval("nodes()"), "[]");
     EXPECT_TRUE(plain.node->nodes().empty());
