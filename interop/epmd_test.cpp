@@ -48,12 +48,9 @@ struct our_registration {
     bool ok() const { return reg && reg->has_value(); }
 };
 
+// Asynchronous state changes (a name gone, a daemon up) get 10 s.
 bool eventually(const std::function<bool()>& pred) {
-    for (int i = 0; i < 500; ++i) {
-        if (pred()) return true;
-        std::this_thread::sleep_for(20ms);
-    }
-    return false;
+    return wait_until(pred, 10s);
 }
 
 bool names_contain(std::uint16_t port, const std::string& name) {
