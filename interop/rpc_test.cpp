@@ -5,7 +5,7 @@
 #include <erl/node.hpp>
 #include <erl/rpc.hpp>
 
-#include "harness/harness.hpp"
+#include "harness/cluster.hpp"
 
 #include <gtest/gtest.h>
 #include <boost/asio/steady_timer.hpp>
@@ -17,29 +17,18 @@
 
 using namespace std::chrono_literals;
 using erl::interop::beam_node;
-using erl::interop::epmd_instance;
+using erl::interop::quote_atom;
 
 namespace {
 
-struct cpp_node {
-    std::unique_ptr<erl::node> node;
+// A C++ node serving the `test` module over rpc (see the handlers below).
+struct rpc_node : erl::interop::cpp_node {
     std::unique_ptr<erl::rpc::server> rpc;
     std::mutex mu;
     std::condition_variable cv;
     std::vector<erl::term> notes;  // collected by test:note/1
 
-    cpp_node(std::uint16_t epmd_port, const std::string& cookie, bool long_names = true) {
-        erl::node_options o;
-        o.name = erl::interop::unique_name("cpp") +
-                 (long_names ? "@127.0.0.1" : "@" + erl::interop::short_host_name());
-        o.long_names = long_names;
-        o.cookie = cookie;
-        o.epmd_port = epmd_port;
-        o.epmd = erl::epmd_mode::require_running;
-        o.threads = 2;
-        o.log = [](std::string_view) {};
-        node = std::make_unique<erl::node>(o);
-        if (auto ec = node->start()) throw std::runtime_error("node start: " + ec.message());
+    explicit rpc_node(options o) : cpp_node(std::move(o)) {
         rpc = std::make_unique<erl::rpc::server>(*node);
         auto& r = *rpc;
         r.add("test", "echo", [](const erl::term& t) { return t; });
@@ -70,44 +59,24 @@ struct cpp_node {
             cv.notify_all();
         });
     }
-    ~cpp_node() {
-        rpc.reset();
-        node->stop();
-    }
-    std::string name() const { return std::string(node->name().str()); }
+    // The server goes first: its handlers use mu/notes, and the base class stops the node.
+    ~rpc_node() { rpc.reset(); }
     bool wait_notes(std::size_t n, std::chrono::milliseconds t = 10s) {
         std::unique_lock lk(mu);
         return cv.wait_for(lk, t, [&] { return notes.size() >= n; });
     }
 };
 
-beam_node::options beam_opts(std::uint16_t epmd_port, const std::string& cookie,
-                             bool elixir = false) {
-    beam_node::options o;
-    o.epmd_port = epmd_port;
-    o.cookie = cookie;
-    o.elixir = elixir;
-    return o;
-}
-
-std::string q(const std::string& node) {
-    return "'" + node + "'";
-}
-
 }  // namespace
 
-class RpcInterop : public ::testing::Test {
-  protected:
-    epmd_instance epmd{epmd_instance::flavor::otp};
-    std::string cookie = erl::interop::random_cookie();
-};
+class RpcInterop : public erl::interop::cluster_test {};
 
 // --- BEAM -> C++ -------------------------------------------------------------------------------
 
 TEST_F(RpcInterop, rpc_call_returns_cpp_result) {
-    cpp_node cpp(epmd.port(), cookie);
-    beam_node beam(beam_opts(epmd.port(), cookie));
-    const std::string c = q(cpp.name());
+    rpc_node cpp(cpp_opts());
+    beam_node beam(beam_opts());
+    const std::string c = cpp.quoted_name();
     EXPECT_EQ(beam.eval("rpc:call(" + c + ", test, echo, [{hi, [1,2], <<\"x\">>, #{k => 1.5}}])"),
               "{hi,[1,2],<<\"x\">>,#{k => 1.5}}");
     EXPECT_EQ(beam.eval("rpc:call(" + c + ", test, add, [40, 2])"), "42");
@@ -123,9 +92,9 @@ TEST_F(RpcInterop, rpc_call_returns_cpp_result) {
 }
 
 TEST_F(RpcInterop, unknown_function_is_undef_as_beam_reports_it) {
-    cpp_node cpp(epmd.port(), cookie);
-    beam_node beam(beam_opts(epmd.port(), cookie));
-    const std::string c = q(cpp.name());
+    rpc_node cpp(cpp_opts());
+    beam_node beam(beam_opts());
+    const std::string c = cpp.quoted_name();
     // Same answers as BEAM gives for a function it does not have.
     EXPECT_EQ(beam.eval("rpc:call(" + c + ", nomod, nofun, [1, x])"),
               beam.eval("rpc:call(node(), nomod, nofun, [1, x])"));
@@ -136,9 +105,9 @@ TEST_F(RpcInterop, unknown_function_is_undef_as_beam_reports_it) {
 }
 
 TEST_F(RpcInterop, handler_failures_map_to_erlang_classes) {
-    cpp_node cpp(epmd.port(), cookie);
-    beam_node beam(beam_opts(epmd.port(), cookie));
-    const std::string c = q(cpp.name());
+    rpc_node cpp(cpp_opts());
+    beam_node beam(beam_opts());
+    const std::string c = cpp.quoted_name();
     int k = 0;  // eval bindings persist: fresh variable names for every catch
     auto erpc = [&](const std::string& call) {
         const std::string v = std::to_string(++k);
@@ -165,9 +134,9 @@ TEST_F(RpcInterop, handler_failures_map_to_erlang_classes) {
 }
 
 TEST_F(RpcInterop, caller_timeout_and_late_result_dropped) {
-    cpp_node cpp(epmd.port(), cookie);
-    beam_node beam(beam_opts(epmd.port(), cookie));
-    const std::string c = q(cpp.name());
+    rpc_node cpp(cpp_opts());
+    beam_node beam(beam_opts());
+    const std::string c = cpp.quoted_name();
     EXPECT_EQ(
         beam.eval("try erpc:call(" + c + ", test, sleep, [1500], 100) catch C:R -> {C, R} end"),
         "{error,{erpc,timeout}}");
@@ -178,9 +147,9 @@ TEST_F(RpcInterop, caller_timeout_and_late_result_dropped) {
 }
 
 TEST_F(RpcInterop, long_handlers_do_not_stall_other_calls) {
-    cpp_node cpp(epmd.port(), cookie);
-    beam_node beam(beam_opts(epmd.port(), cookie));
-    const std::string c = q(cpp.name());
+    rpc_node cpp(cpp_opts());
+    beam_node beam(beam_opts());
+    const std::string c = cpp.quoted_name();
     // A slow coroutine and a blocking sync handler are pending while quick calls complete: the
     // quick call's answer comes before either slow one is done.
     EXPECT_EQ(beam.eval("S1 = erpc:send_request(" + c +
@@ -198,9 +167,9 @@ TEST_F(RpcInterop, long_handlers_do_not_stall_other_calls) {
 }
 
 TEST_F(RpcInterop, cast_multicall_async_call_and_send_request) {
-    cpp_node cpp(epmd.port(), cookie);
-    beam_node beam(beam_opts(epmd.port(), cookie));
-    const std::string c = q(cpp.name());
+    rpc_node cpp(cpp_opts());
+    beam_node beam(beam_opts());
+    const std::string c = cpp.quoted_name();
     EXPECT_EQ(beam.eval("rpc:cast(" + c + ", test, note, [one])"), "true");
     EXPECT_EQ(beam.eval("erpc:cast(" + c + ", test, note, [two])"), "ok");
     ASSERT_TRUE(cpp.wait_notes(2));
@@ -209,7 +178,7 @@ TEST_F(RpcInterop, cast_multicall_async_call_and_send_request) {
         EXPECT_EQ(erl::make_list(cpp.notes).to_string().size(), std::string("[one,two]").size());
     }
     EXPECT_EQ(beam.eval("rpc:multicall([" + c + ", node()], erlang, node, [])"),
-              "{[" + c + "," + q(beam.node_name()) + "],[]}");
+              "{[" + c + "," + quote_atom(beam.node_name()) + "],[]}");
     EXPECT_EQ(beam.eval("erpc:multicall([" + c + ", " + c + "], test, add, [1, 1])"),
               "[{ok,2},{ok,2}]");
     EXPECT_EQ(beam.eval("rpc:yield(rpc:async_call(" + c + ", test, echo, [y]))"), "y");
@@ -222,9 +191,9 @@ TEST_F(RpcInterop, cast_multicall_async_call_and_send_request) {
 }
 
 TEST_F(RpcInterop, spawn_request_link_and_monitor_options_honoured) {
-    cpp_node cpp(epmd.port(), cookie);
-    beam_node beam(beam_opts(epmd.port(), cookie));
-    const std::string c = q(cpp.name());
+    rpc_node cpp(cpp_opts());
+    beam_node beam(beam_opts());
+    const std::string c = cpp.quoted_name();
     // A linked + monitored erpc:execute_call: the reply says both were set up, the DOWN carries
     // erpc's result shape and the link delivers the same reason as an exit signal.
     EXPECT_EQ(
@@ -264,9 +233,9 @@ TEST_F(RpcInterop, spawn_request_link_and_monitor_options_honoured) {
 }
 
 TEST_F(RpcInterop, rex_protocol_for_old_clients) {
-    cpp_node cpp(epmd.port(), cookie);
-    beam_node beam(beam_opts(epmd.port(), cookie));
-    const std::string c = q(cpp.name());
+    rpc_node cpp(cpp_opts());
+    beam_node beam(beam_opts());
+    const std::string c = cpp.quoted_name();
     EXPECT_EQ(beam.eval("gen_server:call({rex, " + c + "}, {call, test, echo, [r], user})"), "r");
     EXPECT_EQ(beam.eval("gen_server:call({rex, " + c + "}, {call, test, error, [x], user})"),
               "{badrpc,{'EXIT',{x,[{test,error,1,[]}]}}}");
@@ -281,7 +250,7 @@ TEST_F(RpcInterop, rex_protocol_for_old_clients) {
 }
 
 TEST_F(RpcInterop, otp_erl_call_against_cpp_node) {
-    cpp_node cpp(epmd.port(), cookie);
+    rpc_node cpp(cpp_opts());
     const std::vector<std::pair<std::string, std::string>> env = {
         {"ERL_EPMD_PORT", std::to_string(epmd.port())}};
     auto r = erl::interop::process::run(
@@ -295,8 +264,8 @@ TEST_F(RpcInterop, otp_erl_call_against_cpp_node) {
 }
 
 TEST_F(RpcInterop, elixir_rpc_and_erpc) {
-    cpp_node cpp(epmd.port(), cookie);
-    beam_node ex(beam_opts(epmd.port(), cookie, /*elixir=*/true));
+    rpc_node cpp(cpp_opts());
+    beam_node ex(beam_opts(/*elixir=*/true));
     const std::string c = ":\"" + cpp.name() + "\"";
     EXPECT_EQ(ex.eval(":rpc.call(" + c + ", :test, :echo, [%{a: 1}])"), "%{a: 1}");
     EXPECT_EQ(ex.eval(":erpc.call(" + c + ", :test, :add, [1, 2])"), "3");
@@ -309,8 +278,8 @@ TEST_F(RpcInterop, elixir_rpc_and_erpc) {
 // --- C++ -> BEAM -------------------------------------------------------------------------------
 
 TEST_F(RpcInterop, cpp_client_calls_beam_functions) {
-    cpp_node cpp(epmd.port(), cookie);
-    beam_node beam(beam_opts(epmd.port(), cookie));
+    rpc_node cpp(cpp_opts());
+    beam_node beam(beam_opts());
     const erl::atom b(beam.node_name());
     auto r = erl::rpc::call(*cpp.node, b, "erlang", "node", erl::term());
     ASSERT_TRUE(r.ok()) << r.error().to_string();
@@ -359,10 +328,11 @@ TEST_F(RpcInterop, cpp_client_calls_beam_functions) {
 }
 
 TEST_F(RpcInterop, multicall_across_two_cpp_nodes_and_beam) {
-    cpp_node c1(epmd.port(), cookie);
-    cpp_node c2(epmd.port(), cookie);
-    beam_node beam(beam_opts(epmd.port(), cookie));
-    const std::string n1 = q(c1.name()), n2 = q(c2.name()), nb = q(beam.node_name());
+    rpc_node c1(cpp_opts());
+    rpc_node c2(cpp_opts());
+    beam_node beam(beam_opts());
+    const std::string n1 = quote_atom(c1.name()), n2 = quote_atom(c2.name()),
+                      nb = quote_atom(beam.node_name());
     // From BEAM.
     EXPECT_EQ(beam.eval("rpc:multicall([" + n1 + ", " + n2 + ", node()], erlang, node, [])"),
               "{[" + n1 + "," + n2 + "," + nb + "],[]}");
@@ -383,8 +353,8 @@ TEST_F(RpcInterop, multicall_across_two_cpp_nodes_and_beam) {
 // --- erlcpp-call -------------------------------------------------------------------------------
 
 TEST_F(RpcInterop, erlcpp_call_cli_results_and_exit_codes) {
-    cpp_node cpp(epmd.port(), cookie);
-    beam_node beam(beam_opts(epmd.port(), cookie));
+    rpc_node cpp(cpp_opts());
+    beam_node beam(beam_opts());
     const std::string tool = erl::interop::bin_dir() + "/erlcpp-call";
     const std::vector<std::pair<std::string, std::string>> env = {
         {"ERL_EPMD_PORT", std::to_string(epmd.port())}};
