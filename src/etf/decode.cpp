@@ -22,6 +22,22 @@ namespace {
 using namespace erl::etf::detail;
 using erl::detail::atom_entry;
 
+// Internal result of the decoder's steps: an erl::errc in one register (boost's error_code is
+// three words and is built and tested at every step otherwise). Every decoder error is in the
+// erl::errc category; decode_guarded turns the final status into an error_code.
+struct status {
+    errc e = errc::ok;
+    status() = default;
+    status(errc v) noexcept : e(v) {}
+    explicit operator bool() const noexcept { return e != errc::ok; }
+};
+
+inline errc to_errc(const error_code& ec) noexcept {
+    if (!ec) return errc::ok;
+    if (ec.category() == error_category()) return static_cast<errc>(ec.value());
+    return errc::invalid_utf8;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Atom lookup cache. Interning goes through the global (locked) atom table; decoded messages
 // repeat the same few atoms over and over, so a per-thread direct-mapped cache of entry
@@ -33,46 +49,74 @@ struct atom_cache {
 };
 thread_local atom_cache tl_atoms;
 
+inline std::uint64_t load_u64(const void* p) noexcept {
+    std::uint64_t v;
+    std::memcpy(&v, p, 8);
+    return v;
+}
+inline std::uint32_t load_u32(const void* p) noexcept {
+    std::uint32_t v;
+    std::memcpy(&v, p, 4);
+    return v;
+}
+
+// Cache slot hash: a few (possibly overlapping) word loads instead of a byte loop. Lengths up
+// to 16 bytes are hashed in full; for longer atoms a collision only costs a table lookup.
 inline std::size_t atom_hash(const std::uint8_t* p, std::size_t n) noexcept {
-    std::uint64_t h = n * 0x9E3779B97F4A7C15ull;
+    std::uint64_t h = (n + 1) * 0x9E3779B97F4A7C15ull;
     if (n >= 8) {
-        std::uint64_t a, b;
-        std::memcpy(&a, p, 8);
-        std::memcpy(&b, p + n - 8, 8);
-        h ^= a * 0xff51afd7ed558ccdull;
-        h ^= (b + (h >> 29)) * 0xc4ceb9fe1a85ec53ull;
-    } else {
-        for (std::size_t i = 0; i < n; ++i)
-            h = (h ^ p[i]) * 0x100000001b3ull;
+        h ^= load_u64(p) * 0xff51afd7ed558ccdull;
+        h ^= (load_u64(p + n - 8) + (h >> 29)) * 0xc4ceb9fe1a85ec53ull;
+    } else if (n >= 4) {
+        std::uint64_t v = (std::uint64_t{load_u32(p)} << 32) | load_u32(p + n - 4);
+        h ^= v * 0xff51afd7ed558ccdull;
+    } else if (n > 0) {
+        std::uint64_t v = p[0] | (std::uint32_t{p[n >> 1]} << 8) | (std::uint32_t{p[n - 1]} << 16);
+        h ^= v * 0xff51afd7ed558ccdull;
     }
     h ^= h >> 32;
+    h ^= h >> 17;
     return static_cast<std::size_t>(h);
 }
 
-error_code map_atom_error(const error_code& ec) {
-    if (ec.category() == error_category()) return ec;
-    return make_error_code(errc::invalid_utf8);
+// a[0..n) == b[0..n) for atom text; short lengths compare whole (overlapping) words.
+inline bool same_text(const char* a, const std::uint8_t* b, std::size_t n) noexcept {
+    if (n >= 8) {
+        if (n > 16) return std::memcmp(a, b, n) == 0;
+        return load_u64(a) == load_u64(b) && load_u64(a + n - 8) == load_u64(b + n - 8);
+    }
+    if (n >= 4) return load_u32(a) == load_u32(b) && load_u32(a + n - 4) == load_u32(b + n - 4);
+    for (std::size_t i = 0; i < n; ++i)
+        if (static_cast<std::uint8_t>(a[i]) != b[i]) return false;
+    return true;
 }
 
-// Interns UTF-8 atom text.
-inline error_code intern_utf8(const std::uint8_t* p, std::size_t n, atom& out) {
-    auto& slot = tl_atoms.e[atom_hash(p, n) & (atom_cache::slots - 1)];
-    const atom_entry* e = slot;
-    if (e && e->bytes == n && std::memcmp(e->text, p, n) == 0) {
-        out = atom::from_entry(e);
-        return {};
-    }
+// Cache miss: interns through the global table and fills the cache slot.
+[[gnu::noinline]] status intern_slow(const std::uint8_t* p, std::size_t n, const atom_entry*& slot,
+                                     const atom_entry*& out) {
     // 255 characters of at most 4 bytes each.
     if (n > 255 * 4) return errc::atom_too_long;
     auto r = atom::make({reinterpret_cast<const char*>(p), n});
-    if (!r) return map_atom_error(r.error());
-    out = *r;
-    slot = out.entry();
+    if (!r) return to_errc(r.error());
+    out = r->entry();
+    slot = out;
     return {};
 }
 
+// Interns UTF-8 atom text.
+[[gnu::always_inline]] inline status intern_utf8(const std::uint8_t* p, std::size_t n,
+                                                 const atom_entry*& out) {
+    auto& slot = tl_atoms.e[atom_hash(p, n) & (atom_cache::slots - 1)];
+    const atom_entry* e = slot;
+    if (e && e->bytes == n && same_text(e->text, p, n)) [[likely]] {
+        out = e;
+        return {};
+    }
+    return intern_slow(p, n, slot, out);
+}
+
 // Latin-1 (ATOM_EXT, SMALL_ATOM_EXT) to UTF-8; pure ASCII is passed through unchanged.
-inline error_code intern_latin1(const std::uint8_t* p, std::size_t n, atom& out) {
+status intern_latin1(const std::uint8_t* p, std::size_t n, const atom_entry*& out) {
     if (n > 255) return errc::atom_too_long;
     bool ascii = true;
     for (std::size_t i = 0; i < n; ++i)
@@ -89,6 +133,14 @@ inline error_code intern_latin1(const std::uint8_t* p, std::size_t n, atom& out)
         }
     }
     return intern_utf8(buf, k, out);
+}
+
+// Stores a value into a slot the decoder has not written yet. Every slot starts as [] (an
+// immediate, nothing to release) and is written exactly once, so the value is constructed in
+// place instead of going through move-assignment's release of the old value.
+template <class V>
+inline void put(term* slot, V&& v) noexcept {
+    ::new (static_cast<void*>(slot)) term(std::forward<V>(v));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -111,38 +163,54 @@ class decoder {
     decoder(const std::uint8_t* begin, const std::uint8_t* end, const limits& lim, atom_refs refs)
         : base_(begin), p_(begin), end_(end), lim_(lim), refs_(refs) {}
 
-    error_code run(term& root);
+    status run(term& root);
     const std::uint8_t* position() const noexcept { return p_; }
 
   private:
     std::size_t left() const noexcept { return static_cast<std::size_t>(end_ - p_); }
-    error_code need(std::size_t n) const noexcept {
-        return left() < n ? make_error_code(errc::truncated) : error_code{};
+    status need(std::size_t n) const noexcept {
+        return left() < n ? status(errc::truncated) : status{};
     }
     // A variable length (element count or byte count): must fit the limits and the input.
     // `min_bytes_each` is the least number of input bytes each unit occupies.
-    error_code check_len(std::size_t n, std::size_t min_bytes_each) const noexcept {
+    status check_len(std::size_t n, std::size_t min_bytes_each) const noexcept {
         if (n > lim_.max_size) return errc::too_large;
         if (n > left() / min_bytes_each) return errc::too_large;
         return {};
     }
-    error_code push(const frame& f) {
+    status push(const frame& f) {
         if (stack_.size() >= lim_.max_depth) return errc::too_deep;
         stack_.push_back(f);
         return {};
     }
 
-    error_code read_atom_tagged(std::uint8_t tg, atom& out);
-    error_code read_atom(atom& out) {
-        if (auto ec = need(1)) return ec;
-        return read_atom_tagged(*p_++, out);
+    // SMALL_ATOM_UTF8_EXT (what OTP 25+ sends for nearly every atom) inline; the rest out of
+    // line.
+    [[gnu::always_inline]] status read_atom_tagged(std::uint8_t tg, const atom_entry*& out) {
+        if (tg == tag::small_atom_utf8) [[likely]] {
+            if (p_ == end_) return errc::truncated;
+            std::size_t n = *p_++;
+            if (n > left()) return errc::too_large;
+            const std::uint8_t* s = p_;
+            p_ += n;
+            return intern_utf8(s, n, out);
+        }
+        return read_atom_other(tg, out);
     }
-    error_code read_pid_tagged(std::uint8_t tg, pid& out);
-    error_code read_small_int(std::int64_t& out);
-    error_code read_big(std::uint8_t tg, term& out);
-    error_code enter_list_continuation(frame& f);
-    error_code finish_frame(frame& f);
-    error_code begin_fun(term* slot);
+    status read_atom_other(std::uint8_t tg, const atom_entry*& out);
+    status read_atom(atom& out) {
+        if (auto ec = need(1)) return ec;
+        const atom_entry* e;
+        if (auto ec = read_atom_tagged(*p_++, e)) return ec;
+        out = atom::from_entry(e);
+        return {};
+    }
+    status read_pid_tagged(std::uint8_t tg, term* slot);
+    status read_small_int(std::int64_t& out);
+    status read_big(std::uint8_t tg, term& out);
+    status enter_list_continuation(frame& f);
+    status finish_frame(frame& f);
+    status begin_fun(term* slot);
 
     const std::uint8_t* base_;
     const std::uint8_t* p_;
@@ -154,7 +222,7 @@ class decoder {
     std::vector<std::unique_ptr<closure>> funs_;             // closures being filled
 };
 
-error_code decoder::read_atom_tagged(std::uint8_t tg, atom& out) {
+status decoder::read_atom_other(std::uint8_t tg, const atom_entry*& out) {
     switch (tg) {
         case tag::small_atom_utf8:
         case tag::small_atom: {
@@ -179,7 +247,7 @@ error_code decoder::read_atom_tagged(std::uint8_t tg, atom& out) {
             if (auto ec = need(1)) return ec;
             std::size_t i = *p_++;
             if (i >= refs_.size() || refs_[i].entry() == nullptr) return errc::bad_atom_cache_ref;
-            out = refs_[i];
+            out = refs_[i].entry();
             return {};
         }
         default:
@@ -187,21 +255,24 @@ error_code decoder::read_atom_tagged(std::uint8_t tg, atom& out) {
     }
 }
 
-error_code decoder::read_pid_tagged(std::uint8_t tg, pid& out) {
+// `slot` is a fresh slot (see put).
+status decoder::read_pid_tagged(std::uint8_t tg, term* slot) {
     if (tg != tag::new_pid && tg != tag::pid) return errc::bad_tag;
-    if (auto ec = read_atom(out.node)) return ec;
+    if (auto ec = need(1)) return ec;
+    const atom_entry* node;
+    if (auto ec = read_atom_tagged(*p_++, node)) return ec;
     // PID_EXT: ID:32 Serial:32 Creation:8; NEW_PID_EXT: Creation:32.
     std::size_t n = tg == tag::new_pid ? 12 : 9;
     if (auto ec = need(n)) return ec;
-    out.id = load_be32(p_);
-    out.serial = load_be32(p_ + 4);
-    out.creation = tg == tag::new_pid ? load_be32(p_ + 8) : p_[8];
+    // Aggregate initialization: no default-constructed atom to overwrite.
+    put(slot, pid{atom::from_entry(node), load_be32(p_), load_be32(p_ + 4),
+                  tg == tag::new_pid ? load_be32(p_ + 8) : p_[8]});
     p_ += n;
     return {};
 }
 
 // OldIndex / OldUniq of NEW_FUN_EXT: an integer term that fits in int64.
-error_code decoder::read_small_int(std::int64_t& out) {
+status decoder::read_small_int(std::int64_t& out) {
     if (auto ec = need(1)) return ec;
     std::uint8_t t = *p_++;
     if (t == tag::small_integer) {
@@ -226,7 +297,7 @@ error_code decoder::read_small_int(std::int64_t& out) {
 }
 
 // SMALL_BIG_EXT n:8 Sign:8 d(0)..d(n-1), LARGE_BIG_EXT n:32 ...; digits little-endian base 256.
-error_code decoder::read_big(std::uint8_t tg, term& out) {
+status decoder::read_big(std::uint8_t tg, term& out) {
     std::size_t n;
     if (tg == tag::small_big) {
         if (auto ec = need(2)) return ec;
@@ -269,7 +340,7 @@ error_code decoder::read_big(std::uint8_t tg, term& out) {
 
 // NEW_FUN_EXT: Size:32 Arity:8 Uniq:16 Index:32 NumFree:32 Module OldIndex OldUniq Pid
 // FreeVars... where Size counts every byte from the Size field to the end of the free vars.
-error_code decoder::begin_fun(term* slot) {
+status decoder::begin_fun(term* slot) {
     std::size_t size_pos = static_cast<std::size_t>(p_ - base_);
     if (auto ec = need(29)) return ec;
     std::size_t size = load_be32(p_);
@@ -284,9 +355,7 @@ error_code decoder::begin_fun(term* slot) {
     if (auto ec = read_small_int(c->old_index)) return ec;
     if (auto ec = read_small_int(c->old_uniq)) return ec;
     if (auto ec = need(1)) return ec;
-    pid pd;
-    if (auto ec = read_pid_tagged(*p_++, pd)) return ec;
-    c->pid = term(pd);
+    if (auto ec = read_pid_tagged(*p_++, &c->pid)) return ec;
     if (auto ec = check_len(nfree, 1)) return ec;
     if (nfree == 0) {
         if (static_cast<std::size_t>(p_ - base_) - size_pos != size) return errc::invalid_term;
@@ -308,7 +377,7 @@ error_code decoder::begin_fun(term* slot) {
 
 // The tail slot of a list frame is about to receive another LIST_EXT / STRING_EXT: Erlang
 // has no such term ([a|[b]] is [a,b]), so the elements move to a growable continuation.
-error_code decoder::enter_list_continuation(frame& f) {
+status decoder::enter_list_continuation(frame& f) {
     if (f.aux >= 0) return {};
     auto v = std::make_unique<std::vector<term>>();
     v->reserve(f.n + 8);
@@ -322,10 +391,10 @@ error_code decoder::enter_list_continuation(frame& f) {
     return {};
 }
 
-error_code decoder::finish_frame(frame& f) {
+status decoder::finish_frame(frame& f) {
     switch (f.kind) {
         case fk::map:
-            return erl::detail::finish_map(*f.dest);
+            return to_errc(erl::detail::finish_map(*f.dest));
         case fk::list_tail:
             if (f.aux >= 0) {
                 auto& v = *conts_[static_cast<std::size_t>(f.aux)];
@@ -353,7 +422,7 @@ error_code decoder::finish_frame(frame& f) {
     }
 }
 
-error_code decoder::run(term& root) {
+status decoder::run(term& root) {
     term* slot = &root;
     for (;;) {
         // ---- decode one term header into *slot
@@ -362,11 +431,11 @@ error_code decoder::run(term& root) {
         switch (t) {
             case tag::small_integer:
                 if (p_ == end_) return errc::truncated;
-                *slot = term(static_cast<int>(*p_++));
+                put(slot, term(static_cast<int>(*p_++)));
                 break;
             case tag::integer:
                 if (auto ec = need(4)) return ec;
-                *slot = term(static_cast<int>(static_cast<std::int32_t>(load_be32(p_))));
+                put(slot, term(static_cast<int>(static_cast<std::int32_t>(load_be32(p_)))));
                 p_ += 4;
                 break;
             case tag::small_atom_utf8:
@@ -374,9 +443,9 @@ error_code decoder::run(term& root) {
             case tag::atom:
             case tag::small_atom:
             case tag::atom_cache_ref: {
-                atom a;
+                const atom_entry* a;
                 if (auto ec = read_atom_tagged(t, a)) return ec;
-                *slot = term(a);
+                put(slot, atom::from_entry(a));
                 break;
             }
             case tag::small_tuple:
@@ -392,7 +461,7 @@ error_code decoder::run(term& root) {
                 }
                 if (auto ec = check_len(n, 1)) return ec;
                 term* e;
-                *slot = erl::detail::new_tuple(n, e);
+                put(slot, erl::detail::new_tuple(n, e));
                 if (n) {
                     frame f{};
                     f.next = e;
@@ -404,7 +473,7 @@ error_code decoder::run(term& root) {
                 break;
             }
             case tag::nil:
-                *slot = term{};
+                put(slot, term{});
                 break;
             case tag::string: {
                 if (auto ec = need(2)) return ec;
@@ -414,7 +483,7 @@ error_code decoder::run(term& root) {
                 const std::uint8_t* s = p_;
                 p_ += n;
                 if (n == 0) {
-                    *slot = term{};
+                    put(slot, term{});
                     break;
                 }
                 if (!stack_.empty() && stack_.back().kind == fk::list_tail) {
@@ -430,9 +499,10 @@ error_code decoder::run(term& root) {
                 }
                 term* e;
                 term* tl;
-                *slot = erl::detail::new_list(n, e, tl);
+                // Raw elements: all n are constructed right here, before anything can fail.
+                put(slot, erl::detail::new_list_raw(n, e, tl));
                 for (std::size_t i = 0; i < n; ++i)
-                    e[i] = term(static_cast<int>(s[i]));
+                    put(e + i, static_cast<int>(s[i]));
                 break;
             }
             case tag::list: {
@@ -458,7 +528,7 @@ error_code decoder::run(term& root) {
                 }
                 term* e;
                 term* tl;
-                *slot = erl::detail::new_list(n, e, tl);
+                put(slot, erl::detail::new_list(n, e, tl));
                 frame f{};
                 f.next = e;
                 f.end = e + n;
@@ -476,7 +546,7 @@ error_code decoder::run(term& root) {
                 p_ += 4;
                 if (auto ec = check_len(n, 2)) return ec;
                 std::pair<term, term>* pr;
-                *slot = erl::detail::new_map(n, pr);
+                put(slot, erl::detail::new_map(n, pr));
                 if (n) {
                     frame f{};
                     f.pairs = pr;
@@ -494,7 +564,7 @@ error_code decoder::run(term& root) {
                 p_ += 4;
                 if (auto ec = check_len(n, 1)) return ec;
                 std::uint8_t* d;
-                *slot = erl::detail::new_binary(n, d);
+                put(slot, erl::detail::new_binary(n, d));
                 if (n) std::memcpy(d, p_, n);
                 p_ += n;
                 break;
@@ -509,7 +579,7 @@ error_code decoder::run(term& root) {
                 if (auto ec = check_len(n, 1)) return ec;
                 if (n == 0 ? bits != 0 : (bits < 1 || bits > 8)) return errc::invalid_term;
                 std::uint8_t* d;
-                *slot = erl::detail::new_binary(n, d, n == 0 ? 8 : bits);
+                put(slot, erl::detail::new_binary(n, d, n == 0 ? 8 : bits));
                 if (n) {
                     std::memcpy(d, p_, n);
                     d[n - 1] &= static_cast<std::uint8_t>(0xFF00u >> bits);
@@ -522,7 +592,7 @@ error_code decoder::run(term& root) {
                 double d = std::bit_cast<double>(load_be64(p_));
                 p_ += 8;
                 if (!std::isfinite(d)) return errc::non_finite_float;
-                *slot = term(d);
+                put(slot, term(d));
                 break;
             }
             case tag::float_: {
@@ -541,7 +611,7 @@ error_code decoder::run(term& root) {
                 if (r.ec == std::errc::result_out_of_range) return errc::non_finite_float;
                 if (r.ec != std::errc{} || r.ptr != s + len) return errc::invalid_term;
                 if (!std::isfinite(d)) return errc::non_finite_float;
-                *slot = term(d);
+                put(slot, term(d));
                 break;
             }
             case tag::small_big:
@@ -550,9 +620,7 @@ error_code decoder::run(term& root) {
                 break;
             case tag::new_pid:
             case tag::pid: {
-                pid pd;
-                if (auto ec = read_pid_tagged(t, pd)) return ec;
-                *slot = term(pd);
+                if (auto ec = read_pid_tagged(t, slot)) return ec;
                 break;
             }
             case tag::new_port:
@@ -572,7 +640,7 @@ error_code decoder::run(term& root) {
                     pt.creation = t == tag::port ? p_[4] : load_be32(p_ + 4);
                 }
                 p_ += n;
-                *slot = term(pt);
+                put(slot, term(pt));
                 break;
             }
             case tag::reference: {
@@ -584,7 +652,7 @@ error_code decoder::run(term& root) {
                 r.ids[0] = load_be32(p_);
                 r.creation = p_[4];
                 p_ += 5;
-                *slot = term(r);
+                put(slot, term(r));
                 break;
             }
             case tag::new_reference:
@@ -604,7 +672,7 @@ error_code decoder::run(term& root) {
                 for (std::size_t i = 0; i < n; ++i)
                     r.ids[i] = load_be32(p_ + 4 * i);
                 p_ += 4 * n;
-                *slot = term(r);
+                put(slot, term(r));
                 break;
             }
             case tag::export_: {
@@ -615,7 +683,7 @@ error_code decoder::run(term& root) {
                 if (p_[0] != tag::small_integer) return errc::invalid_term;
                 f.arity = p_[1];
                 p_ += 2;
-                *slot = term(f);
+                put(slot, term(f));
                 break;
             }
             case tag::new_fun:
@@ -643,11 +711,10 @@ error_code decoder::run(term& root) {
                 // without a round trip through the main dispatch.
                 while (end_ - p_ >= 5) {
                     if (*p_ == tag::small_integer) {
-                        *f.next = term(static_cast<int>(p_[1]));
+                        put(f.next, static_cast<int>(p_[1]));
                         p_ += 2;
                     } else if (*p_ == tag::integer) {
-                        *f.next =
-                            term(static_cast<int>(static_cast<std::int32_t>(load_be32(p_ + 1))));
+                        put(f.next, static_cast<int>(static_cast<std::int32_t>(load_be32(p_ + 1))));
                         p_ += 5;
                     } else {
                         break;
@@ -673,8 +740,8 @@ error_code decoder::run(term& root) {
 // Inflates a COMPRESSED term: UncompressedSize:32 followed by a zlib stream. `p` points after
 // the tag. The declared size is checked against the limits and against deflate's best ratio
 // (~1032:1) before anything is allocated.
-error_code inflate_term(const std::uint8_t*& p, const std::uint8_t* end, const limits& lim,
-                        std::vector<std::uint8_t>& out) {
+status inflate_term(const std::uint8_t*& p, const std::uint8_t* end, const limits& lim,
+                    std::vector<std::uint8_t>& out) {
     if (end - p < 4) return errc::truncated;
     std::size_t usize = load_be32(p);
     p += 4;
@@ -705,8 +772,8 @@ error_code inflate_term(const std::uint8_t*& p, const std::uint8_t* end, const l
     return {};
 }
 
-error_code decode_at(const std::uint8_t* begin, const std::uint8_t* end, const limits& lim,
-                     atom_refs refs, term& out, std::size_t& consumed) {
+status decode_at(const std::uint8_t* begin, const std::uint8_t* end, const limits& lim,
+                 atom_refs refs, term& out, std::size_t& consumed) {
     if (static_cast<std::size_t>(end - begin) > lim.max_size) return errc::too_large;
     if (begin == end) return errc::truncated;
     if (*begin == tag::compressed) {
@@ -729,7 +796,8 @@ error_code decode_at(const std::uint8_t* begin, const std::uint8_t* end, const l
 error_code decode_guarded(const std::uint8_t* begin, const std::uint8_t* end, const limits& lim,
                           atom_refs refs, term& out, std::size_t& consumed) noexcept {
     try {
-        return decode_at(begin, end, lim, refs, out, consumed);
+        if (auto st = decode_at(begin, end, lim, refs, out, consumed)) return make_error_code(st.e);
+        return {};
     } catch (const std::bad_alloc&) {
         return errc::too_large;
     } catch (const std::length_error&) {

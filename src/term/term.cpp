@@ -49,13 +49,18 @@ struct pool_state {
 };
 constinit thread_local pool_state tl_pool{};
 
-bool pool_enabled() noexcept {
-    static const bool on = [] {
-        if (!ERLCPP_TERM_POOL_DEFAULT) return false;
-        const char* e = std::getenv("ERLCPP_TERM_POOL");
-        return !(e && e[0] == '0');
-    }();
-    return on;
+bool pool_enabled_now() noexcept {
+    if (!ERLCPP_TERM_POOL_DEFAULT) return false;
+    const char* e = std::getenv("ERLCPP_TERM_POOL");
+    return !(e && e[0] == '0');
+}
+// Read on every block allocation and free, so a plain global rather than a function-local
+// static (whose guard check showed up in decode profiles). Zero (off) until dynamic
+// initialization has run; blocks made before that are sized like pool blocks (see
+// block_alloc), so they may join a pool list when freed later.
+const bool g_pool_on = pool_enabled_now();
+inline bool pool_enabled() noexcept {
+    return g_pool_on;
 }
 
 // Returns the thread's cached blocks to the system when the thread ends.
@@ -76,20 +81,23 @@ inline std::size_t pool_class(std::size_t bytes) noexcept {
     return (bytes + pool_granule - 1) / pool_granule - 1;
 }
 
-void* block_alloc(std::size_t bytes) {
-    if (bytes <= pool_max_bytes && pool_enabled()) {
+inline void* block_alloc(std::size_t bytes) {
+    if (bytes <= pool_max_bytes) {
         const std::size_t c = pool_class(bytes);
-        if (free_node* n = tl_pool.head[c]) {
-            tl_pool.head[c] = n->next;
-            --tl_pool.count[c];
-            return n;
+        if (pool_enabled()) {
+            if (free_node* n = tl_pool.head[c]) {
+                tl_pool.head[c] = n->next;
+                --tl_pool.count[c];
+                return n;
+            }
         }
+        // Always the full class size, so that any small block may later join a pool list.
         return ::operator new((c + 1) * pool_granule);
     }
     return ::operator new(bytes);
 }
 
-void block_free(void* mem, std::size_t bytes) noexcept {
+inline void block_free(void* mem, std::size_t bytes) noexcept {
     if (bytes <= pool_max_bytes && pool_enabled() && !tl_pool.dead) {
         const std::size_t c = pool_class(bytes);
         if (tl_pool.count[c] < pool_cap) {
@@ -165,16 +173,26 @@ term make_value(kind k, std::uint8_t flags, const T& v) {
 
 // Work list for destroy(): a small inline stack that spills to the heap, so freeing a
 // 1,000,000-deep term neither recurses nor allocates in the common case.
+struct pending;
+void free_block(heap_header* h, pending& work) noexcept;
+
 struct pending {
     heap_header* inline_[64];
     std::size_t n = 0;
     std::vector<heap_header*> spill;
 
-    void push(heap_header* h) {
+    void push(heap_header* h) noexcept {
         if (n < 64)
             inline_[n++] = h;
         else
+            push_spill(h);
+    }
+    [[gnu::noinline]] void push_spill(heap_header* h) noexcept {
+        try {
             spill.push_back(h);
+        } catch (...) {
+            free_block(h, *this);  // out of memory for the work list: recurse instead
+        }
     }
     heap_header* pop() noexcept {
         if (!spill.empty()) {
@@ -186,22 +204,21 @@ struct pending {
     }
 };
 
-void free_block(heap_header* h, pending& work) noexcept;
+// Kinds whose terms own a heap block (the complement of term::is_heap's immediates), as a
+// bit mask so the destroy loops test each child with one instruction.
+constexpr std::uint32_t heap_kind_mask =
+    ~((1u << static_cast<unsigned>(kind::integer)) | (1u << static_cast<unsigned>(kind::float_)) |
+      (1u << static_cast<unsigned>(kind::atom)) | (1u << static_cast<unsigned>(kind::nil)));
 
 // Drops one reference held by a child term of a dying block; a child whose count reaches
 // zero is queued instead of being destroyed recursively.
-inline void drop(const term& t, pending& work) noexcept {
+[[gnu::always_inline]] inline void drop(const term& t, pending& work) noexcept {
+    if (!((1u << static_cast<unsigned>(t.type())) & heap_kind_mask)) return;
     heap_header* h = t.heap();
-    if (!h) return;
     // Sole owner: nobody else can touch the count, so skip the atomic RMW.
     if (h->refs.load(std::memory_order_acquire) == 1 ||
-        h->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-        try {
-            work.push(h);
-        } catch (...) {
-            free_block(h, work);  // out of memory for the work list: recurse instead
-        }
-    }
+        h->refs.fetch_sub(1, std::memory_order_acq_rel) == 1)
+        work.push(h);
 }
 
 // Neutralizes a term in place without touching its block (used where a destructor will
@@ -263,28 +280,101 @@ void destroy(heap_header* h) noexcept {
     } while ((h = work.pop()));
 }
 
+namespace {
+// Every element starts as [] (term() is noexcept, so no rollback bookkeeping is needed).
+inline void fill_nil(term* e, std::size_t n) noexcept {
+    for (term* end = e + n; e != end; ++e)
+        ::new (static_cast<void*>(e)) term();
+}
+}  // namespace
+
 term new_tuple(std::size_t n, term*& elems) {
     auto* b = alloc_block<tuple_block, term>(kind::tuple, n);
     elems = b->elems();
-    std::uninitialized_default_construct_n(elems, n);
+    fill_nil(elems, n);
     return term::from_heap(kind::tuple, &b->h);
 }
 
-term new_list(std::size_t n, term*& elems, term*& tail) {
+term new_list_raw(std::size_t n, term*& elems, term*& tail) {
     if (n == 0) throw std::invalid_argument("erl::detail::new_list: n must be >= 1");
     auto* b = alloc_block<list_block, term>(kind::list, n);
     elems = b->elems();
-    std::uninitialized_default_construct_n(elems, n);
     tail = &b->tail;
     return term::from_heap(kind::list, &b->h);
+}
+
+term new_list(std::size_t n, term*& elems, term*& tail) {
+    term t = new_list_raw(n, elems, tail);
+    fill_nil(elems, n);
+    return t;
 }
 
 term new_map(std::size_t n, std::pair<term, term>*& pairs) {
     auto* b = alloc_block<map_block, std::pair<term, term>>(kind::map, n);
     pairs = b->pairs();
-    std::uninitialized_default_construct_n(pairs, n);
+    for (std::size_t i = 0; i < n; ++i)
+        ::new (static_cast<void*>(pairs + i)) std::pair<term, term>();
     return term::from_heap(kind::map, &b->h);
 }
+
+namespace {
+
+// Class of a kind in the standard term order (order.cpp's rank): number < atom < reference <
+// fun < port < pid < tuple < map < [] < list < bitstring.
+constexpr std::uint8_t order_class[] = {
+    0,   // integer
+    0,   // bignum
+    0,   // float_
+    1,   // atom
+    2,   // reference
+    3,   // fun
+    4,   // port
+    5,   // pid
+    6,   // tuple
+    7,   // map
+    8,   // nil
+    9,   // list
+    10,  // binary
+    10,  // bitstring
+};
+static_assert(sizeof(order_class) == static_cast<std::size_t>(kind::bitstring) + 1);
+
+// compare_exact for map keys, with the common key shapes decided inline: keys of different
+// classes, two atoms, two small integers and two binaries (whole bytes). Everything else goes
+// to compare_exact, so the order is exactly the one as_map() documents.
+inline int key_compare(const term& a, const term& b) noexcept {
+    const kind ka = a.type(), kb = b.type();
+    const unsigned ca = order_class[static_cast<unsigned>(ka)];
+    const unsigned cb = order_class[static_cast<unsigned>(kb)];
+    if (ca != cb) return ca < cb ? -1 : 1;
+    if (ka == kb) {
+        if (ka == kind::atom) {
+            const atom_entry* x = a.as_atom().entry();
+            const atom_entry* y = b.as_atom().entry();
+            if (x == y) return 0;
+            std::size_t n = x->bytes < y->bytes ? x->bytes : y->bytes;
+            int c = n ? std::memcmp(x->text, y->text, n) : 0;
+            if (c) return c < 0 ? -1 : 1;
+            return (x->bytes > y->bytes) - (x->bytes < y->bytes);
+        }
+        if (ka == kind::integer) {
+            std::int64_t x = a.as_int64(), y = b.as_int64();
+            return (x > y) - (x < y);
+        }
+        if (ka == kind::binary) {
+            auto* x = reinterpret_cast<binary_block*>(a.heap());
+            auto* y = reinterpret_cast<binary_block*>(b.heap());
+            std::size_t nx = x->h.size, ny = y->h.size;
+            std::size_t n = nx < ny ? nx : ny;
+            int c = n ? std::memcmp(x->data(), y->data(), n) : 0;
+            if (c) return c < 0 ? -1 : 1;
+            return (nx > ny) - (nx < ny);
+        }
+    }
+    return compare_exact(a, b);
+}
+
+}  // namespace
 
 error_code finish_map(term& m) noexcept {
     if (m.type() != kind::map) return make_error_code(errc::invalid_term);
@@ -292,11 +382,12 @@ error_code finish_map(term& m) noexcept {
     auto* p = b->pairs();
     std::size_t n = b->h.size;
     auto less = [](const std::pair<term, term>& x, const std::pair<term, term>& y) noexcept {
-        return compare_exact(x.first, y.first) < 0;
+        return key_compare(x.first, y.first) < 0;
     };
+    // Usually already sorted (our encoder and OTP for maps of <= 32 keys send key order).
     bool sorted = true;
     for (std::size_t i = 1; i < n; ++i) {
-        int c = compare_exact(p[i - 1].first, p[i].first);
+        int c = key_compare(p[i - 1].first, p[i].first);
         if (c == 0) return make_error_code(errc::duplicate_map_key);
         if (c > 0) {
             sorted = false;
@@ -306,7 +397,7 @@ error_code finish_map(term& m) noexcept {
     if (sorted) return {};
     std::sort(p, p + n, less);
     for (std::size_t i = 1; i < n; ++i)
-        if (compare_exact(p[i - 1].first, p[i].first) == 0)
+        if (key_compare(p[i - 1].first, p[i].first) == 0)
             return make_error_code(errc::duplicate_map_key);
     return {};
 }

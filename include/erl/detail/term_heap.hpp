@@ -62,6 +62,10 @@ static_assert(sizeof(list_block) % alignof(term) == 0);
 term new_tuple(std::size_t n, term*& elems);
 term new_list(std::size_t n, term*& elems, term*& tail);  // n >= 1
 term new_map(std::size_t n, std::pair<term, term>*& pairs);
+// Like new_list, but the n elements are raw storage: the caller must construct every one of
+// them (placement new, nothing that can throw in between) before the term is used or
+// released. For decoders that fill a list from bytes at once (STRING_EXT).
+term new_list_raw(std::size_t n, term*& elems, term*& tail);
 // Sorts the pairs of a freshly built (unshared) map by key if they are not already sorted;
 // errc::duplicate_map_key if two keys are equal.
 error_code finish_map(term& m) noexcept;
