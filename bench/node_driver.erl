@@ -10,7 +10,9 @@
 %%
 %% Arguments (strings, from -run node_driver main ...):
 %%   ClkTck CppResultsFile SmallN BigN EchoN Reps Label=Node=OsPid...
-%% Labels: beam, ei, erlcpp (others are measured and printed as extra columns).
+%% Labels: beam, ei, erlcpp (others are measured and printed as extra columns). A target may
+%% end in =Suffix: its services are then echo<Suffix> and sink<Suffix> (erlcpp-demo offers
+%% echo_thread/sink_thread, its thread-bodied variants).
 -module(node_driver).
 -export([main/1]).
 
@@ -25,8 +27,10 @@ main([ClkTck, CppFile, SmallN, BigN, EchoN, Reps | Targets]) ->
     end.
 
 parse_target(S) ->
-    [Label, Node, OsPid] = string:split(S, "=", all),
-    {list_to_atom(Label), list_to_atom(Node), OsPid}.
+    case string:split(S, "=", all) of
+        [Label, Node, OsPid] -> {list_to_atom(Label), {list_to_atom(Node), ""}, OsPid};
+        [Label, Node, OsPid, Suffix] -> {list_to_atom(Label), {list_to_atom(Node), Suffix}, OsPid}
+    end.
 
 payload() ->
     [{item, K, <<"0123456789abcdef01234567">>, K * 1.5, [K, K + 1]} || K <- lists:seq(1, 18)].
@@ -47,32 +51,34 @@ header(SmallN, BigN, BigSize, EchoN, Reps) ->
                   " CPU and round trips: lower is better)",
                   [SmallN, BigN, BigSize, Reps, EchoN]).
 
-measure(Label, Node, OsPid, ClkTck, SmallN, BigN, EchoN, Reps, Payload) ->
-    io:format(standard_error, "  measuring ~s (~s)...~n", [Label, Node]),
+measure(Label, {Node, Suffix}, OsPid, ClkTck, SmallN, BigN, EchoN, Reps, Payload) ->
+    io:format(standard_error, "  measuring ~s (~s~s)...~n",
+              [Label, Node, [" services *" ++ Suffix || Suffix =/= ""]]),
+    Sink = {list_to_atom("sink" ++ Suffix), Node},
+    Echo = {list_to_atom("echo" ++ Suffix), Node},
     %% Warm-up: connect, and let each side settle its atom caches and buffers.
-    {ok, _} = sink_run(Node, 2000, fun(I) -> {msg, I} end),
-    {ok, _} = sink_run(Node, 500, fun(I) -> {msg, I, Payload} end),
-    _ = echo_run(Node, 500),
-    {SmallRate, SmallCpu} = sink_series(Node, OsPid, ClkTck, SmallN, Reps,
+    {ok, _} = sink_run(Sink, 2000, fun(I) -> {msg, I} end),
+    {ok, _} = sink_run(Sink, 500, fun(I) -> {msg, I, Payload} end),
+    _ = echo_run(Echo, 500),
+    {SmallRate, SmallCpu} = sink_series(Sink, OsPid, ClkTck, SmallN, Reps,
                                         fun(I) -> {msg, I} end),
-    {BigRate, BigCpu} = sink_series(Node, OsPid, ClkTck, BigN, Reps,
+    {BigRate, BigCpu} = sink_series(Sink, OsPid, ClkTck, BigN, Reps,
                                     fun(I) -> {msg, I, Payload} end),
-    Rtts = lists:sort(echo_run(Node, EchoN)),
+    Rtts = lists:sort(echo_run(Echo, EchoN)),
     #{sink_small => SmallRate, sink_big => BigRate,
       cpu_small => SmallCpu, cpu_big => BigCpu,
       echo_median => percentile(Rtts, 0.5), echo_p99 => percentile(Rtts, 0.99)}.
 
 %% Median rate (msgs/s) over Reps runs and the receiver's CPU ns per message over all of them.
-sink_series(Node, OsPid, ClkTck, N, Reps, Gen) ->
+sink_series(Sink, OsPid, ClkTck, N, Reps, Gen) ->
     C0 = cpu_ticks(OsPid),
-    Rates = [begin {ok, Secs} = sink_run(Node, N, Gen), N / Secs end
+    Rates = [begin {ok, Secs} = sink_run(Sink, N, Gen), N / Secs end
              || _ <- lists:seq(1, Reps)],
     C1 = cpu_ticks(OsPid),
     CpuNs = (C1 - C0) * (1.0e9 / ClkTck) / (N * Reps),
     {percentile(lists:sort(Rates), 0.5), CpuNs}.
 
-sink_run(Node, N, Gen) ->
-    Dest = {sink, Node},
+sink_run({_, Node} = Dest, N, Gen) ->
     T0 = erlang:monotonic_time(nanosecond),
     send_loop(Dest, Gen, 1, N),
     Dest ! {done, self()},
@@ -88,8 +94,7 @@ send_loop(Dest, Gen, I, N) ->
     send_loop(Dest, Gen, I + 1, N).
 
 %% Round-trip times in microseconds.
-echo_run(Node, N) ->
-    Dest = {echo, Node},
+echo_run({_, Node} = Dest, N) ->
     Self = self(),
     [begin
          T0 = erlang:monotonic_time(nanosecond),

@@ -16,7 +16,11 @@
 // Registered processes:
 //   echo  {Pid, T}      -> Pid ! T
 //   sink  any message   -> counted;  {done, Pid} -> Pid ! {count, N}, and the count resets
+// Both are coroutine processes (they run on the node's I/O threads, like Erlang processes on
+// schedulers). echo_thread and sink_thread do the same on threads of their own (blocking
+// mailbox::receive), so the two kinds of C++ process can be compared (scripts/bench-node).
 #include <erl/node.hpp>
+#include <erl/process.hpp>
 
 // Feature services of the demo live in examples/demo/*.hpp (header-only, one per feature).
 // DEMO-INCLUDES (add one #include per feature here)
@@ -50,19 +54,44 @@ void on_signal(int) {
     std::exit(2);
 }
 
-void echo_loop(erl::mailbox mb) {
+bool is_done(const erl::term& m) {
+    static const erl::atom done("done");
+    return m.is_tuple(2) && m[0].is_atom(done) && m[1].is_pid();
+}
+erl::term count_reply(std::int64_t n) {
+    static const erl::atom count("count");
+    return erl::tuple(count, n);
+}
+
+void echo_loop(erl::mailbox& mb) {
     while (auto m = mb.receive()) {
         if (m->is_tuple(2) && (*m)[0].is_pid()) mb.send((*m)[0].as_pid(), (*m)[1]);
     }
 }
 
-void sink_loop(erl::mailbox mb) {
-    const erl::atom done("done");
-    const erl::atom count("count");
+void sink_loop(erl::mailbox& mb) {
     std::int64_t n = 0;
     while (auto m = mb.receive()) {
-        if (m->is_tuple(2) && (*m)[0].is_atom(done) && (*m)[1].is_pid()) {
-            mb.send((*m)[1].as_pid(), erl::tuple(count, n));
+        if (is_done(*m)) {
+            mb.send((*m)[1].as_pid(), count_reply(n));
+            n = 0;
+        } else {
+            ++n;
+        }
+    }
+}
+
+boost::asio::awaitable<void> echo_coroutine(erl::process_context& ctx) {
+    while (auto m = co_await ctx.async_receive()) {
+        if (m->is_tuple(2) && (*m)[0].is_pid()) ctx.send((*m)[0].as_pid(), (*m)[1]);
+    }
+}
+
+boost::asio::awaitable<void> sink_coroutine(erl::process_context& ctx) {
+    std::int64_t n = 0;
+    while (auto m = co_await ctx.async_receive()) {
+        if (is_done(*m)) {
+            ctx.send((*m)[1].as_pid(), count_reply(n));
             n = 0;
         } else {
             ++n;
@@ -145,20 +174,21 @@ int main(int argc, char** argv) {
         std::cerr << "erlcpp-demo: cannot start node " << opts.name << ": " << ec.message() << "\n";
         return 1;
     }
-    auto echo = node.spawn_mailbox(erl::atom("echo"));
-    auto sink = node.spawn_mailbox(erl::atom("sink"));
-    if (!echo || !sink) {
+    auto named = [](const char* name) {
+        erl::spawn_options o;
+        o.name = erl::atom(name);
+        return o;
+    };
+    if (!erl::spawn(node, erl::coroutine_body(echo_coroutine), named("echo")) ||
+        !erl::spawn(node, erl::coroutine_body(sink_coroutine), named("sink")) ||
+        !erl::spawn(node, erl::process_body(echo_loop), named("echo_thread")) ||
+        !erl::spawn(node, erl::process_body(sink_loop), named("sink_thread"))) {
         std::cerr << "erlcpp-demo: cannot register services\n";
         return 1;
     }
     // DEMO-SERVICES (each feature starts its services here; they stop with node.stop())
     auto rpc_services = demo_rpc::start(node);
     auto demo_sup = demo_supervision::start(node);
-
-    std::thread echo_thread(echo_loop, *echo);
-    std::thread sink_thread(sink_loop, *sink);
-    echo = {};
-    sink = {};
 
     std::cout << "ready " << node.name().str() << std::endl;
 
@@ -174,7 +204,6 @@ int main(int argc, char** argv) {
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
 
     node.stop();  // every process exits; the service threads see their mailboxes close
-    echo_thread.join();
-    sink_thread.join();
+    erl::join_processes(node, std::chrono::seconds(5));
     return 0;
 }

@@ -18,7 +18,7 @@ using asio::ip::tcp;
 namespace erl::detail {
 
 namespace {
-constexpr std::size_t read_chunk = 256 * 1024;
+constexpr std::size_t read_chunk = 64 * 1024;
 }
 
 connection::connection(std::shared_ptr<node_core> core, atom peer)
@@ -361,6 +361,7 @@ asio::awaitable<void> connection::run_reader(std::vector<std::uint8_t> leftover)
     lim.max_message_size = o.max_message_size;
     proto::dist_reader reader(flags(), lim);
     std::vector<proto::dist_message> msgs;
+    delivery_batch batch;
     std::size_t new_atoms = 0;  // atoms this peer added to the global table
     // Dispatches what a chunk produced; a protocol violation or an exceeded limit closes this
     // connection only.
@@ -384,8 +385,9 @@ asio::awaitable<void> connection::run_reader(std::vector<std::uint8_t> leftover)
         new_atoms += atoms_created_by_this_thread() - atoms_before;
         for (auto& m : msgs) {
             if (is_closed()) break;
-            core_->on_dist_message(self, m.control, m.payload ? &*m.payload : nullptr);
+            core_->on_dist_message(self, m.control, m.payload ? &*m.payload : nullptr, batch);
         }
+        batch.flush();
         msgs.clear();
         if (ec) {
             if (ec == errc::atom_table_full && budget != 0 && new_atoms >= budget) {
@@ -469,6 +471,39 @@ void connection::send(const term& control, const term* payload) {
     }
     if (auto next = core_->connection_to(successor_peer, true); next && next.get() != this)
         next->send(control, payload);
+}
+
+template <class Append>
+void connection::send_fast(Append&& append, const term& control_if_not_up, const term& msg) {
+    {
+        std::lock_guard lk(mu_);
+        if (!superseded_ && state_.load() == state::up) {
+            append(*writer_, wbuf_);
+            start_write_locked();
+            return;
+        }
+        if (!superseded_ && state_.load() == state::closed) return;
+    }
+    send(control_if_not_up, &msg);  // not up yet, or superseded: the general path
+}
+
+void connection::send_to_pid(const term& from, const pid& to, const term& msg) {
+    const bool sender = flags() & proto::dflag::send_sender;
+    // Before the handshake the flags are unknown; the control is built then (rare).
+    send_fast([&](proto::dist_writer& w,
+                  std::vector<std::uint8_t>& out) { w.append_send(out, from, to, msg, sender); },
+              is_up()  ? term()
+              : sender ? make_tuple({term(proto::dop::send_sender), from, term(to)})
+                       : make_tuple({term(proto::dop::send), term(atom()), term(to)}),
+              msg);
+}
+
+void connection::send_to_name(const term& from, atom to_name, const term& msg) {
+    send_fast([&](proto::dist_writer& w,
+                  std::vector<std::uint8_t>& out) { w.append_reg_send(out, from, to_name, msg); },
+              is_up() ? term()
+                      : make_tuple({term(proto::dop::reg_send), from, term(atom()), term(to_name)}),
+              msg);
 }
 
 void connection::flush_locked() {

@@ -78,6 +78,10 @@ class connection : public std::enable_shared_from_this<connection> {
     // Sends a control message (+ payload). Before the connection is up the message is queued;
     // if set-up fails it is dropped, as Erlang drops messages to unreachable nodes.
     void send(const term& control, const term* payload);
+    // A message to a pid (SEND_SENDER, or SEND without DFLAG_SEND_SENDER) or to a registered
+    // name (REG_SEND), encoded without building the control tuple when the connection is up.
+    void send_to_pid(const term& from, const pid& to, const term& msg);
+    void send_to_name(const term& from, atom to_name, const term& msg);
     // Closes the connection; `why` is logged and reported in the nodedown event.
     void close(error_code why, std::string reason = {});
 
@@ -95,6 +99,9 @@ class connection : public std::enable_shared_from_this<connection> {
     boost::asio::awaitable<void> run_reader(std::vector<std::uint8_t> leftover);
     boost::asio::awaitable<void> run_ticker();
     void become_up(const proto::handshake& hs);
+    // Appends with `append` when up (true), else queues or forwards `control` as send() does.
+    template <class Append>
+    void send_fast(Append&& append, const term& control_if_not_up, const term& msg);
     void flush_locked();
     void start_write_locked();
     void on_write_done(error_code ec);

@@ -170,13 +170,7 @@ void node_core::send_pid(const term& from, const pid& to, term msg) {
         if (auto p = find_process(to)) p->deliver(std::move(msg));
         return;
     }
-    auto c = connection_to(to.node, true);
-    if (!c) return;
-    if (c->flags() & proto::dflag::send_sender) {
-        c->send(make_tuple({term(dop::send_sender), from, term(to)}), &msg);
-    } else {
-        c->send(make_tuple({term(dop::send), term(atom()), term(to)}), &msg);
-    }
+    if (auto c = connection_to(to.node, true)) c->send_to_pid(from, to, msg);
 }
 
 void node_core::send_name(const term& from, atom to_name, atom to_node, term msg) {
@@ -184,9 +178,7 @@ void node_core::send_name(const term& from, atom to_name, atom to_node, term msg
         deliver_local_name(from, to_name, std::move(msg));
         return;
     }
-    auto c = connection_to(to_node, true);
-    if (!c) return;
-    c->send(make_tuple({term(dop::reg_send), from, term(atom()), term(to_name)}), &msg);
+    if (auto c = connection_to(to_node, true)) c->send_to_name(from, to_name, msg);
 }
 
 void node_core::send_alias(const term& from, const reference& alias, term msg) {
@@ -243,33 +235,48 @@ void node_core::gen_reply(const term& from_tuple, term reply) {
 // Incoming distribution messages
 
 void node_core::on_dist_message(const std::shared_ptr<connection>& c, const term& control,
-                                term* payload) {
+                                term* payload, delivery_batch& batch) {
     if (!control.is_tuple() || control.size() < 1 || !control[0].is_small()) {
+        batch.flush();
         c->close(make_error_code(errc::bad_control_message), "control message is not a tuple");
         return;
     }
     const auto op = control[0].as_int64();
     const std::size_t n = control.size();
     auto bad = [&] {
+        batch.flush();
         c->close(make_error_code(errc::bad_control_message),
                  "malformed control message " + control.to_string());
+    };
+    // A plain message for a queueing process joins the batch; a service process (handled
+    // inline) sees everything batched before it first.
+    auto to_process = [&](std::shared_ptr<process> p) {
+        if (!p) return;
+        if (p->handler) {
+            batch.flush();
+            p->deliver(std::move(*payload));
+        } else {
+            batch.add(std::move(p), std::move(*payload));
+        }
     };
     switch (op) {
         case dop::send:
         case dop::send_tt:
-            if (n < 3 || !control[2].is_pid() || !payload) return bad();
-            if (auto p = find_process(control[2].as_pid())) p->deliver(std::move(*payload));
-            return;
         case dop::send_sender:
         case dop::send_sender_tt:
             if (n < 3 || !control[2].is_pid() || !payload) return bad();
-            if (auto p = find_process(control[2].as_pid())) p->deliver(std::move(*payload));
+            to_process(find_process(control[2].as_pid()));
             return;
         case dop::reg_send:
         case dop::reg_send_tt:
             if (n < 4 || !control[3].is_atom() || !payload) return bad();
-            deliver_local_name(control[1], control[3].as_atom(), std::move(*payload));
+            to_process(find_name(control[3].as_atom()));
             return;
+        default:
+            break;
+    }
+    batch.flush();
+    switch (op) {
         case dop::spawn_reply:
         case dop::spawn_reply_tt: {
             // {31, ReqId, To, Flags, PidOrError}: delivered to To as the message

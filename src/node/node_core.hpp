@@ -119,8 +119,11 @@ struct node_core : std::enable_shared_from_this<node_core> {
     void on_node_down_signals(atom peer);
     std::vector<atom> connected_nodes() const;
 
-    // Incoming distribution message (called on the connection's strand).
-    void on_dist_message(const std::shared_ptr<connection>& c, const term& control, term* payload);
+    // Incoming distribution message (called on the connection's strand). Messages for
+    // queueing processes go into `batch` (the caller flushes it at the end of its read chunk);
+    // anything else flushes the batch first, so per-peer order is kept.
+    void on_dist_message(const std::shared_ptr<connection>& c, const term& control, term* payload,
+                         delivery_batch& batch);
     // Link, exit, monitor and spawn signals (src/node/signals.cpp).
     void on_signal(const std::shared_ptr<connection>& c, const term& control, term* payload);
     // An exit signal from `from` reaches local process `to` (link exit when `linked`, else

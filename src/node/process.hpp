@@ -104,4 +104,46 @@ struct process {
     }
 };
 
+// Messages for queueing processes, collected while one read chunk of a connection is
+// dispatched and delivered together by flush(): one lock and one wake-up per run of messages
+// to the same process instead of one per message (a receiver that keeps up would otherwise be
+// woken, and switch threads, for every message). Per-process order is kept; the connection
+// flushes before it acts on anything else (signals, service processes, aliases), so messages
+// and signals from one peer still reach a process in the order they were sent.
+class delivery_batch {
+  public:
+    void add(std::shared_ptr<process> p, term msg) {
+        if (runs_.empty() || runs_.back().proc != p) runs_.push_back({std::move(p), msgs_.size()});
+        msgs_.push_back(std::move(msg));
+    }
+    bool empty() const noexcept { return msgs_.empty(); }
+    void flush() {
+        for (std::size_t r = 0; r < runs_.size(); ++r) {
+            process& p = *runs_[r].proc;
+            const std::size_t end = r + 1 < runs_.size() ? runs_[r + 1].first : msgs_.size();
+            process::wake_list wake;
+            {
+                std::lock_guard lk(p.mu);
+                if (p.exited) continue;  // dropped, as Erlang drops messages to dead processes
+                for (std::size_t i = runs_[r].first; i < end; ++i)
+                    p.queue.push_back(std::move(msgs_[i]));
+                wake.swap(p.waiters);
+            }
+            p.cv.notify_one();
+            for (auto& w : wake)
+                w();
+        }
+        runs_.clear();
+        msgs_.clear();
+    }
+
+  private:
+    struct run {
+        std::shared_ptr<process> proc;
+        std::size_t first;  // index of its first message in msgs_
+    };
+    std::vector<run> runs_;
+    std::vector<term> msgs_;
+};
+
 }  // namespace erl::detail

@@ -152,6 +152,13 @@ class dist_writer {
     // construction.
     void append_message(std::vector<std::uint8_t>& out, const term& control,
                         const term* payload = nullptr);
+    // The same for the two commonest messages, without building their control tuples:
+    // SEND_SENDER {22, From, To} (or SEND {2, '', To} when `send_sender` is false) and
+    // REG_SEND {6, From, '', ToName}. Byte-identical to append_message with those tuples.
+    void append_send(std::vector<std::uint8_t>& out, const term& from, const pid& to,
+                     const term& payload, bool send_sender);
+    void append_reg_send(std::vector<std::uint8_t>& out, const term& from, atom to_name,
+                         const term& payload);
     // The 4-byte zero length (tick).
     static void append_tick(std::vector<std::uint8_t>& out);
 
@@ -163,11 +170,18 @@ class dist_writer {
         void operator()(cache*) const noexcept;
     };
     void write_cache_header(std::vector<std::uint8_t>& out);
+    // append_message in two halves: the control term is written into body_ (after
+    // begin_body) by the caller, then finish_message adds the payload and frames it all.
+    bool begin_body(std::vector<std::uint8_t>& out);
+    void finish_message(std::vector<std::uint8_t>& out, std::size_t len_at, const term* payload);
+    void put_atom(atom a);
 
     std::uint64_t flags_;
     writer_options opts_;
     std::unique_ptr<cache, cache_deleter> cache_;  // only with DIST_HDR_ATOM_CACHE
     std::vector<std::uint8_t> body_;               // scratch: encoded control + payload
+    std::vector<std::uint8_t> hdr_;                // scratch: cache header of one message
+    bool pass_through_ = false;                    // the message being built has no header
     std::uint64_t next_seq_ = 1;
 };
 

@@ -122,28 +122,84 @@ void dist_writer::write_cache_header(std::vector<std::uint8_t>& out) {
     }
 }
 
-void dist_writer::append_message(std::vector<std::uint8_t>& out, const term& control,
-                                 const term* payload) {
-    const bool use_header = flags_ & (dflag::dist_hdr_atom_cache | dflag::fragments);
-    if (!use_header) {
+// Starts a message. Pass-through (no header negotiated, returns false): the frame is written
+// straight into `out` (length placeholder, 112, 131 of the control term). With a header
+// (returns true): control and payload go to body_ first, because the header before them lists
+// the atoms they reference.
+bool dist_writer::begin_body(std::vector<std::uint8_t>& out) {
+    pass_through_ = !(flags_ & (dflag::dist_hdr_atom_cache | dflag::fragments));
+    if (pass_through_) {
         // 112, 131 Control, [131 Payload]
-        const std::size_t len_at = out.size();
         put32(out, 0);
         out.push_back(pass_through);
+        out.push_back(version_magic);
+        return false;
+    }
+    if (cache_) cache_->begin_message();
+    body_.clear();
+    return true;
+}
+
+void dist_writer::put_atom(atom a) {
+    etf::encode_body(body_, term(a), cache_.get());
+}
+
+void dist_writer::append_message(std::vector<std::uint8_t>& out, const term& control,
+                                 const term* payload) {
+    const std::size_t len_at = out.size();
+    if (!begin_body(out)) {
+        out.pop_back();  // encode_append writes its own 131
         etf::encode_append(out, control);
+    } else {
+        etf::encode_body(body_, control, cache_.get());
+    }
+    finish_message(out, len_at, payload);
+}
+
+void dist_writer::append_send(std::vector<std::uint8_t>& out, const term& from, const pid& to,
+                              const term& payload, bool send_sender) {
+    const std::size_t len_at = out.size();
+    const bool hdr = begin_body(out);
+    std::vector<std::uint8_t>& b = hdr ? body_ : out;
+    etf::atom_cache_writer* c = hdr ? cache_.get() : nullptr;
+    // SMALL_TUPLE_EXT 3, SMALL_INTEGER_EXT op, From (or ''), NEW_PID_EXT To.
+    b.insert(b.end(),
+             {104, 3, 97, static_cast<std::uint8_t>(send_sender ? dop::send_sender : dop::send)});
+    etf::encode_body(b, send_sender ? from : term(atom()), c);
+    b.push_back(88);
+    etf::encode_body(b, term(to.node), c);
+    put32(b, to.id);
+    put32(b, to.serial);
+    put32(b, to.creation);
+    finish_message(out, len_at, &payload);
+}
+
+void dist_writer::append_reg_send(std::vector<std::uint8_t>& out, const term& from, atom to_name,
+                                  const term& payload) {
+    const std::size_t len_at = out.size();
+    const bool hdr = begin_body(out);
+    std::vector<std::uint8_t>& b = hdr ? body_ : out;
+    etf::atom_cache_writer* c = hdr ? cache_.get() : nullptr;
+    // SMALL_TUPLE_EXT 4, SMALL_INTEGER_EXT 6, From, '', ToName.
+    b.insert(b.end(), {104, 4, 97, static_cast<std::uint8_t>(dop::reg_send)});
+    etf::encode_body(b, from, c);
+    etf::encode_body(b, term(atom()), c);
+    etf::encode_body(b, term(to_name), c);
+    finish_message(out, len_at, &payload);
+}
+
+void dist_writer::finish_message(std::vector<std::uint8_t>& out, std::size_t len_at,
+                                 const term* payload) {
+    if (pass_through_) {
         if (payload) etf::encode_append(out, *payload);
         patch32(out, len_at, static_cast<std::uint32_t>(out.size() - len_at - 4));
         return;
     }
-
-    // Encode the terms first: the header lists the atoms they reference.
-    if (cache_) cache_->begin_message();
-    body_.clear();
-    etf::encode_body(body_, control, cache_.get());
     const std::size_t control_size = body_.size();
     if (payload) etf::encode_body(body_, *payload, cache_.get());
 
-    std::vector<std::uint8_t> hdr;
+    std::vector<std::uint8_t>& hdr = hdr_;
+    hdr.clear();
     write_cache_header(hdr);
 
     const bool fragment =
@@ -154,6 +210,10 @@ void dist_writer::append_message(std::vector<std::uint8_t>& out, const term& con
         out.push_back(dist_header);
         out.insert(out.end(), hdr.begin(), hdr.end());
         out.insert(out.end(), body_.begin(), body_.end());
+        if (body_.capacity() > 4 * opts_.fragment_size) {
+            body_.clear();
+            body_.shrink_to_fit();
+        }
         return;
     }
 

@@ -551,3 +551,41 @@ TEST(ProtoDistReader, GarbageNeverCrashes) {
 }
 
 }  // namespace
+
+// append_send / append_reg_send write exactly what append_message writes for the equivalent
+// control tuples, in every header mode, including the atom cache state they leave behind and
+// messages large enough to be fragmented.
+TEST(ProtoDistWriter, DirectSendEncodingsMatchTheGeneralPath) {
+    const erl::pid from_pid{atom("cpp@host"), 7, 1, 3};
+    const term from(from_pid);
+    const erl::pid to{atom("beam@host"), 40, 2, 1717};
+    const atom name("sink");
+    const term big = erl::binary(std::string(5000, 'x'));
+    for (std::uint64_t flags : {std::uint64_t{0}, dflag::dist_hdr_atom_cache, dflag::fragments,
+                                hdr_flags, hdr_flags | dflag::send_sender}) {
+        for (std::size_t frag : {std::size_t{64 * 1024}, std::size_t{100}}) {
+            dist_writer general(flags, writer_options{frag}), direct(flags, writer_options{frag});
+            bytes a, b;
+            for (int i = 0; i < 4; ++i) {
+                const term payload = i == 3 ? big : sample_payload(i);
+                for (bool sender : {true, false}) {
+                    general.append_message(a,
+                                           sender ? erl::tuple(dop::send_sender, from, to)
+                                                  : erl::tuple(dop::send, atom(""), to),
+                                           &payload);
+                    direct.append_send(b, from, to, payload, sender);
+                }
+                general.append_message(a, erl::tuple(dop::reg_send, from, atom(""), name),
+                                       &payload);
+                direct.append_reg_send(b, from, name, payload);
+            }
+            EXPECT_EQ(a, b) << "flags " << flags << " fragment size " << frag;
+            dist_reader r(flags);
+            auto msgs = read_all(r, b);
+            ASSERT_EQ(msgs.size(), 12u);
+            EXPECT_EQ(msgs[0].control, erl::tuple(dop::send_sender, from, to));
+            EXPECT_EQ(msgs[2].control, erl::tuple(dop::reg_send, from, atom(""), name));
+            EXPECT_EQ(*msgs[11].payload, big);
+        }
+    }
+}
