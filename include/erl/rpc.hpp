@@ -23,7 +23,8 @@
 // SPAWN distribution flag) and return the result or the Erlang exception as data.
 //
 // Thread safety: all functions may be called from any thread except the node's I/O threads
-// (the client calls block). Handlers run on the server's worker pool, never on I/O threads.
+// (the client calls block). Handlers run on the server's worker pool unless registered with
+// function_options{.run = run_on::io_thread} (quick, non-blocking functions only; see there).
 #pragma once
 
 #include <erl/error.hpp>
@@ -39,6 +40,7 @@
 #include <functional>
 #include <memory>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -146,6 +148,28 @@ using sync_handler = std::function<term(call_context&, std::span<const term> arg
 using async_handler =
     std::function<boost::asio::awaitable<term>(call_context&, std::vector<term> args)>;
 
+// Where a registered function runs — the choice between a dirty NIF and a normal NIF.
+enum class run_on : std::uint8_t {
+    // The server's worker pool (default). A handler may block or take long: it holds one pool
+    // thread while the connection goes on reading and other calls complete.
+    pool,
+    // Directly on the node's I/O thread that decoded the request, before that connection reads
+    // its next message; the answer goes out in the same write as the SPAWN_REPLY. This saves
+    // two thread hand-offs per call, but while the handler runs nothing else is read from that
+    // connection (and other connections on the same I/O thread wait): use it only for quick
+    // functions that never block (no sleeping, locks held by slow code, blocking I/O, client
+    // calls such as erl::rpc::call or mailbox::receive, which would deadlock). Results, errors
+    // (raise_*, badarg, C++ exceptions) and undef are exactly those of the pool path.
+    // Coroutine handlers always run on the pool (add() throws std::invalid_argument when asked
+    // to run one on an I/O thread).
+    io_thread,
+};
+
+// Per-function registration options (server::add / add_raw).
+struct function_options {
+    run_on run = run_on::pool;
+};
+
 struct server_options {
     unsigned threads = 4;   // worker pool size (sync handlers occupy one thread each)
     bool serve_rex = true;  // register `rex` for erl_call / ei_rpc / old rpc clients
@@ -162,8 +186,9 @@ class server {
   public:
     explicit server(erl::node& n, server_options opts = {});
     // Stops serving: later SPAWN_REQUESTs for erpc get the error reply `notsup`, rex is
-    // unregistered; waits for handlers that are running (after node::stop(): abandons
-    // suspended coroutine handlers instead of waiting for them).
+    // unregistered; waits for handlers that are running, on the pool and on I/O threads (after
+    // node::stop(): abandons suspended coroutine handlers instead of waiting for them). Must
+    // not be called from a handler.
     ~server();
     server(const server&) = delete;
     server& operator=(const server&) = delete;
@@ -173,11 +198,16 @@ class server {
     //     boost::asio::awaitable<R> fn([call_context&,] A1, ..., AN) (coroutine on the pool)
     // where each Ai converts from a term with erl::from_term (a mismatch raises error:badarg)
     // and R converts with erl::to_term (void returns the atom ok). Replaces an earlier entry.
+    // opts.run = run_on::io_thread runs a quick sync function inline (see run_on):
+    //     rpc.add("demo", "echo", [](const erl::term& t) { return t; },
+    //             {.run = erl::rpc::run_on::io_thread});
     template <class F>
-    void add(std::string_view module, std::string_view function, F&& fn);
+    void add(std::string_view module, std::string_view function, F&& fn,
+             function_options opts = {});
 
     // Raw registration (the arguments are passed as received).
-    void add_raw(atom module, atom function, unsigned arity, sync_handler fn);
+    void add_raw(atom module, atom function, unsigned arity, sync_handler fn,
+                 function_options opts = {});
     void add_raw_async(atom module, atom function, unsigned arity, async_handler fn);
     bool remove(atom module, atom function, unsigned arity);
     bool contains(atom module, atom function, unsigned arity) const;
@@ -331,7 +361,8 @@ Tuple convert_args(std::span<const term> a, const call_context& ctx, std::index_
 }  // namespace detail
 
 template <class F>
-void server::add(std::string_view module, std::string_view function, F&& fn) {
+void server::add(std::string_view module, std::string_view function, F&& fn,
+                 function_options opts) {
     using S = detail::callable_sig<std::decay_t<F>>;
     using Args = typename S::args;
     using R = typename S::ret;
@@ -342,6 +373,9 @@ void server::add(std::string_view module, std::string_view function, F&& fn) {
     const atom m(module), f(function);
     if constexpr (detail::is_awaitable<R>::value) {
         using V = typename detail::is_awaitable<R>::value_type;
+        if (opts.run != run_on::pool)
+            throw std::invalid_argument(
+                "erl::rpc::server::add: coroutine handlers run on the pool");
         add_raw_async(m, f, arity,
                       [fn = std::forward<F>(fn)](
                           call_context& ctx, std::vector<term> a) -> boost::asio::awaitable<term> {
@@ -363,22 +397,24 @@ void server::add(std::string_view module, std::string_view function, F&& fn) {
                           }
                       });
     } else {
-        add_raw(m, f, arity,
-                [fn = std::forward<F>(fn)](call_context& ctx, std::span<const term> a) -> term {
-                    P conv = detail::convert_args<P>(a, ctx, Seq{});
-                    auto call = [&](auto&... xs) -> decltype(auto) {
-                        if constexpr (with_ctx)
-                            return fn(ctx, xs...);
-                        else
-                            return fn(xs...);
-                    };
-                    if constexpr (std::is_void_v<R>) {
-                        std::apply(call, conv);
-                        return term(atoms::ok());
-                    } else {
-                        return detail::result_to_term(std::apply(call, conv));
-                    }
-                });
+        add_raw(
+            m, f, arity,
+            [fn = std::forward<F>(fn)](call_context& ctx, std::span<const term> a) -> term {
+                P conv = detail::convert_args<P>(a, ctx, Seq{});
+                auto call = [&](auto&... xs) -> decltype(auto) {
+                    if constexpr (with_ctx)
+                        return fn(ctx, xs...);
+                    else
+                        return fn(xs...);
+                };
+                if constexpr (std::is_void_v<R>) {
+                    std::apply(call, conv);
+                    return term(atoms::ok());
+                } else {
+                    return detail::result_to_term(std::apply(call, conv));
+                }
+            },
+            opts);
     }
 }
 

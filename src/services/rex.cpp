@@ -23,6 +23,7 @@ void server_state::start_rex() {
 
 void server_state::on_rex_message(term msg) {
     const auto& a = A();
+    foreign_call guard(*this);  // the sender's thread may run an inline handler
     if (stopped.load() || !msg.is_tuple()) return;
     auto is_call = [&](const term& r, atom tag) {
         return r.is_tuple(5) && r[0].is_atom(tag) && r[1].is_atom() && r[2].is_atom();

@@ -10,7 +10,9 @@
 
 #include <map>
 #include <shared_mutex>
+#include <span>
 #include <tuple>
+#include <unordered_map>
 
 namespace erl::rpc::detail {
 
@@ -57,9 +59,27 @@ term spawn_exit_reason(const outcome& o);
 
 struct entry {
     unsigned arity = 0;
+    run_on run = run_on::pool;  // io_thread: sync handler called inline by the receiving thread
     sync_handler sync;
     async_handler async;
 };
+
+// Registry key: atoms compare and hash by identity (interned), unlike atom's term order.
+struct fn_key {
+    const void* m;
+    const void* f;
+    unsigned arity;
+    bool operator==(const fn_key&) const = default;
+};
+struct fn_key_hash {
+    std::size_t operator()(const fn_key& k) const noexcept {
+        auto h = std::hash<const void*>{};
+        return (h(k.m) * 31 + h(k.f)) * 31 + k.arity;
+    }
+};
+inline fn_key key_of(atom m, atom f, unsigned arity) noexcept {
+    return {m.entry(), f.entry(), arity};
+}
 
 // One call to run on the pool.
 struct job {
@@ -81,13 +101,32 @@ struct server_state : std::enable_shared_from_this<server_state> {
     boost::asio::thread_pool pool;
     std::atomic<bool> stopped{false};
 
+    // Calls in progress on threads the server does not own (I/O threads, senders to rex): the
+    // destructor waits for them, as it joins the pool, so no handler runs after ~server.
+    std::atomic<int> foreign_calls{0};
+    struct foreign_call {
+        server_state& st;
+        explicit foreign_call(server_state& s) : st(s) { st.foreign_calls.fetch_add(1); }
+        ~foreign_call() { st.foreign_calls.fetch_sub(1); }
+        foreign_call(const foreign_call&) = delete;
+        foreign_call& operator=(const foreign_call&) = delete;
+    };
+
     mutable std::shared_mutex mu;
-    std::map<std::tuple<atom, atom, unsigned>, std::shared_ptr<const entry>> fns;
+    std::unordered_map<fn_key, std::shared_ptr<const entry>, fn_key_hash> fns;
     std::shared_ptr<process> rex;
 
     std::shared_ptr<const entry> find(atom m, atom f, unsigned arity) const;
-    // Runs the job on the pool; `done` is called exactly once (on a pool thread).
+    // Runs the job: functions registered with run_on::io_thread, undef and badarg (improper
+    // argument list) complete on the calling thread before run() returns; everything else
+    // runs on the pool. `done` is called exactly once.
     void run(std::shared_ptr<job> j);
+    // run() after the lookup: `e` is the entry (null: undef/badarg), `argv` the elements of
+    // j->args.
+    void dispatch(std::shared_ptr<job> j, std::shared_ptr<const entry> e,
+                  std::span<const term> argv);
+    // Computes the outcome of a call of `e` (null: not registered) on the calling thread.
+    outcome run_here(const entry* e, call_context& ctx, std::span<const term> argv) const;
     // Answers a SPAWN_REQUEST (called on the connection's strand).
     bool on_spawn_request(const std::shared_ptr<erl::detail::connection>& c, const term& control,
                           term* payload);

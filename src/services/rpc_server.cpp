@@ -16,6 +16,8 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 
+#include <chrono>
+#include <thread>
 #include <unordered_map>
 
 namespace erl::rpc::detail {
@@ -90,77 +92,98 @@ server_state::~server_state() = default;
 
 std::shared_ptr<const entry> server_state::find(atom m, atom f, unsigned arity) const {
     std::shared_lock lk(mu);
-    auto it = fns.find({m, f, arity});
+    auto it = fns.find(key_of(m, f, arity));
     return it == fns.end() ? nullptr : it->second;
 }
 
 namespace {
 
-outcome from_exception(std::exception_ptr ep, const job& j) {
+outcome from_exception(std::exception_ptr ep, atom m, atom f, std::size_t arity_n) {
     const auto& a = A();
-    const term arity(static_cast<long long>(j.args.size()));
+    const term arity(static_cast<long long>(arity_n));
     try {
         std::rethrow_exception(ep);
     } catch (const erlang_exception& e) {
         term stack = e.stacktrace();
-        if (e.class_of() == a.error && stack.is_nil()) stack = frame_stack(j.m, j.f, arity);
+        if (e.class_of() == a.error && stack.is_nil()) stack = frame_stack(m, f, arity);
         return {e.class_of(), e.reason(), stack};
     } catch (const std::exception& e) {
         return {a.error, make_tuple({term(a.cpp_exception), binary(e.what())}),
-                frame_stack(j.m, j.f, arity)};
+                frame_stack(m, f, arity)};
     } catch (...) {
-        return {a.error, term(a.cpp_exception), frame_stack(j.m, j.f, arity)};
+        return {a.error, term(a.cpp_exception), frame_stack(m, f, arity)};
     }
+}
+
+// The argument list as a span of its elements (lists are contiguous); false if improper.
+bool arg_span(const term& args, std::span<const term>& out) {
+    if (!args.is_list() || !args.is_proper_list()) return false;
+    out = args.as_list().elements;
+    return true;
 }
 
 }  // namespace
 
-void server_state::run(std::shared_ptr<job> j) {
-    const auto& a = A();
-    std::vector<term> argv;
-    bool proper = j->args.is_list() && j->args.is_proper_list();
-    if (proper) {
-        auto lv = j->args.as_list();
-        argv.assign(lv.elements.begin(), lv.elements.end());
-    }
-    auto e = proper ? find(j->m, j->f, static_cast<unsigned>(argv.size())) : nullptr;
-    if (!e) {
+outcome server_state::run_here(const entry* e, call_context& ctx,
+                               std::span<const term> argv) const {
+    if (!e || !e->sync) {
         // apply/3 of an unknown function: error:undef with the call as the only frame, as BEAM
         // reports it; an improper argument list is error:badarg.
-        outcome o{a.error, term(proper ? a.undef : a.badarg), frame_stack(j->m, j->f, j->args)};
-        boost::asio::post(pool, [j, o = std::move(o)]() mutable { j->done(std::move(o)); });
+        const auto& a = A();
+        const bool proper = ctx.args().is_list() && ctx.args().is_proper_list();
+        return {a.error, term(proper ? a.undef : a.badarg),
+                frame_stack(ctx.module(), ctx.function(), ctx.args())};
+    }
+    try {
+        return outcome{atom(), e->sync(ctx, argv), term()};
+    } catch (...) {
+        return from_exception(std::current_exception(), ctx.module(), ctx.function(), argv.size());
+    }
+}
+
+void server_state::run(std::shared_ptr<job> j) {
+    std::span<const term> argv;
+    const bool proper = arg_span(j->args, argv);
+    auto e = proper ? find(j->m, j->f, static_cast<unsigned>(argv.size())) : nullptr;
+    dispatch(std::move(j), std::move(e), argv);
+}
+
+void server_state::dispatch(std::shared_ptr<job> j, std::shared_ptr<const entry> e,
+                            std::span<const term> argv) {
+    if (!e || e->run == run_on::io_thread) {
+        // Nothing to wait for (undef / badarg), or a quick function registered to run inline.
+        call_context ctx(&node, j->self, j->caller, j->m, j->f, j->args, pool.get_executor(),
+                         j->proc);
+        j->done(run_here(e.get(), ctx, argv));
         return;
     }
-    auto ctx = std::make_shared<call_context>(&node, j->self, j->caller, j->m, j->f, j->args,
-                                              pool.get_executor(), j->proc);
     if (e->async) {
+        auto ctx = std::make_shared<call_context>(&node, j->self, j->caller, j->m, j->f, j->args,
+                                                  pool.get_executor(), j->proc);
         boost::asio::co_spawn(
             pool.get_executor(),
-            [e, ctx, argv = std::move(argv)]() mutable -> boost::asio::awaitable<term> {
-                co_return co_await e->async(*ctx, std::move(argv));
-            },
+            [e, ctx, argv = std::vector<term>(argv.begin(), argv.end())]() mutable
+            -> boost::asio::awaitable<term> { co_return co_await e->async(*ctx, std::move(argv)); },
             [j, ctx, e](std::exception_ptr ep, term v) {
                 if (ep)
-                    j->done(from_exception(ep, *j));
+                    j->done(from_exception(ep, j->m, j->f, ctx->args().size()));
                 else
                     j->done(outcome{atom(), std::move(v), term()});
             });
         return;
     }
-    boost::asio::post(pool, [j, ctx, e, argv = std::move(argv)]() {
-        outcome o;
-        try {
-            o.value = e->sync(*ctx, argv);
-        } catch (...) {
-            o = from_exception(std::current_exception(), *j);
-        }
-        j->done(std::move(o));
+    // j->args keeps the elements `argv` points at alive until the job is done.
+    boost::asio::post(pool, [this, j = std::move(j), e = std::move(e), argv]() {
+        call_context ctx(&node, j->self, j->caller, j->m, j->f, j->args, pool.get_executor(),
+                         j->proc);
+        j->done(run_here(e.get(), ctx, argv));
     });
 }
 
 bool server_state::on_spawn_request(const std::shared_ptr<erl::detail::connection>& c,
                                     const term& control, term* payload) {
     const auto& a = A();
+    foreign_call guard(*this);  // ~server waits for inline handlers (seq_cst with `stopped`)
     if (stopped.load()) return false;
     // {29, ReqId, From, GroupLeader, {M, F, Arity}, OptList} (+ token for 30).
     if (!control[1].is_reference() || !control[4].is_tuple(3) || !payload) return false;
@@ -173,29 +196,30 @@ bool server_state::on_spawn_request(const std::shared_ptr<erl::detail::connectio
     if (!args.is_proper_list()) return false;
     auto lv = args.as_list();
 
-    enum class kind { erpc_call, erpc_cast, plain } k;
-    term ref;
+    enum class kind : std::uint8_t { erpc_call, erpc_cast, plain } k;
+    const term* ref = nullptr;
     atom m, f;
-    term call_args;
+    const term* call_args;
+    std::shared_ptr<const entry> plain_entry;
     if (sm == a.erpc && sf == a.execute_call && lv.elements.size() == 4 &&
         lv.elements[1].is_atom() && lv.elements[2].is_atom()) {
         k = kind::erpc_call;
-        ref = lv.elements[0];
+        ref = &lv.elements[0];
         m = lv.elements[1].as_atom();
         f = lv.elements[2].as_atom();
-        call_args = lv.elements[3];
+        call_args = &lv.elements[3];
     } else if (sm == a.erpc && sf == a.execute_cast && lv.elements.size() == 3 &&
                lv.elements[0].is_atom() && lv.elements[1].is_atom()) {
         k = kind::erpc_cast;
         m = lv.elements[0].as_atom();
         f = lv.elements[1].as_atom();
-        call_args = lv.elements[2];
-    } else if (find(sm, sf, static_cast<unsigned>(lv.elements.size()))) {
+        call_args = &lv.elements[2];
+    } else if ((plain_entry = find(sm, sf, static_cast<unsigned>(lv.elements.size())))) {
         // spawn(CppNode, M, F, Args) of a registered function: runs it in a fresh process.
         k = kind::plain;
         m = sm;
         f = sf;
-        call_args = args;
+        call_args = &args;
     } else {
         // Any other function would need an Erlang runtime: the documented answer is the
         // spawn error `notsup` (the runtime sends it when we return false).
@@ -222,24 +246,42 @@ bool server_state::on_spawn_request(const std::shared_ptr<erl::detail::connectio
     const int flags = (want_link ? 1 : 0) | (want_monitor ? 2 : 0);
     c->send(make_tuple({term(dop::spawn_reply), req_id, from, term(flags), p->self_term}), nullptr);
 
+    // The process ends with the exit reason a BEAM process running the same code would have.
+    auto exit_reason = [k](const term* r, const outcome& o) {
+        return k == kind::erpc_call ? erpc_exit_reason(*r, o)
+               : k == kind::plain   ? spawn_exit_reason(o)
+               : o.returned()       ? term(A().normal)
+                                    : spawn_exit_reason(o);
+    };
+
+    std::span<const term> argv;
+    const bool proper = arg_span(*call_args, argv);
+    auto e = k == kind::plain ? std::move(plain_entry)
+             : proper         ? find(m, f, static_cast<unsigned>(argv.size()))
+                              : nullptr;
+    if (!e || e->run == run_on::io_thread) {
+        // Inline on this I/O thread: no job, no thread hand-off; the exit signal carrying the
+        // result is queued behind the SPAWN_REPLY and both leave in one write.
+        call_context ctx(&node, p->self, from, m, f, *call_args, pool.get_executor(), p);
+        const outcome o = run_here(e.get(), ctx, argv);
+        core.process_exit(p, exit_reason(ref, o));
+        return true;
+    }
+
     auto j = std::make_shared<job>();
     j->proc = p;
     j->self = p->self;
     j->caller = from;
     j->m = m;
     j->f = f;
-    j->args = call_args;
+    j->args = *call_args;
     std::weak_ptr<node_core> wcore = core.shared_from_this();
-    j->done = [wcore, p, k, ref](outcome o) {
+    j->done = [wcore, p, exit_reason, ref = ref ? *ref : term()](outcome o) {
         auto cr = wcore.lock();
         if (!cr) return;
-        term reason = k == kind::erpc_call ? erpc_exit_reason(ref, o)
-                      : k == kind::plain   ? spawn_exit_reason(o)
-                      : o.returned()       ? term(A().normal)
-                                           : spawn_exit_reason(o);
-        cr->process_exit(p, std::move(reason));
+        cr->process_exit(p, exit_reason(&ref, o));
     };
-    run(std::move(j));
+    dispatch(std::move(j), std::move(e), argv);  // argv points into j->args (same list)
     return true;
 }
 
@@ -306,6 +348,10 @@ server::~server() {
         std::lock_guard lk(slot->mu);
         if (slot->server.lock() == st_) slot->server.reset();
     }
+    // Handlers running inline on I/O threads (run_on::io_thread) finish before we return, as
+    // pool handlers do below; new ones see `stopped` and are refused.
+    while (st_->foreign_calls.load() != 0)
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
     if (st_->rex) st_->core.process_exit(st_->rex, term(A().normal));
     // A stopped node has nobody left to answer: abandon suspended coroutines (a long
     // demo:sleep must not hold up shutdown). Otherwise let running handlers finish.
@@ -313,12 +359,14 @@ server::~server() {
     st_->pool.join();
 }
 
-void server::add_raw(atom module, atom function, unsigned arity, sync_handler fn) {
+void server::add_raw(atom module, atom function, unsigned arity, sync_handler fn,
+                     function_options opts) {
     auto e = std::make_shared<detail::entry>();
     e->arity = arity;
+    e->run = opts.run;
     e->sync = std::move(fn);
     std::unique_lock lk(st_->mu);
-    st_->fns[{module, function, arity}] = std::move(e);
+    st_->fns[detail::key_of(module, function, arity)] = std::move(e);
 }
 
 void server::add_raw_async(atom module, atom function, unsigned arity, async_handler fn) {
@@ -326,12 +374,12 @@ void server::add_raw_async(atom module, atom function, unsigned arity, async_han
     e->arity = arity;
     e->async = std::move(fn);
     std::unique_lock lk(st_->mu);
-    st_->fns[{module, function, arity}] = std::move(e);
+    st_->fns[detail::key_of(module, function, arity)] = std::move(e);
 }
 
 bool server::remove(atom module, atom function, unsigned arity) {
     std::unique_lock lk(st_->mu);
-    return st_->fns.erase({module, function, arity}) > 0;
+    return st_->fns.erase(detail::key_of(module, function, arity)) > 0;
 }
 
 bool server::contains(atom module, atom function, unsigned arity) const {
