@@ -19,7 +19,8 @@
 // a monitor on the server plus an alias as reply tag; on timeout the monitor and the alias are
 // removed, so a late reply is dropped and no monitor is left behind. cast() sends '$gen_cast'.
 //
-// Thread safety: a server's callbacks run on one thread, one message at a time. call/cast may
+// Thread safety: a server's callbacks run one message at a time, on the server's own thread
+// (or, with start_options::run_inline, on the thread delivering each message). call/cast may
 // be used from any thread except the node's I/O threads.
 #pragma once
 
@@ -68,10 +69,13 @@ class server {
     void reply(const from& caller, term value) const;
     // Ends the server after the current callback with `reason`.
     void stop(term reason = term(atoms::normal()));
+    // The server's process (pid, send, links...). Its messages go to the callbacks: never
+    // receive on it.
     const mailbox& self() const noexcept { return mb_; }
 
   private:
     friend class running;
+    friend struct detail_access;
     mailbox mb_;
     std::optional<term> stop_reason_;
 };
@@ -89,6 +93,7 @@ class running {
 
     // Internal.
     running(std::shared_ptr<server> impl, mailbox mb);
+    running(std::shared_ptr<server> impl, mailbox mb, std::shared_ptr<void> inline_state);
 
   private:
     void loop();
@@ -96,11 +101,27 @@ class running {
     mailbox mb_;
     pid pid_;
     std::thread thread_;
+    std::shared_ptr<void> inline_;  // run_inline servers: the state the process handler uses
+};
+
+struct start_options {
+    // false (default): the callbacks run on the server's own thread; they may block.
+    // true: no thread of its own — each message is handled right away on the thread that
+    // delivers it (for calls from other nodes: the node's I/O thread that read it), under a
+    // mutex that keeps callbacks one at a time. A remote gen_server:call then costs no thread
+    // hand-off, but a callback that blocks stalls that connection (and others on the I/O
+    // thread): only for quick callbacks that never wait (in particular never call
+    // erl::gen_server::call, erl::rpc::call or receive). init() runs in start(); terminate()
+    // runs on the thread that ends the process (stop(), a callback's stop/exception, an exit
+    // signal, node stop). Replies and failures are those of the threaded server.
+    bool run_inline = false;
 };
 
 // Starts `impl` in a new process (registered as `name` if given; errc::name_taken if in use).
 result<std::unique_ptr<running>> start(erl::node& n, std::shared_ptr<server> impl,
                                        std::optional<atom> name = std::nullopt);
+result<std::unique_ptr<running>> start(erl::node& n, std::shared_ptr<server> impl,
+                                       std::optional<atom> name, start_options opts);
 
 // A gen_server to call: a pid, a registered name on the local node, or {Name, Node}.
 struct dest {

@@ -9,9 +9,121 @@
 
 #include "services/rpc_internal.hpp"
 
+#include <mutex>
+#include <shared_mutex>
+
 namespace erl::gen_server {
 
 using rpc::detail::A;
+
+// Access to server's private parts for the two ways of running one.
+struct detail_access {
+    // One message: '$gen_call', '$gen_cast' or anything else (handle_info).
+    static void handle(server& s, const term& t) {
+        const auto& a = A();
+        if (t.is_tuple(3) && t[0].is_atom(a.gen_call) && t[1].is_tuple(2)) {
+            from f{t[1][0], t[1][1]};
+            if (auto r = s.handle_call(t[2], f)) s.reply(f, std::move(*r));
+        } else if (t.is_tuple(2) && t[0].is_atom(a.gen_cast)) {
+            s.handle_cast(t[1]);
+        } else {
+            s.handle_info(t);
+        }
+    }
+    static std::optional<term>& stop_reason(server& s) { return s.stop_reason_; }
+    static void set_self(server& s, mailbox mb) { s.mb_ = std::move(mb); }
+};
+
+namespace {
+
+// Exit reason of a server whose callback threw (as gen_server's process would exit).
+term reason_of(std::exception_ptr ep) {
+    const auto& a = A();
+    try {
+        std::rethrow_exception(ep);
+    } catch (const rpc::erlang_exception& e) {
+        return e.class_of() == a.exit ? e.reason() : make_tuple({e.reason(), e.stacktrace()});
+    } catch (const std::exception& e) {
+        return make_tuple({term(a.cpp_exception), binary(e.what())});
+    } catch (...) {
+        return term(a.cpp_exception);
+    }
+}
+
+// A run_inline server: its process is a service process whose handler runs the callbacks on
+// the delivering thread. `mu` keeps them one at a time; it is recursive because ending the
+// process from inside a callback runs the exit hook (terminate) on the same thread.
+struct inline_state {
+    std::recursive_mutex mu;
+    std::shared_ptr<server> impl;
+    std::shared_ptr<erl::detail::process> proc;  // cleared when the server ends (no cycle)
+    bool ended = false;                          // terminate has run
+
+    // Runs terminate once, when the process has ended (for whatever reason).
+    void on_exit(const term& reason) {
+        std::lock_guard lk(mu);
+        if (ended) return;
+        ended = true;
+        impl->terminate(reason);
+        proc.reset();
+    }
+    void on_message(term msg) {
+        std::lock_guard lk(mu);
+        if (ended) return;
+        auto& s = *impl;
+        std::optional<term> reason;
+        try {
+            detail_access::handle(s, msg);
+            if (auto& r = detail_access::stop_reason(s)) reason = *r;
+        } catch (...) {
+            reason = reason_of(std::current_exception());
+        }
+        if (reason) end(std::move(*reason));
+    }
+    // Ends the process with `reason`; terminate runs through the exit hook.
+    void end(term reason) {
+        std::shared_ptr<erl::detail::process> p = proc;
+        if (p) p->node->process_exit(p, std::move(reason));
+    }
+};
+
+// Calls st->on_exit once the process has ended. Process waiters are one-shot wake-ups (taken
+// at exit, and possibly when a message arrives): re-armed until the process has exited.
+void arm_exit_hook(const std::shared_ptr<erl::detail::process>& p,
+                   const std::weak_ptr<inline_state>& w) {
+    std::weak_ptr<erl::detail::process> wp = p;
+    bool exited_now = false;
+    {
+        std::lock_guard lk(p->mu);
+        if (p->exited)
+            exited_now = true;
+        else
+            p->waiters.push_back([wp, w] {
+                auto p = wp.lock();
+                if (!p) return;
+                if (p->exited) {
+                    term reason;
+                    {
+                        std::lock_guard lk(p->mu);
+                        reason = p->exit_reason;
+                    }
+                    if (auto st = w.lock()) st->on_exit(reason);
+                } else {
+                    arm_exit_hook(p, w);
+                }
+            });
+    }
+    if (exited_now) {
+        term reason;
+        {
+            std::lock_guard lk(p->mu);
+            reason = p->exit_reason;
+        }
+        if (auto st = w.lock()) st->on_exit(reason);
+    }
+}
+
+}  // namespace
 
 void server::reply(const from& caller, term value) const {
     mb_.internals()->node->gen_reply(caller.as_term(), std::move(value));
@@ -27,8 +139,14 @@ running::running(std::shared_ptr<server> impl, mailbox mb)
     thread_ = std::thread([this] { loop(); });
 }
 
+running::running(std::shared_ptr<server> impl, mailbox mb, std::shared_ptr<void> inline_state)
+    : impl_(std::move(impl)),
+      mb_(std::move(mb)),
+      pid_(mb_.self()),
+      inline_(std::move(inline_state)) {}
+
 running::~running() {
-    if (thread_.joinable()) stop();
+    if (thread_.joinable() || inline_) stop();
 }
 
 void running::loop() {
@@ -44,27 +162,25 @@ void running::loop() {
                 reason = mb_.internals()->exit_reason;
                 break;
             }
-            const term& t = *m;
-            if (t.is_tuple(3) && t[0].is_atom(a.gen_call) && t[1].is_tuple(2)) {
-                from f{t[1][0], t[1][1]};
-                if (auto r = s.handle_call(t[2], f)) s.reply(f, std::move(*r));
-            } else if (t.is_tuple(2) && t[0].is_atom(a.gen_cast)) {
-                s.handle_cast(t[1]);
-            } else {
-                s.handle_info(t);
-            }
+            detail_access::handle(s, *m);
         }
         if (s.stop_reason_) reason = *s.stop_reason_;
-    } catch (const rpc::erlang_exception& e) {
-        reason = e.class_of() == a.exit ? e.reason() : make_tuple({e.reason(), e.stacktrace()});
-    } catch (const std::exception& e) {
-        reason = make_tuple({term(a.cpp_exception), binary(e.what())});
+    } catch (...) {
+        reason = reason_of(std::current_exception());
     }
     s.terminate(reason);
     mb_.exit(reason);
 }
 
 void running::stop(term reason) {
+    if (inline_) {
+        // Ends the process; the exit hook runs terminate (after a callback in progress, which
+        // holds the state's mutex), so no callback runs once stop() returns.
+        auto st = std::static_pointer_cast<inline_state>(inline_);
+        st->end(std::move(reason));
+        std::lock_guard lk(st->mu);  // the exit hook may run on another thread: wait for it
+        return;
+    }
     if (!thread_.joinable()) return;
     if (thread_.get_id() == std::this_thread::get_id()) {
         impl_->stop(std::move(reason));
@@ -82,9 +198,62 @@ bool running::alive() const {
 
 result<std::unique_ptr<running>> start(erl::node& n, std::shared_ptr<server> impl,
                                        std::optional<atom> name) {
-    auto mb = n.spawn_mailbox(name);
-    if (!mb) return mb.error();
-    return std::make_unique<running>(std::move(impl), std::move(*mb));
+    return start(n, std::move(impl), name, start_options{});
+}
+
+result<std::unique_ptr<running>> start(erl::node& n, std::shared_ptr<server> impl,
+                                       std::optional<atom> name, start_options opts) {
+    if (!opts.run_inline) {
+        auto mb = n.spawn_mailbox(name);
+        if (!mb) return mb.error();
+        return std::make_unique<running>(std::move(impl), std::move(*mb));
+    }
+    auto& core = n.internals();
+    if (!core.alive) return make_error_code(errc::not_alive);
+    auto st = std::make_shared<inline_state>();
+    st->impl = impl;
+    std::weak_ptr<inline_state> w = st;
+    // Messages reach the callbacks as soon as the pid or name is known, so init() runs first,
+    // under the state's mutex, before the name is registered.
+    std::unique_lock init_lk(st->mu);
+    auto p = core.new_process([w](term msg) {
+        if (auto s = w.lock()) s->on_message(std::move(msg));
+    });
+    st->proc = p;
+    mailbox mb = core.make_handle(p);
+    detail_access::set_self(*impl, mb);
+    arm_exit_hook(p, w);
+    if (name) {
+        // Taken names fail before init() runs, as spawn_mailbox does for threaded servers.
+        std::shared_lock lk(core.proc_mu);
+        if (core.names.count(*name)) {
+            lk.unlock();
+            st->ended = true;  // init never ran: no terminate either
+            st->end(term(A().normal));
+            return make_error_code(errc::name_taken);
+        }
+    }
+    try {
+        impl->init();
+    } catch (...) {
+        // As a threaded server whose init throws: terminate runs (exit hook, this thread) and
+        // the returned server is no longer alive.
+        st->end(reason_of(std::current_exception()));
+        return std::make_unique<running>(std::move(impl), std::move(mb), std::move(st));
+    }
+    if (name) {
+        std::unique_lock lk(core.proc_mu);
+        if (core.names.count(*name)) {  // registered meanwhile by someone else
+            lk.unlock();
+            st->end(term(A().normal));
+            return make_error_code(errc::name_taken);
+        }
+        if (!p->exited) {  // init may have stopped it already
+            p->name = *name;
+            core.names[*name] = p;
+        }
+    }
+    return std::make_unique<running>(std::move(impl), std::move(mb), std::move(st));
 }
 
 term dest::to_term() const {
