@@ -48,20 +48,30 @@ inline std::unique_ptr<services> start(erl::node& node) {
     auto s = std::make_unique<services>();
     s->rpc = std::make_unique<erl::rpc::server>(node);
     auto& r = *s->rpc;
-    r.add("demo", "echo", [](const erl::term& t) { return t; });
-    r.add("demo", "add", [](const erl::term& a, const erl::term& b) {
-        auto sum = erl::add(a, b);  // bignums included; non-integers are badarith as in Erlang
-        if (!sum) erl::rpc::raise_error(erl::term(erl::atom("badarith")));
-        return *sum;
-    });
-    r.add("demo", "raise",
-          [](const erl::term& reason) -> erl::term { erl::rpc::raise_error(reason); });
+    // Quick functions that never block run inline on the I/O thread that read the request
+    // (like a normal NIF); sleep stays on the pool (the default, like a dirty NIF).
+    const erl::rpc::function_options quick{.run = erl::rpc::run_on::io_thread};
+    r.add(
+        "demo", "echo", [](const erl::term& t) { return t; }, quick);
+    r.add(
+        "demo", "add",
+        [](const erl::term& a, const erl::term& b) {
+            auto sum = erl::add(a, b);  // bignums included; non-integers are badarith as in Erlang
+            if (!sum) erl::rpc::raise_error(erl::term(erl::atom("badarith")));
+            return *sum;
+        },
+        quick);
+    r.add(
+        "demo", "raise",
+        [](const erl::term& reason) -> erl::term { erl::rpc::raise_error(reason); }, quick);
     r.add("demo", "sleep",
           [](erl::rpc::call_context& ctx, std::int64_t ms) -> boost::asio::awaitable<void> {
               boost::asio::steady_timer t(ctx.executor(), std::chrono::milliseconds(ms));
               co_await t.async_wait(boost::asio::use_awaitable);
           });
-    if (auto c = erl::gen_server::start(node, std::make_shared<counter>(), erl::atom("counter")))
+    // The counter's callbacks are quick: they run on the delivering thread (no thread hop).
+    if (auto c = erl::gen_server::start(node, std::make_shared<counter>(), erl::atom("counter"),
+                                        {.run_inline = true}))
         s->counter = std::move(*c);
     return s;
 }

@@ -14,6 +14,9 @@
 
 #include <unistd.h>
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <stdexcept>
 #include <thread>
 
 using namespace std::chrono_literals;
@@ -183,4 +186,316 @@ TEST_F(RpcServer, gen_server_call_timeout_leaves_no_monitor) {
     r = erl::gen_server::call(a, erl::gen_server::dest(erl::atom("none"), b.name()),
                               erl::atom("x"));
     EXPECT_EQ(r.error().code, make_error_code(erl::errc::noproc));
+}
+
+// --- run_on::io_thread: inline handlers give exactly the pool's answers -----------------------
+
+namespace {
+
+// The same functions as module `t` (pool), registered as module `ti` running inline.
+void register_inline_functions(erl::rpc::server& r) {
+    const erl::rpc::function_options io{.run = erl::rpc::run_on::io_thread};
+    r.add(
+        "ti", "add", [](std::int64_t a, std::int64_t b) { return a + b; }, io);
+    r.add(
+        "ti", "len", [](const std::vector<std::int64_t>& v) { return v.size(); }, io);
+    r.add(
+        "ti", "hello", [](const std::string& who) { return "hello " + who; }, io);
+    r.add(
+        "ti", "nothing", [] {}, io);
+    r.add(
+        "ti", "err", [](const erl::term& t) -> erl::term { erl::rpc::raise_error(t); }, io);
+    r.add(
+        "ti", "ex", [](const erl::term& t) -> erl::term { erl::rpc::raise_exit(t); }, io);
+    r.add(
+        "ti", "thr", [](const erl::term& t) -> erl::term { erl::rpc::raise_throw(t); }, io);
+    r.add_raw(
+        erl::atom("ti"), erl::atom("raw"), 2,
+        [](erl::rpc::call_context&, std::span<const erl::term> a) {
+            return erl::make_tuple({a[1], a[0]});
+        },
+        io);
+    r.add("t", "cpp", []() -> erl::term { throw std::runtime_error("plain failure"); });
+    r.add(
+        "ti", "cpp", []() -> erl::term { throw std::runtime_error("plain failure"); }, io);
+    r.add("t", "who", [](erl::rpc::call_context& ctx) {
+        return erl::tuple(erl::atom(ctx.module()), erl::atom(ctx.function()), ctx.args(),
+                          ctx.caller().is_pid(), ctx.self().node, ctx.cancelled());
+    });
+    r.add(
+        "ti", "who",
+        [](erl::rpc::call_context& ctx) {
+            return erl::tuple(erl::atom("t"), erl::atom(ctx.function()), ctx.args(),
+                              ctx.caller().is_pid(), ctx.self().node, ctx.cancelled());
+        },
+        io);
+}
+
+// Replaces module `ti` by `t` so inline and pool answers (stacks name the module) compare.
+std::string as_t(std::string s) {
+    for (std::size_t i = 0; (i = s.find("{ti,", i)) != std::string::npos;)
+        s.replace(i, 4, "{t,");
+    return s;
+}
+
+}  // namespace
+
+TEST_F(RpcServer, inline_handlers_answer_exactly_as_pool_handlers) {
+    register_inline_functions(*rb);
+    struct c {
+        const char* f;
+        erl::term args;
+    };
+    const std::vector<c> calls = {
+        {"add", erl::list(40, 2)},
+        {"add", erl::list(1, erl::atom("x"))},                  // badarg
+        {"add", erl::list(1)},                                  // undef (no add/1)
+        {"add", erl::make_list({erl::term(1)}, erl::term(2))},  // improper list: badarg
+        {"len", erl::list(erl::list(1, 2, 3))},
+        {"hello", erl::list(erl::binary("you"))},
+        {"nothing", erl::term()},
+        {"err", erl::list(erl::atom("boom"))},
+        {"ex", erl::list(erl::atom("bye"))},
+        {"thr", erl::list(erl::atom("ball"))},
+        {"raw", erl::list(1, 2)},
+        {"cpp", erl::term()},
+        {"who", erl::term()},
+        {"nosuch", erl::list(1)},
+    };
+    for (const auto& x : calls) {
+        SCOPED_TRACE(std::string(x.f) + " " + x.args.to_string());
+        auto pool = erl::rpc::call(a, b.name(), erl::atom("t"), erl::atom(x.f), x.args, 5s);
+        auto io = erl::rpc::call(a, b.name(), erl::atom("ti"), erl::atom(x.f), x.args, 5s);
+        EXPECT_EQ(as_t(io.to_term().to_string()), pool.to_term().to_string());
+        EXPECT_EQ(as_t(io.to_rpc_term().to_string()), pool.to_rpc_term().to_string());
+        EXPECT_NE(io.to_term().to_string(), "{error,{erpc,timeout}}");
+    }
+    EXPECT_EQ(call("ti", "add", erl::list(40, 2)), "{ok,42}");
+    EXPECT_EQ(call("ti", "err", erl::list(erl::atom("boom"))),
+              "{error,{exception,boom,[{ti,err,1,[]}]}}");
+    // erpc:cast and rex reach inline functions too.
+    EXPECT_FALSE(erl::rpc::cast(a, b.name(), erl::atom("ti"), erl::atom("nothing"), erl::term()));
+    auto mb = a.spawn_mailbox();
+    ASSERT_TRUE(mb);
+    const erl::atom rex("rex"), user("user");
+    for (const char* mod : {"t", "ti"}) {
+        mb->send(rex, b.name(),
+                 erl::tuple(mb->self_term(),
+                            erl::tuple(erl::atom("call"), erl::atom(mod), erl::atom("err"),
+                                       erl::list(erl::atom("x")), user)));
+        auto m = mb->receive(5s);
+        ASSERT_TRUE(m);
+        EXPECT_EQ(as_t(m->to_string()), "{rex,{badrpc,{'EXIT',{x,[{t,err,1,[]}]}}}}");
+    }
+}
+
+TEST_F(RpcServer, coroutine_handlers_cannot_run_inline) {
+    EXPECT_THROW(rb->add("t", "co", []() -> boost::asio::awaitable<int> { co_return 1; },
+                         {.run = erl::rpc::run_on::io_thread}),
+                 std::invalid_argument);
+    EXPECT_FALSE(rb->contains(erl::atom("t"), erl::atom("co"), 0));
+}
+
+TEST_F(RpcServer, blocked_pool_handler_does_not_stall_inline_calls) {
+    register_inline_functions(*rb);
+    // A pool handler that blocks until the inline calls below have all been answered: if
+    // either path waited for the other this would deadlock (and the calls time out).
+    std::mutex mu;
+    std::condition_variable cv;
+    bool entered = false, release = false;
+    rb->add("t", "gate", [&] {
+        std::unique_lock lk(mu);
+        entered = true;
+        cv.notify_all();
+        cv.wait(lk, [&] { return release; });
+        return erl::atom("opened");
+    });
+    std::thread blocked([&] {
+        auto r = erl::rpc::call(a, b.name(), "t", "gate", erl::term(), 20s);
+        EXPECT_EQ(r.to_term().to_string(), "{ok,opened}");
+    });
+    {
+        std::unique_lock lk(mu);
+        ASSERT_TRUE(cv.wait_for(lk, 10s, [&] { return entered; }));
+    }
+    for (int i = 0; i < 50; ++i)
+        EXPECT_EQ(call("ti", "add", erl::list(i, 1), 5s), "{ok," + std::to_string(i + 1) + "}");
+    {
+        std::lock_guard lk(mu);
+        release = true;
+    }
+    cv.notify_all();
+    blocked.join();
+}
+
+TEST_F(RpcServer, server_destructor_waits_for_inline_handler) {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool entered = false, release = false, finished = false;
+    rb->add("t", "hold",
+            [&] {
+                std::unique_lock lk(mu);
+                entered = true;
+                cv.notify_all();
+                cv.wait(lk, [&] { return release; });
+                finished = true;
+                return 1;
+            },
+            {.run = erl::rpc::run_on::io_thread});
+    std::thread caller([&] { (void)erl::rpc::call(a, b.name(), "t", "hold", erl::term(), 10s); });
+    {
+        std::unique_lock lk(mu);
+        ASSERT_TRUE(cv.wait_for(lk, 10s, [&] { return entered; }));
+    }
+    std::atomic<bool> destroyed{false};
+    std::thread killer([&] {
+        rb.reset();
+        destroyed = true;
+        std::lock_guard lk(mu);
+        EXPECT_TRUE(finished);  // the handler (and what it captured) is done before ~server ends
+    });
+    std::this_thread::sleep_for(100ms);
+    EXPECT_FALSE(destroyed.load());
+    {
+        std::lock_guard lk(mu);
+        release = true;
+    }
+    cv.notify_all();
+    killer.join();
+    caller.join();
+    EXPECT_TRUE(destroyed.load());
+}
+
+// --- gen_server start_options::run_inline: the threaded server's answers, no thread ------------
+
+namespace {
+struct recording_server : erl::gen_server::server {
+    std::shared_ptr<std::atomic<int>> terminated = std::make_shared<std::atomic<int>>(0);
+    std::shared_ptr<erl::term> last_reason = std::make_shared<erl::term>();
+    std::shared_ptr<std::mutex> mu = std::make_shared<std::mutex>();
+    erl::term n{0};
+    bool inited = false;
+    void init() override { inited = true; }
+    std::optional<erl::term> handle_call(const erl::term& req, const from&) override {
+        if (req.is_atom(erl::atom("get"))) return n;
+        if (req.is_atom(erl::atom("inited"))) return erl::term(inited);
+        if (req.is_atom(erl::atom("crash"))) erl::rpc::raise_error(erl::atom("crashed"));
+        if (req.is_atom(erl::atom("quit"))) {
+            stop(erl::atom("quitting"));
+            return erl::atom("bye");
+        }
+        if (req.is_tuple(2) && req[0].is_atom(erl::atom("add"))) return n = *erl::add(n, req[1]);
+        return std::nullopt;  // never answered: the caller times out
+    }
+    void handle_cast(const erl::term& req) override {
+        if (req.is_atom(erl::atom("reset"))) n = erl::term(0);
+    }
+    void handle_info(const erl::term& msg) override { n = erl::tuple(erl::atom("info"), msg); }
+    void terminate(const erl::term& reason) override {
+        std::lock_guard lk(*mu);
+        *last_reason = reason;
+        ++*terminated;
+    }
+};
+
+bool wait_for(const std::function<bool()>& f, std::chrono::milliseconds t = 5s) {
+    const auto end = std::chrono::steady_clock::now() + t;
+    while (!f()) {
+        if (std::chrono::steady_clock::now() > end) return false;
+        std::this_thread::sleep_for(1ms);
+    }
+    return true;
+}
+}  // namespace
+
+TEST_F(RpcServer, inline_gen_server_answers_as_threaded_one) {
+    std::vector<std::string> answers[2];
+    for (int variant = 0; variant < 2; ++variant) {
+        SCOPED_TRACE(variant ? "inline" : "threaded");
+        auto impl = std::make_shared<recording_server>();
+        const erl::atom name("ctr");  // the same name: failure reasons quote it
+        auto srv = erl::gen_server::start(b, impl, name, {.run_inline = variant == 1});
+        ASSERT_TRUE(srv);
+        auto& out = answers[variant];
+        const erl::gen_server::dest remote(name, b.name());
+        auto call = [&](erl::term req, std::chrono::milliseconds t = 5s) {
+            return erl::gen_server::call(a, remote, std::move(req), t).to_term().to_string();
+        };
+        out.push_back(call(erl::atom("inited")));
+        out.push_back(call(erl::tuple(erl::atom("add"), 5)));
+        out.push_back(call(erl::tuple(erl::atom("add"), 2)));
+        // Local callers (same node) too: the message is handled on the caller's thread.
+        out.push_back(erl::gen_server::call(b, erl::gen_server::dest(name), erl::atom("get"))
+                          .to_term()
+                          .to_string());
+        erl::gen_server::cast(a, remote, erl::atom("reset"));
+        out.push_back(call(erl::atom("get")));  // the cast came first on the same connection
+        auto mb = a.spawn_mailbox();
+        ASSERT_TRUE(mb);
+        mb->send(name, b.name(), erl::atom("ping"));
+        out.push_back(call(erl::atom("get")));
+        auto late = erl::gen_server::call(a, remote, erl::atom("unknown"), 50ms);
+        EXPECT_EQ(late.error().code, make_error_code(erl::errc::timeout));
+        // Taken names fail for both.
+        auto dup = erl::gen_server::start(b, std::make_shared<recording_server>(), name,
+                                          {.run_inline = variant == 1});
+        EXPECT_FALSE(dup);
+        if (!dup) EXPECT_EQ(dup.error(), make_error_code(erl::errc::name_taken));
+        // A callback that raises ends the server: terminate gets the reason, callers see it.
+        out.push_back(call(erl::atom("crash")));
+        EXPECT_TRUE(wait_for([&] { return impl->terminated->load() == 1; }));
+        {
+            std::lock_guard lk(*impl->mu);
+            out.push_back(impl->last_reason->to_string());
+        }
+        EXPECT_TRUE(wait_for([&] { return !(*srv)->alive(); }));
+        srv->reset();
+        EXPECT_EQ(impl->terminated->load(), 1);  // once
+    }
+    EXPECT_EQ(answers[1], answers[0]);
+    ASSERT_EQ(answers[0].size(), 8u);
+    EXPECT_EQ(answers[0][0], "{ok,true}");
+    EXPECT_EQ(answers[0][1], "{ok,5}");
+    EXPECT_EQ(answers[0][2], "{ok,7}");
+    EXPECT_EQ(answers[0][3], "{ok,7}");
+    EXPECT_EQ(answers[0][4], "{ok,0}");
+    EXPECT_EQ(answers[0][5], "{ok,{info,ping}}");
+    EXPECT_EQ(answers[0][7], "{crashed,[]}");
+}
+
+TEST_F(RpcServer, inline_gen_server_stop_and_kill_run_terminate_once) {
+    // stop() from the owner, and a stop requested by a callback.
+    auto impl = std::make_shared<recording_server>();
+    auto srv = erl::gen_server::start(b, impl, erl::atom("ctr_stop"), {.run_inline = true});
+    ASSERT_TRUE(srv);
+    (*srv)->stop(erl::atom("shutdown"));
+    EXPECT_EQ(impl->terminated->load(), 1);
+    EXPECT_EQ(impl->last_reason->to_string(), "shutdown");
+    EXPECT_FALSE((*srv)->alive());
+    EXPECT_FALSE(b.internals().find_name(erl::atom("ctr_stop")));
+    srv->reset();
+    EXPECT_EQ(impl->terminated->load(), 1);
+
+    impl = std::make_shared<recording_server>();
+    srv = erl::gen_server::start(b, impl, erl::atom("ctr_quit"), {.run_inline = true});
+    ASSERT_TRUE(srv);
+    auto r = erl::gen_server::call(a, erl::gen_server::dest(erl::atom("ctr_quit"), b.name()),
+                                   erl::atom("quit"));
+    EXPECT_EQ(r.to_term().to_string(), "{ok,bye}");
+    EXPECT_TRUE(wait_for([&] { return impl->terminated->load() == 1; }));
+    EXPECT_EQ(impl->last_reason->to_string(), "quitting");
+    srv->reset();
+    EXPECT_EQ(impl->terminated->load(), 1);
+
+    // Killed by an exit signal from another node.
+    impl = std::make_shared<recording_server>();
+    srv = erl::gen_server::start(b, impl, erl::atom("ctr_kill"), {.run_inline = true});
+    ASSERT_TRUE(srv);
+    auto killer = a.spawn_mailbox();
+    ASSERT_TRUE(killer);
+    killer->exit((*srv)->self(), erl::atom("kill"));
+    EXPECT_TRUE(wait_for([&] { return impl->terminated->load() == 1; }));
+    EXPECT_EQ(impl->last_reason->to_string(), "killed");
+    srv->reset();
+    EXPECT_EQ(impl->terminated->load(), 1);
 }
