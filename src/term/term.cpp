@@ -19,7 +19,7 @@ namespace {
 // pointer pop/push instead of a malloc/free pair. A block freed on another thread simply joins
 // that thread's lists. Each list keeps at most pool_class_budget bytes of blocks (so small
 // classes keep more blocks: a decoded map of 1,000 {Int, <<"v">>} values frees 2,000 blocks of
-// 32-48 bytes), at most 2 MiB per thread;
+// 32-48 bytes), at most 2 MiB per thread (32 classes of 64 KiB);
 // the rest goes back to operator delete. Disabled under sanitizers (so ASan still sees every
 // use-after-free) and with ERLCPP_TERM_POOL=0 in the environment (for A/B measurements).
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -35,9 +35,9 @@ namespace {
 #endif
 
 constexpr std::size_t pool_granule = 16;
-constexpr std::size_t pool_max_bytes = 256;
+constexpr std::size_t pool_max_bytes = 512;  // also short strings as lists (16 B/element)
 constexpr std::size_t pool_classes = pool_max_bytes / pool_granule;
-constexpr std::size_t pool_class_budget = 128 * 1024;
+constexpr std::size_t pool_class_budget = 64 * 1024;
 constexpr std::uint32_t pool_cap(std::size_t c) noexcept {
     return static_cast<std::uint32_t>(pool_class_budget / ((c + 1) * pool_granule));
 }
@@ -379,6 +379,10 @@ inline int key_compare(const term& a, const term& b) noexcept {
             const atom_entry* x = a.as_atom().entry();
             const atom_entry* y = b.as_atom().entry();
             if (x == y) return 0;
+            // Distinct atoms usually differ in the first byte (texts are NUL-terminated).
+            auto x0 = static_cast<unsigned char>(x->text[0]);
+            auto y0 = static_cast<unsigned char>(y->text[0]);
+            if (x0 != y0 && x->bytes && y->bytes) return x0 < y0 ? -1 : 1;
             std::size_t n = x->bytes < y->bytes ? x->bytes : y->bytes;
             int c = n ? std::memcmp(x->text, y->text, n) : 0;
             if (c) return c < 0 ? -1 : 1;
