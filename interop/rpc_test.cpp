@@ -2,10 +2,12 @@
 // rex protocol (erl_call, gen_server:call({rex, N}, ...)) and the erlcpp-call CLI. Results are
 // checked on the BEAM side, and where a BEAM node can give the same answer it is compared with
 // what BEAM itself says.
+#include <erl/gen_server.hpp>
 #include <erl/node.hpp>
 #include <erl/rpc.hpp>
 
 #include "harness/cluster.hpp"
+#include "node/node_core.hpp"
 
 #include <gtest/gtest.h>
 #include <boost/asio/steady_timer.hpp>
@@ -383,4 +385,186 @@ TEST_F(RpcInterop, erlcpp_call_cli_results_and_exit_codes) {
     EXPECT_EQ(r.exit_code, 4);
     r = run({"-n", cpp.name(), "-c", cookie, "-a", "test echo [unclosed"});
     EXPECT_EQ(r.exit_code, 2);
+}
+
+// --- run_on::io_thread and inline gen_servers (BEAM callers see no difference) -----------------
+
+namespace {
+
+// Registers module `itest`: the `test` functions above, run inline on the I/O thread.
+void add_inline_functions(rpc_node& n) {
+    const erl::rpc::function_options io{.run = erl::rpc::run_on::io_thread};
+    auto& r = *n.rpc;
+    r.add(
+        "itest", "echo", [](const erl::term& t) { return t; }, io);
+    r.add(
+        "itest", "add", [](std::int64_t a, std::int64_t b) { return a + b; }, io);
+    r.add(
+        "itest", "concat", [](const std::string& a, const std::string& b) { return a + b; }, io);
+    r.add(
+        "itest", "error", [](const erl::term& t) -> erl::term { erl::rpc::raise_error(t); }, io);
+    r.add(
+        "itest", "exit", [](const erl::term& t) -> erl::term { erl::rpc::raise_exit(t); }, io);
+    r.add(
+        "itest", "throw", [](const erl::term& t) -> erl::term { erl::rpc::raise_throw(t); }, io);
+    r.add(
+        "itest", "cpp_throw", []() -> erl::term { throw std::runtime_error("plain C++ failure"); },
+        io);
+    r.add(
+        "itest", "whoami",
+        [](erl::rpc::call_context& ctx) { return erl::tuple(erl::term(ctx.self()), ctx.caller()); },
+        io);
+}
+
+std::string itest_as_test(std::string s) {
+    for (std::size_t i = 0; (i = s.find("{itest,", i)) != std::string::npos;)
+        s.replace(i, 7, "{test,");
+    return s;
+}
+
+}  // namespace
+
+TEST_F(RpcInterop, inline_functions_answer_exactly_as_pool_functions) {
+    rpc_node cpp(cpp_opts());
+    add_inline_functions(cpp);
+    beam_node beam(beam_opts());
+    const std::string c = cpp.quoted_name();
+    const std::vector<std::pair<std::string, std::string>> calls = {
+        {"echo", "[{hi, [1,2], <<\"x\">>, #{k => 1.5}}]"},
+        {"add", "[40, 2]"},
+        {"add", "[1, two]"},  // badarg
+        {"add", "[1]"},       // undef
+        {"concat", "[\"ab\", <<\"cd\">>]"},
+        {"error", "[boom]"},
+        {"exit", "[bye]"},
+        {"throw", "[ball]"},
+        {"cpp_throw", "[]"},
+    };
+    int k = 0;
+    for (const auto& [f, args] : calls) {
+        SCOPED_TRACE(f + " " + args);
+        std::string answers[2];
+        for (int i = 0; i < 2; ++i) {
+            const std::string mod = i ? "itest" : "test";
+            const std::string v = std::to_string(++k);
+            // rpc:call's value and erpc:call's exception, as the caller sees them.
+            answers[i] =
+                beam.eval("{rpc:call(" + c + ", " + mod + ", " + f + ", " + args +
+                          "), try erpc:call(" + c + ", " + mod + ", " + f + ", " + args +
+                          ") catch C" + v + ":R" + v + " -> {C" + v + ", R" + v + "} end}");
+        }
+        EXPECT_EQ(itest_as_test(answers[1]), answers[0]);
+    }
+    EXPECT_EQ(beam.eval("{P, C} = erpc:call(" + c +
+                        ", itest, whoami, []), "
+                        "{node(P) =:= " +
+                        c + ", P =/= self(), C =:= self()}"),
+              "{true,true,true}");
+    // Casts, multicall, send_request and link/monitor options reach inline functions too.
+    EXPECT_EQ(beam.eval("erpc:multicall([" + c + ", " + c + "], itest, add, [2, 3])"),
+              "[{ok,5},{ok,5}]");
+    EXPECT_EQ(beam.eval("R = erpc:send_request(" + c +
+                        ", itest, echo, [sr]), erpc:receive_response(R, 5000)"),
+              "sr");
+    EXPECT_EQ(beam.eval("erpc:cast(" + c + ", itest, echo, [x])"), "ok");
+    EXPECT_EQ(beam.eval("{SP, SR} = spawn_monitor(fun() -> exit(erpc:call(" + c +
+                        ", itest, add, [5, 6])) end), receive {'DOWN', SR, process, SP, V} -> V "
+                        "after 5000 -> none end"),
+              "11");
+    EXPECT_EQ(beam.eval("K = rpc:async_call(" + c + ", itest, add, [1, 1]), rpc:yield(K)"), "2");
+}
+
+TEST_F(RpcInterop, blocked_pool_handler_does_not_stall_inline_functions) {
+    rpc_node cpp(cpp_opts());
+    add_inline_functions(cpp);
+    // gate:wait/0 holds a pool thread until gate:open/0 (inline) is called: if inline calls
+    // queued behind the pool (or the connection stalled) the gate would never open.
+    std::mutex mu;
+    std::condition_variable cv;
+    bool open = false;
+    cpp.rpc->add("gate", "wait", [&] {
+        std::unique_lock lk(mu);
+        cv.wait_for(lk, 20s, [&] { return open; });
+        return erl::atom(open ? "opened" : "gave_up");
+    });
+    cpp.rpc->add("gate", "open",
+                 [&] {
+                     {
+                         std::lock_guard lk(mu);
+                         open = true;
+                     }
+                     cv.notify_all();
+                 },
+                 {.run = erl::rpc::run_on::io_thread});
+    beam_node beam(beam_opts());
+    const std::string c = cpp.quoted_name();
+    EXPECT_EQ(beam.eval("G = erpc:send_request(" + c +
+                        ", gate, wait, []), "
+                        "E = [erpc:call(" +
+                        c +
+                        ", itest, echo, [I], 5000) || I <- lists:seq(1, 20)], "
+                        "{lists:sum(E), erpc:wait_response(G, 0)}"),
+              "{210,no_response}");
+    EXPECT_EQ(beam.eval("erpc:call(" + c + ", gate, open, []), erpc:receive_response(G, 10000)"),
+              "opened");
+}
+
+TEST_F(RpcInterop, inline_gen_server_serves_erlang_and_elixir) {
+    struct counter : erl::gen_server::server {
+        erl::term value{0};
+        std::optional<erl::term> handle_call(const erl::term& req, const from& f) override {
+            if (req.is_atom(erl::atom("get"))) return value;
+            if (req.is_atom(erl::atom("tag"))) return f.tag;
+            if (req.is_tuple(2) && req[0].is_atom(erl::atom("add")))
+                return value = *erl::add(value, req[1]);
+            if (req.is_atom(erl::atom("stop"))) {
+                stop(erl::atom("asked"));
+                return erl::atom("stopping");
+            }
+            return erl::tuple(erl::atoms::error(), req);
+        }
+        void handle_cast(const erl::term& req) override {
+            if (req.is_atom(erl::atom("reset"))) value = erl::term(0);
+        }
+    };
+    erl::interop::cpp_node cpp(cpp_opts());
+    auto srv = erl::gen_server::start(*cpp.node, std::make_shared<counter>(), erl::atom("counter"),
+                                      {.run_inline = true});
+    ASSERT_TRUE(srv);
+    beam_node beam(beam_opts());
+    const std::string d = "{counter, " + cpp.quoted_name() + "}";
+    EXPECT_EQ(beam.eval("gen_server:call(" + d + ", get)"), "0");
+    EXPECT_EQ(beam.eval("gen_server:call(" + d + ", {add, 100000000000000000000})"),
+              "100000000000000000000");
+    EXPECT_EQ(beam.eval("gen_server:cast(" + d + ", reset), gen_server:call(" + d + ", get)"), "0");
+    EXPECT_EQ(beam.eval("T = gen_server:call(" + d + ", tag), {hd(T), is_reference(tl(T))}"),
+              "{alias,true}");
+    EXPECT_EQ(beam.eval("Ref = make_ref(), " + d +
+                        " ! {'$gen_call', {self(), Ref}, get}, "
+                        "receive {Ref, V} -> V after 5000 -> none end"),
+              "0");
+    // No monitor of the caller is left behind on the server's process.
+    EXPECT_EQ(beam.eval("[gen_server:call(" + d + ", get) || _ <- lists:seq(1, 50)], ok"), "ok");
+    {
+        auto p = cpp.node->internals().find_name(erl::atom("counter"));
+        ASSERT_TRUE(p);
+        // The last call's DEMONITOR may still be on its way after the reply.
+        bool empty = false;
+        for (int i = 0; i < 500 && !empty; ++i) {
+            {
+                std::lock_guard lk(p->mu);
+                empty = p->watchers.empty();
+            }
+            if (!empty) std::this_thread::sleep_for(10ms);
+        }
+        EXPECT_TRUE(empty);
+    }
+    beam_node ex(beam_opts(/*elixir=*/true));
+    const std::string xd = "{:counter, :\"" + cpp.name() + "\"}";
+    EXPECT_EQ(ex.eval("GenServer.call(" + xd + ", {:add, 5})"), "5");
+    EXPECT_EQ(ex.eval("GenServer.cast(" + xd + ", :reset)"), ":ok");
+    EXPECT_EQ(ex.eval("GenServer.call(" + xd + ", :get)"), "0");
+    EXPECT_EQ(beam.eval("gen_server:call(" + d + ", stop)"), "stopping");
+    EXPECT_EQ(beam.eval("catch gen_server:call(" + d + ", get, 2000)"),
+              "{'EXIT',{noproc,{gen_server,call,[{counter," + cpp.quoted_name() + "},get,2000]}}}");
 }
