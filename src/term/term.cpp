@@ -266,8 +266,9 @@ void free_block(heap_header* h, pending& work, bool nested) noexcept {
         case kind::list: {
             auto* b = reinterpret_cast<list_block*>(h);
             term* e = b->elems();
-            for (std::size_t i = 0; i < h->size; ++i)
-                drop(e[i], work, nested);
+            if (h->flags != elems_immediate)
+                for (std::size_t i = 0; i < h->size; ++i)
+                    drop(e[i], work, nested);
             drop(b->tail, work, nested);
             break;
         }
@@ -327,12 +328,14 @@ term new_list_raw(std::size_t n, term*& elems, term*& tail) {
     auto* b = alloc_block<list_block, term>(kind::list, n);
     elems = b->elems();
     tail = &b->tail;
+    b->h.flags = elems_immediate;
     return term::from_heap(kind::list, &b->h);
 }
 
 term new_list(std::size_t n, term*& elems, term*& tail) {
     term t = new_list_raw(n, elems, tail);
     fill_nil(elems, n);
+    t.heap()->flags = 0;  // the caller may store any term in the elements
     return t;
 }
 

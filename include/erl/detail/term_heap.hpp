@@ -18,7 +18,8 @@ struct atom_entry {
 struct heap_header {
     std::atomic<std::uint32_t> refs{1};
     erl::kind kind;
-    std::uint8_t flags = 0;  // bignum: 1 = negative; binary/bitstring: bits used in last byte
+    std::uint8_t flags = 0;  // bignum: 1 = negative; binary/bitstring: bits used in last byte;
+                             // list: elems_immediate (see new_list_raw) or 0
     std::size_t size = 0;    // tuple/list/map elements, binary bytes, bignum limbs
 };
 
@@ -63,8 +64,11 @@ term new_tuple(std::size_t n, term*& elems);
 term new_list(std::size_t n, term*& elems, term*& tail);  // n >= 1
 term new_map(std::size_t n, std::pair<term, term>*& pairs);
 // Like new_list, but the n elements are raw storage: the caller must construct every one of
-// them (placement new, nothing that can throw in between) before the term is used or
-// released. For decoders that fill a list from bytes at once (STRING_EXT).
+// them as an immediate (integer, float, atom or [], placed with placement new, nothing that
+// can throw in between) before the term is used or released; the tail may be anything. The
+// block is marked (heap_header::flags = elems_immediate) so destroy skips the elements. For
+// decoders that fill a list from bytes at once (STRING_EXT).
+inline constexpr std::uint8_t elems_immediate = 2;
 term new_list_raw(std::size_t n, term*& elems, term*& tail);
 // Sorts the pairs of a freshly built (unshared) map by key if they are not already sorted;
 // errc::duplicate_map_key if two keys are equal.
