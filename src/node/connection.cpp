@@ -12,6 +12,11 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstdlib>
+
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
@@ -460,7 +465,7 @@ void connection::send(const term& control, const term* payload) {
                     return;
                 case state::up:
                     writer_->append_message(wbuf_, control, payload);
-                    start_write_locked();
+                    write_appended_locked();
                     return;
                 default:
                     pending_.emplace_back(control,
@@ -479,7 +484,7 @@ void connection::send_fast(Append&& append, const term& control_if_not_up, const
         std::lock_guard lk(mu_);
         if (!superseded_ && state_.load() == state::up) {
             append(*writer_, wbuf_);
-            start_write_locked();
+            write_appended_locked();
             return;
         }
         if (!superseded_ && state_.load() == state::closed) return;
@@ -513,6 +518,41 @@ void connection::flush_locked() {
     start_write_locked();
 }
 
+// A reply on an idle connection (an echo, an rpc result) is written at once by the sending
+// thread, saving a hand-off to the I/O thread and its wake-up; a burst of sends (the first came
+// less than idle_gap after the previous write) goes through the strand's writer, which writes
+// everything queued meanwhile in one call. Plain TCP only: a TLS stream is not thread-safe.
+// The socket is closed with mu_ held (close()), so the descriptor used here is still ours.
+namespace {
+// ERLCPP_DIRECT_WRITE=0 turns direct writes off (for A/B measurements, docs/benchmarks.md).
+bool direct_writes_enabled() {
+    static const bool on = [] {
+        const char* e = std::getenv("ERLCPP_DIRECT_WRITE");
+        return !(e && e[0] == '0');
+    }();
+    return on;
+}
+}  // namespace
+
+void connection::write_appended_locked() {
+    constexpr auto idle_gap = std::chrono::microseconds(20);
+    if (writing_ || stream_.is_tls() || !direct_writes_enabled()) return start_write_locked();
+    const auto now = std::chrono::steady_clock::now();
+    const bool idle = now - last_write_ > idle_gap;
+    last_write_ = now;
+    if (!idle || !stream_.socket().is_open()) return start_write_locked();
+    const ssize_t n = ::send(stream_.socket().native_handle(), wbuf_.data(), wbuf_.size(),
+                             MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (n == static_cast<ssize_t>(wbuf_.size())) {
+        wbuf_.clear();
+        wrote_since_tick_ = true;
+        return;
+    }
+    if (n > 0) wbuf_.erase(wbuf_.begin(), wbuf_.begin() + n);
+    // The rest (or a write error, which the asynchronous write then reports) goes the usual way.
+    start_write_locked();
+}
+
 void connection::start_write_locked() {
     if (writing_ || wbuf_.empty()) return;
     writing_ = true;
@@ -538,6 +578,7 @@ void connection::on_write_done(error_code ec) {
     inflight_.clear();
     wrote_since_tick_ = true;
     writing_ = false;
+    last_write_ = std::chrono::steady_clock::now();
     if (!wbuf_.empty() && !is_closed()) {
         writing_ = true;
         inflight_.swap(wbuf_);
@@ -604,7 +645,10 @@ void connection::close(error_code why, std::string reason) {
     }
     up_cv_.notify_all();
     asio::post(strand_, [self = shared_from_this()] {
-        self->stream_.close();
+        {
+            std::lock_guard lk(self->mu_);  // no direct write (write_appended_locked) meanwhile
+            self->stream_.close();
+        }
         self->tick_timer_.cancel();
     });
     if (!superseded && !reason.empty()) {

@@ -104,6 +104,9 @@ class connection : public std::enable_shared_from_this<connection> {
     void send_fast(Append&& append, const term& control_if_not_up, const term& msg);
     void flush_locked();
     void start_write_locked();
+    // After an append to wbuf_: writes now from the calling thread when the connection has been
+    // idle (see connection.cpp), else hands the buffer to the strand's batched writer.
+    void write_appended_locked();
     void on_write_done(error_code ec);
     proto::handshake_status decide_status(std::string_view peer_name, proto::handshake& hs);
     std::string tls_reason(const error_code& ec);
@@ -126,6 +129,7 @@ class connection : public std::enable_shared_from_this<connection> {
     std::vector<std::uint8_t> wbuf_;                             // encoded, not yet written
     std::vector<std::uint8_t> inflight_;                         // being written
     bool writing_ = false;
+    std::chrono::steady_clock::time_point last_write_{};  // when the last write was issued
     bool wrote_since_tick_ = false;
     bool read_since_tick_ = false;
     int silent_ticks_ = 0;

@@ -182,3 +182,49 @@ TEST(NodeLocal, simultaneous_connect_keeps_one_connection_and_all_messages) {
         EXPECT_EQ(b.nodes().size(), 1u);
     }
 }
+
+// Several threads send to one remote process at once, in bursts (batched by the connection's
+// writer) and after pauses (written directly by the sending thread when the connection is
+// idle), by pid and by name, while replies flow the other way: every message arrives once and
+// each sender's messages arrive in the order sent.
+TEST(NodeLocal, concurrent_senders_bursts_and_pauses_keep_order_and_lose_nothing) {
+    const auto port = free_port();
+    erl::node a(opts(port));
+    ASSERT_FALSE(a.start());
+    erl::node b(opts(port));
+    ASSERT_FALSE(b.start());
+    auto inbox = b.spawn_mailbox(erl::atom("inbox"));
+    auto back = a.spawn_mailbox();
+    ASSERT_TRUE(inbox && back);
+    constexpr int senders = 4, per_sender = 1500;
+    std::vector<std::thread> ts;
+    for (int s = 0; s < senders; ++s) {
+        ts.emplace_back([&, s] {
+            auto mb = a.spawn_mailbox();
+            for (int i = 0; i < per_sender; ++i) {
+                erl::term msg = erl::tuple(s, i, back->self());
+                if (i % 2)
+                    mb->send(inbox->self(), msg);
+                else
+                    mb->send(erl::atom("inbox"), b.name(), msg);
+                if (i % 100 == 99) std::this_thread::sleep_for(1ms);  // let the connection idle
+            }
+        });
+    }
+    // B answers every message to A, so both directions carry traffic at once.
+    std::vector<int> next(senders, 0);
+    for (int k = 0; k < senders * per_sender; ++k) {
+        auto m = inbox->receive(10s);
+        ASSERT_TRUE(m) << "message " << k << " lost";
+        ASSERT_TRUE(m->is_tuple(3));
+        const auto s = static_cast<std::size_t>((*m)[0].as_int64());
+        ASSERT_LT(s, next.size());
+        EXPECT_EQ((*m)[1].as_int64(), next[s]) << "sender " << s << " out of order";
+        next[s] = static_cast<int>((*m)[1].as_int64()) + 1;
+        inbox->send((*m)[2].as_pid(), (*m)[1]);
+    }
+    for (auto& t : ts)
+        t.join();
+    for (int k = 0; k < senders * per_sender; ++k)
+        ASSERT_TRUE(back->receive(10s)) << "reply " << k << " lost";
+}
