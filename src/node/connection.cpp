@@ -24,7 +24,11 @@ namespace erl::detail {
 
 namespace {
 constexpr std::size_t read_chunk = 64 * 1024;
-}
+// The connection whose read chunk this thread is dispatching (run_reader), if any: what is
+// sent on that same connection meanwhile (a SPAWN_REPLY and the result of an inline rpc, a
+// gen_server reply) is written once after the chunk, on the strand, with no hand-off.
+thread_local const connection* tl_dispatching = nullptr;
+}  // namespace
 
 connection::connection(std::shared_ptr<node_core> core, atom peer)
     : core_(std::move(core)),
@@ -388,12 +392,19 @@ asio::awaitable<void> connection::run_reader(std::vector<std::uint8_t> leftover)
         auto ec = reader.feed(data, msgs);
         set_thread_atom_creation_cap(SIZE_MAX);
         new_atoms += atoms_created_by_this_thread() - atoms_before;
-        for (auto& m : msgs) {
-            if (is_closed()) break;
-            core_->on_dist_message(self, m.control, m.payload ? &*m.payload : nullptr, batch);
+        {
+            struct dispatching {
+                explicit dispatching(const connection* c) { tl_dispatching = c; }
+                ~dispatching() { tl_dispatching = nullptr; }
+            } mark(this);
+            for (auto& m : msgs) {
+                if (is_closed()) break;
+                core_->on_dist_message(self, m.control, m.payload ? &*m.payload : nullptr, batch);
+            }
+            batch.flush();
         }
-        batch.flush();
         msgs.clear();
+        flush_replies();
         if (ec) {
             if (ec == errc::atom_table_full && budget != 0 && new_atoms >= budget) {
                 close(make_error_code(errc::limit_exceeded),
@@ -536,6 +547,7 @@ bool direct_writes_enabled() {
 
 void connection::write_appended_locked() {
     constexpr auto idle_gap = std::chrono::microseconds(20);
+    if (tl_dispatching == this && !writing_) return;  // flush_replies() writes it
     if (writing_ || stream_.is_tls() || !direct_writes_enabled()) return start_write_locked();
     const auto now = std::chrono::steady_clock::now();
     const bool idle = now - last_write_ > idle_gap;
@@ -550,6 +562,24 @@ void connection::write_appended_locked() {
     }
     if (n > 0) wbuf_.erase(wbuf_.begin(), wbuf_.begin() + n);
     // The rest (or a write error, which the asynchronous write then reports) goes the usual way.
+    start_write_locked();
+}
+
+void connection::flush_replies() {
+    std::lock_guard lk(mu_);
+    if (writing_ || wbuf_.empty() || is_closed()) return;
+    last_write_ = std::chrono::steady_clock::now();
+    if (!stream_.is_tls() && stream_.socket().is_open()) {
+        // On the strand: the socket is ours to write; a non-blocking send, the rest async.
+        const ssize_t n = ::send(stream_.socket().native_handle(), wbuf_.data(), wbuf_.size(),
+                                 MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n == static_cast<ssize_t>(wbuf_.size())) {
+            wbuf_.clear();
+            wrote_since_tick_ = true;
+            return;
+        }
+        if (n > 0) wbuf_.erase(wbuf_.begin(), wbuf_.begin() + n);
+    }
     start_write_locked();
 }
 

@@ -107,6 +107,8 @@ class connection : public std::enable_shared_from_this<connection> {
     // After an append to wbuf_: writes now from the calling thread when the connection has been
     // idle (see connection.cpp), else hands the buffer to the strand's batched writer.
     void write_appended_locked();
+    // After a read chunk was dispatched: writes what was sent on this connection meanwhile.
+    void flush_replies();
     void on_write_done(error_code ec);
     proto::handshake_status decide_status(std::string_view peer_name, proto::handshake& hs);
     std::string tls_reason(const error_code& ec);
