@@ -146,9 +146,17 @@ asio::awaitable<void> connection::run_outgoing() {
     cfg.four_byte_lengths = stream_.is_tls();
     cfg.our_flags = proto::dflag::default_advertised(core_->opts.hidden);
     cfg.peer_name = std::string(peer.str());
-    // "alive": the peer believes it is still connected to us. We are dialing, so from our side
-    // the old connection is gone: continue (dist_util answers net_kernel:is_pending/1).
-    cfg.on_alive = [](std::string_view) { return true; };
+    // "alive": the peer already has a connection up with us. dist_util answers
+    // net_kernel:is_pending/1: continue (true, the peer's connection is stale: we restarted or
+    // lost it) only while this attempt is still our connection to the peer. If a connection
+    // the peer opened towards us has meanwhile replaced it (crossing attempts that both got
+    // past the simultaneous-connect check), answer false: continuing would make each side
+    // replace its working connection with the other's doomed one.
+    cfg.on_alive = [this, peer](std::string_view) {
+        std::lock_guard lk(core_->conn_mu);
+        auto it = core_->conns.find(peer);
+        return it != core_->conns.end() && it->second.get() == this;
+    };
     proto::handshake hs(std::move(cfg));
     hs.start();
     ec = co_await run_handshake(hs);
@@ -339,8 +347,16 @@ void connection::become_up(const proto::handshake& hs) {
     }
     if (replaced) {
         {
-            std::lock_guard lk(replaced->mu_);
-            if (!replaced->is_up()) replaced->superseded_ = true;
+            // A replaced attempt that never came up hands over what was queued on it; those
+            // messages were sent before anything queued here, so they go first.
+            std::scoped_lock lk(mu_, replaced->mu_);
+            if (!replaced->is_up()) {
+                replaced->superseded_ = true;
+                pending_.insert(pending_.begin(),
+                                std::make_move_iterator(replaced->pending_.begin()),
+                                std::make_move_iterator(replaced->pending_.end()));
+                replaced->pending_.clear();
+            }
         }
         replaced->close(make_error_code(errc::connection_closed),
                         "replaced by a new connection from the same node");
@@ -489,8 +505,8 @@ void connection::send(const term& control, const term* payload) {
         next->send(control, payload);
 }
 
-template <class Append>
-void connection::send_fast(Append&& append, const term& control_if_not_up, const term& msg) {
+template <class Append, class MakeControl>
+void connection::send_fast(Append&& append, MakeControl&& make_control, const term& msg) {
     {
         std::lock_guard lk(mu_);
         if (!superseded_ && state_.load() == state::up) {
@@ -500,26 +516,33 @@ void connection::send_fast(Append&& append, const term& control_if_not_up, const
         }
         if (!superseded_ && state_.load() == state::closed) return;
     }
-    send(control_if_not_up, &msg);  // not up yet, or superseded: the general path
+    // Not up yet, or superseded by a simultaneous connect (possibly after it came up): the
+    // general path queues or forwards the message with its control tuple, built only now.
+    send(make_control(), &msg);
 }
 
 void connection::send_to_pid(const term& from, const pid& to, const term& msg) {
+    // SEND_SENDER needs the flag; before the handshake the flags are unknown (0) and SEND,
+    // which every version accepts, is used.
     const bool sender = flags() & proto::dflag::send_sender;
-    // Before the handshake the flags are unknown; the control is built then (rare).
     send_fast([&](proto::dist_writer& w,
                   std::vector<std::uint8_t>& out) { w.append_send(out, from, to, msg, sender); },
-              is_up()  ? term()
-              : sender ? make_tuple({term(proto::dop::send_sender), from, term(to)})
-                       : make_tuple({term(proto::dop::send), term(atom()), term(to)}),
+              [&] {
+                  return sender ? make_tuple({term(proto::dop::send_sender), from, term(to)})
+                                : make_tuple({term(proto::dop::send), term(atom()), term(to)});
+              },
               msg);
 }
 
 void connection::send_to_name(const term& from, atom to_name, const term& msg) {
-    send_fast([&](proto::dist_writer& w,
-                  std::vector<std::uint8_t>& out) { w.append_reg_send(out, from, to_name, msg); },
-              is_up() ? term()
-                      : make_tuple({term(proto::dop::reg_send), from, term(atom()), term(to_name)}),
-              msg);
+    send_fast(
+        [&](proto::dist_writer& w, std::vector<std::uint8_t>& out) {
+            w.append_reg_send(out, from, to_name, msg);
+        },
+        [&] {
+            return make_tuple({term(proto::dop::reg_send), from, term(atom()), term(to_name)});
+        },
+        msg);
 }
 
 void connection::flush_locked() {
@@ -552,41 +575,34 @@ void connection::write_appended_locked() {
     const auto now = std::chrono::steady_clock::now();
     const bool idle = now - last_write_ > idle_gap;
     last_write_ = now;
-    if (!idle || !stream_.socket().is_open()) return start_write_locked();
-    const ssize_t n = ::send(stream_.socket().native_handle(), wbuf_.data(), wbuf_.size(),
-                             MSG_DONTWAIT | MSG_NOSIGNAL);
-    if (n == static_cast<ssize_t>(wbuf_.size())) {
-        wbuf_.clear();
-        wrote_since_tick_ = true;
-        return;
-    }
-    if (n > 0) wbuf_.erase(wbuf_.begin(), wbuf_.begin() + n);
-    // The rest (or a write error, which the asynchronous write then reports) goes the usual way.
-    start_write_locked();
+    if (idle) send_now_locked();
+    start_write_locked();  // whatever is left (nothing, when the direct write took it all)
 }
 
 void connection::flush_replies() {
     std::lock_guard lk(mu_);
     if (writing_ || wbuf_.empty() || is_closed()) return;
     last_write_ = std::chrono::steady_clock::now();
-    if (!stream_.is_tls() && stream_.socket().is_open()) {
-        // On the strand: the socket is ours to write; a non-blocking send, the rest async.
-        const ssize_t n = ::send(stream_.socket().native_handle(), wbuf_.data(), wbuf_.size(),
-                                 MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (n == static_cast<ssize_t>(wbuf_.size())) {
-            wbuf_.clear();
-            wrote_since_tick_ = true;
-            return;
-        }
-        if (n > 0) wbuf_.erase(wbuf_.begin(), wbuf_.begin() + n);
-    }
+    // On the strand: the socket is ours to write.
+    if (!stream_.is_tls()) send_now_locked();
     start_write_locked();
+}
+
+void connection::send_now_locked() {
+    if (!stream_.socket().is_open()) return;
+    const ssize_t n = ::send(stream_.socket().native_handle(), wbuf_.data(), wbuf_.size(),
+                             MSG_DONTWAIT | MSG_NOSIGNAL);
+    // A short write leaves the rest, and an error leaves everything, to the asynchronous
+    // writer (which then reports the error).
+    if (n <= 0) return;
+    wbuf_.erase(wbuf_.begin(), wbuf_.begin() + n);
+    wrote_since_tick_ = true;
 }
 
 void connection::start_write_locked() {
     if (writing_ || wbuf_.empty()) return;
     writing_ = true;
-    // Start the write on the strand: the socket is only touched there.
+    // Asynchronous writes start on the strand (direct writes: write_appended_locked).
     asio::post(strand_, [self = shared_from_this()] {
         std::lock_guard lk(self->mu_);
         if (self->is_closed()) return;

@@ -99,9 +99,9 @@ class connection : public std::enable_shared_from_this<connection> {
     boost::asio::awaitable<void> run_reader(std::vector<std::uint8_t> leftover);
     boost::asio::awaitable<void> run_ticker();
     void become_up(const proto::handshake& hs);
-    // Appends with `append` when up (true), else queues or forwards `control` as send() does.
-    template <class Append>
-    void send_fast(Append&& append, const term& control_if_not_up, const term& msg);
+    // Appends with `append` when up, else queues or forwards make_control() as send() does.
+    template <class Append, class MakeControl>
+    void send_fast(Append&& append, MakeControl&& make_control, const term& msg);
     void flush_locked();
     void start_write_locked();
     // After an append to wbuf_: writes now from the calling thread when the connection has been
@@ -109,6 +109,8 @@ class connection : public std::enable_shared_from_this<connection> {
     void write_appended_locked();
     // After a read chunk was dispatched: writes what was sent on this connection meanwhile.
     void flush_replies();
+    // A non-blocking send(2) of wbuf_ (plain TCP, mu_ held); removes what was written.
+    void send_now_locked();
     void on_write_done(error_code ec);
     proto::handshake_status decide_status(std::string_view peer_name, proto::handshake& hs);
     std::string tls_reason(const error_code& ec);
