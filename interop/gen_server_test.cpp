@@ -68,18 +68,7 @@ TEST_F(GenServerInterop, erlang_gen_server_call_and_cast_reach_cpp_server) {
     ASSERT_TRUE(srv);
     beam_node beam(beam_opts());
     const std::string d = "{counter, '" + cpp.name() + "'}";
-    EXPECT_EQ(beam.eval("gen_server:call(" + d + ", get)"), "0");
-    EXPECT_EQ(beam.eval("gen_server:call(" + d + ", {add, 100000000000000000000})"),
-              "100000000000000000000");
-    EXPECT_EQ(beam.eval("gen_server:cast(" + d + ", reset), gen_server:call(" + d + ", get)"), "0");
-    // OTP 25 tags calls with [alias|Ref]; the reply went to the alias.
-    EXPECT_EQ(beam.eval("T = gen_server:call(" + d + ", tag), {hd(T), is_reference(tl(T))}"),
-              "{alias,true}");
-    // A plain reference tag (older callers, hand-written '$gen_call') works too.
-    EXPECT_EQ(beam.eval("Ref = make_ref(), " + d +
-                        " ! {'$gen_call', {self(), Ref}, get}, "
-                        "receive {Ref, V} -> V after 5000 -> none end"),
-              "0");
+    erl::interop::expect_counter_gen_server(beam, d);
     // A reply sent later from another thread.
     EXPECT_EQ(beam.eval("gen_server:call(" + d + ", later)"), "late_ok");
     // A server that stops: callers see the exit as from a BEAM gen_server.

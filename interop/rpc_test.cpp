@@ -533,16 +533,7 @@ TEST_F(RpcInterop, inline_gen_server_serves_erlang_and_elixir) {
     ASSERT_TRUE(srv);
     beam_node beam(beam_opts());
     const std::string d = "{counter, " + cpp.quoted_name() + "}";
-    EXPECT_EQ(beam.eval("gen_server:call(" + d + ", get)"), "0");
-    EXPECT_EQ(beam.eval("gen_server:call(" + d + ", {add, 100000000000000000000})"),
-              "100000000000000000000");
-    EXPECT_EQ(beam.eval("gen_server:cast(" + d + ", reset), gen_server:call(" + d + ", get)"), "0");
-    EXPECT_EQ(beam.eval("T = gen_server:call(" + d + ", tag), {hd(T), is_reference(tl(T))}"),
-              "{alias,true}");
-    EXPECT_EQ(beam.eval("Ref = make_ref(), " + d +
-                        " ! {'$gen_call', {self(), Ref}, get}, "
-                        "receive {Ref, V} -> V after 5000 -> none end"),
-              "0");
+    erl::interop::expect_counter_gen_server(beam, d);
     // No monitor of the caller is left behind on the server's process.
     EXPECT_EQ(beam.eval("[gen_server:call(" + d + ", get) || _ <- lists:seq(1, 50)], ok"), "ok");
     {

@@ -70,4 +70,19 @@ echo_service::~echo_service() {
     if (thread_.joinable()) thread_.join();
 }
 
+void expect_counter_gen_server(beam_node& beam, const std::string& d) {
+    EXPECT_EQ(beam.eval("gen_server:call(" + d + ", get)"), "0");
+    EXPECT_EQ(beam.eval("gen_server:call(" + d + ", {add, 100000000000000000000})"),
+              "100000000000000000000");
+    EXPECT_EQ(beam.eval("gen_server:cast(" + d + ", reset), gen_server:call(" + d + ", get)"), "0");
+    // OTP 25 tags calls with [alias|Ref]; the reply went to the alias.
+    EXPECT_EQ(beam.eval("T = gen_server:call(" + d + ", tag), {hd(T), is_reference(tl(T))}"),
+              "{alias,true}");
+    // A plain reference tag (older callers, hand-written '$gen_call') works too.
+    EXPECT_EQ(beam.eval("Ref = make_ref(), " + d +
+                        " ! {'$gen_call', {self(), Ref}, get}, "
+                        "receive {Ref, V} -> V after 5000 -> none end"),
+              "0");
+}
+
 }  // namespace erl::interop

@@ -109,4 +109,10 @@ class cluster_test : public ::testing::Test {
     std::string beam_prefix_;
 };
 
+// The gen_server checks both C++ `counter` servers of the tests pass (threaded and inline): as
+// seen from `beam` through gen_server:call/cast to `dest` ("{counter, 'node'}"): get, add of a
+// bignum, cast reset, [alias|Ref] tags, a hand-written '$gen_call' with a plain reference tag.
+// The server answers get / {add, N} / tag (its From's tag) and the cast reset.
+void expect_counter_gen_server(beam_node& beam, const std::string& dest);
+
 }  // namespace erl::interop
