@@ -90,11 +90,18 @@ struct process {
             handler(std::move(msg));
             return true;
         }
-        std::list<std::function<void()>> wake;
+        return enqueue(&msg, &msg + 1);
+    }
+
+    // Queues [first, last) (moved) under one lock and wakes a waiting receiver once; false if
+    // the process has exited (messages dropped). For queueing processes only.
+    bool enqueue(term* first, term* last) {
+        wake_list wake;
         {
             std::lock_guard lk(mu);
             if (exited) return false;
-            queue.push_back(std::move(msg));
+            for (; first != last; ++first)
+                queue.push_back(std::move(*first));
             wake.swap(waiters);
         }
         cv.notify_one();
@@ -119,19 +126,8 @@ class delivery_batch {
     bool empty() const noexcept { return msgs_.empty(); }
     void flush() {
         for (std::size_t r = 0; r < runs_.size(); ++r) {
-            process& p = *runs_[r].proc;
             const std::size_t end = r + 1 < runs_.size() ? runs_[r + 1].first : msgs_.size();
-            process::wake_list wake;
-            {
-                std::lock_guard lk(p.mu);
-                if (p.exited) continue;  // dropped, as Erlang drops messages to dead processes
-                for (std::size_t i = runs_[r].first; i < end; ++i)
-                    p.queue.push_back(std::move(msgs_[i]));
-                wake.swap(p.waiters);
-            }
-            p.cv.notify_one();
-            for (auto& w : wake)
-                w();
+            runs_[r].proc->enqueue(msgs_.data() + runs_[r].first, msgs_.data() + end);
         }
         runs_.clear();
         msgs_.clear();
