@@ -6,8 +6,8 @@
 #include "node/process.hpp"
 
 #include <gtest/gtest.h>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
+
+#include "node_test_support.hpp"
 
 #include <atomic>
 #include <thread>
@@ -16,21 +16,11 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::uint16_t free_port() {
-    boost::asio::io_context io;
-    boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
-    return a.local_endpoint().port();
-}
-
-std::string unique(const char* prefix) {
-    static std::atomic<int> n{0};
-    return std::string(prefix) + "_" + std::to_string(::getpid()) + "_" + std::to_string(n++) +
-           "@127.0.0.1";
-}
+using erl::test::free_port;
 
 erl::node_options opts(std::uint16_t epmd_port, bool embed = true) {
     erl::node_options o;
-    o.name = unique("links");
+    o.name = erl::test::unique_node_name("links");
     o.cookie = "links_cookie";
     o.epmd_port = epmd_port;
     o.epmd = embed ? erl::epmd_mode::in_process : erl::epmd_mode::require_running;

@@ -4,8 +4,8 @@
 #include <erl/node.hpp>
 
 #include <gtest/gtest.h>
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
+
+#include "node_test_support.hpp"
 
 #include <atomic>
 #include <thread>
@@ -14,21 +14,11 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::uint16_t free_port() {
-    boost::asio::io_context io;
-    boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
-    return a.local_endpoint().port();
-}
-
-std::string unique(const char* prefix) {
-    static std::atomic<int> n{0};
-    return std::string(prefix) + "_" + std::to_string(::getpid()) + "_" + std::to_string(n++) +
-           "@127.0.0.1";
-}
+using erl::test::free_port;
 
 erl::node_options opts(std::uint16_t epmd_port, const std::string& cookie = "unit_cookie") {
     erl::node_options o;
-    o.name = unique("unit");
+    o.name = erl::test::unique_node_name("unit");
     o.cookie = cookie;
     o.epmd_port = epmd_port;
     o.epmd = erl::epmd_mode::in_process;

@@ -8,9 +8,11 @@
 #include "node/node_core.hpp"
 
 #include <gtest/gtest.h>
+
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include "node_test_support.hpp"
 
 #include <unistd.h>
 #include <atomic>
@@ -23,11 +25,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::uint16_t free_port() {
-    boost::asio::io_context io;
-    boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
-    return a.local_endpoint().port();
-}
+using erl::test::free_port;
 
 erl::node_options opts(std::uint16_t epmd_port) {
     static std::atomic<int> n{0};

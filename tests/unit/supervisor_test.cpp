@@ -5,8 +5,10 @@
 #include <erl/supervisor.hpp>
 
 #include <gtest/gtest.h>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include "node_test_support.hpp"
 
 #include <atomic>
 #include <thread>
@@ -15,11 +17,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-std::uint16_t free_port() {
-    boost::asio::io_context io;
-    boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
-    return a.local_endpoint().port();
-}
+using erl::test::free_port;
 
 erl::atom A(const char* s) {
     return erl::atom(s);
