@@ -70,14 +70,16 @@ void node_core::log(std::string_view msg) const {
 // ------------------------------------------------------------------------------------------
 // Processes
 
-std::shared_ptr<process> node_core::new_process(std::function<void(term)> handler) {
+std::shared_ptr<process> node_core::new_process(std::function<void(term)> handler,
+                                                std::function<void(const term&)> on_exit) {
     // Pid numbering: 15 bits of id and 13 of serial are what every OTP version accepts; with
     // 28 bits we can create 268M processes before the numbers wrap.
     std::uint64_t n = pid_counter.fetch_add(1, std::memory_order_relaxed);
     pid p{name, static_cast<std::uint32_t>(n & 0x7fff),
           static_cast<std::uint32_t>((n >> 15) & 0x1fff), creation.load()};
     auto proc = std::make_shared<process>(shared_from_this(), p);
-    proc->handler = std::move(handler);  // set before the process is published
+    proc->handler = std::move(handler);  // both set before the process is published
+    proc->on_exit = std::move(on_exit);
     std::unique_lock lk(proc_mu);
     procs[(std::uint64_t(p.id) << 32) | p.serial] = proc;
     return proc;
@@ -130,6 +132,7 @@ void node_core::process_exit(const std::shared_ptr<process>& p, term reason) {
     p->cv.notify_all();
     for (auto& w : wake)
         w();
+    if (p->on_exit) p->on_exit(reason);
     {
         std::unique_lock lk(proc_mu);
         procs.erase((std::uint64_t(p->self.id) << 32) | p->self.serial);

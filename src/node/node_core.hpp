@@ -78,7 +78,9 @@ struct node_core : std::enable_shared_from_this<node_core> {
 
     // A new process in the table. With a handler, its messages are handled inline (a service
     // process, see spawn_service) instead of queued.
-    std::shared_ptr<process> new_process(std::function<void(term)> handler = {});
+    // `on_exit` (optional) is called once when the process exits (process::on_exit).
+    std::shared_ptr<process> new_process(std::function<void(term)> handler = {},
+                                         std::function<void(const term&)> on_exit = {});
     mailbox make_handle(const std::shared_ptr<process>& p);
     // A registered service process whose messages are handled inline by `handler` (on the
     // delivering thread: keep it short and non-blocking). It can be linked to and monitored

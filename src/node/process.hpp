@@ -66,6 +66,10 @@ struct process {
     // Service processes (net_kernel, rex, ...) handle each message inline on the delivering
     // thread instead of queueing it. Set before the process is published; never changed.
     std::function<void(term)> handler;
+    // Called once by node_core::process_exit with the exit reason, after the process is marked
+    // exited and before its links and monitors fire (an inline gen_server's terminate/2).
+    // Set before the process is published; never changed.
+    std::function<void(const term& reason)> on_exit;
 
     using wake_list = std::list<std::function<void()>>;
 

@@ -87,42 +87,6 @@ struct inline_state {
     }
 };
 
-// Calls st->on_exit once the process has ended. Process waiters are one-shot wake-ups (taken
-// at exit, and possibly when a message arrives): re-armed until the process has exited.
-void arm_exit_hook(const std::shared_ptr<erl::detail::process>& p,
-                   const std::weak_ptr<inline_state>& w) {
-    std::weak_ptr<erl::detail::process> wp = p;
-    bool exited_now = false;
-    {
-        std::lock_guard lk(p->mu);
-        if (p->exited)
-            exited_now = true;
-        else
-            p->waiters.push_back([wp, w] {
-                auto p = wp.lock();
-                if (!p) return;
-                if (p->exited) {
-                    term reason;
-                    {
-                        std::lock_guard lk(p->mu);
-                        reason = p->exit_reason;
-                    }
-                    if (auto st = w.lock()) st->on_exit(reason);
-                } else {
-                    arm_exit_hook(p, w);
-                }
-            });
-    }
-    if (exited_now) {
-        term reason;
-        {
-            std::lock_guard lk(p->mu);
-            reason = p->exit_reason;
-        }
-        if (auto st = w.lock()) st->on_exit(reason);
-    }
-}
-
 }  // namespace
 
 void server::reply(const from& caller, term value) const {
@@ -216,13 +180,16 @@ result<std::unique_ptr<running>> start(erl::node& n, std::shared_ptr<server> imp
     // Messages reach the callbacks as soon as the pid or name is known, so init() runs first,
     // under the state's mutex, before the name is registered.
     std::unique_lock init_lk(st->mu);
-    auto p = core.new_process([w](term msg) {
-        if (auto s = w.lock()) s->on_message(std::move(msg));
-    });
+    auto p = core.new_process(
+        [w](term msg) {
+            if (auto s = w.lock()) s->on_message(std::move(msg));
+        },
+        [w](const term& reason) {
+            if (auto s = w.lock()) s->on_exit(reason);
+        });
     st->proc = p;
     mailbox mb = core.make_handle(p);
     detail_access::set_self(*impl, mb);
-    arm_exit_hook(p, w);
     if (name) {
         // Taken names fail before init() runs, as spawn_mailbox does for threaded servers.
         std::shared_lock lk(core.proc_mu);
