@@ -5,6 +5,7 @@
 %%   - the receiving OS process's CPU time per message during those runs (utime + stime from
 %%     /proc/<pid>/stat, all threads);
 %%   - echo round trip: sequential {self(), {ping, I}} -> {ping, I}, median and p99.
+%% Every repetition measures every target in turn; cells show the median and the spread.
 %% It then prints one table with the C++ figures measured by erlcpp-bench-node (read from a file
 %% of "result KEY VALUE" lines) and the ratios erlcpp/BEAM and erlcpp/ei.
 %%
@@ -39,44 +40,61 @@ run(ClkTck, CppFile, SmallN, BigN, EchoN, Reps, Targets) ->
     Payload = payload(),
     BigSize = byte_size(term_to_binary({msg, 1000000, Payload})),
     io:format("~s~n", [header(SmallN, BigN, BigSize, EchoN, Reps)]),
-    Results = [{Label, measure(Label, Node, OsPid, ClkTck, SmallN, BigN, EchoN, Reps, Payload)}
-               || {Label, Node, OsPid} <- Targets],
+    Results = measure_all(Targets, ClkTck, SmallN, BigN, EchoN, Reps, Payload),
     Cpp = read_cpp(CppFile),
     print_table(Results, Cpp).
 
 header(SmallN, BigN, BigSize, EchoN, Reps) ->
-    io_lib:format("sink: ~b small {msg, I} / ~b x ~b-byte terms per run, ~b runs (median rate);"
-                  " echo: ~b sequential round trips~n"
-                  "ratios: erlcpp value / other value (msg/s: higher is better;"
+    io_lib:format("sink: ~b small {msg, I} / ~b x ~b-byte terms per run; echo: ~b sequential"
+                  " round trips per run; ~b runs, the targets taking turns within every run~n"
+                  "cells: median of the runs [lowest-highest run]; ratios of medians,"
+                  " erlcpp value / other value (msg/s: higher is better;"
                   " CPU and round trips: lower is better)",
-                  [SmallN, BigN, BigSize, Reps, EchoN]).
+                  [SmallN, BigN, BigSize, EchoN div max(1, Reps), Reps]).
 
-measure(Label, {Node, Suffix}, OsPid, ClkTck, SmallN, BigN, EchoN, Reps, Payload) ->
-    io:format(standard_error, "  measuring ~s (~s~s)...~n",
-              [Label, Node, [" services *" ++ Suffix || Suffix =/= ""]]),
-    Sink = {list_to_atom("sink" ++ Suffix), Node},
-    Echo = {list_to_atom("echo" ++ Suffix), Node},
-    %% Warm-up: connect, and let each side settle its atom caches and buffers.
+%% Every repetition measures every target once, one after the other, so a change of load on a
+%% shared machine hits all targets of a ratio instead of only the one measured at that moment.
+measure_all(Targets, ClkTck, SmallN, BigN, EchoN, Reps, Payload) ->
+    Dests = [{Label, dests(Node), OsPid} || {Label, Node, OsPid} <- Targets],
+    [warm_up(Label, D, Payload) || {Label, D, _} <- Dests],
+    EchoPerRep = max(1, EchoN div max(1, Reps)),
+    Runs = [{Label, one_run(D, OsPid, ClkTck, SmallN, BigN, EchoPerRep, Payload)}
+            || _ <- lists:seq(1, Reps), {Label, D, OsPid} <- Dests],
+    [{Label, summarize([R || {L, R} <- Runs, L =:= Label])} || {Label, _, _} <- Dests].
+
+dests({Node, Suffix}) ->
+    {{list_to_atom("sink" ++ Suffix), Node}, {list_to_atom("echo" ++ Suffix), Node}}.
+
+warm_up(Label, {{_, Node} = Sink, Echo}, Payload) ->
+    io:format(standard_error, "  warming up ~s (~s)...~n", [Label, Node]),
+    %% Connect, and let each side settle its atom caches and buffers.
     {ok, _} = sink_run(Sink, 2000, fun(I) -> {msg, I} end),
     {ok, _} = sink_run(Sink, 500, fun(I) -> {msg, I, Payload} end),
     _ = echo_run(Echo, 500),
-    {SmallRate, SmallCpu} = sink_series(Sink, OsPid, ClkTck, SmallN, Reps,
-                                        fun(I) -> {msg, I} end),
-    {BigRate, BigCpu} = sink_series(Sink, OsPid, ClkTck, BigN, Reps,
-                                    fun(I) -> {msg, I, Payload} end),
+    ok.
+
+one_run({Sink, Echo}, OsPid, ClkTck, SmallN, BigN, EchoN, Payload) ->
+    {SmallRate, SmallCpu} = sink_measured(Sink, OsPid, ClkTck, SmallN, fun(I) -> {msg, I} end),
+    {BigRate, BigCpu} = sink_measured(Sink, OsPid, ClkTck, BigN, fun(I) -> {msg, I, Payload} end),
     Rtts = lists:sort(echo_run(Echo, EchoN)),
-    #{sink_small => SmallRate, sink_big => BigRate,
-      cpu_small => SmallCpu, cpu_big => BigCpu,
+    #{sink_small => SmallRate, sink_big => BigRate, cpu_small => SmallCpu, cpu_big => BigCpu,
       echo_median => percentile(Rtts, 0.5), echo_p99 => percentile(Rtts, 0.99)}.
 
-%% Median rate (msgs/s) over Reps runs and the receiver's CPU ns per message over all of them.
-sink_series(Sink, OsPid, ClkTck, N, Reps, Gen) ->
+%% Rate (msgs/s) of one sink run and the receiver's CPU ns per message during it.
+sink_measured(Sink, OsPid, ClkTck, N, Gen) ->
     C0 = cpu_ticks(OsPid),
-    Rates = [begin {ok, Secs} = sink_run(Sink, N, Gen), N / Secs end
-             || _ <- lists:seq(1, Reps)],
+    {ok, Secs} = sink_run(Sink, N, Gen),
     C1 = cpu_ticks(OsPid),
-    CpuNs = (C1 - C0) * (1.0e9 / ClkTck) / (N * Reps),
-    {percentile(lists:sort(Rates), 0.5), CpuNs}.
+    {N / Secs, (C1 - C0) * (1.0e9 / ClkTck) / N}.
+
+%% Per key: {Median, Lowest, Highest} over the runs.
+summarize(Runs) ->
+    maps:map(fun(_, Vs) -> Sorted = lists:sort(Vs),
+                           {percentile(Sorted, 0.5), hd(Sorted), lists:last(Sorted)} end,
+             lists:foldl(fun(R, Acc) ->
+                                 maps:fold(fun(K, V, A) -> maps:update_with(K, fun(L) -> [V | L] end,
+                                                                            [V], A) end, Acc, R)
+                         end, #{}, Runs)).
 
 sink_run({_, Node} = Dest, N, Gen) ->
     T0 = erlang:monotonic_time(nanosecond),
@@ -137,10 +155,16 @@ binary_to_float_any(B) ->
 
 %% ---------------------------------------------------------------------------------------------
 print_table(Results, Cpp) ->
+    Stat = fun(Label, Key) ->
+                   case lists:keyfind(Label, 1, Results) of
+                       {_, M} -> maps:get(Key, M, undefined);
+                       false -> undefined
+                   end
+           end,
     Get = fun(Label, Key) ->
-                  case lists:keyfind(Label, 1, Results) of
-                      {_, M} -> maps:get(Key, M, undefined);
-                      false -> undefined
+                  case Stat(Label, Key) of
+                      {Med, _, _} -> Med;
+                      undefined -> undefined
                   end
           end,
     Extra = [L || {L, _} <- Results, not lists:member(L, [beam, ei, erlcpp])],
@@ -151,13 +175,17 @@ print_table(Results, Cpp) ->
          {"receiver CPU/msg, ~1 KB (us)", cpu_big, lo, "<= 0.3x BEAM"},
          {"echo round trip, median (us)", echo_median, lo, "<= 0.8x BEAM"},
          {"echo round trip, p99 (us)", echo_p99, lo, ""}],
+    %% With a baseline build (BASELINE_BIN in scripts/bench-node): before/after in this run.
+    Base = [erlcpp_base || lists:member(erlcpp_base, Extra)],
     Cols = ["metric", "BEAM", "ei", "erlcpp"] ++ [atom_to_list(E) || E <- Extra]
-        ++ ["erlcpp/BEAM", "erlcpp/ei", "goal"],
+        ++ ["erlcpp/BEAM", "erlcpp/ei"] ++ ["erlcpp/base" || _ <- Base] ++ ["goal"],
     Body =
         [begin
-             Vals = [scale(Key, Get(L, Key)) || L <- [beam, ei, erlcpp | Extra]],
-             [B, E, C | _] = Vals,
-             [Name | [fmt(V) || V <- Vals]] ++ [ratio(C, B), ratio(C, E), Goal]
+             Labels = [beam, ei, erlcpp | Extra],
+             [B, E, C | _] = [scale(Key, Get(L, Key)) || L <- Labels],
+             [Name | [fmt_spread(Key, Stat(L, Key)) || L <- Labels]]
+                 ++ [ratio(C, B), ratio(C, E)]
+                 ++ [ratio(C, scale(Key, Get(L, Key))) || L <- Base] ++ [Goal]
          end || {Name, Key, _Dir, Goal} <- Rows],
     BeamSend = Get(beam, sink_small),
     CppSend = maps:get(<<"erlcpp_to_beam_small_rate">>, Cpp, undefined),
@@ -165,15 +193,16 @@ print_table(Results, Cpp) ->
     LocalBest = maps:get(<<"erlcpp_to_erlcpp_small_rate_best">>, Cpp, undefined),
     LocalCpu = maps:get(<<"erlcpp_to_erlcpp_cpu_ns_per_msg">>, Cpp, undefined),
     Dash = ["-" || _ <- Extra],
+    BaseDash = ["-" || _ <- Base],
     Body2 =
         [["send small msgs to BEAM sink (msg/s)", fmt(BeamSend), "-", fmt(CppSend)] ++ Dash
-         ++ [ratio(CppSend, BeamSend), "-", "sender: BEAM vs erlcpp"],
+         ++ [ratio(CppSend, BeamSend), "-"] ++ BaseDash ++ ["sender: BEAM vs erlcpp"],
          ["erlcpp<->erlcpp small msgs, median (msg/s)", "-", "-", fmt(Local)] ++ Dash
-         ++ ["-", "-", ">= 1M/s"],
+         ++ ["-", "-"] ++ BaseDash ++ [">= 1M/s"],
          ["erlcpp<->erlcpp small msgs, best run (msg/s)", "-", "-", fmt(LocalBest)] ++ Dash
-         ++ ["-", "-", ">= 1M/s"],
+         ++ ["-", "-"] ++ BaseDash ++ [">= 1M/s"],
          ["erlcpp<->erlcpp CPU/msg, both nodes (us)", "-", "-", fmt(scale(cpu_small, LocalCpu))]
-         ++ Dash ++ ["-", "-", ""]],
+         ++ Dash ++ ["-", "-"] ++ BaseDash ++ [""]],
     All = [Cols | Body ++ Body2],
     Widths = [lists:max([string:length(lists:nth(I, R)) || R <- All])
               || I <- lists:seq(1, length(Cols))],
@@ -193,6 +222,10 @@ scale(_, undefined) -> undefined;
 scale(cpu_small, Ns) -> Ns / 1000;
 scale(cpu_big, Ns) -> Ns / 1000;
 scale(_, V) -> V.
+
+fmt_spread(_, undefined) -> "-";
+fmt_spread(Key, {Med, Lo, Hi}) ->
+    lists:flatten([fmt(scale(Key, Med)), " [", fmt(scale(Key, Lo)), "-", fmt(scale(Key, Hi)), "]"]).
 
 fmt(undefined) -> "-";
 fmt(V) when V >= 1000 -> integer_to_list(round(V));
