@@ -1,4 +1,4 @@
-// Interop: cookies and access control (issue 7) against real OTP nodes: the cookie from an
+// Interop: cookies and access control against real OTP nodes: the cookie from an
 // option, an environment variable or a cookie file (created 0400 when missing, refused when
 // others can read it), per-peer cookies (erlang:set_cookie/2), an allow-list
 // (net_kernel:allow/1), hidden and published nodes.

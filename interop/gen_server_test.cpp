@@ -1,4 +1,4 @@
-// Interop (issue 6): gen_server both ways. Erlang's gen_server:call/cast and Elixir's
+// Interop: gen_server both ways. Erlang's gen_server:call/cast and Elixir's
 // GenServer.call/cast against a C++ gen_server; C++ calling a BEAM gen_server with timeouts
 // (monitor + alias: no monitor left behind, late replies dropped).
 #include <erl/gen_server.hpp>

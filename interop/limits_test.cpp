@@ -1,4 +1,4 @@
-// Interop: resource limits (issue 7). Each limit is exceeded by a real OTP node or, where OTP
+// Interop: resource limits. Each limit is exceeded by a real OTP node or, where OTP
 // cannot be made to misbehave on purpose, by a raw peer that speaks the distribution protocol
 // through our own sans-io cores (proto::handshake, proto::dist_writer). Exceeding a limit must
 // close that connection with a log line naming the limit, and the node must carry on.

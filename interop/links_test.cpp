@@ -1,4 +1,4 @@
-// Interop (issue 5): links, exit signals, monitors and supervision between C++ processes and
+// Interop: links, exit signals, monitors and supervision between C++ processes and
 // real erl / elixir nodes. Each test starts its own private epmd, C++ node and BEAM nodes.
 #include <erl/node.hpp>
 #include <erl/process.hpp>

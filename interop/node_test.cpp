@@ -1,4 +1,4 @@
-// Interop: a C++ node against real erl / elixir nodes (issue 4). Each test starts its own
+// Interop: a C++ node against real erl / elixir nodes. Each test starts its own
 // private epmd, its own C++ node and BEAM nodes, and checks results from the BEAM side.
 #include <erl/node.hpp>
 

@@ -1,4 +1,4 @@
-// Interop (issue 6): rpc / erpc between real erl / elixir nodes and C++ nodes, both ways, the
+// Interop: rpc / erpc between real erl / elixir nodes and C++ nodes, both ways, the
 // rex protocol (erl_call, gen_server:call({rex, N}, ...)) and the erlcpp-call CLI. Results are
 // checked on the BEAM side, and where a BEAM node can give the same answer it is compared with
 // what BEAM itself says.

@@ -1,4 +1,4 @@
-// Interop: TLS distribution (issue 7) against real OTP nodes started with
+// Interop: TLS distribution against real OTP nodes started with
 // `-proto_dist inet_tls -ssl_dist_optfile FILE`. Certificates are made by the test with the
 // openssl CLI in a temporary directory (removed afterwards): a test CA, a node certificate it
 // signs (subjectAltName DNS:127.0.0.1 and IP:127.0.0.1, as an OTP 25 client checks the host part
