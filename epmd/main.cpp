@@ -121,6 +121,8 @@ bool daemonize() {
         ::dup2(fd, 2);
         if (fd > 2) ::close(fd);
     }
+    // As epmd.c run_daemon: no descriptor of the starter stays open in the daemon.
+    ::close_range(3, ~0u, 0);
     return true;
 }
 

@@ -8,9 +8,16 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include <boost/asio/ip/tcp.hpp>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <optional>
 #include <regex>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "harness/harness.hpp"
 
@@ -264,6 +271,60 @@ TEST(EpmdInterop, spawn_daemon_startup_outlives_the_starter) {
         return r && r->empty();
     }));
     auto k = process::run({our_epmd(), "-port", std::to_string(port), "-kill"});
+    EXPECT_EQ(k.out, "Killed\n");
+    EXPECT_TRUE(eventually([&] { return !epmd_answers(port); }));
+}
+
+// The inode of a socket descriptor, as /proc/<pid>/fd shows it ("socket:[12345]").
+std::string fd_link(const std::string& path) {
+    std::error_code ec;
+    auto t = std::filesystem::read_symlink(path, ec);
+    return ec ? std::string() : t.string();
+}
+
+TEST(EpmdInterop, spawned_daemon_keeps_no_descriptor_of_its_starter) {
+    auto port = free_tcp_port();
+    ASSERT_FALSE(epmd_answers(port));
+    asio::io_context io;
+    // A listening socket of ours, as a node has when it starts its EPMD.
+    asio::ip::tcp::acceptor ours(io, {asio::ip::make_address("127.0.0.1"), 0});
+    const auto our_socket = fd_link("/proc/self/fd/" + std::to_string(ours.native_handle()));
+    ASSERT_EQ(our_socket.rfind("socket:[", 0), 0u) << our_socket;
+    std::optional<erl::result<std::unique_ptr<epmd::server>>> r;
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+            r.emplace(co_await epmd::async_ensure_epmd(port, epmd::startup_mode::spawn_daemon,
+                                                       our_epmd()));
+        },
+        asio::detached);
+    io.run();
+    ASSERT_TRUE(r && r->has_value()) << (r ? r->error().message() : "no result");
+    // Find the daemon by its command line and look at every descriptor it holds.
+    const std::string want_port = std::to_string(port);
+    pid_t daemon = -1;
+    for (const auto& e : std::filesystem::directory_iterator("/proc")) {
+        std::ifstream in(e.path() / "cmdline");
+        std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        std::vector<std::string> args;
+        for (std::size_t b = 0, z; b < cmd.size(); b = z + 1) {
+            z = cmd.find('\0', b);
+            if (z == std::string::npos) z = cmd.size();
+            args.push_back(cmd.substr(b, z - b));
+        }
+        if (args.size() >= 4 && args[0] == our_epmd() && args[1] == "-daemon" &&
+            args[2] == "-port" && args[3] == want_port) {
+            daemon = std::stoi(e.path().filename().string());
+        }
+    }
+    ASSERT_GT(daemon, 0) << "daemon for port " << port << " not found";
+    std::vector<std::string> held;
+    for (const auto& e :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(daemon) + "/fd"))
+        held.push_back(fd_link(e.path().string()));
+    EXPECT_EQ(std::count(held.begin(), held.end(), our_socket), 0)
+        << "the daemon holds the starter's listening socket " << our_socket;
+    auto k = process::run({our_epmd(), "-port", want_port, "-kill"});
     EXPECT_EQ(k.out, "Killed\n");
     EXPECT_TRUE(eventually([&] { return !epmd_answers(port); }));
 }

@@ -294,6 +294,9 @@ process::process(options o) {
         ::dup2(o.stdin_pipe ? in_pipe[0] : null_fd, 0);
         ::dup2(o.stdout_pipe ? out_pipe[1] : out_fd, 1);
         ::dup2(err_fd, 2);
+        // The test process holds sockets of its C++ nodes (Asio's are not close-on-exec): a
+        // child holding one would keep a connection open after the node closed it.
+        ::close_range(3, ~0u, 0);
         ::execve(prog.c_str(), argv.data(), envp.data());
         ::_exit(127);
     }

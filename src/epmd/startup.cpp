@@ -89,9 +89,17 @@ asio::awaitable<erl::result<std::unique_ptr<server>>> async_ensure_epmd(std::uin
             std::vector<char*> argv = {bin.data(), const_cast<char*>("-daemon"),
                                        const_cast<char*>("-port"), port_s.data(), nullptr};
             pid_t pid = -1;
-            // posix_spawn, not fork: the caller is usually a multithreaded process.
-            if (::posix_spawn(&pid, bin.c_str(), nullptr, nullptr, argv.data(), environ) != 0)
-                co_return erl::make_error_code(erl::errc::epmd_unreachable);
+            // posix_spawn, not fork: the caller is usually a multithreaded process. The daemon
+            // outlives us, so it must not inherit our descriptors (Asio's sockets are not
+            // close-on-exec): a listening socket or a connection held by it would stay open —
+            // still accepting, never closed for the peer — long after this node stopped.
+            posix_spawn_file_actions_t actions;
+            ::posix_spawn_file_actions_init(&actions);
+            ::posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+            const int spawned =
+                ::posix_spawn(&pid, bin.c_str(), &actions, nullptr, argv.data(), environ);
+            ::posix_spawn_file_actions_destroy(&actions);
+            if (spawned != 0) co_return erl::make_error_code(erl::errc::epmd_unreachable);
             // The daemon forks itself away and its first process exits at once; reap it and
             // wait until the daemon answers (a concurrent starter's daemon counts too).
             asio::steady_timer timer(co_await asio::this_coro::executor);
