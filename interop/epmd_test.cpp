@@ -242,20 +242,26 @@ TEST(EpmdInterop, daemon_honours_erl_epmd_port) {
     EXPECT_EQ(d.wait(5s), 0);
 }
 
+// epmd::async_ensure_epmd run to completion on an io_context of its own.
+std::optional<erl::result<std::unique_ptr<epmd::server>>> ensure_epmd(
+    std::uint16_t port, epmd::startup_mode mode, std::string daemon_path = {}) {
+    asio::io_context io;
+    std::optional<erl::result<std::unique_ptr<epmd::server>>> r;
+    asio::co_spawn(
+        io,
+        [&]() -> asio::awaitable<void> {
+            r.emplace(co_await epmd::async_ensure_epmd(port, mode, daemon_path));
+        },
+        asio::detached);
+    io.run();
+    return r;
+}
+
 TEST(EpmdInterop, spawn_daemon_startup_outlives_the_starter) {
     auto port = free_tcp_port();
     ASSERT_FALSE(epmd_answers(port));
     {
-        asio::io_context io;
-        std::optional<erl::result<std::unique_ptr<epmd::server>>> r;
-        asio::co_spawn(
-            io,
-            [&]() -> asio::awaitable<void> {
-                r.emplace(co_await epmd::async_ensure_epmd(port, epmd::startup_mode::spawn_daemon,
-                                                           our_epmd()));
-            },
-            asio::detached);
-        io.run();
+        auto r = ensure_epmd(port, epmd::startup_mode::spawn_daemon, our_epmd());
         ASSERT_TRUE(r && r->has_value()) << (r ? r->error().message() : "no result");
         EXPECT_EQ(r->value(), nullptr);  // a separate daemon, nothing in process
     }
@@ -290,15 +296,7 @@ TEST(EpmdInterop, spawned_daemon_keeps_no_descriptor_of_its_starter) {
     asio::ip::tcp::acceptor ours(io, {asio::ip::make_address("127.0.0.1"), 0});
     const auto our_socket = fd_link("/proc/self/fd/" + std::to_string(ours.native_handle()));
     ASSERT_EQ(our_socket.rfind("socket:[", 0), 0u) << our_socket;
-    std::optional<erl::result<std::unique_ptr<epmd::server>>> r;
-    asio::co_spawn(
-        io,
-        [&]() -> asio::awaitable<void> {
-            r.emplace(co_await epmd::async_ensure_epmd(port, epmd::startup_mode::spawn_daemon,
-                                                       our_epmd()));
-        },
-        asio::detached);
-    io.run();
+    auto r = ensure_epmd(port, epmd::startup_mode::spawn_daemon, our_epmd());
     ASSERT_TRUE(r && r->has_value()) << (r ? r->error().message() : "no result");
     // Find the daemon by its command line and look at every descriptor it holds.
     const std::string want_port = std::to_string(port);
@@ -331,15 +329,7 @@ TEST(EpmdInterop, spawned_daemon_keeps_no_descriptor_of_its_starter) {
 
 TEST(EpmdInterop, require_running_fails_without_epmd) {
     auto port = free_tcp_port();
-    asio::io_context io;
-    std::optional<erl::result<std::unique_ptr<epmd::server>>> r;
-    asio::co_spawn(
-        io,
-        [&]() -> asio::awaitable<void> {
-            r.emplace(co_await epmd::async_ensure_epmd(port, epmd::startup_mode::require_running));
-        },
-        asio::detached);
-    io.run();
+    auto r = ensure_epmd(port, epmd::startup_mode::require_running);
     ASSERT_TRUE(r && !r->has_value());
     EXPECT_EQ(r->error(), erl::errc::epmd_unreachable);
 }
