@@ -9,6 +9,7 @@ use strict;
 use warnings;
 
 my $update = @ARGV && $ARGV[0] eq '--update' ? shift @ARGV : 0;
+my $command = join ' ', 'perl', $0, '--update', @ARGV;
 my ($readme, @files) = @ARGV;
 die "usage: readme-snippets.pl [--update] README FILE...\n" unless $readme && @files;
 
@@ -81,6 +82,6 @@ if ($update) {
     exit 0;
 }
 if ($failed) {
-    print STDERR "Update the sources or run: perl cmake/readme-snippets.pl --update README.md <files>\n";
+    print STDERR "Fix the sources, or take them as they are into the README with:\n  $command\n";
     exit 1;
 }
