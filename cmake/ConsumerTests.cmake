@@ -16,5 +16,7 @@ foreach(mode find_package pkg-config subdirectory fetchcontent)
   set_tests_properties(consumer_${mode} PROPERTIES LABELS consumer TIMEOUT 900)
 endforeach()
 set_tests_properties(consumer_find_package consumer_pkg-config PROPERTIES FIXTURES_REQUIRED erlcpp_prefix)
-# subdirectory and fetchcontent compile the library again: one at a time.
+# subdirectory and fetchcontent compile the library again, from copies at the same place
+# relative to their build directories: one after the other, so the second gets ccache hits.
 set_tests_properties(consumer_subdirectory consumer_fetchcontent PROPERTIES RESOURCE_LOCK erlcpp_consumer_compile)
+set_tests_properties(consumer_fetchcontent PROPERTIES DEPENDS consumer_subdirectory)

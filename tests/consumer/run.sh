@@ -7,7 +7,7 @@
 #   find_package  CMake, find_package(erlcpp) from the prefix (shared and static)
 #   pkg-config    plain c++ with `pkg-config --cflags --libs erlcpp` from the prefix
 # The prefix is WORK_DIR/prefix or $ERLCPP_CONSUMER_PREFIX (scripts/package: unpacked packages).
-#   subdirectory  CMake, add_subdirectory(SOURCE_DIR)
+#   subdirectory  CMake, add_subdirectory of a copy of SOURCE_DIR's files
 #   fetchcontent  CMake, FetchContent from a file:// archive of SOURCE_DIR's files
 set -euo pipefail
 src=$1 build=$2 work=$3 cxx=$4 build_type=${5:-RelWithDebInfo} mode=$6
@@ -33,7 +33,19 @@ if [ "$mode" = install ]; then
   exit 0
 fi
 
-rm -rf "$dir"
+# An archive of the checkout's files as they are now (tracked and new, not ignored).
+archive=$dir.tar.gz
+make_archive() {
+  if git -C "$src" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    (cd "$src" && git ls-files -z --cached --others --exclude-standard |
+       xargs -0 sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh |
+       tar --null -T - --transform 's|^|erlcpp/|' -czf "$archive")
+  else
+    tar -C "$(dirname "$src")" --exclude='build*' -czf "$archive" "$(basename "$src")"
+  fi
+}
+
+rm -rf "$dir" "$archive"
 mkdir -p "$dir"
 programs=()
 epmd=$build/bin/erlcpp-epmd
@@ -63,20 +75,17 @@ case $mode in
     epmd=$prefix/bin/erlcpp-epmd
     ;;
   subdirectory)
-    "${configure[@]}" -DERLCPP_CONSUMER_MODE=subdirectory -DERLCPP_DIR="$src" >/dev/null
+    # A vendored copy of the sources, unpacked where FetchContent unpacks its copy relative to
+    # the build (erlcpp-src next to erlcpp's build directory), so both share ccache's objects.
+    make_archive
+    mkdir -p "$dir/erlcpp-src"
+    tar -C "$dir/erlcpp-src" --strip-components=1 -xzf "$archive"
+    "${configure[@]}" -DERLCPP_CONSUMER_MODE=subdirectory -DERLCPP_DIR="$dir/erlcpp-src" >/dev/null
     cmake --build "$dir" -j"$(nproc)"
     programs=("$dir/erlcpp-consumer")
     ;;
   fetchcontent)
-    # The archive holds the checkout's files as they are now (tracked and new, not ignored).
-    archive=$work/erlcpp-src.tar.gz
-    if git -C "$src" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-      (cd "$src" && git ls-files -z --cached --others --exclude-standard |
-         xargs -0 sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh |
-         tar --null -T - --transform 's|^|erlcpp/|' -czf "$archive")
-    else
-      tar -C "$(dirname "$src")" --exclude='build*' -czf "$archive" "$(basename "$src")"
-    fi
+    make_archive
     "${configure[@]}" -DERLCPP_CONSUMER_MODE=fetchcontent -DERLCPP_URL="file://$archive" \
       -DFETCHCONTENT_FULLY_DISCONNECTED=OFF >/dev/null
     cmake --build "$dir" -j"$(nproc)"
