@@ -34,12 +34,19 @@ write_basic_package_version_file(${PROJECT_BINARY_DIR}/erlcppConfigVersion.cmake
 install(FILES ${PROJECT_BINARY_DIR}/erlcppConfig.cmake ${PROJECT_BINARY_DIR}/erlcppConfigVersion.cmake
         DESTINATION ${ERLCPP_CMAKE_DIR} COMPONENT Development)
 
-# erlcpp.pc finds its prefix from its own location (${pcfiledir}), so the same file works in
-# /usr, /usr/local and any other prefix the files are copied to.
-file(RELATIVE_PATH ERLCPP_PC_TO_PREFIX ${CMAKE_INSTALL_FULL_LIBDIR}/pkgconfig ${CMAKE_INSTALL_PREFIX})
-string(REGEX REPLACE "/$" "" ERLCPP_PC_TO_PREFIX "${ERLCPP_PC_TO_PREFIX}")
-configure_file(cmake/erlcpp.pc.in ${PROJECT_BINARY_DIR}/erlcpp.pc @ONLY)
-install(FILES ${PROJECT_BINARY_DIR}/erlcpp.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig
+# erlcpp.pc is written at install time, so that it names the prefix the files are installed
+# into (cmake --install --prefix, or /usr in the Debian package) and pkg-config can drop the
+# system include and library directories. A staged copy is used with PKG_CONFIG_SYSROOT_DIR.
+install(CODE "
+  set(ERLCPP_PC_PREFIX \"\${CMAKE_INSTALL_PREFIX}\")
+  set(CMAKE_INSTALL_INCLUDEDIR \"${CMAKE_INSTALL_INCLUDEDIR}\")
+  set(CMAKE_INSTALL_LIBDIR \"${CMAKE_INSTALL_LIBDIR}\")
+  set(PROJECT_DESCRIPTION \"${PROJECT_DESCRIPTION}\")
+  set(PROJECT_VERSION \"${PROJECT_VERSION}\")
+  configure_file(\"${PROJECT_SOURCE_DIR}/cmake/erlcpp.pc.in\"
+                 \"${PROJECT_BINARY_DIR}/pkgconfig/erlcpp.pc\" @ONLY)
+" COMPONENT Development)
+install(FILES ${PROJECT_BINARY_DIR}/pkgconfig/erlcpp.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig
         COMPONENT Development)
 
 if(ERLCPP_TOOLS)

@@ -6,7 +6,8 @@
 #   install       cmake --install BUILD_DIR into WORK_DIR/prefix (for the next two)
 #   find_package  CMake, find_package(erlcpp) from the prefix (shared and static)
 #   pkg-config    plain c++ with `pkg-config --cflags --libs erlcpp` from the prefix
-# The prefix is WORK_DIR/prefix or $ERLCPP_CONSUMER_PREFIX (scripts/package: unpacked packages).
+# The prefix is WORK_DIR/prefix or $ERLCPP_CONSUMER_PREFIX (scripts/package: unpacked packages,
+# with $ERLCPP_CONSUMER_SYSROOT the root they are unpacked into).
 #   subdirectory  CMake, add_subdirectory of a copy of SOURCE_DIR's files
 #   fetchcontent  CMake, FetchContent from a file:// archive of SOURCE_DIR's files
 set -euo pipefail
@@ -59,9 +60,11 @@ case $mode in
     epmd=$prefix/bin/erlcpp-epmd
     ;;
   pkg-config)
-    pc=$(find "$prefix" -name erlcpp.pc | head -1)
+    pc=$(find "$prefix"/lib* -maxdepth 3 -name erlcpp.pc | head -1)
     [ -n "$pc" ] || { echo "no erlcpp.pc under $prefix"; exit 1; }
     export PKG_CONFIG_PATH=$(dirname "$pc")
+    # Unpacked packages: erlcpp.pc names /usr, the files are under the staging root.
+    if [ -n "${ERLCPP_CONSUMER_SYSROOT:-}" ]; then export PKG_CONFIG_SYSROOT_DIR=$ERLCPP_CONSUMER_SYSROOT; fi
     cflags=$(pkg-config --cflags erlcpp)
     libs=$(pkg-config --libs erlcpp)
     echo "pkg-config --cflags --libs erlcpp: $cflags $libs"
