@@ -21,13 +21,39 @@ namespace {
 
 using erl::epmd::raw_request;
 
+// The option summary; docs/man/erlcpp-epmd.1 documents the same options (a test compares them).
+constexpr const char* help_text =
+    "usage: erlcpp-epmd [-d|-debug] [-port No] [-daemon] [-address List]\n"
+    "                   [-relaxed_command_check] [-packet_timeout Seconds]\n"
+    "       erlcpp-epmd [-d|-debug] [-port No] [-names|-kill|-dump|-stop name]\n"
+    "\n"
+    "An epmd-compatible port mapper daemon: OTP's command line, output and exit codes.\n"
+    "\n"
+    "Options:\n"
+    "  -d, -debug               more debug output (repeat for more)\n"
+    "  -port No                 port to listen on or to ask (default: $ERL_EPMD_PORT or 4369)\n"
+    "  -address List            listen on these addresses only (comma or space separated;\n"
+    "                           loopback is always included)\n"
+    "  -daemon                  detach and run in the background\n"
+    "  -relaxed_command_check   allow -kill and -stop while nodes are registered\n"
+    "  -packet_timeout Seconds  close a connection that sends no complete request in time\n"
+    "                           (default: 60)\n"
+    "  -delay_accept Seconds, -delay_write Seconds\n"
+    "                           OTP's test knobs: accepted and ignored\n"
+    "  -h, -help, --help        print this help and exit\n"
+    "\n"
+    "Commands to a running daemon:\n"
+    "  -names                   list the registered names\n"
+    "  -started                 exit status 0 if a daemon answers, printing nothing\n"
+    "  -dump                    list every registration (debugging)\n"
+    "  -kill                    stop the daemon (refused while nodes are registered)\n"
+    "  -stop name               unregister a name\n"
+    "\n"
+    "Environment: ERL_EPMD_PORT, ERL_EPMD_ADDRESS, ERL_EPMD_RELAXED_COMMAND_CHECK.\n"
+    "See erlcpp-epmd(1) and docs/epmd.md.\n";
+
 int usage() {
-    std::fprintf(stderr,
-                 "usage: erlcpp-epmd [-d|-debug] [-port No] [-daemon] [-address List]\n"
-                 "                   [-relaxed_command_check] [-packet_timeout Seconds]\n"
-                 "       erlcpp-epmd [-d|-debug] [-port No] [-names|-kill|-dump|-stop name]\n\n"
-                 "Compatible with OTP's epmd; see the epmd manual page and docs/epmd.md.\n"
-                 "Environment: ERL_EPMD_PORT, ERL_EPMD_ADDRESS, ERL_EPMD_RELAXED_COMMAND_CHECK.\n");
+    std::fputs(help_text, stderr);
     return 1;
 }
 
@@ -150,7 +176,10 @@ int main(int argc, char** argv) {
         const std::string& a = args[i];
         bool has_value = i + 1 < args.size();
         bool last = i + 1 == args.size();
-        if (a == "-d" || a == "-debug") {
+        if (a == "-h" || a == "-help" || a == "--help") {
+            std::fputs(help_text, stdout);
+            return 0;
+        } else if (a == "-d" || a == "-debug") {
             ++opts.debug;
         } else if (a == "-packet_timeout") {
             if (!has_value || std::atoi(args[i + 1].c_str()) <= 0) return usage();

@@ -6,23 +6,7 @@
 //   erlcpp-call -n beam@127.0.0.1 -e 'lists:seq(1, 3)'                    -> [1,2,3]
 //   echo 'X = 2, X * 21.' | erlcpp-call -n beam@127.0.0.1 -e              -> 42
 //
-// Options:
-//   -n NODE | -name NODE   target node, long names (NAME@HOST; a bare NAME gets this host)
-//   -sname NODE            target node, short names
-//   -c COOKIE              cookie (default: ~/.erlang.cookie)
-//   -a 'Mod [Fun [Args]]'  apply(Mod, Fun, Args); Args is a list in Erlang syntax (default
-//                          Fun: start, Args: [])
-//   -e [EXPR]              evaluate Erlang expressions on the target (erl_scan, erl_parse and
-//                          erl_eval run there); without EXPR they are read from stdin
-//   -t SECONDS | -timeout SECONDS  call timeout (default: infinity); fractions allowed
-//   -h NAME                name of this client node (default: erlcpp_call_<pid>)
-//   -epmd_port PORT        EPMD port (default: $ERL_EPMD_PORT or 4369)
-//   -no_result_term        do not print the result
-//   -v                     verbose (progress on stderr)
-//
-// Exit codes: 0 success; 1 the function raised (error, exit or throw; the rpc:call form
-// {badrpc, ...} is printed); 2 usage or syntax error; 3 timeout; 4 connection failure (no EPMD,
-// node not running, handshake refused); 5 other rpc failures (notsup, ...).
+// Options and exit codes: help_text below (`erlcpp-call --help`) and docs/man/erlcpp-call.1.
 #include <erl/node.hpp>
 #include <erl/parse.hpp>
 #include <erl/rpc.hpp>
@@ -40,11 +24,36 @@ namespace {
 
 enum exit_code { ok = 0, raised = 1, usage_error = 2, timed_out = 3, no_connection = 4, other = 5 };
 
+// The option summary; docs/man/erlcpp-call.1 documents the same options (a test compares them).
+constexpr const char* help_text =
+    "usage: erlcpp-call (-n|-name|-sname) NODE [-c COOKIE] [-t SECONDS]\n"
+    "                   (-a 'Mod [Fun [Args]]' | -e [EXPR]) [-h NAME] [-epmd_port PORT]\n"
+    "                   [-no_result_term] [-v]\n"
+    "\n"
+    "Calls a function on an Erlang, Elixir or erlcpp node and prints the result in Erlang\n"
+    "syntax (erl_call's job).\n"
+    "\n"
+    "Options:\n"
+    "  -n NODE, -name NODE     target node, long names (NAME@HOST; a bare NAME gets this host)\n"
+    "  -sname NODE             target node, short names\n"
+    "  -c COOKIE               cookie (default: ~/.erlang.cookie)\n"
+    "  -a 'Mod [Fun [Args]]'   apply(Mod, Fun, Args); Args is a list in Erlang syntax\n"
+    "                          (default Fun: start, Args: [])\n"
+    "  -e [EXPR]               evaluate Erlang expressions on the target; without EXPR they\n"
+    "                          are read from standard input\n"
+    "  -t SECONDS, -timeout SECONDS\n"
+    "                          call timeout (default: infinity); fractions allowed\n"
+    "  -h NAME                 name of this client node (default: erlcpp_call_<pid>)\n"
+    "  -epmd_port PORT         EPMD port (default: $ERL_EPMD_PORT or 4369)\n"
+    "  -no_result_term         do not print the result\n"
+    "  -v                      verbose (progress on standard error)\n"
+    "  -help, --help           print this help and exit\n"
+    "\n"
+    "Exit status: 0 success; 1 the function raised; 2 usage or syntax error; 3 timeout;\n"
+    "4 connection failure; 5 other rpc failures. See erlcpp-call(1).\n";
+
 [[noreturn]] void usage(const std::string& msg) {
-    if (!msg.empty()) std::cerr << "erlcpp-call: " << msg << "\n";
-    std::cerr << "usage: erlcpp-call (-n|-name|-sname) NODE [-c COOKIE] [-t SECONDS]\n"
-                 "                   (-a 'Mod [Fun [Args]]' | -e [EXPR]) [-h NAME] "
-                 "[-epmd_port PORT] [-no_result_term] [-v]\n";
+    std::cerr << "erlcpp-call: " << msg << "\n" << help_text;
     std::exit(usage_error);
 }
 
@@ -142,7 +151,8 @@ int main(int argc, char** argv) {
         } else if (a == "-v") {
             verbose = true;
         } else if (a == "--help" || a == "-help") {
-            usage("");
+            std::cout << help_text;
+            return ok;
         } else {
             usage("unknown option " + a);
         }
