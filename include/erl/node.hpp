@@ -95,9 +95,16 @@ struct node_options {
     std::size_t max_new_atoms_per_connection = 0;
     // If non-zero, erl::set_atom_table_limit(max_atoms) at start() (a process-wide setting).
     std::size_t max_atoms = 0;
-    // Connections (pending and up, both directions) at once; 0 = unlimited. Further incoming
-    // connections are closed at once, further outgoing ones fail with limit_exceeded.
+    // Connections at once (authenticated incoming ones, and outgoing ones from the first
+    // attempt); 0 = unlimited. Further incoming connections are closed at once (or right after
+    // their handshake), further outgoing ones fail with limit_exceeded.
     std::size_t max_connections = 1024;
+    // Incoming connections not yet authenticated (TCP accepted, TLS and distribution handshake
+    // under way), node-wide and per source address; 0 = unbounded. They do not count towards
+    // max_connections. When a bound is full the oldest pending handshake is closed to make
+    // room, so a flood of idle connections cannot lock out real peers (docs/security.md).
+    std::size_t max_pending_handshakes = 64;
+    std::size_t max_pending_handshakes_per_address = 16;
     // Logging: called for connection-level events (refused handshakes, closed connections and
     // why). Default: print to stderr. Called on I/O threads: keep it cheap.
     std::function<void(std::string_view)> log;
