@@ -232,3 +232,28 @@ TEST_F(LimitsInterop, peer_silent_after_handshake_is_dropped_after_net_ticktime)
     beam_node beam(beam_opts());
     EXPECT_EQ(beam.eval("net_adm:ping(" + cpp.quoted_name() + ")"), "pong");
 }
+
+// Any depth BEAM accepts: a 10,000,000-deep list and a 1,000,000-deep tuple nest built by a
+// real node come back from the echo service equal (decoded, re-encoded and freed here without
+// recursion or a depth limit).
+TEST_F(LimitsInterop, deeply_nested_terms_round_trip_through_echo) {
+    cpp_node cpp(cpp_opts());
+    echo_service echo(*cpp.node);
+    beam_node beam(beam_opts());
+    EXPECT_EQ(beam.eval("L = lists:foldl(fun(_, A) -> [A] end, [], lists:seq(1, 10000000)), "
+                        "{echo, " +
+                            cpp.quoted_name() +
+                            "} ! {self(), L}, "
+                            "receive R -> R =:= L after 60000 -> timeout end",
+                        std::chrono::seconds(90)),
+              "true");
+    EXPECT_EQ(beam.eval("T = lists:foldl(fun(_, A) -> {A} end, leaf, lists:seq(1, 1000000)), "
+                        "{echo, " +
+                            cpp.quoted_name() +
+                            "} ! {self(), T}, "
+                            "receive R2 -> R2 =:= T after 60000 -> timeout end",
+                        std::chrono::seconds(90)),
+              "true");
+    // The connection stayed up throughout.
+    EXPECT_EQ(beam.eval("lists:member(" + cpp.quoted_name() + ", nodes())"), "true");
+}

@@ -24,9 +24,10 @@
 
 namespace erl::etf {
 
-// Resource limits for decoding untrusted input. Defaults are generous but finite.
+// Resource limits for decoding untrusted input. Defaults are generous but finite, except the
+// nesting depth: every algorithm on terms is iterative, so any depth BEAM accepts is decoded.
 struct limits {
-    std::size_t max_depth = 100000;             // nesting; deeper -> errc::too_deep
+    std::size_t max_depth = SIZE_MAX;           // nesting; deeper -> errc::too_deep
     std::size_t max_size = 1ull << 30;          // any length field / total bytes -> too_large
     std::size_t max_bignum_bytes = 1 << 20;     // -> errc::bignum_too_large
     std::size_t max_uncompressed = 1ull << 30;  // tag 80 -> errc::too_large

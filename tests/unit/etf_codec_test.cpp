@@ -485,19 +485,24 @@ TEST(EtfCodec, DeepNesting) {
     for (int i = 0; i < 10000; ++i)
         l = erl::list(l, i);
     EXPECT_EQ(roundtrip(l), l);
-    // 1,000,000-deep hostile input is refused by the default depth limit, without recursion.
+    // 1,000,000-deep input decodes by default (no depth limit, no recursion); a configured
+    // depth limit refuses it.
+    etf::limits lim;
+    lim.max_depth = 100000;
     bytes hostile = B({131});
     for (int i = 0; i < 1000000; ++i)
         append(hostile, B({104, 1}));
     hostile.push_back(106);
-    EXPECT_EQ(err(etf::decode(hostile)), errc::too_deep);
+    EXPECT_TRUE(etf::decode(hostile));
+    EXPECT_EQ(err(etf::decode(hostile, lim)), errc::too_deep);
     bytes hostile_list = B({131});
     for (int i = 0; i < 1000000; ++i)
         append(hostile_list, B({108, 0, 0, 0, 1}));
     hostile_list.push_back(106);
     for (int i = 0; i < 1000000; ++i)
         hostile_list.push_back(106);
-    EXPECT_EQ(err(etf::decode(hostile_list)), errc::too_deep);
+    EXPECT_TRUE(etf::decode(hostile_list));
+    EXPECT_EQ(err(etf::decode(hostile_list, lim)), errc::too_deep);
 }
 
 // Every proper prefix of a valid encoding is an error, never a crash.
