@@ -90,6 +90,10 @@ struct node_options {
     // Fragmented messages being reassembled at once per connection, and their buffered bytes.
     std::size_t max_fragment_sequences = 64;
     std::size_t max_fragmented_bytes = 256u << 20;
+    // Compressed terms: one may inflate to at most max_message_size; all connections together
+    // may hold at most this many inflated bytes at once (checked while inflating, before the
+    // memory is allocated; a connection that would exceed it is closed). 0 = no node-wide bound.
+    std::size_t max_inflating_bytes = std::size_t{1} << 30;
     // Atoms a single connection may add to the (global, immortal) atom table over its life;
     // 0 = no per-connection bound. The global bound is max_atoms.
     std::size_t max_new_atoms_per_connection = 0;

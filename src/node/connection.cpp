@@ -440,6 +440,8 @@ asio::awaitable<void> connection::run_reader(std::vector<std::uint8_t> leftover)
     lim.max_fragment_sequences = o.max_fragment_sequences;
     lim.max_fragmented_bytes = o.max_fragmented_bytes;
     lim.max_message_size = o.max_message_size;
+    lim.term_limits.inflating = &core_->net->inflating;
+    lim.term_limits.max_inflating = o.max_inflating_bytes ? o.max_inflating_bytes : SIZE_MAX;
     proto::dist_reader reader(flags(), lim);
     std::vector<proto::dist_message> msgs;
     delivery_batch batch;
@@ -521,6 +523,12 @@ std::string connection::limit_reason(const error_code& ec) const {
         return "limit exceeded: fragmented messages in flight above max_fragment_sequences (" +
                std::to_string(o.max_fragment_sequences) + ") or max_fragmented_bytes (" +
                std::to_string(o.max_fragmented_bytes) + ")";
+    if (ec == errc::too_large)
+        return "limit exceeded: term too large (a length beyond the data, a compressed term "
+               "inflating to more than max_message_size (" +
+               std::to_string(o.max_message_size) +
+               " bytes), or inflated data of all connections above max_inflating_bytes (" +
+               std::to_string(o.max_inflating_bytes) + "))";
     if (ec == errc::atom_table_full)
         return "limit exceeded: atom table full (limit " + std::to_string(atom_table_limit()) +
                " atoms, max_atoms; peers may use all but a headroom kept for the runtime)";

@@ -37,7 +37,8 @@ struct net_state {
     std::string cookie;                             // default cookie
     std::size_t max_connections = 0;                // 0: unlimited
     std::atomic<std::size_t> connections{0};
-    proto::handshake_gate handshakes;  // max_pending_handshakes(_per_address)
+    proto::handshake_gate handshakes;       // max_pending_handshakes(_per_address)
+    std::atomic<std::size_t> inflating{0};  // inflated bytes held by decodes (max_inflating_bytes)
 
     bool allowed(atom peer) const { return allow.empty() || allow.count(peer) != 0; }
     const std::string& cookie_for(atom peer) const {

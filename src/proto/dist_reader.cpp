@@ -57,7 +57,12 @@ bool dop::carries_payload(int op) noexcept {
 }
 
 dist_reader::dist_reader(std::uint64_t negotiated_flags, reader_limits limits)
-    : flags_(negotiated_flags), limits_(limits), cache_(cache_size, atom::from_entry(nullptr)) {}
+    : flags_(negotiated_flags), limits_(limits), cache_(cache_size, atom::from_entry(nullptr)) {
+    // max_message_size bounds a message whether or not the peer compressed it: a compressed
+    // term (tag 80) may not inflate to more.
+    limits_.term_limits.max_uncompressed =
+        std::min(limits_.term_limits.max_uncompressed, limits_.max_message_size);
+}
 
 error_code dist_reader::fail(error_code ec) {
     error_ = ec;
