@@ -4,6 +4,7 @@
 // echo service).
 #include <erl/node.hpp>
 
+#include "epmd/codec.hpp"
 #include "harness/cluster.hpp"
 #include "raw_peer.hpp"
 
@@ -74,4 +75,71 @@ TEST_F(AbuseInterop, never_finished_handshakes_do_not_lock_out_net_adm_ping) {
     for (std::size_t i = 0; i < flood; i += 2)
         EXPECT_FALSE(erl::atom::existing(held[i]->name)) << held[i]->name;
     EXPECT_LT(erl::atom_table_size(), atoms_before + 100);
+}
+
+// erlcpp-epmd answers malformed and refused requests as OTP's epmd does, byte for byte, and
+// closes idle connections after -packet_timeout as OTP's does. Each check runs against both
+// daemons started side by side.
+namespace {
+
+// ALIVE2_REQ bytes, also for names our client would never send.
+std::string alive2_request(const std::string& name, std::uint16_t highest = 6) {
+    erl::epmd::node_info info{.name = name, .port = 5555, .highest = highest, .lowest = 5};
+    auto b = erl::epmd::detail::encode_alive2_request(info);
+    return std::string(b.begin(), b.end());
+}
+
+// The daemon's answer to `request` on a fresh connection: the ALIVE2 reply ('v' 6 bytes, 'y'
+// 4 bytes) or whatever came before it closed the connection. OTP keeps a connection open after
+// an error reply, so this stops at the reply's length.
+std::string exchange(std::uint16_t port, const std::string& request) {
+    raw_peer p(port);
+    p.send_all(std::span(reinterpret_cast<const std::uint8_t*>(request.data()), request.size()));
+    std::vector<std::uint8_t> got;
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < deadline) {
+        std::size_t want = got.empty() ? 1 : got[0] == 'v' ? 6 : got[0] == 'y' ? 4 : 1;
+        if (got.size() >= want) break;
+        if (p.read_some(got, 100ms) == 0) break;  // closed
+    }
+    return std::string(got.begin(), got.end());
+}
+
+}  // namespace
+
+TEST(EpmdAbuseInterop, refused_and_malformed_registrations_answered_as_otp_does) {
+    using erl::interop::epmd_instance;
+    epmd_instance otp(epmd_instance::flavor::otp);
+    epmd_instance ours(epmd_instance::flavor::erlcpp);
+    const std::vector<std::pair<const char*, std::string>> cases = {
+        {"name of 300 characters", alive2_request(std::string(300, 'a'))},
+        {"name of 256 two-byte characters", alive2_request([] {
+             std::string s;
+             for (int i = 0; i < 256; ++i)
+                 s += "\xc3\xa9";
+             return s;
+         }())},
+        {"name not UTF-8", alive2_request("\xff\xfe")},
+        {"old protocol, name too long", alive2_request(std::string(300, 'a'), 5)},
+        {"NUL in the name", alive2_request(std::string("a\0b", 3))},
+        {"packet too small", std::string("\x00\x03x\x00\x01", 5)},
+    };
+    for (const auto& [what, req] : cases) {
+        const std::string want = exchange(otp.port(), req);
+        EXPECT_EQ(exchange(ours.port(), req), want) << what;
+    }
+    EXPECT_EQ(exchange(otp.port(), cases[0].second), std::string("v\x01\x00\x00\x00\x63", 6));
+}
+
+TEST(EpmdAbuseInterop, idle_connections_closed_after_packet_timeout_as_otp_does) {
+    using erl::interop::epmd_instance;
+    for (auto f : {epmd_instance::flavor::otp, epmd_instance::flavor::erlcpp}) {
+        epmd_instance e(f, {"-packet_timeout", "1"});
+        raw_peer idle(e.port());
+        raw_peer partial(e.port());
+        const std::uint8_t half[] = {0, 16, 'x'};
+        ASSERT_TRUE(partial.send_all(half));
+        EXPECT_TRUE(idle.closed_within(10s)) << e.program();
+        EXPECT_TRUE(partial.closed_within(10s)) << e.program();
+    }
 }

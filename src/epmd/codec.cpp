@@ -74,6 +74,10 @@ bool valid_node_name(std::string_view name) {
     return chars >= 1 && chars <= 255;
 }
 
+bool alive2_acceptable(const node_info& info) {
+    return valid_node_name(info.name) && info.extra.size() <= max_sym_len;
+}
+
 // ---------------------------------------------------------------------------------------------
 // request encoders
 
@@ -149,7 +153,10 @@ erl::result<request> parse_request(std::span<const std::uint8_t> body) {
             if (elen + nlen + 13 > size) return bad_request();
             r.info.name.assign(reinterpret_cast<const char*>(b + 11), nlen);
             r.info.extra.assign(reinterpret_cast<const char*>(b + 13 + nlen), elen);
-            if (!valid_node_name(r.info.name) || elen > max_sym_len) return bad_request();
+            // A NUL in the name is malformed (no reply); a name that is too long or not UTF-8,
+            // or too much extra data, is a well-formed request that node_reg2 refuses with an
+            // error reply (see alive2_acceptable).
+            if (r.info.name.find('\0') != std::string::npos) return bad_request();
             return request{std::move(r)};
         }
         case port2_req: {
