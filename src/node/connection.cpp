@@ -203,7 +203,8 @@ asio::awaitable<void> connection::run_incoming() {
                            from,
                            [w = weak_from_this(), lim = o.max_pending_handshakes,
                             per = o.max_pending_handshakes_per_address] {
-                               if (auto c = w.lock())
+                               // Not up: it may have authenticated since it was chosen.
+                               if (auto c = w.lock(); c && !c->is_up())
                                    c->close(
                                        make_error_code(errc::limit_exceeded),
                                        "unauthenticated, closed to make room for a newer incoming "
