@@ -7,14 +7,9 @@
 #include "harness/cluster.hpp"
 #include "proto/dist_codec.hpp"
 #include "proto/handshake.hpp"
+#include "raw_peer.hpp"
 
 #include <gtest/gtest.h>
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -26,81 +21,9 @@ using namespace std::chrono_literals;
 using erl::interop::beam_node;
 using erl::interop::cpp_node;
 using erl::interop::echo_service;
+using erl::interop::raw_peer;
 
 namespace {
-
-// A distribution peer on a blocking socket, driven by the project's sans-io handshake.
-struct raw_peer {
-    int fd = -1;
-    std::uint64_t flags = 0;
-    std::string name = erl::interop::unique_name("raw") + "@127.0.0.1";
-
-    explicit raw_peer(std::uint16_t port) {
-        fd = ::socket(AF_INET, SOCK_STREAM, 0);
-        sockaddr_in a{};
-        a.sin_family = AF_INET;
-        a.sin_port = htons(port);
-        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-            ::close(fd);  // the destructor does not run when the constructor throws
-            throw std::runtime_error("raw_peer: connect failed");
-        }
-    }
-    ~raw_peer() {
-        if (fd >= 0) ::close(fd);
-    }
-    bool send_all(std::span<const std::uint8_t> b) {
-        while (!b.empty()) {
-            ssize_t n = ::send(fd, b.data(), b.size(), MSG_NOSIGNAL);
-            if (n <= 0) return false;
-            b = b.subspan(static_cast<std::size_t>(n));
-        }
-        return true;
-    }
-    // Reads what is available within `timeout`: >0 bytes, 0 on EOF/error, -1 on timeout.
-    int read_some(std::vector<std::uint8_t>& out, std::chrono::milliseconds timeout) {
-        pollfd p{fd, POLLIN, 0};
-        if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return -1;
-        std::uint8_t buf[65536];
-        ssize_t n = ::recv(fd, buf, sizeof buf, 0);
-        if (n <= 0) return 0;
-        out.insert(out.end(), buf, buf + n);
-        return static_cast<int>(n);
-    }
-    bool handshake(const std::string& peer_node, const std::string& cookie) {
-        erl::proto::handshake_config cfg;
-        cfg.role = erl::proto::handshake_role::initiator;
-        cfg.our_name = name;
-        cfg.our_creation = 0x1234;
-        cfg.cookie = cookie;
-        cfg.peer_name = peer_node;
-        cfg.on_alive = [](std::string_view) { return true; };
-        erl::proto::handshake hs(std::move(cfg));
-        hs.start();
-        std::vector<std::uint8_t> in;
-        while (!hs.done() && !hs.failed()) {
-            if (hs.has_output() && !send_all(hs.take_output())) return false;
-            if (hs.done() || hs.failed()) break;
-            in.clear();
-            if (read_some(in, 5s) <= 0) return false;
-            std::size_t used = 0;
-            hs.feed(in, used);
-        }
-        if (hs.has_output()) send_all(hs.take_output());
-        flags = hs.negotiated_flags();
-        return hs.done();
-    }
-    // True once the other side closes the connection (data it sends meanwhile is discarded).
-    bool closed_within(std::chrono::milliseconds timeout) {
-        auto end = std::chrono::steady_clock::now() + timeout;
-        std::vector<std::uint8_t> sink;
-        while (std::chrono::steady_clock::now() < end) {
-            sink.clear();
-            if (read_some(sink, 100ms) == 0) return true;
-        }
-        return false;
-    }
-};
 
 // Splits a byte stream of complete frames (Len:32 + data) into frames, prefix included.
 std::vector<std::vector<std::uint8_t>> split_frames(const std::vector<std::uint8_t>& s) {
@@ -308,4 +231,29 @@ TEST_F(LimitsInterop, peer_silent_after_handshake_is_dropped_after_net_ticktime)
     EXPECT_EQ(downs.load(), 1);
     beam_node beam(beam_opts());
     EXPECT_EQ(beam.eval("net_adm:ping(" + cpp.quoted_name() + ")"), "pong");
+}
+
+// Any depth BEAM accepts: a 10,000,000-deep list and a 1,000,000-deep tuple nest built by a
+// real node come back from the echo service equal (decoded, re-encoded and freed here without
+// recursion or a depth limit).
+TEST_F(LimitsInterop, deeply_nested_terms_round_trip_through_echo) {
+    cpp_node cpp(cpp_opts());
+    echo_service echo(*cpp.node);
+    beam_node beam(beam_opts());
+    EXPECT_EQ(beam.eval("L = lists:foldl(fun(_, A) -> [A] end, [], lists:seq(1, 10000000)), "
+                        "{echo, " +
+                            cpp.quoted_name() +
+                            "} ! {self(), L}, "
+                            "receive R -> R =:= L after 60000 -> timeout end",
+                        std::chrono::seconds(90)),
+              "true");
+    EXPECT_EQ(beam.eval("T = lists:foldl(fun(_, A) -> {A} end, leaf, lists:seq(1, 1000000)), "
+                        "{echo, " +
+                            cpp.quoted_name() +
+                            "} ! {self(), T}, "
+                            "receive R2 -> R2 =:= T after 60000 -> timeout end",
+                        std::chrono::seconds(90)),
+              "true");
+    // The connection stayed up throughout.
+    EXPECT_EQ(beam.eval("lists:member(" + cpp.quoted_name() + ", nodes())"), "true");
 }

@@ -17,6 +17,7 @@
 #include <erl/error.hpp>
 #include <erl/term.hpp>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -24,12 +25,21 @@
 
 namespace erl::etf {
 
-// Resource limits for decoding untrusted input. Defaults are generous but finite.
+// Resource limits for decoding untrusted input. Defaults are generous but finite, except the
+// nesting depth: every algorithm on terms is iterative, so any depth BEAM accepts is decoded.
 struct limits {
-    std::size_t max_depth = 100000;             // nesting; deeper -> errc::too_deep
-    std::size_t max_size = 1ull << 30;          // any length field / total bytes -> too_large
-    std::size_t max_bignum_bytes = 1 << 20;     // -> errc::bignum_too_large
-    std::size_t max_uncompressed = 1ull << 30;  // tag 80 -> errc::too_large
+    std::size_t max_depth = SIZE_MAX;        // nesting; deeper -> errc::too_deep
+    std::size_t max_size = 1ull << 30;       // any length field / total bytes -> too_large
+    std::size_t max_bignum_bytes = 1 << 20;  // -> errc::bignum_too_large
+    // Declared size of a compressed term (tag 80); more -> errc::too_large before inflating.
+    // The buffer grows only with what the stream really inflates to.
+    std::size_t max_uncompressed = std::size_t{256} << 20;
+    // Optional bound shared by many decodes (e.g. all connections of a node): bytes of
+    // inflated data they may hold at once. A decode adds what it inflates to *inflating as it
+    // goes, before allocating, and subtracts it when it returns; a step that would take the
+    // sum beyond max_inflating fails the decode with errc::too_large. Null: no shared bound.
+    std::atomic<std::size_t>* inflating = nullptr;
+    std::size_t max_inflating = SIZE_MAX;
 };
 
 struct encode_options {

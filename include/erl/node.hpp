@@ -90,14 +90,25 @@ struct node_options {
     // Fragmented messages being reassembled at once per connection, and their buffered bytes.
     std::size_t max_fragment_sequences = 64;
     std::size_t max_fragmented_bytes = 256u << 20;
+    // Compressed terms: one may inflate to at most max_message_size; all connections together
+    // may hold at most this many inflated bytes at once (checked while inflating, before the
+    // memory is allocated; a connection that would exceed it is closed). 0 = no node-wide bound.
+    std::size_t max_inflating_bytes = std::size_t{1} << 30;
     // Atoms a single connection may add to the (global, immortal) atom table over its life;
     // 0 = no per-connection bound. The global bound is max_atoms.
     std::size_t max_new_atoms_per_connection = 0;
     // If non-zero, erl::set_atom_table_limit(max_atoms) at start() (a process-wide setting).
     std::size_t max_atoms = 0;
-    // Connections (pending and up, both directions) at once; 0 = unlimited. Further incoming
-    // connections are closed at once, further outgoing ones fail with limit_exceeded.
+    // Connections at once (authenticated incoming ones, and outgoing ones from the first
+    // attempt); 0 = unlimited. Further incoming connections are closed at once (or right after
+    // their handshake), further outgoing ones fail with limit_exceeded.
     std::size_t max_connections = 1024;
+    // Incoming connections not yet authenticated (TCP accepted, TLS and distribution handshake
+    // under way), node-wide and per source address; 0 = unbounded. They do not count towards
+    // max_connections. When a bound is full the oldest pending handshake is closed to make
+    // room, so a flood of idle connections cannot lock out real peers (docs/security.md).
+    std::size_t max_pending_handshakes = 64;
+    std::size_t max_pending_handshakes_per_address = 16;
     // Logging: called for connection-level events (refused handshakes, closed connections and
     // why). Default: print to stderr. Called on I/O threads: keep it cheap.
     std::function<void(std::string_view)> log;

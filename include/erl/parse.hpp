@@ -20,6 +20,7 @@
 #include <erl/term.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -31,7 +32,8 @@ struct parse_error {
 };
 
 struct parse_options {
-    std::size_t max_depth = 10000;                       // nesting of tuples/lists/maps/funs
+    // Nesting of tuples/lists/maps/funs; parsing is iterative, so the default is no limit.
+    std::size_t max_depth = SIZE_MAX;
     std::size_t max_integer_digits = 100000;             // bigger literals fail (bignum_too_large)
     std::size_t max_binary_bits = std::size_t{1} << 30;  // total size of one binary literal
 };

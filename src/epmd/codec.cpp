@@ -2,30 +2,18 @@
 // daemon refuses exactly what OTP's refuses.
 #include "epmd/codec.hpp"
 
+#include "common/byte_order.hpp"
+
 #include <algorithm>
 #include <charconv>
 
 namespace erl::epmd::detail {
 namespace {
 
-void put16(bytes& out, std::uint32_t v) {
-    out.push_back(static_cast<std::uint8_t>((v >> 8) & 0xff));
-    out.push_back(static_cast<std::uint8_t>(v & 0xff));
-}
-
-void put32(bytes& out, std::uint32_t v) {
-    put16(out, v >> 16);
-    put16(out, v & 0xffff);
-}
-
-std::uint16_t get16(const std::uint8_t* p) {
-    return static_cast<std::uint16_t>((p[0] << 8) | p[1]);
-}
-
-std::uint32_t get32(const std::uint8_t* p) {
-    return (static_cast<std::uint32_t>(p[0]) << 24) | (static_cast<std::uint32_t>(p[1]) << 16) |
-           (static_cast<std::uint32_t>(p[2]) << 8) | p[3];
-}
+using erl::detail::append_be16;
+using erl::detail::append_be32;
+using erl::detail::load_be16;
+using erl::detail::load_be32;
 
 void append(bytes& out, std::string_view s) {
     out.insert(out.end(), s.begin(), s.end());
@@ -86,13 +74,17 @@ bool valid_node_name(std::string_view name) {
     return chars >= 1 && chars <= 255;
 }
 
+bool alive2_acceptable(const node_info& info) {
+    return valid_node_name(info.name) && info.extra.size() <= max_sym_len;
+}
+
 // ---------------------------------------------------------------------------------------------
 // request encoders
 
 bytes frame_request(std::string_view body) {
     bytes out;
     out.reserve(body.size() + 2);
-    put16(out, static_cast<std::uint32_t>(body.size()));
+    append_be16(out, static_cast<std::uint16_t>(body.size()));
     append(out, body);
     return out;
 }
@@ -102,17 +94,17 @@ bytes encode_alive2_request(const node_info& info) {
     //             Nlen:16 NodeName Elen:16 Extra
     bytes body;
     body.push_back(alive2_req);
-    put16(body, info.port);
+    append_be16(body, info.port);
     body.push_back(static_cast<std::uint8_t>(info.type));
     body.push_back(info.protocol);
-    put16(body, info.highest);
-    put16(body, info.lowest);
-    put16(body, static_cast<std::uint32_t>(info.name.size()));
+    append_be16(body, info.highest);
+    append_be16(body, info.lowest);
+    append_be16(body, static_cast<std::uint16_t>(info.name.size()));
     append(body, info.name);
-    put16(body, static_cast<std::uint32_t>(info.extra.size()));
+    append_be16(body, static_cast<std::uint16_t>(info.extra.size()));
     append(body, info.extra);
     bytes out;
-    put16(out, static_cast<std::uint32_t>(body.size()));
+    append_be16(out, static_cast<std::uint16_t>(body.size()));
     out.insert(out.end(), body.begin(), body.end());
     return out;
 }
@@ -150,18 +142,21 @@ erl::result<request> parse_request(std::span<const std::uint8_t> body) {
         case alive2_req: {
             if (size <= 13) return bad_request();  // epmd_srv.c: "packet to small"
             alive2_request r;
-            r.info.port = get16(b + 1);
+            r.info.port = load_be16(b + 1);
             r.info.type = static_cast<node_type>(b[3]);
             r.info.protocol = b[4];
-            r.info.highest = get16(b + 5);
-            r.info.lowest = get16(b + 7);
-            std::size_t nlen = get16(b + 9);
+            r.info.highest = load_be16(b + 5);
+            r.info.lowest = load_be16(b + 7);
+            std::size_t nlen = load_be16(b + 9);
             if (nlen + 13 > size) return bad_request();
-            std::size_t elen = get16(b + 11 + nlen);
+            std::size_t elen = load_be16(b + 11 + nlen);
             if (elen + nlen + 13 > size) return bad_request();
             r.info.name.assign(reinterpret_cast<const char*>(b + 11), nlen);
             r.info.extra.assign(reinterpret_cast<const char*>(b + 13 + nlen), elen);
-            if (!valid_node_name(r.info.name) || elen > max_sym_len) return bad_request();
+            // A NUL in the name is malformed (no reply); a name that is too long or not UTF-8,
+            // or too much extra data, is a well-formed request that node_reg2 refuses with an
+            // error reply (see alive2_acceptable).
+            if (r.info.name.find('\0') != std::string::npos) return bad_request();
             return request{std::move(r)};
         }
         case port2_req: {
@@ -200,7 +195,7 @@ std::size_t request_reader::feed(std::span<const std::uint8_t> data) {
         if (buf_.size() < target) break;
         if (!want_) {
             // epmd_srv.c do_read: Len < 1 or Len+2 >= INBUF_SIZE closes the connection.
-            want_ = static_cast<std::size_t>(get16(buf_.data())) + 2;
+            want_ = static_cast<std::size_t>(load_be16(buf_.data())) + 2;
             if (want_ < 3 || want_ >= max_request_size) {
                 state_ = read_state::failed;
                 error_ = erl::make_error_code(erl::errc::too_large);
@@ -230,11 +225,11 @@ bytes encode_alive2_reply(bool ok, std::uint32_t creation, std::uint16_t request
     if (requested_highest >= 6) {
         out.push_back(alive2_x_resp);
         out.push_back(ok ? 0 : 1);
-        put32(out, creation);
+        append_be32(out, creation);
     } else {
         out.push_back(alive2_resp);
         out.push_back(ok ? 0 : 1);
-        put16(out, creation & 0xffff);
+        append_be16(out, creation & 0xffff);
     }
     return out;
 }
@@ -245,14 +240,14 @@ bytes encode_port2_reply(const node_info& info) {
     bytes out;
     out.push_back(port2_resp);
     out.push_back(0);
-    put16(out, info.port);
+    append_be16(out, info.port);
     out.push_back(static_cast<std::uint8_t>(info.type));
     out.push_back(info.protocol);
-    put16(out, info.highest);
-    put16(out, info.lowest);
-    put16(out, static_cast<std::uint32_t>(info.name.size()));
+    append_be16(out, info.highest);
+    append_be16(out, info.lowest);
+    append_be16(out, static_cast<std::uint16_t>(info.name.size()));
     append(out, info.name);
-    put16(out, static_cast<std::uint32_t>(info.extra.size()));
+    append_be16(out, static_cast<std::uint16_t>(info.extra.size()));
     append(out, info.extra);
     return out;
 }
@@ -263,7 +258,7 @@ bytes encode_port2_not_found() {
 
 bytes encode_names_header(std::uint32_t epmd_port) {
     bytes out;
-    put32(out, epmd_port);
+    append_be32(out, epmd_port);
     return out;
 }
 
@@ -308,7 +303,7 @@ read_state alive2_reply_reader::feed(std::span<const std::uint8_t> data) {
     }
     value_.extended = buf_[0] == alive2_x_resp;
     value_.result = buf_[1];
-    value_.creation = value_.extended ? get32(buf_.data() + 2) : get16(buf_.data() + 2);
+    value_.creation = value_.extended ? load_be32(buf_.data() + 2) : load_be16(buf_.data() + 2);
     state_ = read_state::done;
     return state_;
 }
@@ -330,18 +325,18 @@ read_state port2_reply_reader::feed(std::span<const std::uint8_t> data) {
         return fail(erl::errc::epmd_not_found);
     }
     if (buf_.size() < 12) return state_;
-    std::size_t nlen = get16(buf_.data() + 10);
+    std::size_t nlen = load_be16(buf_.data() + 10);
     if (buf_.size() < 12 + nlen + 2) return state_;
-    std::size_t elen = get16(buf_.data() + 12 + nlen);
+    std::size_t elen = load_be16(buf_.data() + 12 + nlen);
     std::size_t total = 14 + nlen + elen;
     if (buf_.size() < total) return state_;
     if (buf_.size() > total) return fail(erl::errc::epmd_bad_reply);
     const std::uint8_t* b = buf_.data();
-    value_.port = get16(b + 2);
+    value_.port = load_be16(b + 2);
     value_.type = static_cast<node_type>(b[4]);
     value_.protocol = b[5];
-    value_.highest = get16(b + 6);
-    value_.lowest = get16(b + 8);
+    value_.highest = load_be16(b + 6);
+    value_.lowest = load_be16(b + 8);
     value_.name.assign(reinterpret_cast<const char*>(b + 12), nlen);
     value_.extra.assign(reinterpret_cast<const char*>(b + 14 + nlen), elen);
     state_ = read_state::done;
@@ -366,7 +361,7 @@ read_state names_reply_reader::finish() {
         error_ = bad_reply();
         return state_;
     }
-    epmd_port_ = get32(reinterpret_cast<const std::uint8_t*>(buf_.data()));
+    epmd_port_ = load_be32(reinterpret_cast<const std::uint8_t*>(buf_.data()));
     auto r = parse_names_text(std::string_view(buf_).substr(4));
     if (!r) {
         state_ = read_state::failed;

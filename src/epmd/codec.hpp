@@ -62,11 +62,16 @@ using request = std::variant<alive2_request, port_please2_request, names_request
                              kill_request, stop_request>;
 
 // Parses one request body (without Len). Checks as epmd_srv.c do_request: ALIVE2 needs more than
-// 13 bytes and consistent Nlen/Elen, names without NUL, valid UTF-8 of 1..255 characters, extra
-// at most MAXSYMLEN bytes. PORT_PLEASE2 tolerates one trailing NUL.
+// 13 bytes, consistent Nlen/Elen and a name without NUL (its length and encoding are checked by
+// alive2_acceptable, as node_reg2 does, because they get an error reply); PORT_PLEASE2 names
+// without NUL, valid UTF-8 of 1..255 characters, tolerating one trailing NUL.
 erl::result<request> parse_request(std::span<const std::uint8_t> body);
 
 bool valid_node_name(std::string_view name);  // UTF-8, no NUL, 1..255 characters
+// epmd_srv.c node_reg2: an ALIVE2_REQ whose name is 1..255 UTF-8 characters of at most
+// max_sym_len bytes and whose extra data is at most max_sym_len bytes. Otherwise the request
+// gets an error ALIVE2 reply (parse_request only refuses malformed packets).
+bool alive2_acceptable(const node_info& info);
 
 enum class read_state { need_more, done, failed };
 

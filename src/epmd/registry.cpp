@@ -22,7 +22,7 @@ std::uint32_t registry::entry::creation() const noexcept {
 }
 
 std::optional<std::uint32_t> registry::add(const node_info& info, std::uint64_t conn_id) {
-    if (!valid_node_name(info.name) || info.extra.size() > max_sym_len) return std::nullopt;
+    if (!alive2_acceptable(info)) return std::nullopt;
     if (find(info.name)) return std::nullopt;  // "node name already occupied"
 
     entry e;

@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <ctime>
 #include <mutex>
+#include <set>
 #include <unordered_map>
 
 namespace erl::epmd {
@@ -38,6 +39,7 @@ struct server::impl : std::enable_shared_from_this<impl> {
     registry reg;
     std::vector<std::shared_ptr<tcp::acceptor>> acceptors;
     std::unordered_map<std::uint64_t, std::shared_ptr<tcp::socket>> conns;
+    std::set<std::uint64_t> waiting;  // conns that have not sent a complete request (oldest first)
     std::uint64_t next_id = 1;
     std::uint16_t bound_port = 0;
     bool stopped = false;
@@ -140,14 +142,25 @@ asio::awaitable<void> server::impl::accept_loop(std::shared_ptr<tcp::acceptor> a
             continue;
         }
         if (conns.size() >= opts.max_connections) {
-            log(0, "too many connections, closing a new one");
-            boost::system::error_code ignore;
-            sock.close(ignore);
-            continue;
+            if (waiting.empty()) {
+                log(0, "too many connections, closing a new one");
+                boost::system::error_code ignore;
+                sock.close(ignore);
+                continue;
+            }
+            // Idle connections (no complete request yet) cannot lock out registrations and
+            // lookups: the oldest gives way to the new one. OTP's epmd stops accepting instead
+            // (new clients wait in the listen backlog until packet_timeout frees a slot).
+            std::uint64_t oldest = *waiting.begin();
+            log(0, "too many connections, closing the oldest idle one");
+            close_conn(oldest);
+            conns.erase(oldest);
+            waiting.erase(waiting.begin());
         }
         auto id = next_id++;
         auto s = std::make_shared<tcp::socket>(std::move(sock));
         conns.emplace(id, s);
+        waiting.insert(id);
         asio::co_spawn(strand, session(s, id), asio::detached);
     }
 }
@@ -183,6 +196,7 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<tcp::socket> sock, s
             }
             s->close_conn(id);
             s->conns.erase(id);
+            s->waiting.erase(id);
         }
     } on_exit{this, id};
 
@@ -207,6 +221,7 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<tcp::socket> sock, s
         std::size_t used = reader.feed(std::span<const std::uint8_t>(buf.data(), n));
         leftover = n - used;
     }
+    waiting.erase(id);
     if (reader.state() == read_state::failed) {
         log(0, "invalid request: %s", reader.error().message().c_str());
         co_return;
@@ -225,16 +240,23 @@ asio::awaitable<void> server::impl::session(std::shared_ptr<tcp::socket> sock, s
             co_return;
         }
         std::optional<std::uint32_t> creation;
-        {
+        if (!alive2_acceptable(a->info)) {
+            // epmd_srv.c node_reg2 refuses it; do_request answers with an error reply.
+            log(0, "node name is too long or invalid (%zu bytes, extra %zu bytes)",
+                a->info.name.size(), a->info.extra.size());
+        } else {
             std::lock_guard lock(mutex);
             creation = reg.add(a->info, id);
+            if (!creation) log(0, "node name already occupied %s", a->info.name.c_str());
         }
-        if (!creation) log(0, "node name already occupied %s", a->info.name.c_str());
         auto out =
             encode_alive2_reply(creation.has_value(), creation.value_or(99), a->info.highest);
         if (!co_await reply(
                 *sock, std::string_view(reinterpret_cast<const char*>(out.data()), out.size())))
             co_return;
+        // OTP then keeps even a refused connection open (s->keep is set whatever node_reg2
+        // said) until the client closes it; we close it, so refused requests cannot pin
+        // connections. OTP's client closes it on an error reply anyway.
         if (!creation) co_return;
         log(1, "registering '%s:%u', port %u", a->info.name.c_str(), *creation, a->info.port);
         // The registration lives while the connection is open; EOF, an error or any further

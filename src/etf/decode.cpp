@@ -737,38 +737,81 @@ status decoder::run(term& root) {
     }
 }
 
+// Bytes of inflated data a decode holds, counted against the shared node-wide bound
+// (limits::inflating / max_inflating) if there is one; given back when the decode returns.
+class inflate_lease {
+  public:
+    explicit inflate_lease(const limits& lim) noexcept : lim_(lim) {}
+    inflate_lease(const inflate_lease&) = delete;
+    inflate_lease& operator=(const inflate_lease&) = delete;
+    ~inflate_lease() {
+        if (lim_.inflating && held_) lim_.inflating->fetch_sub(held_, std::memory_order_relaxed);
+    }
+    bool take(std::size_t n) noexcept {
+        if (!lim_.inflating) return true;
+        std::size_t cur = lim_.inflating->load(std::memory_order_relaxed);
+        do {
+            if (cur > lim_.max_inflating || n > lim_.max_inflating - cur) return false;
+        } while (!lim_.inflating->compare_exchange_weak(cur, cur + n, std::memory_order_relaxed));
+        held_ += n;
+        return true;
+    }
+
+  private:
+    const limits& lim_;
+    std::size_t held_ = 0;
+};
+
 // Inflates a COMPRESSED term: UncompressedSize:32 followed by a zlib stream. `p` points after
 // the tag. The declared size is checked against the limits and against deflate's best ratio
-// (~1032:1) before anything is allocated.
+// (~1032:1) first; then the output buffer grows with what the stream really produces (doubling,
+// from a few times the compressed size), so a frame that claims a huge size costs only what it
+// inflates to, and every step is checked against the node-wide bound before it is allocated.
+// A stream that produces more or less than declared is bad_compressed.
 status inflate_term(const std::uint8_t*& p, const std::uint8_t* end, const limits& lim,
-                    std::vector<std::uint8_t>& out) {
+                    inflate_lease& lease, std::vector<std::uint8_t>& out) {
     if (end - p < 4) return errc::truncated;
     std::size_t usize = load_be32(p);
     p += 4;
     std::size_t avail = static_cast<std::size_t>(end - p);
     if (usize > lim.max_uncompressed || usize > lim.max_size) return errc::too_large;
     if (usize > avail * 1040 + 64) return errc::bad_compressed;
-    out.resize(usize);
+    std::size_t cap = std::min(usize, std::max<std::size_t>(avail * 4, 64 * 1024));
+    if (!lease.take(cap)) return errc::too_large;
+    out.resize(cap);
     z_stream zs{};
     if (inflateInit(&zs) != Z_OK) return errc::bad_compressed;
+    struct ender {
+        z_stream& z;
+        ~ender() { inflateEnd(&z); }
+    } zend{zs};
     zs.next_in = const_cast<Bytef*>(p);
     zs.avail_in = static_cast<uInt>(std::min<std::size_t>(avail, 0xFFFFFFFFu));
-    zs.next_out = out.data();
-    zs.avail_out = static_cast<uInt>(usize);
-    // One extra output byte would reveal a stream longer than declared.
-    std::uint8_t extra;
-    int rc = inflate(&zs, Z_FINISH);
-    if (rc == Z_BUF_ERROR && zs.avail_out == 0) {
-        zs.next_out = &extra;
-        zs.avail_out = 1;
-        rc = inflate(&zs, Z_FINISH);
-        if (zs.avail_out == 0) rc = Z_DATA_ERROR;
+    std::size_t produced = 0;
+    for (;;) {
+        zs.next_out = out.data() + produced;
+        zs.avail_out = static_cast<uInt>(cap - produced);
+        int rc = inflate(&zs, Z_NO_FLUSH);
+        produced = cap - zs.avail_out;
+        if (rc == Z_STREAM_END) break;
+        if (rc != Z_OK && rc != Z_BUF_ERROR) return errc::bad_compressed;
+        if (zs.avail_out != 0) return errc::bad_compressed;  // input ended inside the stream
+        if (produced == usize) {
+            // One extra output byte would reveal a stream longer than declared.
+            std::uint8_t extra;
+            zs.next_out = &extra;
+            zs.avail_out = 1;
+            rc = inflate(&zs, Z_NO_FLUSH);
+            if (rc != Z_STREAM_END || zs.avail_out == 0) return errc::bad_compressed;
+            break;
+        }
+        std::size_t grown = std::min(usize, cap * 2);
+        if (!lease.take(grown - cap)) return errc::too_large;
+        out.resize(grown);
+        cap = grown;
     }
-    std::size_t produced = usize - (zs.next_out == &extra ? 0 : zs.avail_out);
-    std::size_t used = avail - zs.avail_in;
-    inflateEnd(&zs);
-    if (rc != Z_STREAM_END || produced != usize) return errc::bad_compressed;
-    p += used;
+    if (produced != usize) return errc::bad_compressed;
+    p += avail - zs.avail_in;
     return {};
 }
 
@@ -778,8 +821,9 @@ status decode_at(const std::uint8_t* begin, const std::uint8_t* end, const limit
     if (begin == end) return errc::truncated;
     if (*begin == tag::compressed) {
         const std::uint8_t* p = begin + 1;
+        inflate_lease lease(lim);  // declared first: given back after `raw` is freed
         std::vector<std::uint8_t> raw;
-        if (auto ec = inflate_term(p, end, lim, raw)) return ec;
+        if (auto ec = inflate_term(p, end, lim, lease, raw)) return ec;
         decoder d(raw.data(), raw.data() + raw.size(), lim, refs);
         if (auto ec = d.run(out)) return ec;
         if (d.position() != raw.data() + raw.size()) return errc::bad_compressed;

@@ -356,6 +356,9 @@ void walk(S& s, const term& root, atom_cache_writer* cache) {
                 } while (++f.next != f.end);
                 if (f.next != f.end) {
                     cur = f.next++;
+                    // A tuple's last element: nothing follows it at this level, so the frame
+                    // goes now (a nest of tuples then needs no stack).
+                    if (f.next == f.end && f.kind == ek::seq) stack.pop_back();
                     break;
                 }
                 continue;

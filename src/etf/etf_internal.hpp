@@ -3,6 +3,8 @@
 
 #include <erl/etf.hpp>
 
+#include "common/byte_order.hpp"
+
 #include <bit>
 #include <cstdint>
 #include <cstdlib>
@@ -12,33 +14,12 @@
 
 namespace erl::etf::detail {
 
-inline std::uint16_t load_be16(const std::uint8_t* p) noexcept {
-    return static_cast<std::uint16_t>((p[0] << 8) | p[1]);
-}
-inline std::uint32_t load_be32(const std::uint8_t* p) noexcept {
-    std::uint32_t v;
-    std::memcpy(&v, p, 4);
-    if constexpr (std::endian::native == std::endian::little) v = __builtin_bswap32(v);
-    return v;
-}
-inline std::uint64_t load_be64(const std::uint8_t* p) noexcept {
-    std::uint64_t v;
-    std::memcpy(&v, p, 8);
-    if constexpr (std::endian::native == std::endian::little) v = __builtin_bswap64(v);
-    return v;
-}
-inline void store_be16(std::uint8_t* p, std::uint16_t v) noexcept {
-    p[0] = static_cast<std::uint8_t>(v >> 8);
-    p[1] = static_cast<std::uint8_t>(v);
-}
-inline void store_be32(std::uint8_t* p, std::uint32_t v) noexcept {
-    if constexpr (std::endian::native == std::endian::little) v = __builtin_bswap32(v);
-    std::memcpy(p, &v, 4);
-}
-inline void store_be64(std::uint8_t* p, std::uint64_t v) noexcept {
-    if constexpr (std::endian::native == std::endian::little) v = __builtin_bswap64(v);
-    std::memcpy(p, &v, 8);
-}
+using erl::detail::load_be16;
+using erl::detail::load_be32;
+using erl::detail::load_be64;
+using erl::detail::store_be16;
+using erl::detail::store_be32;
+using erl::detail::store_be64;
 
 }  // namespace erl::etf::detail
 

@@ -172,16 +172,48 @@ asio::awaitable<void> connection::run_outgoing() {
         co_return;
     }
     setup_timer.cancel();
-    become_up(hs);
+    if (!become_up(hs)) co_return;
     asio::co_spawn(strand_, run_ticker(), asio::detached);
     co_await run_reader(std::move(handshake_leftover_));
 }
+
+namespace {
+// Leaves the pending-handshake gate however the coroutine ends.
+struct gate_ticket {
+    proto::handshake_gate& gate;
+    proto::handshake_gate::ticket t;
+    ~gate_ticket() { gate.leave(t); }
+};
+}  // namespace
 
 asio::awaitable<void> connection::run_incoming() {
     auto self = shared_from_this();
     asio::steady_timer setup_timer(strand_);
     arm_setup_timer(self, setup_timer, core_->opts.net_setuptime);
     error_code ec;
+    // Until the peer has proven the cookie it holds a pending-handshake place, not one of the
+    // max_connections slots the accept loop took for it: unauthenticated connections must not
+    // lock authenticated peers out.
+    if (holds_slot_.exchange(false)) core_->net->release();
+    std::string from;
+    if (auto ep = stream_.socket().remote_endpoint(ec); !ec) from = ep.address().to_string();
+    const auto& o = core_->opts;
+    gate_ticket ticket{core_->net->handshakes,
+                       core_->net->handshakes.enter(
+                           from,
+                           [w = weak_from_this(), lim = o.max_pending_handshakes,
+                            per = o.max_pending_handshakes_per_address] {
+                               // Not up: it may have authenticated since it was chosen.
+                               if (auto c = w.lock(); c && !c->is_up())
+                                   c->close(
+                                       make_error_code(errc::limit_exceeded),
+                                       "unauthenticated, closed to make room for a newer incoming "
+                                       "connection: limit exceeded: max_pending_handshakes (" +
+                                           std::to_string(lim) + ", " + std::to_string(per) +
+                                           " per address)");
+                           },
+                           {o.max_pending_handshakes, o.max_pending_handshakes_per_address})};
+    if (is_closed()) co_return;
     stream_.socket().set_option(tcp::no_delay(true), ec);
     state_ = state::handshaking;
     {
@@ -216,8 +248,22 @@ asio::awaitable<void> connection::run_incoming() {
         close(ec, hs.reason().empty() ? handshake_why_ : hs.reason());
         co_return;
     }
+    // Authenticated: from here on the connection counts towards max_connections.
+    core_->net->handshakes.leave(ticket.t);
+    if (!core_->net->try_acquire()) {
+        close(
+            make_error_code(errc::limit_exceeded),
+            "limit exceeded: max_connections (" + std::to_string(o.max_connections) + ") reached");
+        co_return;
+    }
+    holds_slot_ = true;
+    if (is_closed()) {
+        // Closed meanwhile by another thread, which did not see the slot.
+        if (holds_slot_.exchange(false)) core_->net->release();
+        co_return;
+    }
     setup_timer.cancel();
-    become_up(hs);
+    if (!become_up(hs)) co_return;
     asio::co_spawn(strand_, run_ticker(), asio::detached);
     co_await run_reader(std::move(handshake_leftover_));
 }
@@ -275,20 +321,25 @@ asio::awaitable<error_code> connection::run_handshake(proto::handshake& hs) {
 
 proto::handshake_status connection::decide_status(std::string_view peer_name,
                                                   proto::handshake& hs) {
-    auto pa = atom::make(peer_name);
-    if (!pa || !split_node_name(peer_name)) return proto::handshake_status::not_allowed;
-    const atom peer = *pa;
-    if (peer == core_->name) return proto::handshake_status::not_allowed;
-    if (!core_->net->allowed(peer)) {
+    // The peer has not proven the cookie yet: nothing here may add to shared state, so the
+    // name is compared as text and only looked up as an existing atom (the allow-list, the
+    // per-peer cookies and the connection table are keyed by atoms that exist already). The
+    // atom is made in become_up, after the challenge reply checked out. OTP's dist_util
+    // (recv_name_new) checks `allowed` before list_to_atom but makes the atom before the
+    // challenge; this is stricter.
+    if (!split_node_name(peer_name) || peer_name == core_->name.str())
+        return proto::handshake_status::not_allowed;
+    auto pa = atom::existing(peer_name);
+    if (!core_->net->allow.empty() && (!pa || !core_->net->allowed(*pa))) {
         // net_kernel:allow/1: dist_util answers "not_allowed" to nodes outside the list.
-        {
-            std::lock_guard lk(mu_);
-            peer_ = peer;
-        }
         core_->log("connection from " + std::string(peer_name) +
                    " refused: node not in the allow-list (not_allowed)");
         return proto::handshake_status::not_allowed;
     }
+    // No connection to or from a node whose name is not an atom yet, so no simultaneous
+    // connect or stale connection to resolve; become_up registers this one.
+    if (!pa) return proto::handshake_status::ok;
+    const atom peer = *pa;
     // Per-peer cookie (erlang:set_cookie/2): the digests of this handshake use it.
     hs.set_cookie(core_->net->cookie_for(peer));
     auto self = shared_from_this();
@@ -335,10 +386,15 @@ void connection::adopt_pending_from(connection& other) {
     other.superseded_ = true;
 }
 
-void connection::become_up(const proto::handshake& hs) {
+bool connection::become_up(const proto::handshake& hs) {
     auto self = shared_from_this();
     std::shared_ptr<connection> replaced;
-    const atom peer = *atom::make(hs.peer_name());
+    auto pa = atom::make(hs.peer_name());
+    if (!pa) {
+        close(pa.error(), "cannot make an atom of the peer's name " + hs.peer_name());
+        return false;
+    }
+    const atom peer = *pa;
     {
         std::lock_guard lk(core_->conn_mu);
         auto& slot = core_->conns[peer];
@@ -371,6 +427,7 @@ void connection::become_up(const proto::handshake& hs) {
     }
     up_cv_.notify_all();
     core_->on_connection_up(self);
+    return true;
 }
 
 // ------------------------------------------------------------------------------------------
@@ -384,6 +441,8 @@ asio::awaitable<void> connection::run_reader(std::vector<std::uint8_t> leftover)
     lim.max_fragment_sequences = o.max_fragment_sequences;
     lim.max_fragmented_bytes = o.max_fragmented_bytes;
     lim.max_message_size = o.max_message_size;
+    lim.term_limits.inflating = &core_->net->inflating;
+    lim.term_limits.max_inflating = o.max_inflating_bytes ? o.max_inflating_bytes : SIZE_MAX;
     proto::dist_reader reader(flags(), lim);
     std::vector<proto::dist_message> msgs;
     delivery_batch batch;
@@ -465,6 +524,12 @@ std::string connection::limit_reason(const error_code& ec) const {
         return "limit exceeded: fragmented messages in flight above max_fragment_sequences (" +
                std::to_string(o.max_fragment_sequences) + ") or max_fragmented_bytes (" +
                std::to_string(o.max_fragmented_bytes) + ")";
+    if (ec == errc::too_large)
+        return "limit exceeded: term too large (a length beyond the data, a compressed term "
+               "inflating to more than max_message_size (" +
+               std::to_string(o.max_message_size) +
+               " bytes), or inflated data of all connections above max_inflating_bytes (" +
+               std::to_string(o.max_inflating_bytes) + "))";
     if (ec == errc::atom_table_full)
         return "limit exceeded: atom table full (limit " + std::to_string(atom_table_limit()) +
                " atoms, max_atoms; peers may use all but a headroom kept for the runtime)";
@@ -681,7 +746,7 @@ void connection::close(error_code why, std::string reason) {
     if (prev == state::closed) return;
     bool superseded;
     atom peer;
-    if (holds_slot_) core_->net->release();
+    if (holds_slot_.exchange(false)) core_->net->release();
     {
         std::lock_guard lk(mu_);
         close_reason_ = why;

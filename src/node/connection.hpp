@@ -8,6 +8,7 @@
 #include "node/node_core.hpp"
 #include "proto/dist_codec.hpp"
 #include "proto/handshake.hpp"
+#include "proto/handshake_gate.hpp"
 #include "transport/dist_stream.hpp"
 
 #include <boost/asio/awaitable.hpp>
@@ -27,7 +28,8 @@
 namespace erl::detail {
 
 // Per-node transport and access state shared by its connections (node_core::net): TLS
-// contexts, the allow-list, per-peer cookies and the connection count for max_connections.
+// contexts, the allow-list, per-peer cookies, the connection count for max_connections and the
+// pending (unauthenticated) incoming handshakes.
 struct net_state {
     std::shared_ptr<tls_contexts> tls;              // null: plain TCP distribution
     std::unordered_set<atom> allow;                 // empty: every node may connect
@@ -35,6 +37,8 @@ struct net_state {
     std::string cookie;                             // default cookie
     std::size_t max_connections = 0;                // 0: unlimited
     std::atomic<std::size_t> connections{0};
+    proto::handshake_gate handshakes;       // max_pending_handshakes(_per_address)
+    std::atomic<std::size_t> inflating{0};  // inflated bytes held by decodes (max_inflating_bytes)
 
     bool allowed(atom peer) const { return allow.empty() || allow.count(peer) != 0; }
     const std::string& cookie_for(atom peer) const {
@@ -66,7 +70,8 @@ class connection : public std::enable_shared_from_this<connection> {
 
     void start_outgoing();
     void start_incoming();
-    // The connection holds one of net_state's max_connections slots (released on close).
+    // The connection holds one of net_state's max_connections slots (released on close). An
+    // incoming connection gives it back while it is unauthenticated (see run_incoming).
     void hold_slot() noexcept { holds_slot_ = true; }
 
     atom peer() const;
@@ -98,7 +103,8 @@ class connection : public std::enable_shared_from_this<connection> {
     boost::asio::awaitable<error_code> run_handshake(proto::handshake& hs);
     boost::asio::awaitable<void> run_reader(std::vector<std::uint8_t> leftover);
     boost::asio::awaitable<void> run_ticker();
-    void become_up(const proto::handshake& hs);
+    // False when the connection was closed instead (the peer's name cannot become an atom).
+    bool become_up(const proto::handshake& hs);
     // Appends with `append` when up, else queues or forwards make_control() as send() does.
     template <class Append, class MakeControl>
     void send_fast(Append&& append, MakeControl&& make_control, const term& msg);
@@ -122,7 +128,7 @@ class connection : public std::enable_shared_from_this<connection> {
     dist_stream stream_;
     boost::asio::steady_timer tick_timer_;
     const bool outgoing_;
-    bool holds_slot_ = false;
+    std::atomic<bool> holds_slot_{false};
     std::atomic<state> state_{state::connecting};
     std::atomic<std::uint64_t> flags_{0};
 

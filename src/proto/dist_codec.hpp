@@ -81,7 +81,8 @@ struct reader_limits {
     std::size_t max_fragment_sequences = 64;
     std::size_t max_fragmented_bytes = std::size_t{128} << 20;
     // Largest reassembled fragmented message; larger -> errc::frame_too_large (so a message
-    // size limit holds whether or not the peer fragments).
+    // size limit holds whether or not the peer fragments). Also caps what a compressed term
+    // may inflate to (term_limits.max_uncompressed).
     std::size_t max_message_size = SIZE_MAX;
     etf::limits term_limits{};
 };

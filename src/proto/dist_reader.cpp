@@ -3,6 +3,8 @@
 // Header for fragmented messages"; erl_dist_protocol "Protocol between Connected Nodes".
 #include "proto/dist_codec.hpp"
 
+#include "common/byte_order.hpp"
+
 #include <algorithm>
 #include <utility>
 
@@ -10,20 +12,15 @@ namespace erl::proto {
 
 namespace {
 
+using erl::detail::load_be32;
+using erl::detail::load_be64;
+
 constexpr std::uint8_t pass_through = 112;
 constexpr std::uint8_t version_magic = 131;
 constexpr std::uint8_t dist_header = 68;
 constexpr std::uint8_t dist_frag_header = 69;
 constexpr std::uint8_t dist_frag_cont = 70;
 constexpr std::size_t cache_size = 2048;  // 8 segments x 256 entries
-
-std::uint32_t get32(const std::uint8_t* p) noexcept {
-    return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
-           std::uint32_t{p[3]};
-}
-std::uint64_t get64(const std::uint8_t* p) noexcept {
-    return (std::uint64_t{get32(p)} << 32) | get32(p + 4);
-}
 
 // Opcode of a control tuple, or -1.
 int control_op(const term& ctl) noexcept {
@@ -60,7 +57,12 @@ bool dop::carries_payload(int op) noexcept {
 }
 
 dist_reader::dist_reader(std::uint64_t negotiated_flags, reader_limits limits)
-    : flags_(negotiated_flags), limits_(limits), cache_(cache_size, atom::from_entry(nullptr)) {}
+    : flags_(negotiated_flags), limits_(limits), cache_(cache_size, atom::from_entry(nullptr)) {
+    // max_message_size bounds a message whether or not the peer compressed it: a compressed
+    // term (tag 80) may not inflate to more.
+    limits_.term_limits.max_uncompressed =
+        std::min(limits_.term_limits.max_uncompressed, limits_.max_message_size);
+}
 
 error_code dist_reader::fail(error_code ec) {
     error_ = ec;
@@ -82,7 +84,7 @@ error_code dist_reader::feed(std::span<const std::uint8_t> in, std::vector<dist_
         while (partial_.size() < 4 && pos < in.size())
             partial_.push_back(in[pos++]);
         if (partial_.size() < 4) return {};
-        std::size_t len = get32(partial_.data());
+        std::size_t len = load_be32(partial_.data());
         if (len > limits_.max_frame_size) return fail(make_error_code(errc::frame_too_large));
         std::size_t take = std::min(4 + len - partial_.size(), in.size() - pos);
         partial_.insert(partial_.end(), in.begin() + static_cast<std::ptrdiff_t>(pos),
@@ -95,14 +97,14 @@ error_code dist_reader::feed(std::span<const std::uint8_t> in, std::vector<dist_
     }
     // Complete frames are parsed in place.
     while (in.size() - pos >= 4) {
-        std::size_t len = get32(in.data() + pos);
+        std::size_t len = load_be32(in.data() + pos);
         if (len > limits_.max_frame_size) return fail(make_error_code(errc::frame_too_large));
         if (in.size() - pos - 4 < len) break;
         if (auto ec = parse_frame(in.subspan(pos + 4, len), out)) return ec;
         pos += 4 + len;
     }
     partial_.assign(in.begin() + static_cast<std::ptrdiff_t>(pos), in.end());
-    if (partial_.size() >= 4 && get32(partial_.data()) > limits_.max_frame_size)
+    if (partial_.size() >= 4 && load_be32(partial_.data()) > limits_.max_frame_size)
         return fail(make_error_code(errc::frame_too_large));
     return {};
 }
@@ -125,8 +127,8 @@ error_code dist_reader::parse_frame(std::span<const std::uint8_t> data,
         }
         case dist_frag_header: {
             if (data.size() < 18) return fail(make_error_code(errc::bad_dist_header));
-            std::uint64_t seq = get64(data.data() + 2);
-            std::uint64_t id = get64(data.data() + 10);
+            std::uint64_t seq = load_be64(data.data() + 2);
+            std::uint64_t id = load_be64(data.data() + 10);
             if (id == 0) return fail(make_error_code(errc::bad_dist_header));
             auto in = data.subspan(18);
             // The atom cache updates of a fragmented message take effect when its first
@@ -148,8 +150,8 @@ error_code dist_reader::parse_frame(std::span<const std::uint8_t> data,
         }
         case dist_frag_cont: {
             if (data.size() < 18) return fail(make_error_code(errc::bad_dist_header));
-            std::uint64_t seq = get64(data.data() + 2);
-            std::uint64_t id = get64(data.data() + 10);
+            std::uint64_t seq = load_be64(data.data() + 2);
+            std::uint64_t id = load_be64(data.data() + 10);
             auto it = seqs_.find(seq);
             if (it == seqs_.end() || id != it->second.next_id)
                 return fail(make_error_code(errc::bad_frame));

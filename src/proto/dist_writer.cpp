@@ -4,11 +4,17 @@
 // message, atoms beyond that or colliding within a message are written inline).
 #include "proto/dist_codec.hpp"
 
+#include "common/byte_order.hpp"
+
 #include <algorithm>
 
 namespace erl::proto {
 
 namespace {
+
+using erl::detail::append_be32;
+using erl::detail::append_be64;
+using erl::detail::store_be32;
 
 constexpr std::uint8_t pass_through = 112;
 constexpr std::uint8_t version_magic = 131;
@@ -18,21 +24,6 @@ constexpr std::uint8_t dist_frag_cont = 70;
 constexpr std::size_t cache_size = 2048;
 constexpr std::size_t used_cache_size = 2039;  // prime, as erts ERTS_USE_ATOM_CACHE_SIZE
 constexpr std::size_t max_refs_per_message = 255;
-
-void put32(std::vector<std::uint8_t>& v, std::uint32_t x) {
-    for (int s = 24; s >= 0; s -= 8)
-        v.push_back(static_cast<std::uint8_t>(x >> s));
-}
-void put64(std::vector<std::uint8_t>& v, std::uint64_t x) {
-    put32(v, static_cast<std::uint32_t>(x >> 32));
-    put32(v, static_cast<std::uint32_t>(x));
-}
-void patch32(std::vector<std::uint8_t>& v, std::size_t at, std::uint32_t x) {
-    v[at] = static_cast<std::uint8_t>(x >> 24);
-    v[at + 1] = static_cast<std::uint8_t>(x >> 16);
-    v[at + 2] = static_cast<std::uint8_t>(x >> 8);
-    v[at + 3] = static_cast<std::uint8_t>(x);
-}
 
 }  // namespace
 
@@ -88,7 +79,7 @@ dist_writer::dist_writer(std::uint64_t negotiated_flags, writer_options opts)
 }
 
 void dist_writer::append_tick(std::vector<std::uint8_t>& out) {
-    put32(out, 0);
+    append_be32(out, 0);
 }
 
 // NumberOfAtomCacheRefs, half-byte flags (+ LongAtoms), refs — for the refs of the message just
@@ -130,7 +121,7 @@ bool dist_writer::begin_body(std::vector<std::uint8_t>& out) {
     pass_through_ = !(flags_ & (dflag::dist_hdr_atom_cache | dflag::fragments));
     if (pass_through_) {
         // 112, 131 Control, [131 Payload]
-        put32(out, 0);
+        append_be32(out, 0);
         out.push_back(pass_through);
         out.push_back(version_magic);
         return false;
@@ -168,9 +159,9 @@ void dist_writer::append_send(std::vector<std::uint8_t>& out, const term& from, 
     etf::encode_body(b, send_sender ? from : term(atom()), c);
     b.push_back(88);
     etf::encode_body(b, term(to.node), c);
-    put32(b, to.id);
-    put32(b, to.serial);
-    put32(b, to.creation);
+    append_be32(b, to.id);
+    append_be32(b, to.serial);
+    append_be32(b, to.creation);
     finish_message(out, len_at, &payload);
 }
 
@@ -192,7 +183,7 @@ void dist_writer::finish_message(std::vector<std::uint8_t>& out, std::size_t len
                                  const term* payload) {
     if (pass_through_) {
         if (payload) etf::encode_append(out, *payload);
-        patch32(out, len_at, static_cast<std::uint32_t>(out.size() - len_at - 4));
+        store_be32(out.data() + len_at, static_cast<std::uint32_t>(out.size() - len_at - 4));
         return;
     }
     const std::size_t control_size = body_.size();
@@ -205,7 +196,7 @@ void dist_writer::finish_message(std::vector<std::uint8_t>& out, std::size_t len
     const bool fragment =
         (flags_ & dflag::fragments) && 2 + hdr.size() + body_.size() > opts_.fragment_size;
     if (!fragment) {
-        put32(out, static_cast<std::uint32_t>(2 + hdr.size() + body_.size()));
+        append_be32(out, static_cast<std::uint32_t>(2 + hdr.size() + body_.size()));
         out.push_back(version_magic);
         out.push_back(dist_header);
         out.insert(out.end(), hdr.begin(), hdr.end());
@@ -226,20 +217,20 @@ void dist_writer::finish_message(std::vector<std::uint8_t>& out, std::size_t len
     const std::uint64_t seq = next_seq_++;
     std::uint64_t id = count;
 
-    put32(out, static_cast<std::uint32_t>(18 + hdr.size() + first));
+    append_be32(out, static_cast<std::uint32_t>(18 + hdr.size() + first));
     out.push_back(version_magic);
     out.push_back(dist_frag_header);
-    put64(out, seq);
-    put64(out, id--);
+    append_be64(out, seq);
+    append_be64(out, id--);
     out.insert(out.end(), hdr.begin(), hdr.end());
     out.insert(out.end(), body_.begin(), body_.begin() + static_cast<std::ptrdiff_t>(first));
     for (std::size_t off = first; off < body_.size(); off += fs) {
         const std::size_t n = std::min(fs, body_.size() - off);
-        put32(out, static_cast<std::uint32_t>(18 + n));
+        append_be32(out, static_cast<std::uint32_t>(18 + n));
         out.push_back(version_magic);
         out.push_back(dist_frag_cont);
-        put64(out, seq);
-        put64(out, id--);
+        append_be64(out, seq);
+        append_be64(out, id--);
         out.insert(out.end(), body_.begin() + static_cast<std::ptrdiff_t>(off),
                    body_.begin() + static_cast<std::ptrdiff_t>(off + n));
     }

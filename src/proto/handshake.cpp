@@ -2,6 +2,8 @@
 // "The Handshake in Detail"; acceptance rules follow lib/kernel/src/dist_util.erl (OTP 25.3+).
 #include "proto/handshake.hpp"
 
+#include "common/byte_order.hpp"
+
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -15,28 +17,12 @@ namespace erl::proto {
 
 namespace {
 
-std::uint16_t get16(const std::uint8_t* p) noexcept {
-    return static_cast<std::uint16_t>((p[0] << 8) | p[1]);
-}
-std::uint32_t get32(const std::uint8_t* p) noexcept {
-    return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) |
-           std::uint32_t{p[3]};
-}
-std::uint64_t get64(const std::uint8_t* p) noexcept {
-    return (std::uint64_t{get32(p)} << 32) | get32(p + 4);
-}
-void put16(std::vector<std::uint8_t>& v, std::uint16_t x) {
-    v.push_back(static_cast<std::uint8_t>(x >> 8));
-    v.push_back(static_cast<std::uint8_t>(x));
-}
-void put32(std::vector<std::uint8_t>& v, std::uint32_t x) {
-    for (int s = 24; s >= 0; s -= 8)
-        v.push_back(static_cast<std::uint8_t>(x >> s));
-}
-void put64(std::vector<std::uint8_t>& v, std::uint64_t x) {
-    put32(v, static_cast<std::uint32_t>(x >> 32));
-    put32(v, static_cast<std::uint32_t>(x));
-}
+using erl::detail::append_be16;
+using erl::detail::append_be32;
+using erl::detail::append_be64;
+using erl::detail::load_be16;
+using erl::detail::load_be32;
+using erl::detail::load_be64;
 
 std::string_view as_text(std::span<const std::uint8_t> s) noexcept {
     return {reinterpret_cast<const char*>(s.data()), s.size()};
@@ -109,7 +95,7 @@ std::uint32_t handshake::new_challenge() {
         std::random_device rd;
         return static_cast<std::uint32_t>(rd());
     }
-    return get32(b);
+    return load_be32(b);
 }
 
 std::uint64_t handshake::missing_flags(std::uint64_t peer_flags, bool low_32_only) const noexcept {
@@ -122,9 +108,9 @@ std::uint64_t handshake::missing_flags(std::uint64_t peer_flags, bool low_32_onl
 
 void handshake::send_message(std::span<const std::uint8_t> body) {
     if (cfg_.four_byte_lengths)
-        put32(out_, static_cast<std::uint32_t>(body.size()));
+        append_be32(out_, static_cast<std::uint32_t>(body.size()));
     else
-        put16(out_, static_cast<std::uint16_t>(body.size()));
+        append_be16(out_, static_cast<std::uint16_t>(body.size()));
     out_.insert(out_.end(), body.begin(), body.end());
 }
 
@@ -155,9 +141,9 @@ void handshake::start() {
     }
     std::vector<std::uint8_t> m;
     m.push_back('N');
-    put64(m, our_flags_);
-    put32(m, cfg_.our_creation);
-    put16(m, static_cast<std::uint16_t>(cfg_.our_name.size()));
+    append_be64(m, our_flags_);
+    append_be32(m, cfg_.our_creation);
+    append_be16(m, static_cast<std::uint16_t>(cfg_.our_name.size()));
     m.insert(m.end(), cfg_.our_name.begin(), cfg_.our_name.end());
     send_message(m);
     state_ = state::await_status;
@@ -187,7 +173,7 @@ error_code handshake::feed(std::span<const std::uint8_t> in, std::size_t& consum
         while (in_.size() < hl && consumed < in.size())
             in_.push_back(in[consumed++]);
         if (in_.size() < hl) return {};
-        std::size_t len = hl == 4 ? get32(in_.data()) : get16(in_.data());
+        std::size_t len = hl == 4 ? load_be32(in_.data()) : load_be16(in_.data());
         if (len == 0) return fail(errc::bad_handshake_message, "empty handshake message");
         if (len > cfg_.max_message_size)
             return fail(errc::bad_handshake_message, "handshake message too large");
@@ -272,10 +258,10 @@ error_code handshake::on_challenge(std::span<const std::uint8_t> msg) {
     // 'N' Flags:64 Challenge:32 Creation:32 Nlen:16 Name [extra, ignored]
     if (msg[0] != 'N' || msg.size() < 19)
         return fail(errc::bad_handshake_message, "malformed challenge message");
-    std::uint64_t flags = get64(msg.data() + 1);
-    std::uint32_t challenge = get32(msg.data() + 9);
-    std::uint32_t creation = get32(msg.data() + 13);
-    std::size_t nlen = get16(msg.data() + 17);
+    std::uint64_t flags = load_be64(msg.data() + 1);
+    std::uint32_t challenge = load_be32(msg.data() + 9);
+    std::uint32_t creation = load_be32(msg.data() + 13);
+    std::size_t nlen = load_be16(msg.data() + 17);
     if (nlen > msg.size() - 19)
         return fail(errc::bad_handshake_message, "challenge name length exceeds message");
     std::string name(as_text(msg.subspan(19, nlen)));
@@ -292,7 +278,7 @@ error_code handshake::on_challenge(std::span<const std::uint8_t> msg) {
     auto d = detail::handshake_digest(challenge, cfg_.cookie);
     std::vector<std::uint8_t> m;
     m.push_back('r');
-    put32(m, our_challenge_);
+    append_be32(m, our_challenge_);
     m.insert(m.end(), d.begin(), d.end());
     send_message(m);
     state_ = state::await_ack;
@@ -321,9 +307,9 @@ error_code handshake::on_name(std::span<const std::uint8_t> msg) {
     if (msg[0] == 'N') {
         // 'N' Flags:64 Creation:32 Nlen:16 Name [extra, ignored]
         if (msg.size() < 15) return fail(errc::bad_handshake_message, "malformed send_name");
-        flags = get64(msg.data() + 1);
-        creation = get32(msg.data() + 9);
-        std::size_t nlen = get16(msg.data() + 13);
+        flags = load_be64(msg.data() + 1);
+        creation = load_be32(msg.data() + 9);
+        std::size_t nlen = load_be16(msg.data() + 13);
         if (nlen > msg.size() - 15)
             return fail(errc::bad_handshake_message, "send_name length exceeds message");
         name.assign(as_text(msg.subspan(15, nlen)));
@@ -331,7 +317,7 @@ error_code handshake::on_name(std::span<const std::uint8_t> msg) {
         // Old send_name (OTP 23/24 without epmd): 'n' Version:16 Flags:32 Name. Accepted as
         // OTP 25.3 does; the creation and upper flag bits arrive in the 'c' complement.
         if (msg.size() < 7) return fail(errc::bad_handshake_message, "malformed send_name");
-        flags = get32(msg.data() + 3);
+        flags = load_be32(msg.data() + 3);
         name.assign(as_text(msg.subspan(7)));
         v5_peer_ = true;
     } else {
@@ -396,10 +382,10 @@ error_code handshake::send_challenge() {
     our_challenge_ = new_challenge();
     std::vector<std::uint8_t> m;
     m.push_back('N');
-    put64(m, our_flags_);
-    put32(m, our_challenge_);
-    put32(m, cfg_.our_creation);
-    put16(m, static_cast<std::uint16_t>(std::min<std::size_t>(cfg_.our_name.size(), 0xffff)));
+    append_be64(m, our_flags_);
+    append_be32(m, our_challenge_);
+    append_be32(m, cfg_.our_creation);
+    append_be16(m, static_cast<std::uint16_t>(std::min<std::size_t>(cfg_.our_name.size(), 0xffff)));
     m.insert(m.end(), cfg_.our_name.begin(),
              cfg_.our_name.begin() +
                  static_cast<std::ptrdiff_t>(std::min<std::size_t>(cfg_.our_name.size(), 0xffff)));
@@ -413,9 +399,9 @@ error_code handshake::on_complement(std::span<const std::uint8_t> msg) {
     if (msg[0] != 'c' || msg.size() != 9)
         return fail(errc::bad_handshake_message, "malformed complement message");
     std::uint64_t flags =
-        (peer_flags_ & 0xffffffffu) | (std::uint64_t{get32(msg.data() + 1)} << 32);
+        (peer_flags_ & 0xffffffffu) | (std::uint64_t{load_be32(msg.data() + 1)} << 32);
     peer_flags_ = dflag::expand_mandatory_25(flags);
-    peer_creation_ = get32(msg.data() + 5);
+    peer_creation_ = load_be32(msg.data() + 5);
     if (auto miss = missing_flags(peer_flags_, false))
         return fail(errc::missing_flags,
                     "peer " + peer_name_ + " lacks mandatory flags " + dflag::to_string(miss));
@@ -427,7 +413,7 @@ error_code handshake::on_reply(std::span<const std::uint8_t> msg) {
     // 'r' Challenge:32 Digest:16, exactly 21 bytes (dist_util recv_challenge_reply).
     if (msg[0] != 'r' || msg.size() != 21)
         return fail(errc::bad_handshake_message, "malformed challenge reply");
-    std::uint32_t their_challenge = get32(msg.data() + 1);
+    std::uint32_t their_challenge = load_be32(msg.data() + 1);
     auto expect = detail::handshake_digest(our_challenge_, cfg_.cookie);
     if (CRYPTO_memcmp(expect.data(), msg.data() + 5, 16) != 0)
         return fail(errc::bad_cookie,

@@ -393,6 +393,11 @@ int compare_impl(const term& a, const term& b, bool exact, bool eq_only) noexcep
                     x = ea;
                     y = eb;
                     ex = f.exact;
+                    // Last elements and both tails []: nothing is left to compare at this
+                    // level, so the frame goes now and a nest of lists needs no stack.
+                    if (f.ca.at_end() && f.cb.at_end() && f.ca.final_tail().is_nil() &&
+                        f.cb.final_tail().is_nil())
+                        st.pop();
                     break;
                 }
                 if (!ea && !eb) {
@@ -428,6 +433,7 @@ int compare_impl(const term& a, const term& b, bool exact, bool eq_only) noexcep
                     y = &f.pb[i].second;
                     break;
             }
+            if (f.i == f.n) st.pop();  // last child: the frame is done (a nest needs no stack)
             break;
         }
     }

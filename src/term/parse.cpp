@@ -7,6 +7,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <memory>
 
 namespace erl {
 
@@ -23,16 +24,17 @@ struct ctx {
     enum type_t : std::uint8_t { tuple, list, map, closure };
     ctx(type_t t, std::size_t s) : type(t), start(s) {}
     type_t type;
-    std::size_t start;  // offset of the opening token (for messages)
+    bool have_key = false;
+    bool in_tail = false;    // list: parsing the tail after '|'
+    std::uint8_t stage = 0;  // closure: 0 expecting pid, 1 expecting free variable list
+    std::size_t start;       // offset of the opening token (for messages)
     std::vector<term> items;
     std::vector<std::pair<term, term>> pairs;
     term key;
-    bool have_key = false;
-    bool in_tail = false;  // list: parsing the tail after '|'
     term tail;
-    // closure
-    int stage = 0;  // 0: expecting pid, 1: expecting free variable list
-    erl::closure fun;
+    // Out of line: one open container per nesting level, so its size is the parser's memory
+    // per level of a deep term.
+    std::unique_ptr<erl::closure> fun;
 };
 
 class parser {
@@ -482,16 +484,17 @@ class parser {
         std::size_t at = pos_;
         pos_ += 5;
         ctx c{ctx::closure, at};
+        c.fun = std::make_unique<erl::closure>();
         term m;
         std::uint64_t arity, index;
         skip_ws();
-        if (!parse_atom(m) || !expect('.', "'.'") || !parse_int64(c.fun.old_index) ||
-            !expect('.', "'.'") || !parse_int64(c.fun.old_uniq) || !expect('.', "'.'") ||
+        if (!parse_atom(m) || !expect('.', "'.'") || !parse_int64(c.fun->old_index) ||
+            !expect('.', "'.'") || !parse_int64(c.fun->old_uniq) || !expect('.', "'.'") ||
             !parse_uint(255, arity) || !expect('.', "'.'") || !parse_uint(UINT32_MAX, index) ||
             !expect('.', "'.'"))
             return false;
         skip_ws();
-        for (auto& b : c.fun.uniq) {
+        for (auto& b : c.fun->uniq) {
             int hi = digit_value(peek()), lo = digit_value(peek(1));
             if (hi >= 16 || lo >= 16)
                 return fail(errc::invalid_term, pos_, "expected 32 hex digits");
@@ -499,9 +502,9 @@ class parser {
             pos_ += 2;
         }
         if (!expect('.', "'.'")) return false;
-        c.fun.module = m.as_atom();
-        c.fun.arity = static_cast<std::uint8_t>(arity);
-        c.fun.index = static_cast<std::uint32_t>(index);
+        c.fun->module = m.as_atom();
+        c.fun->arity = static_cast<std::uint8_t>(arity);
+        c.fun->index = static_cast<std::uint32_t>(index);
         stack_.push_back(std::move(c));
         opened_ = true;
         return true;
@@ -815,7 +818,7 @@ class parser {
                 return -1;
             case ctx::closure:
                 if (c.stage == 0) {
-                    c.fun.pid = std::move(v);
+                    c.fun->pid = std::move(v);
                     c.stage = 1;
                     if (!expect('.', "'.'")) return -1;
                     return 0;
@@ -827,10 +830,10 @@ class parser {
                 {
                     detail::list_cursor lc(v);
                     while (const term* e = lc.next())
-                        c.fun.free_vars.push_back(*e);
+                        c.fun->free_vars.push_back(*e);
                 }
                 if (!expect('>', "'>'")) return -1;
-                built_ = term(c.fun);
+                built_ = term(*c.fun);
                 stack_.pop_back();
                 return 1;
         }

@@ -74,6 +74,8 @@ struct list_cursor {
         return p++;
     }
     const term& final_tail() const noexcept { return *tail; }
+    // No elements left (final_tail() is valid without another next()).
+    bool at_end() const noexcept { return p == end && tail->type() != kind::list; }
 };
 
 }  // namespace erl::detail

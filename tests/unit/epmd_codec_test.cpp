@@ -110,9 +110,21 @@ TEST(EpmdCodec, rejects_malformed_requests) {
     EXPECT_TRUE(bad(b({'x', 0, 1, 77, 0, 0, 6, 0, 6, 0, 1, 'a', 0, 5})));
     // NUL in the ALIVE2 name
     EXPECT_TRUE(bad(b({'x', 0, 1, 77, 0, 0, 6, 0, 6, 0, 2, 'a', 0, 0, 0})));
-    // Empty ALIVE2 name (1 byte of extra keeps the packet long enough)
-    EXPECT_TRUE(bad(b({'x', 0, 1, 77, 0, 0, 6, 0, 6, 0, 0, 0, 1, 'e'})));
     EXPECT_TRUE(bad(b({'s'})));  // STOP without a name
+}
+
+TEST(EpmdCodec, well_formed_alive2_with_unacceptable_name_parses_for_an_error_reply) {
+    auto info = [](const bytes& body) {
+        auto r = parse_request(body);
+        EXPECT_TRUE(r.has_value());
+        return r ? std::get<alive2_request>(*r).info : node_info{};
+    };
+    // Not UTF-8; empty (1 byte of extra keeps the packet long enough; OTP would register '',
+    // which is no node name).
+    EXPECT_FALSE(
+        alive2_acceptable(info(b({'x', 0, 1, 77, 0, 0, 6, 0, 6, 0, 2, 0xff, 0xfe, 0, 0}))));
+    EXPECT_FALSE(alive2_acceptable(info(b({'x', 0, 1, 77, 0, 0, 6, 0, 6, 0, 0, 0, 1, 'e'}))));
+    EXPECT_TRUE(alive2_acceptable(info(b({'x', 0, 1, 77, 0, 0, 6, 0, 6, 0, 1, 'a', 0, 0}))));
 }
 
 TEST(EpmdCodec, name_length_limits_are_in_characters) {

@@ -4,6 +4,8 @@
 
 #include <erl/epmd.hpp>
 
+#include "epmd/codec.hpp"
+
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/detached.hpp>
@@ -12,7 +14,11 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 
+#include <sys/socket.h>
+#include <sys/time.h>
+
 #include <cstdlib>
+#include <memory>
 #include <optional>
 #include <thread>
 
@@ -198,6 +204,82 @@ TEST_F(EpmdServer, garbage_oversized_and_partial_requests_cost_only_their_client
     auto r = reg("still_works");
     EXPECT_TRUE(r.has_value());
     EXPECT_TRUE(listed_name("still_works"));
+}
+
+// ALIVE2_REQ bytes for a name (and extra data) the codec's client side would never send.
+std::string alive2_bytes(std::string name, std::uint16_t highest = 6, std::string extra = {}) {
+    node_info info{.name = std::move(name), .port = 5555, .highest = highest, .lowest = 5};
+    info.extra = std::move(extra);
+    auto b = detail::encode_alive2_request(info);
+    return std::string(b.begin(), b.end());
+}
+
+TEST_F(EpmdServer, refused_registrations_get_the_error_reply_otp_sends) {
+    // What OTP 25's epmd answers (node_reg2 refuses; do_request replies result 1, creation 99).
+    const std::string v_error("v\x01\x00\x00\x00\x63", 6), y_error("y\x01\x00\x63", 4);
+    EXPECT_EQ(raw_exchange(alive2_bytes(std::string(300, 'a'))), v_error);  // > 255 characters
+    EXPECT_EQ(raw_exchange(alive2_bytes("\xff\xfe")), v_error);             // not UTF-8
+    EXPECT_EQ(raw_exchange(alive2_bytes(std::string(300, 'a'), 5)), y_error);
+    EXPECT_EQ(raw_exchange(alive2_bytes("n", 6, std::string(1021, 'e'))), v_error);
+    // Malformed: no reply at all, as OTP.
+    EXPECT_EQ(raw_exchange(alive2_bytes(std::string("a\0b", 3))), "");
+    EXPECT_TRUE(listed().empty());
+}
+
+class EpmdServerFull : public EpmdServer {
+  protected:
+    void SetUp() override {
+        server::options o;
+        o.max_connections = 4;
+        o.packet_timeout = std::chrono::seconds(60);
+        start(std::move(o));
+    }
+};
+
+// True once the server has closed `s` (bounded by a receive timeout).
+bool closed_by_server(tcp::socket& s) {
+    timeval tv{10, 0};
+    ::setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char b[16];
+    boost::system::error_code ec;
+    s.read_some(asio::buffer(b), ec);
+    return ec == asio::error::eof || ec == asio::error::connection_reset;
+}
+
+TEST_F(EpmdServerFull, idle_connections_give_way_to_new_clients) {
+    asio::io_context io;
+    std::vector<std::unique_ptr<tcp::socket>> idle;
+    for (int i = 0; i < 10; ++i) {
+        idle.push_back(std::make_unique<tcp::socket>(io));
+        idle.back()->connect(tcp::endpoint(asio::ip::address_v4::loopback(), port_));
+    }
+    // The oldest idle ones were closed to make room; registration and lookup still work.
+    EXPECT_TRUE(closed_by_server(*idle.front()));
+    auto r = reg("after_flood");
+    ASSERT_TRUE(r.has_value());
+    EXPECT_TRUE(listed_name("after_flood"));
+}
+
+class EpmdServerShortTimeout : public EpmdServer {
+  protected:
+    void SetUp() override {
+        server::options o;
+        o.packet_timeout = std::chrono::seconds(1);
+        start(std::move(o));
+    }
+};
+
+TEST_F(EpmdServerShortTimeout, idle_and_partial_connections_are_closed_after_packet_timeout) {
+    asio::io_context io;
+    tcp::socket idle(io), partial(io);
+    idle.connect(tcp::endpoint(asio::ip::address_v4::loopback(), port_));
+    partial.connect(tcp::endpoint(asio::ip::address_v4::loopback(), port_));
+    asio::write(partial, asio::buffer(std::string("\x00\x10x", 3)));
+    auto r = reg("stays");  // a registration is not subject to packet_timeout
+    ASSERT_TRUE(r.has_value());
+    EXPECT_TRUE(closed_by_server(idle));
+    EXPECT_TRUE(closed_by_server(partial));
+    EXPECT_TRUE(listed_name("stays"));
 }
 
 TEST_F(EpmdServer, kill_refused_with_live_nodes) {

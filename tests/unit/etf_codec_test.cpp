@@ -3,6 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include "common/byte_order.hpp"
+
+#include <atomic>
+
 #include <cstring>
 #include <limits>
 #include <string>
@@ -415,8 +419,11 @@ TEST(EtfCodec, Compressed) {
     etf::limits lim;
     lim.max_uncompressed = 100;
     EXPECT_EQ(err(etf::decode(z, lim)), errc::too_large);
-    // A huge declared size with a tiny stream fails without allocating it.
+    // A huge declared size with a tiny stream fails without allocating it: above
+    // max_uncompressed (256 MiB by default) at once, below it by deflate's best ratio.
     EXPECT_EQ(err(etf::decode(B({131, 80, 0x3f, 0xff, 0xff, 0xff, 120, 156, 3, 0}))),
+              errc::too_large);
+    EXPECT_EQ(err(etf::decode(B({131, 80, 0x00, 0xff, 0xff, 0xff, 120, 156, 3, 0}))),
               errc::bad_compressed);
     // Compressed inside a term is not valid.
     EXPECT_EQ(err(etf::decode(B({131, 104, 1, 80, 0, 0, 0, 1, 120, 156}))), errc::bad_tag);
@@ -485,19 +492,74 @@ TEST(EtfCodec, DeepNesting) {
     for (int i = 0; i < 10000; ++i)
         l = erl::list(l, i);
     EXPECT_EQ(roundtrip(l), l);
-    // 1,000,000-deep hostile input is refused by the default depth limit, without recursion.
+    // 1,000,000-deep input decodes by default (no depth limit, no recursion); a configured
+    // depth limit refuses it.
+    etf::limits lim;
+    lim.max_depth = 100000;
     bytes hostile = B({131});
     for (int i = 0; i < 1000000; ++i)
         append(hostile, B({104, 1}));
     hostile.push_back(106);
-    EXPECT_EQ(err(etf::decode(hostile)), errc::too_deep);
+    EXPECT_TRUE(etf::decode(hostile));
+    EXPECT_EQ(err(etf::decode(hostile, lim)), errc::too_deep);
     bytes hostile_list = B({131});
     for (int i = 0; i < 1000000; ++i)
         append(hostile_list, B({108, 0, 0, 0, 1}));
     hostile_list.push_back(106);
     for (int i = 0; i < 1000000; ++i)
         hostile_list.push_back(106);
-    EXPECT_EQ(err(etf::decode(hostile_list)), errc::too_deep);
+    EXPECT_TRUE(etf::decode(hostile_list));
+    EXPECT_EQ(err(etf::decode(hostile_list, lim)), errc::too_deep);
+}
+
+// Decompression amplification: a 64 KiB frame that inflates to 64 MiB.
+bytes zero_bomb() {
+    return etf::encode(erl::binary(std::string(std::size_t{64} << 20, '\0')),
+                       {.compression_level = 9});
+}
+
+TEST(EtfCodec, InflatedSizeIsBoundedWhileInflating) {
+    const bytes z = zero_bomb();
+    ASSERT_EQ(z[1], 80);
+    ASSERT_LT(z.size(), std::size_t{100} << 10);
+    EXPECT_TRUE(etf::decode(z));
+    // Per decode: the declared size is checked before anything is inflated.
+    etf::limits lim;
+    lim.max_uncompressed = std::size_t{16} << 20;
+    EXPECT_EQ(err(etf::decode(z, lim)), errc::too_large);
+    // Shared (node-wide) bound: refused once the inflated bytes would pass it, and what was
+    // taken is given back when the decode returns.
+    std::atomic<std::size_t> inflating{0};
+    lim = {};
+    lim.inflating = &inflating;
+    lim.max_inflating = std::size_t{8} << 20;
+    EXPECT_EQ(err(etf::decode(z, lim)), errc::too_large);
+    EXPECT_EQ(inflating.load(), 0u);
+    // Bytes held by other decodes count: with 200 MiB of a 256 MiB budget in use elsewhere,
+    // the 64 MiB term does not fit; once they are given back it does.
+    lim.max_inflating = std::size_t{256} << 20;
+    inflating = std::size_t{200} << 20;
+    EXPECT_EQ(err(etf::decode(z, lim)), errc::too_large);
+    EXPECT_EQ(inflating.load(), std::size_t{200} << 20);
+    inflating = 0;
+    auto ok = etf::decode(z, lim);
+    ASSERT_TRUE(ok);
+    EXPECT_EQ(ok->bit_size(), (std::size_t{64} << 20) * 8);
+    EXPECT_EQ(inflating.load(), 0u);
+}
+
+TEST(EtfCodec, CompressedStreamNotMatchingItsDeclaredSizeIsRefused) {
+    bytes z = zero_bomb();
+    // Declared 64 MiB + 6 bytes (BINARY_EXT header); claim a little more, then a little less.
+    const std::uint32_t declared = erl::detail::load_be32(z.data() + 2);
+    auto with_size = [&](std::uint32_t n) {
+        bytes b = z;
+        erl::detail::store_be32(b.data() + 2, n);
+        return b;
+    };
+    EXPECT_EQ(err(etf::decode(with_size(declared + 1000))), errc::bad_compressed);
+    EXPECT_EQ(err(etf::decode(with_size(declared - 1))), errc::bad_compressed);
+    EXPECT_TRUE(etf::decode(with_size(declared)));
 }
 
 // Every proper prefix of a valid encoding is an error, never a crash.

@@ -72,6 +72,25 @@ TEST(ProtoDistReader, PassThrough) {
     EXPECT_EQ(*msgs[0].payload, term(42));
 }
 
+TEST(ProtoDistReader, CompressedPayloadMayNotInflateBeyondMaxMessageSize) {
+    // 112, 131 {2,'',foo}, then a compressed payload: 1 MiB of zeros in a ~1 KiB frame.
+    bytes d{112, 131, 104, 3, 97, 2, 119, 0, 119, 3, 'f', 'o', 'o'};
+    const auto z =
+        erl::etf::encode(erl::binary(std::string(1 << 20, '\0')), {.compression_level = 9});
+    ASSERT_EQ(z[1], 80);
+    append(d, z);
+    reader_limits lim;
+    lim.max_message_size = 1 << 19;  // the frame is far smaller than that; the term is not
+    dist_reader small(0, lim);
+    erl::error_code ec;
+    read_all(small, frame(d), &ec);
+    EXPECT_EQ(ec, erl::make_error_code(erl::errc::too_large));
+    dist_reader big;
+    auto msgs = read_all(big, frame(d));
+    ASSERT_EQ(msgs.size(), 1u);
+    EXPECT_EQ(msgs[0].payload->size(), std::size_t{1} << 20);
+}
+
 TEST(ProtoDistReader, PassThroughWithoutPayloadForLink) {
     bytes d{112, 131, 104, 2, 97, 1, 119, 1, 'x'};
     dist_reader r;

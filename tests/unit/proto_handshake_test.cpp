@@ -2,6 +2,8 @@
 // byte vectors built from erl_dist_protocol "The Handshake in Detail".
 #include "proto/handshake.hpp"
 
+#include <erl/term.hpp>
+
 #include <gtest/gtest.h>
 
 #include <random>
@@ -607,3 +609,28 @@ TEST(ProtoHandshake, FlagNames) {
 }
 
 }  // namespace
+
+// The acceptor keeps the peer's name as text: thousands of unique names that never answer the
+// challenge leave the atom table as it was (the runtime's status callback looks names up with
+// atom::existing only; see tests/unit/handshake_abuse_test.cpp for the node).
+TEST(ProtoHandshake, AcceptorNeverInternsUnprovenNames) {
+    const std::size_t before = erl::atom_table_size();
+    for (int i = 0; i < 5000; ++i) {
+        const std::string name = "unproven_" + std::to_string(i) + "@host";
+        auto cfg = acceptor_cfg();
+        std::string seen;
+        cfg.on_peer_name = [&](std::string_view n, std::uint64_t, std::uint32_t) {
+            seen = n;
+            return handshake_status::ok;
+        };
+        handshake b(cfg);
+        b.start();
+        std::size_t used = 0;
+        b.feed(framed(send_name(dflag::default_advertised(false), 1, name)), used);
+        ASSERT_EQ(seen, name);
+        ASSERT_TRUE(b.has_output());  // status and challenge, never answered
+        ASSERT_FALSE(b.done());
+    }
+    EXPECT_EQ(erl::atom_table_size(), before);
+    EXPECT_FALSE(erl::atom::existing("unproven_0@host"));
+}
