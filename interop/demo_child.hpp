@@ -17,15 +17,18 @@ namespace erl::interop {
 class demo_child {
   public:
     // Starts erlcpp-demo registered with the epmd on `epmd_port` and waits for "ready <node>".
-    // `extra` is appended to the command line (e.g. {"--ticktime", "4000"}).
+    // `extra` is appended to the command line (e.g. {"--ticktime", "4000"}), `env` set in its
+    // environment; `prefix` runs it under another command and `host` is its name's host part.
     demo_child(std::uint16_t epmd_port, const std::string& cookie,
                std::vector<std::string> extra = {},
-               std::vector<std::pair<std::string, std::string>> env = {})
-        : name_(unique_name("demo") + "@127.0.0.1") {
+               std::vector<std::pair<std::string, std::string>> env = {},
+               std::vector<std::string> prefix = {}, const std::string& host = "127.0.0.1")
+        : name_(unique_name("demo") + "@" + host) {
         process::options po;
-        po.args = {
-            bin_dir() + "/erlcpp-demo", "--name", name_,    "--cookie", cookie, "--epmd-port",
-            std::to_string(epmd_port),  "--epmd", "require"};
+        po.args = std::move(prefix);
+        po.args.insert(po.args.end(),
+                       {bin_dir() + "/erlcpp-demo", "--name", name_, "--cookie", cookie,
+                        "--epmd-port", std::to_string(epmd_port), "--epmd", "require"});
         po.args.insert(po.args.end(), extra.begin(), extra.end());
         po.env = std::move(env);
         po.stdout_pipe = true;
