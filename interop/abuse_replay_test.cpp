@@ -132,14 +132,14 @@ class AbuseReplay : public erl::interop::cluster_test {
     }
 
     // Ten rounds of net_adm:ping + a message through echo, from `b`; returns the slowest round
-    // in microseconds. Fails the test (eval throws) if a round gets pang or no echo in 5 s.
+    // in microseconds. Fails the test (eval throws) if a round gets pang or no echo in 10 s.
     long witness(beam_node& b, const std::string& tag) {
         const std::string n = demo->quoted_name();
         const std::string t = "{w, '" + tag + "', I}";
         const std::string r = b.eval(
             "lists:max([begin T0 = erlang:monotonic_time(microsecond), pong = net_adm:ping(" + n +
                 "), {echo, " + n + "} ! {self(), " + t + "}, receive " + t +
-                " -> ok after 5000 -> exit(no_echo) end, timer:sleep(20), "
+                " -> ok after 10000 -> exit(no_echo) end, timer:sleep(20), "
                 "erlang:monotonic_time(microsecond) - T0 - 20000 end || I <- lists:seq(1, 10)])",
             60s);
         long us = std::stol(r);
