@@ -3,6 +3,7 @@
 #include <erl/node.hpp>
 
 #include "harness/cluster.hpp"
+#include "node/test_access.hpp"
 
 #include <gtest/gtest.h>
 
@@ -81,6 +82,30 @@ TEST_F(NodeInterop, beam_sends_to_registered_name_and_pid) {
     auto d = mb->receive(5s);
     ASSERT_TRUE(d);
     EXPECT_EQ(d->to_string(), "{direct,1}");
+}
+
+// NEW_PID_EXT carries 32-bit ID and Serial; OTP 25 (DFLAG_V4_NC) takes both at full width, so
+// pids the node hands out after 2^28 processes keep working with a BEAM peer.
+TEST_F(NodeInterop, beam_takes_and_answers_full_width_pids) {
+    cpp_node cpp(cpp_opts());
+    beam_node beam(beam_opts());
+    erl::test::set_next_pid_number(*cpp.node, ~std::uint64_t{0});
+    auto mb = cpp.node->spawn_mailbox();
+    ASSERT_TRUE(mb);
+    ASSERT_EQ(mb->self().id, 0xffffffffu);
+    ASSERT_EQ(mb->self().serial, 0xffffffffu);
+    EXPECT_EQ(beam.eval("register(listener, self())"), "true");
+    mb->send(erl::atom("listener"), erl::atom(beam.node_name()),
+             erl::tuple(erl::atom("wide"), mb->self_term()));
+    // The BEAM side sees the full numbers and can send to the pid.
+    EXPECT_EQ(beam.eval("receive {wide, P} -> P ! {pong, P}, "
+                        "tl(string:tokens(pid_to_list(P), \"<.>\")) "
+                        "after 5000 -> timeout end"),
+              "[\"4294967295\",\"4294967295\"]");
+    auto m = mb->receive(5s);
+    ASSERT_TRUE(m);
+    ASSERT_TRUE(m->is_tuple(2));
+    EXPECT_EQ((*m)[1], mb->self_term());
 }
 
 TEST_F(NodeInterop, cpp_sends_to_beam_registered_name) {

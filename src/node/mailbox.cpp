@@ -136,25 +136,13 @@ std::optional<term> mailbox::exit_reason() const {
 }
 
 reference mailbox::make_alias() const {
-    auto& core = *p_->node;
-    reference r = core.make_ref();
-    {
-        std::unique_lock lk(core.proc_mu);
-        core.aliases[r] = p_;
-    }
-    std::lock_guard lk(p_->mu);
-    p_->aliases.push_back(r);
+    reference r = p_->node->make_ref();
+    p_->node->table.add_alias(r, p_);
     return r;
 }
 
 void mailbox::remove_alias(const reference& alias) const {
-    auto& core = *p_->node;
-    {
-        std::unique_lock lk(core.proc_mu);
-        core.aliases.erase(alias);
-    }
-    std::lock_guard lk(p_->mu);
-    std::erase(p_->aliases, alias);
+    p_->node->table.remove_alias(alias, p_);
 }
 
 void mailbox::exit(term reason) const {

@@ -286,13 +286,7 @@ void node::stop() {
     for (auto& conn : all)
         conn->close(make_error_code(errc::shutting_down), {});
     // Every process exits.
-    std::vector<std::shared_ptr<detail::process>> procs;
-    {
-        std::shared_lock lk(c.proc_mu);
-        for (auto& [k, p] : c.procs)
-            procs.push_back(p);
-    }
-    for (auto& p : procs)
+    for (auto& p : c.table.snapshot())
         c.process_exit(p, term(atom("shutdown")));
     if (c.acceptor || c.registration || c.embedded_epmd) {
         // Close the listener, the EPMD registration and an embedded EPMD on the I/O threads
@@ -375,45 +369,21 @@ asio::any_io_executor node::executor() const {
 result<mailbox> node::spawn_mailbox(std::optional<atom> name) {
     auto& c = *impl_;
     if (!c.alive) return make_error_code(errc::not_alive);
-    auto p = c.new_process();
-    if (name) {
-        std::unique_lock lk(c.proc_mu);
-        if (c.names.count(*name)) {
-            c.procs.erase((std::uint64_t(p->self.id) << 32) | p->self.serial);
-            return make_error_code(errc::name_taken);
-        }
-        c.names[*name] = p;
-        p->name = name;
-    }
-    return c.make_handle(p);
+    if (!name) return c.make_handle(c.new_process());
+    auto p = c.new_named_process(*name);
+    if (!p) return p.error();
+    return c.make_handle(*p);
 }
 
 error_code node::register_name(atom name, const pid& p) {
     auto& c = *impl_;
     auto proc = c.find_process(p);
     if (!proc) return make_error_code(errc::noproc);
-    std::unique_lock lk(c.proc_mu);
-    if (c.names.count(name)) return make_error_code(errc::name_taken);
-    {
-        std::lock_guard plk(proc->mu);
-        if (proc->name) return make_error_code(errc::name_taken);
-        proc->name = name;
-    }
-    c.names[name] = proc;
-    return {};
+    return c.table.register_name(name, proc);
 }
 
 bool node::unregister_name(atom name) {
-    auto& c = *impl_;
-    std::unique_lock lk(c.proc_mu);
-    auto it = c.names.find(name);
-    if (it == c.names.end()) return false;
-    {
-        std::lock_guard plk(it->second->mu);
-        it->second->name.reset();
-    }
-    c.names.erase(it);
-    return true;
+    return impl_->table.unregister_name(name);
 }
 
 std::optional<pid> node::whereis(atom name) const {
@@ -423,11 +393,7 @@ std::optional<pid> node::whereis(atom name) const {
 }
 
 std::vector<atom> node::registered() const {
-    std::shared_lock lk(impl_->proc_mu);
-    std::vector<atom> out;
-    for (auto& [n, p] : impl_->names)
-        out.push_back(n);
-    return out;
+    return impl_->table.registered();
 }
 
 reference node::make_ref() {

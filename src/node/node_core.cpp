@@ -40,9 +40,7 @@ node_core::node_core(node_options o) : opts(std::move(o)) {}
 std::shared_ptr<process> node_core::spawn_service(atom service_name,
                                                   std::function<void(term)> handler) {
     auto proc = new_process(std::move(handler));
-    std::unique_lock lk(proc_mu);
-    proc->name = service_name;
-    names[service_name] = proc;
+    table.register_name(service_name, proc);
     return proc;
 }
 
@@ -72,17 +70,19 @@ void node_core::log(std::string_view msg) const {
 
 std::shared_ptr<process> node_core::new_process(std::function<void(term)> handler,
                                                 std::function<void(const term&)> on_exit) {
-    // Pid numbering: 15 bits of id and 13 of serial are what every OTP version accepts; with
-    // 28 bits we can create 268M processes before the numbers wrap.
-    std::uint64_t n = pid_counter.fetch_add(1, std::memory_order_relaxed);
-    pid p{name, static_cast<std::uint32_t>(n & 0x7fff),
-          static_cast<std::uint32_t>((n >> 15) & 0x1fff), creation.load()};
-    auto proc = std::make_shared<process>(shared_from_this(), p);
-    proc->handler = std::move(handler);  // both set before the process is published
-    proc->on_exit = std::move(on_exit);
-    std::unique_lock lk(proc_mu);
-    procs[(std::uint64_t(p.id) << 32) | p.serial] = proc;
-    return proc;
+    auto made = table.create(name, creation.load(), [&](const pid& p) {
+        auto proc = std::make_shared<process>(shared_from_this(), p);
+        proc->handler = std::move(handler);  // both set before the process is published
+        proc->on_exit = std::move(on_exit);
+        return proc;
+    });
+    return std::move(*made);  // without a name, create cannot fail
+}
+
+result<std::shared_ptr<process>> node_core::new_named_process(atom n) {
+    return table.create(
+        name, creation.load(),
+        [&](const pid& p) { return std::make_shared<process>(shared_from_this(), p); }, n);
 }
 
 mailbox node_core::make_handle(const std::shared_ptr<process>& p) {
@@ -98,20 +98,14 @@ mailbox node_core::make_handle(const std::shared_ptr<process>& p) {
 
 std::shared_ptr<process> node_core::find_process(const pid& p) const {
     if (!is_local(p)) return nullptr;
-    std::shared_lock lk(proc_mu);
-    auto it = procs.find((std::uint64_t(p.id) << 32) | p.serial);
-    return it == procs.end() ? nullptr : it->second;
+    return table.find(p);
 }
 
 std::shared_ptr<process> node_core::find_name(atom n) const {
-    std::shared_lock lk(proc_mu);
-    auto it = names.find(n);
-    return it == names.end() ? nullptr : it->second;
+    return table.find_name(n);
 }
 
 void node_core::process_exit(const std::shared_ptr<process>& p, term reason) {
-    std::vector<reference> aliases_of;
-    std::optional<atom> name_of;
     std::vector<term> links;
     std::vector<process::watcher> watchers;
     std::vector<process::watched> monitors;
@@ -121,8 +115,6 @@ void node_core::process_exit(const std::shared_ptr<process>& p, term reason) {
         if (p->exited) return;
         p->exited = true;
         p->exit_reason = reason;
-        aliases_of.swap(p->aliases);
-        name_of = p->name;
         p->queue.clear();
         links = p->links.take_active();
         watchers.swap(p->watchers);
@@ -133,16 +125,7 @@ void node_core::process_exit(const std::shared_ptr<process>& p, term reason) {
     for (auto& w : wake)
         w();
     if (p->on_exit) p->on_exit(reason);
-    {
-        std::unique_lock lk(proc_mu);
-        procs.erase((std::uint64_t(p->self.id) << 32) | p->self.serial);
-        if (name_of) {
-            auto it = names.find(*name_of);
-            if (it != names.end() && it->second == p) names.erase(it);
-        }
-        for (auto& r : aliases_of)
-            aliases.erase(r);
-    }
+    table.remove(p);
     // Exit signals to linked processes, DOWN to monitoring ones (Erlang semantics: a process
     // that ends sends its exit reason along every link and monitor).
     for (auto& l : links)
@@ -186,13 +169,7 @@ void node_core::send_name(const term& from, atom to_name, atom to_node, term msg
 
 void node_core::send_alias(const term& from, const reference& alias, term msg) {
     if (alias.node == name) {
-        std::shared_ptr<process> p;
-        {
-            std::shared_lock lk(proc_mu);
-            auto it = aliases.find(alias);
-            if (it != aliases.end()) p = it->second.lock();
-        }
-        if (p) p->deliver(std::move(msg));
+        if (auto p = table.find_alias(alias)) p->deliver(std::move(msg));
         return;
     }
     auto c = connection_to(alias.node, true);

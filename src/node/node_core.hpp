@@ -5,6 +5,7 @@
 #include <erl/node.hpp>
 
 #include "node/process.hpp"
+#include "node/process_table.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -27,15 +28,6 @@ namespace erl::detail {
 
 class connection;
 struct net_state;
-
-struct ref_key_hash {
-    std::size_t operator()(const reference& r) const noexcept {
-        std::size_t h = r.node.hash() ^ r.creation;
-        for (auto w : r.words())
-            h = h * 1000003u ^ w;
-        return h;
-    }
-};
 
 struct node_core : std::enable_shared_from_this<node_core> {
     explicit node_core(node_options o);
@@ -63,15 +55,12 @@ struct node_core : std::enable_shared_from_this<node_core> {
     std::unique_ptr<epmd::registration> registration;
     std::unique_ptr<epmd::server> embedded_epmd;
 
-    // Process table ----------------------------------------------------------------------------
-    mutable std::shared_mutex proc_mu;
-    std::unordered_map<std::uint64_t, std::shared_ptr<process>> procs;  // key: id << 32 | serial
-    std::unordered_map<atom, std::shared_ptr<process>> names;
-    std::unordered_map<reference, std::weak_ptr<process>, ref_key_hash> aliases;
+    // Processes --------------------------------------------------------------------------------
+    // Pids, names and aliases; its header states the lock order (node/process_table.hpp).
+    process_table table;
     // Answers SPAWN_REQUEST (rpc/erpc service); returns false to let the runtime refuse it.
     std::function<bool(const std::shared_ptr<connection>&, const term& control, term* payload)>
         spawn_handler;
-    std::atomic<std::uint64_t> pid_counter{1};
     std::atomic<std::uint64_t> ref_counter{1};
     std::shared_ptr<process> node_process;  // sender of messages sent "from the node"
     std::shared_ptr<void> work_guard;       // keeps the io_context running while alive
@@ -81,6 +70,8 @@ struct node_core : std::enable_shared_from_this<node_core> {
     // `on_exit` (optional) is called once when the process exits (process::on_exit).
     std::shared_ptr<process> new_process(std::function<void(term)> handler = {},
                                          std::function<void(const term&)> on_exit = {});
+    // A new queueing process registered as `name` in the same step (errc::name_taken).
+    result<std::shared_ptr<process>> new_named_process(atom name);
     mailbox make_handle(const std::shared_ptr<process>& p);
     // A registered service process whose messages are handled inline by `handler` (on the
     // delivering thread: keep it short and non-blocking). It can be linked to and monitored

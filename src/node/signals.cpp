@@ -595,13 +595,7 @@ void node_core::on_signal(const std::shared_ptr<connection>& c, const term& cont
 void node_core::on_node_down_signals(atom peer) {
     // Every link and monitor across the lost connection fires with `noconnection`; every
     // monitor_node on it gives {nodedown, Node}.
-    std::vector<std::shared_ptr<process>> all;
-    {
-        std::shared_lock lk(proc_mu);
-        all.reserve(procs.size());
-        for (auto& [k, p] : procs)
-            all.push_back(p);
-    }
+    const auto all = table.snapshot();
     const term reason(at_noconnection());
     for (auto& p : all) {
         std::vector<term> dead_links;

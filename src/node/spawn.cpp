@@ -66,13 +66,13 @@ term crash_reason(const char* what) {
 result<std::shared_ptr<process>> prepare(node& n, const spawn_options& o) {
     auto& core = n.internals();
     if (!core.alive) return make_error_code(errc::not_alive);
-    auto p = core.new_process();
+    std::shared_ptr<process> p;
     if (o.name) {
-        if (auto ec = n.register_name(*o.name, p->self)) {
-            std::unique_lock lk(core.proc_mu);
-            core.procs.erase((std::uint64_t(p->self.id) << 32) | p->self.serial);
-            return ec;
-        }
+        auto named = core.new_named_process(*o.name);
+        if (!named) return named.error();
+        p = std::move(*named);
+    } else {
+        p = core.new_process();
     }
     if (o.trap_exit) {
         std::lock_guard lk(p->mu);

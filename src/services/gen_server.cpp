@@ -192,9 +192,7 @@ result<std::unique_ptr<running>> start(erl::node& n, std::shared_ptr<server> imp
     detail_access::set_self(*impl, mb);
     if (name) {
         // Taken names fail before init() runs, as spawn_mailbox does for threaded servers.
-        std::shared_lock lk(core.proc_mu);
-        if (core.names.count(*name)) {
-            lk.unlock();
+        if (core.table.name_in_use(*name)) {
             st->ended = true;  // init never ran: no terminate either
             st->end(term(A().normal));
             return make_error_code(errc::name_taken);
@@ -208,17 +206,10 @@ result<std::unique_ptr<running>> start(erl::node& n, std::shared_ptr<server> imp
         st->end(reason_of(std::current_exception()));
         return std::make_unique<running>(std::move(impl), std::move(mb), std::move(st));
     }
-    if (name) {
-        std::unique_lock lk(core.proc_mu);
-        if (core.names.count(*name)) {  // registered meanwhile by someone else
-            lk.unlock();
-            st->end(term(A().normal));
-            return make_error_code(errc::name_taken);
-        }
-        if (!p->exited) {  // init may have stopped it already
-            p->name = *name;
-            core.names[*name] = p;
-        }
+    // init may have stopped it already (noproc then: the server is returned, not alive).
+    if (name && core.table.register_name(*name, p) == errc::name_taken) {
+        st->end(term(A().normal));  // registered meanwhile by someone else
+        return make_error_code(errc::name_taken);
     }
     return std::make_unique<running>(std::move(impl), std::move(mb), std::move(st));
 }

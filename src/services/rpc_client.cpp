@@ -58,21 +58,11 @@ void remove_monitor(node_core& core, const std::shared_ptr<process>& watcher,
 }
 
 void add_alias(node_core& core, const std::shared_ptr<process>& p, const reference& r) {
-    {
-        std::unique_lock lk(core.proc_mu);
-        core.aliases[r] = p;
-    }
-    std::lock_guard lk(p->mu);
-    p->aliases.push_back(r);
+    core.table.add_alias(r, p);
 }
 
 void remove_alias(node_core& core, const std::shared_ptr<process>& p, const reference& r) {
-    {
-        std::unique_lock lk(core.proc_mu);
-        core.aliases.erase(r);
-    }
-    std::lock_guard lk(p->mu);
-    std::erase(p->aliases, r);
+    core.table.remove_alias(r, p);
 }
 
 namespace {
