@@ -53,6 +53,26 @@ TEST_F(NodeInterop, cpp_pings_beam_and_sees_nodeup) {
     EXPECT_FALSE(cpp.node->ping(erl::atom("nobody_here@127.0.0.1"), 3s));
 }
 
+TEST_F(NodeInterop, cpp_node_stops_starts_and_pings_beam_again) {
+    cpp_node cpp(cpp_opts());
+    beam_node beam(beam_opts());
+    const erl::atom b(beam.node_name());
+    for (int round = 0; round < 2; ++round) {
+        SCOPED_TRACE(round);
+        ASSERT_TRUE(cpp.node->ping(b));
+        EXPECT_EQ(beam.eval("monitor_node(" + cpp.quoted_name() + ", true)"), "true");
+        cpp.node->stop();
+        EXPECT_FALSE(cpp.node->alive());
+        EXPECT_EQ(beam.eval("receive {nodedown, " + cpp.quoted_name() +
+                            "} -> nodedown after 10000 -> timeout end"),
+                  "nodedown");
+        ASSERT_FALSE(cpp.node->start());
+        // Both directions work with the new run: the BEAM side reaches it through EPMD again.
+        EXPECT_TRUE(cpp.node->ping(b));
+        EXPECT_EQ(beam.eval("net_adm:ping(" + cpp.quoted_name() + ")"), "pong");
+    }
+}
+
 TEST_F(NodeInterop, beam_sends_to_registered_name_and_pid) {
     cpp_node cpp(cpp_opts());
     echo_service echo(*cpp.node);

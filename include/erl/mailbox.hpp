@@ -98,7 +98,8 @@ class mailbox {
     // The reason the process ended with (nullopt while it runs).
     std::optional<term> exit_reason() const;
 
-    erl::node& owner() const noexcept;
+    // The node this process runs on; std::logic_error once that node has been destroyed.
+    erl::node& owner() const;
     const std::shared_ptr<detail::process>& internals() const noexcept { return p_; }
 
   private:

@@ -8,7 +8,10 @@
 // inside handlers running on the node's own threads, except that blocking calls (ping,
 // mailbox::receive) must not be made on the node's I/O threads (they would wait on themselves).
 // Lifetime: stop() (or the destructor) closes every connection — peers see nodedown and every
-// link/monitor across them fires with `noconnection` — and unregisters from EPMD.
+// link/monitor across them fires with `noconnection` — and unregisters from EPMD; it returns
+// when the node's threads have finished (called on one of them, a thread of the node finishes
+// the stop; start() and the destructor wait for it). A stopped node can be started again.
+// See docs/node.md "Lifecycle".
 #pragma once
 
 #include <erl/error.hpp>

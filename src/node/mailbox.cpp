@@ -3,6 +3,8 @@
 #include "node/node_core.hpp"
 #include "node/signals.hpp"
 
+#include <stdexcept>
+
 namespace erl {
 
 namespace {
@@ -154,8 +156,10 @@ bool mailbox::exited() const noexcept {
     return p_->exited;
 }
 
-node& mailbox::owner() const noexcept {
-    return *p_->node->facade;
+node& mailbox::owner() const {
+    node* n = p_->node->facade.load();
+    if (!n) throw std::logic_error("erl::mailbox::owner: the node has been destroyed");
+    return *n;
 }
 
 }  // namespace erl

@@ -11,6 +11,7 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
@@ -34,15 +35,42 @@ struct node_core : std::enable_shared_from_this<node_core> {
     ~node_core();
 
     node_options opts;
-    erl::node* facade = nullptr;
+    // The public object, for mailbox::owner(); cleared by ~node.
+    std::atomic<erl::node*> facade{nullptr};
     // An io_context whose pending handlers can be destroyed once the I/O threads are gone:
     // coroutine frames still queued there own references to connections and to this core,
-    // so stop() must drop them to break that cycle (execution_context::shutdown is protected).
+    // so stopping must drop them to break that cycle (execution_context::shutdown is
+    // protected). A shut-down context cannot run again, so every start() gets a fresh one;
+    // the old ones stay (idle) until the node is destroyed, for I/O objects that outlive a
+    // stop (a process_context kept by user code).
     struct owned_io_context : boost::asio::io_context {
         using boost::asio::io_context::shutdown;
     };
-    owned_io_context ioc;
-    std::vector<std::thread> threads;
+    owned_io_context& ioc() noexcept { return *ioc_; }
+    std::shared_ptr<owned_io_context> ioc_ = std::make_shared<owned_io_context>();
+    std::vector<std::shared_ptr<owned_io_context>> retired_iocs;
+    std::vector<std::thread> threads;  // run ioc_; joined by finish_stop()
+
+    // Lifecycle (node.cpp) --------------------------------------------------------------------
+    enum class life { stopped, starting, running, stopping };
+    std::mutex life_mu;
+    std::condition_variable life_cv;  // notified on every change of `state`
+    life state = life::stopped;       // guarded by life_mu
+    bool ioc_used = false;            // ioc_ has run (and been shut down): start() needs a new one
+    // Listens, registers with EPMD and starts the I/O threads and services (node::start).
+    error_code start_runtime();
+    // Finishes a stop() made on one of the node's own threads (it cannot join itself).
+    std::thread stopper;
+    bool on_io_thread() const noexcept;
+    // The first half of stopping, on any thread: refuses new work, closes every connection,
+    // ends every process.
+    void begin_stop();
+    // The second half, never on an I/O thread: closes the listener and the EPMD registration
+    // on the I/O threads, stops and joins them, destroys what is still queued, and marks the
+    // node stopped.
+    void finish_stop();
+    // Joins a stopper left by an earlier stop(); false if called on the stopping thread.
+    bool join_stopper();
 
     atom name;
     std::string host;
@@ -111,6 +139,8 @@ struct node_core : std::enable_shared_from_this<node_core> {
     // Fires links and monitors across a lost connection with `noconnection` (signals.cpp).
     void on_node_down_signals(atom peer);
     std::vector<atom> connected_nodes() const;
+    // node::connect: a connection to `peer`, waiting up to `timeout` for its handshake.
+    error_code connect(atom peer, std::chrono::milliseconds timeout);
 
     // Incoming distribution message (called on the connection's strand). Messages for
     // queueing processes go into `batch` (the caller flushes it at the end of its read chunk);

@@ -6,8 +6,6 @@
 #include "proto/dist_codec.hpp"
 #include "proto/dist_flags.hpp"
 
-#include <boost/asio/steady_timer.hpp>
-
 #include <optional>
 #include <stdexcept>
 
@@ -78,51 +76,25 @@ std::optional<std::uint64_t> id_value(const term& t) {
     return std::nullopt;
 }
 
-// Watches a connection that is still being set up. If it closes without coming up, `on_fail`
-// runs once, so links and monitors that were waiting for it fire `noconnection` as in Erlang
-// (an established connection that goes down is handled by on_node_down_signals instead).
-// Polling keeps this outside connection.cpp; 20 ms is well under any set-up time.
-struct setup_watch : std::enable_shared_from_this<setup_watch> {
-    setup_watch(node_core& n, atom p, std::shared_ptr<connection> conn, std::function<void()> f)
-        : core(n.weak_from_this()),
-          peer(p),
-          c(std::move(conn)),
-          on_fail(std::move(f)),
-          timer(n.ioc),
-          deadline(std::chrono::steady_clock::now() + 4 * n.opts.net_setuptime) {}
-
-    void arm() {
-        timer.expires_after(std::chrono::milliseconds(20));
-        timer.async_wait([self = shared_from_this()](error_code ec) { self->check(ec); });
-    }
-
-    void check(error_code ec) {
-        if (ec) return;  // io_context shutting down
+// Runs `on_fail` once if the connection to `peer` closes without coming up, so links and
+// monitors that were waiting for it fire `noconnection` as in Erlang (an established connection
+// that goes down is handled by on_node_down_signals instead). A connection superseded by a
+// simultaneous connect hands over to its successor, which is then watched instead.
+void when_setup_fails(const std::weak_ptr<node_core>& core, atom peer,
+                      const std::shared_ptr<connection>& c, std::function<void()> on_fail) {
+    c->when_settled([core, peer, c = std::weak_ptr<connection>(c),
+                     on_fail = std::move(on_fail)](bool up) mutable {
+        if (up) return;
         auto n = core.lock();
-        if (!n || c->is_up()) return;
-        if (c->is_closed()) {
-            // A simultaneous connect may have replaced this connection: follow the new one.
-            auto next = n->connection_to(peer, false);
-            if (next && next != c) {
-                c = std::move(next);
-                if (c->is_up()) return;
-                arm();
-                return;
-            }
-            on_fail();
+        if (!n) return;
+        auto next = n->connection_to(peer, false);
+        if (next && next != c.lock()) {
+            when_setup_fails(core, peer, next, std::move(on_fail));
             return;
         }
-        if (std::chrono::steady_clock::now() > deadline) return;
-        arm();
-    }
-
-    std::weak_ptr<node_core> core;
-    atom peer;
-    std::shared_ptr<connection> c;
-    std::function<void()> on_fail;
-    boost::asio::steady_timer timer;
-    std::chrono::steady_clock::time_point deadline;
-};
+        on_fail();
+    });
+}
 
 // Sends a control message to `to_node`, connecting on demand. When the node cannot be reached
 // `on_fail` runs (now, or once set-up fails). It must hold no strong reference to a process
@@ -135,10 +107,8 @@ void send_control(node_core& n, atom to_node, const term& control, const term* p
         return;
     }
     c->send(control, payload);
-    if (on_fail && !c->is_up()) {
-        auto w = std::make_shared<setup_watch>(n, to_node, c, std::move(on_fail));
-        w->arm();
-    }
+    if (on_fail && !c->is_up())
+        when_setup_fails(n.weak_from_this(), to_node, c, std::move(on_fail));
 }
 
 }  // namespace
@@ -322,8 +292,7 @@ void monitor_node(node_core& n, const std::shared_ptr<process>& self, atom node,
     if (!c) {
         fail();
     } else if (!c->is_up()) {
-        auto sw = std::make_shared<setup_watch>(n, node, c, std::move(fail));
-        sw->arm();
+        when_setup_fails(n.weak_from_this(), node, c, std::move(fail));
     }
 }
 

@@ -63,8 +63,7 @@ term crash_reason(const char* what) {
 }
 
 // Creates the process and applies the options that must hold before the body runs.
-result<std::shared_ptr<process>> prepare(node& n, const spawn_options& o) {
-    auto& core = n.internals();
+result<std::shared_ptr<process>> prepare(node_core& core, const spawn_options& o) {
     if (!core.alive) return make_error_code(errc::not_alive);
     std::shared_ptr<process> p;
     if (o.name) {
@@ -132,12 +131,12 @@ asio::awaitable<void> run_coroutine(std::shared_ptr<coroutine_state> st, corouti
 }
 
 void start_coroutine(const std::shared_ptr<process>& p, coroutine_body body) {
-    auto st = std::make_shared<coroutine_state>(p, p->node->ioc);
+    auto st = std::make_shared<coroutine_state>(p, p->node->ioc());
     asio::co_spawn(st->strand, run_coroutine(st, std::move(body)), asio::detached);
 }
 
 template <class Body>
-result<pid> do_spawn(node& n, Body body, const spawn_options& o, const mailbox* parent,
+result<pid> do_spawn(node_core& n, Body body, const spawn_options& o, const mailbox* parent,
                      reference* monitor_ref) {
     auto p = prepare(n, o);
     if (!p) return p.error();
@@ -288,26 +287,26 @@ void process_context::exit(const pid& to, term reason) const {
 // spawn
 
 result<pid> spawn(node& n, process_body body, spawn_options opts) {
-    return detail::do_spawn(n, std::move(body), opts, nullptr, nullptr);
+    return detail::do_spawn(n.internals(), std::move(body), opts, nullptr, nullptr);
 }
 result<pid> spawn(node& n, coroutine_body body, spawn_options opts) {
-    return detail::do_spawn(n, std::move(body), opts, nullptr, nullptr);
+    return detail::do_spawn(n.internals(), std::move(body), opts, nullptr, nullptr);
 }
 result<pid> spawn_link(const mailbox& parent, process_body body, spawn_options opts) {
-    return detail::do_spawn(parent.owner(), std::move(body), opts, &parent, nullptr);
+    return detail::do_spawn(*parent.internals()->node, std::move(body), opts, &parent, nullptr);
 }
 result<pid> spawn_link(const mailbox& parent, coroutine_body body, spawn_options opts) {
-    return detail::do_spawn(parent.owner(), std::move(body), opts, &parent, nullptr);
+    return detail::do_spawn(*parent.internals()->node, std::move(body), opts, &parent, nullptr);
 }
 result<spawned> spawn_monitor(const mailbox& parent, process_body body, spawn_options opts) {
     reference ref;
-    auto r = detail::do_spawn(parent.owner(), std::move(body), opts, &parent, &ref);
+    auto r = detail::do_spawn(*parent.internals()->node, std::move(body), opts, &parent, &ref);
     if (!r) return r.error();
     return spawned{*r, ref};
 }
 result<spawned> spawn_monitor(const mailbox& parent, coroutine_body body, spawn_options opts) {
     reference ref;
-    auto r = detail::do_spawn(parent.owner(), std::move(body), opts, &parent, &ref);
+    auto r = detail::do_spawn(*parent.internals()->node, std::move(body), opts, &parent, &ref);
     if (!r) return r.error();
     return spawned{*r, ref};
 }

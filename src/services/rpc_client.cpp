@@ -194,7 +194,7 @@ void start_one(node_core& core, const std::shared_ptr<process>& self, pending& p
         st->run(std::move(j));
         return;
     }
-    if (auto ec = core.facade->connect(pd.target, timeout)) {
+    if (auto ec = core.connect(pd.target, timeout)) {
         pd.done = call_result(erpc_failure(a.noconnection));
         return;
     }

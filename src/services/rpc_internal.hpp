@@ -8,7 +8,9 @@
 
 #include <boost/asio/thread_pool.hpp>
 
+#include <condition_variable>
 #include <map>
+#include <mutex>
 #include <shared_mutex>
 #include <span>
 #include <tuple>
@@ -102,15 +104,28 @@ struct server_state : std::enable_shared_from_this<server_state> {
     std::atomic<bool> stopped{false};
 
     // Calls in progress on threads the server does not own (I/O threads, senders to rex): the
-    // destructor waits for them, as it joins the pool, so no handler runs after ~server.
-    std::atomic<int> foreign_calls{0};
+    // destructor waits for them, as it joins the pool, so no handler runs after ~server. A
+    // call counted here after `stopped` was set sees it set (the mutex orders both).
+    std::mutex foreign_mu;
+    std::condition_variable foreign_cv;  // notified when foreign_calls drops to 0
+    int foreign_calls = 0;               // guarded by foreign_mu
     struct foreign_call {
         server_state& st;
-        explicit foreign_call(server_state& s) : st(s) { st.foreign_calls.fetch_add(1); }
-        ~foreign_call() { st.foreign_calls.fetch_sub(1); }
+        explicit foreign_call(server_state& s) : st(s) {
+            std::lock_guard lk(st.foreign_mu);
+            ++st.foreign_calls;
+        }
+        ~foreign_call() {
+            std::lock_guard lk(st.foreign_mu);
+            if (--st.foreign_calls == 0) st.foreign_cv.notify_all();
+        }
         foreign_call(const foreign_call&) = delete;
         foreign_call& operator=(const foreign_call&) = delete;
     };
+    void wait_foreign_calls() {
+        std::unique_lock lk(foreign_mu);
+        foreign_cv.wait(lk, [&] { return foreign_calls == 0; });
+    }
 
     mutable std::shared_mutex mu;
     std::unordered_map<fn_key, std::shared_ptr<const entry>, fn_key_hash> fns;

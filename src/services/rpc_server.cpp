@@ -183,7 +183,7 @@ void server_state::dispatch(std::shared_ptr<job> j, std::shared_ptr<const entry>
 bool server_state::on_spawn_request(const std::shared_ptr<erl::detail::connection>& c,
                                     const term& control, term* payload) {
     const auto& a = A();
-    foreign_call guard(*this);  // ~server waits for inline handlers (seq_cst with `stopped`)
+    foreign_call guard(*this);  // ~server waits for inline handlers (see foreign_mu)
     if (stopped.load()) return false;
     // {29, ReqId, From, GroupLeader, {M, F, Arity}, OptList} (+ token for 30).
     if (!control[1].is_reference() || !control[4].is_tuple(3) || !payload) return false;
@@ -350,8 +350,7 @@ server::~server() {
     }
     // Handlers running inline on I/O threads (run_on::io_thread) finish before we return, as
     // pool handlers do below; new ones see `stopped` and are refused.
-    while (st_->foreign_calls.load() != 0)
-        std::this_thread::sleep_for(std::chrono::microseconds(100));
+    st_->wait_foreign_calls();
     if (st_->rex) st_->core.process_exit(st_->rex, term(A().normal));
     // A stopped node has nobody left to answer: abandon suspended coroutines (a long
     // demo:sleep must not hold up shutdown). Otherwise let running handlers finish.

@@ -17,14 +17,7 @@ namespace {
 using erl::test::free_port;
 
 erl::node_options opts(std::uint16_t epmd_port, const std::string& cookie = "unit_cookie") {
-    erl::node_options o;
-    o.name = erl::test::unique_node_name("unit");
-    o.cookie = cookie;
-    o.epmd_port = epmd_port;
-    o.epmd = erl::epmd_mode::in_process;
-    o.threads = 2;
-    o.log = [](std::string_view) {};
-    return o;
+    return erl::test::local_node_options("unit", epmd_port, cookie);
 }
 
 }  // namespace

@@ -114,13 +114,7 @@ TEST(ProcessTable, names_and_aliases_follow_the_process) {
 }
 
 TEST(ProcessTable, node_keeps_delivering_to_old_pids_after_the_counter_wraps) {
-    erl::node_options o;
-    o.name = erl::test::unique_node_name("ptab");
-    o.cookie = "unit_cookie";
-    o.epmd_port = erl::test::free_port();
-    o.epmd = erl::epmd_mode::in_process;
-    o.log = [](std::string_view) {};
-    erl::node n(o);
+    erl::node n(erl::test::local_node_options("ptab", erl::test::free_port()));
     ASSERT_FALSE(n.start());
     auto old = n.spawn_mailbox(erl::atom("old"));
     ASSERT_TRUE(old);
