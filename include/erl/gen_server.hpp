@@ -37,7 +37,10 @@
 
 namespace erl {
 class node;
+namespace detail {
+struct access;
 }
+}  // namespace erl
 
 namespace erl::gen_server {
 
@@ -93,11 +96,10 @@ class running {
     void stop(term reason = term(atoms::normal()));
     bool alive() const;
 
-    // Internal.
+  private:
+    friend struct erl::detail::access;  // start() makes them (src/node/access.hpp)
     running(std::shared_ptr<server> impl, mailbox mb);
     running(std::shared_ptr<server> impl, mailbox mb, std::shared_ptr<void> inline_state);
-
-  private:
     static void loop(server& s, mailbox& mb);
     std::shared_ptr<server> impl_;
     mailbox mb_;

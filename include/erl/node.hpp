@@ -31,6 +31,10 @@
 
 namespace erl {
 
+namespace detail {
+struct access;
+}
+
 // How the node finds an EPMD when it starts (see docs/epmd.md).
 enum class epmd_mode {
     spawn_daemon,     // like erl: if none answers, start `erlcpp-epmd -daemon` (outlives the node)
@@ -162,11 +166,9 @@ class node {
     std::uint64_t monitor_nodes(std::function<void(const node_event&)> cb);
     void demonitor_nodes(std::uint64_t id);
 
-    // Internal: the runtime behind this node (src/node/node_impl.hpp).
-    struct impl;
-    impl& internals() noexcept { return *impl_; }
-
   private:
+    friend struct detail::access;  // src/node/access.hpp
+    struct impl;
     std::shared_ptr<impl> impl_;
 };
 

@@ -1,5 +1,6 @@
 #include "node/node_core.hpp"
 
+#include "node/access.hpp"
 #include "node/connection.hpp"
 #include "proto/dist_codec.hpp"
 #include "proto/dist_flags.hpp"
@@ -93,7 +94,7 @@ mailbox node_core::make_handle(const std::shared_ptr<process>& p) {
     std::shared_ptr<process> handle(p.get(), [keep](process* raw) mutable {
         if (!raw->exited) keep->node->process_exit(keep, term(atoms::normal()));
     });
-    return mailbox(std::move(handle));
+    return access::handle(std::move(handle));
 }
 
 std::shared_ptr<process> node_core::find_process(const pid& p) const {

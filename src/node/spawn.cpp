@@ -3,6 +3,7 @@
 #include <erl/node.hpp>
 #include <erl/process.hpp>
 
+#include "node/access.hpp"
 #include "node/node_core.hpp"
 #include "node/signals.hpp"
 
@@ -91,7 +92,7 @@ void start_thread(const std::shared_ptr<process>& p, process_body body) {
     std::thread([p = p, body = std::move(body), key]() mutable {
         term reason(atoms::normal());
         {
-            mailbox mb(p);  // a plain handle: dropping it does not end the process
+            mailbox mb = access::handle(p);  // dropping it does not end the process
             try {
                 body(mb);
             } catch (const exit_exception& e) {
@@ -170,7 +171,7 @@ asio::any_io_executor process_context::get_executor() const {
     return st_->strand;
 }
 mailbox process_context::handle() const {
-    return mailbox(st_->proc.lock());
+    return detail::access::handle(st_->proc.lock());
 }
 bool process_context::exited() const {
     auto p = st_->proc.lock();
@@ -287,33 +288,37 @@ void process_context::exit(const pid& to, term reason) const {
 // spawn
 
 result<pid> spawn(node& n, process_body body, spawn_options opts) {
-    return detail::do_spawn(n.internals(), std::move(body), opts, nullptr, nullptr);
+    return detail::do_spawn(detail::access::core(n), std::move(body), opts, nullptr, nullptr);
 }
 result<pid> spawn(node& n, coroutine_body body, spawn_options opts) {
-    return detail::do_spawn(n.internals(), std::move(body), opts, nullptr, nullptr);
+    return detail::do_spawn(detail::access::core(n), std::move(body), opts, nullptr, nullptr);
 }
 result<pid> spawn_link(const mailbox& parent, process_body body, spawn_options opts) {
-    return detail::do_spawn(*parent.internals()->node, std::move(body), opts, &parent, nullptr);
+    return detail::do_spawn(*detail::access::proc(parent)->node, std::move(body), opts, &parent,
+                            nullptr);
 }
 result<pid> spawn_link(const mailbox& parent, coroutine_body body, spawn_options opts) {
-    return detail::do_spawn(*parent.internals()->node, std::move(body), opts, &parent, nullptr);
+    return detail::do_spawn(*detail::access::proc(parent)->node, std::move(body), opts, &parent,
+                            nullptr);
 }
 result<spawned> spawn_monitor(const mailbox& parent, process_body body, spawn_options opts) {
     reference ref;
-    auto r = detail::do_spawn(*parent.internals()->node, std::move(body), opts, &parent, &ref);
+    auto r =
+        detail::do_spawn(*detail::access::proc(parent)->node, std::move(body), opts, &parent, &ref);
     if (!r) return r.error();
     return spawned{*r, ref};
 }
 result<spawned> spawn_monitor(const mailbox& parent, coroutine_body body, spawn_options opts) {
     reference ref;
-    auto r = detail::do_spawn(*parent.internals()->node, std::move(body), opts, &parent, &ref);
+    auto r =
+        detail::do_spawn(*detail::access::proc(parent)->node, std::move(body), opts, &parent, &ref);
     if (!r) return r.error();
     return spawned{*r, ref};
 }
 
 bool join_processes(node& n, std::chrono::milliseconds timeout) {
     auto& r = detail::threads();
-    const detail::node_core* key = &n.internals();
+    const detail::node_core* key = &detail::access::core(n);
     std::unique_lock lk(r.mu);
     auto done = [&] { return r.live.find(key) == r.live.end(); };
     if (timeout == infinity) {

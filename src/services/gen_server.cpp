@@ -90,7 +90,7 @@ struct inline_state {
 }  // namespace
 
 void server::reply(const from& caller, term value) const {
-    mb_.internals()->node->gen_reply(caller.as_term(), std::move(value));
+    erl::detail::access::proc(mb_)->node->gen_reply(caller.as_term(), std::move(value));
 }
 
 void server::stop(term reason) {
@@ -177,9 +177,9 @@ result<std::unique_ptr<running>> start(erl::node& n, std::shared_ptr<server> imp
     if (!opts.run_inline) {
         auto mb = n.spawn_mailbox(name);
         if (!mb) return mb.error();
-        return std::make_unique<running>(std::move(impl), std::move(*mb));
+        return erl::detail::access::make_unique<running>(std::move(impl), std::move(*mb));
     }
-    auto& core = n.internals();
+    auto& core = erl::detail::access::core(n);
     if (!core.alive) return make_error_code(errc::not_alive);
     auto st = std::make_shared<inline_state>();
     st->impl = impl;
@@ -211,14 +211,15 @@ result<std::unique_ptr<running>> start(erl::node& n, std::shared_ptr<server> imp
         // As a threaded server whose init throws: terminate runs (exit hook, this thread) and
         // the returned server is no longer alive.
         st->end(reason_of(std::current_exception()));
-        return std::make_unique<running>(std::move(impl), std::move(mb), std::move(st));
+        return erl::detail::access::make_unique<running>(std::move(impl), std::move(mb),
+                                                         std::move(st));
     }
     // init may have stopped it already (noproc then: the server is returned, not alive).
     if (name && core.table.register_name(*name, p) == errc::name_taken) {
         st->end(term(A().normal));  // registered meanwhile by someone else
         return make_error_code(errc::name_taken);
     }
-    return std::make_unique<running>(std::move(impl), std::move(mb), std::move(st));
+    return erl::detail::access::make_unique<running>(std::move(impl), std::move(mb), std::move(st));
 }
 
 term dest::to_term() const {
@@ -231,7 +232,7 @@ term dest::to_term() const {
 rpc::call_result call(erl::node& n, const dest& to, term request,
                       std::chrono::milliseconds timeout) {
     const auto& a = A();
-    auto& core = n.internals();
+    auto& core = erl::detail::access::core(n);
     term target;
     atom target_node;
     if (auto* p = std::get_if<pid>(&to.v)) {

@@ -306,7 +306,7 @@ std::vector<call_result> run_calls(erl::node& n, const std::vector<atom>& target
             out.emplace_back(erpc_failure(a.badarg));
         return out;
     }
-    auto& core = n.internals();
+    auto& core = erl::detail::access::core(n);
     auto self = core.new_process();
     mailbox mb = core.make_handle(self);
     const bool infinite = timeout == infinity;
@@ -416,7 +416,7 @@ std::vector<call_result> multicall(erl::node& n, const std::vector<atom>& target
 error_code cast(erl::node& n, atom target, atom module, atom function, term args) {
     const auto& a = A();
     if (!args.is_list()) return make_error_code(errc::type_mismatch);
-    auto& core = n.internals();
+    auto& core = erl::detail::access::core(n);
     if (target == core.name) {
         std::shared_ptr<detail::server_state> st;
         {

@@ -4,6 +4,7 @@
 #include <erl/node.hpp>
 #include <erl/rpc.hpp>
 
+#include "node/access.hpp"
 #include "node/node_core.hpp"
 
 #include <boost/asio/thread_pool.hpp>

@@ -86,7 +86,7 @@ std::shared_ptr<spawn_slot> slot_for(node_core& core) {
 // ------------------------------------------------------------------------------------------
 
 server_state::server_state(erl::node& n, server_options o)
-    : node(n), core(n.internals()), opts(o), pool(o.threads ? o.threads : 1) {}
+    : node(n), core(erl::detail::access::core(n)), opts(o), pool(o.threads ? o.threads : 1) {}
 
 server_state::~server_state() = default;
 
@@ -152,14 +152,14 @@ void server_state::dispatch(std::shared_ptr<job> j, std::shared_ptr<const entry>
                             std::span<const term> argv) {
     if (!e || e->run == run_on::io_thread) {
         // Nothing to wait for (undef / badarg), or a quick function registered to run inline.
-        call_context ctx(&node, j->self, j->caller, j->m, j->f, j->args, pool.get_executor(),
-                         j->proc);
+        auto ctx = erl::detail::access::make<call_context>(&node, j->self, j->caller, j->m, j->f,
+                                                           j->args, pool.get_executor(), j->proc);
         j->done(run_here(e.get(), ctx, argv));
         return;
     }
     if (e->async) {
-        auto ctx = std::make_shared<call_context>(&node, j->self, j->caller, j->m, j->f, j->args,
-                                                  pool.get_executor(), j->proc);
+        auto ctx = erl::detail::access::make_shared<call_context>(
+            &node, j->self, j->caller, j->m, j->f, j->args, pool.get_executor(), j->proc);
         boost::asio::co_spawn(
             pool.get_executor(),
             [e, ctx, argv = std::vector<term>(argv.begin(), argv.end())]() mutable
@@ -174,8 +174,8 @@ void server_state::dispatch(std::shared_ptr<job> j, std::shared_ptr<const entry>
     }
     // j->args keeps the elements `argv` points at alive until the job is done.
     boost::asio::post(pool, [this, j = std::move(j), e = std::move(e), argv]() {
-        call_context ctx(&node, j->self, j->caller, j->m, j->f, j->args, pool.get_executor(),
-                         j->proc);
+        auto ctx = erl::detail::access::make<call_context>(&node, j->self, j->caller, j->m, j->f,
+                                                           j->args, pool.get_executor(), j->proc);
         j->done(run_here(e.get(), ctx, argv));
     });
 }
@@ -262,7 +262,8 @@ bool server_state::on_spawn_request(const std::shared_ptr<erl::detail::connectio
     if (!e || e->run == run_on::io_thread) {
         // Inline on this I/O thread: no job, no thread hand-off; the exit signal carrying the
         // result is queued behind the SPAWN_REPLY and both leave in one write.
-        call_context ctx(&node, p->self, from, m, f, *call_args, pool.get_executor(), p);
+        auto ctx = erl::detail::access::make<call_context>(&node, p->self, from, m, f, *call_args,
+                                                           pool.get_executor(), p);
         const outcome o = run_here(e.get(), ctx, argv);
         core.process_exit(p, exit_reason(ref, o));
         return true;

@@ -4,6 +4,7 @@
 #include <erl/node.hpp>
 #include <erl/supervisor.hpp>
 
+#include "node/access.hpp"
 #include "node/node_core.hpp"
 
 #include <algorithm>
@@ -303,7 +304,7 @@ class sup_loop {
 
     // supervisor:which_children/1 and count_children/1 from BEAM (gen_server calls).
     void on_gen_call(const term& from, const term& req) {
-        auto& core = st_->n->internals();
+        auto& core = erl::detail::access::core(*st_->n);
         static const atom which("which_children"), count("count_children"), worker("worker"),
             supervisor_a("supervisor"), restarting("restarting"), undefined("undefined");
         if (req.is_atom(which)) {
@@ -367,7 +368,7 @@ result<R> call(const std::shared_ptr<supervisor::state>& st, std::function<resul
     }
     st->n->send(st->self, term(a_wake()));
     if (fut.wait_for(timeout) != std::future_status::ready) {
-        auto p = st->n->internals().find_process(st->self);
+        auto p = erl::detail::access::core(*st->n).find_process(st->self);
         return make_error_code(p ? errc::timeout : errc::noproc);
     }
     return fut.get();

@@ -5,7 +5,7 @@
 #include <erl/node.hpp>
 #include <erl/rpc.hpp>
 
-#include "node/node_core.hpp"
+#include "node/test_access.hpp"
 
 #include <gtest/gtest.h>
 
@@ -172,7 +172,7 @@ TEST_F(RpcServer, gen_server_call_timeout_leaves_no_monitor) {
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.error().code, make_error_code(erl::errc::timeout));
     std::this_thread::sleep_for(400ms);
-    auto proc = b.internals().find_name(erl::atom("slow"));
+    auto proc = erl::test::core_of(b).find_name(erl::atom("slow"));
     ASSERT_TRUE(proc);
     {
         std::lock_guard lk(proc->mu);
@@ -470,7 +470,7 @@ TEST_F(RpcServer, inline_gen_server_stop_and_kill_run_terminate_once) {
     EXPECT_EQ(impl->terminated->load(), 1);
     EXPECT_EQ(impl->last_reason->to_string(), "shutdown");
     EXPECT_FALSE((*srv)->alive());
-    EXPECT_FALSE(b.internals().find_name(erl::atom("ctr_stop")));
+    EXPECT_FALSE(erl::test::core_of(b).find_name(erl::atom("ctr_stop")));
     srv->reset();
     EXPECT_EQ(impl->terminated->load(), 1);
 
