@@ -14,6 +14,7 @@
 // See docs/node.md "Lifecycle".
 #pragma once
 
+#include <erl/epmd.hpp>
 #include <erl/error.hpp>
 #include <erl/mailbox.hpp>
 #include <erl/term.hpp>
@@ -35,12 +36,12 @@ namespace detail {
 struct access;
 }
 
-// How the node finds an EPMD when it starts (see docs/epmd.md).
-enum class epmd_mode {
-    spawn_daemon,     // like erl: if none answers, start `erlcpp-epmd -daemon` (outlives the node)
-    in_process,       // if none answers, run an EPMD server inside this node (tests, embedding)
-    require_running,  // fail with epmd_unreachable if none answers
-};
+// How the node finds an EPMD when it starts (see docs/epmd.md): the start-up policy of the
+// EPMD module under the name the node options have always used.
+//   spawn_daemon:    like erl: if none answers, start `erlcpp-epmd -daemon` (outlives the node)
+//   in_process:      if none answers, run an EPMD server inside this node (tests, embedding)
+//   require_running: fail with epmd_unreachable if none answers
+using epmd_mode = epmd::startup_mode;
 
 // TLS distribution (OTP's inet_tls_dist): TCP connect, TLS at once, then the normal handshake
 // with 4-byte lengths and 4-byte frames. EPMD stays plaintext. See docs/tls.md.

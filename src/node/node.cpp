@@ -3,6 +3,7 @@
 
 #include "node/connection.hpp"
 #include "node/node_core.hpp"
+#include "node/runtime_atoms.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -282,13 +283,14 @@ bool node::ping(atom peer, std::chrono::milliseconds timeout) {
     if (!mb) return false;
     term ref(make_ref());
     // net_adm:ping/1 is gen:call(net_kernel, {is_auth, node()}).
-    mb->send(atom("net_kernel"), peer,
-             tuple(atom("$gen_call"), tuple(mb->self_term(), ref), tuple(atom("is_auth"), name())));
+    const auto& a = detail::A();
+    mb->send(a.net_kernel, peer,
+             tuple(a.gen_call, tuple(mb->self_term(), ref), tuple(a.is_auth, name())));
     auto left = timeout - std::chrono::duration_cast<std::chrono::milliseconds>(
                               std::chrono::steady_clock::now() - start);
     auto reply = mb->receive_if([&](const term& m) { return m.is_tuple(2) && m[0] == ref; },
                                 std::max(left, std::chrono::milliseconds(1)));
-    return reply && (*reply)[1].is_atom(atom("yes"));
+    return reply && (*reply)[1].is_atom(a.yes);
 }
 
 void node::disconnect(atom peer) {
@@ -411,9 +413,7 @@ error_code node_core::start_runtime() {
         });
 
     // EPMD: make sure one answers (spawning or embedding one as configured), then register.
-    auto mode = c.opts.epmd == epmd_mode::spawn_daemon ? epmd::startup_mode::spawn_daemon
-                : c.opts.epmd == epmd_mode::in_process ? epmd::startup_mode::in_process
-                                                       : epmd::startup_mode::require_running;
+    const auto mode = c.opts.epmd;
     auto fut = asio::co_spawn(
         c.ioc(),
         [&c, mode]() -> asio::awaitable<error_code> {
@@ -503,7 +503,7 @@ void node_core::begin_stop() {
         conn->close(make_error_code(errc::shutting_down), {});
     // Every process exits.
     for (auto& p : table.snapshot())
-        process_exit(p, term(atom("shutdown")));
+        process_exit(p, term(A().shutdown));
 }
 
 void node_core::finish_stop() {

@@ -2,6 +2,7 @@
 
 #include "node/access.hpp"
 #include "node/connection.hpp"
+#include "node/runtime_atoms.hpp"
 #include "proto/dist_codec.hpp"
 #include "proto/dist_flags.hpp"
 
@@ -12,29 +13,6 @@
 namespace erl::detail {
 
 namespace dop = proto::dop;
-
-namespace {
-const atom& a_gen_call() {
-    static const atom a("$gen_call");
-    return a;
-}
-const atom& a_alias() {
-    static const atom a("alias");
-    return a;
-}
-const atom& a_net_kernel() {
-    static const atom a("net_kernel");
-    return a;
-}
-const atom& a_is_auth() {
-    static const atom a("is_auth");
-    return a;
-}
-const atom& a_yes() {
-    static const atom a("yes");
-    return a;
-}
-}  // namespace
 
 node_core::node_core(node_options o) : opts(std::move(o)) {}
 
@@ -49,14 +27,24 @@ void node_core::start_services() {
     // net_kernel: answers net_adm:ping ({is_auth, Node}) as OTP's net_kernel does; other
     // gen_server calls to net_kernel are ignored (the caller times out, as with a busy
     // net_kernel) and never crash anything.
-    spawn_service(a_net_kernel(), [this](term msg) {
-        if (!msg.is_tuple(3) || !msg[0].is_atom(a_gen_call())) return;
+    spawn_service(A().net_kernel, [this](term msg) {
+        if (!msg.is_tuple(3) || !msg[0].is_atom(A().gen_call)) return;
         const term& req = msg[2];
-        if (req.is_tuple(2) && req[0].is_atom(a_is_auth())) gen_reply(msg[1], term(a_yes()));
+        if (req.is_tuple(2) && req[0].is_atom(A().is_auth)) gen_reply(msg[1], term(A().yes));
     });
 }
 
 node_core::~node_core() = default;
+
+void node_core::set_spawn_handler(spawn_handler_fn h) {
+    std::lock_guard lk(services_mu_);
+    spawn_handler_ = std::move(h);
+}
+
+node_core::spawn_handler_fn node_core::spawn_handler() const {
+    std::lock_guard lk(services_mu_);
+    return spawn_handler_;
+}
 
 void node_core::log(std::string_view msg) const {
     if (opts.log) {
@@ -190,7 +178,7 @@ namespace {
 term alias_ref(const term& t) {
     if (t.type() != kind::list) return {};
     auto lv = t.as_list();
-    if (lv.elements.size() == 1 && lv.elements[0].is_atom(a_alias()) && lv.tail.is_reference())
+    if (lv.elements.size() == 1 && lv.elements[0].is_atom(A().alias) && lv.tail.is_reference())
         return lv.tail;
     return {};
 }
@@ -264,9 +252,8 @@ void node_core::on_dist_message(const std::shared_ptr<connection>& c, const term
             // {spawn_reply, ReqId, ok | error, PidOrError}, as erlang:spawn_request/5 does by
             // default (the rpc client waits for it).
             if (n < 5 || !control[1].is_reference() || !control[2].is_pid()) return bad();
-            static const atom a_spawn_reply("spawn_reply");
             if (auto p = find_process(control[2].as_pid()))
-                p->deliver(make_tuple({term(a_spawn_reply), control[1],
+                p->deliver(make_tuple({term(A().spawn_reply), control[1],
                                        term(control[4].is_pid() ? atoms::ok() : atoms::error()),
                                        control[4]}));
             return;

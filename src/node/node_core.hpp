@@ -18,6 +18,7 @@
 #include <mutex>
 #include <shared_mutex>
 #include <thread>
+#include <typeindex>
 #include <unordered_map>
 
 namespace erl::epmd {
@@ -86,9 +87,6 @@ struct node_core : std::enable_shared_from_this<node_core> {
     // Processes --------------------------------------------------------------------------------
     // Pids, names and aliases; its header states the lock order (node/process_table.hpp).
     process_table table;
-    // Answers SPAWN_REQUEST (rpc/erpc service); returns false to let the runtime refuse it.
-    std::function<bool(const std::shared_ptr<connection>&, const term& control, term* payload)>
-        spawn_handler;
     std::atomic<std::uint64_t> ref_counter{1};
     std::shared_ptr<process> node_process;  // sender of messages sent "from the node"
     std::shared_ptr<void> work_guard;       // keeps the io_context running while alive
@@ -160,6 +158,26 @@ struct node_core : std::enable_shared_from_this<node_core> {
     void send_monitor_down(const term& ident, const term& watcher, const reference& ref,
                            const term& reason);
 
+    // Per-node service state -------------------------------------------------------------------
+    // Answers SPAWN_REQUEST (the rpc/erpc service); returns false to let the runtime refuse it.
+    using spawn_handler_fn =
+        std::function<bool(const std::shared_ptr<connection>&, const term& control, term* payload)>;
+    void set_spawn_handler(spawn_handler_fn h);
+    spawn_handler_fn spawn_handler() const;
+    // The state a service keeps per node (one T per node, made on first use and kept until the
+    // node is destroyed). T must not own the node: hold processes by weak_ptr.
+    template <class T>
+    std::shared_ptr<T> service_state() {
+        std::lock_guard lk(services_mu_);
+        auto& slot = services_[std::type_index(typeid(T))];
+        if (!slot) slot = std::make_shared<T>();
+        return std::static_pointer_cast<T>(slot);
+    }
+    // Threads of thread-bodied processes still running (erl::join_processes).
+    std::mutex bodies_mu;
+    std::condition_variable bodies_cv;  // notified when live_bodies drops to 0
+    std::size_t live_bodies = 0;        // guarded by bodies_mu
+
     // Node monitoring --------------------------------------------------------------------------
     std::mutex mon_mu;
     std::map<std::uint64_t, std::function<void(const node_event&)>> node_monitors;
@@ -167,6 +185,12 @@ struct node_core : std::enable_shared_from_this<node_core> {
     void notify_nodes(const node_event& ev);
 
     void log(std::string_view msg) const;
+
+  private:
+    mutable std::mutex services_mu_;
+    spawn_handler_fn spawn_handler_;  // guarded by services_mu_
+    std::unordered_map<std::type_index, std::shared_ptr<void>>
+        services_;  // guarded by services_mu_
 };
 
 }  // namespace erl::detail

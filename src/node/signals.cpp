@@ -3,6 +3,7 @@
 #include "node/signals.hpp"
 #include "node/connection.hpp"
 #include "node/node_core.hpp"
+#include "node/runtime_atoms.hpp"
 #include "proto/dist_codec.hpp"
 #include "proto/dist_flags.hpp"
 
@@ -14,42 +15,6 @@ namespace erl::detail {
 namespace dop = proto::dop;
 
 namespace {
-atom at_noproc() {
-    static const atom x("noproc");
-    return x;
-}
-atom at_noconnection() {
-    static const atom x("noconnection");
-    return x;
-}
-atom at_kill() {
-    static const atom x("kill");
-    return x;
-}
-atom at_killed() {
-    static const atom x("killed");
-    return x;
-}
-atom at_exit_tag() {
-    static const atom x("EXIT");
-    return x;
-}
-atom at_down() {
-    static const atom x("DOWN");
-    return x;
-}
-atom at_process() {
-    static const atom x("process");
-    return x;
-}
-atom at_notsup() {
-    static const atom x("notsup");
-    return x;
-}
-atom at_nodedown() {
-    static const atom x("nodedown");
-    return x;
-}
 // The Object of a 'DOWN' message: the pid, or {Name, Node} for a monitor by name.
 term down_ident(const std::shared_ptr<connection>& c, const term& from) {
     if (from.is_atom()) return make_tuple({from, term(c->peer())});
@@ -164,7 +129,7 @@ void link(node_core& n, const std::shared_ptr<process>& self, const pid& other) 
     send_control(n, other.node, make_tuple({term(dop::link), self->self_term, ot}), nullptr,
                  [w, ot] {
                      if (auto p = w.lock())
-                         p->node->exit_signal(p, ot, term(at_noconnection()), true);
+                         p->node->exit_signal(p, ot, term(A().noconnection), true);
                  });
 }
 
@@ -237,7 +202,7 @@ reference monitor(node_core& n, const std::shared_ptr<process>& self, const term
                  nullptr, [w, ident, ref] {
                      if (auto p = w.lock())
                          p->node->send_monitor_down(ident, p->self_term, ref,
-                                                    term(at_noconnection()));
+                                                    term(A().noconnection));
                  });
     return ref;
 }
@@ -255,7 +220,7 @@ bool demonitor(node_core& n, const std::shared_ptr<process>& self, const referen
         }
         if (flush) {
             std::erase_if(self->queue, [&](const term& msg) {
-                return msg.is_tuple(5) && msg[0].is_atom(at_down()) && msg[1].is_reference() &&
+                return msg.is_tuple(5) && msg[0].is_atom(A().down) && msg[1].is_reference() &&
                        msg[1].as_reference() == ref;
             });
         }
@@ -286,7 +251,7 @@ void monitor_node(node_core& n, const std::shared_ptr<process>& self, atom node,
             if (it == p->node_watches.end()) return;
             p->node_watches.erase(it);
         }
-        p->deliver(make_tuple({term(at_nodedown()), term(node)}));
+        p->deliver(make_tuple({term(A().nodedown), term(node)}));
     };
     auto c = n.connection_to(node, true);
     if (!c) {
@@ -305,7 +270,7 @@ void node_core::send_monitor_down(const term& ident, const term& watcher, const 
         if (!p) return;
         // A local watcher of a local name sees {Name, node()}.
         const term object = ident.is_atom() ? make_tuple({ident, term(name)}) : ident;
-        term msg = make_tuple({term(at_down()), term(ref), term(at_process()), object, reason});
+        term msg = make_tuple({term(A().down), term(ref), term(A().process), object, reason});
         process::wake_list wake;
         bool via_handler = false;
         {
@@ -363,7 +328,7 @@ void recv_link(node_core& n, const term& from, const pid& to) {
         }
     }
     // Linking to a process that does not exist gives the linker an exit signal noproc.
-    if (!linked) n.send_exit_signal(term(to), from, term(at_noproc()));
+    if (!linked) n.send_exit_signal(term(to), from, term(A().noproc));
 }
 
 void recv_unlink_id(node_core& n, const term& id, const term& from, const pid& to) {
@@ -407,7 +372,7 @@ void recv_monitor(node_core& n, const term& from, const term& target, const refe
             ok = true;
         }
     }
-    if (!ok) n.send_monitor_down(target, from, ref, term(at_noproc()));
+    if (!ok) n.send_monitor_down(target, from, ref, term(A().noproc));
 }
 
 void recv_demonitor(node_core& n, const term& target, const reference& ref) {
@@ -439,12 +404,12 @@ void node_core::exit_signal(const std::shared_ptr<process>& to, const term& from
         // A link exit counts only while the link is active: an unlink (ours, not yet
         // acknowledged, or theirs) that crossed the exit in flight makes it void.
         if (linked && !to->links.exit_received(from)) return;
-        const bool is_kill = !linked && reason.is_atom(at_kill());
+        const bool is_kill = !linked && reason.is_atom(A().kill);
         if (is_kill) {
             die = true;
-            die_reason = term(at_killed());
+            die_reason = term(A().killed);
         } else if (to->trap_exit) {
-            msg = make_tuple({term(at_exit_tag()), from, reason});
+            msg = make_tuple({term(A().exit_tag), from, reason});
             if (to->handler)
                 via_handler = true;
             else
@@ -543,10 +508,10 @@ void node_core::on_signal(const std::shared_ptr<connection>& c, const term& cont
         case dop::spawn_request:
         case dop::spawn_request_tt: {  // {29, ReqId, From, GL, {M,F,A}, Opts} + Args
             if (n < 6 || !control[2].is_pid()) return bad();
-            if (spawn_handler && spawn_handler(c, control, payload)) return;
+            if (auto h = spawn_handler(); h && h(c, control, payload)) return;
             // No spawn service for this function: answer, never leave the caller hanging.
             c->send(make_tuple({term(dop::spawn_reply), control[1], control[2], term(0),
-                                term(at_notsup())}),
+                                term(A().notsup)}),
                     nullptr);
             return;
         }
@@ -565,7 +530,7 @@ void node_core::on_node_down_signals(atom peer) {
     // Every link and monitor across the lost connection fires with `noconnection`; every
     // monitor_node on it gives {nodedown, Node}.
     const auto all = table.snapshot();
-    const term reason(at_noconnection());
+    const term reason(A().noconnection);
     for (auto& p : all) {
         std::vector<term> dead_links;
         std::vector<process::watched> downs;
@@ -586,7 +551,7 @@ void node_core::on_node_down_signals(atom peer) {
             send_monitor_down(ident, p->self_term, m.ref, reason);
         }
         for (std::size_t i = 0; i < nodedowns; ++i)
-            p->deliver(make_tuple({term(at_nodedown()), term(peer)}));
+            p->deliver(make_tuple({term(A().nodedown), term(peer)}));
         for (auto& l : dead_links)
             exit_signal(p, l, reason, true);
     }

@@ -5,6 +5,7 @@
 
 #include "node/access.hpp"
 #include "node/node_core.hpp"
+#include "node/runtime_atoms.hpp"
 #include "node/signals.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -47,20 +48,8 @@ struct coroutine_state {
 
 namespace {
 
-// Live threads of thread-bodied processes, per node, for join_processes().
-struct thread_registry {
-    std::mutex mu;
-    std::condition_variable cv;
-    std::unordered_map<const node_core*, std::size_t> live;
-};
-thread_registry& threads() {
-    static thread_registry r;
-    return r;
-}
-
 term crash_reason(const char* what) {
-    static const atom tag("cpp_exception");
-    return make_tuple({term(tag), binary(what ? what : "")});
+    return make_tuple({term(A().cpp_exception), binary(what ? what : "")});
 }
 
 // Creates the process and applies the options that must hold before the body runs.
@@ -83,13 +72,14 @@ result<std::shared_ptr<process>> prepare(node_core& core, const spawn_options& o
 }
 
 void start_thread(const std::shared_ptr<process>& p, process_body body) {
-    const node_core* key = p->node.get();
+    // The thread holds the process, and through it the node: node_core::live_bodies stays
+    // valid until the thread has counted itself out.
+    node_core& core = *p->node;
     {
-        auto& r = threads();
-        std::lock_guard lk(r.mu);
-        ++r.live[key];
+        std::lock_guard lk(core.bodies_mu);
+        ++core.live_bodies;
     }
-    std::thread([p = p, body = std::move(body), key]() mutable {
+    std::thread([p = p, body = std::move(body)]() mutable {
         term reason(atoms::normal());
         {
             mailbox mb = access::handle(p);  // dropping it does not end the process
@@ -103,14 +93,12 @@ void start_thread(const std::shared_ptr<process>& p, process_body body) {
                 reason = crash_reason("unknown exception");
             }
         }
-        p->node->process_exit(p, reason);
+        auto core = p->node;
+        core->process_exit(p, reason);
         body = nullptr;  // the body's captures go before join_processes() returns
         p.reset();
-        auto& r = threads();
-        std::lock_guard lk(r.mu);
-        auto it = r.live.find(key);
-        if (it != r.live.end() && --it->second == 0) r.live.erase(it);
-        r.cv.notify_all();
+        std::lock_guard lk(core->bodies_mu);
+        if (--core->live_bodies == 0) core->bodies_cv.notify_all();
     }).detach();
 }
 
@@ -317,15 +305,14 @@ result<spawned> spawn_monitor(const mailbox& parent, coroutine_body body, spawn_
 }
 
 bool join_processes(node& n, std::chrono::milliseconds timeout) {
-    auto& r = detail::threads();
-    const detail::node_core* key = &detail::access::core(n);
-    std::unique_lock lk(r.mu);
-    auto done = [&] { return r.live.find(key) == r.live.end(); };
+    auto& core = detail::access::core(n);
+    std::unique_lock lk(core.bodies_mu);
+    auto done = [&] { return core.live_bodies == 0; };
     if (timeout == infinity) {
-        r.cv.wait(lk, done);
+        core.bodies_cv.wait(lk, done);
         return true;
     }
-    return r.cv.wait_for(lk, timeout, done);
+    return core.bodies_cv.wait_for(lk, timeout, done);
 }
 
 }  // namespace erl

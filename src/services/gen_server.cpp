@@ -246,8 +246,8 @@ rpc::call_result call(erl::node& n, const dest& to, term request,
         target = term(nn.first);
         target_node = nn.second;
     }
-    const term timeout_term = timeout == infinity ? term(atom("infinity"))
-                                                  : term(static_cast<long long>(timeout.count()));
+    const term timeout_term =
+        timeout == infinity ? term(a.infinity) : term(static_cast<long long>(timeout.count()));
     auto fail = [&](term reason, error_code code) {
         // gen_server:call: exit({Reason, {gen_server, call, [Dest, Request, Timeout]}}).
         term full =
@@ -258,8 +258,7 @@ rpc::call_result call(erl::node& n, const dest& to, term request,
     // As gen:do_call/4: a monitor on the server (whose DOWN also reports a node that cannot
     // be reached, once the connection set-up fails), and an alias as the reply tag.
     auto spawned = n.spawn_mailbox();
-    if (!spawned)
-        return fail(make_tuple({term(atom("nodedown")), term(target_node)}), spawned.error());
+    if (!spawned) return fail(make_tuple({term(a.nodedown), term(target_node)}), spawned.error());
     mailbox& mb = *spawned;
     const reference ref = target.is_pid()            ? mb.monitor(target.as_pid())
                           : target_node == core.name ? mb.monitor(target.as_atom())
@@ -286,7 +285,7 @@ rpc::call_result call(erl::node& n, const dest& to, term request,
     } else {
         const term& r = (*m)[4];
         if (r.is_atom(a.noconnection))
-            out = fail(make_tuple({term(atom("nodedown")), term(target_node)}),
+            out = fail(make_tuple({term(a.nodedown), term(target_node)}),
                        make_error_code(errc::noconnection));
         else if (r.is_atom(a.noproc))
             out = fail(r, make_error_code(errc::noproc));

@@ -69,13 +69,17 @@ namespace {
 
 // Chars of an io request (iolist of bytes/code points, or a binary) as UTF-8, for logging.
 // The group leader answers every output request with ok so remote io:format calls never block.
+struct group_leader_slot {  // per-node service state
+    std::mutex mu;
+    std::weak_ptr<process> proc;  // the table owns the process; it ends when the node stops
+};
+
 std::shared_ptr<process> group_leader(node_core& core) {
-    static std::mutex mu;
-    static std::unordered_map<const node_core*, std::weak_ptr<process>> gls;
-    std::lock_guard lk(mu);
-    if (auto p = gls[&core].lock()) {
+    auto slot = core.service_state<group_leader_slot>();
+    std::lock_guard lk(slot->mu);
+    if (auto p = slot->proc.lock()) {
         std::lock_guard plk(p->mu);
-        if (!p->exited && p->node.get() == &core) return p;
+        if (!p->exited) return p;
     }
     std::weak_ptr<node_core> wcore = core.shared_from_this();
     auto self = std::make_shared<term>();
@@ -92,7 +96,7 @@ std::shared_ptr<process> group_leader(node_core& core) {
             cr->send_pid(*self, msg[1].as_pid(), make_tuple({term(a.io_reply), msg[2], reply}));
     });
     *self = p->self_term;
-    gls[&core] = p;
+    slot->proc = p;
     return p;
 }
 
@@ -357,7 +361,7 @@ term exception_info::to_badrpc() const {
             {term(a.badrpc), make_tuple({exit_tag, make_tuple({reason[1], reason[2]})})});
     if (class_ == a.error && reason.is_tuple(2) && reason[0].is_atom(a.erpc)) {
         const term& r = reason[1];
-        if (r.is_atom(a.noconnection)) return make_tuple({term(a.badrpc), term(atom("nodedown"))});
+        if (r.is_atom(a.noconnection)) return make_tuple({term(a.badrpc), term(a.nodedown)});
         if (r.is_atom(a.timeout) || r.is_atom(a.notsup)) return make_tuple({term(a.badrpc), r});
         return make_tuple({term(a.badrpc), make_tuple({exit_tag, r})});
     }

@@ -6,6 +6,7 @@
 
 #include "node/access.hpp"
 #include "node/node_core.hpp"
+#include "node/runtime_atoms.hpp"
 
 #include <boost/asio/thread_pool.hpp>
 
@@ -22,22 +23,7 @@ namespace erl::rpc::detail {
 using erl::detail::node_core;
 using erl::detail::process;
 
-// Atoms used by the rpc code, interned once.
-struct rpc_atoms {
-    atom error{"error"}, exit{"exit"}, throw_{"throw"}, return_{"return"}, undef{"undef"},
-        badarg{"badarg"}, erpc{"erpc"}, execute_call{"execute_call"}, execute_cast{"execute_cast"},
-        exception{"exception"}, signal{"signal"}, badrpc{"badrpc"}, exit_tag{"EXIT"}, call{"call"},
-        block_call{"block_call"}, cast{"cast"}, gen_call{"$gen_call"}, gen_cast{"$gen_cast"},
-        rex{"rex"}, features_request{"features_request"}, features_reply{"features_reply"},
-        monitor{"monitor"}, link{"link"}, notsup{"notsup"}, timeout{"timeout"},
-        noconnection{"noconnection"}, system_limit{"system_limit"}, spawn_reply{"spawn_reply"},
-        down{"DOWN"}, process{"process"}, ok{"ok"}, alias{"alias"}, cpp_exception{"cpp_exception"},
-        nocatch{"nocatch"}, user{"user"}, io_request{"io_request"}, io_reply{"io_reply"},
-        put_chars{"put_chars"}, requests{"requests"}, enotsup{"enotsup"}, noproc{"noproc"},
-        erlang{"erlang"}, node{"node"}, nodes{"nodes"}, gen_server{"gen_server"}, normal{"normal"},
-        unicode{"unicode"}, latin1{"latin1"}, reply{"reply"};
-};
-const rpc_atoms& A();
+using erl::detail::A;
 
 // How a handler ended. cls is empty for a normal return (value in `value`).
 struct outcome {
@@ -151,9 +137,8 @@ struct server_state : std::enable_shared_from_this<server_state> {
     void start_rex();
 };
 
-// The spawn hook of a node_core, installed once per node; the current server (if any) is
-// looked up through it, so servers can come and go without touching node_core::spawn_handler
-// while I/O threads may be reading it.
+// The rpc server of a node (per-node service state): the spawn hook and local calls find the
+// current server (if any) through it, so servers can come and go.
 struct spawn_slot {
     std::mutex mu;
     std::weak_ptr<server_state> server;

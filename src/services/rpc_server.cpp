@@ -24,11 +24,6 @@ namespace erl::rpc::detail {
 
 namespace dop = erl::proto::dop;
 
-const rpc_atoms& A() {
-    static const rpc_atoms a;
-    return a;
-}
-
 term frame_stack(atom m, atom f, const term& arity_or_args) {
     return make_list({make_tuple({term(m), term(f), arity_or_args, term()})});
 }
@@ -63,24 +58,7 @@ std::shared_ptr<process> spawn_anonymous_service(node_core& core,
 }
 
 std::shared_ptr<spawn_slot> slot_for(node_core& core) {
-    // One slot per node_core, owned by the hook it installs (so it dies with the node).
-    static std::mutex mu;
-    static std::unordered_map<const node_core*, std::weak_ptr<spawn_slot>> slots;
-    std::lock_guard lk(mu);
-    std::erase_if(slots, [](auto& kv) { return kv.second.expired(); });
-    if (auto s = slots[&core].lock()) return s;
-    auto s = std::make_shared<spawn_slot>();
-    slots[&core] = s;
-    core.spawn_handler = [s](const std::shared_ptr<erl::detail::connection>& c, const term& control,
-                             term* payload) {
-        std::shared_ptr<server_state> st;
-        {
-            std::lock_guard lk(s->mu);
-            st = s->server.lock();
-        }
-        return st && st->on_spawn_request(c, control, payload);
-    };
-    return s;
+    return core.service_state<spawn_slot>();
 }
 
 // ------------------------------------------------------------------------------------------
@@ -338,8 +316,19 @@ server::server(erl::node& n, server_options opts)
     }
     if (opts.serve_rex) st_->start_rex();
     auto slot = detail::slot_for(st_->core);
-    std::lock_guard lk(slot->mu);
-    slot->server = st_;
+    {
+        std::lock_guard lk(slot->mu);
+        slot->server = st_;
+    }
+    st_->core.set_spawn_handler([slot](const std::shared_ptr<erl::detail::connection>& c,
+                                       const term& control, term* payload) {
+        std::shared_ptr<detail::server_state> st;
+        {
+            std::lock_guard lk(slot->mu);
+            st = slot->server.lock();
+        }
+        return st && st->on_spawn_request(c, control, payload);
+    });
 }
 
 server::~server() {

@@ -262,3 +262,23 @@ TEST(NodeLifecycle, gen_server_stopped_from_its_own_callback_is_joined_later) {
     EXPECT_EQ(impl->terminated.load(), 1);
     EXPECT_FALSE(a.whereis(erl::atom("stopper")));
 }
+
+TEST(NodeLifecycle, join_processes_waits_for_its_own_nodes_threads_only) {
+    const auto epmd_port = erl::test::free_port();
+    erl::node a(opts(epmd_port));
+    erl::node b(opts(epmd_port));
+    ASSERT_FALSE(a.start());
+    ASSERT_FALSE(b.start());
+    // The body blocks in receive: a message (or the node's stop) ends it.
+    auto running = std::make_shared<event>();
+    auto body = erl::spawn(a, [running](erl::mailbox& mb) {
+        running->set();
+        mb.receive();
+    });
+    ASSERT_TRUE(body);
+    ASSERT_TRUE(running->wait());
+    EXPECT_TRUE(erl::join_processes(b, 0ms));  // per-node state: b has no thread bodies
+    EXPECT_FALSE(erl::join_processes(a, 0ms));
+    a.send(*body, erl::atom("go"));
+    EXPECT_TRUE(erl::join_processes(a, 10s));
+}
