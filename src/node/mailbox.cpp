@@ -1,6 +1,7 @@
 #include <erl/mailbox.hpp>
 
 #include "node/node_core.hpp"
+#include "node/runtime.hpp"
 #include "node/signals.hpp"
 
 #include <stdexcept>
@@ -138,13 +139,11 @@ std::optional<term> mailbox::exit_reason() const {
 }
 
 reference mailbox::make_alias() const {
-    reference r = p_->node->make_ref();
-    p_->node->table.add_alias(r, p_);
-    return r;
+    return detail::runtime::make_alias(p_);
 }
 
 void mailbox::remove_alias(const reference& alias) const {
-    p_->node->table.remove_alias(alias, p_);
+    detail::runtime::remove_alias(p_, alias);
 }
 
 void mailbox::exit(term reason) const {

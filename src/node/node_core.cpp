@@ -2,6 +2,7 @@
 
 #include "node/access.hpp"
 #include "node/connection.hpp"
+#include "node/runtime.hpp"
 #include "node/runtime_atoms.hpp"
 #include "proto/dist_codec.hpp"
 #include "proto/dist_flags.hpp"
@@ -30,7 +31,8 @@ void node_core::start_services() {
     spawn_service(A().net_kernel, [this](term msg) {
         if (!msg.is_tuple(3) || !msg[0].is_atom(A().gen_call)) return;
         const term& req = msg[2];
-        if (req.is_tuple(2) && req[0].is_atom(A().is_auth)) gen_reply(msg[1], term(A().yes));
+        if (req.is_tuple(2) && req[0].is_atom(A().is_auth))
+            runtime::reply(*this, msg[1], term(A().yes));
     });
 }
 
@@ -156,48 +158,8 @@ void node_core::send_name(const term& from, atom to_name, atom to_node, term msg
     if (auto c = connection_to(to_node, true)) c->send_to_name(from, to_name, msg);
 }
 
-void node_core::send_alias(const term& from, const reference& alias, term msg) {
-    if (alias.node == name) {
-        if (auto p = table.find_alias(alias)) p->deliver(std::move(msg));
-        return;
-    }
-    auto c = connection_to(alias.node, true);
-    if (!c) return;
-    // ALIAS_SEND exists only between nodes that negotiated DFLAG_ALIAS; without it the
-    // message is dropped, as OTP does.
-    if (c->flags() & proto::dflag::alias)
-        c->send(make_tuple({term(dop::alias_send), from, term(alias)}), &msg);
-}
-
 void node_core::deliver_local_name(const term& from, atom to_name, term msg) {
     if (auto p = find_name(to_name)) p->deliver(std::move(msg));
-}
-
-namespace {
-// The Ref of an [alias|Ref] tag, or [] if the term is not such a tag.
-term alias_ref(const term& t) {
-    if (t.type() != kind::list) return {};
-    auto lv = t.as_list();
-    if (lv.elements.size() == 1 && lv.elements[0].is_atom(A().alias) && lv.tail.is_reference())
-        return lv.tail;
-    return {};
-}
-}  // namespace
-
-void node_core::gen_reply(const term& from_tuple, term reply) {
-    // gen:reply/2: a tag [alias|Ref] (or [[alias|Ref]|_]) means "reply to the alias", so a
-    // caller that gave up drops the late reply; otherwise reply to the pid.
-    if (!from_tuple.is_tuple(2)) return;
-    const term& to = from_tuple[0];
-    const term& tag = from_tuple[1];
-    term ref = alias_ref(tag);
-    if (!ref.is_reference() && tag.type() == kind::list) ref = alias_ref(tag.as_list().elements[0]);
-    term msg = make_tuple({tag, std::move(reply)});
-    if (ref.is_reference()) {
-        send_alias(node_process->self_term, ref.as_reference(), std::move(msg));
-    } else if (to.is_pid()) {
-        send_pid(node_process->self_term, to.as_pid(), std::move(msg));
-    }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -246,18 +208,6 @@ void node_core::on_dist_message(const std::shared_ptr<connection>& c, const term
     }
     batch.flush();
     switch (op) {
-        case dop::spawn_reply:
-        case dop::spawn_reply_tt: {
-            // {31, ReqId, To, Flags, PidOrError}: delivered to To as the message
-            // {spawn_reply, ReqId, ok | error, PidOrError}, as erlang:spawn_request/5 does by
-            // default (the rpc client waits for it).
-            if (n < 5 || !control[1].is_reference() || !control[2].is_pid()) return bad();
-            if (auto p = find_process(control[2].as_pid()))
-                p->deliver(make_tuple({term(A().spawn_reply), control[1],
-                                       term(control[4].is_pid() ? atoms::ok() : atoms::error()),
-                                       control[4]}));
-            return;
-        }
         case dop::alias_send:
         case dop::alias_send_tt:
             if (n < 3 || !control[2].is_reference() || !payload) return bad();

@@ -122,8 +122,6 @@ struct node_core : std::enable_shared_from_this<node_core> {
     void send_name(const term& from, atom to_name, atom to_node, term msg);
     void send_alias(const term& from, const reference& alias, term msg);
     void deliver_local_name(const term& from, atom to_name, term msg);
-    // Replies to a '$gen_call' From = {Pid, Tag} as gen:reply does (alias tags honoured).
-    void gen_reply(const term& from_tuple, term reply);
 
     // Connections -------------------------------------------------------------------------------
     // TLS contexts, allow-list, per-peer cookies, connection count (node/connection.hpp).

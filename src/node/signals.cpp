@@ -3,6 +3,7 @@
 #include "node/signals.hpp"
 #include "node/connection.hpp"
 #include "node/node_core.hpp"
+#include "node/runtime.hpp"
 #include "node/runtime_atoms.hpp"
 #include "proto/dist_codec.hpp"
 #include "proto/dist_flags.hpp"
@@ -271,24 +272,13 @@ void node_core::send_monitor_down(const term& ident, const term& watcher, const 
         // A local watcher of a local name sees {Name, node()}.
         const term object = ident.is_atom() ? make_tuple({ident, term(name)}) : ident;
         term msg = make_tuple({term(A().down), term(ref), term(A().process), object, reason});
-        process::wake_list wake;
-        bool via_handler = false;
-        {
-            std::lock_guard lk(p->mu);
-            if (p->exited) return;
+        p->deliver_if(std::move(msg), [&] {
             auto it = std::find_if(p->monitors.begin(), p->monitors.end(),
                                    [&](const process::watched& w) { return w.ref == ref; });
-            if (it == p->monitors.end()) return;  // demonitored meanwhile
+            if (it == p->monitors.end()) return false;  // demonitored meanwhile
             p->monitors.erase(it);
-            if (p->handler)
-                via_handler = true;
-            else
-                p->push_locked(std::move(msg), wake);
-        }
-        if (via_handler)
-            p->deliver(std::move(msg));
-        else
-            p->notify(wake);
+            return true;
+        });
         return;
     }
     auto c = connection_to(wp.node, false);
@@ -303,6 +293,9 @@ void node_core::send_monitor_down(const term& ident, const term& watcher, const 
 }
 
 void node_core::remove_monitor_remote(const term& watcher, const process::watched& m) {
+    // A spawn_request monitor whose reply has not come: no pid to demonitor yet (the DOWN
+    // the new process may send later finds no monitor and is dropped).
+    if (!m.target.is_pid() && !m.target.is_atom()) return;
     if (m.node == name) {
         recv_demonitor(*this, m.target, m.ref);
         return;
@@ -312,6 +305,97 @@ void node_core::remove_monitor_remote(const term& watcher, const process::watche
     term target = m.target;
     if (target.is_tuple(2)) target = target[0];  // {Name, Node} -> Name
     c->send(make_tuple({term(dop::demonitor_p), watcher, target, term(m.ref)}), nullptr);
+}
+
+void node_core::send_alias(const term& from, const reference& alias, term msg) {
+    if (alias.node == name) {
+        if (auto p = table.find_alias(alias)) p->deliver(std::move(msg));
+        return;
+    }
+    auto c = connection_to(alias.node, true);
+    if (!c) return;
+    // ALIAS_SEND exists only between nodes that negotiated DFLAG_ALIAS; without it the
+    // message is dropped, as OTP does.
+    if (c->flags() & proto::dflag::alias)
+        c->send(make_tuple({term(dop::alias_send), from, term(alias)}), &msg);
+}
+
+// ------------------------------------------------------------------------------------------
+// SPAWN_REQUEST / SPAWN_REPLY (erl_dist_protocol; erlang:spawn_request/5)
+
+namespace runtime {
+
+bool supports_spawn(node_core& n, atom node) {
+    auto c = n.connection_to(node, false);
+    return c && c->is_up() && (c->flags() & proto::dflag::spawn) != 0;
+}
+
+reference spawn_request(const std::shared_ptr<process>& self, atom node, atom m, atom f,
+                        const term& args, const term& group_leader, spawn_request_opts opts) {
+    node_core& n = *self->node;
+    const reference req = n.make_ref();
+    {
+        std::lock_guard lk(self->mu);
+        if (self->exited) return req;
+        if (opts.reply) self->spawn_requests.push_back(req);
+        // Target unknown until SPAWN_REPLY; recv_spawn_reply fills it in.
+        if (opts.monitor) self->monitors.push_back({req, term(), node});
+    }
+    const std::size_t arity = args.is_list() ? args.as_list().elements.size() : 0;
+    const term optlist = opts.monitor ? make_list({term(A().monitor)}) : term();
+    std::function<void()> on_fail;
+    if (opts.reply || opts.monitor) {
+        std::weak_ptr<process> w = self;
+        on_fail = [w, req] {
+            if (auto p = w.lock()) recv_spawn_reply(*p->node, req, p->self, term(A().noconnection));
+        };
+    }
+    // {29, ReqId, From, GroupLeader, {M, F, Arity}, OptList} + ArgList.
+    send_control(
+        n, node,
+        make_tuple({term(dop::spawn_request), term(req), self->self_term, group_leader,
+                    make_tuple({term(m), term(f), term(static_cast<long long>(arity))}), optlist}),
+        &args, std::move(on_fail));
+    return req;
+}
+
+std::shared_ptr<process> accept_spawn(node_core& n, const std::shared_ptr<connection>& c,
+                                      const term& req_id, const term& from, accept_opts opts) {
+    auto p = n.new_process();
+    {
+        std::lock_guard lk(p->mu);
+        if (opts.monitor) p->watchers.push_back({from, req_id.as_reference(), p->self_term});
+        if (opts.link) p->links.link_received(from);
+    }
+    // SPAWN_REPLY goes out on this strand before anything the new process sends, so the
+    // caller always learns the pid before the DOWN (erl_dist_protocol: signal order).
+    const int flags = (opts.link ? 1 : 0) | (opts.monitor ? 2 : 0);
+    c->send(make_tuple({term(dop::spawn_reply), req_id, from, term(flags), p->self_term}), nullptr);
+    return p;
+}
+
+}  // namespace runtime
+
+void recv_spawn_reply(node_core& n, const reference& req, const pid& to, const term& result) {
+    auto p = n.find_process(to);
+    if (!p) return;
+    const bool ok = result.is_pid();
+    term msg =
+        make_tuple({term(A().spawn_reply), term(req), term(ok ? A().ok : A().error), result});
+    p->deliver_if(std::move(msg), [&] {
+        auto it = std::find(p->spawn_requests.begin(), p->spawn_requests.end(), req);
+        const bool wanted = it != p->spawn_requests.end();
+        if (wanted) p->spawn_requests.erase(it);
+        auto m = std::find_if(p->monitors.begin(), p->monitors.end(),
+                              [&](const process::watched& w) { return w.ref == req; });
+        if (m != p->monitors.end() && !m->target.is_pid() && !m->target.is_atom()) {
+            if (ok)
+                m->target = result;  // monitor the new process from now on
+            else
+                p->monitors.erase(m);  // nothing was spawned: no DOWN will come
+        }
+        return wanted;  // not: {reply, no}, a repeated reply, or one we gave up on
+    });
 }
 
 // ------------------------------------------------------------------------------------------
@@ -516,7 +600,10 @@ void node_core::on_signal(const std::shared_ptr<connection>& c, const term& cont
             return;
         }
         case dop::spawn_reply:
-        case dop::spawn_reply_tt:
+        case dop::spawn_reply_tt:  // {31, ReqId, To, Flags, Result} (+ Token for 32)
+            if (n < 5 || !control[1].is_reference() || !control[2].is_pid()) return bad();
+            recv_spawn_reply(*this, control[1].as_reference(), control[2].as_pid(), control[4]);
+            return;
         case dop::group_leader:
             return;  // not used by this runtime; harmless to ignore
         default:

@@ -83,14 +83,15 @@ struct inline_state {
     // Ends the process with `reason`; terminate runs through the exit hook.
     void end(term reason) {
         std::shared_ptr<erl::detail::process> p = proc;
-        if (p) p->node->process_exit(p, std::move(reason));
+        if (p) erl::detail::runtime::exit(p, std::move(reason));
     }
 };
 
 }  // namespace
 
 void server::reply(const from& caller, term value) const {
-    erl::detail::access::proc(mb_)->node->gen_reply(caller.as_term(), std::move(value));
+    const auto& p = erl::detail::access::proc(mb_);
+    erl::detail::runtime::reply(*p->node, caller.as_term(), std::move(value));
 }
 
 void server::stop(term reason) {
@@ -187,7 +188,8 @@ result<std::unique_ptr<running>> start(erl::node& n, std::shared_ptr<server> imp
     // Messages reach the callbacks as soon as the pid or name is known, so init() runs first,
     // under the state's mutex, before the name is registered.
     std::unique_lock init_lk(st->mu);
-    auto p = core.new_process(
+    auto p = *erl::detail::runtime::spawn_service(  // anonymous: cannot fail
+        core,
         [w](term msg) {
             if (auto s = w.lock()) s->on_message(std::move(msg));
         },
@@ -195,11 +197,11 @@ result<std::unique_ptr<running>> start(erl::node& n, std::shared_ptr<server> imp
             if (auto s = w.lock()) s->on_exit(reason);
         });
     st->proc = p;
-    mailbox mb = core.make_handle(p);
+    mailbox mb = erl::detail::runtime::owning_handle(p);
     detail_access::set_self(*impl, mb);
     if (name) {
         // Taken names fail before init() runs, as spawn_mailbox does for threaded servers.
-        if (core.table.name_in_use(*name)) {
+        if (erl::detail::runtime::whereis(core, *name)) {
             st->ended = true;  // init never ran: no terminate either
             st->end(term(A().normal));
             return make_error_code(errc::name_taken);
@@ -215,7 +217,7 @@ result<std::unique_ptr<running>> start(erl::node& n, std::shared_ptr<server> imp
                                                          std::move(st));
     }
     // init may have stopped it already (noproc then: the server is returned, not alive).
-    if (name && core.table.register_name(*name, p) == errc::name_taken) {
+    if (name && erl::detail::runtime::register_name(core, *name, p) == errc::name_taken) {
         st->end(term(A().normal));  // registered meanwhile by someone else
         return make_error_code(errc::name_taken);
     }

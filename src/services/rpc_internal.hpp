@@ -6,6 +6,7 @@
 
 #include "node/access.hpp"
 #include "node/node_core.hpp"
+#include "node/runtime.hpp"
 #include "node/runtime_atoms.hpp"
 
 #include <boost/asio/thread_pool.hpp>
@@ -22,6 +23,7 @@ namespace erl::rpc::detail {
 
 using erl::detail::node_core;
 using erl::detail::process;
+namespace runtime = erl::detail::runtime;
 
 using erl::detail::A;
 
@@ -144,20 +146,5 @@ struct spawn_slot {
     std::weak_ptr<server_state> server;
 };
 std::shared_ptr<spawn_slot> slot_for(node_core& core);
-
-// A process with an inline handler and no registered name (like node_core::spawn_service).
-std::shared_ptr<process> spawn_anonymous_service(node_core& core,
-                                                 std::function<void(term)> handler);
-
-// Monitors: record that `watcher` monitors `target` (pid term or name atom on `target_node`)
-// with `ref`, and tell the target's node (MONITOR_P). Local targets are handled in the table.
-// Returns false (and sends nothing) if a local target does not exist.
-bool add_monitor(node_core& core, const std::shared_ptr<process>& watcher, const term& target,
-                 atom target_node, const reference& ref);
-// Removes the monitor `ref` held by `watcher` (DEMONITOR_P to a remote target).
-void remove_monitor(node_core& core, const std::shared_ptr<process>& watcher, const reference& ref);
-// Aliases of a process (registered in the node's alias table).
-void add_alias(node_core& core, const std::shared_ptr<process>& p, const reference& r);
-void remove_alias(node_core& core, const std::shared_ptr<process>& p, const reference& r);
 
 }  // namespace erl::rpc::detail

@@ -10,9 +10,6 @@
 // {Ref, error, R, Stack}).
 #include "services/rpc_internal.hpp"
 
-#include "node/connection.hpp"
-#include "proto/dist_codec.hpp"
-
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 
@@ -21,8 +18,6 @@
 #include <unordered_map>
 
 namespace erl::rpc::detail {
-
-namespace dop = erl::proto::dop;
 
 term frame_stack(atom m, atom f, const term& arity_or_args) {
     return make_list({make_tuple({term(m), term(f), arity_or_args, term()})});
@@ -50,11 +45,6 @@ term spawn_exit_reason(const outcome& o) {
     if (o.cls == a.exit) return o.value;
     if (o.cls == a.throw_) return make_tuple({make_tuple({term(a.nocatch), o.value}), o.stack});
     return make_tuple({o.value, o.stack});
-}
-
-std::shared_ptr<process> spawn_anonymous_service(node_core& core,
-                                                 std::function<void(term)> handler) {
-    return core.new_process(std::move(handler));
 }
 
 std::shared_ptr<spawn_slot> slot_for(node_core& core) {
@@ -213,16 +203,10 @@ bool server_state::on_spawn_request(const std::shared_ptr<erl::detail::connectio
         }
     }
 
-    auto p = core.new_process();
-    {
-        std::lock_guard lk(p->mu);
-        if (want_monitor) p->watchers.push_back({from, req_id.as_reference(), p->self_term});
-        if (want_link) p->links.link_received(from);
-    }
-    // SPAWN_REPLY goes out on this strand before anything the new process sends, so the
-    // caller always learns the pid before the DOWN (erl_dist_protocol: signal order).
-    const int flags = (want_link ? 1 : 0) | (want_monitor ? 2 : 0);
-    c->send(make_tuple({term(dop::spawn_reply), req_id, from, term(flags), p->self_term}), nullptr);
+    // The new process, with the link and monitor asked for; its SPAWN_REPLY leaves before
+    // anything it sends.
+    auto p =
+        runtime::accept_spawn(core, c, req_id, from, {.monitor = want_monitor, .link = want_link});
 
     // The process ends with the exit reason a BEAM process running the same code would have.
     auto exit_reason = [k](const term* r, const outcome& o) {
@@ -243,7 +227,7 @@ bool server_state::on_spawn_request(const std::shared_ptr<erl::detail::connectio
         auto ctx = erl::detail::access::make<call_context>(&node, p->self, from, m, f, *call_args,
                                                            pool.get_executor(), p);
         const outcome o = run_here(e.get(), ctx, argv);
-        core.process_exit(p, exit_reason(ref, o));
+        runtime::exit(p, exit_reason(ref, o));
         return true;
     }
 
@@ -258,7 +242,7 @@ bool server_state::on_spawn_request(const std::shared_ptr<erl::detail::connectio
     j->done = [wcore, p, exit_reason, ref = ref ? *ref : term()](outcome o) {
         auto cr = wcore.lock();
         if (!cr) return;
-        cr->process_exit(p, exit_reason(&ref, o));
+        runtime::exit(p, exit_reason(&ref, o));
     };
     dispatch(std::move(j), std::move(e), argv);  // argv points into j->args (same list)
     return true;
@@ -341,7 +325,7 @@ server::~server() {
     // Handlers running inline on I/O threads (run_on::io_thread) finish before we return, as
     // pool handlers do below; new ones see `stopped` and are refused.
     st_->wait_foreign_calls();
-    if (st_->rex) st_->core.process_exit(st_->rex, term(A().normal));
+    if (st_->rex) detail::runtime::exit(st_->rex, term(A().normal));
     // A stopped node has nobody left to answer: abandon suspended coroutines (a long
     // demo:sleep must not hold up shutdown). Otherwise let running handlers finish.
     if (!node_.alive()) st_->pool.stop();

@@ -6,6 +6,7 @@
 
 #include "node/access.hpp"
 #include "node/node_core.hpp"
+#include "node/runtime.hpp"
 #include "node/runtime_atoms.hpp"
 
 #include <algorithm>
@@ -295,7 +296,7 @@ class sup_loop {
                                           term(c.spec.is_supervisor ? a.supervisor : a.worker),
                                           make_list({})}));
             }
-            core.gen_reply(from, make_list(std::move(out)));
+            erl::detail::runtime::reply(core, from, make_list(std::move(out)));
         } else if (req.is_atom(a.count_children)) {
             std::int64_t active = 0, sups = 0;
             for (auto& c : children_) {
@@ -303,11 +304,12 @@ class sup_loop {
                 if (c.spec.is_supervisor) ++sups;
             }
             const auto n = static_cast<std::int64_t>(children_.size());
-            core.gen_reply(from,
-                           make_list({tuple(a.specs, n), tuple(a.active, active),
-                                      tuple(a.supervisors, sups), tuple(a.workers, n - sups)}));
+            erl::detail::runtime::reply(
+                core, from,
+                make_list({tuple(a.specs, n), tuple(a.active, active), tuple(a.supervisors, sups),
+                           tuple(a.workers, n - sups)}));
         } else {
-            core.gen_reply(from, tuple(atoms::error(), a.not_supported));
+            erl::detail::runtime::reply(core, from, tuple(atoms::error(), a.not_supported));
         }
     }
 

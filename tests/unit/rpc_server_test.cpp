@@ -497,3 +497,17 @@ TEST_F(RpcServer, inline_gen_server_stop_and_kill_run_terminate_once) {
     srv->reset();
     EXPECT_EQ(impl->terminated->load(), 1);
 }
+
+TEST_F(RpcServer, erpc_cast_spawn_replies_are_dropped_not_queued) {
+    // erpc:cast asks for no reply ({reply, no}); the SPAWN_REPLY b sends anyway must not pile
+    // up in the queue of the process that cast (the node's own process here).
+    for (int i = 0; i < 20; ++i)
+        ASSERT_FALSE(erl::rpc::cast(a, b.name(), erl::atom("t"), erl::atom("add"),
+                                    erl::make_list({erl::term(1), erl::term(2)})));
+    // b answers requests on one connection in order: once this call's result is back, every
+    // SPAWN_REPLY of the casts above has reached a.
+    EXPECT_EQ(call("t", "add", erl::make_list({erl::term(2), erl::term(3)})), "{ok,5}");
+    const auto& np = erl::test::core_of(a).node_process;
+    std::lock_guard lk(np->mu);
+    EXPECT_TRUE(np->queue.empty()) << np->queue.size() << " messages queued";
+}
