@@ -15,7 +15,12 @@ std::optional<term> take_if(detail::process& p, Pred&& pred, std::chrono::millis
     auto deadline = timeout == infinity ? std::chrono::steady_clock::time_point::max()
                                         : std::chrono::steady_clock::now() + timeout;
     std::size_t scanned = 0;  // messages already rejected by pred stay rejected
+    std::uint64_t epoch = p.queue_epoch;
     for (;;) {
+        if (p.queue_epoch != epoch) {  // flushed or cleared meanwhile: positions are stale
+            epoch = p.queue_epoch;
+            scanned = 0;
+        }
         for (auto it = p.queue.begin() + static_cast<std::ptrdiff_t>(scanned); it != p.queue.end();
              ++it, ++scanned) {
             if (pred(*it)) {
@@ -29,6 +34,7 @@ std::optional<term> take_if(detail::process& p, Pred&& pred, std::chrono::millis
             p.cv.wait(lk);
         } else if (p.cv.wait_until(lk, deadline) == std::cv_status::timeout) {
             // One last scan of what arrived meanwhile.
+            if (p.queue_epoch != epoch) scanned = 0;
             for (auto it = p.queue.begin() + static_cast<std::ptrdiff_t>(scanned);
                  it != p.queue.end(); ++it) {
                 if (pred(*it)) {

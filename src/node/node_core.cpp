@@ -107,6 +107,7 @@ void node_core::process_exit(const std::shared_ptr<process>& p, term reason) {
         p->exited = true;
         p->exit_reason = reason;
         p->queue.clear();
+        ++p->queue_epoch;
         links = p->links.take_active();
         watchers.swap(p->watchers);
         monitors.swap(p->monitors);

@@ -35,6 +35,10 @@ struct process {
     mutable std::mutex mu;
     std::condition_variable cv;
     std::deque<term> queue;
+    // Bumped (under mu) whenever messages leave the queue other than by the receiver taking
+    // one (demonitor flush, exit): a selective receive part-way through the queue must scan
+    // again from the front, as its position no longer means anything.
+    std::uint64_t queue_epoch = 0;
     // Written under mu; read without it by senders that drop messages from dead processes.
     std::atomic<bool> exited{false};
     term exit_reason;

@@ -224,6 +224,7 @@ bool demonitor(node_core& n, const std::shared_ptr<process>& self, const referen
                 return msg.is_tuple(5) && msg[0].is_atom(A().down) && msg[1].is_reference() &&
                        msg[1].as_reference() == ref;
             });
+            ++self->queue_epoch;
         }
     }
     if (m) n.remove_monitor_remote(self->self_term, *m);

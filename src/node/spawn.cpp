@@ -177,6 +177,7 @@ asio::awaitable<std::optional<term>> process_context::async_receive_if(
     const auto deadline = timeout == infinity ? std::chrono::steady_clock::time_point::max()
                                               : std::chrono::steady_clock::now() + timeout;
     std::size_t scanned = 0;  // messages already rejected stay rejected (we are the only reader)
+    std::uint64_t epoch = 0;  // process::queue_epoch when `scanned` was counted
     auto scan = [&](detail::process& p) -> std::optional<term> {
         for (auto it = p.queue.begin() + static_cast<std::ptrdiff_t>(scanned); it != p.queue.end();
              ++it, ++scanned) {
@@ -193,7 +194,10 @@ asio::awaitable<std::optional<term>> process_context::async_receive_if(
             auto p = st->proc.lock();
             if (!p) co_return std::nullopt;
             std::lock_guard lk(p->mu);
-            if (scanned > p->queue.size()) scanned = 0;  // flushed by someone (demonitor)
+            if (p->queue_epoch != epoch) {  // flushed or cleared meanwhile: rescan
+                epoch = p->queue_epoch;
+                scanned = 0;
+            }
             if (auto t = scan(*p)) co_return t;
             if (p->exited) co_return std::nullopt;
             if (std::chrono::steady_clock::now() >= deadline) co_return std::nullopt;
@@ -225,7 +229,7 @@ asio::awaitable<std::optional<term>> process_context::async_receive_if(
             auto p = st->proc.lock();
             if (!p) co_return std::nullopt;
             std::lock_guard lk(p->mu);
-            if (scanned > p->queue.size()) scanned = 0;
+            if (p->queue_epoch != epoch) scanned = 0;
             co_return scan(*p);
         }
     }
