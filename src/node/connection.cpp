@@ -730,9 +730,13 @@ void connection::when_settled(std::function<void(bool up)> done) {
 
 error_code connection::wait_up(std::chrono::milliseconds timeout) {
     std::unique_lock lk(mu_);
-    bool ok = up_cv_.wait_for(
-        lk, timeout, [&] { return state_.load() == state::up || state_.load() == state::closed; });
-    if (!ok) return make_error_code(errc::timeout);
+    auto settled = [&] { return state_.load() == state::up || state_.load() == state::closed; };
+    // Without a deadline the set-up's own (net_setuptime) ends the wait; milliseconds::max()
+    // would overflow a steady_clock deadline.
+    if (timeout == std::chrono::milliseconds::max())
+        up_cv_.wait(lk, settled);
+    else if (!up_cv_.wait_for(lk, timeout, settled))
+        return make_error_code(errc::timeout);
     if (state_.load() == state::up) return {};
     return close_reason_ ? close_reason_ : make_error_code(errc::noconnection);
 }

@@ -511,3 +511,10 @@ TEST_F(RpcServer, erpc_cast_spawn_replies_are_dropped_not_queued) {
     std::lock_guard lk(np->mu);
     EXPECT_TRUE(np->queue.empty()) << np->queue.size() << " messages queued";
 }
+
+TEST_F(RpcServer, calls_without_a_deadline_complete) {
+    // erl::infinity: the connection set-up has its own deadline; no clock arithmetic overflows.
+    auto r = erl::rpc::call(a, b.name(), erl::atom("t"), erl::atom("add"),
+                            erl::make_list({erl::term(1), erl::term(2)}), erl::infinity);
+    EXPECT_EQ(r.to_term().to_string(), "{ok,3}");
+}
