@@ -6,8 +6,7 @@
 
 #include "../examples/demo/supervision.hpp"
 #include "harness/cluster.hpp"
-#include "node/node_core.hpp"
-#include "node/process.hpp"
+#include "node/test_access.hpp"
 
 #include <gtest/gtest.h>
 
@@ -24,8 +23,7 @@ erl::atom A(const char* s) {
 }
 
 std::size_t watcher_count(const std::shared_ptr<erl::detail::process>& p) {
-    std::lock_guard lk(p->mu);
-    return p->watchers.size();
+    return erl::test::watcher_count(*p);
 }
 
 // A thread process that just waits (until killed), registered under `name`.
@@ -43,7 +41,7 @@ erl::pid idle_process(erl::node& n, const char* name) {
 }
 
 void wait_watchers(erl::node& n, const erl::pid& p, std::size_t count = 1) {
-    auto proc = n.internals().find_process(p);
+    auto proc = erl::test::core_of(n).find_process(p);
     if (proc) erl::interop::wait_until([&] { return watcher_count(proc) >= count; }, 5s, 5ms);
 }
 
@@ -125,10 +123,7 @@ TEST_F(LinksInterop, unlink_while_exit_in_flight) {
     EXPECT_FALSE(m.receive(1s));
     EXPECT_FALSE(m.exited());
     EXPECT_TRUE(m.links().empty());
-    auto link_entries = [&] {
-        std::lock_guard lk(m.internals()->mu);
-        return m.internals()->links.size();
-    };
+    auto link_entries = [&] { return erl::test::link_entries(*erl::test::process_of(m)); };
     erl::interop::wait_until([&] { return link_entries() == 0; }, 5s, 5ms);
     EXPECT_EQ(link_entries(), 0u);
     // A live BEAM process: unlink is acknowledged and the link is gone on both sides.

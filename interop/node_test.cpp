@@ -3,6 +3,7 @@
 #include <erl/node.hpp>
 
 #include "harness/cluster.hpp"
+#include "node/test_access.hpp"
 
 #include <gtest/gtest.h>
 
@@ -52,6 +53,26 @@ TEST_F(NodeInterop, cpp_pings_beam_and_sees_nodeup) {
     EXPECT_FALSE(cpp.node->ping(erl::atom("nobody_here@127.0.0.1"), 3s));
 }
 
+TEST_F(NodeInterop, cpp_node_stops_starts_and_pings_beam_again) {
+    cpp_node cpp(cpp_opts());
+    beam_node beam(beam_opts());
+    const erl::atom b(beam.node_name());
+    for (int round = 0; round < 2; ++round) {
+        SCOPED_TRACE(round);
+        ASSERT_TRUE(cpp.node->ping(b));
+        EXPECT_EQ(beam.eval("monitor_node(" + cpp.quoted_name() + ", true)"), "true");
+        cpp.node->stop();
+        EXPECT_FALSE(cpp.node->alive());
+        EXPECT_EQ(beam.eval("receive {nodedown, " + cpp.quoted_name() +
+                            "} -> nodedown after 10000 -> timeout end"),
+                  "nodedown");
+        ASSERT_FALSE(cpp.node->start());
+        // Both directions work with the new run: the BEAM side reaches it through EPMD again.
+        EXPECT_TRUE(cpp.node->ping(b));
+        EXPECT_EQ(beam.eval("net_adm:ping(" + cpp.quoted_name() + ")"), "pong");
+    }
+}
+
 TEST_F(NodeInterop, beam_sends_to_registered_name_and_pid) {
     cpp_node cpp(cpp_opts());
     echo_service echo(*cpp.node);
@@ -81,6 +102,30 @@ TEST_F(NodeInterop, beam_sends_to_registered_name_and_pid) {
     auto d = mb->receive(5s);
     ASSERT_TRUE(d);
     EXPECT_EQ(d->to_string(), "{direct,1}");
+}
+
+// NEW_PID_EXT carries 32-bit ID and Serial; OTP 25 (DFLAG_V4_NC) takes both at full width, so
+// pids the node hands out after 2^28 processes keep working with a BEAM peer.
+TEST_F(NodeInterop, beam_takes_and_answers_full_width_pids) {
+    cpp_node cpp(cpp_opts());
+    beam_node beam(beam_opts());
+    erl::test::set_next_pid_number(*cpp.node, ~std::uint64_t{0});
+    auto mb = cpp.node->spawn_mailbox();
+    ASSERT_TRUE(mb);
+    ASSERT_EQ(mb->self().id, 0xffffffffu);
+    ASSERT_EQ(mb->self().serial, 0xffffffffu);
+    EXPECT_EQ(beam.eval("register(listener, self())"), "true");
+    mb->send(erl::atom("listener"), erl::atom(beam.node_name()),
+             erl::tuple(erl::atom("wide"), mb->self_term()));
+    // The BEAM side sees the full numbers and can send to the pid.
+    EXPECT_EQ(beam.eval("receive {wide, P} -> P ! {pong, P}, "
+                        "tl(string:tokens(pid_to_list(P), \"<.>\")) "
+                        "after 5000 -> timeout end"),
+              "[\"4294967295\",\"4294967295\"]");
+    auto m = mb->receive(5s);
+    ASSERT_TRUE(m);
+    ASSERT_TRUE(m->is_tuple(2));
+    EXPECT_EQ((*m)[1], mb->self_term());
 }
 
 TEST_F(NodeInterop, cpp_sends_to_beam_registered_name) {

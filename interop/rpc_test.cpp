@@ -7,7 +7,7 @@
 #include <erl/rpc.hpp>
 
 #include "harness/cluster.hpp"
-#include "node/node_core.hpp"
+#include "node/test_access.hpp"
 
 #include <gtest/gtest.h>
 #include <boost/asio/steady_timer.hpp>
@@ -537,7 +537,7 @@ TEST_F(RpcInterop, inline_gen_server_serves_erlang_and_elixir) {
     // No monitor of the caller is left behind on the server's process.
     EXPECT_EQ(beam.eval("[gen_server:call(" + d + ", get) || _ <- lists:seq(1, 50)], ok"), "ok");
     {
-        auto p = cpp.node->internals().find_name(erl::atom("counter"));
+        auto p = erl::test::core_of(*cpp.node).find_name(erl::atom("counter"));
         ASSERT_TRUE(p);
         // The last call's DEMONITOR may still be on its way after the reply.
         bool empty = false;

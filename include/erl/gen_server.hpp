@@ -37,7 +37,10 @@
 
 namespace erl {
 class node;
+namespace detail {
+struct access;
 }
+}  // namespace erl
 
 namespace erl::gen_server {
 
@@ -80,7 +83,9 @@ class server {
     std::optional<term> stop_reason_;
 };
 
-// A started server: its pid; stop() ends it (terminate runs) and joins its thread.
+// A started server: its pid; stop() ends it (terminate runs) and joins its thread. Called from
+// one of the server's own callbacks, stop() ends the server after that callback returns and
+// the thread is joined by a later stop() or the destructor.
 class running {
   public:
     running(const running&) = delete;
@@ -91,12 +96,11 @@ class running {
     void stop(term reason = term(atoms::normal()));
     bool alive() const;
 
-    // Internal.
+  private:
+    friend struct erl::detail::access;  // start() makes them (src/node/access.hpp)
     running(std::shared_ptr<server> impl, mailbox mb);
     running(std::shared_ptr<server> impl, mailbox mb, std::shared_ptr<void> inline_state);
-
-  private:
-    void loop();
+    static void loop(server& s, mailbox& mb);
     std::shared_ptr<server> impl_;
     mailbox mb_;
     pid pid_;

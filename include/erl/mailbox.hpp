@@ -21,7 +21,8 @@ namespace erl {
 class node;
 namespace detail {
 struct process;
-}
+struct access;
+}  // namespace detail
 
 // Wait forever.
 inline constexpr std::chrono::milliseconds infinity = std::chrono::milliseconds::max();
@@ -29,7 +30,6 @@ inline constexpr std::chrono::milliseconds infinity = std::chrono::milliseconds:
 class mailbox {
   public:
     mailbox() = default;
-    explicit mailbox(std::shared_ptr<detail::process> p) noexcept : p_(std::move(p)) {}
 
     explicit operator bool() const noexcept { return p_ != nullptr; }
     const pid& self() const noexcept;
@@ -98,10 +98,12 @@ class mailbox {
     // The reason the process ended with (nullopt while it runs).
     std::optional<term> exit_reason() const;
 
-    erl::node& owner() const noexcept;
-    const std::shared_ptr<detail::process>& internals() const noexcept { return p_; }
+    // The node this process runs on; std::logic_error once that node has been destroyed.
+    erl::node& owner() const;
 
   private:
+    friend struct detail::access;  // src/node/access.hpp
+    explicit mailbox(std::shared_ptr<detail::process> p) noexcept : p_(std::move(p)) {}
     std::shared_ptr<detail::process> p_;
 };
 

@@ -8,9 +8,13 @@
 // inside handlers running on the node's own threads, except that blocking calls (ping,
 // mailbox::receive) must not be made on the node's I/O threads (they would wait on themselves).
 // Lifetime: stop() (or the destructor) closes every connection — peers see nodedown and every
-// link/monitor across them fires with `noconnection` — and unregisters from EPMD.
+// link/monitor across them fires with `noconnection` — and unregisters from EPMD; it returns
+// when the node's threads have finished (called on one of them, a thread of the node finishes
+// the stop; start() and the destructor wait for it). A stopped node can be started again.
+// See docs/node.md "Lifecycle".
 #pragma once
 
+#include <erl/epmd.hpp>
 #include <erl/error.hpp>
 #include <erl/mailbox.hpp>
 #include <erl/term.hpp>
@@ -28,12 +32,16 @@
 
 namespace erl {
 
-// How the node finds an EPMD when it starts (see docs/epmd.md).
-enum class epmd_mode {
-    spawn_daemon,     // like erl: if none answers, start `erlcpp-epmd -daemon` (outlives the node)
-    in_process,       // if none answers, run an EPMD server inside this node (tests, embedding)
-    require_running,  // fail with epmd_unreachable if none answers
-};
+namespace detail {
+struct access;
+}
+
+// How the node finds an EPMD when it starts (see docs/epmd.md): the start-up policy of the
+// EPMD module under the name the node options have always used.
+//   spawn_daemon:    like erl: if none answers, start `erlcpp-epmd -daemon` (outlives the node)
+//   in_process:      if none answers, run an EPMD server inside this node (tests, embedding)
+//   require_running: fail with epmd_unreachable if none answers
+using epmd_mode = epmd::startup_mode;
 
 // TLS distribution (OTP's inet_tls_dist): TCP connect, TLS at once, then the normal handshake
 // with 4-byte lengths and 4-byte frames. EPMD stays plaintext. See docs/tls.md.
@@ -170,11 +178,9 @@ class node {
     std::uint64_t monitor_nodes(std::function<void(const node_event&)> cb);
     void demonitor_nodes(std::uint64_t id);
 
-    // Internal: the runtime behind this node (src/node/node_impl.hpp).
-    struct impl;
-    impl& internals() noexcept { return *impl_; }
-
   private:
+    friend struct detail::access;  // src/node/access.hpp
+    struct impl;
     std::shared_ptr<impl> impl_;
 };
 

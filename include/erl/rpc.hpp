@@ -51,7 +51,10 @@
 
 namespace erl {
 class node;
+namespace detail {
+struct access;
 }
+}  // namespace erl
 
 namespace erl::rpc {
 
@@ -120,7 +123,8 @@ class call_context {
     // result of a cancelled call is discarded.
     bool cancelled() const noexcept;
 
-    // Internal.
+  private:
+    friend struct erl::detail::access;  // the rpc server makes them (src/node/access.hpp)
     call_context(erl::node* n, pid self, term caller, atom m, atom f, term args,
                  boost::asio::any_io_executor exec, std::shared_ptr<erl::detail::process> proc)
         : node_(n),
@@ -132,7 +136,6 @@ class call_context {
           exec_(std::move(exec)),
           proc_(std::move(proc)) {}
 
-  private:
     erl::node* node_;
     pid self_;
     term caller_;

@@ -32,7 +32,7 @@ thread_local const connection* tl_dispatching = nullptr;
 
 connection::connection(std::shared_ptr<node_core> core, atom peer)
     : core_(std::move(core)),
-      strand_(asio::make_strand(core_->ioc)),
+      strand_(asio::make_strand(core_->ioc())),
       stream_(strand_, core_->net ? core_->net->tls : nullptr, /*server=*/false),
       tick_timer_(strand_),
       outgoing_(true),
@@ -40,7 +40,7 @@ connection::connection(std::shared_ptr<node_core> core, atom peer)
 
 connection::connection(std::shared_ptr<node_core> core, tcp::socket sock)
     : core_(std::move(core)),
-      strand_(asio::make_strand(core_->ioc)),
+      strand_(asio::make_strand(core_->ioc())),
       stream_(strand_, core_->net ? core_->net->tls : nullptr, /*server=*/true),
       tick_timer_(strand_),
       outgoing_(false) {
@@ -387,6 +387,7 @@ void connection::adopt_pending_from(connection& other) {
 }
 
 bool connection::become_up(const proto::handshake& hs) {
+    std::vector<std::function<void(bool)>> settled;
     auto self = shared_from_this();
     std::shared_ptr<connection> replaced;
     auto pa = atom::make(hs.peer_name());
@@ -424,8 +425,11 @@ bool connection::become_up(const proto::handshake& hs) {
         writer_.emplace(hs.negotiated_flags());
         state_ = state::up;
         flush_locked();
+        settled.swap(settled_);
     }
     up_cv_.notify_all();
+    for (auto& f : settled)
+        f(true);
     core_->on_connection_up(self);
     return true;
 }
@@ -747,12 +751,14 @@ void connection::close(error_code why, std::string reason) {
     bool superseded;
     atom peer;
     if (holds_slot_.exchange(false)) core_->net->release();
+    std::vector<std::function<void(bool)>> settled;
     {
         std::lock_guard lk(mu_);
         close_reason_ = why;
         pending_.clear();
         superseded = superseded_;
         peer = peer_;
+        settled.swap(settled_);
     }
     up_cv_.notify_all();
     asio::post(strand_, [self = shared_from_this()] {
@@ -768,13 +774,34 @@ void connection::close(error_code why, std::string reason) {
         core_->log(who + " closed: " + reason + " (" + why.message() + ")");
     }
     core_->on_connection_down(shared_from_this(), why, prev == state::up && !superseded);
+    // After on_connection_down: a successor (simultaneous connect) is in the table by now.
+    for (auto& f : settled)
+        f(false);
+}
+
+void connection::when_settled(std::function<void(bool up)> done) {
+    bool up;
+    {
+        std::lock_guard lk(mu_);
+        const state s = state_.load();
+        if (s != state::up && s != state::closed) {
+            settled_.push_back(std::move(done));
+            return;
+        }
+        up = s == state::up;
+    }
+    done(up);
 }
 
 error_code connection::wait_up(std::chrono::milliseconds timeout) {
     std::unique_lock lk(mu_);
-    bool ok = up_cv_.wait_for(
-        lk, timeout, [&] { return state_.load() == state::up || state_.load() == state::closed; });
-    if (!ok) return make_error_code(errc::timeout);
+    auto settled = [&] { return state_.load() == state::up || state_.load() == state::closed; };
+    // Without a deadline the set-up's own (net_setuptime) ends the wait; milliseconds::max()
+    // would overflow a steady_clock deadline.
+    if (timeout == std::chrono::milliseconds::max())
+        up_cv_.wait(lk, settled);
+    else if (!up_cv_.wait_for(lk, timeout, settled))
+        return make_error_code(errc::timeout);
     if (state_.load() == state::up) return {};
     return close_reason_ ? close_reason_ : make_error_code(errc::noconnection);
 }

@@ -18,6 +18,7 @@
 
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -92,6 +93,10 @@ class connection : public std::enable_shared_from_this<connection> {
 
     // Waits until up or closed (for node::connect / ping). Returns the failure, if any.
     error_code wait_up(std::chrono::milliseconds timeout);
+    // Calls `done(true)` once the connection is up, or `done(false)` once it has closed
+    // (without coming up, or later); at once, on this thread, if that has happened already.
+    // Called without locks held, on the thread that brings the connection up or closes it.
+    void when_settled(std::function<void(bool up)> done);
 
     // Messages queued before the handshake completed move with a superseding connection
     // (simultaneous connect).
@@ -145,6 +150,7 @@ class connection : public std::enable_shared_from_this<connection> {
     int silent_ticks_ = 0;
     error_code close_reason_;
     std::condition_variable up_cv_;
+    std::vector<std::function<void(bool)>> settled_;  // when_settled callbacks not yet called
     bool superseded_ = false;    // replaced by another connection to the same peer
     std::string handshake_why_;  // why the handshake's I/O failed (for the log line)
     std::vector<std::uint8_t>

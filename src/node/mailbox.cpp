@@ -1,7 +1,10 @@
 #include <erl/mailbox.hpp>
 
 #include "node/node_core.hpp"
+#include "node/runtime.hpp"
 #include "node/signals.hpp"
+
+#include <stdexcept>
 
 namespace erl {
 
@@ -12,7 +15,12 @@ std::optional<term> take_if(detail::process& p, Pred&& pred, std::chrono::millis
     auto deadline = timeout == infinity ? std::chrono::steady_clock::time_point::max()
                                         : std::chrono::steady_clock::now() + timeout;
     std::size_t scanned = 0;  // messages already rejected by pred stay rejected
+    std::uint64_t epoch = p.queue_epoch;
     for (;;) {
+        if (p.queue_epoch != epoch) {  // flushed or cleared meanwhile: positions are stale
+            epoch = p.queue_epoch;
+            scanned = 0;
+        }
         for (auto it = p.queue.begin() + static_cast<std::ptrdiff_t>(scanned); it != p.queue.end();
              ++it, ++scanned) {
             if (pred(*it)) {
@@ -26,6 +34,7 @@ std::optional<term> take_if(detail::process& p, Pred&& pred, std::chrono::millis
             p.cv.wait(lk);
         } else if (p.cv.wait_until(lk, deadline) == std::cv_status::timeout) {
             // One last scan of what arrived meanwhile.
+            if (p.queue_epoch != epoch) scanned = 0;
             for (auto it = p.queue.begin() + static_cast<std::ptrdiff_t>(scanned);
                  it != p.queue.end(); ++it) {
                 if (pred(*it)) {
@@ -136,25 +145,11 @@ std::optional<term> mailbox::exit_reason() const {
 }
 
 reference mailbox::make_alias() const {
-    auto& core = *p_->node;
-    reference r = core.make_ref();
-    {
-        std::unique_lock lk(core.proc_mu);
-        core.aliases[r] = p_;
-    }
-    std::lock_guard lk(p_->mu);
-    p_->aliases.push_back(r);
-    return r;
+    return detail::runtime::make_alias(p_);
 }
 
 void mailbox::remove_alias(const reference& alias) const {
-    auto& core = *p_->node;
-    {
-        std::unique_lock lk(core.proc_mu);
-        core.aliases.erase(alias);
-    }
-    std::lock_guard lk(p_->mu);
-    std::erase(p_->aliases, alias);
+    detail::runtime::remove_alias(p_, alias);
 }
 
 void mailbox::exit(term reason) const {
@@ -166,8 +161,10 @@ bool mailbox::exited() const noexcept {
     return p_->exited;
 }
 
-node& mailbox::owner() const noexcept {
-    return *p_->node->facade;
+node& mailbox::owner() const {
+    node* n = p_->node->facade.load();
+    if (!n) throw std::logic_error("erl::mailbox::owner: the node has been destroyed");
+    return *n;
 }
 
 }  // namespace erl

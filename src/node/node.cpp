@@ -3,6 +3,7 @@
 
 #include "node/connection.hpp"
 #include "node/node_core.hpp"
+#include "node/runtime_atoms.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -120,237 +121,73 @@ node::node(node_options opts) : impl_(std::make_shared<impl>(std::move(opts))) {
 
 node::~node() {
     stop();
+    auto& c = *impl_;
+    c.facade = nullptr;
+    if (c.on_io_thread()) {
+        // Destroyed by one of its own handlers: the stopper cannot join the thread running
+        // this destructor. It owns the core and finishes on its own.
+        if (c.stopper.joinable()) c.stopper.detach();
+        return;
+    }
+    c.join_stopper();
 }
 
 error_code node::start() {
     auto& c = *impl_;
-    if (c.alive) return {};
-    // Name.
-    std::string full = c.opts.name;
-    if (full.find('@') == std::string::npos) full += "@" + this_host(c.opts.long_names);
-    auto parts = split_node_name(full);
-    if (!parts) return parts.error();
-    auto a = atom::make(full);
-    if (!a) return a.error();
-    c.name = *a;
-    c.host = parts->second;
-    // Cookie: option, then environment, then cookie file (see node_options::cookie).
-    const char* env_cookie =
-        c.opts.cookie_env.empty() ? nullptr : std::getenv(c.opts.cookie_env.c_str());
-    if (!c.opts.cookie.empty()) {
-        c.cookie = c.opts.cookie;
-    } else if (env_cookie && *env_cookie) {
-        c.cookie = env_cookie;
-    } else {
-        std::string why;
-        auto ck = read_or_create_cookie(c.opts.cookie_file, why);
-        if (!ck) {
-            c.log("cannot start: " + why);
-            return ck.error();
+    {
+        std::unique_lock lk(c.life_mu);
+        if (c.state == detail::node_core::life::running) return {};
+        if (c.on_io_thread()) {
+            // A handler of a stopping node cannot wait for the stop to finish (it is part of it).
+            if (c.state != detail::node_core::life::stopped)
+                return make_error_code(errc::shutting_down);
+        } else {
+            c.life_cv.wait(lk, [&] {
+                return c.state == detail::node_core::life::stopped ||
+                       c.state == detail::node_core::life::running;
+            });
+            if (c.state == detail::node_core::life::running) return {};
         }
-        c.cookie = *ck;
+        c.state = detail::node_core::life::starting;
     }
-    // Transport and access control shared by every connection.
-    auto net = std::make_shared<detail::net_state>();
-    net->cookie = c.cookie;
-    net->max_connections = c.opts.max_connections;
-    for (auto& n : c.opts.allow) {
-        auto a = atom::make(n);
-        if (!a || !split_node_name(n)) {
-            c.log("cannot start: bad node name in allow-list: '" + n + "'");
-            return make_error_code(errc::bad_node_name);
-        }
-        net->allow.insert(*a);
+    if (!c.join_stopper()) {
+        std::lock_guard lk(c.life_mu);
+        c.state = detail::node_core::life::stopped;
+        c.life_cv.notify_all();
+        return make_error_code(errc::shutting_down);
     }
-    for (auto& [n, ck] : c.opts.peer_cookies) {
-        auto a = atom::make(n);
-        if (!a || !split_node_name(n)) {
-            c.log("cannot start: bad node name in peer_cookies: '" + n + "'");
-            return make_error_code(errc::bad_node_name);
-        }
-        net->cookies[*a] = ck;
-    }
-    if (c.opts.tls.enabled) {
-        std::string why;
-        auto t = detail::make_tls_contexts(c.opts.tls, why);
-        if (!t) {
-            c.log("cannot start: " + why);
-            return t.error();
-        }
-        net->tls = std::move(*t);
-    }
-    if (c.opts.max_atoms != 0) set_atom_table_limit(c.opts.max_atoms);
-    c.net = std::move(net);
-    if (c.opts.epmd_port == 0) c.opts.epmd_port = epmd::default_port();
-
-    // Listen.
-    error_code ec;
-    auto addr = asio::ip::make_address(c.opts.listen_address, ec);
-    if (ec) return ec;
-    c.acceptor = std::make_unique<tcp::acceptor>(c.ioc);
-    tcp::endpoint ep(addr, c.opts.listen_port);
-    c.acceptor->open(ep.protocol(), ec);
-    if (!ec) c.acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
-    if (!ec) c.acceptor->bind(ep, ec);
-    if (!ec) c.acceptor->listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) return ec;
-    c.listen_port = c.acceptor->local_endpoint().port();
-
-    // I/O threads.
-    c.ioc.restart();
-    auto guard = std::make_shared<asio::executor_work_guard<asio::io_context::executor_type>>(
-        c.ioc.get_executor());
-    c.work_guard = guard;
-    for (unsigned i = 0; i < std::max(1u, c.opts.threads); ++i)
-        c.threads.emplace_back([&ioc = c.ioc] { ioc.run(); });
-
-    // EPMD: make sure one answers (spawning or embedding one as configured), then register.
-    auto mode = c.opts.epmd == epmd_mode::spawn_daemon ? epmd::startup_mode::spawn_daemon
-                : c.opts.epmd == epmd_mode::in_process ? epmd::startup_mode::in_process
-                                                       : epmd::startup_mode::require_running;
-    auto fut = asio::co_spawn(
-        c.ioc,
-        [&c, mode]() -> asio::awaitable<error_code> {
-            auto srv =
-                co_await epmd::async_ensure_epmd(c.opts.epmd_port, mode, c.opts.epmd_daemon_path);
-            if (!srv) co_return srv.error();
-            c.embedded_epmd = std::move(*srv);
-            epmd::node_info info;
-            info.name = std::string(c.name.str().substr(0, c.name.str().find('@')));
-            info.port = c.listen_port;
-            info.type = c.opts.hidden ? epmd::node_type::hidden : epmd::node_type::normal;
-            auto reg = co_await epmd::async_register("127.0.0.1", c.opts.epmd_port, info,
-                                                     c.opts.net_setuptime);
-            if (!reg) co_return reg.error();
-            c.creation = reg->creation();
-            c.registration = std::make_unique<epmd::registration>(std::move(*reg));
-            co_return error_code{};
-        },
-        asio::use_future);
-    ec = fut.get();
-    if (ec) {
-        stop();
-        return ec;
-    }
-    c.node_process = c.new_process();
-    c.start_services();
-    c.alive = true;
-
-    // Accept loop.
-    asio::co_spawn(
-        c.ioc,
-        [core = impl_]() -> asio::awaitable<void> {
-            while (!core->stopping) {
-                error_code ec;
-                tcp::socket s(core->ioc);
-                co_await core->acceptor->async_accept(
-                    s, asio::redirect_error(asio::use_awaitable, ec));
-                if (ec) {
-                    if (core->stopping || ec == asio::error::operation_aborted) co_return;
-                    continue;
-                }
-                if (!core->net->try_acquire()) {
-                    // max_connections: refuse before any TLS or handshake work.
-                    error_code rec;
-                    auto ep = s.remote_endpoint(rec);
-                    core->log("incoming connection" +
-                              (rec ? std::string()
-                                   : " from " + ep.address().to_string() + ":" +
-                                         std::to_string(ep.port())) +
-                              " refused: limit exceeded: max_connections (" +
-                              std::to_string(core->opts.max_connections) + ") reached");
-                    s.close(rec);
-                    continue;
-                }
-                auto conn = std::make_shared<detail::connection>(
-                    std::static_pointer_cast<detail::node_core>(core), std::move(s));
-                conn->hold_slot();
-                conn->start_incoming();
-            }
-        },
-        asio::detached);
-    return {};
+    auto ec = c.start_runtime();
+    std::lock_guard lk(c.life_mu);
+    c.state = ec ? detail::node_core::life::stopped : detail::node_core::life::running;
+    c.life_cv.notify_all();
+    return ec;
 }
 
 void node::stop() {
     auto& c = *impl_;
-    if (c.stopping.exchange(true)) return;
-    c.alive = false;
-    // Close every connection: peers see nodedown; links and monitors fire noconnection.
-    std::vector<std::shared_ptr<detail::connection>> all;
     {
-        std::lock_guard lk(c.conn_mu);
-        for (auto& [p, conn] : c.conns)
-            all.push_back(conn);
-    }
-    for (auto& conn : all)
-        conn->close(make_error_code(errc::shutting_down), {});
-    // Every process exits.
-    std::vector<std::shared_ptr<detail::process>> procs;
-    {
-        std::shared_lock lk(c.proc_mu);
-        for (auto& [k, p] : c.procs)
-            procs.push_back(p);
-    }
-    for (auto& p : procs)
-        c.process_exit(p, term(atom("shutdown")));
-    if (c.acceptor || c.registration || c.embedded_epmd) {
-        // Close the listener, the EPMD registration and an embedded EPMD on the I/O threads
-        // and wait for it, so their ports are free when stop() returns (a restarted node can
-        // bind them again at once).
-        auto done = std::make_shared<std::promise<void>>();
-        auto fut = done->get_future();
-        asio::post(c.ioc, [&c, done] {
-            error_code ec;
-            if (c.acceptor) c.acceptor->close(ec);
-            if (c.registration) c.registration->close();
-            if (c.embedded_epmd) c.embedded_epmd->stop();
-            done->set_value();
-        });
-        bool on_io = false;
-        for (auto& t : c.threads)
-            if (t.get_id() == std::this_thread::get_id()) on_io = true;
-        if (!on_io && !c.threads.empty()) fut.wait_for(std::chrono::seconds(2));
-    }
-    c.work_guard.reset();
-    // Give the closes a moment to flush, then stop the loop.
-    const auto self = std::this_thread::get_id();
-    bool on_io_thread = false;
-    for (auto& t : c.threads)
-        if (t.get_id() == self) on_io_thread = true;
-    if (on_io_thread) {
-        c.ioc.stop();
-        for (auto& t : c.threads)
-            if (t.get_id() != self && t.joinable()) t.detach();
-        for (auto& t : c.threads)
-            if (t.joinable()) t.detach();
-    } else {
-        auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
-        while (std::chrono::steady_clock::now() < deadline && !c.ioc.stopped()) {
-            bool busy = false;
-            {
-                std::lock_guard lk(c.conn_mu);
-                busy = !c.conns.empty();
-            }
-            if (!busy) break;
-            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        std::unique_lock lk(c.life_mu);
+        if (c.state == detail::node_core::life::stopped) return;
+        if (c.state != detail::node_core::life::running) {
+            // Another thread is starting or stopping the node: wait for it to finish (a
+            // handler of the node cannot: it is part of that).
+            if (c.on_io_thread()) return;
+            c.life_cv.wait(lk, [&] {
+                return c.state == detail::node_core::life::stopped ||
+                       c.state == detail::node_core::life::running;
+            });
+            if (c.state == detail::node_core::life::stopped) return;
         }
-        c.ioc.stop();
-        for (auto& t : c.threads)
-            if (t.joinable()) t.join();
-        // No thread runs the context any more: destroy the handlers still queued (suspended
-        // coroutines of connections, accept loops, timers) so they release the node.
-        c.ioc.shutdown();
+        c.state = detail::node_core::life::stopping;
     }
-    c.threads.clear();
-    {
-        std::lock_guard lk(c.conn_mu);
-        c.conns.clear();
+    c.begin_stop();
+    if (c.on_io_thread()) {
+        // This thread is one of those that must be joined: a thread of the node finishes the
+        // stop once this handler has returned (start() and ~node wait for it).
+        c.stopper = std::thread([core = impl_] { core->finish_stop(); });
+        return;
     }
-    c.registration.reset();
-    c.embedded_epmd.reset();
-    c.acceptor.reset();
-    c.node_process.reset();
+    c.finish_stop();
 }
 
 bool node::alive() const noexcept {
@@ -369,51 +206,27 @@ const node_options& node::options() const noexcept {
     return impl_->opts;
 }
 asio::any_io_executor node::executor() const {
-    return impl_->ioc.get_executor();
+    return impl_->ioc().get_executor();
 }
 
 result<mailbox> node::spawn_mailbox(std::optional<atom> name) {
     auto& c = *impl_;
     if (!c.alive) return make_error_code(errc::not_alive);
-    auto p = c.new_process();
-    if (name) {
-        std::unique_lock lk(c.proc_mu);
-        if (c.names.count(*name)) {
-            c.procs.erase((std::uint64_t(p->self.id) << 32) | p->self.serial);
-            return make_error_code(errc::name_taken);
-        }
-        c.names[*name] = p;
-        p->name = name;
-    }
-    return c.make_handle(p);
+    if (!name) return c.make_handle(c.new_process());
+    auto p = c.new_named_process(*name);
+    if (!p) return p.error();
+    return c.make_handle(*p);
 }
 
 error_code node::register_name(atom name, const pid& p) {
     auto& c = *impl_;
     auto proc = c.find_process(p);
     if (!proc) return make_error_code(errc::noproc);
-    std::unique_lock lk(c.proc_mu);
-    if (c.names.count(name)) return make_error_code(errc::name_taken);
-    {
-        std::lock_guard plk(proc->mu);
-        if (proc->name) return make_error_code(errc::name_taken);
-        proc->name = name;
-    }
-    c.names[name] = proc;
-    return {};
+    return c.table.register_name(name, proc);
 }
 
 bool node::unregister_name(atom name) {
-    auto& c = *impl_;
-    std::unique_lock lk(c.proc_mu);
-    auto it = c.names.find(name);
-    if (it == c.names.end()) return false;
-    {
-        std::lock_guard plk(it->second->mu);
-        it->second->name.reset();
-    }
-    c.names.erase(it);
-    return true;
+    return impl_->table.unregister_name(name);
 }
 
 std::optional<pid> node::whereis(atom name) const {
@@ -423,11 +236,7 @@ std::optional<pid> node::whereis(atom name) const {
 }
 
 std::vector<atom> node::registered() const {
-    std::shared_lock lk(impl_->proc_mu);
-    std::vector<atom> out;
-    for (auto& [n, p] : impl_->names)
-        out.push_back(n);
-    return out;
+    return impl_->table.registered();
 }
 
 reference node::make_ref() {
@@ -462,11 +271,7 @@ bool node::is_connected(atom peer) const {
 }
 
 error_code node::connect(atom peer, std::chrono::milliseconds timeout) {
-    if (!impl_->alive) return make_error_code(errc::not_alive);
-    if (peer == impl_->name) return {};
-    auto c = impl_->connection_to(peer, true);
-    if (!c) return make_error_code(errc::bad_node_name);
-    return c->wait_up(timeout);
+    return impl_->connect(peer, timeout);
 }
 
 bool node::ping(atom peer, std::chrono::milliseconds timeout) {
@@ -478,13 +283,14 @@ bool node::ping(atom peer, std::chrono::milliseconds timeout) {
     if (!mb) return false;
     term ref(make_ref());
     // net_adm:ping/1 is gen:call(net_kernel, {is_auth, node()}).
-    mb->send(atom("net_kernel"), peer,
-             tuple(atom("$gen_call"), tuple(mb->self_term(), ref), tuple(atom("is_auth"), name())));
+    const auto& a = detail::A();
+    mb->send(a.net_kernel, peer,
+             tuple(a.gen_call, tuple(mb->self_term(), ref), tuple(a.is_auth, name())));
     auto left = timeout - std::chrono::duration_cast<std::chrono::milliseconds>(
                               std::chrono::steady_clock::now() - start);
     auto reply = mb->receive_if([&](const term& m) { return m.is_tuple(2) && m[0] == ref; },
                                 std::max(left, std::chrono::milliseconds(1)));
-    return reply && (*reply)[1].is_atom(atom("yes"));
+    return reply && (*reply)[1].is_atom(a.yes);
 }
 
 void node::disconnect(atom peer) {
@@ -505,9 +311,249 @@ void node::demonitor_nodes(std::uint64_t id) {
 }
 
 // ------------------------------------------------------------------------------------------
-// Connection management (node_core members that need the connection type)
+// Lifecycle: node::start()/stop() above keep the state; these do the work.
 
 namespace detail {
+
+namespace {
+// The node whose io_context the current thread runs (null on other threads).
+thread_local const node_core* io_thread_of = nullptr;
+}  // namespace
+
+error_code node_core::start_runtime() {
+    auto& c = *this;
+    c.stopping = false;
+    // Name.
+    std::string full = c.opts.name;
+    if (full.find('@') == std::string::npos) full += "@" + this_host(c.opts.long_names);
+    auto parts = split_node_name(full);
+    if (!parts) return parts.error();
+    auto a = atom::make(full);
+    if (!a) return a.error();
+    c.name = *a;
+    c.host = parts->second;
+    // Cookie: option, then environment, then cookie file (see node_options::cookie).
+    const char* env_cookie =
+        c.opts.cookie_env.empty() ? nullptr : std::getenv(c.opts.cookie_env.c_str());
+    if (!c.opts.cookie.empty()) {
+        c.cookie = c.opts.cookie;
+    } else if (env_cookie && *env_cookie) {
+        c.cookie = env_cookie;
+    } else {
+        std::string why;
+        auto ck = read_or_create_cookie(c.opts.cookie_file, why);
+        if (!ck) {
+            c.log("cannot start: " + why);
+            return ck.error();
+        }
+        c.cookie = *ck;
+    }
+    // Transport and access control shared by every connection.
+    auto net = std::make_shared<net_state>();
+    net->cookie = c.cookie;
+    net->max_connections = c.opts.max_connections;
+    for (auto& n : c.opts.allow) {
+        auto a = atom::make(n);
+        if (!a || !split_node_name(n)) {
+            c.log("cannot start: bad node name in allow-list: '" + n + "'");
+            return make_error_code(errc::bad_node_name);
+        }
+        net->allow.insert(*a);
+    }
+    for (auto& [n, ck] : c.opts.peer_cookies) {
+        auto a = atom::make(n);
+        if (!a || !split_node_name(n)) {
+            c.log("cannot start: bad node name in peer_cookies: '" + n + "'");
+            return make_error_code(errc::bad_node_name);
+        }
+        net->cookies[*a] = ck;
+    }
+    if (c.opts.tls.enabled) {
+        std::string why;
+        auto t = make_tls_contexts(c.opts.tls, why);
+        if (!t) {
+            c.log("cannot start: " + why);
+            return t.error();
+        }
+        net->tls = std::move(*t);
+    }
+    if (c.opts.max_atoms != 0) set_atom_table_limit(c.opts.max_atoms);
+    c.net = std::move(net);
+    if (c.opts.epmd_port == 0) c.opts.epmd_port = epmd::default_port();
+
+    // A fresh io_context if an earlier run shut the current one down.
+    if (c.ioc_used)
+        c.retired_iocs.push_back(std::exchange(c.ioc_, std::make_shared<owned_io_context>()));
+    c.ioc_used = true;
+
+    // Listen.
+    error_code ec;
+    auto addr = asio::ip::make_address(c.opts.listen_address, ec);
+    if (ec) return ec;
+    c.acceptor = std::make_unique<tcp::acceptor>(c.ioc());
+    tcp::endpoint ep(addr, c.opts.listen_port);
+    c.acceptor->open(ep.protocol(), ec);
+    if (!ec) c.acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) c.acceptor->bind(ep, ec);
+    if (!ec) c.acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+        c.acceptor.reset();
+        return ec;
+    }
+    c.listen_port = c.acceptor->local_endpoint().port();
+
+    // I/O threads.
+    auto guard = std::make_shared<asio::executor_work_guard<asio::io_context::executor_type>>(
+        c.ioc().get_executor());
+    c.work_guard = guard;
+    for (unsigned i = 0; i < std::max(1u, c.opts.threads); ++i)
+        c.threads.emplace_back([ioc = c.ioc_, self = &c] {
+            io_thread_of = self;
+            ioc->run();
+        });
+
+    // EPMD: make sure one answers (spawning or embedding one as configured), then register.
+    const auto mode = c.opts.epmd;
+    auto fut = asio::co_spawn(
+        c.ioc(),
+        [&c, mode]() -> asio::awaitable<error_code> {
+            auto srv =
+                co_await epmd::async_ensure_epmd(c.opts.epmd_port, mode, c.opts.epmd_daemon_path);
+            if (!srv) co_return srv.error();
+            c.embedded_epmd = std::move(*srv);
+            epmd::node_info info;
+            info.name = std::string(c.name.str().substr(0, c.name.str().find('@')));
+            info.port = c.listen_port;
+            info.type = c.opts.hidden ? epmd::node_type::hidden : epmd::node_type::normal;
+            auto reg = co_await epmd::async_register("127.0.0.1", c.opts.epmd_port, info,
+                                                     c.opts.net_setuptime);
+            if (!reg) co_return reg.error();
+            c.creation = reg->creation();
+            c.registration = std::make_unique<epmd::registration>(std::move(*reg));
+            co_return error_code{};
+        },
+        asio::use_future);
+    ec = fut.get();
+    if (ec) {
+        begin_stop();
+        finish_stop();
+        return ec;
+    }
+    c.node_process = c.new_process();
+    c.start_services();
+    c.alive = true;
+
+    // Accept loop.
+    asio::co_spawn(
+        c.ioc(),
+        [core = shared_from_this()]() -> asio::awaitable<void> {
+            while (!core->stopping) {
+                error_code ec;
+                tcp::socket s(core->ioc());
+                co_await core->acceptor->async_accept(
+                    s, asio::redirect_error(asio::use_awaitable, ec));
+                if (ec) {
+                    if (core->stopping || ec == asio::error::operation_aborted) co_return;
+                    continue;
+                }
+                if (!core->net->try_acquire()) {
+                    // max_connections: refuse before any TLS or handshake work.
+                    error_code rec;
+                    auto ep = s.remote_endpoint(rec);
+                    core->log("incoming connection" +
+                              (rec ? std::string()
+                                   : " from " + ep.address().to_string() + ":" +
+                                         std::to_string(ep.port())) +
+                              " refused: limit exceeded: max_connections (" +
+                              std::to_string(core->opts.max_connections) + ") reached");
+                    s.close(rec);
+                    continue;
+                }
+                auto conn = std::make_shared<connection>(core, std::move(s));
+                conn->hold_slot();
+                conn->start_incoming();
+            }
+        },
+        asio::detached);
+    return {};
+}
+
+bool node_core::on_io_thread() const noexcept {
+    return io_thread_of == this;
+}
+
+bool node_core::join_stopper() {
+    if (!stopper.joinable()) return true;
+    if (stopper.get_id() == std::this_thread::get_id()) return false;
+    stopper.join();
+    return true;
+}
+
+void node_core::begin_stop() {
+    stopping = true;
+    alive = false;
+    // Close every connection: peers see nodedown; links and monitors fire noconnection.
+    std::vector<std::shared_ptr<connection>> all;
+    {
+        std::lock_guard lk(conn_mu);
+        for (auto& [p, conn] : conns)
+            all.push_back(conn);
+    }
+    for (auto& conn : all)
+        conn->close(make_error_code(errc::shutting_down), {});
+    // Every process exits.
+    for (auto& p : table.snapshot())
+        process_exit(p, term(A().shutdown));
+}
+
+void node_core::finish_stop() {
+    if (!threads.empty()) {
+        // Close the listener, the EPMD registration and an embedded EPMD on the I/O threads
+        // (where the accept loop and the registration's reads run) and wait for that, so their
+        // ports are free when stop() returns (a restarted node can bind them again at once).
+        // What the closes posted before (sockets of closed connections) runs first.
+        std::promise<void> done;
+        auto closed = done.get_future();
+        asio::post(ioc(), [this, &done] {
+            error_code ec;
+            if (acceptor) acceptor->close(ec);
+            if (registration) registration->close();
+            if (embedded_epmd) embedded_epmd->stop();
+            done.set_value();
+        });
+        closed.wait();
+    }
+    work_guard.reset();
+    ioc().stop();
+    for (auto& t : threads)
+        t.join();
+    threads.clear();
+    // No thread runs the context any more: destroy the handlers still queued (suspended
+    // coroutines of connections, accept loops, timers) so they release the node.
+    ioc().shutdown();
+    {
+        std::lock_guard lk(conn_mu);
+        conns.clear();
+    }
+    registration.reset();
+    embedded_epmd.reset();
+    acceptor.reset();
+    node_process.reset();
+    std::lock_guard lk(life_mu);
+    state = life::stopped;
+    life_cv.notify_all();
+}
+
+// ------------------------------------------------------------------------------------------
+// Connection management (node_core members that need the connection type)
+
+error_code node_core::connect(atom peer, std::chrono::milliseconds timeout) {
+    if (!alive) return make_error_code(errc::not_alive);
+    if (peer == name) return {};
+    auto c = connection_to(peer, true);
+    if (!c) return make_error_code(errc::bad_node_name);
+    return c->wait_up(timeout);
+}
 
 std::shared_ptr<connection> node_core::connection_to(atom peer, bool create) {
     if (peer == name || stopping || !net) return nullptr;

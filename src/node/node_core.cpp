@@ -1,6 +1,9 @@
 #include "node/node_core.hpp"
 
+#include "node/access.hpp"
 #include "node/connection.hpp"
+#include "node/runtime.hpp"
+#include "node/runtime_atoms.hpp"
 #include "proto/dist_codec.hpp"
 #include "proto/dist_flags.hpp"
 
@@ -12,37 +15,12 @@ namespace erl::detail {
 
 namespace dop = proto::dop;
 
-namespace {
-const atom& a_gen_call() {
-    static const atom a("$gen_call");
-    return a;
-}
-const atom& a_alias() {
-    static const atom a("alias");
-    return a;
-}
-const atom& a_net_kernel() {
-    static const atom a("net_kernel");
-    return a;
-}
-const atom& a_is_auth() {
-    static const atom a("is_auth");
-    return a;
-}
-const atom& a_yes() {
-    static const atom a("yes");
-    return a;
-}
-}  // namespace
-
 node_core::node_core(node_options o) : opts(std::move(o)) {}
 
 std::shared_ptr<process> node_core::spawn_service(atom service_name,
                                                   std::function<void(term)> handler) {
     auto proc = new_process(std::move(handler));
-    std::unique_lock lk(proc_mu);
-    proc->name = service_name;
-    names[service_name] = proc;
+    table.register_name(service_name, proc);
     return proc;
 }
 
@@ -50,14 +28,25 @@ void node_core::start_services() {
     // net_kernel: answers net_adm:ping ({is_auth, Node}) as OTP's net_kernel does; other
     // gen_server calls to net_kernel are ignored (the caller times out, as with a busy
     // net_kernel) and never crash anything.
-    spawn_service(a_net_kernel(), [this](term msg) {
-        if (!msg.is_tuple(3) || !msg[0].is_atom(a_gen_call())) return;
+    spawn_service(A().net_kernel, [this](term msg) {
+        if (!msg.is_tuple(3) || !msg[0].is_atom(A().gen_call)) return;
         const term& req = msg[2];
-        if (req.is_tuple(2) && req[0].is_atom(a_is_auth())) gen_reply(msg[1], term(a_yes()));
+        if (req.is_tuple(2) && req[0].is_atom(A().is_auth))
+            runtime::reply(*this, msg[1], term(A().yes));
     });
 }
 
 node_core::~node_core() = default;
+
+void node_core::set_spawn_handler(spawn_handler_fn h) {
+    std::lock_guard lk(services_mu_);
+    spawn_handler_ = std::move(h);
+}
+
+node_core::spawn_handler_fn node_core::spawn_handler() const {
+    std::lock_guard lk(services_mu_);
+    return spawn_handler_;
+}
 
 void node_core::log(std::string_view msg) const {
     if (opts.log) {
@@ -72,17 +61,19 @@ void node_core::log(std::string_view msg) const {
 
 std::shared_ptr<process> node_core::new_process(std::function<void(term)> handler,
                                                 std::function<void(const term&)> on_exit) {
-    // Pid numbering: 15 bits of id and 13 of serial are what every OTP version accepts; with
-    // 28 bits we can create 268M processes before the numbers wrap.
-    std::uint64_t n = pid_counter.fetch_add(1, std::memory_order_relaxed);
-    pid p{name, static_cast<std::uint32_t>(n & 0x7fff),
-          static_cast<std::uint32_t>((n >> 15) & 0x1fff), creation.load()};
-    auto proc = std::make_shared<process>(shared_from_this(), p);
-    proc->handler = std::move(handler);  // both set before the process is published
-    proc->on_exit = std::move(on_exit);
-    std::unique_lock lk(proc_mu);
-    procs[(std::uint64_t(p.id) << 32) | p.serial] = proc;
-    return proc;
+    auto made = table.create(name, creation.load(), [&](const pid& p) {
+        auto proc = std::make_shared<process>(shared_from_this(), p);
+        proc->handler = std::move(handler);  // both set before the process is published
+        proc->on_exit = std::move(on_exit);
+        return proc;
+    });
+    return std::move(*made);  // without a name, create cannot fail
+}
+
+result<std::shared_ptr<process>> node_core::new_named_process(atom n) {
+    return table.create(
+        name, creation.load(),
+        [&](const pid& p) { return std::make_shared<process>(shared_from_this(), p); }, n);
 }
 
 mailbox node_core::make_handle(const std::shared_ptr<process>& p) {
@@ -93,25 +84,19 @@ mailbox node_core::make_handle(const std::shared_ptr<process>& p) {
     std::shared_ptr<process> handle(p.get(), [keep](process* raw) mutable {
         if (!raw->exited) keep->node->process_exit(keep, term(atoms::normal()));
     });
-    return mailbox(std::move(handle));
+    return access::handle(std::move(handle));
 }
 
 std::shared_ptr<process> node_core::find_process(const pid& p) const {
     if (!is_local(p)) return nullptr;
-    std::shared_lock lk(proc_mu);
-    auto it = procs.find((std::uint64_t(p.id) << 32) | p.serial);
-    return it == procs.end() ? nullptr : it->second;
+    return table.find(p);
 }
 
 std::shared_ptr<process> node_core::find_name(atom n) const {
-    std::shared_lock lk(proc_mu);
-    auto it = names.find(n);
-    return it == names.end() ? nullptr : it->second;
+    return table.find_name(n);
 }
 
 void node_core::process_exit(const std::shared_ptr<process>& p, term reason) {
-    std::vector<reference> aliases_of;
-    std::optional<atom> name_of;
     std::vector<term> links;
     std::vector<process::watcher> watchers;
     std::vector<process::watched> monitors;
@@ -121,9 +106,8 @@ void node_core::process_exit(const std::shared_ptr<process>& p, term reason) {
         if (p->exited) return;
         p->exited = true;
         p->exit_reason = reason;
-        aliases_of.swap(p->aliases);
-        name_of = p->name;
         p->queue.clear();
+        ++p->queue_epoch;
         links = p->links.take_active();
         watchers.swap(p->watchers);
         monitors.swap(p->monitors);
@@ -133,16 +117,7 @@ void node_core::process_exit(const std::shared_ptr<process>& p, term reason) {
     for (auto& w : wake)
         w();
     if (p->on_exit) p->on_exit(reason);
-    {
-        std::unique_lock lk(proc_mu);
-        procs.erase((std::uint64_t(p->self.id) << 32) | p->self.serial);
-        if (name_of) {
-            auto it = names.find(*name_of);
-            if (it != names.end() && it->second == p) names.erase(it);
-        }
-        for (auto& r : aliases_of)
-            aliases.erase(r);
-    }
+    table.remove(p);
     // Exit signals to linked processes, DOWN to monitoring ones (Erlang semantics: a process
     // that ends sends its exit reason along every link and monitor).
     for (auto& l : links)
@@ -184,54 +159,8 @@ void node_core::send_name(const term& from, atom to_name, atom to_node, term msg
     if (auto c = connection_to(to_node, true)) c->send_to_name(from, to_name, msg);
 }
 
-void node_core::send_alias(const term& from, const reference& alias, term msg) {
-    if (alias.node == name) {
-        std::shared_ptr<process> p;
-        {
-            std::shared_lock lk(proc_mu);
-            auto it = aliases.find(alias);
-            if (it != aliases.end()) p = it->second.lock();
-        }
-        if (p) p->deliver(std::move(msg));
-        return;
-    }
-    auto c = connection_to(alias.node, true);
-    if (!c) return;
-    // ALIAS_SEND exists only between nodes that negotiated DFLAG_ALIAS; without it the
-    // message is dropped, as OTP does.
-    if (c->flags() & proto::dflag::alias)
-        c->send(make_tuple({term(dop::alias_send), from, term(alias)}), &msg);
-}
-
 void node_core::deliver_local_name(const term& from, atom to_name, term msg) {
     if (auto p = find_name(to_name)) p->deliver(std::move(msg));
-}
-
-namespace {
-// The Ref of an [alias|Ref] tag, or [] if the term is not such a tag.
-term alias_ref(const term& t) {
-    if (t.type() != kind::list) return {};
-    auto lv = t.as_list();
-    if (lv.elements.size() == 1 && lv.elements[0].is_atom(a_alias()) && lv.tail.is_reference())
-        return lv.tail;
-    return {};
-}
-}  // namespace
-
-void node_core::gen_reply(const term& from_tuple, term reply) {
-    // gen:reply/2: a tag [alias|Ref] (or [[alias|Ref]|_]) means "reply to the alias", so a
-    // caller that gave up drops the late reply; otherwise reply to the pid.
-    if (!from_tuple.is_tuple(2)) return;
-    const term& to = from_tuple[0];
-    const term& tag = from_tuple[1];
-    term ref = alias_ref(tag);
-    if (!ref.is_reference() && tag.type() == kind::list) ref = alias_ref(tag.as_list().elements[0]);
-    term msg = make_tuple({tag, std::move(reply)});
-    if (ref.is_reference()) {
-        send_alias(node_process->self_term, ref.as_reference(), std::move(msg));
-    } else if (to.is_pid()) {
-        send_pid(node_process->self_term, to.as_pid(), std::move(msg));
-    }
 }
 
 // ------------------------------------------------------------------------------------------
@@ -280,19 +209,6 @@ void node_core::on_dist_message(const std::shared_ptr<connection>& c, const term
     }
     batch.flush();
     switch (op) {
-        case dop::spawn_reply:
-        case dop::spawn_reply_tt: {
-            // {31, ReqId, To, Flags, PidOrError}: delivered to To as the message
-            // {spawn_reply, ReqId, ok | error, PidOrError}, as erlang:spawn_request/5 does by
-            // default (the rpc client waits for it).
-            if (n < 5 || !control[1].is_reference() || !control[2].is_pid()) return bad();
-            static const atom a_spawn_reply("spawn_reply");
-            if (auto p = find_process(control[2].as_pid()))
-                p->deliver(make_tuple({term(a_spawn_reply), control[1],
-                                       term(control[4].is_pid() ? atoms::ok() : atoms::error()),
-                                       control[4]}));
-            return;
-        }
         case dop::alias_send:
         case dop::alias_send_tt:
             if (n < 3 || !control[2].is_reference() || !payload) return bad();

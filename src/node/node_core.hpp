@@ -5,17 +5,20 @@
 #include <erl/node.hpp>
 
 #include "node/process.hpp"
+#include "node/process_table.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
 #include <thread>
+#include <typeindex>
 #include <unordered_map>
 
 namespace erl::epmd {
@@ -28,29 +31,47 @@ namespace erl::detail {
 class connection;
 struct net_state;
 
-struct ref_key_hash {
-    std::size_t operator()(const reference& r) const noexcept {
-        std::size_t h = r.node.hash() ^ r.creation;
-        for (auto w : r.words())
-            h = h * 1000003u ^ w;
-        return h;
-    }
-};
-
 struct node_core : std::enable_shared_from_this<node_core> {
     explicit node_core(node_options o);
     ~node_core();
 
     node_options opts;
-    erl::node* facade = nullptr;
+    // The public object, for mailbox::owner(); cleared by ~node.
+    std::atomic<erl::node*> facade{nullptr};
     // An io_context whose pending handlers can be destroyed once the I/O threads are gone:
     // coroutine frames still queued there own references to connections and to this core,
-    // so stop() must drop them to break that cycle (execution_context::shutdown is protected).
+    // so stopping must drop them to break that cycle (execution_context::shutdown is
+    // protected). A shut-down context cannot run again, so every start() gets a fresh one;
+    // the old ones stay (idle) until the node is destroyed, for I/O objects that outlive a
+    // stop (a process_context kept by user code).
     struct owned_io_context : boost::asio::io_context {
         using boost::asio::io_context::shutdown;
     };
-    owned_io_context ioc;
-    std::vector<std::thread> threads;
+    owned_io_context& ioc() noexcept { return *ioc_; }
+    std::shared_ptr<owned_io_context> ioc_ = std::make_shared<owned_io_context>();
+    std::vector<std::shared_ptr<owned_io_context>> retired_iocs;
+    std::vector<std::thread> threads;  // run ioc_; joined by finish_stop()
+
+    // Lifecycle (node.cpp) --------------------------------------------------------------------
+    enum class life { stopped, starting, running, stopping };
+    std::mutex life_mu;
+    std::condition_variable life_cv;  // notified on every change of `state`
+    life state = life::stopped;       // guarded by life_mu
+    bool ioc_used = false;            // ioc_ has run (and been shut down): start() needs a new one
+    // Listens, registers with EPMD and starts the I/O threads and services (node::start).
+    error_code start_runtime();
+    // Finishes a stop() made on one of the node's own threads (it cannot join itself).
+    std::thread stopper;
+    bool on_io_thread() const noexcept;
+    // The first half of stopping, on any thread: refuses new work, closes every connection,
+    // ends every process.
+    void begin_stop();
+    // The second half, never on an I/O thread: closes the listener and the EPMD registration
+    // on the I/O threads, stops and joins them, destroys what is still queued, and marks the
+    // node stopped.
+    void finish_stop();
+    // Joins a stopper left by an earlier stop(); false if called on the stopping thread.
+    bool join_stopper();
 
     atom name;
     std::string host;
@@ -63,15 +84,9 @@ struct node_core : std::enable_shared_from_this<node_core> {
     std::unique_ptr<epmd::registration> registration;
     std::unique_ptr<epmd::server> embedded_epmd;
 
-    // Process table ----------------------------------------------------------------------------
-    mutable std::shared_mutex proc_mu;
-    std::unordered_map<std::uint64_t, std::shared_ptr<process>> procs;  // key: id << 32 | serial
-    std::unordered_map<atom, std::shared_ptr<process>> names;
-    std::unordered_map<reference, std::weak_ptr<process>, ref_key_hash> aliases;
-    // Answers SPAWN_REQUEST (rpc/erpc service); returns false to let the runtime refuse it.
-    std::function<bool(const std::shared_ptr<connection>&, const term& control, term* payload)>
-        spawn_handler;
-    std::atomic<std::uint64_t> pid_counter{1};
+    // Processes --------------------------------------------------------------------------------
+    // Pids, names and aliases; its header states the lock order (node/process_table.hpp).
+    process_table table;
     std::atomic<std::uint64_t> ref_counter{1};
     std::shared_ptr<process> node_process;  // sender of messages sent "from the node"
     std::shared_ptr<void> work_guard;       // keeps the io_context running while alive
@@ -81,6 +96,8 @@ struct node_core : std::enable_shared_from_this<node_core> {
     // `on_exit` (optional) is called once when the process exits (process::on_exit).
     std::shared_ptr<process> new_process(std::function<void(term)> handler = {},
                                          std::function<void(const term&)> on_exit = {});
+    // A new queueing process registered as `name` in the same step (errc::name_taken).
+    result<std::shared_ptr<process>> new_named_process(atom name);
     mailbox make_handle(const std::shared_ptr<process>& p);
     // A registered service process whose messages are handled inline by `handler` (on the
     // delivering thread: keep it short and non-blocking). It can be linked to and monitored
@@ -105,8 +122,6 @@ struct node_core : std::enable_shared_from_this<node_core> {
     void send_name(const term& from, atom to_name, atom to_node, term msg);
     void send_alias(const term& from, const reference& alias, term msg);
     void deliver_local_name(const term& from, atom to_name, term msg);
-    // Replies to a '$gen_call' From = {Pid, Tag} as gen:reply does (alias tags honoured).
-    void gen_reply(const term& from_tuple, term reply);
 
     // Connections -------------------------------------------------------------------------------
     // TLS contexts, allow-list, per-peer cookies, connection count (node/connection.hpp).
@@ -120,6 +135,8 @@ struct node_core : std::enable_shared_from_this<node_core> {
     // Fires links and monitors across a lost connection with `noconnection` (signals.cpp).
     void on_node_down_signals(atom peer);
     std::vector<atom> connected_nodes() const;
+    // node::connect: a connection to `peer`, waiting up to `timeout` for its handshake.
+    error_code connect(atom peer, std::chrono::milliseconds timeout);
 
     // Incoming distribution message (called on the connection's strand). Messages for
     // queueing processes go into `batch` (the caller flushes it at the end of its read chunk);
@@ -139,6 +156,26 @@ struct node_core : std::enable_shared_from_this<node_core> {
     void send_monitor_down(const term& ident, const term& watcher, const reference& ref,
                            const term& reason);
 
+    // Per-node service state -------------------------------------------------------------------
+    // Answers SPAWN_REQUEST (the rpc/erpc service); returns false to let the runtime refuse it.
+    using spawn_handler_fn =
+        std::function<bool(const std::shared_ptr<connection>&, const term& control, term* payload)>;
+    void set_spawn_handler(spawn_handler_fn h);
+    spawn_handler_fn spawn_handler() const;
+    // The state a service keeps per node (one T per node, made on first use and kept until the
+    // node is destroyed). T must not own the node: hold processes by weak_ptr.
+    template <class T>
+    std::shared_ptr<T> service_state() {
+        std::lock_guard lk(services_mu_);
+        auto& slot = services_[std::type_index(typeid(T))];
+        if (!slot) slot = std::make_shared<T>();
+        return std::static_pointer_cast<T>(slot);
+    }
+    // Threads of thread-bodied processes still running (erl::join_processes).
+    std::mutex bodies_mu;
+    std::condition_variable bodies_cv;  // notified when live_bodies drops to 0
+    std::size_t live_bodies = 0;        // guarded by bodies_mu
+
     // Node monitoring --------------------------------------------------------------------------
     std::mutex mon_mu;
     std::map<std::uint64_t, std::function<void(const node_event&)>> node_monitors;
@@ -146,6 +183,12 @@ struct node_core : std::enable_shared_from_this<node_core> {
     void notify_nodes(const node_event& ev);
 
     void log(std::string_view msg) const;
+
+  private:
+    mutable std::mutex services_mu_;
+    spawn_handler_fn spawn_handler_;  // guarded by services_mu_
+    std::unordered_map<std::type_index, std::shared_ptr<void>>
+        services_;  // guarded by services_mu_
 };
 
 }  // namespace erl::detail

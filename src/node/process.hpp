@@ -35,6 +35,10 @@ struct process {
     mutable std::mutex mu;
     std::condition_variable cv;
     std::deque<term> queue;
+    // Bumped (under mu) whenever messages leave the queue other than by the receiver taking
+    // one (demonitor flush, exit): a selective receive part-way through the queue must scan
+    // again from the front, as its position no longer means anything.
+    std::uint64_t queue_epoch = 0;
     // Written under mu; read without it by senders that drop messages from dead processes.
     std::atomic<bool> exited{false};
     term exit_reason;
@@ -58,10 +62,12 @@ struct process {
     std::vector<watcher> watchers;  // processes monitoring this one
     struct watched {
         reference ref;
-        term target;  // pid, or registered name atom
+        term target;  // pid, registered name atom, or [] while a spawn_request is unanswered
         atom node;    // node of the target
     };
     std::vector<watched> monitors;  // monitors this process holds
+    // SPAWN_REQUESTs of this process whose SPAWN_REPLY it wants (runtime::spawn_request).
+    std::vector<reference> spawn_requests;
 
     // Service processes (net_kernel, rex, ...) handle each message inline on the delivering
     // thread instead of queueing it. Set before the process is published; never changed.
@@ -85,6 +91,28 @@ struct process {
         cv.notify_all();
         for (auto& w : wake)
             w();
+    }
+
+    // Delivers msg if accept() — called with mu held, where it may change the state the
+    // message reports (remove the monitor a DOWN is for) — returns true; atomically with that
+    // change for a queueing process. False if the process has exited or accept() refused.
+    template <class Accept>
+    bool deliver_if(term msg, Accept&& accept) {
+        wake_list wake;
+        bool via_handler = false;
+        {
+            std::lock_guard lk(mu);
+            if (exited || !accept()) return false;
+            if (handler)
+                via_handler = true;
+            else
+                push_locked(std::move(msg), wake);
+        }
+        if (via_handler)
+            deliver(std::move(msg));
+        else
+            notify(wake);
+        return true;
     }
 
     // Appends a message; false if the process has exited (message dropped, as in Erlang).

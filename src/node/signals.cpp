@@ -3,10 +3,10 @@
 #include "node/signals.hpp"
 #include "node/connection.hpp"
 #include "node/node_core.hpp"
+#include "node/runtime.hpp"
+#include "node/runtime_atoms.hpp"
 #include "proto/dist_codec.hpp"
 #include "proto/dist_flags.hpp"
-
-#include <boost/asio/steady_timer.hpp>
 
 #include <optional>
 #include <stdexcept>
@@ -16,42 +16,6 @@ namespace erl::detail {
 namespace dop = proto::dop;
 
 namespace {
-atom at_noproc() {
-    static const atom x("noproc");
-    return x;
-}
-atom at_noconnection() {
-    static const atom x("noconnection");
-    return x;
-}
-atom at_kill() {
-    static const atom x("kill");
-    return x;
-}
-atom at_killed() {
-    static const atom x("killed");
-    return x;
-}
-atom at_exit_tag() {
-    static const atom x("EXIT");
-    return x;
-}
-atom at_down() {
-    static const atom x("DOWN");
-    return x;
-}
-atom at_process() {
-    static const atom x("process");
-    return x;
-}
-atom at_notsup() {
-    static const atom x("notsup");
-    return x;
-}
-atom at_nodedown() {
-    static const atom x("nodedown");
-    return x;
-}
 // The Object of a 'DOWN' message: the pid, or {Name, Node} for a monitor by name.
 term down_ident(const std::shared_ptr<connection>& c, const term& from) {
     if (from.is_atom()) return make_tuple({from, term(c->peer())});
@@ -78,51 +42,25 @@ std::optional<std::uint64_t> id_value(const term& t) {
     return std::nullopt;
 }
 
-// Watches a connection that is still being set up. If it closes without coming up, `on_fail`
-// runs once, so links and monitors that were waiting for it fire `noconnection` as in Erlang
-// (an established connection that goes down is handled by on_node_down_signals instead).
-// Polling keeps this outside connection.cpp; 20 ms is well under any set-up time.
-struct setup_watch : std::enable_shared_from_this<setup_watch> {
-    setup_watch(node_core& n, atom p, std::shared_ptr<connection> conn, std::function<void()> f)
-        : core(n.weak_from_this()),
-          peer(p),
-          c(std::move(conn)),
-          on_fail(std::move(f)),
-          timer(n.ioc),
-          deadline(std::chrono::steady_clock::now() + 4 * n.opts.net_setuptime) {}
-
-    void arm() {
-        timer.expires_after(std::chrono::milliseconds(20));
-        timer.async_wait([self = shared_from_this()](error_code ec) { self->check(ec); });
-    }
-
-    void check(error_code ec) {
-        if (ec) return;  // io_context shutting down
+// Runs `on_fail` once if the connection to `peer` closes without coming up, so links and
+// monitors that were waiting for it fire `noconnection` as in Erlang (an established connection
+// that goes down is handled by on_node_down_signals instead). A connection superseded by a
+// simultaneous connect hands over to its successor, which is then watched instead.
+void when_setup_fails(const std::weak_ptr<node_core>& core, atom peer,
+                      const std::shared_ptr<connection>& c, std::function<void()> on_fail) {
+    c->when_settled([core, peer, c = std::weak_ptr<connection>(c),
+                     on_fail = std::move(on_fail)](bool up) mutable {
+        if (up) return;
         auto n = core.lock();
-        if (!n || c->is_up()) return;
-        if (c->is_closed()) {
-            // A simultaneous connect may have replaced this connection: follow the new one.
-            auto next = n->connection_to(peer, false);
-            if (next && next != c) {
-                c = std::move(next);
-                if (c->is_up()) return;
-                arm();
-                return;
-            }
-            on_fail();
+        if (!n) return;
+        auto next = n->connection_to(peer, false);
+        if (next && next != c.lock()) {
+            when_setup_fails(core, peer, next, std::move(on_fail));
             return;
         }
-        if (std::chrono::steady_clock::now() > deadline) return;
-        arm();
-    }
-
-    std::weak_ptr<node_core> core;
-    atom peer;
-    std::shared_ptr<connection> c;
-    std::function<void()> on_fail;
-    boost::asio::steady_timer timer;
-    std::chrono::steady_clock::time_point deadline;
-};
+        on_fail();
+    });
+}
 
 // Sends a control message to `to_node`, connecting on demand. When the node cannot be reached
 // `on_fail` runs (now, or once set-up fails). It must hold no strong reference to a process
@@ -135,10 +73,8 @@ void send_control(node_core& n, atom to_node, const term& control, const term* p
         return;
     }
     c->send(control, payload);
-    if (on_fail && !c->is_up()) {
-        auto w = std::make_shared<setup_watch>(n, to_node, c, std::move(on_fail));
-        w->arm();
-    }
+    if (on_fail && !c->is_up())
+        when_setup_fails(n.weak_from_this(), to_node, c, std::move(on_fail));
 }
 
 }  // namespace
@@ -194,7 +130,7 @@ void link(node_core& n, const std::shared_ptr<process>& self, const pid& other) 
     send_control(n, other.node, make_tuple({term(dop::link), self->self_term, ot}), nullptr,
                  [w, ot] {
                      if (auto p = w.lock())
-                         p->node->exit_signal(p, ot, term(at_noconnection()), true);
+                         p->node->exit_signal(p, ot, term(A().noconnection), true);
                  });
 }
 
@@ -267,7 +203,7 @@ reference monitor(node_core& n, const std::shared_ptr<process>& self, const term
                  nullptr, [w, ident, ref] {
                      if (auto p = w.lock())
                          p->node->send_monitor_down(ident, p->self_term, ref,
-                                                    term(at_noconnection()));
+                                                    term(A().noconnection));
                  });
     return ref;
 }
@@ -285,9 +221,10 @@ bool demonitor(node_core& n, const std::shared_ptr<process>& self, const referen
         }
         if (flush) {
             std::erase_if(self->queue, [&](const term& msg) {
-                return msg.is_tuple(5) && msg[0].is_atom(at_down()) && msg[1].is_reference() &&
+                return msg.is_tuple(5) && msg[0].is_atom(A().down) && msg[1].is_reference() &&
                        msg[1].as_reference() == ref;
             });
+            ++self->queue_epoch;
         }
     }
     if (m) n.remove_monitor_remote(self->self_term, *m);
@@ -316,14 +253,13 @@ void monitor_node(node_core& n, const std::shared_ptr<process>& self, atom node,
             if (it == p->node_watches.end()) return;
             p->node_watches.erase(it);
         }
-        p->deliver(make_tuple({term(at_nodedown()), term(node)}));
+        p->deliver(make_tuple({term(A().nodedown), term(node)}));
     };
     auto c = n.connection_to(node, true);
     if (!c) {
         fail();
     } else if (!c->is_up()) {
-        auto sw = std::make_shared<setup_watch>(n, node, c, std::move(fail));
-        sw->arm();
+        when_setup_fails(n.weak_from_this(), node, c, std::move(fail));
     }
 }
 
@@ -336,25 +272,14 @@ void node_core::send_monitor_down(const term& ident, const term& watcher, const 
         if (!p) return;
         // A local watcher of a local name sees {Name, node()}.
         const term object = ident.is_atom() ? make_tuple({ident, term(name)}) : ident;
-        term msg = make_tuple({term(at_down()), term(ref), term(at_process()), object, reason});
-        process::wake_list wake;
-        bool via_handler = false;
-        {
-            std::lock_guard lk(p->mu);
-            if (p->exited) return;
+        term msg = make_tuple({term(A().down), term(ref), term(A().process), object, reason});
+        p->deliver_if(std::move(msg), [&] {
             auto it = std::find_if(p->monitors.begin(), p->monitors.end(),
                                    [&](const process::watched& w) { return w.ref == ref; });
-            if (it == p->monitors.end()) return;  // demonitored meanwhile
+            if (it == p->monitors.end()) return false;  // demonitored meanwhile
             p->monitors.erase(it);
-            if (p->handler)
-                via_handler = true;
-            else
-                p->push_locked(std::move(msg), wake);
-        }
-        if (via_handler)
-            p->deliver(std::move(msg));
-        else
-            p->notify(wake);
+            return true;
+        });
         return;
     }
     auto c = connection_to(wp.node, false);
@@ -369,6 +294,9 @@ void node_core::send_monitor_down(const term& ident, const term& watcher, const 
 }
 
 void node_core::remove_monitor_remote(const term& watcher, const process::watched& m) {
+    // A spawn_request monitor whose reply has not come: no pid to demonitor yet (the DOWN
+    // the new process may send later finds no monitor and is dropped).
+    if (!m.target.is_pid() && !m.target.is_atom()) return;
     if (m.node == name) {
         recv_demonitor(*this, m.target, m.ref);
         return;
@@ -378,6 +306,97 @@ void node_core::remove_monitor_remote(const term& watcher, const process::watche
     term target = m.target;
     if (target.is_tuple(2)) target = target[0];  // {Name, Node} -> Name
     c->send(make_tuple({term(dop::demonitor_p), watcher, target, term(m.ref)}), nullptr);
+}
+
+void node_core::send_alias(const term& from, const reference& alias, term msg) {
+    if (alias.node == name) {
+        if (auto p = table.find_alias(alias)) p->deliver(std::move(msg));
+        return;
+    }
+    auto c = connection_to(alias.node, true);
+    if (!c) return;
+    // ALIAS_SEND exists only between nodes that negotiated DFLAG_ALIAS; without it the
+    // message is dropped, as OTP does.
+    if (c->flags() & proto::dflag::alias)
+        c->send(make_tuple({term(dop::alias_send), from, term(alias)}), &msg);
+}
+
+// ------------------------------------------------------------------------------------------
+// SPAWN_REQUEST / SPAWN_REPLY (erl_dist_protocol; erlang:spawn_request/5)
+
+namespace runtime {
+
+bool supports_spawn(node_core& n, atom node) {
+    auto c = n.connection_to(node, false);
+    return c && c->is_up() && (c->flags() & proto::dflag::spawn) != 0;
+}
+
+reference spawn_request(const std::shared_ptr<process>& self, atom node, atom m, atom f,
+                        const term& args, const term& group_leader, spawn_request_opts opts) {
+    node_core& n = *self->node;
+    const reference req = n.make_ref();
+    {
+        std::lock_guard lk(self->mu);
+        if (self->exited) return req;
+        if (opts.reply) self->spawn_requests.push_back(req);
+        // Target unknown until SPAWN_REPLY; recv_spawn_reply fills it in.
+        if (opts.monitor) self->monitors.push_back({req, term(), node});
+    }
+    const std::size_t arity = args.is_list() ? args.as_list().elements.size() : 0;
+    const term optlist = opts.monitor ? make_list({term(A().monitor)}) : term();
+    std::function<void()> on_fail;
+    if (opts.reply || opts.monitor) {
+        std::weak_ptr<process> w = self;
+        on_fail = [w, req] {
+            if (auto p = w.lock()) recv_spawn_reply(*p->node, req, p->self, term(A().noconnection));
+        };
+    }
+    // {29, ReqId, From, GroupLeader, {M, F, Arity}, OptList} + ArgList.
+    send_control(
+        n, node,
+        make_tuple({term(dop::spawn_request), term(req), self->self_term, group_leader,
+                    make_tuple({term(m), term(f), term(static_cast<long long>(arity))}), optlist}),
+        &args, std::move(on_fail));
+    return req;
+}
+
+std::shared_ptr<process> accept_spawn(node_core& n, const std::shared_ptr<connection>& c,
+                                      const term& req_id, const term& from, accept_opts opts) {
+    auto p = n.new_process();
+    {
+        std::lock_guard lk(p->mu);
+        if (opts.monitor) p->watchers.push_back({from, req_id.as_reference(), p->self_term});
+        if (opts.link) p->links.link_received(from);
+    }
+    // SPAWN_REPLY goes out on this strand before anything the new process sends, so the
+    // caller always learns the pid before the DOWN (erl_dist_protocol: signal order).
+    const int flags = (opts.link ? 1 : 0) | (opts.monitor ? 2 : 0);
+    c->send(make_tuple({term(dop::spawn_reply), req_id, from, term(flags), p->self_term}), nullptr);
+    return p;
+}
+
+}  // namespace runtime
+
+void recv_spawn_reply(node_core& n, const reference& req, const pid& to, const term& result) {
+    auto p = n.find_process(to);
+    if (!p) return;
+    const bool ok = result.is_pid();
+    term msg =
+        make_tuple({term(A().spawn_reply), term(req), term(ok ? A().ok : A().error), result});
+    p->deliver_if(std::move(msg), [&] {
+        auto it = std::find(p->spawn_requests.begin(), p->spawn_requests.end(), req);
+        const bool wanted = it != p->spawn_requests.end();
+        if (wanted) p->spawn_requests.erase(it);
+        auto m = std::find_if(p->monitors.begin(), p->monitors.end(),
+                              [&](const process::watched& w) { return w.ref == req; });
+        if (m != p->monitors.end() && !m->target.is_pid() && !m->target.is_atom()) {
+            if (ok)
+                m->target = result;  // monitor the new process from now on
+            else
+                p->monitors.erase(m);  // nothing was spawned: no DOWN will come
+        }
+        return wanted;  // not: {reply, no}, a repeated reply, or one we gave up on
+    });
 }
 
 // ------------------------------------------------------------------------------------------
@@ -394,7 +413,7 @@ void recv_link(node_core& n, const term& from, const pid& to) {
         }
     }
     // Linking to a process that does not exist gives the linker an exit signal noproc.
-    if (!linked) n.send_exit_signal(term(to), from, term(at_noproc()));
+    if (!linked) n.send_exit_signal(term(to), from, term(A().noproc));
 }
 
 void recv_unlink_id(node_core& n, const term& id, const term& from, const pid& to) {
@@ -438,7 +457,7 @@ void recv_monitor(node_core& n, const term& from, const term& target, const refe
             ok = true;
         }
     }
-    if (!ok) n.send_monitor_down(target, from, ref, term(at_noproc()));
+    if (!ok) n.send_monitor_down(target, from, ref, term(A().noproc));
 }
 
 void recv_demonitor(node_core& n, const term& target, const reference& ref) {
@@ -470,12 +489,12 @@ void node_core::exit_signal(const std::shared_ptr<process>& to, const term& from
         // A link exit counts only while the link is active: an unlink (ours, not yet
         // acknowledged, or theirs) that crossed the exit in flight makes it void.
         if (linked && !to->links.exit_received(from)) return;
-        const bool is_kill = !linked && reason.is_atom(at_kill());
+        const bool is_kill = !linked && reason.is_atom(A().kill);
         if (is_kill) {
             die = true;
-            die_reason = term(at_killed());
+            die_reason = term(A().killed);
         } else if (to->trap_exit) {
-            msg = make_tuple({term(at_exit_tag()), from, reason});
+            msg = make_tuple({term(A().exit_tag), from, reason});
             if (to->handler)
                 via_handler = true;
             else
@@ -574,15 +593,18 @@ void node_core::on_signal(const std::shared_ptr<connection>& c, const term& cont
         case dop::spawn_request:
         case dop::spawn_request_tt: {  // {29, ReqId, From, GL, {M,F,A}, Opts} + Args
             if (n < 6 || !control[2].is_pid()) return bad();
-            if (spawn_handler && spawn_handler(c, control, payload)) return;
+            if (auto h = spawn_handler(); h && h(c, control, payload)) return;
             // No spawn service for this function: answer, never leave the caller hanging.
             c->send(make_tuple({term(dop::spawn_reply), control[1], control[2], term(0),
-                                term(at_notsup())}),
+                                term(A().notsup)}),
                     nullptr);
             return;
         }
         case dop::spawn_reply:
-        case dop::spawn_reply_tt:
+        case dop::spawn_reply_tt:  // {31, ReqId, To, Flags, Result} (+ Token for 32)
+            if (n < 5 || !control[1].is_reference() || !control[2].is_pid()) return bad();
+            recv_spawn_reply(*this, control[1].as_reference(), control[2].as_pid(), control[4]);
+            return;
         case dop::group_leader:
             return;  // not used by this runtime; harmless to ignore
         default:
@@ -595,14 +617,8 @@ void node_core::on_signal(const std::shared_ptr<connection>& c, const term& cont
 void node_core::on_node_down_signals(atom peer) {
     // Every link and monitor across the lost connection fires with `noconnection`; every
     // monitor_node on it gives {nodedown, Node}.
-    std::vector<std::shared_ptr<process>> all;
-    {
-        std::shared_lock lk(proc_mu);
-        all.reserve(procs.size());
-        for (auto& [k, p] : procs)
-            all.push_back(p);
-    }
-    const term reason(at_noconnection());
+    const auto all = table.snapshot();
+    const term reason(A().noconnection);
     for (auto& p : all) {
         std::vector<term> dead_links;
         std::vector<process::watched> downs;
@@ -623,7 +639,7 @@ void node_core::on_node_down_signals(atom peer) {
             send_monitor_down(ident, p->self_term, m.ref, reason);
         }
         for (std::size_t i = 0; i < nodedowns; ++i)
-            p->deliver(make_tuple({term(at_nodedown()), term(peer)}));
+            p->deliver(make_tuple({term(A().nodedown), term(peer)}));
         for (auto& l : dead_links)
             exit_signal(p, l, reason, true);
     }

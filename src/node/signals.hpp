@@ -33,5 +33,7 @@ void recv_unlink_id_ack(node_core& n, const term& id, const term& from, const pi
 // MONITOR_P: target is a pid or a registered name atom.
 void recv_monitor(node_core& n, const term& from, const term& target, const reference& ref);
 void recv_demonitor(node_core& n, const term& target, const reference& ref);
+// SPAWN_REPLY for request `req` of local process `to` (result: the new pid or an error atom).
+void recv_spawn_reply(node_core& n, const reference& req, const pid& to, const term& result);
 
 }  // namespace erl::detail

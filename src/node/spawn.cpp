@@ -3,7 +3,9 @@
 #include <erl/node.hpp>
 #include <erl/process.hpp>
 
+#include "node/access.hpp"
 #include "node/node_core.hpp"
+#include "node/runtime_atoms.hpp"
 #include "node/signals.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -46,33 +48,20 @@ struct coroutine_state {
 
 namespace {
 
-// Live threads of thread-bodied processes, per node, for join_processes().
-struct thread_registry {
-    std::mutex mu;
-    std::condition_variable cv;
-    std::unordered_map<const node_core*, std::size_t> live;
-};
-thread_registry& threads() {
-    static thread_registry r;
-    return r;
-}
-
 term crash_reason(const char* what) {
-    static const atom tag("cpp_exception");
-    return make_tuple({term(tag), binary(what ? what : "")});
+    return make_tuple({term(A().cpp_exception), binary(what ? what : "")});
 }
 
 // Creates the process and applies the options that must hold before the body runs.
-result<std::shared_ptr<process>> prepare(node& n, const spawn_options& o) {
-    auto& core = n.internals();
+result<std::shared_ptr<process>> prepare(node_core& core, const spawn_options& o) {
     if (!core.alive) return make_error_code(errc::not_alive);
-    auto p = core.new_process();
+    std::shared_ptr<process> p;
     if (o.name) {
-        if (auto ec = n.register_name(*o.name, p->self)) {
-            std::unique_lock lk(core.proc_mu);
-            core.procs.erase((std::uint64_t(p->self.id) << 32) | p->self.serial);
-            return ec;
-        }
+        auto named = core.new_named_process(*o.name);
+        if (!named) return named.error();
+        p = std::move(*named);
+    } else {
+        p = core.new_process();
     }
     if (o.trap_exit) {
         std::lock_guard lk(p->mu);
@@ -83,16 +72,17 @@ result<std::shared_ptr<process>> prepare(node& n, const spawn_options& o) {
 }
 
 void start_thread(const std::shared_ptr<process>& p, process_body body) {
-    const node_core* key = p->node.get();
+    // The thread holds the process, and through it the node: node_core::live_bodies stays
+    // valid until the thread has counted itself out.
+    node_core& core = *p->node;
     {
-        auto& r = threads();
-        std::lock_guard lk(r.mu);
-        ++r.live[key];
+        std::lock_guard lk(core.bodies_mu);
+        ++core.live_bodies;
     }
-    std::thread([p = p, body = std::move(body), key]() mutable {
+    std::thread([p = p, body = std::move(body)]() mutable {
         term reason(atoms::normal());
         {
-            mailbox mb(p);  // a plain handle: dropping it does not end the process
+            mailbox mb = access::handle(p);  // dropping it does not end the process
             try {
                 body(mb);
             } catch (const exit_exception& e) {
@@ -103,14 +93,12 @@ void start_thread(const std::shared_ptr<process>& p, process_body body) {
                 reason = crash_reason("unknown exception");
             }
         }
-        p->node->process_exit(p, reason);
+        auto core = p->node;
+        core->process_exit(p, reason);
         body = nullptr;  // the body's captures go before join_processes() returns
         p.reset();
-        auto& r = threads();
-        std::lock_guard lk(r.mu);
-        auto it = r.live.find(key);
-        if (it != r.live.end() && --it->second == 0) r.live.erase(it);
-        r.cv.notify_all();
+        std::lock_guard lk(core->bodies_mu);
+        if (--core->live_bodies == 0) core->bodies_cv.notify_all();
     }).detach();
 }
 
@@ -132,12 +120,12 @@ asio::awaitable<void> run_coroutine(std::shared_ptr<coroutine_state> st, corouti
 }
 
 void start_coroutine(const std::shared_ptr<process>& p, coroutine_body body) {
-    auto st = std::make_shared<coroutine_state>(p, p->node->ioc);
+    auto st = std::make_shared<coroutine_state>(p, p->node->ioc());
     asio::co_spawn(st->strand, run_coroutine(st, std::move(body)), asio::detached);
 }
 
 template <class Body>
-result<pid> do_spawn(node& n, Body body, const spawn_options& o, const mailbox* parent,
+result<pid> do_spawn(node_core& n, Body body, const spawn_options& o, const mailbox* parent,
                      reference* monitor_ref) {
     auto p = prepare(n, o);
     if (!p) return p.error();
@@ -171,7 +159,7 @@ asio::any_io_executor process_context::get_executor() const {
     return st_->strand;
 }
 mailbox process_context::handle() const {
-    return mailbox(st_->proc.lock());
+    return detail::access::handle(st_->proc.lock());
 }
 bool process_context::exited() const {
     auto p = st_->proc.lock();
@@ -189,6 +177,7 @@ asio::awaitable<std::optional<term>> process_context::async_receive_if(
     const auto deadline = timeout == infinity ? std::chrono::steady_clock::time_point::max()
                                               : std::chrono::steady_clock::now() + timeout;
     std::size_t scanned = 0;  // messages already rejected stay rejected (we are the only reader)
+    std::uint64_t epoch = 0;  // process::queue_epoch when `scanned` was counted
     auto scan = [&](detail::process& p) -> std::optional<term> {
         for (auto it = p.queue.begin() + static_cast<std::ptrdiff_t>(scanned); it != p.queue.end();
              ++it, ++scanned) {
@@ -205,7 +194,10 @@ asio::awaitable<std::optional<term>> process_context::async_receive_if(
             auto p = st->proc.lock();
             if (!p) co_return std::nullopt;
             std::lock_guard lk(p->mu);
-            if (scanned > p->queue.size()) scanned = 0;  // flushed by someone (demonitor)
+            if (p->queue_epoch != epoch) {  // flushed or cleared meanwhile: rescan
+                epoch = p->queue_epoch;
+                scanned = 0;
+            }
             if (auto t = scan(*p)) co_return t;
             if (p->exited) co_return std::nullopt;
             if (std::chrono::steady_clock::now() >= deadline) co_return std::nullopt;
@@ -237,7 +229,7 @@ asio::awaitable<std::optional<term>> process_context::async_receive_if(
             auto p = st->proc.lock();
             if (!p) co_return std::nullopt;
             std::lock_guard lk(p->mu);
-            if (scanned > p->queue.size()) scanned = 0;
+            if (p->queue_epoch != epoch) scanned = 0;
             co_return scan(*p);
         }
     }
@@ -288,40 +280,43 @@ void process_context::exit(const pid& to, term reason) const {
 // spawn
 
 result<pid> spawn(node& n, process_body body, spawn_options opts) {
-    return detail::do_spawn(n, std::move(body), opts, nullptr, nullptr);
+    return detail::do_spawn(detail::access::core(n), std::move(body), opts, nullptr, nullptr);
 }
 result<pid> spawn(node& n, coroutine_body body, spawn_options opts) {
-    return detail::do_spawn(n, std::move(body), opts, nullptr, nullptr);
+    return detail::do_spawn(detail::access::core(n), std::move(body), opts, nullptr, nullptr);
 }
 result<pid> spawn_link(const mailbox& parent, process_body body, spawn_options opts) {
-    return detail::do_spawn(parent.owner(), std::move(body), opts, &parent, nullptr);
+    return detail::do_spawn(*detail::access::proc(parent)->node, std::move(body), opts, &parent,
+                            nullptr);
 }
 result<pid> spawn_link(const mailbox& parent, coroutine_body body, spawn_options opts) {
-    return detail::do_spawn(parent.owner(), std::move(body), opts, &parent, nullptr);
+    return detail::do_spawn(*detail::access::proc(parent)->node, std::move(body), opts, &parent,
+                            nullptr);
 }
 result<spawned> spawn_monitor(const mailbox& parent, process_body body, spawn_options opts) {
     reference ref;
-    auto r = detail::do_spawn(parent.owner(), std::move(body), opts, &parent, &ref);
+    auto r =
+        detail::do_spawn(*detail::access::proc(parent)->node, std::move(body), opts, &parent, &ref);
     if (!r) return r.error();
     return spawned{*r, ref};
 }
 result<spawned> spawn_monitor(const mailbox& parent, coroutine_body body, spawn_options opts) {
     reference ref;
-    auto r = detail::do_spawn(parent.owner(), std::move(body), opts, &parent, &ref);
+    auto r =
+        detail::do_spawn(*detail::access::proc(parent)->node, std::move(body), opts, &parent, &ref);
     if (!r) return r.error();
     return spawned{*r, ref};
 }
 
 bool join_processes(node& n, std::chrono::milliseconds timeout) {
-    auto& r = detail::threads();
-    const detail::node_core* key = &n.internals();
-    std::unique_lock lk(r.mu);
-    auto done = [&] { return r.live.find(key) == r.live.end(); };
+    auto& core = detail::access::core(n);
+    std::unique_lock lk(core.bodies_mu);
+    auto done = [&] { return core.live_bodies == 0; };
     if (timeout == infinity) {
-        r.cv.wait(lk, done);
+        core.bodies_cv.wait(lk, done);
         return true;
     }
-    return r.cv.wait_for(lk, timeout, done);
+    return core.bodies_cv.wait_for(lk, timeout, done);
 }
 
 }  // namespace erl

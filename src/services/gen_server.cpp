@@ -83,14 +83,15 @@ struct inline_state {
     // Ends the process with `reason`; terminate runs through the exit hook.
     void end(term reason) {
         std::shared_ptr<erl::detail::process> p = proc;
-        if (p) p->node->process_exit(p, std::move(reason));
+        if (p) erl::detail::runtime::exit(p, std::move(reason));
     }
 };
 
 }  // namespace
 
 void server::reply(const from& caller, term value) const {
-    mb_.internals()->node->gen_reply(caller.as_term(), std::move(value));
+    const auto& p = erl::detail::access::proc(mb_);
+    erl::detail::runtime::reply(*p->node, caller.as_term(), std::move(value));
 }
 
 void server::stop(term reason) {
@@ -100,7 +101,8 @@ void server::stop(term reason) {
 running::running(std::shared_ptr<server> impl, mailbox mb)
     : impl_(std::move(impl)), mb_(std::move(mb)), pid_(mb_.self()) {
     impl_->mb_ = mb_;
-    thread_ = std::thread([this] { loop(); });
+    // The loop holds its own references, never `this`: a callback may destroy this handle.
+    thread_ = std::thread([impl = impl_, mb = mb_]() mutable { loop(*impl, mb); });
 }
 
 running::running(std::shared_ptr<server> impl, mailbox mb, std::shared_ptr<void> inline_state)
@@ -110,20 +112,25 @@ running::running(std::shared_ptr<server> impl, mailbox mb, std::shared_ptr<void>
       inline_(std::move(inline_state)) {}
 
 running::~running() {
+    if (thread_.joinable() && thread_.get_id() == std::this_thread::get_id()) {
+        // Destroyed by one of its own callbacks: the server ends after that callback returns
+        // and its thread cannot join itself; the loop owns everything it still uses.
+        impl_->stop(term(A().normal));
+        thread_.detach();
+        return;
+    }
     if (thread_.joinable() || inline_) stop();
 }
 
-void running::loop() {
-    auto& s = *impl_;
+void running::loop(server& s, mailbox& mb) {
     const auto& a = A();
     term reason(a.normal);
     try {
         s.init();
         while (!s.stop_reason_) {
-            auto m = mb_.receive();
+            auto m = mb.receive();
             if (!m) {  // killed, or the node stopped
-                std::lock_guard lk(mb_.internals()->mu);
-                reason = mb_.internals()->exit_reason;
+                reason = mb.exit_reason().value_or(term(a.normal));
                 break;
             }
             detail_access::handle(s, *m);
@@ -133,7 +140,7 @@ void running::loop() {
         reason = reason_of(std::current_exception());
     }
     s.terminate(reason);
-    mb_.exit(reason);
+    mb.exit(reason);
 }
 
 void running::stop(term reason) {
@@ -147,8 +154,9 @@ void running::stop(term reason) {
     }
     if (!thread_.joinable()) return;
     if (thread_.get_id() == std::this_thread::get_id()) {
+        // From one of its own callbacks: the loop ends after it returns (terminate runs with
+        // `reason`); the thread is joined by a later stop() or the destructor.
         impl_->stop(std::move(reason));
-        thread_.detach();
         return;
     }
     // Ends the process; the loop sees its mailbox close and runs terminate with `reason`.
@@ -170,9 +178,9 @@ result<std::unique_ptr<running>> start(erl::node& n, std::shared_ptr<server> imp
     if (!opts.run_inline) {
         auto mb = n.spawn_mailbox(name);
         if (!mb) return mb.error();
-        return std::make_unique<running>(std::move(impl), std::move(*mb));
+        return erl::detail::access::make_unique<running>(std::move(impl), std::move(*mb));
     }
-    auto& core = n.internals();
+    auto& core = erl::detail::access::core(n);
     if (!core.alive) return make_error_code(errc::not_alive);
     auto st = std::make_shared<inline_state>();
     st->impl = impl;
@@ -180,7 +188,8 @@ result<std::unique_ptr<running>> start(erl::node& n, std::shared_ptr<server> imp
     // Messages reach the callbacks as soon as the pid or name is known, so init() runs first,
     // under the state's mutex, before the name is registered.
     std::unique_lock init_lk(st->mu);
-    auto p = core.new_process(
+    auto p = *erl::detail::runtime::spawn_service(  // anonymous: cannot fail
+        core,
         [w](term msg) {
             if (auto s = w.lock()) s->on_message(std::move(msg));
         },
@@ -188,13 +197,11 @@ result<std::unique_ptr<running>> start(erl::node& n, std::shared_ptr<server> imp
             if (auto s = w.lock()) s->on_exit(reason);
         });
     st->proc = p;
-    mailbox mb = core.make_handle(p);
+    mailbox mb = erl::detail::runtime::owning_handle(p);
     detail_access::set_self(*impl, mb);
     if (name) {
         // Taken names fail before init() runs, as spawn_mailbox does for threaded servers.
-        std::shared_lock lk(core.proc_mu);
-        if (core.names.count(*name)) {
-            lk.unlock();
+        if (erl::detail::runtime::whereis(core, *name)) {
             st->ended = true;  // init never ran: no terminate either
             st->end(term(A().normal));
             return make_error_code(errc::name_taken);
@@ -206,21 +213,15 @@ result<std::unique_ptr<running>> start(erl::node& n, std::shared_ptr<server> imp
         // As a threaded server whose init throws: terminate runs (exit hook, this thread) and
         // the returned server is no longer alive.
         st->end(reason_of(std::current_exception()));
-        return std::make_unique<running>(std::move(impl), std::move(mb), std::move(st));
+        return erl::detail::access::make_unique<running>(std::move(impl), std::move(mb),
+                                                         std::move(st));
     }
-    if (name) {
-        std::unique_lock lk(core.proc_mu);
-        if (core.names.count(*name)) {  // registered meanwhile by someone else
-            lk.unlock();
-            st->end(term(A().normal));
-            return make_error_code(errc::name_taken);
-        }
-        if (!p->exited) {  // init may have stopped it already
-            p->name = *name;
-            core.names[*name] = p;
-        }
+    // init may have stopped it already (noproc then: the server is returned, not alive).
+    if (name && erl::detail::runtime::register_name(core, *name, p) == errc::name_taken) {
+        st->end(term(A().normal));  // registered meanwhile by someone else
+        return make_error_code(errc::name_taken);
     }
-    return std::make_unique<running>(std::move(impl), std::move(mb), std::move(st));
+    return erl::detail::access::make_unique<running>(std::move(impl), std::move(mb), std::move(st));
 }
 
 term dest::to_term() const {
@@ -233,7 +234,7 @@ term dest::to_term() const {
 rpc::call_result call(erl::node& n, const dest& to, term request,
                       std::chrono::milliseconds timeout) {
     const auto& a = A();
-    auto& core = n.internals();
+    auto& core = erl::detail::access::core(n);
     term target;
     atom target_node;
     if (auto* p = std::get_if<pid>(&to.v)) {
@@ -247,8 +248,8 @@ rpc::call_result call(erl::node& n, const dest& to, term request,
         target = term(nn.first);
         target_node = nn.second;
     }
-    const term timeout_term = timeout == infinity ? term(atom("infinity"))
-                                                  : term(static_cast<long long>(timeout.count()));
+    const term timeout_term =
+        timeout == infinity ? term(a.infinity) : term(static_cast<long long>(timeout.count()));
     auto fail = [&](term reason, error_code code) {
         // gen_server:call: exit({Reason, {gen_server, call, [Dest, Request, Timeout]}}).
         term full =
@@ -256,26 +257,21 @@ rpc::call_result call(erl::node& n, const dest& to, term request,
                                             make_list({to.to_term(), request, timeout_term})})});
         return rpc::call_result(rpc::exception_info{a.exit, full, term(), code});
     };
-    if (target_node != core.name) {
-        if (core.facade->connect(target_node,
-                                 timeout == infinity ? std::chrono::milliseconds(10000) : timeout))
-            return fail(make_tuple({term(atom("nodedown")), term(target_node)}),
-                        make_error_code(errc::noconnection));
-    }
-    auto self = core.new_process();
-    mailbox mb = core.make_handle(self);
-    const reference ref = core.make_ref();
-    if (!rpc::detail::add_monitor(core, self, target, target_node, ref)) {
-        mb.exit();
-        return fail(term(a.noproc), make_error_code(errc::noproc));
-    }
-    rpc::detail::add_alias(core, self, ref);
-    const term tag = make_list({term(a.alias)}, term(ref));
-    term msg = make_tuple({term(a.gen_call), make_tuple({self->self_term, tag}), request});
+    // As gen:do_call/4: a monitor on the server (whose DOWN also reports a node that cannot
+    // be reached, once the connection set-up fails), and an alias as the reply tag.
+    auto spawned = n.spawn_mailbox();
+    if (!spawned) return fail(make_tuple({term(a.nodedown), term(target_node)}), spawned.error());
+    mailbox& mb = *spawned;
+    const reference ref = target.is_pid()            ? mb.monitor(target.as_pid())
+                          : target_node == core.name ? mb.monitor(target.as_atom())
+                                                     : mb.monitor(target.as_atom(), target_node);
+    const reference alias = mb.make_alias();
+    const term tag = make_list({term(a.alias)}, term(alias));
+    term msg = make_tuple({term(a.gen_call), make_tuple({mb.self_term(), tag}), request});
     if (target.is_pid())
-        core.send_pid(self->self_term, target.as_pid(), std::move(msg));
+        mb.send(target.as_pid(), std::move(msg));
     else
-        core.send_name(self->self_term, target.as_atom(), target_node, std::move(msg));
+        mb.send(target.as_atom(), target_node, std::move(msg));
     const term ref_term(ref);
     auto m = mb.receive_if(
         [&](const term& t) {
@@ -291,7 +287,7 @@ rpc::call_result call(erl::node& n, const dest& to, term request,
     } else {
         const term& r = (*m)[4];
         if (r.is_atom(a.noconnection))
-            out = fail(make_tuple({term(atom("nodedown")), term(target_node)}),
+            out = fail(make_tuple({term(a.nodedown), term(target_node)}),
                        make_error_code(errc::noconnection));
         else if (r.is_atom(a.noproc))
             out = fail(r, make_error_code(errc::noproc));
@@ -299,23 +295,21 @@ rpc::call_result call(erl::node& n, const dest& to, term request,
             out = fail(r, {});
     }
     // No monitor or alias outlives the call: a late reply is dropped at the alias table.
-    rpc::detail::remove_alias(core, self, ref);
-    rpc::detail::remove_monitor(core, self, ref);
+    mb.remove_alias(alias);
+    mb.demonitor(ref);
     mb.exit();
     return out;
 }
 
 void cast(erl::node& n, const dest& to, term request) {
-    const auto& a = A();
-    auto& core = n.internals();
-    term msg = make_tuple({term(a.gen_cast), std::move(request)});
-    if (auto* p = std::get_if<pid>(&to.v))
-        core.send_pid(core.node_process->self_term, *p, std::move(msg));
-    else if (auto* nm = std::get_if<atom>(&to.v))
-        core.send_name(core.node_process->self_term, *nm, core.name, std::move(msg));
-    else {
+    term msg = make_tuple({term(A().gen_cast), std::move(request)});
+    if (auto* p = std::get_if<pid>(&to.v)) {
+        n.send(*p, std::move(msg));
+    } else if (auto* nm = std::get_if<atom>(&to.v)) {
+        n.send(*nm, std::move(msg));
+    } else {
         auto& nn = std::get<std::pair<atom, atom>>(to.v);
-        core.send_name(core.node_process->self_term, nn.first, nn.second, std::move(msg));
+        n.send(nn.first, nn.second, std::move(msg));
     }
 }
 

@@ -14,11 +14,14 @@ namespace erl::rpc::detail {
 
 void server_state::start_rex() {
     const auto& a = A();
-    if (core.find_name(a.rex)) return;  // someone else serves rex on this node
     std::weak_ptr<server_state> w = weak_from_this();
-    rex = core.spawn_service(a.rex, [w](term msg) {
-        if (auto st = w.lock()) st->on_rex_message(std::move(msg));
-    });
+    auto p = runtime::spawn_service(
+        core,
+        [w](term msg) {
+            if (auto st = w.lock()) st->on_rex_message(std::move(msg));
+        },
+        {}, a.rex);
+    if (p) rex = std::move(*p);  // else someone else serves rex on this node
 }
 
 void server_state::on_rex_message(term msg) {
@@ -44,7 +47,7 @@ void server_state::on_rex_message(term msg) {
         if (!from.is_tuple(2) || !(is_call(req, a.call) || is_call(req, a.block_call))) return;
         auto j = make_job(req, from[0]);
         j->done = [wcore, from](outcome o) {
-            if (auto cr = wcore.lock()) cr->gen_reply(from, rex_reply(o));
+            if (auto cr = wcore.lock()) runtime::reply(*cr, from, rex_reply(o));
         };
         run(std::move(j));
         return;
@@ -60,17 +63,17 @@ void server_state::on_rex_message(term msg) {
         const term& from = msg[0];
         const term& req = msg[1];
         if (req.is_atom(a.features_request)) {
-            core.send_pid(
-                rex->self_term, from.as_pid(),
+            runtime::send(
+                *rex, from.as_pid(),
                 make_tuple({term(a.features_reply), term(core.name), make_list({term(a.erpc)})}));
             return;
         }
         if (!is_call(req, a.call)) return;
         auto j = make_job(req, from);
-        const term self = rex->self_term;
-        j->done = [wcore, from, self](outcome o) {
-            if (auto cr = wcore.lock())
-                cr->send_pid(self, from.as_pid(), make_tuple({term(A().rex), rex_reply(o)}));
+        std::weak_ptr<process> wrex = rex;
+        j->done = [wrex, from](outcome o) {
+            if (auto r = wrex.lock())
+                runtime::send(*r, from.as_pid(), make_tuple({term(A().rex), rex_reply(o)}));
         };
         run(std::move(j));
     }

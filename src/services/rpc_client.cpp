@@ -4,92 +4,30 @@
 // GL}}). Failures are returned as the exceptions erpc:call would raise.
 #include "services/rpc_internal.hpp"
 
-#include "node/connection.hpp"
-#include "proto/dist_codec.hpp"
-#include "proto/dist_flags.hpp"
-
 #include <future>
 #include <unordered_map>
 
 namespace erl::rpc::detail {
 
-namespace dop = erl::proto::dop;
-
-bool add_monitor(node_core& core, const std::shared_ptr<process>& watcher, const term& target,
-                 atom target_node, const reference& ref) {
-    if (target_node == core.name) {
-        std::shared_ptr<process> t = target.is_pid()    ? core.find_process(target.as_pid())
-                                     : target.is_atom() ? core.find_name(target.as_atom())
-                                                        : nullptr;
-        if (!t) return false;
-        {
-            std::lock_guard lk(t->mu);
-            if (t->exited) return false;
-            t->watchers.push_back({watcher->self_term, ref, target});
-        }
-        std::lock_guard lk(watcher->mu);
-        watcher->monitors.push_back({ref, target, core.name});
-        return true;
-    }
-    {
-        std::lock_guard lk(watcher->mu);
-        watcher->monitors.push_back({ref, target, target_node});
-    }
-    if (auto c = core.connection_to(target_node, true))
-        c->send(make_tuple({term(dop::monitor_p), watcher->self_term, target, term(ref)}), nullptr);
-    return true;
-}
-
-void remove_monitor(node_core& core, const std::shared_ptr<process>& watcher,
-                    const reference& ref) {
-    std::optional<process::watched> m;
-    {
-        std::lock_guard lk(watcher->mu);
-        auto it = std::find_if(watcher->monitors.begin(), watcher->monitors.end(),
-                               [&](const process::watched& w) { return w.ref == ref; });
-        if (it == watcher->monitors.end()) return;
-        m = *it;
-        watcher->monitors.erase(it);
-    }
-    // A spawn whose reply has not come yet has no pid to demonitor: the remote process will
-    // send its DOWN to a process that no longer waits for it, which is dropped.
-    if (m->target.is_pid() || m->target.is_atom())
-        core.remove_monitor_remote(watcher->self_term, *m);
-}
-
-void add_alias(node_core& core, const std::shared_ptr<process>& p, const reference& r) {
-    {
-        std::unique_lock lk(core.proc_mu);
-        core.aliases[r] = p;
-    }
-    std::lock_guard lk(p->mu);
-    p->aliases.push_back(r);
-}
-
-void remove_alias(node_core& core, const std::shared_ptr<process>& p, const reference& r) {
-    {
-        std::unique_lock lk(core.proc_mu);
-        core.aliases.erase(r);
-    }
-    std::lock_guard lk(p->mu);
-    std::erase(p->aliases, r);
-}
-
 namespace {
 
 // Chars of an io request (iolist of bytes/code points, or a binary) as UTF-8, for logging.
 // The group leader answers every output request with ok so remote io:format calls never block.
+struct group_leader_slot {  // per-node service state
+    std::mutex mu;
+    std::weak_ptr<process> proc;  // the table owns the process; it ends when the node stops
+};
+
 std::shared_ptr<process> group_leader(node_core& core) {
-    static std::mutex mu;
-    static std::unordered_map<const node_core*, std::weak_ptr<process>> gls;
-    std::lock_guard lk(mu);
-    if (auto p = gls[&core].lock()) {
+    auto slot = core.service_state<group_leader_slot>();
+    std::lock_guard lk(slot->mu);
+    if (auto p = slot->proc.lock()) {
         std::lock_guard plk(p->mu);
-        if (!p->exited && p->node.get() == &core) return p;
+        if (!p->exited) return p;
     }
     std::weak_ptr<node_core> wcore = core.shared_from_this();
     auto self = std::make_shared<term>();
-    auto p = spawn_anonymous_service(core, [wcore, self](term msg) {
+    auto p = *runtime::spawn_service(core, [wcore, self](term msg) {
         // io protocol: {io_request, From, ReplyAs, Request} -> From ! {io_reply, ReplyAs, R}.
         const auto& a = A();
         if (!msg.is_tuple(4) || !msg[0].is_atom(a.io_request) || !msg[1].is_pid()) return;
@@ -100,9 +38,9 @@ std::shared_ptr<process> group_leader(node_core& core) {
         if (!output) reply = make_tuple({term(a.error), term(a.enotsup)});
         if (auto cr = wcore.lock())
             cr->send_pid(*self, msg[1].as_pid(), make_tuple({term(a.io_reply), msg[2], reply}));
-    });
+    });  // anonymous: cannot fail
     *self = p->self_term;
-    gls[&core] = p;
+    slot->proc = p;
     return p;
 }
 
@@ -164,8 +102,9 @@ struct pending {
     atom target;
     bool rex = false;
     bool local = false;
-    reference req;  // spawn request id = monitor ref (rex: monitor ref and alias)
-    term res;       // erpc result ref; rex: the reply tag [alias|Ref]
+    reference req;    // spawn request id = monitor ref (rex: the monitor ref)
+    reference alias;  // rex: the alias the reply goes to
+    term res;         // erpc result ref; rex: the reply tag [alias|Alias]
     std::optional<call_result> done;
     std::future<call_result> local_result;
 };
@@ -204,39 +143,26 @@ void start_one(node_core& core, const std::shared_ptr<process>& self, pending& p
         st->run(std::move(j));
         return;
     }
-    if (auto ec = core.facade->connect(pd.target, timeout)) {
+    if (auto ec = core.connect(pd.target, timeout)) {
         pd.done = call_result(erpc_failure(a.noconnection));
         return;
     }
-    auto c = core.connection_to(pd.target, false);
-    if (!c) {
-        pd.done = call_result(erpc_failure(a.noconnection));
-        return;
-    }
-    pd.req = core.make_ref();
-    if (c->flags() & proto::dflag::spawn) {
-        pd.res = term(core.make_ref());
-        {
-            std::lock_guard lk(self->mu);
-            // Target unknown until SPAWN_REPLY; the DOWN (or noconnection) finds it by ref.
-            self->monitors.push_back({pd.req, term(atoms::undefined()), pd.target});
-        }
-        term payload = make_list({pd.res, term(m), term(f), args});
-        auto gl = group_leader(core);
-        c->send(make_tuple({term(dop::spawn_request), term(pd.req), self->self_term, gl->self_term,
-                            make_tuple({term(a.erpc), term(a.execute_call), term(4)}),
-                            make_list({term(a.monitor)})}),
-                &payload);
+    if (runtime::supports_spawn(core, pd.target)) {
+        // erpc:call: spawn_request(N, erpc, execute_call, [Res, M, F, A], [monitor]).
+        pd.res = term(runtime::make_ref(core));
+        pd.req = runtime::spawn_request(self, pd.target, a.erpc, a.execute_call,
+                                        make_list({pd.res, term(m), term(f), args}),
+                                        group_leader(core)->self_term, {.monitor = true});
         return;
     }
     // No SPAWN support: the rex server, called like gen_server:call with monitor + alias.
     pd.rex = true;
-    pd.res = make_list({term(a.alias)}, term(pd.req));
-    add_alias(core, self, pd.req);
-    add_monitor(core, self, term(a.rex), pd.target, pd.req);
-    core.send_name(self->self_term, a.rex, pd.target,
-                   make_tuple({term(a.gen_call), make_tuple({self->self_term, pd.res}),
-                               make_tuple({term(a.call), term(m), term(f), args, term(a.user)})}));
+    pd.req = runtime::monitor(core, self, make_tuple({term(a.rex), term(pd.target)}));
+    pd.alias = runtime::make_alias(self);
+    pd.res = make_list({term(a.alias)}, term(pd.alias));
+    runtime::send(*self, a.rex, pd.target,
+                  make_tuple({term(a.gen_call), make_tuple({self->self_term, pd.res}),
+                              make_tuple({term(a.call), term(m), term(f), args, term(a.user)})}));
 }
 
 void wait_one(node_core& core, const std::shared_ptr<process>& self, mailbox& mb, pending& pd,
@@ -269,26 +195,21 @@ void wait_one(node_core& core, const std::shared_ptr<process>& self, mailbox& mb
         if (!msg) {
             // erpc.erl result(timeout, ...): abandon the request; a late DOWN or reply goes
             // to a process that no longer exists (or an alias that is gone) and is dropped.
-            remove_monitor(core, self, pd.req);
-            if (pd.rex) remove_alias(core, self, pd.req);
+            runtime::demonitor(core, self, pd.req, false);
+            if (pd.rex) runtime::remove_alias(self, pd.alias);
             pd.done = call_result(erpc_failure(a.timeout));
             return;
         }
         const term& t = *msg;
         if (t[0].is_atom(a.spawn_reply)) {
-            if (t[2].is_atom(a.ok) && t[3].is_pid()) {
-                std::lock_guard lk(self->mu);
-                for (auto& w : self->monitors)
-                    if (w.ref == pd.req) w.target = t[3];
-                continue;
-            }
-            remove_monitor(core, self, pd.req);
+            // The runtime now monitors the new pid under pd.req (or dropped the monitor).
+            if (t[2].is_atom(a.ok) && t[3].is_pid()) continue;
             pd.done = call_result(erpc_failure(t[3].is_atom() ? t[3].as_atom() : a.notsup));
             return;
         }
         if (t[0].is_atom(a.down)) {
             if (pd.rex) {
-                remove_alias(core, self, pd.req);
+                runtime::remove_alias(self, pd.alias);
                 const term& r = t[4];
                 pd.done = call_result(r.is_atom(a.noproc) ? erpc_failure(a.notsup)
                                       : r.is_atom(a.noconnection)
@@ -300,8 +221,8 @@ void wait_one(node_core& core, const std::shared_ptr<process>& self, mailbox& mb
             return;
         }
         // rex reply
-        remove_monitor(core, self, pd.req);
-        remove_alias(core, self, pd.req);
+        runtime::demonitor(core, self, pd.req, false);
+        runtime::remove_alias(self, pd.alias);
         pd.done = from_rex(t[1]);
         return;
     }
@@ -316,9 +237,9 @@ std::vector<call_result> run_calls(erl::node& n, const std::vector<atom>& target
             out.emplace_back(erpc_failure(a.badarg));
         return out;
     }
-    auto& core = n.internals();
-    auto self = core.new_process();
-    mailbox mb = core.make_handle(self);
+    auto& core = erl::detail::access::core(n);
+    mailbox mb = runtime::spawn_mailbox(core);
+    const auto& self = erl::detail::access::proc(mb);
     const bool infinite = timeout == infinity;
     const auto deadline = infinite ? std::chrono::steady_clock::time_point::max()
                                    : std::chrono::steady_clock::now() + timeout;
@@ -333,10 +254,6 @@ std::vector<call_result> run_calls(erl::node& n, const std::vector<atom>& target
     }
     // Monitors still pending (none normally) are dropped with the process: the runtime sends
     // DEMONITOR_P for the ones whose pid is known.
-    {
-        std::lock_guard lk(self->mu);
-        std::erase_if(self->monitors, [](const process::watched& w) { return !w.target.is_pid(); });
-    }
     mb.exit();
     return out;
 }
@@ -367,7 +284,7 @@ term exception_info::to_badrpc() const {
             {term(a.badrpc), make_tuple({exit_tag, make_tuple({reason[1], reason[2]})})});
     if (class_ == a.error && reason.is_tuple(2) && reason[0].is_atom(a.erpc)) {
         const term& r = reason[1];
-        if (r.is_atom(a.noconnection)) return make_tuple({term(a.badrpc), term(atom("nodedown"))});
+        if (r.is_atom(a.noconnection)) return make_tuple({term(a.badrpc), term(a.nodedown)});
         if (r.is_atom(a.timeout) || r.is_atom(a.notsup)) return make_tuple({term(a.badrpc), r});
         return make_tuple({term(a.badrpc), make_tuple({exit_tag, r})});
     }
@@ -426,7 +343,7 @@ std::vector<call_result> multicall(erl::node& n, const std::vector<atom>& target
 error_code cast(erl::node& n, atom target, atom module, atom function, term args) {
     const auto& a = A();
     if (!args.is_list()) return make_error_code(errc::type_mismatch);
-    auto& core = n.internals();
+    auto& core = erl::detail::access::core(n);
     if (target == core.name) {
         std::shared_ptr<detail::server_state> st;
         {
@@ -447,19 +364,15 @@ error_code cast(erl::node& n, atom target, atom module, atom function, term args
         return {};
     }
     if (auto ec = n.connect(target)) return make_error_code(errc::noconnection);
-    auto c = core.connection_to(target, false);
-    if (!c) return make_error_code(errc::noconnection);
-    if (c->flags() & proto::dflag::spawn) {
+    if (detail::runtime::supports_spawn(core, target)) {
         // erpc:cast: spawn_request(N, erpc, execute_cast, [M, F, A], [{reply, no}]); the
         // reply option is local to the caller, so nothing but the request goes on the wire.
-        term payload = make_list({term(module), term(function), args});
-        c->send(make_tuple({term(detail::dop::spawn_request), term(core.make_ref()),
-                            core.node_process->self_term, detail::group_leader(core)->self_term,
-                            make_tuple({term(a.erpc), term(a.execute_cast), term(3)}), term()}),
-                &payload);
+        detail::runtime::spawn_request(core.node_process, target, a.erpc, a.execute_cast,
+                                       make_list({term(module), term(function), args}),
+                                       detail::group_leader(core)->self_term, {.reply = false});
     } else {
-        core.send_name(
-            core.node_process->self_term, a.rex, target,
+        detail::runtime::send(
+            *core.node_process, a.rex, target,
             make_tuple({term(a.gen_cast), make_tuple({term(a.cast), term(module), term(function),
                                                       args, term(a.user)})}));
     }

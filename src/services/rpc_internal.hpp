@@ -4,11 +4,16 @@
 #include <erl/node.hpp>
 #include <erl/rpc.hpp>
 
+#include "node/access.hpp"
 #include "node/node_core.hpp"
+#include "node/runtime.hpp"
+#include "node/runtime_atoms.hpp"
 
 #include <boost/asio/thread_pool.hpp>
 
+#include <condition_variable>
 #include <map>
+#include <mutex>
 #include <shared_mutex>
 #include <span>
 #include <tuple>
@@ -18,23 +23,9 @@ namespace erl::rpc::detail {
 
 using erl::detail::node_core;
 using erl::detail::process;
+namespace runtime = erl::detail::runtime;
 
-// Atoms used by the rpc code, interned once.
-struct rpc_atoms {
-    atom error{"error"}, exit{"exit"}, throw_{"throw"}, return_{"return"}, undef{"undef"},
-        badarg{"badarg"}, erpc{"erpc"}, execute_call{"execute_call"}, execute_cast{"execute_cast"},
-        exception{"exception"}, signal{"signal"}, badrpc{"badrpc"}, exit_tag{"EXIT"}, call{"call"},
-        block_call{"block_call"}, cast{"cast"}, gen_call{"$gen_call"}, gen_cast{"$gen_cast"},
-        rex{"rex"}, features_request{"features_request"}, features_reply{"features_reply"},
-        monitor{"monitor"}, link{"link"}, notsup{"notsup"}, timeout{"timeout"},
-        noconnection{"noconnection"}, system_limit{"system_limit"}, spawn_reply{"spawn_reply"},
-        down{"DOWN"}, process{"process"}, ok{"ok"}, alias{"alias"}, cpp_exception{"cpp_exception"},
-        nocatch{"nocatch"}, user{"user"}, io_request{"io_request"}, io_reply{"io_reply"},
-        put_chars{"put_chars"}, requests{"requests"}, enotsup{"enotsup"}, noproc{"noproc"},
-        erlang{"erlang"}, node{"node"}, nodes{"nodes"}, gen_server{"gen_server"}, normal{"normal"},
-        unicode{"unicode"}, latin1{"latin1"}, reply{"reply"};
-};
-const rpc_atoms& A();
+using erl::detail::A;
 
 // How a handler ended. cls is empty for a normal return (value in `value`).
 struct outcome {
@@ -102,15 +93,28 @@ struct server_state : std::enable_shared_from_this<server_state> {
     std::atomic<bool> stopped{false};
 
     // Calls in progress on threads the server does not own (I/O threads, senders to rex): the
-    // destructor waits for them, as it joins the pool, so no handler runs after ~server.
-    std::atomic<int> foreign_calls{0};
+    // destructor waits for them, as it joins the pool, so no handler runs after ~server. A
+    // call counted here after `stopped` was set sees it set (the mutex orders both).
+    std::mutex foreign_mu;
+    std::condition_variable foreign_cv;  // notified when foreign_calls drops to 0
+    int foreign_calls = 0;               // guarded by foreign_mu
     struct foreign_call {
         server_state& st;
-        explicit foreign_call(server_state& s) : st(s) { st.foreign_calls.fetch_add(1); }
-        ~foreign_call() { st.foreign_calls.fetch_sub(1); }
+        explicit foreign_call(server_state& s) : st(s) {
+            std::lock_guard lk(st.foreign_mu);
+            ++st.foreign_calls;
+        }
+        ~foreign_call() {
+            std::lock_guard lk(st.foreign_mu);
+            if (--st.foreign_calls == 0) st.foreign_cv.notify_all();
+        }
         foreign_call(const foreign_call&) = delete;
         foreign_call& operator=(const foreign_call&) = delete;
     };
+    void wait_foreign_calls() {
+        std::unique_lock lk(foreign_mu);
+        foreign_cv.wait(lk, [&] { return foreign_calls == 0; });
+    }
 
     mutable std::shared_mutex mu;
     std::unordered_map<fn_key, std::shared_ptr<const entry>, fn_key_hash> fns;
@@ -135,28 +139,12 @@ struct server_state : std::enable_shared_from_this<server_state> {
     void start_rex();
 };
 
-// The spawn hook of a node_core, installed once per node; the current server (if any) is
-// looked up through it, so servers can come and go without touching node_core::spawn_handler
-// while I/O threads may be reading it.
+// The rpc server of a node (per-node service state): the spawn hook and local calls find the
+// current server (if any) through it, so servers can come and go.
 struct spawn_slot {
     std::mutex mu;
     std::weak_ptr<server_state> server;
 };
 std::shared_ptr<spawn_slot> slot_for(node_core& core);
-
-// A process with an inline handler and no registered name (like node_core::spawn_service).
-std::shared_ptr<process> spawn_anonymous_service(node_core& core,
-                                                 std::function<void(term)> handler);
-
-// Monitors: record that `watcher` monitors `target` (pid term or name atom on `target_node`)
-// with `ref`, and tell the target's node (MONITOR_P). Local targets are handled in the table.
-// Returns false (and sends nothing) if a local target does not exist.
-bool add_monitor(node_core& core, const std::shared_ptr<process>& watcher, const term& target,
-                 atom target_node, const reference& ref);
-// Removes the monitor `ref` held by `watcher` (DEMONITOR_P to a remote target).
-void remove_monitor(node_core& core, const std::shared_ptr<process>& watcher, const reference& ref);
-// Aliases of a process (registered in the node's alias table).
-void add_alias(node_core& core, const std::shared_ptr<process>& p, const reference& r);
-void remove_alias(node_core& core, const std::shared_ptr<process>& p, const reference& r);
 
 }  // namespace erl::rpc::detail

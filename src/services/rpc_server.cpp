@@ -10,9 +10,6 @@
 // {Ref, error, R, Stack}).
 #include "services/rpc_internal.hpp"
 
-#include "node/connection.hpp"
-#include "proto/dist_codec.hpp"
-
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
 
@@ -21,13 +18,6 @@
 #include <unordered_map>
 
 namespace erl::rpc::detail {
-
-namespace dop = erl::proto::dop;
-
-const rpc_atoms& A() {
-    static const rpc_atoms a;
-    return a;
-}
 
 term frame_stack(atom m, atom f, const term& arity_or_args) {
     return make_list({make_tuple({term(m), term(f), arity_or_args, term()})});
@@ -57,36 +47,14 @@ term spawn_exit_reason(const outcome& o) {
     return make_tuple({o.value, o.stack});
 }
 
-std::shared_ptr<process> spawn_anonymous_service(node_core& core,
-                                                 std::function<void(term)> handler) {
-    return core.new_process(std::move(handler));
-}
-
 std::shared_ptr<spawn_slot> slot_for(node_core& core) {
-    // One slot per node_core, owned by the hook it installs (so it dies with the node).
-    static std::mutex mu;
-    static std::unordered_map<const node_core*, std::weak_ptr<spawn_slot>> slots;
-    std::lock_guard lk(mu);
-    std::erase_if(slots, [](auto& kv) { return kv.second.expired(); });
-    if (auto s = slots[&core].lock()) return s;
-    auto s = std::make_shared<spawn_slot>();
-    slots[&core] = s;
-    core.spawn_handler = [s](const std::shared_ptr<erl::detail::connection>& c, const term& control,
-                             term* payload) {
-        std::shared_ptr<server_state> st;
-        {
-            std::lock_guard lk(s->mu);
-            st = s->server.lock();
-        }
-        return st && st->on_spawn_request(c, control, payload);
-    };
-    return s;
+    return core.service_state<spawn_slot>();
 }
 
 // ------------------------------------------------------------------------------------------
 
 server_state::server_state(erl::node& n, server_options o)
-    : node(n), core(n.internals()), opts(o), pool(o.threads ? o.threads : 1) {}
+    : node(n), core(erl::detail::access::core(n)), opts(o), pool(o.threads ? o.threads : 1) {}
 
 server_state::~server_state() = default;
 
@@ -152,14 +120,14 @@ void server_state::dispatch(std::shared_ptr<job> j, std::shared_ptr<const entry>
                             std::span<const term> argv) {
     if (!e || e->run == run_on::io_thread) {
         // Nothing to wait for (undef / badarg), or a quick function registered to run inline.
-        call_context ctx(&node, j->self, j->caller, j->m, j->f, j->args, pool.get_executor(),
-                         j->proc);
+        auto ctx = erl::detail::access::make<call_context>(&node, j->self, j->caller, j->m, j->f,
+                                                           j->args, pool.get_executor(), j->proc);
         j->done(run_here(e.get(), ctx, argv));
         return;
     }
     if (e->async) {
-        auto ctx = std::make_shared<call_context>(&node, j->self, j->caller, j->m, j->f, j->args,
-                                                  pool.get_executor(), j->proc);
+        auto ctx = erl::detail::access::make_shared<call_context>(
+            &node, j->self, j->caller, j->m, j->f, j->args, pool.get_executor(), j->proc);
         boost::asio::co_spawn(
             pool.get_executor(),
             [e, ctx, argv = std::vector<term>(argv.begin(), argv.end())]() mutable
@@ -174,8 +142,8 @@ void server_state::dispatch(std::shared_ptr<job> j, std::shared_ptr<const entry>
     }
     // j->args keeps the elements `argv` points at alive until the job is done.
     boost::asio::post(pool, [this, j = std::move(j), e = std::move(e), argv]() {
-        call_context ctx(&node, j->self, j->caller, j->m, j->f, j->args, pool.get_executor(),
-                         j->proc);
+        auto ctx = erl::detail::access::make<call_context>(&node, j->self, j->caller, j->m, j->f,
+                                                           j->args, pool.get_executor(), j->proc);
         j->done(run_here(e.get(), ctx, argv));
     });
 }
@@ -183,7 +151,7 @@ void server_state::dispatch(std::shared_ptr<job> j, std::shared_ptr<const entry>
 bool server_state::on_spawn_request(const std::shared_ptr<erl::detail::connection>& c,
                                     const term& control, term* payload) {
     const auto& a = A();
-    foreign_call guard(*this);  // ~server waits for inline handlers (seq_cst with `stopped`)
+    foreign_call guard(*this);  // ~server waits for inline handlers (see foreign_mu)
     if (stopped.load()) return false;
     // {29, ReqId, From, GroupLeader, {M, F, Arity}, OptList} (+ token for 30).
     if (!control[1].is_reference() || !control[4].is_tuple(3) || !payload) return false;
@@ -235,16 +203,10 @@ bool server_state::on_spawn_request(const std::shared_ptr<erl::detail::connectio
         }
     }
 
-    auto p = core.new_process();
-    {
-        std::lock_guard lk(p->mu);
-        if (want_monitor) p->watchers.push_back({from, req_id.as_reference(), p->self_term});
-        if (want_link) p->links.link_received(from);
-    }
-    // SPAWN_REPLY goes out on this strand before anything the new process sends, so the
-    // caller always learns the pid before the DOWN (erl_dist_protocol: signal order).
-    const int flags = (want_link ? 1 : 0) | (want_monitor ? 2 : 0);
-    c->send(make_tuple({term(dop::spawn_reply), req_id, from, term(flags), p->self_term}), nullptr);
+    // The new process, with the link and monitor asked for; its SPAWN_REPLY leaves before
+    // anything it sends.
+    auto p =
+        runtime::accept_spawn(core, c, req_id, from, {.monitor = want_monitor, .link = want_link});
 
     // The process ends with the exit reason a BEAM process running the same code would have.
     auto exit_reason = [k](const term* r, const outcome& o) {
@@ -262,9 +224,10 @@ bool server_state::on_spawn_request(const std::shared_ptr<erl::detail::connectio
     if (!e || e->run == run_on::io_thread) {
         // Inline on this I/O thread: no job, no thread hand-off; the exit signal carrying the
         // result is queued behind the SPAWN_REPLY and both leave in one write.
-        call_context ctx(&node, p->self, from, m, f, *call_args, pool.get_executor(), p);
+        auto ctx = erl::detail::access::make<call_context>(&node, p->self, from, m, f, *call_args,
+                                                           pool.get_executor(), p);
         const outcome o = run_here(e.get(), ctx, argv);
-        core.process_exit(p, exit_reason(ref, o));
+        runtime::exit(p, exit_reason(ref, o));
         return true;
     }
 
@@ -279,7 +242,7 @@ bool server_state::on_spawn_request(const std::shared_ptr<erl::detail::connectio
     j->done = [wcore, p, exit_reason, ref = ref ? *ref : term()](outcome o) {
         auto cr = wcore.lock();
         if (!cr) return;
-        cr->process_exit(p, exit_reason(&ref, o));
+        runtime::exit(p, exit_reason(&ref, o));
     };
     dispatch(std::move(j), std::move(e), argv);  // argv points into j->args (same list)
     return true;
@@ -337,8 +300,19 @@ server::server(erl::node& n, server_options opts)
     }
     if (opts.serve_rex) st_->start_rex();
     auto slot = detail::slot_for(st_->core);
-    std::lock_guard lk(slot->mu);
-    slot->server = st_;
+    {
+        std::lock_guard lk(slot->mu);
+        slot->server = st_;
+    }
+    st_->core.set_spawn_handler([slot](const std::shared_ptr<erl::detail::connection>& c,
+                                       const term& control, term* payload) {
+        std::shared_ptr<detail::server_state> st;
+        {
+            std::lock_guard lk(slot->mu);
+            st = slot->server.lock();
+        }
+        return st && st->on_spawn_request(c, control, payload);
+    });
 }
 
 server::~server() {
@@ -350,9 +324,8 @@ server::~server() {
     }
     // Handlers running inline on I/O threads (run_on::io_thread) finish before we return, as
     // pool handlers do below; new ones see `stopped` and are refused.
-    while (st_->foreign_calls.load() != 0)
-        std::this_thread::sleep_for(std::chrono::microseconds(100));
-    if (st_->rex) st_->core.process_exit(st_->rex, term(A().normal));
+    st_->wait_foreign_calls();
+    if (st_->rex) detail::runtime::exit(st_->rex, term(A().normal));
     // A stopped node has nobody left to answer: abandon suspended coroutines (a long
     // demo:sleep must not hold up shutdown). Otherwise let running handlers finish.
     if (!node_.alive()) st_->pool.stop();

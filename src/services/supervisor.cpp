@@ -4,7 +4,10 @@
 #include <erl/node.hpp>
 #include <erl/supervisor.hpp>
 
+#include "node/access.hpp"
 #include "node/node_core.hpp"
+#include "node/runtime.hpp"
+#include "node/runtime_atoms.hpp"
 
 #include <algorithm>
 #include <deque>
@@ -14,27 +17,6 @@
 namespace erl {
 
 namespace {
-
-const atom& a_exit() {
-    static const atom a("EXIT");
-    return a;
-}
-const atom& a_shutdown() {
-    static const atom a("shutdown");
-    return a;
-}
-const atom& a_kill() {
-    static const atom a("kill");
-    return a;
-}
-const atom& a_wake() {
-    static const atom a("$erlcpp_sup_request");
-    return a;
-}
-const atom& a_gen_call() {
-    static const atom a("$gen_call");
-    return a;
-}
 
 using clock = std::chrono::steady_clock;
 
@@ -92,11 +74,11 @@ class sup_loop {
                 if (restart_due_ && clock::now() >= *restart_due_) do_restarts();
                 continue;
             }
-            if (msg->is_tuple(3) && (*msg)[0].is_atom(a_exit()) && (*msg)[1].is_pid()) {
+            if (msg->is_tuple(3) && (*msg)[0].is_atom(detail::A().exit_tag) && (*msg)[1].is_pid()) {
                 on_exit((*msg)[1].as_pid(), (*msg)[2]);
-            } else if (msg->is_atom(a_wake())) {
+            } else if (msg->is_atom(detail::A().sup_request)) {
                 drain_requests();
-            } else if (msg->is_tuple(3) && (*msg)[0].is_atom(a_gen_call())) {
+            } else if (msg->is_tuple(3) && (*msg)[0].is_atom(detail::A().gen_call)) {
                 on_gen_call((*msg)[1], (*msg)[2]);
             }
             // Anything else is ignored, as OTP's supervisor logs and drops unexpected messages.
@@ -144,7 +126,7 @@ class sup_loop {
     }
     [[noreturn]] void stop() {
         shutdown_all();
-        throw exit_exception(term(a_shutdown()));
+        throw exit_exception(term(detail::A().shutdown));
     }
 
   private:
@@ -171,15 +153,15 @@ class sup_loop {
         const pid p = *c.running;
         c.running.reset();
         auto is_exit_of = [&p](const term& t) {
-            return t.is_tuple(3) && t[0].is_atom(a_exit()) && t[1] == term(p);
+            return t.is_tuple(3) && t[0].is_atom(detail::A().exit_tag) && t[1] == term(p);
         };
         if (c.spec.shutdown == brutal_kill) {
-            m_.exit(p, term(a_kill()));
+            m_.exit(p, term(detail::A().kill));
         } else {
-            m_.exit(p, term(a_shutdown()));
+            m_.exit(p, term(detail::A().shutdown));
             if (m_.receive_if(is_exit_of, c.spec.shutdown)) return;
             if (m_.exited()) return;
-            m_.exit(p, term(a_kill()));
+            m_.exit(p, term(detail::A().kill));
         }
         // A killed process ends at once; a remote one answers over the network.
         m_.receive_if(is_exit_of, std::chrono::seconds(30));
@@ -193,8 +175,8 @@ class sup_loop {
     }
 
     static bool is_shutdown_reason(const term& r) {
-        return r.is_atom(atoms::normal()) || r.is_atom(a_shutdown()) ||
-               (r.is_tuple(2) && r[0].is_atom(a_shutdown()));
+        return r.is_atom(atoms::normal()) || r.is_atom(detail::A().shutdown) ||
+               (r.is_tuple(2) && r[0].is_atom(detail::A().shutdown));
     }
 
     void on_exit(const pid& from, const term& reason) {
@@ -255,7 +237,7 @@ class sup_loop {
             restarts_.pop_front();
         if (static_cast<int>(restarts_.size()) > st_->flags.intensity) {
             shutdown_all();
-            throw exit_exception(term(a_shutdown()));
+            throw exit_exception(term(detail::A().shutdown));
         }
     }
 
@@ -303,31 +285,31 @@ class sup_loop {
 
     // supervisor:which_children/1 and count_children/1 from BEAM (gen_server calls).
     void on_gen_call(const term& from, const term& req) {
-        auto& core = st_->n->internals();
-        static const atom which("which_children"), count("count_children"), worker("worker"),
-            supervisor_a("supervisor"), restarting("restarting"), undefined("undefined");
-        if (req.is_atom(which)) {
+        auto& core = erl::detail::access::core(*st_->n);
+        const auto& a = detail::A();
+        if (req.is_atom(a.which_children)) {
             std::vector<term> out;
             for (auto& c : children_) {
-                term child_t =
-                    c.running ? term(*c.running) : term(c.pending_restart ? restarting : undefined);
+                term child_t = c.running ? term(*c.running)
+                                         : term(c.pending_restart ? a.restarting : a.undefined);
                 out.push_back(make_tuple({term(c.spec.id), child_t,
-                                          term(c.spec.is_supervisor ? supervisor_a : worker),
+                                          term(c.spec.is_supervisor ? a.supervisor : a.worker),
                                           make_list({})}));
             }
-            core.gen_reply(from, make_list(std::move(out)));
-        } else if (req.is_atom(count)) {
+            erl::detail::runtime::reply(core, from, make_list(std::move(out)));
+        } else if (req.is_atom(a.count_children)) {
             std::int64_t active = 0, sups = 0;
             for (auto& c : children_) {
                 if (c.running) ++active;
                 if (c.spec.is_supervisor) ++sups;
             }
             const auto n = static_cast<std::int64_t>(children_.size());
-            core.gen_reply(from, make_list({tuple(atom("specs"), n), tuple(atom("active"), active),
-                                            tuple(atom("supervisors"), sups),
-                                            tuple(atom("workers"), n - sups)}));
+            erl::detail::runtime::reply(
+                core, from,
+                make_list({tuple(a.specs, n), tuple(a.active, active), tuple(a.supervisors, sups),
+                           tuple(a.workers, n - sups)}));
         } else {
-            core.gen_reply(from, tuple(atoms::error(), atom("not_supported")));
+            erl::detail::runtime::reply(core, from, tuple(atoms::error(), a.not_supported));
         }
     }
 
@@ -365,9 +347,9 @@ result<R> call(const std::shared_ptr<supervisor::state>& st, std::function<resul
             }
         });
     }
-    st->n->send(st->self, term(a_wake()));
+    st->n->send(st->self, term(detail::A().sup_request));
     if (fut.wait_for(timeout) != std::future_status::ready) {
-        auto p = st->n->internals().find_process(st->self);
+        auto p = erl::detail::access::core(*st->n).find_process(st->self);
         return make_error_code(p ? errc::timeout : errc::noproc);
     }
     return fut.get();
@@ -411,7 +393,9 @@ result<supervisor> supervisor::start(node& n, supervisor_flags flags,
             sup_loop::current = &loop;
             auto ec = loop.init(std::move(children));
             init->set_value(ec);
-            if (ec) throw exit_exception(tuple(atom("shutdown"), atom("failed_to_start_child")));
+            if (ec)
+                throw exit_exception(
+                    tuple(detail::A().shutdown, detail::A().failed_to_start_child));
             loop.run();
         },
         opts);
@@ -473,7 +457,7 @@ error_code supervisor::stop(std::chrono::milliseconds timeout) {
         std::lock_guard lk(st_->mu);
         st_->requests.push_back([] { sup_loop::current->stop(); });
     }
-    st_->n->send(st_->self, term(a_wake()));
+    st_->n->send(st_->self, term(detail::A().sup_request));
     auto down = watcher->receive_if(
         [&](const term& t) { return t.is_tuple(5) && t[1] == term(ref); }, timeout);
     return down ? error_code{} : make_error_code(errc::timeout);

@@ -3,7 +3,7 @@
 #include <erl/node.hpp>
 #include <erl/process.hpp>
 
-#include "node/process.hpp"
+#include "node/test_access.hpp"
 
 #include <gtest/gtest.h>
 
@@ -49,12 +49,10 @@ bool wait_exited(const erl::mailbox& m, std::chrono::milliseconds t = 5s) {
 }
 
 std::size_t link_entries(const erl::mailbox& m) {
-    std::lock_guard lk(m.internals()->mu);
-    return m.internals()->links.size();
+    return erl::test::link_entries(*erl::test::process_of(m));
 }
 std::size_t watcher_count(const erl::mailbox& m) {
-    std::lock_guard lk(m.internals()->mu);
-    return m.internals()->watchers.size();
+    return erl::test::watcher_count(*erl::test::process_of(m));
 }
 
 class LinksLocal : public ::testing::Test {

@@ -8,6 +8,9 @@
 #include "node_test_support.hpp"
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
 #include <thread>
 
 using namespace std::chrono_literals;
@@ -17,14 +20,7 @@ namespace {
 using erl::test::free_port;
 
 erl::node_options opts(std::uint16_t epmd_port, const std::string& cookie = "unit_cookie") {
-    erl::node_options o;
-    o.name = erl::test::unique_node_name("unit");
-    o.cookie = cookie;
-    o.epmd_port = epmd_port;
-    o.epmd = erl::epmd_mode::in_process;
-    o.threads = 2;
-    o.log = [](std::string_view) {};
-    return o;
+    return erl::test::local_node_options("unit", epmd_port, cookie);
 }
 
 }  // namespace
@@ -217,4 +213,74 @@ TEST(NodeLocal, concurrent_senders_bursts_and_pauses_keep_order_and_lose_nothing
         t.join();
     for (int k = 0; k < senders * per_sender; ++k)
         ASSERT_TRUE(back->receive(10s)) << "reply " << k << " lost";
+}
+
+TEST(NodeLocal, selective_receive_rescans_after_a_flush_behind_it) {
+    // A receive_if waiting part-way through the queue must not lose its place when a
+    // demonitor(Ref, flush) removes a message it had already passed.
+    erl::node n(opts(free_port()));
+    ASSERT_FALSE(n.start());
+    auto mb = n.spawn_mailbox();
+    auto target = n.spawn_mailbox();
+    ASSERT_TRUE(mb && target);
+    const auto ref = mb->monitor(target->self());
+    n.send(mb->self(), erl::atom("a"));
+    target->exit(erl::atom("gone"));  // queues the 'DOWN' for ref
+    n.send(mb->self(), erl::atom("b"));
+    std::mutex m;
+    std::condition_variable cv;
+    bool passed_b = false;
+    std::optional<erl::term> got;
+    std::thread receiver([&] {
+        got = mb->receive_if(
+            [&](const erl::term& t) {
+                if (t.is_atom(erl::atom("b"))) {
+                    std::lock_guard lk(m);
+                    passed_b = true;
+                    cv.notify_all();
+                }
+                return t.is_atom(erl::atom("c"));
+            },
+            10s);
+    });
+    {
+        std::unique_lock lk(m);
+        EXPECT_TRUE(cv.wait_for(lk, 10s, [&] { return passed_b; }));
+    }
+    EXPECT_FALSE(mb->demonitor(ref, true));  // already fired; the flush removes the 'DOWN'
+    n.send(mb->self(), erl::atom("c"));
+    receiver.join();
+    ASSERT_TRUE(got);
+    EXPECT_TRUE(got->is_atom(erl::atom("c")));
+    EXPECT_EQ(mb->pending(), 2u);  // a and b stay
+}
+
+TEST(NodeLocal, receive_waiting_past_queued_messages_ends_cleanly_on_exit) {
+    erl::node n(opts(free_port()));
+    ASSERT_FALSE(n.start());
+    auto mb = n.spawn_mailbox();
+    ASSERT_TRUE(mb);
+    for (int i = 0; i < 3; ++i)
+        n.send(mb->self(), erl::term(i));
+    std::mutex m;
+    std::condition_variable cv;
+    int seen = 0;
+    std::optional<erl::term> got = erl::term(0);
+    std::thread receiver([&] {
+        got = mb->receive_if(
+            [&](const erl::term&) {
+                std::lock_guard lk(m);
+                ++seen;
+                cv.notify_all();
+                return false;
+            },
+            10s);
+    });
+    {
+        std::unique_lock lk(m);  // the receiver has passed every queued message
+        EXPECT_TRUE(cv.wait_for(lk, 10s, [&] { return seen >= 3; }));
+    }
+    mb->exit(erl::atom("stop"));  // clears the queue under the waiting receiver
+    receiver.join();
+    EXPECT_FALSE(got);
 }

@@ -1,6 +1,8 @@
 // Helpers shared by the unit tests that start real erl::node instances on loopback.
 #pragma once
 
+#include <erl/node.hpp>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
@@ -24,6 +26,20 @@ inline std::string unique_node_name(const char* prefix) {
     static std::atomic<int> n{0};
     return std::string(prefix) + "_" + std::to_string(::getpid()) + "_" + std::to_string(n++) +
            "@127.0.0.1";
+}
+
+// Options of a quiet loopback node with a unique name that embeds an EPMD on `epmd_port` (or
+// uses the one another node of the test embedded there).
+inline node_options local_node_options(const char* prefix, std::uint16_t epmd_port,
+                                       std::string cookie = "unit_cookie") {
+    node_options o;
+    o.name = unique_node_name(prefix);
+    o.cookie = std::move(cookie);
+    o.epmd_port = epmd_port;
+    o.epmd = epmd_mode::in_process;
+    o.threads = 2;
+    o.log = [](std::string_view) {};
+    return o;
 }
 
 }  // namespace erl::test

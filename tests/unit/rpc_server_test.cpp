@@ -5,7 +5,7 @@
 #include <erl/node.hpp>
 #include <erl/rpc.hpp>
 
-#include "node/node_core.hpp"
+#include "node/test_access.hpp"
 
 #include <gtest/gtest.h>
 
@@ -172,7 +172,7 @@ TEST_F(RpcServer, gen_server_call_timeout_leaves_no_monitor) {
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.error().code, make_error_code(erl::errc::timeout));
     std::this_thread::sleep_for(400ms);
-    auto proc = b.internals().find_name(erl::atom("slow"));
+    auto proc = erl::test::core_of(b).find_name(erl::atom("slow"));
     ASSERT_TRUE(proc);
     {
         std::lock_guard lk(proc->mu);
@@ -470,7 +470,7 @@ TEST_F(RpcServer, inline_gen_server_stop_and_kill_run_terminate_once) {
     EXPECT_EQ(impl->terminated->load(), 1);
     EXPECT_EQ(impl->last_reason->to_string(), "shutdown");
     EXPECT_FALSE((*srv)->alive());
-    EXPECT_FALSE(b.internals().find_name(erl::atom("ctr_stop")));
+    EXPECT_FALSE(erl::test::core_of(b).find_name(erl::atom("ctr_stop")));
     srv->reset();
     EXPECT_EQ(impl->terminated->load(), 1);
 
@@ -496,4 +496,25 @@ TEST_F(RpcServer, inline_gen_server_stop_and_kill_run_terminate_once) {
     EXPECT_EQ(impl->last_reason->to_string(), "killed");
     srv->reset();
     EXPECT_EQ(impl->terminated->load(), 1);
+}
+
+TEST_F(RpcServer, erpc_cast_spawn_replies_are_dropped_not_queued) {
+    // erpc:cast asks for no reply ({reply, no}); the SPAWN_REPLY b sends anyway must not pile
+    // up in the queue of the process that cast (the node's own process here).
+    for (int i = 0; i < 20; ++i)
+        ASSERT_FALSE(erl::rpc::cast(a, b.name(), erl::atom("t"), erl::atom("add"),
+                                    erl::make_list({erl::term(1), erl::term(2)})));
+    // b answers requests on one connection in order: once this call's result is back, every
+    // SPAWN_REPLY of the casts above has reached a.
+    EXPECT_EQ(call("t", "add", erl::make_list({erl::term(2), erl::term(3)})), "{ok,5}");
+    const auto& np = erl::test::core_of(a).node_process;
+    std::lock_guard lk(np->mu);
+    EXPECT_TRUE(np->queue.empty()) << np->queue.size() << " messages queued";
+}
+
+TEST_F(RpcServer, calls_without_a_deadline_complete) {
+    // erl::infinity: the connection set-up has its own deadline; no clock arithmetic overflows.
+    auto r = erl::rpc::call(a, b.name(), erl::atom("t"), erl::atom("add"),
+                            erl::make_list({erl::term(1), erl::term(2)}), erl::infinity);
+    EXPECT_EQ(r.to_term().to_string(), "{ok,3}");
 }

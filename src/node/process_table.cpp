@@ -1,0 +1,146 @@
+#include "node/process_table.hpp"
+
+#include "node/process.hpp"
+
+#include <mutex>
+
+namespace erl::detail {
+
+result<std::shared_ptr<process>> process_table::create(
+    atom node_name, std::uint32_t creation,
+    const std::function<std::shared_ptr<process>(const pid&)>& make, std::optional<atom> name) {
+    std::unique_lock lk(mu_);
+    if (name && names_.count(*name)) return make_error_code(errc::name_taken);
+    // At most size() numbers are in use, so this loop ends after size() + 1 steps at most.
+    for (;;) {
+        const auto [id, serial] = numbers_of(next_++);
+        pid p{node_name, id, serial, creation};
+        const auto key = key_of(p);
+        if (procs_.count(key)) continue;  // still alive from before the counter wrapped
+        auto proc = make(p);
+        if (name) {
+            proc->name = *name;  // not yet published: no other thread can see it
+            names_[*name] = proc;
+        }
+        procs_.emplace(key, proc);
+        return proc;
+    }
+}
+
+void process_table::remove(const std::shared_ptr<process>& p) {
+    std::unique_lock lk(mu_);
+    std::optional<atom> name;
+    std::vector<reference> aliases;
+    {
+        std::lock_guard plk(p->mu);
+        name = p->name;
+        aliases.swap(p->aliases);
+    }
+    auto it = procs_.find(key_of(p->self));
+    if (it != procs_.end() && it->second == p) procs_.erase(it);
+    if (name) {
+        auto n = names_.find(*name);
+        if (n != names_.end() && n->second == p) names_.erase(n);
+    }
+    for (auto& r : aliases)
+        aliases_.erase(r);
+}
+
+std::shared_ptr<process> process_table::find(const pid& p) const {
+    std::shared_lock lk(mu_);
+    auto it = procs_.find(key_of(p));
+    return it == procs_.end() ? nullptr : it->second;
+}
+
+std::shared_ptr<process> process_table::find_name(atom n) const {
+    std::shared_lock lk(mu_);
+    auto it = names_.find(n);
+    return it == names_.end() ? nullptr : it->second;
+}
+
+std::shared_ptr<process> process_table::find_alias(const reference& r) const {
+    std::shared_lock lk(mu_);
+    auto it = aliases_.find(r);
+    return it == aliases_.end() ? nullptr : it->second.lock();
+}
+
+bool process_table::name_in_use(atom n) const {
+    std::shared_lock lk(mu_);
+    return names_.count(n) != 0;
+}
+
+error_code process_table::register_name(atom n, const std::shared_ptr<process>& p) {
+    std::unique_lock lk(mu_);
+    if (names_.count(n)) return make_error_code(errc::name_taken);
+    {
+        std::lock_guard plk(p->mu);
+        // An exiting process has already been (or is being) removed: do not leave its name.
+        if (p->exited) return make_error_code(errc::noproc);
+        if (p->name) return make_error_code(errc::name_taken);
+        p->name = n;
+    }
+    names_[n] = p;
+    return {};
+}
+
+bool process_table::unregister_name(atom n) {
+    std::unique_lock lk(mu_);
+    auto it = names_.find(n);
+    if (it == names_.end()) return false;
+    {
+        std::lock_guard plk(it->second->mu);
+        it->second->name.reset();
+    }
+    names_.erase(it);
+    return true;
+}
+
+std::vector<atom> process_table::registered() const {
+    std::shared_lock lk(mu_);
+    std::vector<atom> out;
+    out.reserve(names_.size());
+    for (auto& [n, p] : names_)
+        out.push_back(n);
+    return out;
+}
+
+void process_table::add_alias(const reference& r, const std::shared_ptr<process>& p) {
+    std::unique_lock lk(mu_);
+    {
+        std::lock_guard plk(p->mu);
+        if (p->exited) return;
+        p->aliases.push_back(r);
+    }
+    aliases_[r] = p;
+}
+
+void process_table::remove_alias(const reference& r, const std::shared_ptr<process>& p) {
+    std::unique_lock lk(mu_);
+    {
+        std::lock_guard plk(p->mu);
+        std::erase(p->aliases, r);
+    }
+    auto it = aliases_.find(r);
+    if (it != aliases_.end() && it->second.lock() == p) aliases_.erase(it);
+}
+
+std::vector<std::shared_ptr<process>> process_table::snapshot() const {
+    std::shared_lock lk(mu_);
+    std::vector<std::shared_ptr<process>> out;
+    out.reserve(procs_.size());
+    for (auto& [k, p] : procs_)
+        out.push_back(p);
+    return out;
+}
+
+std::size_t process_table::size() const {
+    std::shared_lock lk(mu_);
+    return procs_.size();
+}
+
+void process_table::set_next_number(std::uint64_t n) {
+    std::unique_lock lk(mu_);
+    next_ = n;
+}
+
+}  // namespace erl::detail
