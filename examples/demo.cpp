@@ -23,7 +23,6 @@
 #include <erl/process.hpp>
 
 // Feature services of the demo live in examples/demo/*.hpp (header-only, one per feature).
-// DEMO-INCLUDES (add one #include per feature here)
 #include "demo/rpc.hpp"
 #include "demo/supervision.hpp"
 
