@@ -43,6 +43,7 @@ run(Ctx, Out, Scenario) ->
         Ps = maps:from_list([{L, P} || {L, {P, _}} <- Peers]),
         [ok = peer:call(P, global_trace_helper, start, [[pg, scope2]]) || P <- maps:values(Ps)],
         scenario(Scenario, Ps, Nodes),
+        settle(maps:values(Ps)),
         Traces = [begin {T, R} = peer:call(P, global_trace_helper, collect, []), {L, maps:get(L, Nodes), R, T} end
                   || {L, P} <- lists:sort(maps:to_list(Ps)), is_process_alive(P)],
         ok = file:write_file(filename:join(Out, atom_to_list(Scenario) ++ ".etf"),
@@ -166,6 +167,14 @@ wait_name(P, Name, Pid) ->
     wait(fun() -> peer:call(P, global, whereis_name, [Name]) =:= Pid end, {name, Name, Pid}).
 wait_nodes(P, Nodes) ->
     wait(fun() -> lists:sort(peer:call(P, erlang, nodes, [])) =:= lists:sort(Nodes) end, {nodes, Nodes}).
+
+%% The end of a scenario: every node's global has finished with every node it is connected
+%% to (get_synced = nodes()), so the trace holds each session to its end.
+settle(Ps) ->
+    [wait(fun() -> lists:sort(peer:call(P, gen_server, call, [global_name_server, get_synced]))
+                       =:= lists:sort(peer:call(P, erlang, nodes, [])) end, synced)
+     || P <- Ps, is_process_alive(P)],
+    ok.
 
 wait_not_node(P, Node) ->
     wait(fun() -> not lists:member(Node, peer:call(P, erlang, nodes, [])) end, {not_node, Node}).

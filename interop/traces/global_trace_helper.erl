@@ -37,6 +37,10 @@ loop(Acc) ->
 %% The trace so far, oldest first: [{trace_ts, Pid, send, Msg, To, Ts} |
 %% {trace_ts, Pid, 'receive', Msg, Ts} | ...], and the pid roles.
 collect() ->
+    %% Trace messages reach the collector asynchronously: wait until all that were generated
+    %% so far are there.
+    Ref = erlang:trace_delivered(all),
+    receive {trace_delivered, all, Ref} -> ok end,
     ?COLLECTOR ! {collect, self()},
     receive {trace, T, R} -> {T, R} end.
 

@@ -53,12 +53,14 @@ struct timer_cancel {
     timer_id id = 0;
 };
 
-// gen_server:call(To, Request, infinity) made by the core's process: the runtime sends
-// {'$gen_call', {Self, Tag}, Request}, monitors the server and reports either the reply or
-// the failure (server down, no such process, connection lost) with the same id. `to` is a
-// {RegName, Node} tuple or a pid.
+// gen_server:call(To, Request, infinity) made by the local process `caller` (global's
+// servers hold locks in the name of the calling process, so the caller matters): the runtime
+// sends {'$gen_call', {Caller, Tag}, Request}, monitors the server and reports either the
+// reply or the failure (server down, no such process, connection lost) with the same id. `to`
+// is a {RegName, Node} tuple or a pid.
 struct call_server {
     call_id id = 0;
+    term caller;
     term to;
     term request;
 };
@@ -80,14 +82,33 @@ struct disconnect_node {
     atom node;
 };
 
+// erpc:call(Node, Module, Function, Args) made by the core's process (the resolver's
+// rpc:call to global:resolve_it/4). The runtime reports the result, or the failure as
+// {badrpc, Reason}, with the same id.
+struct rpc_call {
+    call_id id = 0;
+    atom node;
+    atom module;
+    atom function;
+    term args;  // a proper list
+};
+
+// An operation the node's own code started on the core (register_name, set_lock, sync, ...)
+// has finished with `result` (what the Erlang function returns: yes | no, true | false, ok).
+struct op_done {
+    std::uint64_t op = 0;
+    term result;
+};
+
 // A line for the node's log (what OTP logs with logger at that point).
 struct log_line {
     enum class level : std::uint8_t { info, warning, error } severity = level::info;
     std::string text;
 };
 
-using action = std::variant<send_to, monitor_pid, demonitor_pid, timer_start, timer_cancel,
-                            call_server, reply_to, exit_pid, disconnect_node, log_line>;
+using action =
+    std::variant<send_to, monitor_pid, demonitor_pid, timer_start, timer_cancel, call_server,
+                 reply_to, exit_pid, disconnect_node, rpc_call, op_done, log_line>;
 using actions = std::vector<action>;
 
 }  // namespace erl::cluster
