@@ -7,7 +7,8 @@
 %% cluster) on 127.0.0.1 with a private epmd on a free port, traces global_name_server (and all
 %% it spawns), the locker, the registrar and the pg scopes of every node, runs its actions, and
 %% writes
-%%   <scenario>.etf  term_to_binary({Scenario, [{Label, Node, Roles, Trace}]})
+%%   <scenario>.etf  term_to_binary({Scenario, [{Label, Node, Roles, Trace}]}, [{minor_version, 2}])
+%%                   (UTF-8 atoms, as the distribution sends them)
 %%                   Trace = the node's trace messages oldest first ({trace_ts, Pid, send, Msg,
 %%                   To, Ts} | {trace_ts, Pid, 'receive', Msg, Ts} | ...), Roles = [{Pid, Role}]
 %%   <scenario>.txt  the same, readable, all nodes merged in timestamp order
@@ -47,7 +48,7 @@ run(Ctx, Out, Scenario) ->
         Traces = [begin {T, R} = peer:call(P, global_trace_helper, collect, []), {L, maps:get(L, Nodes), R, T} end
                   || {L, P} <- lists:sort(maps:to_list(Ps)), is_process_alive(P)],
         ok = file:write_file(filename:join(Out, atom_to_list(Scenario) ++ ".etf"),
-                             term_to_binary({Scenario, Traces})),
+                             term_to_binary({Scenario, Traces}, [{minor_version, 2}])),
         ok = file:write_file(filename:join(Out, atom_to_list(Scenario) ++ ".txt"), text(Scenario, Traces)),
         io:format("~p: ~p events~n", [Scenario, lists:sum([length(T) || {_, _, _, T} <- Traces])])
     after
