@@ -10,7 +10,6 @@ namespace erl::cluster {
 
 using namespace detail;
 
-
 // random_sleep/1: 1/4 s the first time, doubling up to 8 s.
 void global_server::after_random_sleep(int times, std::function<void(actions&)> then,
                                        actions& out) {

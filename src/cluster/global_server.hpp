@@ -111,6 +111,13 @@ class global_server {
     bool connecting(atom node) const;     // a session with node is under way
     const global_config& config() const noexcept { return cfg_; }
 
+    // global:resolve_it(Method, Name, Pid1, Pid2) on this node: the effect of one of global's
+    // resolve methods (random_exit_name, random_notify_name, notify_all_name; global's own
+    // default closure counts as random_exit_name) and its result, nullopt for any other
+    // method. A BEAM resolver calls it over rpc when our pid is in a clash.
+    static std::optional<term> resolve_locally(const term& method, const term& name,
+                                               const term& pid, const term& pid2, actions& out);
+
   private:
     // Per-peer connection state: global.erl's process dictionary entries for one node
     // (sync_tag_my, sync_tag_his, prot_vsn, pre_connect, wait_lock, save_ops, lock_id).
@@ -198,8 +205,6 @@ class global_server {
     void start_resolver(atom node, std::int64_t tag, const term& name_list, actions& out);
     void resolve_next(resolver& r, actions& out);
     void resolve_result(resolver& r, const term& result, actions& out);
-    std::optional<term> resolve_locally(const term& method, const term& name, const term& pid,
-                                        const term& pid2, actions& out);
 
     // locker
     void to_locker(locker_msg m, actions& out);
