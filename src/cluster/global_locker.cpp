@@ -73,9 +73,8 @@ bool global_server::locker_accepts(const locker_msg& m) const {
 }
 
 void global_server::locker_pump(actions& out) {
-    static thread_local int depth = 0;  // handlers below may feed the queue again
-    if (depth) return;
-    ++depth;
+    if (lk_pumping_) return;  // handlers below may feed the queue again; this loop takes it
+    lk_pumping_ = true;
     bool processed = false;
     for (;;) {
         auto it = std::find_if(lk_queue_.begin(), lk_queue_.end(),
@@ -87,7 +86,7 @@ void global_server::locker_pump(actions& out) {
         processed = true;
     }
     if (processed || !lk_timer_) locker_arm(out);
-    --depth;
+    lk_pumping_ = false;
 }
 
 // loop_the_locker/1: with sessions waiting, try to lock after a pause (none right after a

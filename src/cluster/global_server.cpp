@@ -242,7 +242,7 @@ global_server::handled global_server::message(const term& msg, actions& out) {
         lost_connection(msg, out);
     } else if (tag == "remove_connection" && msg.size() == 2 && msg[1].is_atom()) {
         remove_connection(msg[1].as_atom(), out);
-    } else if (tag == "whereis" && msg.size() == 3 && msg[2].is_tuple(2)) {
+    } else if (tag == "whereis" && msg.size() == 3 && msg[2].is_tuple(2) && msg[2][0].is_pid()) {
         // handle_info({whereis, Name, From}) (old nodes' whereis_name).
         auto p = whereis(msg[1]);
         out.push_back(reply_to{msg[2], p ? *p : term(atoms::undefined())});
@@ -516,7 +516,7 @@ void global_server::start_resolver(atom node, std::int64_t tag, const term& name
 void global_server::resolve_next(resolver& r, actions& out) {
     while (r.next < r.names.size()) {
         const term& n = r.names[r.next];
-        if (!n.is_tuple(3)) {
+        if (!n.is_tuple(3) || !n[1].is_pid()) {
             ++r.next;
             continue;
         }
@@ -763,7 +763,8 @@ void global_server::do_ops(const term& ops, const term& from, const term& names_
     for (const auto& o : elements(ops)) {
         if (!o.is_tuple(2) || !o[0].is_atom(A("insert")) || !o[1].is_tuple(3)) continue;
         for (const auto& x : elements(names_ext))
-            if (x.is_tuple(3) && x[0] == o[1][0] && x[1] == o[1][1] && x[2].is_atom()) {
+            if (x.is_tuple(3) && x[0] == o[1][0] && x[1] == o[1][1] && x[1].is_pid() &&
+                x[2].is_atom()) {
                 ins_name(o[1][0], o[1][1], o[1][2], x[2].as_atom(), from, extra_info, out);
                 ext_names.push_back(o[1][0]);
             }

@@ -290,6 +290,7 @@ class global_server {
     // partition lock skips the boss step; this core starts the same way.
     atom lk_boss_{"nonode@nohost"};
     bool lk_just_synced_ = false;
+    bool lk_pumping_ = false;
     std::optional<timer_id> lk_timer_;
     // while holding the partition lock for a session
     him lk_him_;

@@ -310,3 +310,71 @@ TEST(global_tables, lock_table_keeps_holders_newest_first_and_one_monitor_each) 
 }
 
 }  // namespace
+
+namespace {
+
+// A whole session with a peer that locks first, driven by hand: our node (me@h) is the smaller
+// one, so it resolves the clash, with the method of its own registration.
+TEST_F(global_server_core, session_with_a_clash_we_resolve) {
+    term his_locker = T("<'other@h'.56.0.2>");
+    EXPECT_EQ(
+        call(r2, erl::tuple(A("register"), A("clash"), p1, T("fun global:random_notify_name/3"))),
+        term(A("yes")));
+    out.clear();
+    core->node_up(other, 7, out);
+    term my_tag = sends().at(0).message[1][1][1];
+    auto msg = [&](const term& m) {
+        EXPECT_EQ(core->message(m, out), global_server::handled::ok) << m;
+    };
+    msg(erl::tuple(A("$gen_cast"), erl::tuple(A("init_connect"), erl::tuple(8, 100), other,
+                                              erl::tuple(A("locker"), A("no_longer_a_pid"),
+                                                         erl::make_map({}), his_locker))));
+    EXPECT_EQ(sends().back().message, erl::tuple(A("init_connect_ack"), me, 100, my_tag));
+    out.clear();
+    // The peer's locker locked its side and tells ours: ours locks our partition (just us:
+    // a fresh locker has no boss yet) and answers, then our server sends our names.
+    msg(erl::tuple(A("$gen_cast"), erl::tuple(A("lock_set"), his_locker, true, term{}, my_tag)));
+    auto s = sends();
+    ASSERT_EQ(s.size(), 2u);
+    EXPECT_EQ(s[0].message,
+              erl::tuple(A("$gen_cast"), erl::tuple(A("lock_set"), locker, true, term{}, 100)));
+    // Sorted as Erlang sorts pids: by number before node.
+    term lock_id = erl::tuple(A("global"), erl::list(locker, his_locker));
+    EXPECT_EQ(core->locks().find(A("global"))->requester, lock_id[1]);
+    EXPECT_EQ(s[1].message[1][0], term(A("exchange")));
+    EXPECT_EQ(s[1].message[1][2],
+              erl::list(erl::tuple(A("clash"), p1, T("fun global:random_notify_name/3"))));
+    out.clear();
+    // The peer's names, with a clash and some garbage.
+    msg(erl::tuple(
+        A("$gen_cast"),
+        erl::tuple(A("exchange"), other,
+                   erl::list(T("junk"), T("{a}"), T("{n,notapid,m}"), T("{clash,notapid,m}"),
+                             erl::tuple(A("clash"), r1, T("fun global:notify_all_name/3")),
+                             erl::tuple(A("theirs"), r2, T("fun global:random_exit_name/3"))),
+                   term{}, my_tag)));
+    s = sends();
+    ASSERT_EQ(s.size(), 2u);
+    // random_notify_name (ours) keeps the pid on the smaller node and tells the other one.
+    EXPECT_EQ(s[0].to, r1);
+    EXPECT_EQ(s[0].message, erl::tuple(A("global_name_conflict"), A("clash")));
+    EXPECT_EQ(
+        s[1].message,
+        erl::tuple(A("$gen_cast"),
+                   erl::tuple(A("resolved"), me,
+                              erl::list(erl::tuple(
+                                  A("insert"), erl::tuple(A("clash"), p1,
+                                                          T("fun global:random_notify_name/3")))),
+                              term{}, A("unused"), term{}, 100)));
+    out.clear();
+    msg(erl::tuple(A("$gen_cast"),
+                   erl::tuple(A("resolved"), other, term{}, term{}, A("unused"), term{}, my_tag)));
+    EXPECT_EQ(core->whereis(term(A("clash"))), std::optional<term>(p1));
+    EXPECT_EQ(core->whereis(term(A("theirs"))), std::optional<term>(r2));
+    EXPECT_EQ(core->known(), std::vector<atom>{other});
+    EXPECT_EQ(core->synced(), std::vector<atom>{other});
+    EXPECT_FALSE(core->locks().is_set(A("global")));  // released when the session ended
+    EXPECT_FALSE(core->connecting(other));
+}
+
+}  // namespace
