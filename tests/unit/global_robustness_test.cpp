@@ -60,6 +60,14 @@ void mutants(const term& t, int depth, std::vector<term>& out) {
     }
 }
 
+// The mangled variants of a received message, then the message itself.
+std::vector<term> variants_of(const term& msg) {
+    std::vector<term> v;
+    mutants(msg, 4, v);
+    v.push_back(msg);
+    return v;
+}
+
 TEST(cluster_robustness, global_server_survives_mangled_traffic) {
     std::size_t fed = 0;
     for (const char* s : {"connect", "three", "clash", "partition", "nodedown"}) {
@@ -74,10 +82,7 @@ TEST(cluster_robustness, global_server_survives_mangled_traffic) {
             std::vector<timer_id> timers;
             for (const auto& e : nt.of(cfg.server)) {
                 if (e.what != erl::test::trace_event::kind::receive) continue;
-                std::vector<term> variants;
-                mutants(e.msg, 4, variants);
-                variants.push_back(e.msg);
-                for (const auto& m : variants) {
+                for (const auto& m : variants_of(e.msg)) {
                     actions out;
                     ASSERT_NO_THROW({
                         if (m.is_tuple(3) && m[0].is_atom(atom("nodeup")) && m[1].is_atom())
@@ -129,10 +134,7 @@ TEST(cluster_robustness, pg_scope_survives_mangled_traffic) {
             pg_scope core(atom("pg"), self);
             for (const auto& e : nt.of(self)) {
                 if (e.what != erl::test::trace_event::kind::receive) continue;
-                std::vector<term> variants;
-                mutants(e.msg, 4, variants);
-                variants.push_back(e.msg);
-                for (const auto& m : variants) {
+                for (const auto& m : variants_of(e.msg)) {
                     actions out;
                     std::vector<pg_change> ch;
                     ASSERT_NO_THROW({
