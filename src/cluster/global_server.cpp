@@ -128,6 +128,7 @@ term global_server::known_list(int vsn) const {
 void global_server::node_up(atom node, std::int64_t connection_id, actions& out) {
     if (node == cfg_.node) return;
     connection_ids_[node] = connection_id;
+    if (!cfg_.connect_all) return;  // handle_info({nodeup, ...}) with connect_all = false
     handle_nodeup(node, out);
     locker_pump(out);
 }
@@ -188,7 +189,7 @@ void global_server::handle_nodedown(atom node, int what, actions& out) {
 
 // inform_connection_loss/2: tell everyone we know (and are connecting to) that we lost Node.
 void global_server::inform_connection_loss(atom node, actions& out) {
-    if (!cfg_.prevent_overlapping_partitions) return;
+    if (!cfg_.connect_all || !cfg_.prevent_overlapping_partitions) return;
     term msg = tuple(A("lost_connection"), cfg_.node, cfg_.creation_extension,
                      cfg_.unique_integer(), node);
     multicast(msg, node, true, out);
@@ -825,7 +826,7 @@ void global_server::down(monitor_id id, actions& out) {
 
 // handle_info({lost_connection, NodeA, XCreationA, OpIdA, NodeB}).
 void global_server::lost_connection(const term& msg, actions& out) {
-    if (!cfg_.prevent_overlapping_partitions) return;
+    if (!cfg_.connect_all || !cfg_.prevent_overlapping_partitions) return;
     atom a = msg[1].as_atom(), b = msg[4].as_atom();
     auto key = std::make_pair(a, b);
     auto it = lost_.find(key);

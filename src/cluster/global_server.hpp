@@ -52,6 +52,9 @@ struct global_config {
     term server;     // pid of the process registered as global_name_server
     term locker;     // pid in whose name the locker takes partition locks
     term registrar;  // pid in whose name register_name/unregister_name take {global, Pid}
+    // kernel connect_all (-connect_all false): without it global only records connections; no
+    // sessions, names and locks stay local, no lost_connection traffic.
+    bool connect_all = true;
     bool prevent_overlapping_partitions = true;  // kernel prevent_overlapping_partitions
     // The creation extension of lost_connection messages: global.erl draws it at random once
     // per server start (creation_extension + erlang:system_info(creation) - MIN_SMALL).

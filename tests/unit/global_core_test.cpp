@@ -378,3 +378,27 @@ TEST_F(global_server_core, session_with_a_clash_we_resolve) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(global_server_config, without_connect_all_nodes_only_connect) {
+    global_config cfg;
+    cfg.node = A("me@h");
+    cfg.server = T("<'me@h'.50.0.1>");
+    cfg.locker = T("<'me@h'.51.0.1>");
+    cfg.registrar = T("<'me@h'.52.0.1>");
+    cfg.connect_all = false;
+    global_server core(cfg);
+    actions out;
+    core.node_up(A("other@h"), 7, out);
+    EXPECT_TRUE(out.empty());
+    EXPECT_EQ(core.connected(), std::vector<atom>{A("other@h")});
+    EXPECT_FALSE(core.connecting(A("other@h")));
+    ASSERT_EQ(core.message(T("{lost_connection,'x@h',1,2,'other@h'}"), out),
+              global_server::handled::ok);
+    EXPECT_TRUE(out.empty());
+    core.node_down(A("other@h"), out);
+    EXPECT_TRUE(out.empty());  // no lost_connection either
+}
+
+}  // namespace
