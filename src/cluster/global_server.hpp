@@ -70,6 +70,9 @@ class global_server {
     static constexpr int protocol_version = 8;
 
     explicit global_server(global_config cfg);
+    // Pending calls and timers refer to the object: it stays where it was made.
+    global_server(const global_server&) = delete;
+    global_server& operator=(const global_server&) = delete;
 
     // ---- inputs ------------------------------------------------------------------------
     // {nodeup, Node, #{connection_id := Id}} / {nodedown, Node, _} for visible nodes.
