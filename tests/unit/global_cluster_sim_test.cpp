@@ -73,7 +73,8 @@ class sim {
         auto key = pair_of(a, b);
         if (!links_.erase(key)) return;
         ++epoch_[key];
-        for (auto [x, y] : {std::pair{a, b}, std::pair{b, a}}) {
+        for (auto ends : {std::pair{a, b}, std::pair{b, a}}) {
+            atom x = ends.first, y = ends.second;  // named: lambdas below capture them
             // DOWN (noconnection) of x's monitors on y's pids, then nodedown; x's calls to y fail.
             std::vector<monitor_id> ids;
             for (auto& [k, pid] : monitors_)
