@@ -29,4 +29,18 @@ inline atom max_node(const std::vector<atom>& nodes) {
                              [](atom a, atom b) { return a.str() < b.str(); });
 }
 
+// The elements of a proper list; none for anything else (peer input is not trusted).
+inline std::vector<term> elements(const term& t) {
+    if (!t.is_proper_list()) return {};
+    auto lv = t.as_list();
+    return {lv.elements.begin(), lv.elements.end()};
+}
+
+// lists:delete/2.
+template <class T>
+void erase_value(std::vector<T>& v, const T& x) {
+    auto it = std::find(v.begin(), v.end(), x);
+    if (it != v.end()) v.erase(it);
+}
+
 }  // namespace erl::cluster::detail
