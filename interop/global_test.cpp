@@ -61,7 +61,9 @@ TEST_F(GlobalInterop, sync_returns_when_erlcpp_connects_first) {
     EXPECT_EQ(connect(*b2, b1->node_name()), "true");
     EXPECT_EQ(connect(*b3, b2->node_name()), "true");
     expect_synced({b1.get(), b2.get(), b3.get()});
-    EXPECT_EQ(b3->eval("lists:member(" + cpp.quoted_name() + ", gen_server:call(global_name_server, get_known))"), "true");
+    EXPECT_EQ(b3->eval("lists:member(" + cpp.quoted_name() +
+                       ", gen_server:call(global_name_server, get_known))"),
+              "true");
     ASSERT_FALSE(erl::global::sync(*cpp.node, 10s));
     expect_quiet_logs({b1.get(), b2.get(), b3.get()});
 }
@@ -173,4 +175,197 @@ TEST_F(GlobalInterop, names_are_shared_both_ways) {
     EXPECT_TRUE(wait_until(
         [&] { return !erl::global::whereis_name(*cpp.node, A("bname")).has_value(); }, 5s));
     expect_quiet_logs({b1.get(), b2.get(), b3.get()});
+}
+
+namespace {
+
+// A counter process `lock_counter` on b: {get, P} -> P ! {val, V}; {set, X, P} -> P ! set.
+void start_lock_counter(logged_beam& b) {
+    b.eval(
+        "CLoop = fun L(V) -> receive {get, P} -> P ! {val, V}, L(V); "
+        "{set, X, P} -> P ! set, L(X) end end, "
+        "register(lock_counter, spawn(fun() -> CLoop(0) end)), ok");
+}
+
+// Spawns `count` BEAM lockers on b, each adding 1 to lock_counter on `home` `times` times under
+// the lock {cnt, self()}; each sends lockers_done to the eval process when finished.
+void start_beam_lockers(logged_beam& b, const std::string& home, int count, int times) {
+    b.eval(
+        "LParent = self(), [spawn(fun() -> [begin true = global:set_lock({cnt, self()}), "
+        "{lock_counter, " +
+        quote_atom(home) + "} ! {get, self()}, receive {val, V} -> ok end, {lock_counter, " +
+        quote_atom(home) +
+        "} ! {set, V + 1, self()}, receive set -> ok end, "
+        "true = global:del_lock({cnt, self()}) end || _ <- lists:seq(1, " +
+        std::to_string(times) + ")], LParent ! lockers_done end) || _ <- lists:seq(1, " +
+        std::to_string(count) + ")], ok");
+}
+
+}  // namespace
+
+// C++ and BEAM lockers of the same resource exclude each other: no increment is lost.
+TEST_F(GlobalInterop, locks_exclude_cpp_and_beam_holders) {
+    auto b1 = beam("b1"), b2 = beam("b2"), b3 = beam("b3");
+    EXPECT_EQ(connect(*b2, b1->node_name()), "true");
+    EXPECT_EQ(connect(*b3, b1->node_name()), "true");
+    cluster_node cpp(cpp_opts());
+    ASSERT_FALSE(cpp.node->connect(erl::atom(b1->node_name())));
+    expect_synced({b1.get(), b2.get(), b3.get()});
+    ASSERT_FALSE(erl::global::sync(*cpp.node, 10s));
+    start_lock_counter(*b1);
+
+    constexpr int times = 15;
+    const erl::atom home(b1->node_name());
+    std::atomic<int> cpp_failures{0};
+    auto cpp_locker = [&] {
+        auto mb = cpp.node->spawn_mailbox();
+        if (!mb) {
+            ++cpp_failures;
+            return;
+        }
+        const erl::term id = erl::tuple(A("cnt"), mb->self());
+        for (int i = 0; i < times; ++i) {
+            auto got = erl::global::set_lock(*cpp.node, id, mb->self(), {}, -1, 60s);
+            if (!got || !*got) {
+                ++cpp_failures;
+                return;
+            }
+            mb->send(erl::atom("lock_counter"), home, erl::tuple(A("get"), mb->self()));
+            auto v = mb->receive(10s);
+            if (!v || !v->is_tuple(2)) {
+                ++cpp_failures;
+                return;
+            }
+            mb->send(erl::atom("lock_counter"), home,
+                     erl::tuple(A("set"), erl::term((*v)[1].as_int64() + 1), mb->self()));
+            if (!mb->receive(10s)) ++cpp_failures;
+            if (erl::global::del_lock(*cpp.node, id, mb->self(), {}, 60s)) ++cpp_failures;
+        }
+    };
+    start_beam_lockers(*b2, b1->node_name(), 2, times);
+    start_beam_lockers(*b3, b1->node_name(), 1, times);
+    std::thread t1(cpp_locker), t2(cpp_locker);
+    t1.join();
+    t2.join();
+    EXPECT_EQ(cpp_failures.load(), 0);
+    EXPECT_EQ(b2->eval("[receive lockers_done -> ok after 60000 -> timeout end || _ <- [1, 2]]"),
+              "[ok,ok]");
+    EXPECT_EQ(b3->eval("receive lockers_done -> ok after 60000 -> timeout end"), "ok");
+    EXPECT_EQ(b1->eval("lock_counter ! {get, self()}, receive {val, V} -> V end"),
+              std::to_string(5 * times));
+    expect_quiet_logs({b1.get(), b2.get(), b3.get()});
+}
+
+// A lock goes with its holder: a C++ holder that exits frees it for BEAM, a BEAM holder that
+// exits frees it for C++.
+TEST_F(GlobalInterop, lock_released_when_holder_dies) {
+    auto b1 = beam("b1"), b2 = beam("b2");
+    EXPECT_EQ(connect(*b2, b1->node_name()), "true");
+    cluster_node cpp(cpp_opts());
+    ASSERT_FALSE(cpp.node->connect(erl::atom(b1->node_name())));
+    expect_synced({b1.get(), b2.get()});
+    ASSERT_FALSE(erl::global::sync(*cpp.node, 10s));
+
+    auto holder = cpp.node->spawn_mailbox();
+    ASSERT_TRUE(holder);
+    auto got = erl::global::set_lock(*cpp.node, erl::tuple(A("res"), A("cpp")), holder->self());
+    ASSERT_TRUE(got && *got);
+    EXPECT_EQ(b1->eval("global:set_lock({res, beam}, [node() | nodes()], 0)"), "false");
+    holder->exit(A("done"));
+    EXPECT_TRUE(wait_until(
+        [&] { return b1->eval("global:set_lock({res, beam}, [node() | nodes()], 0)") == "true"; },
+        10s));
+
+    // Now a BEAM process holds it; the C++ attempt fails until it exits.
+    EXPECT_EQ(b1->eval("global:del_lock({res, beam})"), "true");
+    b2->eval(
+        "Me = self(), HP = spawn(fun() -> true = global:set_lock({res, b2}), Me ! held, "
+        "receive stop -> ok end end), receive held -> ok end");
+    auto mb = cpp.node->spawn_mailbox();
+    ASSERT_TRUE(mb);
+    const erl::term id = erl::tuple(A("res"), A("cpp2"));
+    auto blocked = erl::global::set_lock(*cpp.node, id, mb->self(), {}, 0);
+    ASSERT_TRUE(blocked);
+    EXPECT_FALSE(*blocked);
+    b2->eval("HP ! stop");
+    EXPECT_TRUE(wait_until(
+        [&] {
+            auto r = erl::global::set_lock(*cpp.node, id, mb->self(), {}, 0);
+            return r && *r;
+        },
+        10s));
+    expect_quiet_logs({b1.get(), b2.get()});
+}
+
+// The names of an erlcpp node that goes away disappear on every BEAM node.
+TEST_F(GlobalInterop, names_of_a_stopped_erlcpp_node_disappear) {
+    auto b1 = beam("b1"), b2 = beam("b2"), b3 = beam("b3");
+    EXPECT_EQ(connect(*b2, b1->node_name()), "true");
+    EXPECT_EQ(connect(*b3, b1->node_name()), "true");
+    auto cpp = std::make_unique<cluster_node>(cpp_opts());
+    ASSERT_FALSE(cpp->node->connect(erl::atom(b1->node_name())));
+    expect_synced({b1.get(), b2.get(), b3.get()});
+    auto mb = cpp->node->spawn_mailbox();
+    ASSERT_TRUE(mb);
+    auto reg = erl::global::register_name(*cpp->node, A("doomed"), mb->self());
+    ASSERT_TRUE(reg && *reg);
+    for (auto* b : {b1.get(), b2.get(), b3.get()})
+        EXPECT_EQ(b->eval("node(global:whereis_name(doomed))"), cpp->quoted_name());
+    mb = {};
+    cpp->node->stop();
+    cpp.reset();
+    for (auto* b : {b1.get(), b2.get(), b3.get()})
+        EXPECT_TRUE(
+            wait_until([&] { return b->eval("global:whereis_name(doomed)") == "undefined"; }, 10s))
+            << b->node_name();
+    expect_synced({b1.get(), b2.get(), b3.get()});
+}
+
+// A partition heals with the same name registered on both sides: one registration survives
+// everywhere, the other process exits (global:random_exit_name/3).
+TEST_F(GlobalInterop, name_clash_after_partition_heals) {
+    auto b1 = beam("b1"), b2 = beam("b2");
+    EXPECT_EQ(connect(*b2, b1->node_name()), "true");
+    cluster_node cpp(cpp_opts());
+    ASSERT_FALSE(cpp.node->connect(erl::atom(b1->node_name())));
+    expect_synced({b1.get(), b2.get()});
+    ASSERT_FALSE(erl::global::sync(*cpp.node, 10s));
+
+    for (auto* b : {b1.get(), b2.get()})
+        b->eval("erlang:disconnect_node(" + cpp.quoted_name() + ")");
+    ASSERT_TRUE(wait_until([&] { return cpp.node->nodes().empty(); }, 10s));
+    ASSERT_TRUE(wait_until([&] { return erl::global::known_nodes(*cpp.node).empty(); }, 10s));
+    for (auto* b : {b1.get(), b2.get()})
+        ASSERT_TRUE(wait_until(
+            [&] {
+                return b->eval("lists:member(" + cpp.quoted_name() +
+                               ", gen_server:call(global_name_server, get_known))") == "false";
+            },
+            10s));
+
+    auto mb = cpp.node->spawn_mailbox();
+    ASSERT_TRUE(mb);
+    auto reg = erl::global::register_name(*cpp.node, A("clash"), mb->self());
+    ASSERT_TRUE(reg && *reg);
+    b2->eval(
+        "CP = spawn(fun() -> receive stop -> ok end end), yes = global:register_name(clash, CP)");
+
+    EXPECT_EQ(connect(*b1, cpp.name()), "true");
+    expect_synced({b1.get(), b2.get()});
+    ASSERT_FALSE(erl::global::sync(*cpp.node, 10s));
+    // global:random_exit_name/3 keeps the pid on the smaller node name and kills the other:
+    // here BEAM's (gbeam... < gcpp...), on every node, and our process is killed.
+    ASSERT_LT(b2->node_name(), cpp.name());
+    const std::string b2q = quote_atom(b2->node_name());
+    EXPECT_TRUE(wait_until([&] { return mb->exited(); }, 10s));
+    EXPECT_EQ(erl::to_string(*mb->exit_reason()), "killed");
+    EXPECT_TRUE(wait_until(
+        [&] {
+            auto w = erl::global::whereis_name(*cpp.node, A("clash"));
+            return w && w->node.str() == b2->node_name() &&
+                   b1->eval("node(global:whereis_name(clash))") == b2q;
+        },
+        10s));
+    EXPECT_EQ(b2->eval("global:whereis_name(clash) =:= CP"), "true");
+    EXPECT_EQ(b2->eval("is_process_alive(CP)"), "true");
 }

@@ -46,6 +46,9 @@ std::optional<pid> whereis_name(node& n, const term& name);
 error_code send(node& n, const term& name, term msg);
 // global:registered_names().
 std::vector<term> registered_names(node& n);
+// The nodes this node's global shares names with or is connecting to (global's known nodes,
+// gen_server:call(global_name_server, get_known)).
+std::vector<atom> known_nodes(node& n);
 
 // global:set_lock({ResourceId, LockRequesterId}, Nodes, Retries) held by `holder` (a local
 // process: the lock goes when it exits). nodes empty: this node and every visible peer.

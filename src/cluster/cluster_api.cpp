@@ -122,6 +122,14 @@ std::vector<term> registered_names(node& n) {
     return g->core().names().names();
 }
 
+std::vector<atom> known_nodes(node& n) {
+    auto st = find(n);
+    auto* g = global_of(st);
+    if (!g) return {};
+    std::lock_guard lk(g->mu);
+    return g->core().known();
+}
+
 result<bool> set_lock(node& n, const term& id, const pid& holder, std::vector<atom> nodes,
                       int retries, std::chrono::milliseconds timeout) {
     auto st = find(n);
