@@ -369,3 +369,27 @@ TEST_F(GlobalInterop, name_clash_after_partition_heals) {
     EXPECT_EQ(b2->eval("global:whereis_name(clash) =:= CP"), "true");
     EXPECT_EQ(b2->eval("is_process_alive(CP)"), "true");
 }
+
+// A hidden erlcpp node stays outside global and pg, as a hidden BEAM node does: its names and
+// groups are its own, the BEAM nodes neither wait for it nor see them.
+TEST_F(GlobalInterop, hidden_erlcpp_node_stays_outside) {
+    auto b1 = beam("b1"), b2 = beam("b2");
+    EXPECT_EQ(connect(*b2, b1->node_name()), "true");
+    b1->eval("{ok, _} = pg:start(pg)");
+    cluster_node cpp(cpp_opts([](erl::node_options& o) { o.hidden = true; }));
+    ASSERT_FALSE(cpp.node->connect(erl::atom(b1->node_name())));
+    EXPECT_EQ(b1->eval("lists:member(" + cpp.quoted_name() + ", nodes(hidden))"), "true");
+    auto mb = cpp.node->spawn_mailbox();
+    ASSERT_TRUE(mb);
+    auto reg = erl::global::register_name(*cpp.node, A("hidden_name"), mb->self());
+    ASSERT_TRUE(reg && *reg);
+    ASSERT_FALSE(erl::pg::join(*cpp.node, A("hidden_group"), mb->self()));
+    EXPECT_TRUE(erl::global::whereis_name(*cpp.node, A("hidden_name")).has_value());
+    EXPECT_TRUE(erl::global::known_nodes(*cpp.node).empty());
+    expect_synced({b1.get(), b2.get()});
+    EXPECT_EQ(b1->eval("global:whereis_name(hidden_name)"), "undefined");
+    EXPECT_EQ(b1->eval("pg:get_members(hidden_group)"), "[]");
+    EXPECT_EQ(b1->eval("gen_server:call(global_name_server, get_known)"),
+              "[" + quote_atom(b2->node_name()) + "]");
+    expect_quiet_logs({b1.get(), b2.get()});
+}
