@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <thread>
 
@@ -392,4 +393,37 @@ TEST_F(GlobalInterop, hidden_erlcpp_node_stays_outside) {
     EXPECT_EQ(b1->eval("gen_server:call(global_name_server, get_known)"),
               "[" + quote_atom(b2->node_name()) + "]");
     expect_quiet_logs({b1.get(), b2.get()});
+}
+
+// prevent_overlapping_partitions: when two BEAM nodes lose each other while erlcpp is connected
+// to both, the partitions must not overlap: each BEAM node tells us it lost the other, and we
+// drop the connection to the teller (global.erl's lost_connection handling), so we keep at
+// most one of them; global:sync() returns everywhere and our known nodes are our connections.
+TEST_F(GlobalInterop, partition_between_beam_nodes_does_not_overlap) {
+    auto b1 = beam("b1"), b2 = beam("b2");
+    EXPECT_EQ(connect(*b2, b1->node_name()), "true");
+    cluster_node cpp(cpp_opts());
+    ASSERT_FALSE(cpp.node->connect(erl::atom(b1->node_name())));
+    expect_synced({b1.get(), b2.get()});
+    ASSERT_FALSE(erl::global::sync(*cpp.node, 10s));
+    ASSERT_TRUE(wait_until([&] { return cpp.node->nodes().size() == 2; }, 10s));
+
+    EXPECT_EQ(b1->eval("erlang:disconnect_node(" + quote_atom(b2->node_name()) + ")"), "true");
+    const erl::atom n1(b1->node_name()), n2(b2->node_name());
+    EXPECT_TRUE(wait_until(
+        [&] {
+            bool c1 = cpp.node->is_connected(n1), c2 = cpp.node->is_connected(n2);
+            bool b12 =
+                b1->eval("lists:member(" + quote_atom(b2->node_name()) + ", nodes())") == "true";
+            return !b12 && !(c1 && c2);
+        },
+        10s));
+    expect_synced({b1.get(), b2.get()});
+    ASSERT_FALSE(erl::global::sync(*cpp.node, 10s));
+    auto known = erl::global::known_nodes(*cpp.node);
+    auto connected = cpp.node->nodes();
+    std::sort(known.begin(), known.end());
+    std::sort(connected.begin(), connected.end());
+    EXPECT_EQ(known, connected);
+    EXPECT_TRUE(cpp.wait_log("in order to prevent overlapping partitions"));
 }
