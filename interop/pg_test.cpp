@@ -4,6 +4,7 @@
 // (their pid stays the same) and log nothing.
 #include "cluster_support.hpp"
 
+#include <erl/gen_server.hpp>
 #include <erl/mailbox.hpp>
 #include <erl/node.hpp>
 
@@ -191,7 +192,18 @@ TEST_F(PgInterop, named_scope) {
     expect_scopes_intact({b1.get()});
 }
 
-// Elixir sees C++ members through :pg and C++ global names through :global.
+namespace {
+// A gen_server answering every call with {echo, Request}.
+struct echo_server : erl::gen_server::server {
+    std::optional<erl::term> handle_call(const erl::term& req, const from&) override {
+        return erl::tuple(A("echo"), req);
+    }
+    void handle_cast(const erl::term&) override {}
+};
+}  // namespace
+
+// Elixir sees C++ members through :pg and C++ global names through :global, and calls a C++
+// gen_server by its global name.
 TEST_F(PgInterop, elixir_sees_cpp_members_and_global_names) {
     erl::interop::beam_node ex(beam_opts(true));
     EXPECT_EQ(ex.eval("{:ok, _} = :pg.start(:pg)\n:ok"), ":ok");
@@ -210,4 +222,10 @@ TEST_F(PgInterop, elixir_sees_cpp_members_and_global_names) {
         },
         5s));
     EXPECT_EQ(ex.eval("node(:global.whereis_name(:cpp_worker))"), node_atom);
+
+    auto srv = erl::gen_server::start(*cpp.node, std::make_shared<echo_server>());
+    ASSERT_TRUE(srv);
+    auto named = erl::global::register_name(*cpp.node, A("cpp_echo"), (*srv)->self());
+    ASSERT_TRUE(named && *named);
+    EXPECT_EQ(ex.eval("GenServer.call({:global, :cpp_echo}, :hello, 5000)"), "{:echo, :hello}");
 }
