@@ -43,9 +43,9 @@ struct options {
 };
 
 // The running services. Stopping (or destroying) ends them: global_name_server and the
-// scopes exit, which peers see as their DOWN (BEAM's scopes drop our members, BEAM's global
-// keeps our names until our nodedown, as with a BEAM node whose global stops). Destroy it
-// before the node, or stop the node first.
+// scopes exit (BEAM's scopes see their DOWN and drop our members). Meant for the end of the
+// node's life: stop the node right after, as peers then forget our names with the nodedown.
+// Destroy it before the node, or stop the node first.
 class running {
   public:
     running() = default;
