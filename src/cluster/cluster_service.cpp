@@ -21,8 +21,7 @@ std::shared_ptr<cluster_state> find(const node& n) {
 }
 
 void cluster_state::stop() {
-    if (stopped) return;
-    stopped = true;
+    if (stopped.exchange(true)) return;
     n->demonitor_nodes(node_monitor);
     if (rpc && global) rpc->remove(A("global"), A("resolve_it"), 4);
     for (auto& [scope, s] : scopes)

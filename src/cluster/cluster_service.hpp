@@ -513,7 +513,7 @@ struct cluster_state {
     std::unique_ptr<global_service> global;
     std::map<atom, std::unique_ptr<pg_service>> scopes;
     std::uint64_t node_monitor = 0;
-    bool stopped = false;
+    std::atomic<bool> stopped{false};  // read by the node-event callback on I/O threads
 
     void stop();
 };
