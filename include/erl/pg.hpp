@@ -51,8 +51,9 @@ struct event {
 };
 // Calls cb for every change after subscribe returns (pg:monitor_scope/1 without the
 // initial snapshot: read get_members for that). cb runs on the scope's own thread, one event
-// at a time, in the order the scope saw them; it may call the functions here but must not
-// block for long (the scope waits for it). Returns 0 when the scope is not running.
+// at a time, in the order the scope saw them, just after the change is visible to
+// get_members; it may call the functions here but must not block for long (the scope waits
+// for it). Returns 0 when the scope is not running.
 std::uint64_t subscribe(node& n, atom scope, std::function<void(const event&)> cb);
 void unsubscribe(node& n, atom scope, std::uint64_t id);
 

@@ -131,6 +131,11 @@ TEST(ClusterService, names_locks_and_groups_across_three_nodes) {
     EXPECT_TRUE(erl::pg::get_local_members(*c.node, A("g")).empty());
     w->exit(A("done"));
     EXPECT_TRUE(eventually([&] { return erl::pg::get_members(*c.node, A("g")).empty(); }));
+    // The subscriber hears of a change just after get_members shows it.
+    EXPECT_TRUE(eventually([&] {
+        std::lock_guard lk(mu);
+        return seen.size() >= 2;
+    }));
     std::lock_guard lk(mu);
     ASSERT_EQ(seen.size(), 2u);
     EXPECT_EQ(seen[0].joined, std::vector<erl::pid>{w->self()});
