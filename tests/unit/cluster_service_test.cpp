@@ -1,0 +1,159 @@
+// The cluster services (erl::cluster::start) among three erlcpp nodes in one process, no BEAM:
+// the adapter's threads, timers, calls and node events under load of a real protocol run
+// (the same cores BEAM nodes talk to in interop/global_test.cpp and interop/pg_test.cpp).
+#include <erl/cluster.hpp>
+#include <erl/global.hpp>
+#include <erl/mailbox.hpp>
+#include <erl/node.hpp>
+#include <erl/pg.hpp>
+#include <erl/process.hpp>
+#include <erl/rpc.hpp>
+
+#include <gtest/gtest.h>
+
+#include "node_test_support.hpp"
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+// Polls pred until it holds or the deadline passes (for state other threads reach).
+bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 10s) {
+    auto end = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < end) {
+        if (pred()) return true;
+        std::this_thread::sleep_for(10ms);
+    }
+    return pred();
+}
+
+struct member {
+    std::unique_ptr<erl::node> node;
+    std::unique_ptr<erl::rpc::server> rpc;
+    erl::cluster::running services;
+
+    member(std::uint16_t epmd_port, bool embedded) {
+        erl::node_options o;
+        o.name = erl::test::unique_node_name("clus");
+        o.cookie = "cluster_cookie";
+        o.epmd_port = epmd_port;
+        o.epmd = embedded ? erl::epmd_mode::in_process : erl::epmd_mode::require_running;
+        o.threads = 2;
+        o.log = [](std::string_view) {};
+        node = std::make_unique<erl::node>(o);
+        if (node->start()) throw std::runtime_error("node start failed");
+        rpc = std::make_unique<erl::rpc::server>(*node);
+        auto r = erl::cluster::start(*node, {.rpc = rpc.get()});
+        if (!r) throw std::runtime_error("cluster start failed");
+        services = std::move(*r);
+    }
+    ~member() {
+        services.stop();
+        rpc.reset();
+        node->stop();
+        erl::join_processes(*node, 5s);
+    }
+};
+
+erl::term A(const char* s) {
+    return erl::term(erl::atom(s));
+}
+
+}  // namespace
+
+TEST(ClusterService, names_locks_and_groups_across_three_nodes) {
+    const auto port = erl::test::free_port();
+    member a(port, true), b(port, false), c(port, false);
+    ASSERT_FALSE(a.node->connect(b.node->name()));
+    ASSERT_FALSE(b.node->connect(c.node->name()));
+    // global connects everyone it learns of (connect_all), and sync returns on every node.
+    for (auto* m : {&a, &b, &c})
+        EXPECT_FALSE(erl::global::sync(*m->node, 20s));
+    EXPECT_TRUE(eventually([&] { return a.node->is_connected(c.node->name()); }));
+    EXPECT_EQ(erl::global::known_nodes(*a.node).size(), 2u);
+
+    // Names.
+    auto mb = a.node->spawn_mailbox();
+    ASSERT_TRUE(mb);
+    auto reg = erl::global::register_name(*a.node, A("svc"), mb->self());
+    ASSERT_TRUE(reg && *reg);
+    EXPECT_EQ(erl::global::whereis_name(*c.node, A("svc")), mb->self());
+    auto dup = erl::global::register_name(*c.node, A("svc"), mb->self());
+    ASSERT_TRUE(dup);
+    EXPECT_FALSE(*dup);
+    ASSERT_FALSE(erl::global::send(*c.node, A("svc"), A("hello")));
+    auto got = mb->receive(5s);
+    ASSERT_TRUE(got);
+    EXPECT_EQ(*got, A("hello"));
+
+    // Locks: a holder on a excludes c until it exits.
+    const erl::term id = erl::tuple(A("res"), A("a"));
+    auto holder = a.node->spawn_mailbox();
+    auto other = c.node->spawn_mailbox();
+    ASSERT_TRUE(holder && other);
+    auto locked = erl::global::set_lock(*a.node, id, holder->self());
+    ASSERT_TRUE(locked && *locked);
+    const erl::term id_c = erl::tuple(A("res"), A("c"));
+    auto blocked = erl::global::set_lock(*c.node, id_c, other->self(), {}, 0);
+    ASSERT_TRUE(blocked);
+    EXPECT_FALSE(*blocked);
+    holder->exit(A("done"));
+    EXPECT_TRUE(eventually([&] {
+        auto r = erl::global::set_lock(*c.node, id_c, other->self(), {}, 0);
+        return r && *r;
+    }));
+
+    // The name goes with its process.
+    mb->exit(A("done"));
+    for (auto* m : {&a, &b, &c})
+        EXPECT_TRUE(
+            eventually([&] { return !erl::global::whereis_name(*m->node, A("svc")).has_value(); }));
+
+    // Groups, with a subscriber on c.
+    std::mutex mu;
+    std::vector<erl::pg::event> seen;
+    ASSERT_NE(erl::pg::subscribe(*c.node, erl::pg::default_scope(),
+                                 [&](const erl::pg::event& e) {
+                                     std::lock_guard lk(mu);
+                                     seen.push_back(e);
+                                 }),
+              0u);
+    auto w = a.node->spawn_mailbox();
+    ASSERT_TRUE(w);
+    ASSERT_FALSE(erl::pg::join(*a.node, A("g"), w->self()));
+    EXPECT_TRUE(eventually([&] { return erl::pg::get_members(*c.node, A("g")).size() == 1; }));
+    EXPECT_TRUE(erl::pg::get_local_members(*c.node, A("g")).empty());
+    w->exit(A("done"));
+    EXPECT_TRUE(eventually([&] { return erl::pg::get_members(*c.node, A("g")).empty(); }));
+    // The subscriber hears of a change just after get_members shows it.
+    EXPECT_TRUE(eventually([&] {
+        std::lock_guard lk(mu);
+        return seen.size() >= 2;
+    }));
+    std::lock_guard lk(mu);
+    ASSERT_EQ(seen.size(), 2u);
+    EXPECT_EQ(seen[0].joined, std::vector<erl::pid>{w->self()});
+    EXPECT_EQ(seen[1].left, std::vector<erl::pid>{w->self()});
+}
+
+TEST(ClusterService, start_twice_and_on_a_stopped_node) {
+    const auto port = erl::test::free_port();
+    member a(port, true);
+    auto again = erl::cluster::start(*a.node, {.rpc = a.rpc.get()});
+    ASSERT_FALSE(again);
+    EXPECT_EQ(again.error(), make_error_code(erl::errc::name_taken));
+    erl::node_options o;
+    o.name = erl::test::unique_node_name("clus");
+    erl::node idle(o);
+    auto none = erl::cluster::start(idle);
+    ASSERT_FALSE(none);
+    EXPECT_EQ(none.error(), make_error_code(erl::errc::not_alive));
+    EXPECT_EQ(erl::global::sync(idle), make_error_code(erl::errc::noproc));
+    EXPECT_EQ(erl::pg::join(idle, A("g"), erl::pid{}), make_error_code(erl::errc::noproc));
+}
