@@ -23,6 +23,7 @@
 #include <erl/process.hpp>
 
 // Feature services of the demo live in examples/demo/*.hpp (header-only, one per feature).
+#include "demo/cluster.hpp"
 #include "demo/rpc.hpp"
 #include "demo/supervision.hpp"
 
@@ -185,9 +186,11 @@ int main(int argc, char** argv) {
         std::cerr << "erlcpp-demo: cannot register services\n";
         return 1;
     }
-    // DEMO-SERVICES (each feature starts its services here; they stop with node.stop())
+    // The demo's services; they stop with node.stop().
     auto rpc_services = demo_rpc::start(node);
     auto demo_sup = demo_supervision::start(node);
+    // global_name_server and the pg scope (a --hidden node keeps them to itself, as OTP).
+    auto cluster_services = demo_cluster::start(node, *rpc_services->rpc);
 
     std::cout << "ready " << node.name().str() << std::endl;
 

@@ -4,7 +4,8 @@
 //   rpc:call(Demo, demo, add, [A, B])   -> A + B (any size integers)
 //   rpc:call(Demo, demo, raise, [R])    -> raises error:R
 //   rpc:call(Demo, demo, sleep, [Ms])   -> ok after Ms milliseconds (a timer, no thread held)
-//   gen_server:call({counter, Demo}, get) -> N;  {add, N} -> new value;  cast reset -> 0
+//   gen_server:call({counter, Demo}, get) -> N;  {add, N} -> new value;  {set, V} -> ok;
+//   cast reset -> 0
 #pragma once
 
 #include <erl/gen_server.hpp>
@@ -21,8 +22,12 @@ namespace demo_rpc {
 struct counter : erl::gen_server::server {
     erl::term value{0};
     std::optional<erl::term> handle_call(const erl::term& req, const from&) override {
-        static const erl::atom get("get"), add("add"), badarg("badarg");
+        static const erl::atom get("get"), add("add"), set("set"), badarg("badarg");
         if (req.is_atom(get)) return value;
+        if (req.is_tuple(2) && req[0].is_atom(set)) {  // demo:locked_add's read-modify-write
+            value = req[1];
+            return erl::term(erl::atoms::ok());
+        }
         if (req.is_tuple(2) && req[0].is_atom(add) && req[1].is_integer()) {
             value = *erl::add(value, req[1]);
             return value;
