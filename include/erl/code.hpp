@@ -13,10 +13,11 @@
 // when the call starts and pins that version until it returns.
 //
 // Answers (kernel/src/code.erl, code_server.erl, erts_code_purger.erl):
-//   load_file(M)          {module, M} | {error, nofile | not_purged | badfile}
-//   ensure_loaded(M)      {module, M} | {error, nofile | badfile}
-//   load_binary(M, F, B)  {module, M} | {error, badarg | not_purged | badfile | sticky_directory}
-//                         (sticky_directory when options::allow_load_binary is false)
+//   load_file(M)          {module, M} | {error, nofile | not_purged | badfile | on_load_failure}
+//   ensure_loaded(M)      {module, M} | {error, nofile | not_purged | badfile | on_load_failure}
+//   load_binary(M, F, B)  {module, M} | {error, badfile | on_load_failure | sticky_directory}
+//                         (purges old code first, as code_server.erl does; sticky_directory
+//                         when options::allow_load_binary is false)
 //   is_loaded(M)          {file, Path} | false      which(M)   Path | non_existing
 //   delete(M)             true | false              purge(M)   true if a call was killed
 //   soft_purge(M)         false while a call runs old code, else true (old code removed)
@@ -26,7 +27,8 @@
 // Paths are charlists, as on a BEAM node.
 //
 // Two versions: loading M makes the current version old and the new one current; loading
-// again while old code exists is {error, not_purged}. purge(M) kills every erpc process still
+// again while old code exists is {error, not_purged} (after delete/1, with no current version,
+// a load goes in beside the old code, as erts' loader allows). purge(M) kills every erpc process still
 // running old code (its caller sees the exit reason `killed`: rpc:call returns
 // {badrpc, {'EXIT', killed}}) and forgets the old version; its shared object is closed (dlclose)
 // only after the last call that pinned it has returned, since a C++ function cannot be stopped

@@ -224,7 +224,8 @@ term code_state::load(atom m, std::string file, std::span<const std::uint8_t> by
     {
         std::lock_guard lk(mu);
         auto it = slots.find(m);
-        if (it != slots.end() && it->second.old) return error_tuple(n.not_purged);
+        if (it != slots.end() && it->second.old && it->second.current)
+            return error_tuple(n.not_purged);
     }
     // A private copy per load: dlopen of a path already open returns the open object, and the
     // file on the path may be replaced while this version is in use.
@@ -285,11 +286,15 @@ term code_state::load(atom m, std::string file, std::span<const std::uint8_t> by
     {
         std::lock_guard lk(mu);
         auto& s = slots[m];
-        if (s.old) {
-            replaced = std::move(v);
-            return error_tuple(n.not_purged);
+        // As erts' loader: the current version must become old, which needs a free old slot.
+        // Without current code (after delete/1) the new version loads beside the old one.
+        if (s.current) {
+            if (s.old) {
+                replaced = std::move(v);
+                return error_tuple(n.not_purged);
+            }
+            s.old = std::move(s.current);
         }
-        s.old = std::move(s.current);
         s.current = std::move(v);
         sync_registrations(m, s);
     }
@@ -399,6 +404,9 @@ term server::load_binary(atom m, const term& file, const term& bytes) {
     auto f = detail::path_text(file, true);
     if (!f || !bytes.is_binary()) rpc::raise_error(term(N().function_clause));
     if (!st_->opts.allow_load_binary) return detail::error_tuple(N().sticky_directory);
+    // code_server.erl do_load_binary: a loaded module's old code is purged first (killing what
+    // still runs it), so load_binary is never not_purged.
+    purge(m);
     return st_->load(m, *f, bytes.as_bytes());
 }
 
