@@ -32,6 +32,9 @@ function(erlcpp_add_module target)
   target_compile_definitions(${target} PRIVATE
     $<TARGET_PROPERTY:${_ref},INTERFACE_COMPILE_DEFINITIONS>)
   target_compile_features(${target} PRIVATE cxx_std_20)
+  # GCC marks objects with STB_GNU_UNIQUE symbols (static locals of inline functions, template
+  # statics) as never to be unloaded, which would make dlclose a no-op for the module.
+  target_compile_options(${target} PRIVATE $<$<CXX_COMPILER_ID:GNU>:-fno-gnu-unique>)
   target_link_libraries(${target} PRIVATE Boost::headers)
   set_target_properties(${target} PROPERTIES
     PREFIX "" SUFFIX ".so" OUTPUT_NAME ${ARG_NAME}
