@@ -28,12 +28,12 @@
 //
 // Two versions: loading M makes the current version old and the new one current; loading
 // again while old code exists is {error, not_purged} (after delete/1, with no current version,
-// a load goes in beside the old code, as erts' loader allows). purge(M) kills every erpc process still
-// running old code (its caller sees the exit reason `killed`: rpc:call returns
-// {badrpc, {'EXIT', killed}}) and forgets the old version; its shared object is closed (dlclose)
-// only after the last call that pinned it has returned, since a C++ function cannot be stopped
-// from outside. Calls through the `rex` server cannot be killed (rex serves everyone); purge
-// leaves them running and they finish normally.
+// a load goes in beside the old code, as erts' loader allows). purge(M) kills every erpc process
+// still running old code (its caller sees the exit reason `killed`: rpc:call returns {badrpc,
+// {'EXIT', killed}}) and forgets the old version; its shared object is closed (dlclose) only after
+// the last call that pinned it has returned, since a C++ function cannot be stopped from outside.
+// Calls through the `rex` server cannot be killed (rex serves everyone); purge leaves them running
+// and they finish normally.
 //
 // Thread safety: every member function may be called from any thread except the node's I/O
 // threads. The server must be destroyed before the rpc server it registered with.
@@ -70,8 +70,9 @@ struct code_state;
 class server {
   public:
     server(erl::node& n, rpc::server& rpc, options opts = {});
-    // Unregisters `code` and the modules' functions, waits for running module calls to return,
-    // then closes every shared object.
+    // Unregisters `code` and the modules' functions and waits for running `code` calls (they
+    // never block). Each shared object is closed when the last module call still running on it
+    // returns (at once if none is running).
     ~server();
     server(const server&) = delete;
     server& operator=(const server&) = delete;
