@@ -4,7 +4,10 @@
 //               [--epmd spawn|embedded|require] [--ticktime MS] [--hidden | --published]
 //               [--tls-cert PEM --tls-key PEM [--tls-ca PEM] [--tls-verify-peer]]
 //               [--allow NODE]... [--max-message-size BYTES] [--max-connections N]
+//               [--code-path DIR]...
 //
+// --code-path adds a directory of C++ modules (M.so) to the code server's path; demo_plugin is
+// loaded at start if one of them has it (docs/hot-code.md).
 // With --tls-cert the node speaks TLS distribution (erl -proto_dist inet_tls); see docs/tls.md.
 // --tls-verify-peer verifies peers against --tls-ca both ways and requires a client
 // certificate (verify_peer + fail_if_no_peer_cert). --allow restricts which nodes may connect
@@ -24,6 +27,7 @@
 
 // Feature services of the demo live in examples/demo/*.hpp (header-only, one per feature).
 #include "demo/cluster.hpp"
+#include "demo/code.hpp"
 #include "demo/rpc.hpp"
 #include "demo/supervision.hpp"
 
@@ -35,6 +39,7 @@
 #include <iostream>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace {
 
@@ -49,7 +54,7 @@ void on_signal(int) {
                  "[--threads N] [--epmd spawn|embedded|require] [--ticktime MS] "
                  "[--hidden|--published] [--tls-cert PEM --tls-key PEM [--tls-ca PEM] "
                  "[--tls-verify-peer]] [--allow NODE]... [--max-message-size BYTES] "
-                 "[--max-connections N] "
+                 "[--max-connections N] [--code-path DIR]... "
                  "[--sname] [--stdin-lifetime]\n";
     std::exit(2);
 }
@@ -105,6 +110,7 @@ int main(int argc, char** argv) {
     erl::node_options opts;
     opts.name = "demo@127.0.0.1";
     bool stdin_lifetime = false;
+    std::vector<std::string> code_path;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         auto value = [&]() -> std::string {
@@ -158,6 +164,8 @@ int main(int argc, char** argv) {
             opts.max_connections = static_cast<std::size_t>(std::stoull(value()));
         } else if (a == "--stdin-lifetime") {
             stdin_lifetime = true;
+        } else if (a == "--code-path") {
+            code_path.push_back(value());
         } else if (a == "-h" || a == "--help") {
             usage("help");
         } else {
@@ -191,6 +199,8 @@ int main(int argc, char** argv) {
     auto demo_sup = demo_supervision::start(node);
     // global_name_server and the pg scope (a --hidden node keeps them to itself, as OTP).
     auto cluster_services = demo_cluster::start(node, *rpc_services->rpc);
+    // The code server (code:load_file and friends) with --code-path; loads demo_plugin.
+    auto code_server = demo_code::start(node, *rpc_services->rpc, code_path);
 
     std::cout << "ready " << node.name().str() << std::endl;
 
