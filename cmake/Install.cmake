@@ -32,6 +32,7 @@ endif()
 write_basic_package_version_file(${PROJECT_BINARY_DIR}/erlcppConfigVersion.cmake
   COMPATIBILITY ${_erlcpp_compat})
 install(FILES ${PROJECT_BINARY_DIR}/erlcppConfig.cmake ${PROJECT_BINARY_DIR}/erlcppConfigVersion.cmake
+              ${PROJECT_SOURCE_DIR}/cmake/ErlcppModule.cmake
         DESTINATION ${ERLCPP_CMAKE_DIR} COMPONENT Development)
 
 # erlcpp.pc is written at install time, so that it names the prefix the files are installed
