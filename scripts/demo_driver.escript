@@ -39,14 +39,64 @@ main([NodeStr, Cookie]) ->
     Down = receive {'DOWN', Ref, process, Worker, R2} -> {'DOWN', Ref, process, Worker, R2}
            after 5000 -> timeout end,
     show("receive {'DOWN', Ref, process, Worker, _} = D -> D end.", Down),
-    timer:sleep(100),
-    {worker, N} ! {link, self()},
-    Restarted = receive {linked, W2} -> W2 after 5000 -> timeout end,
+    Restarted = until(fun() -> relink(N, Worker) end),
     show("%% demo_sup restarted the worker: {worker, N} ! {link, self()}, receive {linked, W2} -> W2 end.",
          Restarted),
+    %% global and pg: the C++ node is a full cluster member.
+    show("global:sync().", global:sync()),
+    Counter = global:whereis_name({erlcpp_demo, N}),
+    show("global:whereis_name({erlcpp_demo, N}).", Counter),
+    show("rpc:call(N, demo, locked_add, [{demo_lock, self()}, Counter, 3]).",
+         rpc:call(N, demo, locked_add, [{demo_lock, self()}, Counter, 3])),
+    show("gen_server:call({global, {erlcpp_demo, N}}, get).",
+         gen_server:call({global, {erlcpp_demo, N}}, get)),
+    {ok, _} = pg:start_link(),
+    %% Our new scope learns the C++ node's groups from its sync: wait for the join event.
+    {PgRef, Now} = pg:monitor(erlcpp_demo_workers),
+    Members = case Now of
+                  [] -> receive {PgRef, join, erlcpp_demo_workers, Joined} -> Joined
+                        after 10000 -> timeout end;
+                  _ -> Now
+              end,
+    show("pg:get_members(erlcpp_demo_workers).", Members),
+    hot_code(N),
     ok;
 main(_) ->
     io:format("usage: demo_driver.escript DemoNode Cookie~n"),
     halt(2).
+
+%% A C++ module upgraded in the running node (erlcpp-demo --code-path build/plugins/v1).
+hot_code(N) ->
+    case rpc:call(N, code, which, [demo_plugin]) of
+        Path when is_list(Path) ->
+            show("rpc:call(N, demo_plugin, version, []).", rpc:call(N, demo_plugin, version, [])),
+            V2 = filename:join(filename:dirname(filename:dirname(Path)), "v2"),
+            show("rpc:call(N, code, add_patha, [V2]).", rpc:call(N, code, add_patha, [V2])),
+            show("rpc:call(N, code, soft_purge, [demo_plugin]).",
+                 rpc:call(N, code, soft_purge, [demo_plugin])),
+            show("rpc:call(N, code, load_file, [demo_plugin]).",
+                 rpc:call(N, code, load_file, [demo_plugin])),
+            show("rpc:call(N, demo_plugin, version, []).", rpc:call(N, demo_plugin, version, []));
+        _ ->
+            ok
+    end.
+
+%% Links the restarted worker; a request sent before the supervisor registered the new one is
+%% lost, so it is asked again.
+relink(N, Old) ->
+    {worker, N} ! {link, self()},
+    receive {linked, W} when W =/= Old -> W; {linked, _} -> retry after 200 -> retry end.
+
+%% F() until it gives something other than retry (10 s at most, then timeout).
+until(F) -> until(F, erlang:monotonic_time(millisecond) + 10000).
+until(F, Deadline) ->
+    case F() of
+        retry ->
+            case erlang:monotonic_time(millisecond) > Deadline of
+                true -> timeout;
+                false -> receive after 20 -> until(F, Deadline) end
+            end;
+        V -> V
+    end.
 
 show(Expr, Val) -> io:format("erl> ~s~n~p~n~n", [Expr, Val]).
