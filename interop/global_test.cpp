@@ -16,8 +16,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <iostream>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 using namespace std::chrono_literals;
 using erl::interop::beam_node;
@@ -42,6 +44,38 @@ class GlobalInterop : public erl::interop::cluster_test {
     static void expect_synced(std::initializer_list<logged_beam*> beams, int ms = 10000) {
         for (auto* b : beams)
             EXPECT_EQ(b->eval_within("global:sync()", ms), "ok") << b->node_name();
+    }
+    // Every node's nodes() holds all the others: global:sync() can return before the
+    // in_sync connections that complete the mesh are made (global.erl sync_other/2), and a
+    // disconnect while those are still being set up races with them.
+    static void expect_meshed(std::initializer_list<logged_beam*> beams,
+                              const std::vector<std::string>& others = {}) {
+        for (auto* b : beams) {
+            std::string want = "[";
+            for (auto* o : beams)
+                if (o != b) want += quote_atom(o->node_name()) + ",";
+            for (const auto& o : others)
+                want += quote_atom(o) + ",";
+            want.back() = ']';
+            EXPECT_TRUE(wait_until(
+                [&] {
+                    return b->eval("lists:all(fun(N) -> lists:member(N, nodes()) end, " + want +
+                                   ")") == "true";
+                },
+                10s))
+                << b->node_name();
+        }
+    }
+    // Prints each node's nodes(), known nodes and global_name_server's per-node dictionary
+    // entries (session tags, pre_connect, lock_id): what a stuck global:sync() waits on.
+    static void dump_global_state(std::initializer_list<logged_beam*> beams) {
+        for (auto* b : beams)
+            std::cerr << b->node_name() << ": "
+                      << b->eval(
+                             "{nodes(), gen_server:call(global_name_server, get_known), "
+                             "[E || {K, _} = E <- element(2, process_info(whereis("
+                             "global_name_server), dictionary)), is_tuple(K)]}")
+                      << "\n";
     }
     // No line of BEAM's warnings mentions global, except (with `dead` given) the disconnect
     // global requests from a node that died, which BEAM nodes log as well when one of them is
@@ -114,27 +148,49 @@ TEST_F(GlobalInterop, sync_returns_when_erlcpp_is_in_the_middle) {
     expect_quiet_logs({b1.get(), b2.get(), b3.get()});
 }
 
-// Reconnect after a BEAM node dropped us. Disabled: in about one run of five, global:sync()
-// on a BEAM node never returns. The disconnect makes b2 and b3 drop us too
-// (prevent_overlapping_partitions, remove_connection), and in the stuck runs b1 ends connected
-// to b2 and b3 without knowing either: its process dictionary holds {pre_connect, b2} (an
-// init_connect from b2 kept for a nodeup that was never handled) and a session with b3 with
-// both tags set but no lock; b2 and b3 each wait for their session with b1. All three are
-// BEAM-to-BEAM sessions; whether our node's traffic leads b1 there, or OTP 25 does the same
-// with a BEAM node in our place, has not been found out yet.
-TEST_F(GlobalInterop, DISABLED_sync_returns_after_erlcpp_reconnects) {
+// Reconnect after a BEAM node dropped us. The disconnect makes b2 and b3 drop us too and may
+// cut b1 off from them (prevent_overlapping_partitions: lost_connection, remove_connection).
+// The disconnect waits for the full mesh: global:sync() returns before global has connected
+// every pair, and a disconnect while such a connection is being set up can wedge OTP 25's
+// global on the BEAM nodes themselves (the control test below; docs/global.md, "Disconnecting
+// before the mesh is complete").
+TEST_F(GlobalInterop, sync_returns_after_erlcpp_reconnects) {
     auto b1 = beam("b1"), b2 = beam("b2"), b3 = beam("b3");
     cluster_node cpp(cpp_opts());
     ASSERT_FALSE(cpp.node->connect(erl::atom(b1->node_name())));
     ASSERT_FALSE(cpp.node->connect(erl::atom(b2->node_name())));
     EXPECT_EQ(connect(*b3, b2->node_name()), "true");
     expect_synced({b1.get(), b2.get(), b3.get()});
+    expect_meshed({b1.get(), b2.get(), b3.get()}, {cpp.name()});
     EXPECT_EQ(b1->eval("erlang:disconnect_node(" + cpp.quoted_name() + ")"), "true");
     ASSERT_TRUE(
         wait_until([&] { return !cpp.node->is_connected(erl::atom(b1->node_name())); }, 10s));
     EXPECT_EQ(connect(*b1, cpp.name()), "true");
     expect_synced({b1.get(), b2.get(), b3.get()});
+    if (HasFailure()) dump_global_state({b1.get(), b2.get(), b3.get()});
     ASSERT_FALSE(erl::global::sync(*cpp.node, 10s));
+}
+
+// Control experiment: the test above without the wait for the full mesh, with a fourth BEAM
+// node, c, where the erlcpp node would be. OTP 25 (kernel 8.5.3) wedges here in about one run
+// of three with no erlcpp node present; on failure the test prints each node's nodes(), known
+// nodes and global_name_server's per-node dictionary entries. Disabled: it shows OTP's
+// behaviour; run it with --gtest_also_run_disabled_tests --gtest_repeat=N.
+TEST_F(GlobalInterop, DISABLED_control_sync_after_beam_node_reconnects) {
+    auto b1 = beam("b1"), b2 = beam("b2"), b3 = beam("b3"), c = beam("c");
+    EXPECT_EQ(connect(*c, b1->node_name()), "true");
+    EXPECT_EQ(connect(*c, b2->node_name()), "true");
+    EXPECT_EQ(connect(*b3, b2->node_name()), "true");
+    expect_synced({b1.get(), b2.get(), b3.get(), c.get()});
+    EXPECT_EQ(b1->eval("erlang:disconnect_node(" + quote_atom(c->node_name()) + ")"), "true");
+    ASSERT_TRUE(wait_until(
+        [&] {
+            return c->eval("lists:member(" + quote_atom(b1->node_name()) + ", nodes())") == "false";
+        },
+        10s));
+    EXPECT_EQ(connect(*b1, c->node_name()), "true");
+    expect_synced({b1.get(), b2.get(), b3.get(), c.get()});
+    if (HasFailure()) dump_global_state({b1.get(), b2.get(), b3.get(), c.get()});
 }
 
 // Names both ways: BEAM's registration seen from C++, C++'s seen, sent to and called from BEAM,
