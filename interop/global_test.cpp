@@ -498,6 +498,32 @@ TEST_F(GlobalInterop, hidden_erlcpp_node_stays_outside) {
     expect_quiet_logs({b1.get(), b2.get()});
 }
 
+// A hidden BEAM peer (erl -hidden) connected to a visible erlcpp node takes no part in its
+// global or pg, as between OTP nodes (global.erl watches nodeup of visible nodes only): it is
+// listed as hidden, it does not learn our names, and we do not count it as a known node.
+TEST_F(GlobalInterop, hidden_beam_peer_stays_outside) {
+    cluster_node cpp(cpp_opts());
+    auto mb = cpp.node->spawn_mailbox();
+    ASSERT_TRUE(mb);
+    auto reg = erl::global::register_name(*cpp.node, A("visible_name"), mb->self());
+    ASSERT_TRUE(reg && *reg);
+    auto o = beam_opts();
+    o.extra_args.push_back("-hidden");
+    logged_beam h(o, dir, "hidden");
+    ASSERT_FALSE(cpp.node->connect(erl::atom(h.node_name())));
+    EXPECT_EQ(h.eval("lists:member(" + cpp.quoted_name() + ", nodes(hidden))"), "true");
+    const auto hidden = cpp.node->nodes(erl::node_type::hidden);
+    ASSERT_EQ(hidden.size(), 1u);
+    EXPECT_EQ(hidden[0], erl::atom(h.node_name()));
+    EXPECT_TRUE(cpp.node->nodes(erl::node_type::visible).empty());
+    EXPECT_EQ(cpp.node->nodes().size(), 1u);
+    EXPECT_EQ(h.eval_within("global:sync()"), "ok");
+    EXPECT_EQ(h.eval("global:whereis_name(visible_name)"), "undefined");
+    EXPECT_EQ(h.eval("gen_server:call(global_name_server, get_known)"), "[]");
+    EXPECT_TRUE(erl::global::known_nodes(*cpp.node).empty());
+    expect_quiet_logs({&h});
+}
+
 // prevent_overlapping_partitions: when two BEAM nodes lose each other while erlcpp is connected
 // to both, the partitions must not overlap: each BEAM node tells us it lost the other, and we
 // drop the connection to the teller (global.erl's lost_connection handling), so we keep at

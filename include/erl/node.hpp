@@ -127,6 +127,16 @@ struct node_event {
     bool up = false;
     atom node;
     error_code reason;  // why a node went down (connection_closed, tick_timeout, ...)
+    // The peer is a hidden node (erl -hidden, or this node is hidden itself): as in OTP, it is
+    // listed by nodes(node_type::hidden) and takes no part in global or pg.
+    bool hidden = false;
+};
+
+// Which connected peers nodes() lists (erlang:nodes/1).
+enum class node_type {
+    connected,  // every peer with a connection up
+    visible,    // peers that are published (not hidden), as erlang:nodes() lists them
+    hidden,     // peers that are hidden
 };
 
 class node {
@@ -167,7 +177,8 @@ class node {
     void send_alias(const reference& alias, term msg);
 
     // Nodes -----------------------------------------------------------------------------------
-    std::vector<atom> nodes() const;  // connected peers
+    std::vector<atom> nodes() const;  // every connected peer (nodes(node_type::connected))
+    std::vector<atom> nodes(node_type which) const;
     bool is_connected(atom peer) const;
     // Connects (handshake) if not connected yet; waits up to timeout.
     error_code connect(atom peer, std::chrono::milliseconds timeout = std::chrono::seconds(10));

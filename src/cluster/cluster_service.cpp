@@ -106,14 +106,14 @@ result<running> start(node& n, options o) {
         std::weak_ptr<cluster_state> weak = st;
         st->node_monitor = n.monitor_nodes([weak](const node_event& ev) {
             auto s = weak.lock();
-            if (!s || s->stopped) return;
+            if (!s || s->stopped || ev.hidden) return;
             std::vector<term> msg{term(A(ev.up ? "nodeup" : "nodedown")), term(ev.node)};
             if (s->global) s->global->post(msg);
             for (auto& [scope, svc] : s->scopes)
                 svc->post(msg);
         });
         // Peers connected before start: their nodeup, after which the events carry on.
-        for (atom peer : n.nodes()) {
+        for (atom peer : n.nodes(node_type::visible)) {
             std::vector<term> msg{term(A("nodeup")), term(peer)};
             if (st->global) st->global->post(msg);
             for (auto& [scope, svc] : st->scopes)

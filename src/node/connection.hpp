@@ -77,6 +77,9 @@ class connection : public std::enable_shared_from_this<connection> {
 
     atom peer() const;
     std::uint64_t flags() const noexcept { return flags_.load(std::memory_order_acquire); }
+    // The negotiated flags lack PUBLISHED: the peer (or this node) is hidden (dist_util.erl
+    // publish_type/3), so the peer is not in nodes() and takes no part in global or pg.
+    bool peer_hidden() const noexcept { return (flags() & proto::dflag::published) == 0; }
     bool is_up() const noexcept { return state_.load() == state::up; }
     bool is_closed() const noexcept { return state_.load() == state::closed; }
     bool is_outgoing() const noexcept { return outgoing_; }

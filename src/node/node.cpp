@@ -264,6 +264,10 @@ std::vector<atom> node::nodes() const {
     return impl_->connected_nodes();
 }
 
+std::vector<atom> node::nodes(node_type which) const {
+    return impl_->connected_nodes(which);
+}
+
 bool node::is_connected(atom peer) const {
     std::lock_guard lk(impl_->conn_mu);
     auto it = impl_->conns.find(peer);
@@ -586,7 +590,7 @@ std::shared_ptr<connection> node_core::connection_to(atom peer, bool create) {
 }
 
 void node_core::on_connection_up(const std::shared_ptr<connection>& c) {
-    notify_nodes(node_event{true, c->peer(), {}});
+    notify_nodes(node_event{true, c->peer(), {}, c->peer_hidden()});
 }
 
 void node_core::on_connection_down(const std::shared_ptr<connection>& c, error_code why,
@@ -599,7 +603,7 @@ void node_core::on_connection_down(const std::shared_ptr<connection>& c, error_c
     }
     if (was_up) {
         on_node_down_signals(peer);
-        notify_nodes(node_event{false, peer, why});
+        notify_nodes(node_event{false, peer, why, c->peer_hidden()});
     }
 }
 

@@ -223,11 +223,14 @@ void node_core::on_dist_message(const std::shared_ptr<connection>& c, const term
 // ------------------------------------------------------------------------------------------
 // Connections
 
-std::vector<atom> node_core::connected_nodes() const {
+std::vector<atom> node_core::connected_nodes(node_type which) const {
     std::vector<atom> out;
     std::lock_guard lk(conn_mu);
-    for (auto& [peer, c] : conns)
-        if (c->is_up()) out.push_back(peer);
+    for (auto& [peer, c] : conns) {
+        if (!c->is_up()) continue;
+        if (which == node_type::connected || (which == node_type::hidden) == c->peer_hidden())
+            out.push_back(peer);
+    }
     return out;
 }
 

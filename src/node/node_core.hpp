@@ -134,7 +134,7 @@ struct node_core : std::enable_shared_from_this<node_core> {
     void on_connection_down(const std::shared_ptr<connection>& c, error_code why, bool was_up);
     // Fires links and monitors across a lost connection with `noconnection` (signals.cpp).
     void on_node_down_signals(atom peer);
-    std::vector<atom> connected_nodes() const;
+    std::vector<atom> connected_nodes(node_type which = node_type::connected) const;
     // node::connect: a connection to `peer`, waiting up to `timeout` for its handshake.
     error_code connect(atom peer, std::chrono::milliseconds timeout);
 
