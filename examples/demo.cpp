@@ -4,8 +4,11 @@
 //               [--epmd spawn|embedded|require] [--ticktime MS] [--hidden | --published]
 //               [--tls-cert PEM --tls-key PEM [--tls-ca PEM] [--tls-verify-peer]]
 //               [--allow NODE]... [--max-message-size BYTES] [--max-connections N]
-//               [--code-path DIR]...
+//               [--code-path DIR]... [--metrics-port PORT [--metrics-address ADDR]]
 //
+// --metrics-port serves node::stats() in Prometheus' text format at http://ADDR:PORT/metrics
+// (ADDR 127.0.0.1 unless --metrics-address; port 0 picks a free one, printed on stderr as
+// "metrics http://ADDR:PORT/metrics"); see docs/observability.md.
 // --code-path adds a directory of C++ modules (M.so) to the code server's path; demo_plugin is
 // loaded at start if one of them has it (docs/hot-code.md).
 // With --tls-cert the node speaks TLS distribution (erl -proto_dist inet_tls); see docs/tls.md.
@@ -22,6 +25,7 @@
 // Both are coroutine processes (they run on the node's I/O threads, like Erlang processes on
 // schedulers). echo_thread and sink_thread do the same on threads of their own (blocking
 // mailbox::receive), so the two kinds of C++ process can be compared (scripts/bench-node).
+#include <erl/metrics_endpoint.hpp>
 #include <erl/node.hpp>
 #include <erl/process.hpp>
 
@@ -37,6 +41,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -55,6 +60,7 @@ void on_signal(int) {
                  "[--hidden|--published] [--tls-cert PEM --tls-key PEM [--tls-ca PEM] "
                  "[--tls-verify-peer]] [--allow NODE]... [--max-message-size BYTES] "
                  "[--max-connections N] [--code-path DIR]... "
+                 "[--metrics-port PORT [--metrics-address ADDR]] "
                  "[--sname] [--stdin-lifetime]\n";
     std::exit(2);
 }
@@ -111,6 +117,8 @@ int main(int argc, char** argv) {
     opts.name = "demo@127.0.0.1";
     bool stdin_lifetime = false;
     std::vector<std::string> code_path;
+    std::optional<erl::metrics_endpoint_options> metrics;
+    std::string metrics_address = "127.0.0.1";
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         auto value = [&]() -> std::string {
@@ -166,6 +174,11 @@ int main(int argc, char** argv) {
             stdin_lifetime = true;
         } else if (a == "--code-path") {
             code_path.push_back(value());
+        } else if (a == "--metrics-port") {
+            metrics.emplace();
+            metrics->port = static_cast<std::uint16_t>(std::stoul(value()));
+        } else if (a == "--metrics-address") {
+            metrics_address = value();
         } else if (a == "-h" || a == "--help") {
             usage("help");
         } else {
@@ -202,6 +215,21 @@ int main(int argc, char** argv) {
     // The code server (code:load_file and friends) with --code-path; loads demo_plugin.
     auto code_server = demo_code::start(node, *rpc_services->rpc, code_path);
 
+    std::optional<erl::metrics_endpoint> metrics_server;
+    if (metrics) {
+        metrics->address = metrics_address;
+        auto ep = erl::metrics_endpoint::start(
+            node.executor(), *metrics, [&node] { return erl::to_prometheus_text(node.stats()); });
+        if (!ep) {
+            std::cerr << "erlcpp-demo: cannot serve metrics on " << metrics_address << ":"
+                      << metrics->port << ": " << ep.error().message() << "\n";
+            return 1;
+        }
+        metrics_server.emplace(std::move(*ep));
+        std::cerr << "metrics http://" << metrics_address << ":" << metrics_server->port()
+                  << metrics->path << std::endl;
+    }
+
     std::cout << "ready " << node.name().str() << std::endl;
 
     if (stdin_lifetime) {
@@ -215,6 +243,7 @@ int main(int argc, char** argv) {
     while (!g_stop)
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
 
+    if (metrics_server) metrics_server->stop();  // before the executor it runs on stops
     node.stop();  // every process exits; the service threads see their mailboxes close
     erl::join_processes(node, std::chrono::seconds(5));
     return 0;

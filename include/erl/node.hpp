@@ -17,6 +17,7 @@
 #include <erl/epmd.hpp>
 #include <erl/error.hpp>
 #include <erl/mailbox.hpp>
+#include <erl/stats.hpp>
 #include <erl/term.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -188,6 +189,14 @@ class node {
     // Subscribe to node up/down; returns an id for unsubscribe. Called on I/O threads.
     std::uint64_t monitor_nodes(std::function<void(const node_event&)> cb);
     void demonitor_nodes(std::uint64_t id);
+
+    // Observability ---------------------------------------------------------------------------
+    // A snapshot of the node's counters: every connection (pending or up) with its bytes,
+    // messages, frames and ticks each way, send queue and last activity; processes, atoms,
+    // connection buffer memory, rpc calls served/failed with their durations, and handshake
+    // failures by reason (see <erl/stats.hpp>, docs/observability.md). Counters start at 0
+    // when the node is constructed and survive stop()/start().
+    node_stats stats() const;
 
   private:
     friend struct detail::access;  // src/node/access.hpp

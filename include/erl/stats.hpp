@@ -1,7 +1,8 @@
 // erl::node_stats — a snapshot of what a node is doing, for dashboards and alerts.
 //
 // A snapshot is a plain value: take it on any thread, keep it, compare two of them (counters only
-// grow, so the difference of two snapshots is the activity in between). to_prometheus_text()
+// grow, so the difference of two snapshots is the activity in between; a connection's counters
+// start at 0 again when the peer reconnects). to_prometheus_text()
 // renders one in Prometheus' text exposition format (version 0.0.4): counters end in `_total`,
 // durations are in seconds, sizes in bytes, and each connection is labelled with its peer, e.g.
 //   erlcpp_dist_messages_received_total{peer="beam@host"} 1200

@@ -72,16 +72,19 @@ void connection::start_incoming() {
 
 namespace {
 // Closes the connection if it is not up when net_setuptime expires.
+// `counters` belongs to the connection's node, which the connection keeps alive.
 void arm_setup_timer(const std::shared_ptr<connection>& c, asio::steady_timer& t,
-                     std::chrono::milliseconds setuptime) {
+                     std::chrono::milliseconds setuptime, node_counters& counters) {
     t.expires_after(setuptime);
-    t.async_wait([w = std::weak_ptr<connection>(c), setuptime](error_code ec) {
+    t.async_wait([w = std::weak_ptr<connection>(c), setuptime, &counters](error_code ec) {
         if (ec) return;
-        if (auto c = w.lock(); c && !c->is_up() && !c->is_closed())
+        if (auto c = w.lock(); c && !c->is_up() && !c->is_closed()) {
+            counters.handshake_failed(make_error_code(errc::handshake_timeout));
             c->close(make_error_code(errc::handshake_timeout),
                      "connection set-up (TCP, TLS, handshake) not completed within "
                      "net_setuptime (" +
                          std::to_string(setuptime.count()) + " ms)");
+        }
     });
 }
 }  // namespace
@@ -89,7 +92,7 @@ void arm_setup_timer(const std::shared_ptr<connection>& c, asio::steady_timer& t
 asio::awaitable<void> connection::run_outgoing() {
     auto self = shared_from_this();
     asio::steady_timer setup_timer(strand_);
-    arm_setup_timer(self, setup_timer, core_->opts.net_setuptime);
+    arm_setup_timer(self, setup_timer, core_->opts.net_setuptime, core_->counters);
 
     const atom peer = this->peer();
     auto parts = split_node_name(peer.str());
@@ -132,6 +135,7 @@ asio::awaitable<void> connection::run_outgoing() {
         std::string why;
         ec = co_await stream_.async_start(/*server=*/false, why);
         if (ec) {
+            if (!is_closed()) core_->counters.handshake_failed(ec);
             close(ec, why);
             co_return;
         }
@@ -168,6 +172,7 @@ asio::awaitable<void> connection::run_outgoing() {
             stream_.close();
             co_return;
         }
+        if (!is_closed()) core_->counters.handshake_failed(ec);
         close(ec, hs.reason().empty() ? handshake_why_ : hs.reason());
         co_return;
     }
@@ -189,7 +194,7 @@ struct gate_ticket {
 asio::awaitable<void> connection::run_incoming() {
     auto self = shared_from_this();
     asio::steady_timer setup_timer(strand_);
-    arm_setup_timer(self, setup_timer, core_->opts.net_setuptime);
+    arm_setup_timer(self, setup_timer, core_->opts.net_setuptime, core_->counters);
     error_code ec;
     // Until the peer has proven the cookie it holds a pending-handshake place, not one of the
     // max_connections slots the accept loop took for it: unauthenticated connections must not
@@ -220,6 +225,7 @@ asio::awaitable<void> connection::run_incoming() {
         std::string why;
         ec = co_await stream_.async_start(/*server=*/true, why);
         if (ec) {
+            if (!is_closed()) core_->counters.handshake_failed(ec);
             error_code rec;
             auto ep = stream_.socket().remote_endpoint(rec);
             if (!rec) why += " (from " + ep.address().to_string() + ")";
@@ -245,6 +251,7 @@ asio::awaitable<void> connection::run_incoming() {
     hs.start();
     ec = co_await run_handshake(hs);
     if (ec) {
+        if (!is_closed()) core_->counters.handshake_failed(ec);
         close(ec, hs.reason().empty() ? handshake_why_ : hs.reason());
         co_return;
     }
@@ -292,8 +299,13 @@ asio::awaitable<error_code> connection::run_handshake(proto::handshake& hs) {
     for (;;) {
         if (hs.has_output()) {
             auto out = hs.take_output();
-            co_await stream_.async_write(asio::buffer(out),
-                                         asio::redirect_error(asio::use_awaitable, ec));
+            const std::size_t written = co_await stream_.async_write(
+                asio::buffer(out), asio::redirect_error(asio::use_awaitable, ec));
+            {
+                std::lock_guard lk(mu_);
+                bytes_sent_ += written;
+            }
+            touch();
             if (ec) {
                 if (is_closed()) co_return close_reason_;
                 co_return handshake_io_error(ec, hs);
@@ -304,6 +316,8 @@ asio::awaitable<error_code> connection::run_handshake(proto::handshake& hs) {
         if (is_closed()) co_return close_reason_;
         std::size_t n = co_await stream_.async_read_some(
             asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+        bytes_received_.fetch_add(n, std::memory_order_relaxed);
+        touch();
         if (ec) {
             if (is_closed()) co_return close_reason_;
             co_return handshake_io_error(ec, hs);
@@ -470,6 +484,9 @@ asio::awaitable<void> connection::run_reader(std::vector<std::uint8_t> leftover)
         set_thread_atom_creation_cap(atoms_before + allowed);
         auto ec = reader.feed(data, msgs);
         set_thread_atom_creation_cap(SIZE_MAX);
+        messages_received_.fetch_add(msgs.size(), std::memory_order_relaxed);
+        frames_received_.store(reader.frames_received(), std::memory_order_relaxed);
+        ticks_received_.store(reader.ticks_received(), std::memory_order_relaxed);
         new_atoms += atoms_created_by_this_thread() - atoms_before;
         {
             struct dispatching {
@@ -498,10 +515,17 @@ asio::awaitable<void> connection::run_reader(std::vector<std::uint8_t> leftover)
     };
     if (!leftover.empty() && !consume(leftover)) co_return;
     std::vector<std::uint8_t> buf(read_chunk);
+    read_buffer_bytes_.store(buf.capacity(), std::memory_order_relaxed);
+    struct released {
+        std::atomic<std::size_t>& bytes;
+        ~released() { bytes.store(0, std::memory_order_relaxed); }
+    } release_buf{read_buffer_bytes_};
     error_code ec;
     while (!is_closed()) {
         std::size_t n = co_await stream_.async_read_some(
             asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+        bytes_received_.fetch_add(n, std::memory_order_relaxed);
+        touch();
         if (ec) {
             std::string why = ec == asio::error::eof || ec == asio::ssl::error::stream_truncated
                                   ? "peer closed the connection"
@@ -666,6 +690,8 @@ void connection::send_now_locked() {
     if (n <= 0) return;
     wbuf_.erase(wbuf_.begin(), wbuf_.begin() + n);
     wrote_since_tick_ = true;
+    bytes_sent_ += static_cast<std::uint64_t>(n);
+    touch();
 }
 
 void connection::start_write_locked() {
@@ -679,12 +705,18 @@ void connection::start_write_locked() {
         self->wbuf_.clear();
         self->stream_.async_write(
             asio::buffer(self->inflight_),
-            asio::bind_executor(self->strand_,
-                                [self](error_code ec, std::size_t) { self->on_write_done(ec); }));
+            asio::bind_executor(self->strand_, [self](error_code ec, std::size_t n) {
+                self->on_write_done(ec, n);
+            }));
     });
 }
 
-void connection::on_write_done(error_code ec) {
+void connection::on_write_done(error_code ec, std::size_t written) {
+    {
+        std::lock_guard lk(mu_);
+        bytes_sent_ += written;
+    }
+    touch();
     if (ec) {
         close(make_error_code(errc::connection_closed), "write failed: " + ec.message());
         return;
@@ -700,8 +732,8 @@ void connection::on_write_done(error_code ec) {
         wbuf_.clear();
         stream_.async_write(
             asio::buffer(inflight_),
-            asio::bind_executor(strand_, [self = shared_from_this()](error_code ec, std::size_t) {
-                self->on_write_done(ec);
+            asio::bind_executor(strand_, [self = shared_from_this()](error_code ec, std::size_t n) {
+                self->on_write_done(ec, n);
             }));
     }
 }
@@ -723,6 +755,7 @@ asio::awaitable<void> connection::run_ticker() {
             std::lock_guard lk(mu_);
             if (!wrote_since_tick_ && !writing_ && wbuf_.empty()) {
                 proto::dist_writer::append_tick(wbuf_);
+                ++ticks_sent_;
                 start_write_locked();
             }
             wrote_since_tick_ = false;
@@ -791,6 +824,36 @@ void connection::when_settled(std::function<void(bool up)> done) {
         up = s == state::up;
     }
     done(up);
+}
+
+void connection::touch() noexcept {
+    last_activity_ns_.store(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count(),
+                            std::memory_order_relaxed);
+}
+
+connection_stats connection::stats(std::size_t& buffer_bytes) const {
+    connection_stats s;
+    s.up = is_up();
+    s.tls = stream_.is_tls();
+    s.bytes_received = bytes_received_.load(std::memory_order_relaxed);
+    s.messages_received = messages_received_.load(std::memory_order_relaxed);
+    s.frames_received = frames_received_.load(std::memory_order_relaxed);
+    s.ticks_received = ticks_received_.load(std::memory_order_relaxed);
+    s.last_activity = std::chrono::system_clock::time_point(
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(
+            std::chrono::nanoseconds(last_activity_ns_.load(std::memory_order_relaxed))));
+    buffer_bytes = read_buffer_bytes_.load(std::memory_order_relaxed);
+    std::lock_guard lk(mu_);
+    s.peer = peer_;
+    s.bytes_sent = bytes_sent_;
+    s.ticks_sent = ticks_sent_;
+    s.messages_sent = writer_ ? writer_->messages_written() : 0;
+    s.frames_sent = (writer_ ? writer_->frames_written() : 0) + ticks_sent_;
+    s.send_queue_bytes = wbuf_.size() + inflight_.size();
+    buffer_bytes += wbuf_.capacity() + inflight_.capacity();
+    return s;
 }
 
 error_code connection::wait_up(std::chrono::milliseconds timeout) {

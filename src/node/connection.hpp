@@ -3,6 +3,7 @@
 // sans-io cores in src/proto; this class only moves bytes and timers.
 #pragma once
 
+#include <erl/stats.hpp>
 #include <erl/term.hpp>
 
 #include "node/node_core.hpp"
@@ -105,7 +106,13 @@ class connection : public std::enable_shared_from_this<connection> {
     // (simultaneous connect).
     void adopt_pending_from(connection& other);
 
+    // Counters and queue sizes for node::stats(). `buffer_bytes` gets the capacity of the
+    // connection's read and write buffers.
+    connection_stats stats(std::size_t& buffer_bytes) const;
+
   private:
+    // The reader and writers stamp the time of their last socket I/O here.
+    void touch() noexcept;
     boost::asio::awaitable<void> run_outgoing();
     boost::asio::awaitable<void> run_incoming();
     boost::asio::awaitable<error_code> run_handshake(proto::handshake& hs);
@@ -125,7 +132,7 @@ class connection : public std::enable_shared_from_this<connection> {
     void flush_replies();
     // A non-blocking send(2) of wbuf_ (plain TCP, mu_ held); removes what was written.
     void send_now_locked();
-    void on_write_done(error_code ec);
+    void on_write_done(error_code ec, std::size_t written);
     proto::handshake_status decide_status(std::string_view peer_name, proto::handshake& hs);
     std::string tls_reason(const error_code& ec);
     // Limit violations found by the reader, in words naming the option that was exceeded.
@@ -139,6 +146,13 @@ class connection : public std::enable_shared_from_this<connection> {
     std::atomic<bool> holds_slot_{false};
     std::atomic<state> state_{state::connecting};
     std::atomic<std::uint64_t> flags_{0};
+    // Written only by the reader (relaxed: counters, read by stats()).
+    std::atomic<std::uint64_t> bytes_received_{0};
+    std::atomic<std::uint64_t> messages_received_{0};
+    std::atomic<std::uint64_t> frames_received_{0};
+    std::atomic<std::uint64_t> ticks_received_{0};
+    std::atomic<std::size_t> read_buffer_bytes_{0};
+    std::atomic<std::int64_t> last_activity_ns_{0};  // system_clock, since the epoch
 
     mutable std::mutex mu_;  // guards everything below
     atom peer_;
@@ -151,6 +165,8 @@ class connection : public std::enable_shared_from_this<connection> {
     bool wrote_since_tick_ = false;
     bool read_since_tick_ = false;
     int silent_ticks_ = 0;
+    std::uint64_t bytes_sent_ = 0;  // to the socket, handshake included
+    std::uint64_t ticks_sent_ = 0;
     error_code close_reason_;
     std::condition_variable up_cv_;
     std::vector<std::function<void(bool)>> settled_;  // when_settled callbacks not yet called

@@ -268,6 +268,10 @@ std::vector<atom> node::nodes(node_type which) const {
     return impl_->connected_nodes(which);
 }
 
+node_stats node::stats() const {
+    return impl_->stats();
+}
+
 bool node::is_connected(atom peer) const {
     std::lock_guard lk(impl_->conn_mu);
     auto it = impl_->conns.find(peer);

@@ -48,6 +48,71 @@ node_core::spawn_handler_fn node_core::spawn_handler() const {
     return spawn_handler_;
 }
 
+// ------------------------------------------------------------------------------------------
+// Statistics (node::stats)
+
+void node_counters::rpc_done(std::chrono::steady_clock::duration d, bool failed) noexcept {
+    rpc_served.fetch_add(1, std::memory_order_relaxed);
+    if (failed) rpc_failed.fetch_add(1, std::memory_order_relaxed);
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+    rpc_duration_ns.fetch_add(static_cast<std::uint64_t>(ns), std::memory_order_relaxed);
+    const double sec = static_cast<double>(ns) * 1e-9;
+    std::size_t i = 0;
+    while (i < rpc_bounds.size() && sec > rpc_bounds[i])
+        ++i;
+    rpc_buckets[i].fetch_add(1, std::memory_order_relaxed);
+}
+
+void node_counters::handshake_failed(const error_code& why) {
+    std::string reason = why.category() == error_category()
+                             ? std::string(to_string(static_cast<errc>(why.value())))
+                             : why.message();
+    std::lock_guard lk(handshake_mu_);
+    ++handshake_failures_[reason];
+}
+
+void node_counters::fill(node_stats& s) const {
+    s.rpc_calls_served = rpc_served.load(std::memory_order_relaxed);
+    s.rpc_calls_failed = rpc_failed.load(std::memory_order_relaxed);
+    auto& h = s.rpc_call_duration;
+    for (std::size_t i = 0; i < rpc_bounds.size(); ++i) {
+        h.upper_bounds.emplace_back(rpc_bounds[i]);
+        h.counts.push_back(rpc_buckets[i].load(std::memory_order_relaxed));
+    }
+    h.overflow = rpc_buckets.back().load(std::memory_order_relaxed);
+    h.sum = std::chrono::nanoseconds(rpc_duration_ns.load(std::memory_order_relaxed));
+    std::lock_guard lk(handshake_mu_);
+    for (const auto& [reason, n] : handshake_failures_)
+        s.handshake_failures.push_back({reason, n});
+}
+
+node_stats node_core::stats() const {
+    node_stats s;
+    s.node = name;
+    s.taken = std::chrono::system_clock::now();
+    s.processes = table.size();
+    s.atoms = atom_table_size();
+    s.atom_limit = atom_table_limit();
+    counters.fill(s);
+    std::vector<std::shared_ptr<connection>> cs;
+    {
+        std::lock_guard lk(conn_mu);
+        cs.reserve(conns.size());
+        for (const auto& [peer, c] : conns)
+            cs.push_back(c);
+    }
+    // Only what the node accounts: the read and write buffers of its connections. Term heaps
+    // and mailboxes are not tracked by an allocator of the node's own.
+    std::size_t buffers = 0;
+    for (const auto& c : cs) {
+        std::size_t b = 0;
+        s.connections.push_back(c->stats(b));
+        buffers += b;
+    }
+    s.memory.push_back({"connection_buffers", buffers});
+    return s;
+}
+
 void node_core::log(std::string_view msg) const {
     if (opts.log) {
         opts.log(msg);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <erl/node.hpp>
+#include <erl/stats.hpp>
 
 #include "node/process.hpp"
 #include "node/process_table.hpp"
@@ -10,6 +11,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <functional>
@@ -30,6 +32,30 @@ namespace erl::detail {
 
 class connection;
 struct net_state;
+
+// Node-wide counters behind node::stats(). The rpc ones are relaxed atomics bumped once per
+// served call; handshake failures are rare and keyed by reason under a mutex of their own.
+struct node_counters {
+    // Upper bounds of the rpc duration buckets, in seconds (50 us .. 10 s).
+    static constexpr std::array<double, 17> rpc_bounds{50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3,
+                                                       5e-3,  10e-3,  25e-3,  50e-3,  0.1,  0.25,
+                                                       0.5,   1.0,    2.5,    5.0,    10.0};
+    std::atomic<std::uint64_t> rpc_served{0};
+    std::atomic<std::uint64_t> rpc_failed{0};
+    std::atomic<std::uint64_t> rpc_duration_ns{0};  // sum of every served call's duration
+    std::array<std::atomic<std::uint64_t>, rpc_bounds.size() + 1> rpc_buckets{};  // + overflow
+
+    // A served rpc/erpc call whose reply is being sent, `d` after its request arrived.
+    void rpc_done(std::chrono::steady_clock::duration d, bool failed) noexcept;
+    // A distribution handshake that failed with `why` (an errc's name, else the message).
+    void handshake_failed(const error_code& why);
+
+    void fill(node_stats& s) const;
+
+  private:
+    mutable std::mutex handshake_mu_;
+    std::map<std::string, std::uint64_t> handshake_failures_;  // guarded by handshake_mu_
+};
 
 struct node_core : std::enable_shared_from_this<node_core> {
     explicit node_core(node_options o);
@@ -183,6 +209,10 @@ struct node_core : std::enable_shared_from_this<node_core> {
     void notify_nodes(const node_event& ev);
 
     void log(std::string_view msg) const;
+
+    node_counters counters;
+    // node::stats(): the counters above, the process and atom tables and every connection.
+    node_stats stats() const;
 
   private:
     mutable std::mutex services_mu_;

@@ -164,6 +164,10 @@ class dist_writer {
     static void append_tick(std::vector<std::uint8_t>& out);
 
     std::uint64_t fragmented_messages() const noexcept { return next_seq_ - 1; }
+    // Counters: messages appended, and the frames they took (a fragmented message takes one
+    // per fragment). Ticks are static (append_tick) and not counted here.
+    std::uint64_t messages_written() const noexcept { return messages_; }
+    std::uint64_t frames_written() const noexcept { return frames_; }
 
   private:
     class cache;
@@ -184,6 +188,8 @@ class dist_writer {
     std::vector<std::uint8_t> hdr_;                // scratch: cache header of one message
     bool pass_through_ = false;                    // the message being built has no header
     std::uint64_t next_seq_ = 1;
+    std::uint64_t messages_ = 0;
+    std::uint64_t frames_ = 0;
 };
 
 }  // namespace erl::proto

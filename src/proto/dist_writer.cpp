@@ -181,7 +181,9 @@ void dist_writer::append_reg_send(std::vector<std::uint8_t>& out, const term& fr
 
 void dist_writer::finish_message(std::vector<std::uint8_t>& out, std::size_t len_at,
                                  const term* payload) {
+    ++messages_;
     if (pass_through_) {
+        ++frames_;
         if (payload) etf::encode_append(out, *payload);
         store_be32(out.data() + len_at, static_cast<std::uint32_t>(out.size() - len_at - 4));
         return;
@@ -196,6 +198,7 @@ void dist_writer::finish_message(std::vector<std::uint8_t>& out, std::size_t len
     const bool fragment =
         (flags_ & dflag::fragments) && 2 + hdr.size() + body_.size() > opts_.fragment_size;
     if (!fragment) {
+        ++frames_;
         append_be32(out, static_cast<std::uint32_t>(2 + hdr.size() + body_.size()));
         out.push_back(version_magic);
         out.push_back(dist_header);
@@ -216,6 +219,7 @@ void dist_writer::finish_message(std::vector<std::uint8_t>& out, std::size_t len
     const std::uint64_t count = 1 + (rest + fs - 1) / fs;
     const std::uint64_t seq = next_seq_++;
     std::uint64_t id = count;
+    frames_ += count;
 
     append_be32(out, static_cast<std::uint32_t>(18 + hdr.size() + first));
     out.push_back(version_magic);

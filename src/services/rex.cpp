@@ -38,6 +38,7 @@ void server_state::on_rex_message(term msg) {
         j->m = req[1].as_atom();
         j->f = req[2].as_atom();
         j->args = req[3];
+        j->arrived = std::chrono::steady_clock::now();
         return j;
     };
     std::weak_ptr<node_core> wcore = core.shared_from_this();
@@ -46,8 +47,11 @@ void server_state::on_rex_message(term msg) {
         const term& req = msg[2];
         if (!from.is_tuple(2) || !(is_call(req, a.call) || is_call(req, a.block_call))) return;
         auto j = make_job(req, from[0]);
-        j->done = [wcore, from](outcome o) {
-            if (auto cr = wcore.lock()) runtime::reply(*cr, from, rex_reply(o));
+        j->done = [wcore, from, arrived = j->arrived](outcome o) {
+            if (auto cr = wcore.lock()) {
+                cr->counters.rpc_done(std::chrono::steady_clock::now() - arrived, !o.returned());
+                runtime::reply(*cr, from, rex_reply(o));
+            }
         };
         run(std::move(j));
         return;
@@ -71,9 +75,12 @@ void server_state::on_rex_message(term msg) {
         if (!is_call(req, a.call)) return;
         auto j = make_job(req, from);
         std::weak_ptr<process> wrex = rex;
-        j->done = [wrex, from](outcome o) {
-            if (auto r = wrex.lock())
-                runtime::send(*r, from.as_pid(), make_tuple({term(A().rex), rex_reply(o)}));
+        j->done = [wrex, wcore, from, arrived = j->arrived](outcome o) {
+            auto r = wrex.lock();
+            auto cr = wcore.lock();
+            if (!r || !cr) return;
+            cr->counters.rpc_done(std::chrono::steady_clock::now() - arrived, !o.returned());
+            runtime::send(*r, from.as_pid(), make_tuple({term(A().rex), rex_reply(o)}));
         };
         run(std::move(j));
     }

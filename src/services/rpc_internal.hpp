@@ -80,6 +80,7 @@ struct job {
     atom m, f;
     term args;  // proper list
     std::function<void(outcome)> done;
+    std::chrono::steady_clock::time_point arrived;  // when the request was read (rpc stats)
 };
 
 struct server_state : std::enable_shared_from_this<server_state> {

@@ -151,6 +151,7 @@ void server_state::dispatch(std::shared_ptr<job> j, std::shared_ptr<const entry>
 bool server_state::on_spawn_request(const std::shared_ptr<erl::detail::connection>& c,
                                     const term& control, term* payload) {
     const auto& a = A();
+    const auto arrived = std::chrono::steady_clock::now();
     foreign_call guard(*this);  // ~server waits for inline handlers (see foreign_mu)
     if (stopped.load()) return false;
     // {29, ReqId, From, GroupLeader, {M, F, Arity}, OptList} (+ token for 30).
@@ -227,6 +228,8 @@ bool server_state::on_spawn_request(const std::shared_ptr<erl::detail::connectio
         auto ctx = erl::detail::access::make<call_context>(&node, p->self, from, m, f, *call_args,
                                                            pool.get_executor(), p);
         const outcome o = run_here(e.get(), ctx, argv);
+        if (k == kind::erpc_call)
+            core.counters.rpc_done(std::chrono::steady_clock::now() - arrived, !o.returned());
         runtime::exit(p, exit_reason(ref, o));
         return true;
     }
@@ -238,10 +241,14 @@ bool server_state::on_spawn_request(const std::shared_ptr<erl::detail::connectio
     j->m = m;
     j->f = f;
     j->args = *call_args;
+    j->arrived = arrived;
     std::weak_ptr<node_core> wcore = core.shared_from_this();
-    j->done = [wcore, p, exit_reason, ref = ref ? *ref : term()](outcome o) {
+    j->done = [wcore, p, exit_reason, k, arrived, ref = ref ? *ref : term()](outcome o) {
         auto cr = wcore.lock();
         if (!cr) return;
+        // A call's reply is its process' exit reason (erpc); casts and spawns have none.
+        if (k == kind::erpc_call)
+            cr->counters.rpc_done(std::chrono::steady_clock::now() - arrived, !o.returned());
         runtime::exit(p, exit_reason(&ref, o));
     };
     dispatch(std::move(j), std::move(e), argv);  // argv points into j->args (same list)
