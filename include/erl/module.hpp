@@ -118,58 +118,11 @@ namespace erl::module {
 
 template <class F>
 void registrar::add(std::string_view function, F&& fn, rpc::function_options opts) {
-    namespace d = rpc::detail;
-    using S = d::callable_sig<std::decay_t<F>>;
-    using Args = typename S::args;
-    using R = typename S::ret;
-    constexpr bool with_ctx = d::takes_context<Args>::value;
-    using P = d::param_tuple<Args, with_ctx>;
-    constexpr std::size_t arity = std::tuple_size_v<P>;
-    using Seq = std::make_index_sequence<arity>;
     const atom f(function);
-    if constexpr (d::is_awaitable<R>::value) {
-        using V = typename d::is_awaitable<R>::value_type;
-        if (opts.run != rpc::run_on::pool)
-            throw std::invalid_argument(
-                "erl::module::registrar::add: coroutine handlers run on the pool");
-        add_raw_async(
-            f, arity,
-            [fn = std::forward<F>(fn)](rpc::call_context& ctx,
-                                       std::vector<term> a) -> boost::asio::awaitable<term> {
-                P conv = d::convert_args<P>(a, ctx, Seq{});
-                auto call = [&](auto&... xs) {
-                    if constexpr (with_ctx)
-                        return fn(ctx, xs...);
-                    else
-                        return fn(xs...);
-                };
-                if constexpr (std::is_void_v<V>) {
-                    co_await std::apply(call, conv);
-                    co_return term(atoms::ok());
-                } else {
-                    co_return d::result_to_term(co_await std::apply(call, conv));
-                }
-            });
-    } else {
-        add_raw(
-            f, arity,
-            [fn = std::forward<F>(fn)](rpc::call_context& ctx, std::span<const term> a) -> term {
-                P conv = d::convert_args<P>(a, ctx, Seq{});
-                auto call = [&](auto&... xs) -> decltype(auto) {
-                    if constexpr (with_ctx)
-                        return fn(ctx, xs...);
-                    else
-                        return fn(xs...);
-                };
-                if constexpr (std::is_void_v<R>) {
-                    std::apply(call, conv);
-                    return term(atoms::ok());
-                } else {
-                    return d::result_to_term(std::apply(call, conv));
-                }
-            },
-            opts);
-    }
+    rpc::detail::register_typed(
+        std::forward<F>(fn), opts, "erl::module::registrar::add",
+        [&](unsigned arity, rpc::sync_handler h) { add_raw(f, arity, std::move(h), opts); },
+        [&](unsigned arity, rpc::async_handler h) { add_raw_async(f, arity, std::move(h)); });
 }
 
 }  // namespace erl::module

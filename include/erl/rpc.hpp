@@ -361,64 +361,73 @@ Tuple convert_args(std::span<const term> a, const call_context& ctx, std::index_
     return Tuple(arg_from<std::tuple_element_t<I, Tuple>>(a[I], ctx)...);
 }
 
+// The typed handler of server::add (and of erl::module::registrar::add) as a raw one: arguments
+// converted with from_term (a mismatch raises error:badarg), the result with to_term (void ->
+// ok). Calls add_sync(arity, sync_handler) or, for a coroutine, add_async(arity, async_handler);
+// `who` names the caller in the error for a coroutine asked to run on an I/O thread.
+template <class F, class AddSync, class AddAsync>
+void register_typed(F&& fn, function_options opts, const char* who, AddSync&& add_sync,
+                    AddAsync&& add_async) {
+    using S = callable_sig<std::decay_t<F>>;
+    using Args = typename S::args;
+    using R = typename S::ret;
+    constexpr bool with_ctx = takes_context<Args>::value;
+    using P = param_tuple<Args, with_ctx>;
+    constexpr unsigned arity = static_cast<unsigned>(std::tuple_size_v<P>);
+    using Seq = std::make_index_sequence<arity>;
+    if constexpr (is_awaitable<R>::value) {
+        using V = typename is_awaitable<R>::value_type;
+        if (opts.run != run_on::pool)
+            throw std::invalid_argument(std::string(who) + ": coroutine handlers run on the pool");
+        add_async(arity, async_handler([fn = std::forward<F>(fn)](
+                                           call_context& ctx,
+                                           std::vector<term> a) -> boost::asio::awaitable<term> {
+                      // Converted before the first suspension (a bad argument fails at once) and
+                      // kept in this frame, so handlers may take their parameters by reference.
+                      P conv = convert_args<P>(a, ctx, Seq{});
+                      auto call = [&](auto&... xs) {
+                          if constexpr (with_ctx)
+                              return fn(ctx, xs...);
+                          else
+                              return fn(xs...);
+                      };
+                      if constexpr (std::is_void_v<V>) {
+                          co_await std::apply(call, conv);
+                          co_return term(atoms::ok());
+                      } else {
+                          co_return result_to_term(co_await std::apply(call, conv));
+                      }
+                  }));
+    } else {
+        add_sync(arity, sync_handler([fn = std::forward<F>(fn)](call_context& ctx,
+                                                                std::span<const term> a) -> term {
+                     P conv = convert_args<P>(a, ctx, Seq{});
+                     auto call = [&](auto&... xs) -> decltype(auto) {
+                         if constexpr (with_ctx)
+                             return fn(ctx, xs...);
+                         else
+                             return fn(xs...);
+                     };
+                     if constexpr (std::is_void_v<R>) {
+                         std::apply(call, conv);
+                         return term(atoms::ok());
+                     } else {
+                         return result_to_term(std::apply(call, conv));
+                     }
+                 }));
+    }
+}
+
 }  // namespace detail
 
 template <class F>
 void server::add(std::string_view module, std::string_view function, F&& fn,
                  function_options opts) {
-    using S = detail::callable_sig<std::decay_t<F>>;
-    using Args = typename S::args;
-    using R = typename S::ret;
-    constexpr bool with_ctx = detail::takes_context<Args>::value;
-    using P = detail::param_tuple<Args, with_ctx>;
-    constexpr std::size_t arity = std::tuple_size_v<P>;
-    using Seq = std::make_index_sequence<arity>;
     const atom m(module), f(function);
-    if constexpr (detail::is_awaitable<R>::value) {
-        using V = typename detail::is_awaitable<R>::value_type;
-        if (opts.run != run_on::pool)
-            throw std::invalid_argument(
-                "erl::rpc::server::add: coroutine handlers run on the pool");
-        add_raw_async(m, f, arity,
-                      [fn = std::forward<F>(fn)](
-                          call_context& ctx, std::vector<term> a) -> boost::asio::awaitable<term> {
-                          // Converted before the first suspension (a bad argument fails at once)
-                          // and kept in this frame, so handlers may take their parameters by
-                          // reference.
-                          P conv = detail::convert_args<P>(a, ctx, Seq{});
-                          auto call = [&](auto&... xs) {
-                              if constexpr (with_ctx)
-                                  return fn(ctx, xs...);
-                              else
-                                  return fn(xs...);
-                          };
-                          if constexpr (std::is_void_v<V>) {
-                              co_await std::apply(call, conv);
-                              co_return term(atoms::ok());
-                          } else {
-                              co_return detail::result_to_term(co_await std::apply(call, conv));
-                          }
-                      });
-    } else {
-        add_raw(
-            m, f, arity,
-            [fn = std::forward<F>(fn)](call_context& ctx, std::span<const term> a) -> term {
-                P conv = detail::convert_args<P>(a, ctx, Seq{});
-                auto call = [&](auto&... xs) -> decltype(auto) {
-                    if constexpr (with_ctx)
-                        return fn(ctx, xs...);
-                    else
-                        return fn(xs...);
-                };
-                if constexpr (std::is_void_v<R>) {
-                    std::apply(call, conv);
-                    return term(atoms::ok());
-                } else {
-                    return detail::result_to_term(std::apply(call, conv));
-                }
-            },
-            opts);
-    }
+    detail::register_typed(
+        std::forward<F>(fn), opts, "erl::rpc::server::add",
+        [&](unsigned arity, sync_handler h) { add_raw(m, f, arity, std::move(h), opts); },
+        [&](unsigned arity, async_handler h) { add_raw_async(m, f, arity, std::move(h)); });
 }
 
 }  // namespace erl::rpc
