@@ -23,16 +23,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// Polls pred until it holds or the deadline passes (for state other threads reach).
-bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout = 10s) {
-    auto end = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < end) {
-        if (pred()) return true;
-        std::this_thread::sleep_for(10ms);
-    }
-    return pred();
-}
-
 struct member {
     std::unique_ptr<erl::node> node;
     std::unique_ptr<erl::rpc::server> rpc;
@@ -75,7 +65,7 @@ TEST(ClusterService, names_locks_and_groups_across_three_nodes) {
     // global connects everyone it learns of (connect_all), and sync returns on every node.
     for (auto* m : {&a, &b, &c})
         EXPECT_FALSE(erl::global::sync(*m->node, 20s));
-    EXPECT_TRUE(eventually([&] { return a.node->is_connected(c.node->name()); }));
+    EXPECT_TRUE(erl::test::wait_until([&] { return a.node->is_connected(c.node->name()); }));
     EXPECT_EQ(erl::global::known_nodes(*a.node).size(), 2u);
 
     // Names.
@@ -104,7 +94,7 @@ TEST(ClusterService, names_locks_and_groups_across_three_nodes) {
     ASSERT_TRUE(blocked);
     EXPECT_FALSE(*blocked);
     holder->exit(A("done"));
-    EXPECT_TRUE(eventually([&] {
+    EXPECT_TRUE(erl::test::wait_until([&] {
         auto r = erl::global::set_lock(*c.node, id_c, other->self(), {}, 0);
         return r && *r;
     }));
@@ -112,8 +102,8 @@ TEST(ClusterService, names_locks_and_groups_across_three_nodes) {
     // The name goes with its process.
     mb->exit(A("done"));
     for (auto* m : {&a, &b, &c})
-        EXPECT_TRUE(
-            eventually([&] { return !erl::global::whereis_name(*m->node, A("svc")).has_value(); }));
+        EXPECT_TRUE(erl::test::wait_until(
+            [&] { return !erl::global::whereis_name(*m->node, A("svc")).has_value(); }));
 
     // Groups, with a subscriber on c.
     std::mutex mu;
@@ -127,12 +117,14 @@ TEST(ClusterService, names_locks_and_groups_across_three_nodes) {
     auto w = a.node->spawn_mailbox();
     ASSERT_TRUE(w);
     ASSERT_FALSE(erl::pg::join(*a.node, A("g"), w->self()));
-    EXPECT_TRUE(eventually([&] { return erl::pg::get_members(*c.node, A("g")).size() == 1; }));
+    EXPECT_TRUE(
+        erl::test::wait_until([&] { return erl::pg::get_members(*c.node, A("g")).size() == 1; }));
     EXPECT_TRUE(erl::pg::get_local_members(*c.node, A("g")).empty());
     w->exit(A("done"));
-    EXPECT_TRUE(eventually([&] { return erl::pg::get_members(*c.node, A("g")).empty(); }));
+    EXPECT_TRUE(
+        erl::test::wait_until([&] { return erl::pg::get_members(*c.node, A("g")).empty(); }));
     // The subscriber hears of a change just after get_members shows it.
-    EXPECT_TRUE(eventually([&] {
+    EXPECT_TRUE(erl::test::wait_until([&] {
         std::lock_guard lk(mu);
         return seen.size() >= 2;
     }));

@@ -29,16 +29,6 @@ namespace {
 const std::string mod_dir = ERLCPP_TEST_MODULE_DIR;
 const std::string v1_dir = mod_dir + "/v1", v2_dir = mod_dir + "/v2", bad_dir = mod_dir + "/bad";
 
-template <class F>
-bool wait_until(F f, std::chrono::milliseconds deadline = 10s) {
-    const auto end = std::chrono::steady_clock::now() + deadline;
-    while (!f()) {
-        if (std::chrono::steady_clock::now() > end) return false;
-        std::this_thread::sleep_for(5ms);
-    }
-    return true;
-}
-
 std::string file_bytes(const std::string& p) {
     std::ifstream in(p, std::ios::binary);
     return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
@@ -262,7 +252,7 @@ TEST_F(CodeServer, PurgeKillsCallsOnOldCodeAndClosesItWhenTheyReturn) {
     EXPECT_EQ(r.to_rpc_term().to_string(), "{badrpc,{'EXIT',killed}}");
     // The C++ function saw the kill (call_context::cancelled) and returned; only then is v1
     // closed.
-    EXPECT_TRUE(wait_until([&] { return code->resident_versions(mod) == 1; }));
+    EXPECT_TRUE(erl::test::wait_until([&] { return code->resident_versions(mod) == 1; }));
     EXPECT_LT(mappings_under(tmp), maps_with_both);
     EXPECT_EQ(call("code_test_mod", "version"), "2");
     EXPECT_EQ(code_call("load_file", erl::list(mod)), "{module,code_test_mod}");

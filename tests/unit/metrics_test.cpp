@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "node_test_support.hpp"
+
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -127,16 +129,6 @@ std::string url(std::uint16_t port, const char* path = "/metrics") {
     return "http://127.0.0.1:" + std::to_string(port) + path;
 }
 
-template <class F>
-bool wait_until(F f, std::chrono::milliseconds deadline = 10s) {
-    const auto end = std::chrono::steady_clock::now() + deadline;
-    while (std::chrono::steady_clock::now() < end) {
-        if (f()) return true;
-        std::this_thread::yield();
-    }
-    return f();
-}
-
 TEST(MetricsEndpoint, curl_scrapes_metrics) {
     io_thread io;
     std::atomic<int> renders{0};
@@ -226,7 +218,8 @@ TEST(MetricsEndpoint, connections_beyond_the_bound_are_closed) {
         << ec.message();
     // Once an idle client leaves, scrapes are served again.
     idle1.close();
-    EXPECT_TRUE(wait_until([&] { return run("curl -s " + url(ep->port())) == "x 1\n"; }));
+    EXPECT_TRUE(
+        erl::test::wait_until([&] { return run("curl -s " + url(ep->port())) == "x 1\n"; }));
 }
 
 TEST(MetricsEndpoint, stop_closes_and_never_renders_again) {
@@ -242,7 +235,7 @@ TEST(MetricsEndpoint, stop_closes_and_never_renders_again) {
     ep->stop();
     const int before = renders.load();
     // The listening socket closes on the endpoint's strand: wait for connects to be refused.
-    EXPECT_TRUE(wait_until([&] {
+    EXPECT_TRUE(erl::test::wait_until([&] {
         int st = 0;
         run("curl -s -o /dev/null " + url(port), &st);
         return st != 0;

@@ -27,17 +27,6 @@ erl::connection_stats conn_to(const erl::node_stats& s, erl::atom peer) {
     return {};
 }
 
-// Polls `pred` until it holds or 10 s pass: the counters of the two ends of one connection
-// agree once the writer's completion has run, which happens on an I/O thread.
-bool eventually(const std::function<bool()>& pred) {
-    const auto deadline = std::chrono::steady_clock::now() + 10s;
-    while (!pred()) {
-        if (std::chrono::steady_clock::now() > deadline) return false;
-        std::this_thread::yield();
-    }
-    return true;
-}
-
 std::uint64_t failures(const erl::node_stats& s, std::string_view reason) {
     for (const auto& r : s.handshake_failures)
         if (r.reason == reason) return r.count;
@@ -52,7 +41,7 @@ struct NodeStats : ::testing::Test {
         ASSERT_FALSE(a.start());
         ASSERT_FALSE(b.start());
         ASSERT_FALSE(a.connect(b.name()));
-        ASSERT_TRUE(eventually([&] { return b.is_connected(a.name()); }));
+        ASSERT_TRUE(erl::test::wait_until([&] { return b.is_connected(a.name()); }));
     }
     void TearDown() override {
         a.stop();
@@ -87,7 +76,7 @@ TEST_F(NodeStats, counters_move_by_the_messages_sent) {
     EXPECT_GT(b1.bytes_received - b0.bytes_received, std::uint64_t{n} * 4);
 
     // What one side wrote is what the other read, from the handshake on.
-    EXPECT_TRUE(eventually([&] {
+    EXPECT_TRUE(erl::test::wait_until([&] {
         auto sa = conn_to(a.stats(), b.name());
         auto sb = conn_to(b.stats(), a.name());
         return sa.bytes_sent == sb.bytes_received && sb.bytes_sent == sa.bytes_received &&
@@ -134,8 +123,9 @@ TEST_F(NodeStats, refused_handshake_is_counted_by_reason) {
     ASSERT_FALSE(c.start());
     const auto before = failures(b.stats(), "bad_cookie");
     EXPECT_TRUE(c.connect(b.name(), 5s));
-    EXPECT_TRUE(eventually([&] { return failures(b.stats(), "bad_cookie") == before + 1; }))
-        << erl::to_prometheus_text(b.stats());
+    EXPECT_TRUE(erl::test::wait_until([&] {
+        return failures(b.stats(), "bad_cookie") == before + 1;
+    })) << erl::to_prometheus_text(b.stats());
     c.stop();
 }
 

@@ -9,8 +9,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <string>
+#include <thread>
 
 namespace erl::test {
 
@@ -40,6 +42,19 @@ inline node_options local_node_options(const char* prefix, std::uint16_t epmd_po
     o.threads = 2;
     o.log = [](std::string_view) {};
     return o;
+}
+
+// Waits until pred() holds or the deadline passes, for state another thread reaches and that
+// gives no event of its own (a counter on an I/O thread, an object unmapped after the last
+// call); true if it held. Re-checks every millisecond.
+template <class Pred>
+bool wait_until(Pred pred, std::chrono::milliseconds deadline = std::chrono::seconds(10)) {
+    const auto end = std::chrono::steady_clock::now() + deadline;
+    while (!pred()) {
+        if (std::chrono::steady_clock::now() > end) return false;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return true;
 }
 
 }  // namespace erl::test
