@@ -55,14 +55,7 @@ std::size_t mappings_under(const std::string& dir) {
 }
 
 erl::node_options opts(std::uint16_t epmd_port) {
-    erl::node_options o;
-    o.name = erl::test::unique_node_name("codeunit");
-    o.cookie = "code_unit_cookie";
-    o.epmd_port = epmd_port;
-    o.epmd = erl::epmd_mode::in_process;
-    o.threads = 2;
-    o.log = [](std::string_view) {};
-    return o;
+    return erl::test::local_node_options("codeunit", "code_unit_cookie", epmd_port);
 }
 
 struct CodeServer : ::testing::Test {

@@ -69,14 +69,7 @@ TEST(HandshakeGate, per_address_bound_evicts_that_address_only) {
 }
 
 erl::node_options opts(std::uint16_t epmd_port) {
-    erl::node_options o;
-    o.name = erl::test::unique_node_name("gate");
-    o.cookie = "gate_cookie";
-    o.epmd_port = epmd_port;
-    o.epmd = erl::epmd_mode::in_process;
-    o.threads = 2;
-    o.log = [](std::string_view) {};
-    return o;
+    return erl::test::local_node_options("gate", "gate_cookie", epmd_port);
 }
 
 // A raw distribution client: TCP connect and, optionally, a version-6 send_name.

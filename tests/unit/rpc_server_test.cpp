@@ -28,15 +28,7 @@ namespace {
 using erl::test::free_port;
 
 erl::node_options opts(std::uint16_t epmd_port) {
-    static std::atomic<int> n{0};
-    erl::node_options o;
-    o.name = "rpcunit_" + std::to_string(::getpid()) + "_" + std::to_string(n++) + "@127.0.0.1";
-    o.cookie = "rpc_unit_cookie";
-    o.epmd_port = epmd_port;
-    o.epmd = erl::epmd_mode::in_process;
-    o.threads = 2;
-    o.log = [](std::string_view) {};
-    return o;
+    return erl::test::local_node_options("rpcunit", "rpc_unit_cookie", epmd_port);
 }
 
 void register_test_functions(erl::rpc::server& r) {

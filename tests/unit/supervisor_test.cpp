@@ -53,15 +53,8 @@ erl::child_spec reporting_worker(const char* id, erl::restart_type r = erl::rest
 class SupervisorTest : public ::testing::Test {
   protected:
     void SetUp() override {
-        erl::node_options o;
-        static std::atomic<int> n{0};
-        o.name = "sup_" + std::to_string(::getpid()) + "_" + std::to_string(n++) + "@127.0.0.1";
-        o.cookie = "sup_cookie";
-        o.epmd_port = free_port();
-        o.epmd = erl::epmd_mode::in_process;
-        o.threads = 2;
-        o.log = [](std::string_view) {};
-        node = std::make_unique<erl::node>(o);
+        node = std::make_unique<erl::node>(
+            erl::test::local_node_options("sup", "sup_cookie", free_port()));
         ASSERT_FALSE(node->start());
         collector = node->spawn_mailbox(A("collector")).value();
         self = node->spawn_mailbox().value();
