@@ -16,6 +16,7 @@
 
 #include <erl/epmd.hpp>
 #include <erl/error.hpp>
+#include <erl/log.hpp>
 #include <erl/mailbox.hpp>
 #include <erl/stats.hpp>
 #include <erl/term.hpp>
@@ -118,8 +119,12 @@ struct node_options {
     // room, so a flood of idle connections cannot lock out real peers (docs/security.md).
     std::size_t max_pending_handshakes = 64;
     std::size_t max_pending_handshakes_per_address = 16;
-    // Logging: called for connection-level events (refused handshakes, closed connections and
-    // why). Default: print to stderr. Called on I/O threads: keep it cheap.
+    // Logging (<erl/log.hpp>): events at log_level or above go to `logger` when it is set;
+    // otherwise each is formatted as one line (erl::format_log_line) and passed to `log`, or
+    // printed to stderr when `log` is empty too. Called on the thread where the event happens
+    // (often an I/O thread): keep both cheap.
+    erl::log_level log_level = erl::log_level::notice;
+    std::function<void(const log_event&)> logger;
     std::function<void(std::string_view)> log;
 };
 
@@ -157,6 +162,9 @@ class node {
     std::uint16_t listen_port() const noexcept;
     const node_options& options() const noexcept;
     boost::asio::any_io_executor executor() const;
+    // Reports `e` through this node's logging (node_options::logger / log / stderr) if its
+    // level is at least node_options::log_level; an empty e.node becomes this node's name.
+    void log(log_event e) const;
 
     // Processes -------------------------------------------------------------------------------
     // A new process with its own mailbox. With a name, the name is registered (error name_taken

@@ -290,13 +290,14 @@ class service_base {
     }
     void exec(op_done& a) { on_op_done(a.op, a.result); }
     void exec(log_line& a) {
-        static const char* names[] = {"info", "warning", "error"};
-        std::string line =
-            std::string("cluster: ") + names[static_cast<int>(a.severity)] + ": " + a.text;
-        if (node_.options().log)
-            node_.options().log(line);
-        else
-            std::fprintf(stderr, "%s\n", line.c_str());
+        static constexpr log_level levels[] = {log_level::info, log_level::warning,
+                                               log_level::error};
+        node_.log({levels[static_cast<int>(a.severity)],
+                   log_kind::service,
+                   {},
+                   {},
+                   {},
+                   "cluster: " + a.text});
     }
 
     struct pending_call {

@@ -250,8 +250,13 @@ term code_state::load(atom m, std::string file, std::span<const std::uint8_t> by
     void* h = written ? ::dlopen(tmpl.c_str(), RTLD_NOW | RTLD_LOCAL) : nullptr;
     ::unlink(tmpl.c_str());
     if (!h) {
-        if (const char* why = ::dlerror(); why && node.options().log)
-            node.options().log(std::string("code: cannot load ") + file + ": " + why);
+        const char* why = ::dlerror();
+        node.log({log_level::error,
+                  log_kind::code_load_failed,
+                  {},
+                  {},
+                  {},
+                  "cannot load " + file + ": " + (why ? why : "dlopen failed")});
         return error_tuple(n.badfile);
     }
     auto* d = static_cast<const module::descriptor*>(::dlsym(h, module::descriptor_symbol));
@@ -260,8 +265,12 @@ term code_state::load(atom m, std::string file, std::span<const std::uint8_t> by
     // code is X", {error, badfile}).
     if (!d || d->abi != module::abi_version || d->erlcpp_version != ERLCPP_VERSION || !d->name ||
         std::string_view(d->name) != m.str() || !d->init) {
-        if (node.options().log)
-            node.options().log("code: " + file + " is not an erlcpp module for this node");
+        node.log({log_level::error,
+                  log_kind::code_load_failed,
+                  {},
+                  {},
+                  {},
+                  file + " is not an erlcpp module for this node"});
         ::dlclose(h);
         return error_tuple(n.badfile);
     }

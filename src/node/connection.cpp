@@ -346,8 +346,8 @@ proto::handshake_status connection::decide_status(std::string_view peer_name,
     auto pa = atom::existing(peer_name);
     if (!core_->net->allow.empty() && (!pa || !core_->net->allowed(*pa))) {
         // net_kernel:allow/1: dist_util answers "not_allowed" to nodes outside the list.
-        core_->log("connection from " + std::string(peer_name) +
-                   " refused: node not in the allow-list (not_allowed)");
+        core_->log(log_level::warning, log_kind::handshake_refused, peer_name,
+                   make_error_code(errc::node_not_allowed), "not in the allow-list (not_allowed)");
         return proto::handshake_status::not_allowed;
     }
     // No connection to or from a node whose name is not an atom yet, so no simultaneous
@@ -444,6 +444,10 @@ bool connection::become_up(const proto::handshake& hs) {
     up_cv_.notify_all();
     for (auto& f : settled)
         f(true);
+    if (core_->logs(log_level::info))
+        core_->log(log_level::info, log_kind::connection_up, peer.str(), {},
+                   std::string(outgoing_ ? "outgoing" : "incoming") +
+                       (peer_hidden() ? ", hidden peer" : ""));
     core_->on_connection_up(self);
     return true;
 }
@@ -778,6 +782,21 @@ asio::awaitable<void> connection::run_ticker() {
 // ------------------------------------------------------------------------------------------
 // Tear-down
 
+// One event per connection that ends for a reason worth telling (<erl/log.hpp>): a limit, a
+// failed or refused handshake, or the loss of an established connection.
+void connection::log_close(bool was_up, atom peer, error_code why, std::string& reason) const {
+    const bool limit =
+        why == errc::limit_exceeded || why == errc::frame_too_large || why == errc::atom_table_full;
+    const log_level level = limit || !was_up ? log_level::warning : log_level::notice;
+    if (!core_->logs(level)) return;
+    const log_kind kind = limit    ? log_kind::limit_exceeded
+                          : was_up ? log_kind::connection_down
+                                   : log_kind::handshake_refused;
+    if (peer.empty())
+        reason.insert(0, outgoing_ ? "outgoing connection: " : "incoming connection: ");
+    core_->log(level, kind, peer.str(), why, std::move(reason));
+}
+
 void connection::close(error_code why, std::string reason) {
     const state prev = state_.exchange(state::closed);
     if (prev == state::closed) return;
@@ -801,11 +820,7 @@ void connection::close(error_code why, std::string reason) {
         }
         self->tick_timer_.cancel();
     });
-    if (!superseded && !reason.empty()) {
-        std::string who = peer.empty() ? std::string("an incoming connection")
-                                       : "connection to " + std::string(peer.str());
-        core_->log(who + " closed: " + reason + " (" + why.message() + ")");
-    }
+    if (!superseded && !reason.empty()) log_close(prev == state::up, peer, why, reason);
     core_->on_connection_down(shared_from_this(), why, prev == state::up && !superseded);
     // After on_connection_down: a successor (simultaneous connect) is in the table by now.
     for (auto& f : settled)

@@ -137,6 +137,7 @@ class connection : public std::enable_shared_from_this<connection> {
     std::string tls_reason(const error_code& ec);
     // Limit violations found by the reader, in words naming the option that was exceeded.
     std::string limit_reason(const error_code& ec) const;
+    void log_close(bool was_up, atom peer, error_code why, std::string& reason) const;
 
     std::shared_ptr<node_core> core_;
     strand_t strand_;

@@ -208,6 +208,11 @@ const node_options& node::options() const noexcept {
 asio::any_io_executor node::executor() const {
     return impl_->ioc().get_executor();
 }
+void node::log(log_event e) const {
+    if (!impl_->logs(e.level)) return;
+    if (e.node.empty()) e.node = impl_->name.str();
+    detail::emit_log(impl_->opts, e);
+}
 
 result<mailbox> node::spawn_mailbox(std::optional<atom> name) {
     auto& c = *impl_;
@@ -351,7 +356,7 @@ error_code node_core::start_runtime() {
         std::string why;
         auto ck = read_or_create_cookie(c.opts.cookie_file, why);
         if (!ck) {
-            c.log("cannot start: " + why);
+            c.log(log_level::error, log_kind::start_failed, {}, ck.error(), why);
             return ck.error();
         }
         c.cookie = *ck;
@@ -363,7 +368,8 @@ error_code node_core::start_runtime() {
     for (auto& n : c.opts.allow) {
         auto a = atom::make(n);
         if (!a || !split_node_name(n)) {
-            c.log("cannot start: bad node name in allow-list: '" + n + "'");
+            c.log(log_level::error, log_kind::start_failed, {},
+                  make_error_code(errc::bad_node_name), "allow-list entry '" + n + "'");
             return make_error_code(errc::bad_node_name);
         }
         net->allow.insert(*a);
@@ -371,7 +377,8 @@ error_code node_core::start_runtime() {
     for (auto& [n, ck] : c.opts.peer_cookies) {
         auto a = atom::make(n);
         if (!a || !split_node_name(n)) {
-            c.log("cannot start: bad node name in peer_cookies: '" + n + "'");
+            c.log(log_level::error, log_kind::start_failed, {},
+                  make_error_code(errc::bad_node_name), "peer_cookies entry '" + n + "'");
             return make_error_code(errc::bad_node_name);
         }
         net->cookies[*a] = ck;
@@ -380,7 +387,7 @@ error_code node_core::start_runtime() {
         std::string why;
         auto t = make_tls_contexts(c.opts.tls, why);
         if (!t) {
-            c.log("cannot start: " + why);
+            c.log(log_level::error, log_kind::start_failed, {}, t.error(), why);
             return t.error();
         }
         net->tls = std::move(*t);
@@ -406,6 +413,9 @@ error_code node_core::start_runtime() {
     if (!ec) c.acceptor->listen(asio::socket_base::max_listen_connections, ec);
     if (ec) {
         c.acceptor.reset();
+        c.log(
+            log_level::error, log_kind::start_failed, {}, ec,
+            "cannot listen on " + c.opts.listen_address + ":" + std::to_string(c.opts.listen_port));
         return ec;
     }
     c.listen_port = c.acceptor->local_endpoint().port();
@@ -443,6 +453,8 @@ error_code node_core::start_runtime() {
         asio::use_future);
     ec = fut.get();
     if (ec) {
+        c.log(log_level::error, log_kind::start_failed, {}, ec,
+              "cannot register with EPMD on port " + std::to_string(c.opts.epmd_port));
         begin_stop();
         finish_stop();
         return ec;
@@ -450,6 +462,9 @@ error_code node_core::start_runtime() {
     c.node_process = c.new_process();
     c.start_services();
     c.alive = true;
+    c.log(log_level::info, log_kind::node_started, {}, {},
+          "listening on port " + std::to_string(c.listen_port) + ", creation " +
+              std::to_string(c.creation));
 
     // Accept loop.
     asio::co_spawn(
@@ -468,12 +483,15 @@ error_code node_core::start_runtime() {
                     // max_connections: refuse before any TLS or handshake work.
                     error_code rec;
                     auto ep = s.remote_endpoint(rec);
-                    core->log("incoming connection" +
-                              (rec ? std::string()
-                                   : " from " + ep.address().to_string() + ":" +
-                                         std::to_string(ep.port())) +
-                              " refused: limit exceeded: max_connections (" +
-                              std::to_string(core->opts.max_connections) + ") reached");
+                    if (core->logs(log_level::warning)) {
+                        const std::string from =
+                            rec ? std::string()
+                                : ep.address().to_string() + ":" + std::to_string(ep.port());
+                        core->log(log_level::warning, log_kind::limit_exceeded, from,
+                                  make_error_code(errc::limit_exceeded),
+                                  "incoming connection refused: max_connections (" +
+                                      std::to_string(core->opts.max_connections) + ") reached");
+                    }
                     s.close(rec);
                     continue;
                 }
@@ -499,7 +517,7 @@ bool node_core::join_stopper() {
 
 void node_core::begin_stop() {
     stopping = true;
-    alive = false;
+    if (alive.exchange(false)) log(log_level::info, log_kind::node_stopped, {}, {}, "stopping");
     // Close every connection: peers see nodedown; links and monitors fire noconnection.
     std::vector<std::shared_ptr<connection>> all;
     {

@@ -113,12 +113,20 @@ node_stats node_core::stats() const {
     return s;
 }
 
-void node_core::log(std::string_view msg) const {
-    if (opts.log) {
-        opts.log(msg);
+void emit_log(const node_options& opts, const log_event& e) {
+    if (opts.logger) {
+        opts.logger(e);
+    } else if (opts.log) {
+        opts.log(format_log_line(e));
     } else {
-        std::cerr << "erlcpp[" << name.str() << "]: " << msg << std::endl;
+        std::cerr << format_log_line(e) << std::endl;
     }
+}
+
+void node_core::log(log_level level, log_kind kind, std::string_view peer, error_code reason,
+                    std::string detail) const {
+    if (!logs(level)) return;
+    emit_log(opts, {level, kind, name.str(), peer, reason, std::move(detail)});
 }
 
 // ------------------------------------------------------------------------------------------

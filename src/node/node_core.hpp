@@ -57,6 +57,9 @@ struct node_counters {
     std::map<std::string, std::uint64_t> handshake_failures_;  // guarded by handshake_mu_
 };
 
+// Hands `e` to opts.logger, or opts.log as one line, or stderr (node_options; no level check).
+void emit_log(const node_options& opts, const log_event& e);
+
 struct node_core : std::enable_shared_from_this<node_core> {
     explicit node_core(node_options o);
     ~node_core();
@@ -208,7 +211,11 @@ struct node_core : std::enable_shared_from_this<node_core> {
     std::uint64_t next_monitor_id = 1;
     void notify_nodes(const node_event& ev);
 
-    void log(std::string_view msg) const;
+    // Reports an event (<erl/log.hpp>) if its level is at least opts.log_level. Callers that
+    // build a costly detail test logs(level) first.
+    bool logs(log_level level) const noexcept { return level >= opts.log_level; }
+    void log(log_level level, log_kind kind, std::string_view peer, error_code reason,
+             std::string detail) const;
 
     node_counters counters;
     // node::stats(): the counters above, the process and atom tables and every connection.

@@ -48,8 +48,15 @@ struct coroutine_state {
 
 namespace {
 
-term crash_reason(const char* what) {
-    return make_tuple({term(A().cpp_exception), binary(what ? what : "")});
+// The exit reason of a body that threw, reported as OTP reports a crashed process
+// ("Error in process <0.1.0> with exit value: ...", erts' error logger).
+term crash_reason(const process& p, const char* what) {
+    term reason = make_tuple({term(A().cpp_exception), binary(what ? what : "")});
+    if (p.node->logs(log_level::error))
+        p.node->log(log_level::error, log_kind::process_crashed, {}, {},
+                    "process " + to_string(p.self_term) +
+                        " exited: " + to_string(reason, {.strings = true, .max_depth = 16}));
+    return reason;
 }
 
 // Creates the process and applies the options that must hold before the body runs.
@@ -88,9 +95,9 @@ void start_thread(const std::shared_ptr<process>& p, process_body body) {
             } catch (const exit_exception& e) {
                 reason = e.reason();
             } catch (const std::exception& e) {
-                reason = crash_reason(e.what());
+                reason = crash_reason(*p, e.what());
             } catch (...) {
-                reason = crash_reason("unknown exception");
+                reason = crash_reason(*p, "unknown exception");
             }
         }
         auto core = p->node;
@@ -111,9 +118,9 @@ asio::awaitable<void> run_coroutine(std::shared_ptr<coroutine_state> st, corouti
         } catch (const exit_exception& e) {
             reason = e.reason();
         } catch (const std::exception& e) {
-            reason = crash_reason(e.what());
+            if (auto p = st->proc.lock()) reason = crash_reason(*p, e.what());
         } catch (...) {
-            reason = crash_reason("unknown exception");
+            if (auto p = st->proc.lock()) reason = crash_reason(*p, "unknown exception");
         }
     }
     if (auto p = st->proc.lock()) p->node->process_exit(p, reason);
