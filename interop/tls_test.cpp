@@ -276,7 +276,7 @@ TEST_F(TlsInterop, untrusted_cpp_certificate_refused_on_both_sides) {
     // C++ -> BEAM: the BEAM server refuses our client certificate.
     tls_beam b2(beam_opts(), pki.optfile("ca", true, true), beam_log("u2"));
     EXPECT_FALSE(cpp.node->ping(erl::atom(b2.node.node_name()), 10s));
-    EXPECT_TRUE(cpp.wait_log("connection to " + b2.node.node_name() + " closed: TLS"))
+    EXPECT_TRUE(cpp.wait_log("handshake_refused peer=" + b2.node.node_name() + ": TLS"))
         << cpp.log_text();
     EXPECT_TRUE(b2.wait_logged("Unknown CA")) << b2.logged();
     EXPECT_EQ(b2.node.eval("nodes()"), "[]");
@@ -325,7 +325,9 @@ TEST_F(TlsInterop, plaintext_cpp_and_tls_beam_fail_fast_both_ways) {
     // TLS BEAM -> plain C++: the ClientHello read as a 2-byte handshake length (0x1603) is far
     // above any handshake message: refused at once.
     EXPECT_EQ(beam.node.eval("net_adm:ping(" + plain.quoted_name() + ")", 30s), "pang");
-    EXPECT_TRUE(plain.wait_log("closed")) << plain.log_text();
+    EXPECT_TRUE(
+        plain.wait_log("handshake_refused: incoming connection: handshake message too large"))
+        << plain.log_text();
     EXPECT_EQ(beam.node.eval("nodes()"), "[]");
     EXPECT_TRUE(plain.node->nodes().empty());
 }
