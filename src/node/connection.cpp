@@ -785,8 +785,8 @@ asio::awaitable<void> connection::run_ticker() {
 // One event per connection that ends for a reason worth telling (<erl/log.hpp>): a limit, a
 // failed or refused handshake, or the loss of an established connection.
 void connection::log_close(bool was_up, atom peer, error_code why, std::string& reason) const {
-    const bool limit =
-        why == errc::limit_exceeded || why == errc::frame_too_large || why == errc::atom_table_full;
+    const bool limit = why == errc::limit_exceeded || why == errc::frame_too_large ||
+                       why == errc::too_large || why == errc::atom_table_full;
     const log_level level = limit || !was_up ? log_level::warning : log_level::notice;
     if (!core_->logs(level)) return;
     const log_kind kind = limit    ? log_kind::limit_exceeded

@@ -3,8 +3,6 @@
 
 #include <erl/node.hpp>
 
-#include <erl/node.hpp>
-
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
@@ -50,14 +48,7 @@ inline node_options local_node_options(const char* prefix, std::uint16_t epmd_po
 // in-process EPMD on epmd_port (nodes of one test share it), 2 I/O threads, no log output.
 inline erl::node_options local_node_options(const char* prefix, std::string cookie,
                                             std::uint16_t epmd_port) {
-    erl::node_options o;
-    o.name = unique_node_name(prefix);
-    o.cookie = std::move(cookie);
-    o.epmd_port = epmd_port;
-    o.epmd = erl::epmd_mode::in_process;
-    o.threads = 2;
-    o.log = [](std::string_view) {};
-    return o;
+    return local_node_options(prefix, epmd_port, std::move(cookie));
 }
 
 // Waits until pred() holds or the deadline passes, for state another thread reaches and that
