@@ -32,6 +32,7 @@
 // Feature services of the demo live in examples/demo/*.hpp (header-only, one per feature).
 #include "demo/cluster.hpp"
 #include "demo/code.hpp"
+#include "demo/dispatch.hpp"
 #include "demo/rpc.hpp"
 #include "demo/supervision.hpp"
 
@@ -214,6 +215,8 @@ int main(int argc, char** argv) {
     auto cluster_services = demo_cluster::start(node, *rpc_services->rpc);
     // The code server (code:load_file and friends) with --code-path; loads demo_plugin.
     auto code_server = demo_code::start(node, *rpc_services->rpc, code_path);
+    // demo:dispatch/3: calls spread over nodes or a pg group (erl::dispatch).
+    demo_dispatch::add_functions(node, *rpc_services->rpc);
 
     std::optional<erl::metrics_endpoint> metrics_server;
     if (metrics) {

@@ -3,7 +3,7 @@
 %% Usage: demo_driver.escript DemoNode Cookie   (ERL_EPMD_PORT selects the EPMD)
 -mode(compile).
 
-main([NodeStr, Cookie]) ->
+main([NodeStr, Cookie | WorkerStrs]) ->
     N = list_to_atom(NodeStr),
     Me = list_to_atom("driver_" ++ os:getpid() ++ "@127.0.0.1"),
     {ok, _} = net_kernel:start([Me, longnames]),
@@ -60,9 +60,10 @@ main([NodeStr, Cookie]) ->
               end,
     show("pg:get_members(erlcpp_demo_workers).", Members),
     hot_code(N),
+    dispatch(N, [list_to_atom(W) || W <- WorkerStrs]),
     ok;
 main(_) ->
-    io:format("usage: demo_driver.escript DemoNode Cookie~n"),
+    io:format("usage: demo_driver.escript DemoNode Cookie [Worker1 Worker2]~n"),
     halt(2).
 
 %% A C++ module upgraded in the running node (erlcpp-demo --code-path build/plugins/v1).
@@ -80,6 +81,16 @@ hot_code(N) ->
         _ ->
             ok
     end.
+
+%% A C++ dispatcher (erl::dispatch in the demo) spreads idempotent calls over two BEAM nodes;
+%% W2 kills itself with kill -9 mid-run (after serving 100), and no call is lost.
+dispatch(N, [W1, W2]) ->
+    [until(fun() -> case net_adm:ping(W) of pong -> ok; pang -> retry end end) || W <- [W1, W2]],
+    show("rpc:call(N, demo, dispatch, [[W1, W2], round_robin, 1000]). %% W2 gets kill -9 mid-run",
+         rpc:call(N, demo, dispatch, [[W1, W2], round_robin, 1000], 60000)),
+    show("net_adm:ping(W2).", net_adm:ping(W2));
+dispatch(_, _) ->
+    ok.
 
 %% Links the restarted worker; a request sent before the supervisor registered the new one is
 %% lost, so it is asked again.
