@@ -60,10 +60,19 @@ term callback_failed(atom module, atom fn, std::exception_ptr ep) {
         {term(N().callback_failed), make_tuple({term(module), term(fn)}), class_and_reason(ep)}));
 }
 
+// pid_to_list/1 of a local pid: "<0.Id.Serial>".
+std::string pid_text(const term& p) {
+    if (!p.is_pid()) return p.to_string();
+    const pid& v = p.as_pid();
+    return "<0." + std::to_string(v.id) + "." + std::to_string(v.serial) + ">";
+}
+
+}  // namespace
+
 // The result of `catch Mod:code_change(...)` for a throwing C++ hook (sys.erl do_change_code/5
 // then answers {error, Else}): throw V gives V, exit R gives {'EXIT', R}, error R gives
 // {'EXIT', {R, Stack}}.
-term caught(std::exception_ptr ep) {
+term code_change_failure(std::exception_ptr ep) {
     const term exit_tag(atom("EXIT"));
     try {
         std::rethrow_exception(ep);
@@ -80,15 +89,6 @@ term caught(std::exception_ptr ep) {
         return make_tuple({exit_tag, make_tuple({term(N().cpp_exception), term()})});
     }
 }
-
-// pid_to_list/1 of a local pid: "<0.Id.Serial>".
-std::string pid_text(const term& p) {
-    if (!p.is_pid()) return p.to_string();
-    const pid& v = p.as_pid();
-    return "<0." + std::to_string(v.id) + "." + std::to_string(v.serial) + ">";
-}
-
-}  // namespace
 
 term localtime_term(std::chrono::system_clock::time_point t) {
     const std::time_t secs = std::chrono::system_clock::to_time_t(t);
@@ -138,7 +138,7 @@ action protocol::handle(const term& msg, owner& o) {
         try {
             failed = o.code_change(req[1], req[2], req[3]);
         } catch (...) {
-            failed = caught(std::current_exception());
+            failed = code_change_failure(std::current_exception());
         }
         if (failed) a.reply = error(std::move(*failed));
     } else {

@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <exception>
 #include <optional>
 
 namespace erl::detail::sys {
@@ -101,6 +102,12 @@ class protocol {
     std::size_t log_limit_ = 10;
     std::optional<std::deque<term>> log_;  // oldest first, at most log_limit_
 };
+
+// What `catch Mod:code_change(...)` gives for a code_change that threw (sys.erl do_change_code/5
+// answers {error, Else} with it): throw V gives V, exit R {'EXIT', R}, error R {'EXIT', {R,
+// Stack}}; other C++ exceptions are errors {cpp_exception, <<what()>>}. For owners that must
+// turn the exception into a term while the code that threw it is still loaded.
+term code_change_failure(std::exception_ptr ep);
 
 // Local time {{Year, Month, Day}, {Hour, Minute, Second}} as erlang:localtime/0 gives it.
 term localtime_term(std::chrono::system_clock::time_point t);
