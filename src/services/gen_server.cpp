@@ -16,6 +16,7 @@
 #include <deque>
 #include <mutex>
 #include <shared_mutex>
+#include <typeinfo>
 
 namespace erl::gen_server {
 
