@@ -25,11 +25,16 @@ endif()
 if(ERLCPP_TESTS OR ERLCPP_INTEROP)
   set(ERLCPP_TEST_MODULE_DIR ${PROJECT_BINARY_DIR}/test-modules)
   set(_mod_src ${PROJECT_SOURCE_DIR}/tests/unit/modules)
-  foreach(v 1 2)
-    erlcpp_add_module(code_test_mod_v${v} ${_mod_src}/code_test_mod.cpp
-                      NAME code_test_mod OUTPUT_DIRECTORY ${ERLCPP_TEST_MODULE_DIR}/v${v})
-    target_compile_definitions(code_test_mod_v${v} PRIVATE CODE_TEST_MOD_VERSION=${v})
-    list(APPEND _test_modules code_test_mod_v${v})
+  # Two versions of each: code_test_mod (functions) and code_test_srv (a gen_server, for module
+  # servers and sys:change_code); <NAME>_VERSION tells the source which one it is.
+  foreach(m code_test_mod code_test_srv)
+    string(TOUPPER ${m} _upper)
+    foreach(v 1 2)
+      erlcpp_add_module(${m}_v${v} ${_mod_src}/${m}.cpp
+                        NAME ${m} OUTPUT_DIRECTORY ${ERLCPP_TEST_MODULE_DIR}/v${v})
+      target_compile_definitions(${m}_v${v} PRIVATE ${_upper}_VERSION=${v})
+      list(APPEND _test_modules ${m}_v${v})
+    endforeach()
   endforeach()
   # A module built for another ABI, and one whose declared name differs from its file name.
   erlcpp_add_module(code_test_bad_abi ${_mod_src}/code_test_bad_abi.cpp

@@ -1,7 +1,9 @@
 // Hot code loading of C++ modules driven from real erl nodes: kernel's `code` calls answered
 // as BEAM answers them (compared with the same calls on the BEAM node where they mean the
 // same), an upgrade back and forth under load from 8 BEAM callers, load_binary rolled out with
-// rpc:multicall, and purge killing a call that still runs old code.
+// rpc:multicall, purge killing a call that still runs old code, and the live upgrade of
+// erlcpp-demo's demo_plugin_server with OTP's sequence (sys:suspend, code:load_file,
+// sys:change_code, sys:resume).
 #include <erl/code.hpp>
 #include <erl/node.hpp>
 #include <erl/rpc.hpp>
@@ -11,6 +13,7 @@
 #include <memory>
 #include <string>
 
+#include "demo_child.hpp"
 #include "harness/cluster.hpp"
 #include "harness/harness.hpp"
 
@@ -133,7 +136,9 @@ TEST_F(CodeInterop, code_calls_answer_as_beam_does) {
     both("purge", "false");
     both("load_file", "{module,demo_plugin}");
     EXPECT_EQ(on_cpp("get_path, []"), "[" + str(plugin_v2) + "," + str(plugin_v1) + "]");
-    EXPECT_EQ(cpp.code->resident_versions(erl::atom("demo_plugin")), 2u);  // current and old
+    // Current and old, and the first version, which demo_plugin_server still runs (no
+    // sys:change_code moved it).
+    EXPECT_EQ(cpp.code->resident_versions(erl::atom("demo_plugin")), 3u);
 }
 
 // 8 BEAM processes call demo_plugin:version() without pause while the controller loads v2,
@@ -196,7 +201,8 @@ TEST_F(CodeInterop, upgrade_under_load_loses_no_call) {
                 summary.c_str());
     ASSERT_EQ(summary.substr(0, 19), "{{true,[],[],true},");
     EXPECT_EQ(beam.eval("rpc:call(C, demo_plugin, version, [])"), "1");
-    EXPECT_EQ(cpp.code->resident_versions(erl::atom("demo_plugin")), 2u);
+    // Current, old, and the first version that demo_plugin_server still runs.
+    EXPECT_EQ(cpp.code->resident_versions(erl::atom("demo_plugin")), 3u);
 }
 
 TEST_F(CodeInterop, load_binary_rolls_out_to_two_nodes_with_multicall) {
@@ -296,4 +302,57 @@ TEST_F(CodeInterop, purge_kills_a_call_running_old_code) {
     EXPECT_EQ(beam.eval("PS3 ! go, receive {res, R3} -> R3 after 10000 -> timeout end"), "1");
     EXPECT_EQ(beam.eval("rpc:call(C, code, soft_purge, [code_test_mod])"), "true");
     EXPECT_EQ(cpp.code->resident_versions(mod), 1u);
+}
+
+// erlcpp-demo --code-path v1 loads demo_plugin, which starts demo_plugin_server (state: the
+// count). From erl: a refused code_change leaves v1 serving although v2 is loaded; the upgrade
+// converts the count into v2's #{count, history} in the same process, and a call sent while
+// suspended is answered after resume by v2; the downgrade converts back.
+TEST_F(CodeInterop, demo_plugin_server_upgrades_with_sys_change_code) {
+    erl::interop::demo_child demo(epmd.port(), cookie, {"--code-path", plugin_v1});
+    beam_node beam(beam_opts());
+    ASSERT_EQ(beam.eval("Demo = " + demo.quoted_name() + ", D = {demo_plugin_server, Demo}, " +
+                        "rpc:call(Demo, demo_plugin, version, [])"),
+              "1");
+    EXPECT_EQ(beam.eval("gen_server:call(D, {add, 5})"), "5");
+    EXPECT_EQ(beam.eval("gen_server:call(D, version)"), "1");
+    EXPECT_EQ(beam.eval("sys:get_state(D)"), "5");
+    EXPECT_EQ(beam.eval("{status, Pid, {module, gen_server}, [_, running, _, [], "
+                        "[{header, H} | _]]} = sys:get_status(D), H"),
+              "\"Status for generic server demo_plugin_server\"");
+
+    // v2 loaded, but its code_change refuses this OldVsn: v1 keeps the server.
+    EXPECT_EQ(beam.eval("ok = sys:suspend(D), true = rpc:call(Demo, code, add_patha, [" +
+                        str(plugin_v2) + "]), rpc:call(Demo, code, load_file, [demo_plugin])"),
+              "{module,demo_plugin}");
+    EXPECT_EQ(beam.eval("rpc:call(Demo, demo_plugin, version, [])"), "2");
+    EXPECT_EQ(beam.eval("sys:change_code(D, demo_plugin, \"0\", [])"),
+              "{error,{unsupported_vsn,\"0\"}}");
+    EXPECT_EQ(beam.eval("ok = sys:resume(D), {gen_server:call(D, version), sys:get_state(D)}"),
+              "{1,5}");
+
+    // The upgrade.
+    EXPECT_EQ(beam.eval("ok = sys:suspend(D), Ref = make_ref(), "
+                        "D ! {'$gen_call', {self(), Ref}, {add, 1}}, "
+                        "sys:change_code(D, demo_plugin, \"1\", [])"),
+              "ok");
+    EXPECT_EQ(beam.eval("sys:get_state(D) =:= #{count => 5, history => []}"), "true");
+    EXPECT_EQ(beam.eval("receive {Ref, _} -> answered after 0 -> waiting end"), "waiting");
+    EXPECT_EQ(beam.eval("ok = sys:resume(D), receive {Ref, V} -> V after 5000 -> none end"), "6");
+    EXPECT_EQ(beam.eval("{gen_server:call(D, version), gen_server:call(D, history)}"), "{2,[1]}");
+    EXPECT_EQ(beam.eval("sys:get_state(D) =:= #{count => 6, history => [1]}"), "true");
+    EXPECT_EQ(beam.eval("{status, Pid2, _, _} = sys:get_status(D), Pid2 =:= Pid"), "true");
+
+    // And back: v1 current again, {down, "1"}.
+    EXPECT_EQ(beam.eval("true = rpc:call(Demo, code, soft_purge, [demo_plugin]), "
+                        "true = rpc:call(Demo, code, add_patha, [" +
+                        str(plugin_v1) + "]), rpc:call(Demo, code, load_file, [demo_plugin])"),
+              "{module,demo_plugin}");
+    EXPECT_EQ(beam.eval("ok = sys:suspend(D), R = sys:change_code(D, demo_plugin, {down, \"1\"}, "
+                        "[]), ok = sys:resume(D), R"),
+              "ok");
+    EXPECT_EQ(beam.eval("{gen_server:call(D, version), sys:get_state(D), "
+                        "gen_server:call(D, {add, 1})}"),
+              "{1,6,7}");
+    EXPECT_EQ(beam.eval("{status, Pid3, _, _} = sys:get_status(D), Pid3 =:= Pid"), "true");
 }

@@ -66,18 +66,27 @@ main(_) ->
     io:format("usage: demo_driver.escript DemoNode Cookie [Worker1 Worker2]~n"),
     halt(2).
 
-%% A C++ module upgraded in the running node (erlcpp-demo --code-path build/plugins/v1).
+%% A C++ module upgraded in the running node (erlcpp-demo --code-path build/plugins/v1), with
+%% its gen_server demo_plugin_server moved to the new version by OTP's sequence.
 hot_code(N) ->
     case rpc:call(N, code, which, [demo_plugin]) of
         Path when is_list(Path) ->
+            S = {demo_plugin_server, N},
             show("rpc:call(N, demo_plugin, version, []).", rpc:call(N, demo_plugin, version, [])),
+            show("gen_server:call({demo_plugin_server, N}, {add, 2}).",
+                 gen_server:call(S, {add, 2})),
             V2 = filename:join(filename:dirname(filename:dirname(Path)), "v2"),
             show("rpc:call(N, code, add_patha, [V2]).", rpc:call(N, code, add_patha, [V2])),
             show("rpc:call(N, code, soft_purge, [demo_plugin]).",
                  rpc:call(N, code, soft_purge, [demo_plugin])),
+            show("sys:suspend({demo_plugin_server, N}).", sys:suspend(S)),
             show("rpc:call(N, code, load_file, [demo_plugin]).",
                  rpc:call(N, code, load_file, [demo_plugin])),
-            show("rpc:call(N, demo_plugin, version, []).", rpc:call(N, demo_plugin, version, []));
+            show("sys:change_code({demo_plugin_server, N}, demo_plugin, \"1\", []).",
+                 sys:change_code(S, demo_plugin, "1", [])),
+            show("sys:resume({demo_plugin_server, N}).", sys:resume(S)),
+            show("rpc:call(N, demo_plugin, version, []).", rpc:call(N, demo_plugin, version, [])),
+            show("sys:get_state({demo_plugin_server, N}).", sys:get_state(S));
         _ ->
             ok
     end.

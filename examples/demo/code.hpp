@@ -5,6 +5,14 @@
 //   rpc:call(Demo, code, add_patha, ["build/plugins/v2"]),
 //   rpc:call(Demo, code, load_file, [demo_plugin]) -> {module, demo_plugin}
 //   rpc:call(Demo, demo_plugin, version, [])       -> 2
+//
+// Loading demo_plugin starts its gen_server demo_plugin_server (a counter); the live upgrade of
+// that server is OTP's sequence (docs/hot-code.md):
+//   sys:suspend({demo_plugin_server, Demo}),
+//   rpc:call(Demo, code, load_file, [demo_plugin]),
+//   sys:change_code({demo_plugin_server, Demo}, demo_plugin, "1", []),
+//   sys:resume({demo_plugin_server, Demo}),
+//   sys:get_state({demo_plugin_server, Demo})      -> #{count => N, history => []}
 #pragma once
 
 #include <erl/code.hpp>

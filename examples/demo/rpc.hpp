@@ -38,6 +38,8 @@ struct counter : erl::gen_server::server {
         static const erl::atom reset("reset");
         if (req.is_atom(reset)) value = erl::term(0);
     }
+    // sys:get_state({counter, Demo}) -> N
+    std::optional<erl::term> state() const override { return value; }
 };
 
 struct services {

@@ -19,6 +19,12 @@
 // a monitor on the server plus an alias as reply tag; on timeout the monitor and the alias are
 // removed, so a late reply is dropped and no monitor is left behind. cast() sends '$gen_cast'.
 //
+// sys: a server answers OTP's sys module as a BEAM gen_server does (sys:get_state,
+// replace_state, get_status, suspend, resume, change_code, statistics, log, terminate; the
+// messages are {system, From, Request}). While suspended it handles only system messages;
+// calls, casts and other messages stay queued in order and are handled after sys:resume. The
+// hooks state(), replace_state() and code_change() below give sys the server's state.
+//
 // Thread safety: a server's callbacks run one message at a time, on the server's own thread
 // (or, with start_options::run_inline, on the thread delivering each message). call/cast may
 // be used from any thread except the node's I/O threads.
@@ -64,8 +70,32 @@ class server {
     virtual void handle_cast(const term& request) {}
     // Any other message.
     virtual void handle_info(const term& msg) {}
-    // Called once when the server stops (stop(), the process was killed, or the node stopped).
+    // Called once when the server stops (stop(), the process was killed, the node stopped, or
+    // sys:terminate(P, Reason)).
     virtual void terminate(const term& reason) {}
+
+    // sys hooks (called on the callbacks' thread, one message at a time like the others) -----
+    // The state as a term: what sys:get_state/1 returns and sys:get_status/1 shows as "State".
+    // nullopt (the default): the server's C++ type, {cpp_server, <<"TypeName">>}.
+    virtual std::optional<term> state() const { return std::nullopt; }
+    // sys:replace_state(P, StateFun). StateFun is an Erlang fun, which a C++ node cannot run; a
+    // server may recognise funs it implements itself (say the export fun `fun mymod:reset/1`),
+    // apply them and return the new state(). Throwing (erl::rpc::raise_error etc.) fails the
+    // call as a crashing fun does on BEAM: sys:replace_state raises {callback_failed,
+    // {gen_server, system_replace_state}, {Class, Reason}}. The default fails as a fun whose
+    // code is not loaded does: {error, undef}.
+    virtual term replace_state(const term& state_fun);
+    // gen_server's code_change(OldVsn, State, Extra), run by sys:change_code(P, Module, OldVsn,
+    // Extra) while the server is suspended. `state` is the state() of the code being replaced
+    // (for a module server after an upgrade, the old version's; see erl::module). Return
+    // nullopt when the change succeeded, or the error term: sys:change_code then returns
+    // {error, Error} and the server keeps its code and state. A throw is caught as OTP's
+    // `catch Mod:code_change(...)` does ({error, {'EXIT', Reason}}). Default: success with
+    // nothing to convert.
+    virtual std::optional<term> code_change(const term& old_vsn, const term& state,
+                                            const term& extra) {
+        return std::nullopt;
+    }
 
   protected:
     // Sends a reply as gen_server:reply/2 does (to the alias for [alias|Ref] tags).

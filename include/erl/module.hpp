@@ -18,6 +18,29 @@
 // It runs once per load, on the thread that loads the module; the handlers it records belong to
 // that version only (see erl::code for how calls are routed to versions).
 //
+// Module gen_servers: r.add_server("name", factory) declares a gen_server implementation
+// (an erl::gen_server::server) of this version. The code server starts it, registered as
+// `name`, when a version that declares it is loaded and no such server runs. A running server
+// keeps the code of the version it started with (its callbacks, and its state as that code
+// holds it) until OTP's upgrade sequence switches it to the current version:
+//
+//     sys:suspend(demo_plugin_server),
+//     {module, demo_plugin} = rpc:call(N, code, load_file, [demo_plugin]),
+//     ok = sys:change_code({demo_plugin_server, N}, demo_plugin, "1", []),
+//     sys:resume({demo_plugin_server, N})
+//
+// sys:change_code makes a server object with the current version's factory and calls its
+// code_change(OldVsn, OldState, Extra), OldState being the old object's state(); on success
+// the new object serves from then on (same process, same queue) and the old one is destroyed;
+// on failure (an error term or an exception) the new object is dropped, the old one keeps
+// serving and sys:change_code returns {error, Error}. OldVsn is what the caller passes; OTP's
+// release_handler passes the old version's vsn (the descriptor's vsn text as a string, "1")
+// on an upgrade and {down, Vsn} (Vsn: the version downgraded to) on a downgrade.
+// Between callbacks a module server is what a BEAM gen_server waiting in receive is: not a
+// process executing old code, so soft_purge does not wait for it and purge does not kill it;
+// the version it runs stays in memory (code::server::resident_versions counts it) until
+// sys:change_code moves it to the current version or the server ends.
+//
 // Binary compatibility: the module is compiled against the same erlcpp headers as the node that
 // loads it and is linked WITHOUT the erlcpp library: its references to erlcpp (terms, atoms,
 // conversions) bind to the node's copy at load, so both share one atom table. The node must
@@ -34,11 +57,14 @@
 // docs/hot-code.md.
 #pragma once
 
+#include <erl/gen_server.hpp>
 #include <erl/rpc.hpp>
 #include <erl/term.hpp>
 #include <erl/version.hpp>
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string_view>
 #include <utility>
 #include <variant>
@@ -47,7 +73,7 @@
 namespace erl::module {
 
 // Raised whenever the layout of descriptor, registrar or the handler types changes.
-inline constexpr std::uint32_t abi_version = 1;
+inline constexpr std::uint32_t abi_version = 2;
 
 // One function recorded by a module's init function.
 struct function_entry {
@@ -55,6 +81,13 @@ struct function_entry {
     unsigned arity = 0;
     std::variant<rpc::sync_handler, rpc::async_handler> handler;
     rpc::function_options options;
+};
+
+// A gen_server implementation recorded by a module's init function: `make` creates a server
+// object of this version (for the first start, and for sys:change_code to this version).
+struct server_entry {
+    atom name;
+    std::function<std::shared_ptr<gen_server::server>()> make;
 };
 
 // Given to a module's init function; add() mirrors erl::rpc::server::add without the module
@@ -73,8 +106,23 @@ class registrar {
         put({function, arity, std::move(fn), {}});
     }
 
+    // A gen_server of this module, registered as `name` (see the top of this header). Replaces
+    // an earlier entry of the same name.
+    void add_server(std::string_view name,
+                    std::function<std::shared_ptr<gen_server::server>()> make) {
+        const atom n(name);
+        for (auto& x : servers_)
+            if (x.name == n) {
+                x.make = std::move(make);
+                return;
+            }
+        servers_.push_back({n, std::move(make)});
+    }
+
     const std::vector<function_entry>& entries() const noexcept { return entries_; }
+    const std::vector<server_entry>& servers() const noexcept { return servers_; }
     std::vector<function_entry> take() && { return std::move(entries_); }
+    std::vector<server_entry> take_servers() && { return std::move(servers_); }
 
   private:
     void put(function_entry e) {
@@ -86,6 +134,7 @@ class registrar {
         entries_.push_back(std::move(e));
     }
     std::vector<function_entry> entries_;
+    std::vector<server_entry> servers_;
 };
 
 // What a module exports under the C name `erlcpp_module_descriptor` (ERLCPP_MODULE defines it).

@@ -2,9 +2,13 @@
 // API (kernel/src/code.erl, code_server.erl) with the two-version semantics of
 // erts_code_purger.erl.
 #include <erl/code.hpp>
+#include <erl/gen_server.hpp>
 #include <erl/mailbox.hpp>
 #include <erl/module.hpp>
 #include <erl/node.hpp>
+
+#include "services/gen_server_internal.hpp"
+#include "services/sys_protocol.hpp"
 
 #include <openssl/evp.h>
 
@@ -86,19 +90,28 @@ struct version {
     std::string file;  // what is_loaded/which report
     std::string md5;
     void* handle = nullptr;
+    std::string vsn;  // the descriptor's version text
     std::vector<module::function_entry> fns;
+    std::vector<module::server_entry> servers;
     std::shared_ptr<std::atomic<std::size_t>> resident;
-    // erpc processes running calls on this version (guarded by code_state::mu); purge kills them.
+    // Processes running this version's code (guarded by code_state::mu): erpc processes running
+    // calls, and module gen_servers whose callbacks are this version's. purge kills them.
     std::vector<pid> running;
 
     ~version() {
         fns.clear();
+        servers.clear();
         if (handle) ::dlclose(handle);
         resident->fetch_sub(1);
     }
     const module::function_entry* find(atom f, unsigned arity) const {
         for (auto& e : fns)
             if (e.function == f && e.arity == arity) return &e;
+        return nullptr;
+    }
+    const module::server_entry* find_server(atom name) const {
+        for (auto& e : servers)
+            if (e.name == name) return &e;
         return nullptr;
     }
 };
@@ -108,6 +121,8 @@ struct slot {
     std::shared_ptr<std::atomic<std::size_t>> resident =
         std::make_shared<std::atomic<std::size_t>>(0);
     std::vector<std::pair<atom, unsigned>> registered;  // trampolines on the rpc server
+    // The module's gen_servers the code server started, by registered name.
+    std::map<atom, std::shared_ptr<gen_server::running>> servers;
 };
 
 struct code_state : std::enable_shared_from_this<code_state> {
@@ -128,6 +143,8 @@ struct code_state : std::enable_shared_from_this<code_state> {
 
     // Loads `bytes` as a new version of m; the answer of code:load_file / load_binary.
     term load(atom m, std::string file, std::span<const std::uint8_t> bytes);
+    // Starts the gen_servers of m's current version that do not run (after a load).
+    void start_servers(atom m);
     std::optional<std::string> find_on_path(atom m) const;
     void sync_registrations(atom m, slot& s);  // with mu held
 };
@@ -203,7 +220,154 @@ rpc::async_handler trampoline(std::weak_ptr<code_state> weak, atom m, atom f, un
     };
 }
 
+// A module's gen_server (include/erl/module.hpp): the process, its queue and its sys protocol
+// belong to this host; the callbacks are those of `impl`, an object made by the factory of the
+// version `pin`, which stays loaded while the object exists. sys:change_code switches impl to
+// an object of the current version.
+// Between callbacks the host is what a BEAM gen_server waiting in receive is: not a process
+// executing old code (erts check_process_code/2), so soft_purge and purge neither wait for it
+// nor kill it; a version it pins stays in memory after purge until sys:change_code moves the
+// server on or the server ends.
+class module_server final : public gen_server::server {
+  public:
+    module_server(std::weak_ptr<code_state> st, atom m, atom name, std::shared_ptr<version> v,
+                  std::shared_ptr<gen_server::server> impl)
+        : st_(std::move(st)), module_(m), name_(name), pin_(std::move(v)), impl_(std::move(impl)) {}
+    // The object goes before the version its code is in.
+    ~module_server() override { impl_.reset(); }
+
+    void init() override {
+        adopt(*impl_);
+        impl_->init();
+        forward_stop();
+    }
+    std::optional<term> handle_call(const term& req, const from& f) override {
+        auto r = impl_->handle_call(req, f);
+        forward_stop();
+        return r;
+    }
+    void handle_cast(const term& req) override {
+        impl_->handle_cast(req);
+        forward_stop();
+    }
+    void handle_info(const term& msg) override {
+        impl_->handle_info(msg);
+        forward_stop();
+    }
+    // Last callback of the process: the object and then its version are let go at once (no
+    // callback can follow), so a purged version closes without waiting for the host.
+    void terminate(const term& reason) override {
+        impl_->terminate(reason);
+        impl_.reset();
+        pin_.reset();
+    }
+    std::optional<term> state() const override {
+        return gen_server::detail_access::state_of(*impl_);
+    }
+    term replace_state(const term& fun) override { return impl_->replace_state(fun); }
+    std::optional<term> code_change(const term& old_vsn, const term& state,
+                                    const term& extra) override;
+
+  private:
+    void adopt(gen_server::server& s) { gen_server::detail_access::set_self(s, self()); }
+    void forward_stop() {
+        if (auto& r = gen_server::detail_access::stop_reason(*impl_)) stop(*r);
+    }
+    std::weak_ptr<code_state> st_;
+    atom module_, name_;
+    std::shared_ptr<version> pin_;
+    std::shared_ptr<gen_server::server> impl_;
+};
+
+std::optional<term> module_server::code_change(const term& old_vsn, const term& state,
+                                               const term& extra) {
+    std::shared_ptr<version> cur;
+    if (auto st = st_.lock()) {
+        std::lock_guard lk(st->mu);
+        auto it = st->slots.find(module_);
+        if (it != st->slots.end()) cur = it->second.current;
+    }
+    // No newer version to switch to (or none at all after delete/1): the running code
+    // converts its own state, as gen_server's code_change/3 does without a reload.
+    if (!cur || cur == pin_) return impl_->code_change(old_vsn, state, extra);
+    const module::server_entry* e = cur->find_server(name_);
+    if (!e || !e->make)  // the current version has no such server: as a missing code_change/3
+        return make_tuple(
+            {term(atom("EXIT")),
+             make_tuple(
+                 {term(N().undef), make_list({make_tuple({term(module_), term(atom("code_change")),
+                                                          term(3), term()})})})});
+    std::shared_ptr<gen_server::server> fresh;
+    try {
+        fresh = e->make();
+        if (!fresh) return make_tuple({term(atom("no_server")), term(name_)});
+        adopt(*fresh);
+        if (auto failed = fresh->code_change(old_vsn, state, extra)) {
+            fresh.reset();
+            return failed;
+        }
+    } catch (...) {
+        // Converted while the new version (which may have thrown it) is still loaded.
+        auto failed = erl::detail::sys::code_change_failure(std::current_exception());
+        fresh.reset();
+        return failed;
+    }
+    auto old = std::move(impl_);
+    auto old_pin = std::move(pin_);
+    impl_ = std::move(fresh);
+    pin_ = std::move(cur);
+    old.reset();  // before its version may close
+    return std::nullopt;
+}
+
 }  // namespace
+
+void code_state::start_servers(atom m) {
+    std::shared_ptr<version> cur;
+    std::vector<atom> wanted;
+    std::vector<std::shared_ptr<gen_server::running>> ended;  // joined after the lock
+    {
+        std::lock_guard lk(mu);
+        auto& s = slots[m];
+        cur = s.current;
+        if (!cur) return;
+        for (auto& e : cur->servers) {
+            auto it = s.servers.find(e.name);
+            if (it != s.servers.end()) {
+                if (it->second->alive()) continue;  // keeps its version until sys:change_code
+                ended.push_back(std::move(it->second));
+                s.servers.erase(it);
+            }
+            wanted.push_back(e.name);
+        }
+    }
+    ended.clear();
+    for (atom name : wanted) {
+        const module::server_entry* e = cur->find_server(name);
+        std::shared_ptr<gen_server::server> impl;
+        try {
+            impl = e->make ? e->make() : nullptr;
+        } catch (...) {
+        }
+        if (!impl) {
+            if (node.options().log)
+                node.options().log("code: " + std::string(m.str()) + " could not make server " +
+                                   std::string(name.str()));
+            continue;
+        }
+        auto host =
+            std::make_shared<module_server>(weak_from_this(), m, name, cur, std::move(impl));
+        auto r = gen_server::start(node, std::move(host), name);
+        if (!r) {
+            if (node.options().log)
+                node.options().log("code: cannot start " + std::string(name.str()) + ": " +
+                                   r.error().message());
+            continue;
+        }
+        std::lock_guard lk(mu);
+        slots[m].servers[name] = std::move(*r);
+    }
+}
 
 void code_state::sync_registrations(atom m, slot& s) {
     std::vector<std::pair<atom, unsigned>> want;
@@ -276,6 +440,7 @@ term code_state::load(atom m, std::string file, std::span<const std::uint8_t> by
     }
     auto v = std::make_shared<version>();
     v->file = std::move(file);
+    v->vsn = d->vsn ? d->vsn : "";
     v->md5 = md5_of(bytes);
     v->handle = h;
     {
@@ -287,6 +452,7 @@ term code_state::load(atom m, std::string file, std::span<const std::uint8_t> by
         module::registrar r;
         d->init(r);
         v->fns = std::move(r).take();
+        v->servers = std::move(r).take_servers();
     } catch (...) {
         // The module's init failed as an on_load function can (code_server.erl: on_load_failure).
         return error_tuple(n.on_load_failure);
@@ -307,6 +473,7 @@ term code_state::load(atom m, std::string file, std::span<const std::uint8_t> by
         s.current = std::move(v);
         sync_registrations(m, s);
     }
+    start_servers(m);
     return make_tuple({term(n.module), term(m)});
 }
 
@@ -373,6 +540,18 @@ server::server(erl::node& n, rpc::server& rpc, options opts)
 }
 
 server::~server() {
+    // The module servers end first (terminate runs on their code); outside the lock, which
+    // their terminate takes.
+    std::vector<std::shared_ptr<gen_server::running>> servers;
+    {
+        std::lock_guard lk(st_->mu);
+        for (auto& [m, s] : st_->slots) {
+            for (auto& [name, r] : s.servers)
+                servers.push_back(std::move(r));
+            s.servers.clear();
+        }
+    }
+    servers.clear();
     std::vector<std::shared_ptr<detail::version>> drop;  // closed after the lock
     {
         std::unique_lock lk(st_->mu);

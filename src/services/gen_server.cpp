@@ -7,32 +7,77 @@
 #include <erl/gen_server.hpp>
 #include <erl/node.hpp>
 
+#include "services/gen_server_internal.hpp"
 #include "services/rpc_internal.hpp"
 
+#include <cxxabi.h>
+
+#include <cstdlib>
+#include <deque>
 #include <mutex>
 #include <shared_mutex>
+#include <typeinfo>
 
 namespace erl::gen_server {
 
 using rpc::detail::A;
 
-// Access to server's private parts for the two ways of running one.
-struct detail_access {
-    // One message: '$gen_call', '$gen_cast' or anything else (handle_info).
-    static void handle(server& s, const term& t) {
-        const auto& a = A();
-        if (t.is_tuple(3) && t[0].is_atom(a.gen_call) && t[1].is_tuple(2)) {
-            from f{t[1][0], t[1][1]};
-            if (auto r = s.handle_call(t[2], f)) s.reply(f, std::move(*r));
-        } else if (t.is_tuple(2) && t[0].is_atom(a.gen_cast)) {
-            s.handle_cast(t[1]);
-        } else {
-            s.handle_info(t);
-        }
-    }
-    static std::optional<term>& stop_reason(server& s) { return s.stop_reason_; }
-    static void set_self(server& s, mailbox mb) { s.mb_ = std::move(mb); }
+namespace {
+struct sys_atoms {
+    atom cpp_server{"cpp_server"};
 };
+const sys_atoms& SA() {
+    static const sys_atoms a;
+    return a;
+}
+}  // namespace
+
+void detail_access::handle(server& s, erl::detail::sys::protocol& sys, const term& t) {
+    const auto& a = A();
+    if (erl::detail::sys::protocol::is_system(t)) {
+        // sys:handle_system_msg/8: reply first, then system_terminate for {terminate, R}.
+        sys_owner o(s);
+        auto act = sys.handle(t, o);
+        const auto& p = erl::detail::access::proc(s.mb_);
+        erl::detail::runtime::reply(*p->node, act.from, std::move(act.reply));
+        if (act.terminate) s.stop_reason_ = std::move(*act.terminate);
+        return;
+    }
+    sys.note_in(t);
+    if (t.is_tuple(3) && t[0].is_atom(a.gen_call) && t[1].is_tuple(2)) {
+        from f{t[1][0], t[1][1]};
+        if (auto r = s.handle_call(t[2], f)) {
+            if (sys.debugging()) {
+                sys_owner o(s);
+                sys.note_out(*r, t[1], o);
+            }
+            s.reply(f, std::move(*r));
+        }
+    } else if (t.is_tuple(2) && t[0].is_atom(a.gen_cast)) {
+        s.handle_cast(t[1]);
+    } else {
+        s.handle_info(t);
+    }
+}
+
+term detail_access::state_of(const server& s) {
+    if (auto v = s.state()) return std::move(*v);
+    // The dynamic type, demangled: what a server without a state() is.
+    const char* mangled = typeid(s).name();
+    int status = 0;
+    std::unique_ptr<char, void (*)(void*)> name(
+        abi::__cxa_demangle(mangled, nullptr, nullptr, &status), std::free);
+    return make_tuple({term(SA().cpp_server), binary(status == 0 && name ? name.get() : mangled)});
+}
+
+erl::detail::sys::protocol detail_access::make_sys(const mailbox& mb) {
+    return erl::detail::sys::protocol(A().gen_server, mb.self_term(), mb.self_term());
+}
+
+term server::replace_state(const term&) {
+    // What BEAM raises for a fun whose code is not loaded (error_handler:undefined_lambda/3).
+    rpc::raise_error(term(A().undef));
+}
 
 namespace {
 
@@ -56,24 +101,54 @@ term reason_of(std::exception_ptr ep) {
 struct inline_state {
     std::recursive_mutex mu;
     std::shared_ptr<server> impl;
-    std::shared_ptr<erl::detail::process> proc;  // cleared when the server ends (no cycle)
-    bool ended = false;                          // terminate has run
+    std::shared_ptr<erl::detail::process> proc;     // cleared when the server ends (no cycle)
+    bool ended = false;                             // terminate has run
+    std::optional<erl::detail::sys::protocol> sys;  // set before the first message
+    // Messages that arrived while suspended (or behind such messages), in arrival order: an
+    // inline process has no queue of its own, so they wait here for sys:resume.
+    std::deque<term> deferred;
+    bool draining = false;
 
     // Runs terminate once, when the process has ended (for whatever reason).
     void on_exit(const term& reason) {
         std::lock_guard lk(mu);
         if (ended) return;
         ended = true;
+        deferred.clear();
         impl->terminate(reason);
         proc.reset();
     }
     void on_message(term msg) {
         std::lock_guard lk(mu);
         if (ended) return;
+        // sys:suspend_loop/6: while suspended only system messages are handled; the others
+        // keep their order behind those already waiting.
+        if (!erl::detail::sys::protocol::is_system(msg) &&
+            (sys->suspended() || !deferred.empty())) {
+            deferred.push_back(std::move(msg));
+            if (!sys->suspended()) drain();
+            return;
+        }
+        run(msg);
+        if (!deferred.empty() && !sys->suspended()) drain();
+    }
+    // Handles the deferred messages once resumed (not from inside another drain: a callback
+    // that sends to itself appends behind them).
+    void drain() {
+        if (draining) return;
+        draining = true;
+        while (!ended && !sys->suspended() && !deferred.empty()) {
+            term m = std::move(deferred.front());
+            deferred.pop_front();
+            run(m);
+        }
+        draining = false;
+    }
+    void run(const term& msg) {
         auto& s = *impl;
         std::optional<term> reason;
         try {
-            detail_access::handle(s, msg);
+            detail_access::handle(s, *sys, msg);
             if (auto& r = detail_access::stop_reason(s)) reason = *r;
         } catch (...) {
             reason = reason_of(std::current_exception());
@@ -125,15 +200,19 @@ running::~running() {
 void running::loop(server& s, mailbox& mb) {
     const auto& a = A();
     term reason(a.normal);
+    auto sys = detail_access::make_sys(mb);
+    const std::function<bool(const term&)> is_system = &erl::detail::sys::protocol::is_system;
     try {
         s.init();
         while (!s.stop_reason_) {
-            auto m = mb.receive();
+            // sys:suspend_loop/6: while suspended only system messages are taken; the others
+            // stay queued in order.
+            auto m = sys.suspended() ? mb.receive_if(is_system) : mb.receive();
             if (!m) {  // killed, or the node stopped
                 reason = mb.exit_reason().value_or(term(a.normal));
                 break;
             }
-            detail_access::handle(s, *m);
+            detail_access::handle(s, sys, *m);
         }
         if (s.stop_reason_) reason = *s.stop_reason_;
     } catch (...) {
@@ -199,6 +278,7 @@ result<std::unique_ptr<running>> start(erl::node& n, std::shared_ptr<server> imp
     st->proc = p;
     mailbox mb = erl::detail::runtime::owning_handle(p);
     detail_access::set_self(*impl, mb);
+    st->sys.emplace(detail_access::make_sys(mb));
     if (name) {
         // Taken names fail before init() runs, as spawn_mailbox does for threaded servers.
         if (erl::detail::runtime::whereis(core, *name)) {

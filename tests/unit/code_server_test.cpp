@@ -270,3 +270,108 @@ TEST_F(CodeServer, LoadBinaryAndItsRefusal) {
 }
 
 }  // namespace
+
+// A module's gen_server: started by the load, upgraded by OTP's sequence (sys:suspend,
+// code:load_file, sys:change_code, sys:resume) with its state converted by the new version,
+// a refused or throwing code_change leaving the old version serving, and back down.
+struct ModuleServer : CodeServer {
+    const erl::atom srv_mod{"code_test_srv"};
+    const erl::atom srv{"code_test_srv"};
+    erl::mailbox me;
+    int next_tag = 0;
+    void SetUp() override {
+        CodeServer::SetUp();
+        auto mb = b.spawn_mailbox();
+        ASSERT_TRUE(mb);
+        me = std::move(*mb);
+    }
+    void TearDown() override {
+        me.exit();
+        CodeServer::TearDown();
+    }
+    // Sends {Kind, {Me, Tag}, Request} to the server and returns the reply.
+    std::string ask(const char* kind, erl::term request) {
+        erl::term tag(++next_tag);
+        me.send(srv, erl::make_tuple({erl::term(erl::atom(kind)),
+                                      erl::make_tuple({me.self_term(), tag}), std::move(request)}));
+        auto m =
+            me.receive_if([&](const erl::term& t) { return t.is_tuple(2) && t[0] == tag; }, 10s);
+        return m ? (*m)[1].to_string() : "no reply";
+    }
+    std::string gen_call(const char* req) { return ask("$gen_call", erl::atom(req)); }
+    std::string sys(erl::term req) { return ask("system", std::move(req)); }
+    std::string change_code(erl::term vsn, const char* extra) {
+        return sys(erl::tuple(erl::atom("change_code"), srv_mod, std::move(vsn), erl::atom(extra)));
+    }
+};
+
+TEST_F(ModuleServer, UpgradeMigratesStateAndFailuresKeepTheOldVersion) {
+    ASSERT_EQ(code_call("load_file", erl::list(srv_mod)), "{module,code_test_srv}");
+    ASSERT_TRUE(b.whereis(srv));
+    const auto pid = *b.whereis(srv);
+    EXPECT_EQ(gen_call("inc"), "1");
+    EXPECT_EQ(gen_call("inc"), "2");
+    EXPECT_EQ(sys(erl::atom("get_state")), "2");
+
+    EXPECT_EQ(sys(erl::atom("suspend")), "ok");
+    ASSERT_EQ(code_call("add_patha", erl::list(erl::charlist(v2_dir))), "true");
+    ASSERT_EQ(code_call("load_file", erl::list(srv_mod)), "{module,code_test_srv}");
+    EXPECT_EQ(call("code_test_srv", "version"), "2");
+    // The server is no process running old code between callbacks, but keeps v1 in memory.
+    EXPECT_EQ(code_call("soft_purge", erl::list(srv_mod)), "true");
+    EXPECT_EQ(code->resident_versions(srv_mod), 2u);
+    // Refused and throwing code_change: the error sys:change_code returns, nothing changed.
+    EXPECT_EQ(change_code(erl::charlist("1"), "fail"), "{error,{refused,[49]}}");
+    EXPECT_EQ(change_code(erl::charlist("1"), "throw"),
+              "{error,{'EXIT',{{cpp_exception," + erl::binary("code_change threw").to_string() +
+                  "},[]}}}");
+    EXPECT_EQ(change_code(erl::charlist("0"), "none"), "{error,{unsupported_vsn,[48]}}");
+    EXPECT_EQ(sys(erl::atom("get_state")), "2");
+    EXPECT_EQ(sys(erl::atom("resume")), "ok");
+    EXPECT_EQ(gen_call("version"), "1");
+    EXPECT_EQ(gen_call("label"), erl::binary("code_test_srv version 1").to_string());
+
+    // The upgrade: same process, state converted by version 2, v1 closed once it is let go.
+    const erl::term c1 =
+        erl::tuple(erl::atom("$gen_call"), erl::tuple(me.self_term(), 100), erl::atom("inc"));
+    EXPECT_EQ(sys(erl::atom("suspend")), "ok");
+    me.send(srv, c1);  // answered after resume, by version 2
+    EXPECT_EQ(change_code(erl::charlist("1"), "none"), "ok");
+    EXPECT_EQ(code->resident_versions(srv_mod), 1u);
+    EXPECT_EQ(sys(erl::atom("get_state")), "{v2,2}");
+    EXPECT_EQ(sys(erl::atom("resume")), "ok");
+    auto late = me.receive_if(
+        [](const erl::term& t) { return t.is_tuple(2) && t[0] == erl::term(100); }, 10s);
+    ASSERT_TRUE(late);
+    EXPECT_EQ((*late)[1], erl::term(3));
+    EXPECT_EQ(gen_call("version"), "2");
+    EXPECT_EQ(gen_call("label"), erl::binary("code_test_srv version 2").to_string());
+    EXPECT_EQ(*b.whereis(srv), pid);
+
+    // And down again: v1 current, {down, "1"} converts {v2, N} back to N.
+    ASSERT_EQ(code_call("add_patha", erl::list(erl::charlist(v1_dir))), "true");
+    ASSERT_EQ(code_call("load_file", erl::list(srv_mod)), "{module,code_test_srv}");
+    EXPECT_EQ(sys(erl::atom("suspend")), "ok");
+    EXPECT_EQ(change_code(erl::tuple(erl::atom("down"), erl::charlist("1")), "none"), "ok");
+    EXPECT_EQ(sys(erl::atom("resume")), "ok");
+    EXPECT_EQ(gen_call("version"), "1");
+    EXPECT_EQ(sys(erl::atom("get_state")), "3");
+    EXPECT_EQ(code_call("soft_purge", erl::list(srv_mod)), "true");
+    EXPECT_EQ(code->resident_versions(srv_mod), 1u);
+}
+
+TEST_F(ModuleServer, ServerEndsWithTheCodeServerAndRestartsOnTheNextLoad) {
+    ASSERT_EQ(code_call("load_file", erl::list(srv_mod)), "{module,code_test_srv}");
+    EXPECT_EQ(gen_call("inc"), "1");
+    // sys:terminate ends it; the next load starts a fresh one from the current version.
+    EXPECT_EQ(sys(erl::tuple(erl::atom("terminate"), erl::atom("normal"))), "ok");
+    EXPECT_TRUE(erl::test::wait_until([&] { return !b.whereis(srv); }));
+    EXPECT_TRUE(erl::test::wait_until([&] { return code->resident_versions(srv_mod) == 1; }));
+    ASSERT_EQ(code_call("add_patha", erl::list(erl::charlist(v2_dir))), "true");
+    ASSERT_EQ(code_call("load_file", erl::list(srv_mod)), "{module,code_test_srv}");
+    ASSERT_TRUE(b.whereis(srv));
+    EXPECT_EQ(gen_call("version"), "2");
+    EXPECT_EQ(gen_call("get"), "0");
+    code.reset();  // stops the server (terminate on its code) before closing the objects
+    EXPECT_FALSE(b.whereis(srv));
+}
