@@ -7,7 +7,9 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <stdexcept>
+#include <type_traits>
 
 namespace erl::detail {
 
@@ -54,6 +56,62 @@ struct pool_state {
 };
 constinit thread_local pool_state tl_pool{};
 
+// Memory accounting (erlang:memory/0 through term_heap_usage): bytes of term blocks this thread
+// took from operator new minus those it gave back (negative when it frees blocks made
+// elsewhere), and of those the binaries allocated on their own (above pool_max_bytes). Only
+// the operator new/delete paths count, never a pool hit, so the blocks cached in the free
+// lists stay counted: the figure is what the term heaps hold from the system. Written by the
+// owning thread only (relaxed load + store, no read-modify-write); summed on demand over the
+// registered threads; a thread that ends adds its figures to the retired totals.
+struct heap_account {
+    std::atomic<std::int64_t> bytes;
+    std::atomic<std::int64_t> binary;
+    heap_account* next;
+    bool registered;
+    bool dead;
+};
+constinit thread_local heap_account tl_account{};
+constinit std::mutex g_account_mu;
+constinit heap_account* g_accounts = nullptr;  // guarded by g_account_mu
+constinit std::int64_t g_retired_bytes = 0;    // guarded by g_account_mu
+constinit std::int64_t g_retired_binary = 0;   // guarded by g_account_mu
+
+struct account_cleanup {
+    ~account_cleanup() {
+        std::lock_guard lk(g_account_mu);
+        for (heap_account** a = &g_accounts; *a; a = &(*a)->next) {
+            if (*a == &tl_account) {
+                *a = tl_account.next;
+                break;
+            }
+        }
+        g_retired_bytes += tl_account.bytes.load(std::memory_order_relaxed);
+        g_retired_binary += tl_account.binary.load(std::memory_order_relaxed);
+        tl_account.dead = true;
+    }
+};
+
+[[gnu::noinline]] void account(std::int64_t bytes, bool binary) noexcept {
+    heap_account& a = tl_account;
+    if (a.dead) {  // the thread is ending: straight to the retired totals
+        std::lock_guard lk(g_account_mu);
+        g_retired_bytes += bytes;
+        if (binary) g_retired_binary += bytes;
+        return;
+    }
+    if (!a.registered) {
+        a.registered = true;
+        static thread_local account_cleanup cleanup;
+        (void)cleanup;
+        std::lock_guard lk(g_account_mu);
+        a.next = g_accounts;
+        g_accounts = &a;
+    }
+    a.bytes.store(a.bytes.load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);
+    if (binary)
+        a.binary.store(a.binary.load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);
+}
+
 bool pool_enabled_now() noexcept {
     if (!ERLCPP_TERM_POOL_DEFAULT) return false;
     const char* e = std::getenv("ERLCPP_TERM_POOL");
@@ -75,6 +133,7 @@ struct pool_cleanup {
             while (free_node* n = tl_pool.head[c]) {
                 tl_pool.head[c] = n->next;
                 ::operator delete(n);
+                account(-static_cast<std::int64_t>((c + 1) * pool_granule), false);
             }
             tl_pool.count[c] = 0;
         }
@@ -86,7 +145,7 @@ inline std::size_t pool_class(std::size_t bytes) noexcept {
     return (bytes + pool_granule - 1) / pool_granule - 1;
 }
 
-inline void* block_alloc(std::size_t bytes) {
+inline void* block_alloc(std::size_t bytes, bool binary = false) {
     if (bytes <= pool_max_bytes) {
         const std::size_t c = pool_class(bytes);
         if (pool_enabled()) {
@@ -97,9 +156,13 @@ inline void* block_alloc(std::size_t bytes) {
             }
         }
         // Always the full class size, so that any small block may later join a pool list.
-        return ::operator new((c + 1) * pool_granule);
+        void* mem = ::operator new((c + 1) * pool_granule);
+        account(static_cast<std::int64_t>((c + 1) * pool_granule), false);
+        return mem;
     }
-    return ::operator new(bytes);
+    void* mem = ::operator new(bytes);
+    account(static_cast<std::int64_t>(bytes), binary);
+    return mem;
 }
 
 inline void block_free(void* mem, std::size_t bytes) noexcept {
@@ -118,8 +181,16 @@ inline void block_free(void* mem, std::size_t bytes) noexcept {
             return;
         }
     }
+    // A large block is always a constructed one (a failed make_value frees a small block).
+    const bool small = bytes <= pool_max_bytes;
+    const bool binary = !small && (static_cast<const heap_header*>(mem)->kind == kind::binary ||
+                                   static_cast<const heap_header*>(mem)->kind == kind::bitstring);
     ::operator delete(mem);
+    account(-static_cast<std::int64_t>(small ? (pool_class(bytes) + 1) * pool_granule : bytes),
+            binary);
 }
+
+}  // namespace
 
 // Allocation size of a block, from its header (must match what alloc_block/make_value asked).
 std::size_t block_bytes(const heap_header* h) noexcept {
@@ -148,13 +219,15 @@ std::size_t block_bytes(const heap_header* h) noexcept {
     }
 }
 
+namespace {
+
 // One allocation per block: header followed by the trailing array (term_heap.hpp layout).
 template <class Block, class Elem>
 Block* alloc_block(kind k, std::size_t n) {
     constexpr std::size_t max_n = (std::numeric_limits<std::size_t>::max() - sizeof(Block)) /
                                   (sizeof(Elem) ? sizeof(Elem) : 1);
     if (n > max_n) throw std::bad_alloc();
-    void* mem = block_alloc(sizeof(Block) + n * sizeof(Elem));
+    void* mem = block_alloc(sizeof(Block) + n * sizeof(Elem), std::is_same_v<Block, binary_block>);
     Block* b = ::new (mem) Block();
     b->h.kind = k;
     b->h.size = n;
@@ -300,6 +373,17 @@ void free_block(heap_header* h, pending& work, bool nested) noexcept {
 }
 
 }  // namespace
+
+term_heap_use term_heap_usage() noexcept {
+    std::lock_guard lk(g_account_mu);
+    std::int64_t bytes = g_retired_bytes, binary = g_retired_binary;
+    for (const heap_account* a = g_accounts; a; a = a->next) {
+        bytes += a->bytes.load(std::memory_order_relaxed);
+        binary += a->binary.load(std::memory_order_relaxed);
+    }
+    return {static_cast<std::size_t>(std::max<std::int64_t>(bytes, 0)),
+            static_cast<std::size_t>(std::max<std::int64_t>(binary, 0))};
+}
 
 void destroy(heap_header* h) noexcept {
     pending work;
