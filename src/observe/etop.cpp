@@ -181,8 +181,7 @@ asio::awaitable<term> do_relay(call_context& ctx, std::vector<term> a) {
                 {term(atom("badmatch")),
                  make_tuple({term(atom("error")), term(atom(port ? "eaddrinuse" : "notsup"))})}));
         }
-        static std::atomic<std::uint64_t> next_port{1};
-        tracer = term(erl::port{core.name, next_port.fetch_add(1), core.creation.load()});
+        tracer = term(new_port(core));
     }
     runtime::send(*self, parent.as_pid(), make_tuple({term(atom("started")), std::move(tracer)}));
 

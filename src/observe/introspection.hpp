@@ -31,6 +31,9 @@ std::vector<std::shared_ptr<process>> living(node_core& core);
 // Processes with messages waiting (BEAM's run queue: ready to run, not yet running).
 std::uint64_t runnable(node_core& core);
 
+// A port identifier of this node, never handed out before (dbg's trace port).
+erl::port new_port(node_core& core);
+
 // Registers the introspection and etop functions on `s` (rpc::server_options::introspection).
 void install(rpc::server& s, unsigned pool_threads);
 

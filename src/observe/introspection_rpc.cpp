@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -39,6 +40,22 @@ struct stats_state {
     std::int64_t wall_ms = 0, runtime_ms = 0;  // guarded by mu
     std::uint64_t reductions = 0;              // guarded by mu
 };
+
+// Port identifiers this node hands out (dist_ctrl's connections, dbg's trace port), one
+// counter per node.
+struct port_state {
+    std::mutex mu;
+    std::uint64_t next = 1;               // guarded by mu
+    std::map<atom, std::uint64_t> peers;  // guarded by mu
+};
+
+erl::port connection_port(node_core& core, atom peer) {
+    auto st = core.service_state<port_state>();
+    std::lock_guard lk(st->mu);
+    auto [it, fresh] = st->peers.try_emplace(peer, st->next);
+    if (fresh) ++st->next;
+    return {core.name, it->second, core.creation.load()};
+}
 
 node_core& core_of(call_context& ctx) {
     return access::core(ctx.node());
@@ -117,6 +134,19 @@ std::vector<atom> item_list(call_context& ctx, const term& items) {
         out.push_back(i.as_atom());
     }
     return out;
+}
+
+term processes_0(call_context& ctx, args_t) {
+    std::vector<term> out;
+    for (const auto& p : living(core_of(ctx)))
+        out.push_back(p->self_term);
+    return make_list(std::move(out));
+}
+
+term whereis_1(call_context& ctx, args_t a) {
+    if (!a[0].is_atom()) raise_badarg(ctx);
+    auto p = core_of(ctx).find_name(a[0].as_atom());
+    return p && !p->exited ? p->self_term : term(atom("undefined"));
 }
 
 term process_info_1(call_context& ctx, args_t a) {
@@ -215,11 +245,11 @@ term system_info(call_context& ctx, args_t a, unsigned pool_threads) {
     if (k == "system_architecture") return charlist(machine_architecture());
     if (k == "creation") return num(core.creation.load());
     if (k == "dist_ctrl") {
-        // The connections are C++ objects, not ports: net_kernel stands for them.
-        auto nk = core.find_name(atom("net_kernel"));
+        // {Node, Port} as for BEAM's TCP distribution: a port per peer stands for the C++
+        // connection (it is no Erlang port: ports/0 stays []).
         std::vector<term> out;
         for (atom n : core.connected_nodes(node_type::connected))
-            out.push_back(make_tuple({term(n), nk ? nk->self_term : term(atom("undefined"))}));
+            out.push_back(make_tuple({term(n), term(connection_port(core, n))}));
         return make_list(std::move(out));
     }
     raise_badarg(ctx);
@@ -304,7 +334,19 @@ term nodes_of(call_context& ctx, const term& which) {
     return make_list(std::move(out));
 }
 
+// Elixir's Process.info/1,2 and Process.whereis/1 (elixir/lib/process.ex): the BIFs with
+// nil where erlang returns undefined, so :erpc.call(Node, Process, :info, [Pid]) works too.
+term elixir_nil(term t) {
+    return t.is_atom(atom("undefined")) ? term(atom("nil")) : t;
+}
+
 }  // namespace
+
+erl::port new_port(node_core& core) {
+    auto st = core.service_state<port_state>();
+    std::lock_guard lk(st->mu);
+    return {core.name, st->next++, core.creation.load()};
+}
 
 void install(rpc::server& s, unsigned pool_threads) {
     const atom erlang("erlang");
@@ -313,26 +355,14 @@ void install(rpc::server& s, unsigned pool_threads) {
         s.add_raw(erlang, atom(f), arity, std::move(fn), inline_ ? quick : rpc::function_options{});
     };
     // Walks of every process (and of their queued messages) run on the pool.
-    add(
-        "processes", 0,
-        [](call_context& ctx, args_t) {
-            std::vector<term> out;
-            for (const auto& p : living(core_of(ctx)))
-                out.push_back(p->self_term);
-            return make_list(std::move(out));
-        },
-        false);
+    add("processes", 0, processes_0, false);
     add("registered", 0, [](call_context& ctx, args_t) {
         std::vector<term> out;
         for (atom n : core_of(ctx).table.registered())
             out.emplace_back(n);
         return make_list(std::move(out));
     });
-    add("whereis", 1, [](call_context& ctx, args_t a) {
-        if (!a[0].is_atom()) raise_badarg(ctx);
-        auto p = core_of(ctx).find_name(a[0].as_atom());
-        return p && !p->exited ? p->self_term : term(atom("undefined"));
-    });
+    add("whereis", 1, whereis_1);
     add("is_process_alive", 1, [](call_context& ctx, args_t a) {
         auto p = core_of(ctx).find_process(local_pid(ctx, a[0]));
         return term(atom(p && !p->exited ? "true" : "false"));
@@ -372,6 +402,15 @@ void install(rpc::server& s, unsigned pool_threads) {
             return charlist(buf);
         },
         quick);
+    const atom ex_process("Elixir.Process");
+    s.add_raw(ex_process, atom("info"), 1,
+              [](call_context& ctx, args_t a) { return elixir_nil(process_info_1(ctx, a)); });
+    s.add_raw(ex_process, atom("info"), 2,
+              [](call_context& ctx, args_t a) { return elixir_nil(process_info_2(ctx, a)); });
+    s.add_raw(
+        ex_process, atom("whereis"), 1,
+        [](call_context& ctx, args_t a) { return elixir_nil(whereis_1(ctx, a)); }, quick);
+    s.add_raw(ex_process, atom("list"), 0, processes_0);
     install_etop(s);
 }
 
