@@ -13,8 +13,7 @@
 #include "node/process.hpp"
 #include "term/term_internal.hpp"
 
-#include <sys/resource.h>
-#include <unistd.h>
+#include <malloc.h>
 
 #include <algorithm>
 #include <chrono>
@@ -286,12 +285,10 @@ std::vector<term> process_info(node_core& core, process& p, const std::vector<at
 
 std::vector<std::pair<atom, std::size_t>> memory(node_core& core) {
     const auto& a = X();
-    std::size_t procs = 0, message_heaps = 0;
+    std::size_t procs = 0;
     for (const auto& p : core.table.snapshot()) {
         std::lock_guard lk(p->mu);
-        std::size_t heap = 0;
-        procs += memory_locked(*p, &heap);
-        message_heaps += heap;
+        procs += memory_locked(*p);
     }
     std::vector<std::shared_ptr<connection>> cs;
     {
@@ -305,15 +302,17 @@ std::vector<std::pair<atom, std::size_t>> memory(node_core& core) {
         (void)c->stats(b);
         buffers += b;
     }
-    const term_heap_use heaps = term_heap_usage();
+    // Everything the process holds from the C allocator (glibc's counts of blocks in use and
+    // of mmapped ones): term heaps, mailboxes, buffers, atoms, and the program's own data, as
+    // BEAM's total counts all the emulator allocated.
+    const struct mallinfo2 mi = ::mallinfo2();
     // An atom costs its entry and its slot in the table; the text is not counted.
     const std::size_t atoms = atom_table_size() * (sizeof(atom_entry) + 2 * sizeof(void*));
-    // The queued messages' heaps are among the term heaps: counted once in the total.
-    const std::size_t total =
-        std::max(heaps.bytes + buffers + atoms + (procs - message_heaps), procs);
+    const std::size_t total = std::max(mi.uordblks + mi.hblkhd, procs + buffers + atoms);
+    const std::size_t binary = large_binary_bytes();
     return {{a.total, total},          {a.processes, procs}, {a.processes_used, procs},
             {a.system, total - procs}, {a.atom_, atoms},     {a.atom_used, atoms},
-            {a.binary, heaps.binary},  {a.code, 0},          {a.ets, 0}};
+            {a.binary, binary},        {a.code, 0},          {a.ets, 0}};
 }
 
 }  // namespace erl::detail::introspection

@@ -7,7 +7,6 @@
 #include <cstring>
 #include <limits>
 #include <memory>
-#include <mutex>
 #include <stdexcept>
 #include <type_traits>
 
@@ -56,62 +55,6 @@ struct pool_state {
 };
 constinit thread_local pool_state tl_pool{};
 
-// Memory accounting (erlang:memory/0 through term_heap_usage): bytes of term blocks this thread
-// took from operator new minus those it gave back (negative when it frees blocks made
-// elsewhere), and of those the binaries allocated on their own (above pool_max_bytes). Only
-// the operator new/delete paths count, never a pool hit, so the blocks cached in the free
-// lists stay counted: the figure is what the term heaps hold from the system. Written by the
-// owning thread only (relaxed load + store, no read-modify-write); summed on demand over the
-// registered threads; a thread that ends adds its figures to the retired totals.
-struct heap_account {
-    std::atomic<std::int64_t> bytes;
-    std::atomic<std::int64_t> binary;
-    heap_account* next;
-    bool registered;
-    bool dead;
-};
-constinit thread_local heap_account tl_account{};
-constinit std::mutex g_account_mu;
-constinit heap_account* g_accounts = nullptr;  // guarded by g_account_mu
-constinit std::int64_t g_retired_bytes = 0;    // guarded by g_account_mu
-constinit std::int64_t g_retired_binary = 0;   // guarded by g_account_mu
-
-struct account_cleanup {
-    ~account_cleanup() {
-        std::lock_guard lk(g_account_mu);
-        for (heap_account** a = &g_accounts; *a; a = &(*a)->next) {
-            if (*a == &tl_account) {
-                *a = tl_account.next;
-                break;
-            }
-        }
-        g_retired_bytes += tl_account.bytes.load(std::memory_order_relaxed);
-        g_retired_binary += tl_account.binary.load(std::memory_order_relaxed);
-        tl_account.dead = true;
-    }
-};
-
-[[gnu::noinline]] void account(std::int64_t bytes, bool binary) noexcept {
-    heap_account& a = tl_account;
-    if (a.dead) {  // the thread is ending: straight to the retired totals
-        std::lock_guard lk(g_account_mu);
-        g_retired_bytes += bytes;
-        if (binary) g_retired_binary += bytes;
-        return;
-    }
-    if (!a.registered) {
-        a.registered = true;
-        static thread_local account_cleanup cleanup;
-        (void)cleanup;
-        std::lock_guard lk(g_account_mu);
-        a.next = g_accounts;
-        g_accounts = &a;
-    }
-    a.bytes.store(a.bytes.load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);
-    if (binary)
-        a.binary.store(a.binary.load(std::memory_order_relaxed) + bytes, std::memory_order_relaxed);
-}
-
 bool pool_enabled_now() noexcept {
     if (!ERLCPP_TERM_POOL_DEFAULT) return false;
     const char* e = std::getenv("ERLCPP_TERM_POOL");
@@ -133,7 +76,6 @@ struct pool_cleanup {
             while (free_node* n = tl_pool.head[c]) {
                 tl_pool.head[c] = n->next;
                 ::operator delete(n);
-                account(-static_cast<std::int64_t>((c + 1) * pool_granule), false);
             }
             tl_pool.count[c] = 0;
         }
@@ -143,6 +85,24 @@ struct pool_cleanup {
 
 inline std::size_t pool_class(std::size_t bytes) noexcept {
     return (bytes + pool_granule - 1) / pool_granule - 1;
+}
+
+// Bytes of the binaries too large for the pool (erlang:memory(binary)): counted where such a
+// block is allocated and freed, never on the pool's paths, so small terms cost nothing.
+constinit std::atomic<std::int64_t> g_large_binary_bytes{0};
+
+[[gnu::noinline]] void* large_alloc(std::size_t bytes, bool binary) {
+    void* mem = ::operator new(bytes);
+    if (binary)
+        g_large_binary_bytes.fetch_add(static_cast<std::int64_t>(bytes), std::memory_order_relaxed);
+    return mem;
+}
+
+[[gnu::noinline]] void large_free(void* mem, std::size_t bytes) noexcept {
+    const auto k = static_cast<const heap_header*>(mem)->kind;
+    if (k == kind::binary || k == kind::bitstring)
+        g_large_binary_bytes.fetch_sub(static_cast<std::int64_t>(bytes), std::memory_order_relaxed);
+    ::operator delete(mem);
 }
 
 inline void* block_alloc(std::size_t bytes, bool binary = false) {
@@ -156,17 +116,14 @@ inline void* block_alloc(std::size_t bytes, bool binary = false) {
             }
         }
         // Always the full class size, so that any small block may later join a pool list.
-        void* mem = ::operator new((c + 1) * pool_granule);
-        account(static_cast<std::int64_t>((c + 1) * pool_granule), false);
-        return mem;
+        return ::operator new((c + 1) * pool_granule);
     }
-    void* mem = ::operator new(bytes);
-    account(static_cast<std::int64_t>(bytes), binary);
-    return mem;
+    return large_alloc(bytes, binary);
 }
 
 inline void block_free(void* mem, std::size_t bytes) noexcept {
-    if (bytes <= pool_max_bytes && pool_enabled() && !tl_pool.dead) {
+    if (bytes > pool_max_bytes) return large_free(mem, bytes);  // a constructed block
+    if (pool_enabled() && !tl_pool.dead) {
         const std::size_t c = pool_class(bytes);
         if (tl_pool.count[c] < pool_cap(c)) {
             if (!tl_pool.registered) {
@@ -181,13 +138,7 @@ inline void block_free(void* mem, std::size_t bytes) noexcept {
             return;
         }
     }
-    // A large block is always a constructed one (a failed make_value frees a small block).
-    const bool small = bytes <= pool_max_bytes;
-    const bool binary = !small && (static_cast<const heap_header*>(mem)->kind == kind::binary ||
-                                   static_cast<const heap_header*>(mem)->kind == kind::bitstring);
     ::operator delete(mem);
-    account(-static_cast<std::int64_t>(small ? (pool_class(bytes) + 1) * pool_granule : bytes),
-            binary);
 }
 
 }  // namespace
@@ -217,6 +168,11 @@ std::size_t block_bytes(const heap_header* h) noexcept {
         default:
             return pool_max_bytes + 1;  // never pooled
     }
+}
+
+std::size_t large_binary_bytes() noexcept {
+    return static_cast<std::size_t>(
+        std::max<std::int64_t>(g_large_binary_bytes.load(std::memory_order_relaxed), 0));
 }
 
 namespace {
@@ -373,17 +329,6 @@ void free_block(heap_header* h, pending& work, bool nested) noexcept {
 }
 
 }  // namespace
-
-term_heap_use term_heap_usage() noexcept {
-    std::lock_guard lk(g_account_mu);
-    std::int64_t bytes = g_retired_bytes, binary = g_retired_binary;
-    for (const heap_account* a = g_accounts; a; a = a->next) {
-        bytes += a->bytes.load(std::memory_order_relaxed);
-        binary += a->binary.load(std::memory_order_relaxed);
-    }
-    return {static_cast<std::size_t>(std::max<std::int64_t>(bytes, 0)),
-            static_cast<std::size_t>(std::max<std::int64_t>(binary, 0))};
-}
 
 void destroy(heap_header* h) noexcept {
     pending work;

@@ -19,14 +19,9 @@ void utf8_append(std::string& out, std::uint32_t cp);
 std::size_t hash_bytes(const void* p, std::size_t n) noexcept;
 
 // --- memory accounting (term.cpp)
-// Bytes the term heaps hold from operator new (live blocks and the blocks cached in the
-// per-thread free lists), and of those the binaries too large for the free lists. Summed over
-// threads on each call (takes a mutex); no cost on allocations the free lists serve.
-struct term_heap_use {
-    std::size_t bytes = 0;
-    std::size_t binary = 0;
-};
-term_heap_use term_heap_usage() noexcept;
+// Bytes of the binaries too large for the per-thread free lists (above 512 bytes), which are
+// allocated each on its own (erlang:memory(binary)). No cost for smaller terms.
+std::size_t large_binary_bytes() noexcept;
 // Bytes of the heap block `h` heads (its header and trailing array).
 std::size_t block_bytes(const heap_header* h) noexcept;
 
