@@ -163,6 +163,12 @@ TEST_F(IntrospectionInterop, erlang_bifs_answer_with_beam_shapes_and_errors) {
     same("Id", "E(N, erlang, monotonic_time, [0])");
     same("Id", "abs(rpc:call(N, erlang, system_time, [second]) - os:system_time(second)) =< 5");
 
+    // The rex forms (erl_call, ei_rpc, old rpc clients) reach the same functions.
+    same("Sh", "gen_server:call({rex, N}, {call, erlang, whereis, [net_kernel], user})");
+    same("Sh",
+         "{rex, N} ! {self(), {call, erlang, memory, [total], user}}, "
+         "receive {rex, Rx} -> Rx after 10000 -> timeout end");
+
     // net_adm:localhost/0.
     same("Sh", "rpc:call(N, net_adm, localhost, [])");
 
