@@ -177,6 +177,11 @@ struct server_options {
     unsigned threads = 4;   // worker pool size (sync handlers occupy one thread each)
     bool serve_rex = true;  // register `rex` for erl_call / ei_rpc / old rpc clients
     bool builtins = true;   // erlang:node/0 and erlang:nodes/0 answer as on a BEAM node
+    // The node answers BEAM's introspection calls about itself (erlang:processes/0,
+    // process_info/1,2, memory/0,1, system_info/1, statistics/1, ...) and serves etop's
+    // backend (observer_backend:vsn/0, etop_collect/1); docs/observability.md. Costs nothing
+    // until called.
+    bool introspection = true;
 };
 
 namespace detail {

@@ -75,6 +75,19 @@ struct process {
     };
     std::vector<spawn_request> spawn_requests;
 
+    // Messages delivered to this process (process_info reductions: those delivered minus those
+    // still queued). Queueing processes count under mu with a relaxed load + store (no atomic
+    // read-modify-write); service processes, whose handler runs without mu, with a relaxed
+    // fetch_add.
+    std::atomic<std::uint64_t> delivered{0};
+    // process_info initial_call and current_function: what runs in the process (an empty
+    // module: not described; src/observe/introspection.hpp). Guarded by mu.
+    struct mfa {
+        atom m, f;
+        std::uint32_t arity = 0;
+    };
+    mfa initial_call, current_function;
+
     // Service processes (net_kernel, rex, ...) handle each message inline on the delivering
     // thread instead of queueing it. Set before the process is published; never changed.
     std::function<void(term)> handler;
@@ -91,6 +104,7 @@ struct process {
     // of its link), so demonitor/unlink never see a message for a monitor or link they removed.
     void push_locked(term msg, wake_list& wake) {
         queue.push_back(std::move(msg));
+        delivered.store(delivered.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
         wake.splice(wake.end(), waiters);
     }
     void notify(wake_list& wake) {
@@ -125,6 +139,7 @@ struct process {
     bool deliver(term msg) {
         if (handler) {
             if (exited) return false;
+            delivered.fetch_add(1, std::memory_order_relaxed);
             handler(std::move(msg));
             return true;
         }
@@ -138,6 +153,9 @@ struct process {
         {
             std::lock_guard lk(mu);
             if (exited) return false;
+            delivered.store(delivered.load(std::memory_order_relaxed) +
+                                static_cast<std::uint64_t>(last - first),
+                            std::memory_order_relaxed);
             for (; first != last; ++first)
                 queue.push_back(std::move(*first));
             wake.swap(waiters);

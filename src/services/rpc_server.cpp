@@ -8,6 +8,7 @@
 // MONITOR_P_EXIT / PAYLOAD_MONITOR_P_EXIT and erpc reads the result from that reason
 // (erpc.erl execute_call/4 exits with {Ref, return, V} | {Ref, throw, V} | {Ref, exit, R} |
 // {Ref, error, R, Stack}).
+#include "observe/introspection.hpp"
 #include "services/rpc_internal.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -234,6 +235,17 @@ bool server_state::on_spawn_request(const std::shared_ptr<erl::detail::connectio
         return true;
     }
 
+    if (opts.introspection) {
+        // process_info initial_call: erpc's entry point (as on BEAM) or the spawned function;
+        // current_function: the function running.
+        const auto n = static_cast<std::uint32_t>(argv.size());
+        if (k == kind::erpc_call)
+            erl::detail::introspection::describe(*p, a.erpc, a.execute_call, 4, m, f, n);
+        else if (k == kind::erpc_cast)
+            erl::detail::introspection::describe(*p, a.erpc, a.execute_cast, 3, m, f, n);
+        else
+            erl::detail::introspection::describe(*p, m, f, n, m, f, n);
+    }
     auto j = std::make_shared<job>();
     j->proc = p;
     j->self = p->self;
@@ -305,6 +317,8 @@ server::server(erl::node& n, server_options opts)
             return make_list(std::move(out));
         });
     }
+    if (opts.introspection)
+        erl::detail::introspection::install(*this, opts.threads ? opts.threads : 1);
     if (opts.serve_rex) st_->start_rex();
     auto slot = detail::slot_for(st_->core);
     {

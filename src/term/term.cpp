@@ -8,6 +8,7 @@
 #include <limits>
 #include <memory>
 #include <stdexcept>
+#include <type_traits>
 
 namespace erl::detail {
 
@@ -86,7 +87,25 @@ inline std::size_t pool_class(std::size_t bytes) noexcept {
     return (bytes + pool_granule - 1) / pool_granule - 1;
 }
 
-inline void* block_alloc(std::size_t bytes) {
+// Bytes of the binaries too large for the pool (erlang:memory(binary)): counted where such a
+// block is allocated and freed, never on the pool's paths, so small terms cost nothing.
+constinit std::atomic<std::int64_t> g_large_binary_bytes{0};
+
+[[gnu::noinline]] void* large_alloc(std::size_t bytes, bool binary) {
+    void* mem = ::operator new(bytes);
+    if (binary)
+        g_large_binary_bytes.fetch_add(static_cast<std::int64_t>(bytes), std::memory_order_relaxed);
+    return mem;
+}
+
+[[gnu::noinline]] void large_free(void* mem, std::size_t bytes) noexcept {
+    const auto k = static_cast<const heap_header*>(mem)->kind;
+    if (k == kind::binary || k == kind::bitstring)
+        g_large_binary_bytes.fetch_sub(static_cast<std::int64_t>(bytes), std::memory_order_relaxed);
+    ::operator delete(mem);
+}
+
+inline void* block_alloc(std::size_t bytes, bool binary = false) {
     if (bytes <= pool_max_bytes) {
         const std::size_t c = pool_class(bytes);
         if (pool_enabled()) {
@@ -99,11 +118,12 @@ inline void* block_alloc(std::size_t bytes) {
         // Always the full class size, so that any small block may later join a pool list.
         return ::operator new((c + 1) * pool_granule);
     }
-    return ::operator new(bytes);
+    return large_alloc(bytes, binary);
 }
 
 inline void block_free(void* mem, std::size_t bytes) noexcept {
-    if (bytes <= pool_max_bytes && pool_enabled() && !tl_pool.dead) {
+    if (bytes > pool_max_bytes) return large_free(mem, bytes);  // a constructed block
+    if (pool_enabled() && !tl_pool.dead) {
         const std::size_t c = pool_class(bytes);
         if (tl_pool.count[c] < pool_cap(c)) {
             if (!tl_pool.registered) {
@@ -120,6 +140,8 @@ inline void block_free(void* mem, std::size_t bytes) noexcept {
     }
     ::operator delete(mem);
 }
+
+}  // namespace
 
 // Allocation size of a block, from its header (must match what alloc_block/make_value asked).
 std::size_t block_bytes(const heap_header* h) noexcept {
@@ -148,13 +170,20 @@ std::size_t block_bytes(const heap_header* h) noexcept {
     }
 }
 
+std::size_t large_binary_bytes() noexcept {
+    return static_cast<std::size_t>(
+        std::max<std::int64_t>(g_large_binary_bytes.load(std::memory_order_relaxed), 0));
+}
+
+namespace {
+
 // One allocation per block: header followed by the trailing array (term_heap.hpp layout).
 template <class Block, class Elem>
 Block* alloc_block(kind k, std::size_t n) {
     constexpr std::size_t max_n = (std::numeric_limits<std::size_t>::max() - sizeof(Block)) /
                                   (sizeof(Elem) ? sizeof(Elem) : 1);
     if (n > max_n) throw std::bad_alloc();
-    void* mem = block_alloc(sizeof(Block) + n * sizeof(Elem));
+    void* mem = block_alloc(sizeof(Block) + n * sizeof(Elem), std::is_same_v<Block, binary_block>);
     Block* b = ::new (mem) Block();
     b->h.kind = k;
     b->h.size = n;

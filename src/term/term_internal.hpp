@@ -18,6 +18,13 @@ bool utf8_decode(std::string_view s, std::size_t& i, std::uint32_t& cp) noexcept
 void utf8_append(std::string& out, std::uint32_t cp);
 std::size_t hash_bytes(const void* p, std::size_t n) noexcept;
 
+// --- memory accounting (term.cpp)
+// Bytes of the binaries too large for the per-thread free lists (above 512 bytes), which are
+// allocated each on its own (erlang:memory(binary)). No cost for smaller terms.
+std::size_t large_binary_bytes() noexcept;
+// Bytes of the heap block `h` heads (its header and trailing array).
+std::size_t block_bytes(const heap_header* h) noexcept;
+
 // --- order (order.cpp)
 // -1, 0, 1. exact = OTP's "map key order" (every integer before every float).
 int compare_terms(const term& a, const term& b, bool exact) noexcept;
