@@ -59,6 +59,7 @@ enum class errc {
     limit_exceeded,           // a configured resource limit was hit
     shutting_down,            // node is stopping
     name_taken,               // registered name already in use
+    would_block,              // connection busy (output queue full); nothing was sent
     // --- TLS and access control (400..)
     tls_failed = 400,         // TLS handshake or certificate failure
     node_not_allowed,         // peer node not in the allow-list

@@ -64,6 +64,7 @@ const char* to_string(errc e) noexcept {
         case errc::limit_exceeded: return "limit_exceeded";
         case errc::shutting_down: return "shutting_down";
         case errc::name_taken: return "name_taken";
+        case errc::would_block: return "would_block";
         case errc::tls_failed: return "tls_failed";
         case errc::node_not_allowed: return "node_not_allowed";
     }
