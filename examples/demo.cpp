@@ -3,7 +3,8 @@
 //   erlcpp-demo --name demo@127.0.0.1 --cookie secret [--epmd-port N] [--threads N]
 //               [--epmd spawn|embedded|require] [--ticktime MS] [--hidden | --published]
 //               [--tls-cert PEM --tls-key PEM [--tls-ca PEM] [--tls-verify-peer]]
-//               [--allow NODE]... [--max-message-size BYTES] [--max-connections N]
+//               [--allow NODE]... [--max-message-size BYTES] [--max-fragmented-total BYTES]
+//               [--max-connections N]
 //               [--code-path DIR]... [--metrics-port PORT [--metrics-address ADDR]]
 //
 // --metrics-port serves node::stats() in Prometheus' text format at http://ADDR:PORT/metrics
@@ -60,6 +61,7 @@ void on_signal(int) {
                  "[--threads N] [--epmd spawn|embedded|require] [--ticktime MS] "
                  "[--hidden|--published] [--tls-cert PEM --tls-key PEM [--tls-ca PEM] "
                  "[--tls-verify-peer]] [--allow NODE]... [--max-message-size BYTES] "
+                 "[--max-fragmented-total BYTES] "
                  "[--max-connections N] [--code-path DIR]... "
                  "[--metrics-port PORT [--metrics-address ADDR]] "
                  "[--sname] [--stdin-lifetime]\n";
@@ -169,6 +171,8 @@ int main(int argc, char** argv) {
             opts.allow.push_back(value());
         } else if (a == "--max-message-size") {
             opts.max_message_size = static_cast<std::size_t>(std::stoull(value()));
+        } else if (a == "--max-fragmented-total") {
+            opts.max_fragmented_bytes_total = static_cast<std::size_t>(std::stoull(value()));
         } else if (a == "--max-connections") {
             opts.max_connections = static_cast<std::size_t>(std::stoull(value()));
         } else if (a == "--stdin-lifetime") {

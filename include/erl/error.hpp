@@ -63,6 +63,7 @@ enum class errc {
     notsup,                   // the peer cannot do this (e.g. spawn of an unknown C++ kind)
     overloaded,               // a per-target in-flight cap was reached (erl::dispatch)
     no_target,                // no live target to send to (erl::dispatch)
+    would_block,              // connection busy (output queue full); nothing was sent
     // --- TLS and access control (400..)
     tls_failed = 400,         // TLS handshake or certificate failure
     node_not_allowed,         // peer node not in the allow-list

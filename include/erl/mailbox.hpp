@@ -45,10 +45,18 @@ class mailbox {
     std::size_t pending() const;
 
     // Send from this process -----------------------------------------------------------------
+    // To a remote node whose connection is busy (output_busy_limit bytes unwritten, see
+    // node_options), send() waits until the connection has drained or closed, as a BEAM sender
+    // is suspended; on one of the node's I/O threads it never waits (docs/node.md "Writes").
     void send(const pid& to, term msg) const;
     void send(atom registered_name, term msg) const;
     void send(atom registered_name, atom to_node, term msg) const;
     void send_alias(const reference& alias, term msg) const;
+    // send() that never waits (erlang:send(Dest, Msg, [nosuspend])): errc::would_block, and
+    // nothing sent, while the destination's connection is busy; otherwise as send() (a message
+    // to an unknown process or unreachable node is dropped and reports success).
+    error_code try_send(const pid& to, term msg) const;
+    error_code try_send(atom registered_name, atom to_node, term msg) const;
 
     // Aliases (erlang:alias/0): messages sent to the returned reference reach this process
     // until remove_alias() or exit.

@@ -100,6 +100,19 @@ struct node_options {
     // Fragmented messages being reassembled at once per connection, and their buffered bytes.
     std::size_t max_fragment_sequences = 64;
     std::size_t max_fragmented_bytes = 256u << 20;
+    // The same buffered bytes summed over all connections (refused before buffering: the
+    // connection whose fragment would exceed it is closed). 0 = no node-wide bound.
+    std::size_t max_fragmented_bytes_total = std::size_t{1} << 30;
+    // Output encoded for a peer but not yet written to its socket (docs/node.md "Writes").
+    // At output_busy_limit bytes queued on a connection, or output_total_limit queued on all
+    // connections together, the connection is busy (erts dist_buf_busy_limit, 1 MiB): a
+    // blocking send from a thread waits until it is not, try_send reports would_block. Sends
+    // that must not wait (signals, sends on I/O threads) still queue; a busy connection whose
+    // queue then passes output_queue_limit, or whose append passes output_total_limit, is
+    // closed. A connection with output queued and nothing written for net_ticktime is closed.
+    std::size_t output_busy_limit = std::size_t{1} << 20;
+    std::size_t output_queue_limit = std::size_t{64} << 20;
+    std::size_t output_total_limit = std::size_t{256} << 20;
     // Compressed terms: one may inflate to at most max_message_size; all connections together
     // may hold at most this many inflated bytes at once (checked while inflating, before the
     // memory is allocated; a connection that would exceed it is closed). 0 = no node-wide bound.
@@ -179,7 +192,8 @@ class node {
     reference make_ref();
 
     // Sending (from no particular process: the sender is the node's anonymous pid) ------------
-    // Messages to dead processes or unreachable nodes are dropped silently, as in Erlang.
+    // Messages to dead processes or unreachable nodes are dropped silently, as in Erlang. To a
+    // busy connection they wait as mailbox::send does.
     void send(const pid& to, term msg);
     void send(atom registered_name, term msg);                // local registered name
     void send(atom registered_name, atom to_node, term msg);  // {Name, Node}

@@ -86,6 +86,9 @@ class process_context {
     void send(const pid& to, term msg) const;
     void send(atom registered_name, term msg) const;
     void send(atom registered_name, atom to_node, term msg) const;
+    // mailbox::try_send: would_block instead of queueing beyond a busy connection's bound.
+    error_code try_send(const pid& to, term msg) const;
+    error_code try_send(atom registered_name, atom to_node, term msg) const;
     void link(const pid& other) const;
     void unlink(const pid& other) const;
     reference monitor(const pid& target) const;

@@ -350,18 +350,25 @@ void code_state::start_servers(atom m) {
         } catch (...) {
         }
         if (!impl) {
-            if (node.options().log)
-                node.options().log("code: " + std::string(m.str()) + " could not make server " +
-                                   std::string(name.str()));
+            node.log({log_level::error,
+                      log_kind::code_load_failed,
+                      {},
+                      {},
+                      {},
+                      std::string(m.str()) + " could not make server " + std::string(name.str())});
             continue;
         }
         auto host =
             std::make_shared<module_server>(weak_from_this(), m, name, cur, std::move(impl));
         auto r = gen_server::start(node, std::move(host), name);
         if (!r) {
-            if (node.options().log)
-                node.options().log("code: cannot start " + std::string(name.str()) + ": " +
-                                   r.error().message());
+            node.log(
+                {log_level::error,
+                 log_kind::code_load_failed,
+                 {},
+                 {},
+                 r.error(),
+                 "cannot start server " + std::string(name.str()) + " of " + std::string(m.str())});
             continue;
         }
         std::lock_guard lk(mu);

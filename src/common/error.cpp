@@ -68,6 +68,7 @@ const char* to_string(errc e) noexcept {
         case errc::notsup: return "notsup";
         case errc::overloaded: return "overloaded";
         case errc::no_target: return "no_target";
+        case errc::would_block: return "would_block";
         case errc::tls_failed: return "tls_failed";
         case errc::node_not_allowed: return "node_not_allowed";
     }

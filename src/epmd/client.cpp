@@ -4,6 +4,7 @@
 
 #include "epmd/codec.hpp"
 #include "epmd/io.hpp"
+#include "transport/cloexec.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/connect.hpp>
@@ -19,6 +20,7 @@
 #include <charconv>
 #include <cstdlib>
 #include <optional>
+#include <span>
 
 namespace erl::epmd {
 
@@ -51,15 +53,16 @@ asio::awaitable<erl::result<tcp::socket>> async_connect_epmd(std::string host, s
     boost::system::error_code ec;
     auto addr = asio::ip::make_address(host, ec);
     if (!ec) {
-        auto [cec] = co_await sock.async_connect(tcp::endpoint(addr, port), as_tuple_awaitable);
-        if (cec) co_return erl::make_error_code(erl::errc::epmd_unreachable);
+        const tcp::endpoint ep(addr, port);
+        if (co_await erl::detail::async_connect_cloexec(sock, std::span(&ep, 1)))
+            co_return erl::make_error_code(erl::errc::epmd_unreachable);
     } else {
         tcp::resolver resolver(ex);
         auto [rec, results] =
             co_await resolver.async_resolve(host, std::to_string(port), as_tuple_awaitable);
         if (rec) co_return erl::make_error_code(erl::errc::epmd_unreachable);
-        auto [cec, ep] = co_await asio::async_connect(sock, results, as_tuple_awaitable);
-        if (cec) co_return erl::make_error_code(erl::errc::epmd_unreachable);
+        if (co_await erl::detail::async_connect_cloexec(sock, results))
+            co_return erl::make_error_code(erl::errc::epmd_unreachable);
     }
     sock.set_option(tcp::no_delay(true), ec);
     co_return std::move(sock);

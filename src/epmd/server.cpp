@@ -6,6 +6,7 @@
 #include "epmd/codec.hpp"
 #include "epmd/io.hpp"
 #include "epmd/registry.hpp"
+#include "transport/cloexec.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -106,7 +107,7 @@ erl::error_code server::impl::bind_all() {
         auto acc = std::make_shared<tcp::acceptor>(strand);
         boost::system::error_code ec;
         tcp::endpoint ep(addr, port);
-        acc->open(ep.protocol(), ec);
+        ec = erl::detail::open_cloexec(*acc, ep.protocol());
         if (!ec) acc->set_option(tcp::acceptor::reuse_address(true), ec);
         if (!ec && addr.is_v6()) acc->set_option(asio::ip::v6_only(true), ec);
         if (!ec) acc->bind(ep, ec);
@@ -131,7 +132,8 @@ erl::error_code server::impl::bind_all() {
 asio::awaitable<void> server::impl::accept_loop(std::shared_ptr<tcp::acceptor> acceptor) {
     auto self = shared_from_this();
     while (!stopped && acceptor->is_open()) {
-        auto [ec, sock] = co_await acceptor->async_accept(as_tuple_awaitable);
+        tcp::socket sock(strand);
+        const auto ec = co_await erl::detail::async_accept_cloexec(*acceptor, sock);
         if (stopped) break;
         if (ec) {
             if (ec == asio::error::operation_aborted) break;

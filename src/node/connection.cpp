@@ -1,5 +1,7 @@
 #include "node/connection.hpp"
 
+#include "transport/cloexec.hpp"
+
 #include <erl/epmd.hpp>
 
 #include <boost/asio/bind_executor.hpp>
@@ -15,7 +17,6 @@
 #include <sys/socket.h>
 
 #include <cerrno>
-#include <cstdlib>
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
@@ -24,10 +25,6 @@ namespace erl::detail {
 
 namespace {
 constexpr std::size_t read_chunk = 64 * 1024;
-// The connection whose read chunk this thread is dispatching (run_reader), if any: what is
-// sent on that same connection meanwhile (a SPAWN_REPLY and the result of an inline rpc, a
-// gen_server reply) is written once after the chunk, on the strand, with no hand-off.
-thread_local const connection* tl_dispatching = nullptr;
 }  // namespace
 
 connection::connection(std::shared_ptr<node_core> core, atom peer)
@@ -50,7 +47,9 @@ connection::connection(std::shared_ptr<node_core> core, tcp::socket sock)
     if (!ec) stream_.socket().assign(proto, sock.release(), ec);
 }
 
-connection::~connection() = default;
+connection::~connection() {
+    if (accounted_ != 0) core_->net->queued_output.fetch_sub(accounted_, std::memory_order_relaxed);
+}
 
 atom connection::peer() const {
     std::lock_guard lk(mu_);
@@ -119,9 +118,7 @@ asio::awaitable<void> connection::run_outgoing() {
     tcp::resolver resolver(strand_);
     auto endpoints = co_await resolver.async_resolve(host, std::to_string(info->port),
                                                      asio::redirect_error(asio::use_awaitable, ec));
-    if (!ec)
-        co_await asio::async_connect(stream_.socket(), endpoints,
-                                     asio::redirect_error(asio::use_awaitable, ec));
+    if (!ec) ec = co_await async_connect_cloexec(stream_.socket(), endpoints);
     if (ec) {
         close(make_error_code(errc::connection_closed),
               "connect to " + host + ":" + std::to_string(info->port) + " failed: " + ec.message());
@@ -462,6 +459,9 @@ asio::awaitable<void> connection::run_reader(std::vector<std::uint8_t> leftover)
     lim.max_frame_size = o.max_message_size;
     lim.max_fragment_sequences = o.max_fragment_sequences;
     lim.max_fragmented_bytes = o.max_fragmented_bytes;
+    lim.fragmented_total = &core_->net->fragmented;
+    lim.max_fragmented_total =
+        o.max_fragmented_bytes_total ? o.max_fragmented_bytes_total : SIZE_MAX;
     lim.max_message_size = o.max_message_size;
     lim.term_limits.inflating = &core_->net->inflating;
     lim.term_limits.max_inflating = o.max_inflating_bytes ? o.max_inflating_bytes : SIZE_MAX;
@@ -492,26 +492,23 @@ asio::awaitable<void> connection::run_reader(std::vector<std::uint8_t> leftover)
         frames_received_.store(reader.frames_received(), std::memory_order_relaxed);
         ticks_received_.store(reader.ticks_received(), std::memory_order_relaxed);
         new_atoms += atoms_created_by_this_thread() - atoms_before;
-        {
-            struct dispatching {
-                explicit dispatching(const connection* c) { tl_dispatching = c; }
-                ~dispatching() { tl_dispatching = nullptr; }
-            } mark(this);
+        if (!msgs.empty()) {
+            begin_dispatch();
             for (auto& m : msgs) {
                 if (is_closed()) break;
                 core_->on_dist_message(self, m.control, m.payload ? &*m.payload : nullptr, batch);
             }
             batch.flush();
+            end_dispatch();
         }
         msgs.clear();
-        flush_replies();
         if (ec) {
             if (ec == errc::atom_table_full && budget != 0 && new_atoms >= budget) {
                 close(make_error_code(errc::limit_exceeded),
                       "limit exceeded: peer sent more than max_new_atoms_per_connection " +
                           std::to_string(budget) + " new atoms");
             } else {
-                close(ec, limit_reason(ec));
+                close(ec, limit_reason(ec, reader.exceeded_limit()));
             }
             return false;
         }
@@ -546,15 +543,22 @@ asio::awaitable<void> connection::run_reader(std::vector<std::uint8_t> leftover)
     }
 }
 
-std::string connection::limit_reason(const error_code& ec) const {
+std::string connection::limit_reason(const error_code& ec, std::string_view exceeded) const {
     const auto& o = core_->opts;
     if (ec == errc::frame_too_large)
         return "limit exceeded: message (frame or reassembled fragments) larger than "
                "max_message_size (" +
                std::to_string(o.max_message_size) + " bytes)";
-    if (ec == errc::limit_exceeded)
+    if (ec == errc::limit_exceeded && exceeded == "max_fragment_sequences")
         return "limit exceeded: fragmented messages in flight above max_fragment_sequences (" +
-               std::to_string(o.max_fragment_sequences) + ") or max_fragmented_bytes (" +
+               std::to_string(o.max_fragment_sequences) + ")";
+    if (ec == errc::limit_exceeded && exceeded == "max_fragmented_total")
+        return "limit exceeded: fragments being reassembled on all connections above "
+               "max_fragmented_bytes_total (" +
+               std::to_string(o.max_fragmented_bytes_total) + ")";
+    if (ec == errc::limit_exceeded)
+        return "limit exceeded: fragments being reassembled on this connection above "
+               "max_fragmented_bytes (" +
                std::to_string(o.max_fragmented_bytes) + ")";
     if (ec == errc::too_large)
         return "limit exceeded: term too large (a length beyond the data, a compressed term "
@@ -575,10 +579,19 @@ std::string connection::tls_reason(const error_code& ec) {
 // ------------------------------------------------------------------------------------------
 // Writing
 
-void connection::send(const term& control, const term* payload) {
+// One write path (docs/node.md "Writes"). Senders encode into wbuf_ under mu_. At most one
+// party holds the write turn: nobody (turn_ none), the reader while it dispatches a read chunk,
+// or the strand while an async_write is in flight. A sender that finds the turn free writes
+// wbuf_ itself with one non-blocking send(2) under mu_ (plain TCP; close() shuts the socket
+// under mu_, so the descriptor is still ours) and hands what the kernel did not take to the
+// strand; a sender that finds the turn held only appends, and the holder writes it: the reader
+// after its chunk, the strand when its write completes (everything queued meanwhile in one
+// write). TLS streams are not thread-safe, so there the free turn always goes to the strand.
+
+error_code connection::send(const term& control, const term* payload, send_mode mode) {
     atom successor_peer;
     {
-        std::lock_guard lk(mu_);
+        std::unique_lock lk(mu_);
         if (superseded_) {
             // A simultaneous connect replaced this attempt and its queue moved to the winner;
             // a sender that still held this object must not lose its message here.
@@ -586,127 +599,166 @@ void connection::send(const term& control, const term* payload) {
         } else {
             switch (state_.load()) {
                 case state::closed:
-                    return;
+                    return {};
                 case state::up:
-                    writer_->append_message(wbuf_, control, payload);
-                    write_appended_locked();
-                    return;
+                    return append_up(
+                        lk, [&] { writer_->append_message(wbuf_, control, payload); }, mode);
                 default:
                     pending_.emplace_back(control,
                                           payload ? std::optional<term>(*payload) : std::nullopt);
-                    return;
+                    return {};
             }
         }
     }
     if (auto next = core_->connection_to(successor_peer, true); next && next.get() != this)
-        next->send(control, payload);
+        return next->send(control, payload, mode);
+    return {};
 }
 
 template <class Append, class MakeControl>
-void connection::send_fast(Append&& append, MakeControl&& make_control, const term& msg) {
+error_code connection::send_fast(Append&& append, MakeControl&& make_control, const term& msg,
+                                 send_mode mode) {
     {
-        std::lock_guard lk(mu_);
-        if (!superseded_ && state_.load() == state::up) {
-            append(*writer_, wbuf_);
-            write_appended_locked();
-            return;
-        }
-        if (!superseded_ && state_.load() == state::closed) return;
+        std::unique_lock lk(mu_);
+        if (!superseded_ && state_.load() == state::up)
+            return append_up(
+                lk, [&] { append(*writer_, wbuf_); }, mode);
+        if (!superseded_ && state_.load() == state::closed) return {};
     }
     // Not up yet, or superseded by a simultaneous connect (possibly after it came up): the
     // general path queues or forwards the message with its control tuple, built only now.
-    send(make_control(), &msg);
+    return send(make_control(), &msg, mode);
 }
 
-void connection::send_to_pid(const term& from, const pid& to, const term& msg) {
+error_code connection::send_to_pid(const term& from, const pid& to, const term& msg,
+                                   send_mode mode) {
     // SEND_SENDER needs the flag; before the handshake the flags are unknown (0) and SEND,
     // which every version accepts, is used.
     const bool sender = flags() & proto::dflag::send_sender;
-    send_fast([&](proto::dist_writer& w,
-                  std::vector<std::uint8_t>& out) { w.append_send(out, from, to, msg, sender); },
-              [&] {
-                  return sender ? make_tuple({term(proto::dop::send_sender), from, term(to)})
-                                : make_tuple({term(proto::dop::send), term(atom()), term(to)});
-              },
-              msg);
+    return send_fast(
+        [&](proto::dist_writer& w, std::vector<std::uint8_t>& out) {
+            w.append_send(out, from, to, msg, sender);
+        },
+        [&] {
+            return sender ? make_tuple({term(proto::dop::send_sender), from, term(to)})
+                          : make_tuple({term(proto::dop::send), term(atom()), term(to)});
+        },
+        msg, mode);
 }
 
-void connection::send_to_name(const term& from, atom to_name, const term& msg) {
-    send_fast(
+error_code connection::send_to_name(const term& from, atom to_name, const term& msg,
+                                    send_mode mode) {
+    return send_fast(
         [&](proto::dist_writer& w, std::vector<std::uint8_t>& out) {
             w.append_reg_send(out, from, to_name, msg);
         },
         [&] {
             return make_tuple({term(proto::dop::reg_send), from, term(atom()), term(to_name)});
         },
-        msg);
+        msg, mode);
 }
 
-void connection::flush_locked() {
-    for (auto& [control, payload] : pending_)
-        writer_->append_message(wbuf_, control, payload ? &*payload : nullptr);
-    pending_.clear();
-    start_write_locked();
+// Busy as erts' dist entry is busy at dist_buf_busy_limit: this connection's unwritten bytes at
+// output_busy_limit, or the node's at output_total_limit (then only connections with output of
+// their own queued are busy: one that has written everything is never held back by others).
+bool connection::busy_locked() const {
+    const std::size_t q = queued_locked();
+    if (q == 0) return false;
+    const auto& o = core_->opts;
+    return (o.output_busy_limit != 0 && q >= o.output_busy_limit) ||
+           (o.output_total_limit != 0 &&
+            core_->net->queued_output.load(std::memory_order_relaxed) >= o.output_total_limit);
 }
 
-// A reply on an idle connection (an echo, an rpc result) is written at once by the sending
-// thread, saving a hand-off to the I/O thread and its wake-up; a burst of sends (the first came
-// less than idle_gap after the previous write) goes through the strand's writer, which writes
-// everything queued meanwhile in one call. Plain TCP only: a TLS stream is not thread-safe.
-// The socket is closed with mu_ held (close()), so the descriptor used here is still ours.
+bool connection::busy() const {
+    std::lock_guard lk(mu_);
+    return busy_locked();
+}
+
+void connection::account_locked() {
+    const std::size_t q = queued_locked();
+    if (q > accounted_)
+        core_->net->queued_output.fetch_add(q - accounted_, std::memory_order_relaxed);
+    else if (q < accounted_)
+        core_->net->queued_output.fetch_sub(accounted_ - q, std::memory_order_relaxed);
+    accounted_ = q;
+}
+
+template <class Append>
+error_code connection::append_up(std::unique_lock<std::mutex>& lk, Append&& append,
+                                 send_mode mode) {
+    if (busy_locked()) {
+        if (mode == send_mode::try_) return make_error_code(errc::would_block);
+        // A thread waits; an I/O thread never does: the write that would wake it may be the
+        // one this thread is to make (the reader's turn) or need this thread to run.
+        if (mode == send_mode::wait && !core_->on_io_thread()) {
+            ++send_waiters_;
+            writable_cv_.wait(lk, [&] { return is_closed() || !busy_locked(); });
+            --send_waiters_;
+            if (is_closed())
+                return close_reason_ ? close_reason_ : make_error_code(errc::noconnection);
+        }
+    }
+    const std::size_t before = queued_locked();
+    append();
+    account_locked();
+    // Hard bounds, for sends that did not wait: they apply to a connection that was busy
+    // already, so any single message may still go to a connection that is keeping up.
+    const auto& o = core_->opts;
+    std::string why;
+    if (o.output_busy_limit != 0 && before >= o.output_busy_limit) {
+        const std::size_t total = core_->net->queued_output.load(std::memory_order_relaxed);
+        if (o.output_queue_limit != 0 && queued_locked() > o.output_queue_limit)
+            why = "limit exceeded: " + std::to_string(queued_locked()) +
+                  " bytes of output queued for the peer, above output_queue_limit (" +
+                  std::to_string(o.output_queue_limit) + "): the peer is not reading";
+        else if (o.output_total_limit != 0 && total > o.output_total_limit)
+            why = "limit exceeded: output queued for all peers (" + std::to_string(total) +
+                  " bytes) above output_total_limit (" + std::to_string(o.output_total_limit) +
+                  "), this peer holding " + std::to_string(queued_locked()) + " bytes";
+    }
+    if (!why.empty()) {
+        lk.unlock();
+        close(make_error_code(errc::limit_exceeded), why);
+        return make_error_code(errc::limit_exceeded);
+    }
+    write_locked();
+    return {};
+}
+
 namespace {
-// ERLCPP_DIRECT_WRITE=0 turns direct writes off (for A/B measurements, docs/benchmarks.md).
-bool direct_writes_enabled() {
-    static const bool on = [] {
-        const char* e = std::getenv("ERLCPP_DIRECT_WRITE");
-        return !(e && e[0] == '0');
-    }();
-    return on;
+// After a burst, do not keep a large buffer per connection.
+void release_if_large(std::vector<std::uint8_t>& b, std::size_t keep) {
+    if (b.empty() && b.capacity() > keep) std::vector<std::uint8_t>().swap(b);
 }
 }  // namespace
 
-void connection::write_appended_locked() {
-    constexpr auto idle_gap = std::chrono::microseconds(20);
-    if (tl_dispatching == this && !writing_) return;  // flush_replies() writes it
-    if (writing_ || stream_.is_tls() || !direct_writes_enabled()) return start_write_locked();
-    const auto now = std::chrono::steady_clock::now();
-    const bool idle = now - last_write_ > idle_gap;
-    last_write_ = now;
-    if (idle) send_now_locked();
-    start_write_locked();  // whatever is left (nothing, when the direct write took it all)
+void connection::write_locked() {
+    if (turn_ != write_turn::none || wbuf_.empty() || is_closed()) return;
+    if (!stream_.is_tls() && stream_.socket().is_open()) {
+        const ssize_t n = ::send(stream_.socket().native_handle(), wbuf_.data(), wbuf_.size(),
+                                 MSG_DONTWAIT | MSG_NOSIGNAL);
+        // A short write leaves the rest, and an error everything, to the strand's writer
+        // (which then reports the error).
+        if (n > 0) {
+            wbuf_.erase(wbuf_.begin(), wbuf_.begin() + n);
+            wrote_since_tick_ = true;
+            bytes_sent_ += static_cast<std::uint64_t>(n);
+            touch();
+            account_locked();
+            release_if_large(wbuf_, core_->opts.output_busy_limit);
+        }
+        if (wbuf_.empty()) return;
+    }
+    start_strand_write_locked();
 }
 
-void connection::flush_replies() {
-    std::lock_guard lk(mu_);
-    if (writing_ || wbuf_.empty() || is_closed()) return;
-    last_write_ = std::chrono::steady_clock::now();
-    // On the strand: the socket is ours to write.
-    if (!stream_.is_tls()) send_now_locked();
-    start_write_locked();
-}
-
-void connection::send_now_locked() {
-    if (!stream_.socket().is_open()) return;
-    const ssize_t n = ::send(stream_.socket().native_handle(), wbuf_.data(), wbuf_.size(),
-                             MSG_DONTWAIT | MSG_NOSIGNAL);
-    // A short write leaves the rest, and an error leaves everything, to the asynchronous
-    // writer (which then reports the error).
-    if (n <= 0) return;
-    wbuf_.erase(wbuf_.begin(), wbuf_.begin() + n);
-    wrote_since_tick_ = true;
-    bytes_sent_ += static_cast<std::uint64_t>(n);
-    touch();
-}
-
-void connection::start_write_locked() {
-    if (writing_ || wbuf_.empty()) return;
-    writing_ = true;
-    // Asynchronous writes start on the strand (direct writes: write_appended_locked).
+void connection::start_strand_write_locked() {
+    turn_ = write_turn::strand;
     asio::post(strand_, [self = shared_from_this()] {
         std::lock_guard lk(self->mu_);
         if (self->is_closed()) return;
         self->inflight_.swap(self->wbuf_);
-        self->wbuf_.clear();
         self->stream_.async_write(
             asio::buffer(self->inflight_),
             asio::bind_executor(self->strand_, [self](error_code ec, std::size_t n) {
@@ -716,30 +768,80 @@ void connection::start_write_locked() {
 }
 
 void connection::on_write_done(error_code ec, std::size_t written) {
-    {
-        std::lock_guard lk(mu_);
-        bytes_sent_ += written;
-    }
     touch();
-    if (ec) {
-        close(make_error_code(errc::connection_closed), "write failed: " + ec.message());
+    std::unique_lock lk(mu_);
+    bytes_sent_ += written;
+    inflight_.clear();
+    release_if_large(inflight_, core_->opts.output_busy_limit);
+    if (ec || is_closed()) {
+        turn_ = write_turn::none;
+        wbuf_.clear();
+        account_locked();
+        lk.unlock();
+        if (ec) close(make_error_code(errc::connection_closed), "write failed: " + ec.message());
         return;
     }
-    std::lock_guard lk(mu_);
-    inflight_.clear();
     wrote_since_tick_ = true;
-    writing_ = false;
-    last_write_ = std::chrono::steady_clock::now();
-    if (!wbuf_.empty() && !is_closed()) {
-        writing_ = true;
+    if (!wbuf_.empty()) {
         inflight_.swap(wbuf_);
-        wbuf_.clear();
         stream_.async_write(
             asio::buffer(inflight_),
             asio::bind_executor(strand_, [self = shared_from_this()](error_code ec, std::size_t n) {
                 self->on_write_done(ec, n);
             }));
+    } else {
+        turn_ = write_turn::none;
     }
+    account_locked();
+    after_progress(lk);
+}
+
+void connection::after_progress(std::unique_lock<std::mutex>& lk) {
+    if (busy_locked() && !is_closed()) return;
+    if (send_waiters_ != 0) writable_cv_.notify_all();
+    if (writable_.empty()) return;
+    auto ready = std::move(writable_);
+    writable_.clear();
+    const error_code ec =
+        !is_closed() ? error_code{}
+                     : (close_reason_ ? close_reason_ : make_error_code(errc::noconnection));
+    lk.unlock();
+    for (auto& f : ready)
+        f(ec);
+}
+
+void connection::when_writable(std::function<void(error_code)> ready) {
+    std::unique_lock lk(mu_);
+    if (!is_closed() && busy_locked()) {
+        writable_.push_back(std::move(ready));
+        return;
+    }
+    const error_code ec =
+        !is_closed() ? error_code{}
+                     : (close_reason_ ? close_reason_ : make_error_code(errc::noconnection));
+    lk.unlock();
+    ready(ec);
+}
+
+void connection::begin_dispatch() {
+    std::lock_guard lk(mu_);
+    if (turn_ == write_turn::none) turn_ = write_turn::reader;
+}
+
+void connection::end_dispatch() {
+    std::unique_lock lk(mu_);
+    if (turn_ != write_turn::reader) return;
+    turn_ = write_turn::none;
+    write_locked();
+    after_progress(lk);
+}
+
+void connection::flush_locked() {
+    for (auto& [control, payload] : pending_)
+        writer_->append_message(wbuf_, control, payload ? &*payload : nullptr);
+    pending_.clear();
+    account_locked();
+    write_locked();
 }
 
 // ------------------------------------------------------------------------------------------
@@ -755,14 +857,25 @@ asio::awaitable<void> connection::run_ticker() {
         co_await tick_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
         if (ec || is_closed()) co_return;
         bool dead = false;
+        std::size_t stalled = 0;  // bytes queued when declared stalled
         {
             std::lock_guard lk(mu_);
-            if (!wrote_since_tick_ && !writing_ && wbuf_.empty()) {
+            if (!wrote_since_tick_ && turn_ == write_turn::none && wbuf_.empty()) {
                 proto::dist_writer::append_tick(wbuf_);
                 ++ticks_sent_;
-                start_write_locked();
+                account_locked();
+                write_locked();
             }
             wrote_since_tick_ = false;
+            // A peer that sends but never reads keeps the connection alive by its input; its
+            // output then stays queued with nothing written. The same four tick periods
+            // declare it stalled (stricter than OTP, whose senders stay suspended).
+            if (queued_locked() != 0 && bytes_sent_ == sent_at_tick_)
+                ++stalled_ticks_;
+            else
+                stalled_ticks_ = 0;
+            sent_at_tick_ = bytes_sent_;
+            if (stalled_ticks_ >= 4) stalled = queued_locked();
             if (read_since_tick_) {
                 silent_ticks_ = 0;
             } else if (++silent_ticks_ >= 4) {
@@ -773,6 +886,13 @@ asio::awaitable<void> connection::run_ticker() {
         if (dead) {
             close(make_error_code(errc::tick_timeout),
                   "no data or tick received for " +
+                      std::to_string(core_->opts.net_ticktime.count()) + " ms (net_ticktime)");
+            co_return;
+        }
+        if (stalled != 0) {
+            close(make_error_code(errc::tick_timeout),
+                  "peer not reading: " + std::to_string(stalled) +
+                      " bytes of output queued and nothing written for " +
                       std::to_string(core_->opts.net_ticktime.count()) + " ms (net_ticktime)");
             co_return;
         }
@@ -804,18 +924,23 @@ void connection::close(error_code why, std::string reason) {
     atom peer;
     if (holds_slot_.exchange(false)) core_->net->release();
     std::vector<std::function<void(bool)>> settled;
+    std::vector<std::function<void(error_code)>> writable;
     {
         std::lock_guard lk(mu_);
         close_reason_ = why;
         pending_.clear();
+        std::vector<std::uint8_t>().swap(wbuf_);  // inflight_ goes when its write completes
+        account_locked();
         superseded = superseded_;
         peer = peer_;
         settled.swap(settled_);
+        writable.swap(writable_);
     }
     up_cv_.notify_all();
+    writable_cv_.notify_all();
     asio::post(strand_, [self = shared_from_this()] {
         {
-            std::lock_guard lk(self->mu_);  // no direct write (write_appended_locked) meanwhile
+            std::lock_guard lk(self->mu_);  // no direct write (write_locked) meanwhile
             self->stream_.close();
         }
         self->tick_timer_.cancel();
@@ -825,6 +950,8 @@ void connection::close(error_code why, std::string reason) {
     // After on_connection_down: a successor (simultaneous connect) is in the table by now.
     for (auto& f : settled)
         f(false);
+    for (auto& f : writable)
+        f(why);
 }
 
 void connection::when_settled(std::function<void(bool up)> done) {

@@ -18,6 +18,7 @@
 #include <boost/asio/strand.hpp>
 
 #include <chrono>
+#include <condition_variable>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -41,6 +42,10 @@ struct net_state {
     std::atomic<std::size_t> connections{0};
     proto::handshake_gate handshakes;       // max_pending_handshakes(_per_address)
     std::atomic<std::size_t> inflating{0};  // inflated bytes held by decodes (max_inflating_bytes)
+    // Fragment bytes being reassembled (max_fragmented_bytes_total) and output encoded but not
+    // yet written (output_total_limit), summed over all connections.
+    std::atomic<std::size_t> fragmented{0};
+    std::atomic<std::size_t> queued_output{0};
 
     bool allowed(atom peer) const { return allow.empty() || allow.count(peer) != 0; }
     const std::string& cookie_for(atom peer) const {
@@ -85,13 +90,26 @@ class connection : public std::enable_shared_from_this<connection> {
     bool is_closed() const noexcept { return state_.load() == state::closed; }
     bool is_outgoing() const noexcept { return outgoing_; }
 
+    using send_mode = detail::send_mode;  // node_core.hpp
+
     // Sends a control message (+ payload). Before the connection is up the message is queued;
     // if set-up fails it is dropped, as Erlang drops messages to unreachable nodes.
-    void send(const term& control, const term* payload);
+    error_code send(const term& control, const term* payload, send_mode mode = send_mode::queue);
     // A message to a pid (SEND_SENDER, or SEND without DFLAG_SEND_SENDER) or to a registered
     // name (REG_SEND), encoded without building the control tuple when the connection is up.
-    void send_to_pid(const term& from, const pid& to, const term& msg);
-    void send_to_name(const term& from, atom to_name, const term& msg);
+    error_code send_to_pid(const term& from, const pid& to, const term& msg,
+                           send_mode mode = send_mode::queue);
+    error_code send_to_name(const term& from, atom to_name, const term& msg,
+                            send_mode mode = send_mode::queue);
+
+    // True while a send would wait (send_mode::wait) or report would_block (send_mode::try_).
+    bool busy() const;
+    // The hook for asynchronous sends: calls `ready(ec)` once the connection is not busy
+    // (ec empty: append now; the message is not reserved, so a racing sender may make it busy
+    // again and the caller re-checks with send_mode::try_) or has closed (ec = the close
+    // reason). At once, on the calling thread, when that holds already; else later, without
+    // locks held, on the thread whose write drained the queue or that closed the connection.
+    void when_writable(std::function<void(error_code)> ready);
     // Closes the connection; `why` is logged and reported in the nodedown event.
     void close(error_code why, std::string reason = {});
 
@@ -122,21 +140,38 @@ class connection : public std::enable_shared_from_this<connection> {
     bool become_up(const proto::handshake& hs);
     // Appends with `append` when up, else queues or forwards make_control() as send() does.
     template <class Append, class MakeControl>
-    void send_fast(Append&& append, MakeControl&& make_control, const term& msg);
+    error_code send_fast(Append&& append, MakeControl&& make_control, const term& msg,
+                         send_mode mode);
+    // The common part of every send once the connection is up, mu_ held in `lk`: applies
+    // `mode` when busy, calls append(), then writes or leaves the bytes to the writer
+    // (docs/node.md "Writes"). Returns would_block (try_), or the close reason when the
+    // connection closed while waiting or passed a hard bound.
+    template <class Append>
+    error_code append_up(std::unique_lock<std::mutex>& lk, Append&& append, send_mode mode);
+    // Encodes what was queued before the handshake completed and writes it (at become_up).
     void flush_locked();
-    void start_write_locked();
-    // After an append to wbuf_: writes now from the calling thread when the connection has been
-    // idle (see connection.cpp), else hands the buffer to the strand's batched writer.
-    void write_appended_locked();
-    // After a read chunk was dispatched: writes what was sent on this connection meanwhile.
-    void flush_replies();
-    // A non-blocking send(2) of wbuf_ (plain TCP, mu_ held); removes what was written.
-    void send_now_locked();
+    bool busy_locked() const;
+    std::size_t queued_locked() const noexcept { return wbuf_.size() + inflight_.size(); }
+    // Brings net_state::queued_output up to date with this connection's queue (mu_ held).
+    void account_locked();
+    // The write turn (mu_ held): if nobody holds it, writes wbuf_ now (plain TCP, a
+    // non-blocking send(2) under mu_) and hands what is left to the strand.
+    void write_locked();
+    void start_strand_write_locked();
     void on_write_done(error_code ec, std::size_t written);
+    // After bytes left the queue (mu_ held in lk; released on return): wakes waiting senders
+    // and calls when_writable hooks once the connection is no longer busy.
+    void after_progress(std::unique_lock<std::mutex>& lk);
+    // Around dispatching one read chunk: the reader holds the write turn, so what handlers
+    // send on this connection meanwhile (an rpc reply, a SPAWN_REPLY) leaves in one write
+    // after the chunk.
+    void begin_dispatch();
+    void end_dispatch();
     proto::handshake_status decide_status(std::string_view peer_name, proto::handshake& hs);
     std::string tls_reason(const error_code& ec);
     // Limit violations found by the reader, in words naming the option that was exceeded.
-    std::string limit_reason(const error_code& ec) const;
+    // `exceeded`: dist_reader::exceeded_limit() after errc::limit_exceeded.
+    std::string limit_reason(const error_code& ec, std::string_view exceeded) const;
     void log_close(bool was_up, atom peer, error_code why, std::string& reason) const;
 
     std::shared_ptr<node_core> core_;
@@ -161,8 +196,16 @@ class connection : public std::enable_shared_from_this<connection> {
     std::vector<std::pair<term, std::optional<term>>> pending_;  // queued before up
     std::vector<std::uint8_t> wbuf_;                             // encoded, not yet written
     std::vector<std::uint8_t> inflight_;                         // being written
-    bool writing_ = false;
-    std::chrono::steady_clock::time_point last_write_{};  // when the last write was issued
+    // Who may write the socket now: nobody (the next sender writes directly), the reader
+    // (dispatching a chunk; it writes after the chunk) or the strand (an async_write).
+    enum class write_turn : std::uint8_t { none, reader, strand };
+    write_turn turn_ = write_turn::none;
+    std::size_t accounted_ = 0;            // this connection's share of net_state::queued_output
+    std::condition_variable writable_cv_;  // send_mode::wait senders
+    std::size_t send_waiters_ = 0;         // threads waiting on writable_cv_
+    std::vector<std::function<void(error_code)>> writable_;  // when_writable hooks
+    std::uint64_t sent_at_tick_ = 0;  // bytes_sent_ at the previous tick (stall check)
+    int stalled_ticks_ = 0;           // ticks with output queued and none written
     bool wrote_since_tick_ = false;
     bool read_since_tick_ = false;
     int silent_ticks_ = 0;

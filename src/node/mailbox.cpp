@@ -1,4 +1,5 @@
 #include <erl/mailbox.hpp>
+#include <erl/process.hpp>
 
 #include "node/node_core.hpp"
 #include "node/runtime.hpp"
@@ -80,7 +81,7 @@ std::size_t mailbox::pending() const {
 // was killed; its messages must not appear to come from a dead pid).
 void mailbox::send(const pid& to, term msg) const {
     if (p_->exited.load(std::memory_order_relaxed)) return;
-    p_->node->send_pid(p_->self_term, to, std::move(msg));
+    p_->node->send_pid(p_->self_term, to, std::move(msg), detail::send_mode::wait);
 }
 void mailbox::send(atom registered_name, term msg) const {
     if (p_->exited.load(std::memory_order_relaxed)) return;
@@ -88,11 +89,30 @@ void mailbox::send(atom registered_name, term msg) const {
 }
 void mailbox::send(atom registered_name, atom to_node, term msg) const {
     if (p_->exited.load(std::memory_order_relaxed)) return;
-    p_->node->send_name(p_->self_term, registered_name, to_node, std::move(msg));
+    p_->node->send_name(p_->self_term, registered_name, to_node, std::move(msg),
+                        detail::send_mode::wait);
+}
+error_code mailbox::try_send(const pid& to, term msg) const {
+    if (p_->exited.load(std::memory_order_relaxed)) return {};
+    return p_->node->send_pid(p_->self_term, to, std::move(msg), detail::send_mode::try_);
+}
+error_code mailbox::try_send(atom registered_name, atom to_node, term msg) const {
+    if (p_->exited.load(std::memory_order_relaxed)) return {};
+    return p_->node->send_name(p_->self_term, registered_name, to_node, std::move(msg),
+                               detail::send_mode::try_);
 }
 void mailbox::send_alias(const reference& alias, term msg) const {
     if (p_->exited.load(std::memory_order_relaxed)) return;
     p_->node->send_alias(p_->self_term, alias, std::move(msg));
+}
+
+error_code process_context::try_send(const pid& to, term msg) const {
+    if (auto m = handle()) return m.try_send(to, std::move(msg));
+    return {};
+}
+error_code process_context::try_send(atom registered_name, atom to_node, term msg) const {
+    if (auto m = handle()) return m.try_send(registered_name, to_node, std::move(msg));
+    return {};
 }
 
 void mailbox::link(const pid& other) const {

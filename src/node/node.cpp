@@ -4,6 +4,7 @@
 #include "node/connection.hpp"
 #include "node/node_core.hpp"
 #include "node/runtime_atoms.hpp"
+#include "transport/cloexec.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -250,7 +251,7 @@ reference node::make_ref() {
 
 void node::send(const pid& to, term msg) {
     if (!impl_->alive) return;
-    impl_->send_pid(impl_->node_process->self_term, to, std::move(msg));
+    impl_->send_pid(impl_->node_process->self_term, to, std::move(msg), detail::send_mode::wait);
 }
 void node::send(atom registered_name, term msg) {
     if (!impl_->alive) return;
@@ -258,7 +259,8 @@ void node::send(atom registered_name, term msg) {
 }
 void node::send(atom registered_name, atom to_node, term msg) {
     if (!impl_->alive) return;
-    impl_->send_name(impl_->node_process->self_term, registered_name, to_node, std::move(msg));
+    impl_->send_name(impl_->node_process->self_term, registered_name, to_node, std::move(msg),
+                     detail::send_mode::wait);
 }
 void node::send_alias(const reference& alias, term msg) {
     if (!impl_->alive) return;
@@ -407,7 +409,7 @@ error_code node_core::start_runtime() {
     if (ec) return ec;
     c.acceptor = std::make_unique<tcp::acceptor>(c.ioc());
     tcp::endpoint ep(addr, c.opts.listen_port);
-    c.acceptor->open(ep.protocol(), ec);
+    ec = open_cloexec(*c.acceptor, ep.protocol());
     if (!ec) c.acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
     if (!ec) c.acceptor->bind(ep, ec);
     if (!ec) c.acceptor->listen(asio::socket_base::max_listen_connections, ec);
@@ -473,8 +475,7 @@ error_code node_core::start_runtime() {
             while (!core->stopping) {
                 error_code ec;
                 tcp::socket s(core->ioc());
-                co_await core->acceptor->async_accept(
-                    s, asio::redirect_error(asio::use_awaitable, ec));
+                ec = co_await async_accept_cloexec(*core->acceptor, s);
                 if (ec) {
                     if (core->stopping || ec == asio::error::operation_aborted) co_return;
                     continue;

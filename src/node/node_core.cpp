@@ -216,20 +216,23 @@ reference node_core::make_ref() {
 // ------------------------------------------------------------------------------------------
 // Routing
 
-void node_core::send_pid(const term& from, const pid& to, term msg) {
+error_code node_core::send_pid(const term& from, const pid& to, term msg, send_mode mode) {
     if (to.node == name) {
         if (auto p = find_process(to)) p->deliver(std::move(msg));
-        return;
+        return {};
     }
-    if (auto c = connection_to(to.node, true)) c->send_to_pid(from, to, msg);
+    if (auto c = connection_to(to.node, true)) return c->send_to_pid(from, to, msg, mode);
+    return {};
 }
 
-void node_core::send_name(const term& from, atom to_name, atom to_node, term msg) {
+error_code node_core::send_name(const term& from, atom to_name, atom to_node, term msg,
+                                send_mode mode) {
     if (to_node == name) {
         deliver_local_name(from, to_name, std::move(msg));
-        return;
+        return {};
     }
-    if (auto c = connection_to(to_node, true)) c->send_to_name(from, to_name, msg);
+    if (auto c = connection_to(to_node, true)) return c->send_to_name(from, to_name, msg, mode);
+    return {};
 }
 
 void node_core::deliver_local_name(const term& from, atom to_name, term msg) {

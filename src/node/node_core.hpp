@@ -33,6 +33,14 @@ namespace erl::detail {
 class connection;
 struct net_state;
 
+// What a send to a remote node does when its connection is busy (docs/node.md "Writes"):
+//   queue  appends anyway (signals, runtime replies, sends on I/O threads never wait); a busy
+//          connection that then passes output_queue_limit or output_total_limit is closed;
+//   wait   blocks the calling thread until the connection is not busy or has closed (erts
+//          suspends the sending process); on an I/O thread it acts as queue;
+//   try_   sends nothing and returns errc::would_block (erlang:send/3 with nosuspend).
+enum class send_mode : std::uint8_t { queue, wait, try_ };
+
 // Node-wide counters behind node::stats(). The rpc ones are relaxed atomics bumped once per
 // served call; handshake failures are rare and keyed by reason under a mutex of their own.
 struct node_counters {
@@ -147,8 +155,12 @@ struct node_core : std::enable_shared_from_this<node_core> {
 
     // Routing --------------------------------------------------------------------------------
     // `from` is a pid term of the sending process (node_process when none).
-    void send_pid(const term& from, const pid& to, term msg);
-    void send_name(const term& from, atom to_name, atom to_node, term msg);
+    // Errors only with send_mode::try_ (would_block); messages to unknown processes or
+    // unreachable nodes are dropped, as Erlang drops them.
+    error_code send_pid(const term& from, const pid& to, term msg,
+                        send_mode mode = send_mode::queue);
+    error_code send_name(const term& from, atom to_name, atom to_node, term msg,
+                         send_mode mode = send_mode::queue);
     void send_alias(const term& from, const reference& alias, term msg);
     void deliver_local_name(const term& from, atom to_name, term msg);
 

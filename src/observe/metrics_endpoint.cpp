@@ -16,7 +16,7 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
 
-#include <fcntl.h>
+#include "transport/cloexec.hpp"
 
 #include <list>
 #include <mutex>
@@ -26,15 +26,6 @@ namespace erl {
 namespace asio = boost::asio;
 namespace http = boost::beast::http;
 using tcp = asio::ip::tcp;
-
-namespace {
-// A child the application forks and execs must not inherit our sockets: a listening socket
-// held by a child keeps accepting (into nowhere) after stop() closed ours.
-template <class Socket>
-void close_on_exec(Socket& s) {
-    ::fcntl(s.native_handle(), F_SETFD, FD_CLOEXEC);
-}
-}  // namespace
 
 struct metrics_endpoint::impl : std::enable_shared_from_this<impl> {
     impl(asio::any_io_executor ex, metrics_endpoint_options o, std::function<std::string()> r)
@@ -146,11 +137,12 @@ asio::awaitable<void> metrics_endpoint::impl::accept_loop() {
     auto self = shared_from_this();
     for (;;) {
         boost::system::error_code ec;
-        tcp::socket sock =
-            co_await acceptor.async_accept(asio::redirect_error(asio::use_awaitable, ec));
+        // Close-on-exec: a listening socket held by a child the application forks and execs
+        // would keep accepting (into nowhere) after stop() closed ours.
+        tcp::socket sock(strand);
+        ec = co_await detail::async_accept_cloexec(acceptor, sock);
         if (ec == asio::error::operation_aborted || closed) break;
         if (ec) continue;  // e.g. the client reset before accept completed
-        close_on_exec(sock);
         if (active >= opts.max_connections) {
             sock.close(ec);  // bounded: a flood of idle clients cannot take more
             continue;
@@ -168,8 +160,7 @@ result<metrics_endpoint> metrics_endpoint::start(asio::any_io_executor ex,
     if (ec) return ec;
     auto p = std::make_shared<impl>(std::move(ex), std::move(opts), std::move(render));
     const tcp::endpoint ep(addr, p->opts.port);
-    p->acceptor.open(ep.protocol(), ec);
-    if (!ec) close_on_exec(p->acceptor);
+    ec = detail::open_cloexec(p->acceptor, ep.protocol());
     if (!ec) p->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
     if (!ec) p->acceptor.bind(ep, ec);
     if (!ec) p->acceptor.listen(asio::socket_base::max_listen_connections, ec);

@@ -21,11 +21,13 @@
 #include "proto/dist_flags.hpp"
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <span>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -80,6 +82,11 @@ struct reader_limits {
     // either -> errc::limit_exceeded.
     std::size_t max_fragment_sequences = 64;
     std::size_t max_fragmented_bytes = std::size_t{128} << 20;
+    // The buffered bytes of every reader sharing `fragmented_total` (a node's connections)
+    // together; a fragment that would take them above max_fragmented_total is refused before
+    // it is copied (errc::limit_exceeded). Null: no shared bound.
+    std::atomic<std::size_t>* fragmented_total = nullptr;
+    std::size_t max_fragmented_total = SIZE_MAX;
     // Largest reassembled fragmented message; larger -> errc::frame_too_large (so a message
     // size limit holds whether or not the peer fragments). Also caps what a compressed term
     // may inflate to (term_limits.max_uncompressed).
@@ -92,6 +99,9 @@ class dist_reader {
     // Flags are informational: the reader accepts pass-through, header and fragment frames
     // whatever was negotiated (OTP only sends what was negotiated).
     explicit dist_reader(std::uint64_t negotiated_flags = 0, reader_limits limits = {});
+    ~dist_reader();  // gives its buffered fragment bytes back to limits.fragmented_total
+    dist_reader(const dist_reader&) = delete;
+    dist_reader& operator=(const dist_reader&) = delete;
 
     // Consumes all of `in`: every complete frame is parsed and its message (if any — ticks and
     // non-final fragments produce none) appended to `out`, in order; a trailing partial frame
@@ -108,6 +118,9 @@ class dist_reader {
     // Reassembly state (for tests and metrics).
     std::size_t sequences_in_flight() const noexcept { return seqs_.size(); }
     std::size_t fragmented_bytes() const noexcept { return frag_bytes_; }
+    // After errc::limit_exceeded: the reader_limits field that was exceeded
+    // ("max_fragment_sequences", "max_fragmented_bytes" or "max_fragmented_total").
+    std::string_view exceeded_limit() const noexcept { return exceeded_; }
     // Drops all reassembly state and the partial frame (on disconnect). The atom cache is kept:
     // create a new reader for a new connection.
     void reset();
@@ -119,6 +132,9 @@ class dist_reader {
         std::uint64_t next_id = 0;  // fragment id expected next
     };
     error_code fail(error_code ec);
+    // Reserves n more buffered fragment bytes against both bounds (limit_exceeded if not).
+    error_code take_fragment_bytes(std::size_t n);
+    void give_fragment_bytes(std::size_t n) noexcept;
     error_code parse_header(std::span<const std::uint8_t>& in, std::vector<atom>& refs);
     error_code decode_message(std::span<const std::uint8_t> body, std::span<const atom> refs,
                               std::vector<dist_message>& out);
@@ -130,6 +146,7 @@ class dist_reader {
     std::vector<std::uint8_t> partial_;  // incomplete frame, including its Len bytes
     std::unordered_map<std::uint64_t, sequence> seqs_;
     std::size_t frag_bytes_ = 0;
+    std::string_view exceeded_;
     std::vector<atom> refs_scratch_;
     std::uint64_t frames_ = 0;
     std::uint64_t ticks_ = 0;

@@ -64,16 +64,43 @@ dist_reader::dist_reader(std::uint64_t negotiated_flags, reader_limits limits)
         std::min(limits_.term_limits.max_uncompressed, limits_.max_message_size);
 }
 
+dist_reader::~dist_reader() {
+    give_fragment_bytes(frag_bytes_);
+}
+
 error_code dist_reader::fail(error_code ec) {
     error_ = ec;
     return ec;
+}
+
+error_code dist_reader::take_fragment_bytes(std::size_t n) {
+    if (n > limits_.max_fragmented_bytes - frag_bytes_) {
+        exceeded_ = "max_fragmented_bytes";
+        return fail(make_error_code(errc::limit_exceeded));
+    }
+    if (limits_.fragmented_total) {
+        // Reserve first, then check: concurrent readers cannot both slip under the bound.
+        const std::size_t before = limits_.fragmented_total->fetch_add(n);
+        if (before > limits_.max_fragmented_total || n > limits_.max_fragmented_total - before) {
+            limits_.fragmented_total->fetch_sub(n);
+            exceeded_ = "max_fragmented_total";
+            return fail(make_error_code(errc::limit_exceeded));
+        }
+    }
+    frag_bytes_ += n;
+    return {};
+}
+
+void dist_reader::give_fragment_bytes(std::size_t n) noexcept {
+    frag_bytes_ -= n;
+    if (limits_.fragmented_total) limits_.fragmented_total->fetch_sub(n);
 }
 
 void dist_reader::reset() {
     partial_.clear();
     partial_.shrink_to_fit();
     seqs_.clear();
-    frag_bytes_ = 0;
+    give_fragment_bytes(frag_bytes_);
 }
 
 error_code dist_reader::feed(std::span<const std::uint8_t> in, std::vector<dist_message>& out) {
@@ -137,14 +164,15 @@ error_code dist_reader::parse_frame(std::span<const std::uint8_t> data,
             if (auto ec = parse_header(in, refs_scratch_)) return ec;
             if (id == 1) return decode_message(in, refs_scratch_, out);
             if (seqs_.count(seq)) return fail(make_error_code(errc::bad_frame));
-            if (seqs_.size() >= limits_.max_fragment_sequences ||
-                in.size() > limits_.max_fragmented_bytes - frag_bytes_)
+            if (seqs_.size() >= limits_.max_fragment_sequences) {
+                exceeded_ = "max_fragment_sequences";
                 return fail(make_error_code(errc::limit_exceeded));
+            }
+            if (auto ec = take_fragment_bytes(in.size())) return ec;
             sequence s;
             s.refs = refs_scratch_;
             s.data.assign(in.begin(), in.end());
             s.next_id = id - 1;
-            frag_bytes_ += in.size();
             seqs_.emplace(seq, std::move(s));
             return {};
         }
@@ -156,21 +184,19 @@ error_code dist_reader::parse_frame(std::span<const std::uint8_t> data,
             if (it == seqs_.end() || id != it->second.next_id)
                 return fail(make_error_code(errc::bad_frame));
             auto in = data.subspan(18);
-            if (in.size() > limits_.max_fragmented_bytes - frag_bytes_)
-                return fail(make_error_code(errc::limit_exceeded));
+            if (auto ec = take_fragment_bytes(in.size())) return ec;
             auto& s = it->second;
             if (in.size() >
                 limits_.max_message_size - std::min(limits_.max_message_size, s.data.size()))
                 return fail(make_error_code(errc::frame_too_large));
             s.data.insert(s.data.end(), in.begin(), in.end());
-            frag_bytes_ += in.size();
             if (id > 1) {
                 s.next_id = id - 1;
                 return {};
             }
             sequence done = std::move(s);
             seqs_.erase(it);
-            frag_bytes_ -= done.data.size();
+            give_fragment_bytes(done.data.size());
             return decode_message(done.data, done.refs, out);
         }
         default:

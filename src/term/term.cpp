@@ -22,8 +22,9 @@ namespace {
 // classes keep more blocks: a decoded map of 1,000 {Int, <<"v">>} values frees 2,000 blocks of
 // 32-48 bytes), at most 2 MiB per thread (32 classes of 64 KiB);
 // the rest goes back to operator delete. Disabled under sanitizers (so ASan still sees every
-// use-after-free) and with ERLCPP_TERM_POOL=0 in the environment (for A/B measurements).
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+// use-after-free) and in builds configured with -DERLCPP_TERM_POOL=OFF (for A/B measurements).
+#if defined(ERLCPP_TERM_POOL_DEFAULT)
+#elif defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define ERLCPP_TERM_POOL_DEFAULT false
 #elif defined(__has_feature)
 #if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
@@ -56,9 +57,7 @@ struct pool_state {
 constinit thread_local pool_state tl_pool{};
 
 bool pool_enabled_now() noexcept {
-    if (!ERLCPP_TERM_POOL_DEFAULT) return false;
-    const char* e = std::getenv("ERLCPP_TERM_POOL");
-    return !(e && e[0] == '0');
+    return ERLCPP_TERM_POOL_DEFAULT;
 }
 // Read on every block allocation and free, so a plain global rather than a function-local
 // static (whose guard check showed up in decode profiles). Zero (off) until dynamic

@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+
 #include <random>
 #include <string>
 #include <vector>
@@ -311,6 +313,33 @@ TEST(ProtoDistReader, FragmentLimits) {
         EXPECT_EQ(r.sequences_in_flight(), 0u);
         EXPECT_EQ(r.fragmented_bytes(), 0u);
     }
+}
+
+// Readers sharing a node-wide counter: the fragment that would take their sum past
+// max_fragmented_total is refused before it is buffered, and a reader gives its bytes back when
+// it goes.
+TEST(ProtoDistReader, NodeWideFragmentBound) {
+    bytes ctl_part{104, 3, 97, 2, 119, 0, 119, 1, 'a', 109, 0, 0, 1, 0};
+    std::atomic<std::size_t> total{0};
+    reader_limits lim;
+    lim.fragmented_total = &total;
+    lim.max_fragmented_total = 3 * ctl_part.size();
+    {
+        dist_reader a(hdr_flags, lim);
+        read_all(a, frag_first(1, 3, ctl_part));
+        read_all(a, frag_first(2, 3, ctl_part));
+        EXPECT_EQ(a.fragmented_bytes(), 2 * ctl_part.size());
+        EXPECT_EQ(total.load(), 2 * ctl_part.size());
+        dist_reader b(hdr_flags, lim);
+        read_all(b, frag_first(1, 3, ctl_part));  // exactly at the bound: taken
+        EXPECT_EQ(total.load(), 3 * ctl_part.size());
+        erl::error_code ec;
+        read_all(b, frag_first(2, 3, ctl_part), &ec);
+        EXPECT_EQ(ec, erl::errc::limit_exceeded);
+        EXPECT_EQ(b.exceeded_limit(), "max_fragmented_total");
+        EXPECT_EQ(total.load(), 3 * ctl_part.size());  // the refused fragment took nothing
+    }
+    EXPECT_EQ(total.load(), 0u);
 }
 
 TEST(ProtoDistReader, FrameTooLargeIsDetectedFromTheLength) {

@@ -1,0 +1,239 @@
+// Output of a node towards its peers: a peer that does not read makes its connection busy
+// (try_send reports would_block, a blocking send waits and resumes once the peer reads), and
+// the node's sockets are close-on-exec (a forked and exec'ed child holds none of them).
+#include <erl/node.hpp>
+
+#include <gtest/gtest.h>
+
+#include "node_test_support.hpp"
+#include "proto/handshake.hpp"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace std::chrono_literals;
+
+namespace {
+
+using erl::test::free_port;
+using erl::test::local_node_options;
+
+// A distribution peer on a blocking socket with a small receive buffer, which reads only when
+// told to: the node's output to it piles up in the node's queue.
+struct lazy_peer {
+    int fd = -1;
+    std::string name = erl::test::unique_node_name("lazy");
+
+    explicit lazy_peer(std::uint16_t port) {
+        fd = ::socket(AF_INET, SOCK_STREAM, 0);
+        int small = 4096;
+        ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+        sockaddr_in a{};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(port);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+            ::close(fd);
+            fd = -1;
+        }
+    }
+    ~lazy_peer() {
+        if (fd >= 0) ::close(fd);
+    }
+    // Reads what arrives within `timeout`: bytes read, 0 on EOF/error, -1 on timeout.
+    long read_some(std::vector<std::uint8_t>& out, std::chrono::milliseconds timeout) {
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return -1;
+        std::uint8_t buf[65536];
+        const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) return 0;
+        out.insert(out.end(), buf, buf + n);
+        return n;
+    }
+    bool handshake(const std::string& node, const std::string& cookie) {
+        erl::proto::handshake_config cfg;
+        cfg.role = erl::proto::handshake_role::initiator;
+        cfg.our_name = name;
+        cfg.our_creation = 0x1234;
+        cfg.cookie = cookie;
+        cfg.peer_name = node;
+        erl::proto::handshake hs(std::move(cfg));
+        hs.start();
+        std::vector<std::uint8_t> in;
+        while (!hs.done() && !hs.failed()) {
+            if (hs.has_output()) {
+                auto out = hs.take_output();
+                if (::send(fd, out.data(), out.size(), MSG_NOSIGNAL) !=
+                    static_cast<ssize_t>(out.size()))
+                    return false;
+            }
+            if (hs.done() || hs.failed()) break;
+            in.clear();
+            if (read_some(in, 5s) <= 0) return false;
+            std::size_t used = 0;
+            hs.feed(in, used);
+        }
+        if (hs.has_output()) {
+            auto out = hs.take_output();
+            ::send(fd, out.data(), out.size(), MSG_NOSIGNAL);
+        }
+        return hs.done();
+    }
+};
+
+std::size_t queued_to(const erl::node& n, erl::atom peer) {
+    for (const auto& c : n.stats().connections)
+        if (c.peer == peer) return c.send_queue_bytes;
+    return 0;
+}
+
+}  // namespace
+
+TEST(NodeOutput, try_send_would_block_and_blocking_send_resumes_when_the_peer_reads) {
+    const std::uint16_t epmd = free_port();
+    auto opts = local_node_options("out", epmd);
+    opts.listen_port = free_port();
+    opts.output_busy_limit = 256 * 1024;
+    erl::node n(opts);
+    ASSERT_FALSE(n.start());
+    lazy_peer peer(n.listen_port());
+    ASSERT_GE(peer.fd, 0);
+    ASSERT_TRUE(peer.handshake(std::string(n.name().str()), opts.cookie));
+    const erl::atom peer_node(peer.name);
+    ASSERT_TRUE(erl::test::wait_until([&] { return n.is_connected(peer_node); }));
+    auto mb = n.spawn_mailbox();
+    ASSERT_TRUE(mb);
+    const erl::pid to{peer_node, 1, 0, 0x1234};
+    const erl::term chunk = erl::binary(std::vector<std::uint8_t>(64 * 1024, 7));
+
+    // The kernel's socket buffers fill first, then the node's queue up to the busy limit.
+    int sent = 0;
+    erl::error_code ec;
+    while (sent < 4096 && !(ec = mb->try_send(to, chunk)))
+        ++sent;
+    ASSERT_EQ(ec, erl::errc::would_block) << "after " << sent << " messages";
+    EXPECT_GT(queued_to(n, peer_node), 0u);
+
+    std::atomic<bool> done{false};
+    std::thread blocked([&] {
+        mb->send(to, chunk);
+        done = true;
+    });
+    // The peer reads everything: the blocking send completes, try_send succeeds again.
+    std::atomic<bool> reading{true};
+    std::atomic<std::size_t> received{0};
+    std::thread reader([&] {
+        std::vector<std::uint8_t> sink;
+        while (reading) {
+            sink.clear();
+            const long r = peer.read_some(sink, 20ms);
+            if (r == 0) break;
+            if (r > 0) received.fetch_add(static_cast<std::size_t>(r));
+        }
+    });
+    EXPECT_TRUE(erl::test::wait_until([&] { return done.load(); }, 30s));
+    blocked.join();
+    EXPECT_TRUE(erl::test::wait_until([&] { return !mb->try_send(to, chunk); }, 30s));
+    EXPECT_TRUE(n.is_connected(peer_node));
+    // Everything queued reaches the peer: the messages try_send took and the blocking one.
+    const std::size_t payload_bytes = static_cast<std::size_t>(sent + 1) * 64 * 1024;
+    EXPECT_TRUE(erl::test::wait_until([&] { return received.load() >= payload_bytes; }, 30s))
+        << received.load() << " of " << payload_bytes << " bytes";
+    reading = false;
+    reader.join();
+    n.stop();
+}
+
+// A sender waiting on a busy connection is released when the connection goes away (here the
+// peer closes it without ever reading).
+TEST(NodeOutput, blocking_send_returns_when_the_busy_connection_closes) {
+    const std::uint16_t epmd = free_port();
+    auto opts = local_node_options("outc", epmd);
+    opts.listen_port = free_port();
+    opts.output_busy_limit = 128 * 1024;
+    erl::node n(opts);
+    ASSERT_FALSE(n.start());
+    auto peer = std::make_unique<lazy_peer>(n.listen_port());
+    ASSERT_TRUE(peer->handshake(std::string(n.name().str()), opts.cookie));
+    const erl::atom peer_node(peer->name);
+    ASSERT_TRUE(erl::test::wait_until([&] { return n.is_connected(peer_node); }));
+    auto mb = n.spawn_mailbox();
+    ASSERT_TRUE(mb);
+    const erl::pid to{peer_node, 1, 0, 0x1234};
+    const erl::term chunk = erl::binary(std::vector<std::uint8_t>(64 * 1024, 7));
+    int sent = 0;
+    while (sent < 4096 && !mb->try_send(to, chunk))
+        ++sent;
+    ASSERT_EQ(mb->try_send(to, chunk), erl::errc::would_block);
+    std::atomic<bool> done{false};
+    std::thread blocked([&] {
+        mb->send(to, chunk);
+        done = true;
+    });
+    peer.reset();  // the peer goes away without reading: the waiting sender is released
+    EXPECT_TRUE(erl::test::wait_until([&] { return done.load(); }, 30s));
+    blocked.join();
+    EXPECT_TRUE(erl::test::wait_until([&] { return !n.is_connected(peer_node); }));
+    n.stop();
+}
+
+// Every socket of a node (listener, EPMD registration and the in-process EPMD's, connections
+// in both directions) is close-on-exec: a child forked and exec'ed meanwhile holds none.
+TEST(NodeOutput, sockets_are_close_on_exec) {
+    const std::uint16_t epmd = free_port();
+    erl::node a(local_node_options("cloexec_a", epmd));
+    erl::node b(local_node_options("cloexec_b", epmd));
+    ASSERT_FALSE(a.start());
+    ASSERT_FALSE(b.start());
+    ASSERT_TRUE(a.ping(b.name()));
+    ASSERT_TRUE(erl::test::wait_until([&] { return b.is_connected(a.name()); }));
+
+    // The parent holds sockets (so the check below is not vacuous).
+    auto sockets_in = [](const std::string& listing) {
+        std::size_t n = 0;
+        for (std::size_t at = 0; (at = listing.find("socket:", at)) != std::string::npos; ++at)
+            ++n;
+        return n;
+    };
+    std::string parent;
+    if (FILE* f = ::popen(("ls -l /proc/" + std::to_string(::getpid()) + "/fd").c_str(), "r"); f) {
+        char buf[4096];
+        while (std::size_t k = std::fread(buf, 1, sizeof buf, f))
+            parent.append(buf, k);
+        ::pclose(f);
+    }
+    EXPECT_GE(sockets_in(parent), 5u) << parent;
+
+    int out[2];
+    ASSERT_EQ(::pipe2(out, O_CLOEXEC), 0);
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        ::dup2(out[1], 1);  // dup2 clears close-on-exec on the copy
+        ::execl("/bin/ls", "ls", "-l", "/proc/self/fd", static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    ::close(out[1]);
+    std::string listing;
+    char buf[4096];
+    for (ssize_t k; (k = ::read(out[0], buf, sizeof buf)) > 0;)
+        listing.append(buf, static_cast<std::size_t>(k));
+    ::close(out[0]);
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << listing;
+    EXPECT_NE(listing.find("pipe:"), std::string::npos) << listing;  // it did list its fds
+    EXPECT_EQ(sockets_in(listing), 0u) << listing;
+    a.stop();
+    b.stop();
+}
