@@ -38,9 +38,12 @@ void launch(const std::shared_ptr<Op>& op,
     namespace asio = boost::asio;
     auto slot = asio::get_associated_cancellation_slot(handler);
     if (slot.is_connected()) {
-        slot.assign([w = std::weak_ptr<Op>(op)](asio::cancellation_type t) {
+        // The slot holds the operation until the handler runs (the slot is cleared then):
+        // an operation nothing else refers to (a wrapper around another one) stays
+        // cancellable.
+        slot.assign([op](asio::cancellation_type t) {
             if ((t & asio::cancellation_type::terminal) == asio::cancellation_type::none) return;
-            if (auto o = w.lock()) o->cancel();
+            op->cancel();
         });
     }
     auto ex = asio::get_associated_executor(handler, asio::any_completion_executor(fallback));
