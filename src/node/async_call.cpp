@@ -40,6 +40,7 @@ void connect_op::start(done_fn done) {
         // node is stopping.
         return finish(make_error_code(n.stopping ? errc::shutting_down : errc::bad_node_name));
     }
+    if (c->is_up()) return finish({});
     if (timeout_ != std::chrono::milliseconds::max()) {
         // Without a deadline the set-up's own (net_setuptime) ends the wait.
         std::lock_guard lk(mu_);

@@ -209,6 +209,9 @@ class calls_op : public std::enable_shared_from_this<calls_op> {
             calls_[i].connecting = conn;
         }
         conn->start([self = shared_from_this(), i](error_code ec) {
+            // The deadline passing during the set-up is the call's timeout.
+            if (ec == errc::timeout)
+                return self->done_one(i, call_result(erpc_failure(A().timeout)));
             if (ec) return self->done_one(i, call_result(erpc_failure(A().noconnection)));
             self->connected(i);
         });
