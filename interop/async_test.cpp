@@ -112,18 +112,20 @@ TEST_F(AsyncInterop, coroutine_awaits_erpc_call_on_one_io_thread_while_messages_
     ASSERT_TRUE(sink && results);
     start_gate(beam, cpp.quoted_name());
     const erl::pid to = results->self();
-    ASSERT_TRUE(erl::spawn(n, [&n, b, to](erl::process_context& ctx) -> asio::awaitable<void> {
-        auto r = co_await erl::rpc::async_call(
-            n, b, A("gen_server"), A("call"),
-            erl::make_list({erl::term(A("gate")), erl::term(A("wait")), erl::term(A("infinity"))}),
-            infinity, asio::use_awaitable);
+    // Built outside the coroutine (GCC 12 cannot keep an initializer_list across co_await).
+    const erl::term call_args =
+        erl::make_list({erl::term(A("gate")), erl::term(A("wait")), erl::term(A("infinity"))});
+    auto caller = erl::spawn(n, [&](erl::process_context& ctx) -> asio::awaitable<void> {
+        auto r = co_await erl::rpc::async_call(n, b, A("gen_server"), A("call"), call_args,
+                                               infinity, asio::use_awaitable);
         ctx.send(to, r.ok() ? r.value() : r.error().to_term());
         // And a gen_server:call of the gate, from the coroutine as well.
         auto g = co_await erl::gen_server::async_call(n, erl::gen_server::dest(A("gate"), b),
                                                       erl::term(A("wait")), infinity,
                                                       asio::use_awaitable);
         ctx.send(to, g.ok() ? g.value() : g.error().to_term());
-    }));
+    });
+    ASSERT_TRUE(caller);
     auto w = sink->receive(20s);
     ASSERT_TRUE(w) << w.error().message();
     EXPECT_EQ(*w, erl::term(A("waiting")));
