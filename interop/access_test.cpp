@@ -140,7 +140,7 @@ TEST_F(AccessInterop, cookie_file_created_owner_only_and_used) {
         o.cookie_env.clear();
         o.cookie_file = open_file;
     }));
-    EXPECT_EQ(bad.start_error, erl::make_error_code(erl::errc::bad_cookie));
+    EXPECT_EQ(bad.start_error, erl::make_error_code(erl::errc::cookie_file_error));
     EXPECT_TRUE(bad.wait_log("must be accessible by owner only", 1s)) << bad.log_text();
 }
 

@@ -11,22 +11,22 @@ namespace erl {
 enum class errc {
     ok = 0,
     // --- External Term Format codec (1..99)
-    truncated = 1,         // input ended inside a term
-    bad_version,           // missing or wrong version byte (131)
-    bad_tag,               // unknown or unsupported tag
-    too_deep,              // nesting deeper than the configured limit
-    too_large,             // a length exceeds the input or the configured size limit
-    atom_too_long,         // atom longer than 255 characters
-    invalid_utf8,          // atom text is not valid UTF-8
-    non_finite_float,      // NaN or infinity
-    trailing_bytes,        // bytes left after a complete term
-    bad_compressed,        // zlib stream invalid or size mismatch
-    bignum_too_large,      // bignum exceeds the configured limit
-    atom_table_full,       // global atom table limit reached
-    duplicate_map_key,     // map with the same key twice
-    bad_atom_cache_ref,    // ATOM_CACHE_REF to an empty slot
-    invalid_term,          // structurally invalid (e.g. reference with 0 or >5 words)
-    bad_dist_header,       // distribution header malformed
+    truncated = 1,       // input ended inside a term
+    bad_version,         // missing or wrong version byte (131)
+    bad_tag,             // unknown or unsupported tag
+    too_deep,            // nesting deeper than the configured limit
+    too_large,           // a length exceeds the input or the configured size limit
+    atom_too_long,       // atom longer than 255 characters
+    invalid_utf8,        // atom text is not valid UTF-8
+    non_finite_float,    // NaN or infinity
+    trailing_bytes,      // bytes left after a complete term
+    bad_compressed,      // zlib stream invalid or size mismatch
+    bignum_too_large,    // bignum exceeds the configured limit
+    atom_table_full,     // global atom table limit reached
+    duplicate_map_key,   // map with the same key twice
+    bad_atom_cache_ref,  // ATOM_CACHE_REF to an empty slot
+    invalid_term,        // structurally invalid (e.g. reference with 0 or >5 words)
+    bad_dist_header,     // distribution header malformed
     // --- EPMD (100..199)
     epmd_unreachable = 100,  // no epmd answered
     epmd_name_taken,         // ALIVE2 refused: name already registered
@@ -64,12 +64,34 @@ enum class errc {
     overloaded,               // a per-target in-flight cap was reached (erl::dispatch)
     no_target,                // no live target to send to (erl::dispatch)
     would_block,              // connection busy (output queue full); nothing was sent
+    exited,                   // the process has ended (a receive on it can never match)
+    cookie_file_error,        // the cookie file is unsafe, unreadable, empty or not creatable
+    child_running,            // supervisor: the child is running (OTP's {error, running})
+    not_found,                // supervisor: no child with that id (OTP's {error, not_found})
+    no_start_function,        // supervisor: the child spec has no start function
+    pang,                     // net_adm:ping: the peer's net_kernel answered `no` to is_auth
     // --- TLS and access control (400..)
-    tls_failed = 400,         // TLS handshake or certificate failure
-    node_not_allowed,         // peer node not in the allow-list
+    tls_failed = 400,  // TLS handshake or certificate failure
+    node_not_allowed,  // peer node not in the allow-list
 };
 
 const boost::system::error_category& error_category() noexcept;
+
+// What went wrong, in words, beside an error code (Boost.MySQL's `diagnostics` is the model):
+// calls that take one fill it when they fail with the detail the code alone cannot carry (the
+// file, the option, the peer and what it said) and clear it when they succeed. The same text
+// goes to node_options::log; the diagnostics object is the caller's copy.
+class diagnostics {
+  public:
+    diagnostics() = default;
+    // Empty when the call succeeded or the code says it all.
+    const std::string& message() const noexcept { return message_; }
+    void assign(std::string message) { message_ = std::move(message); }
+    void clear() noexcept { message_.clear(); }
+
+  private:
+    std::string message_;
+};
 
 inline boost::system::error_code make_error_code(errc e) noexcept {
     return {static_cast<int>(e), error_category()};

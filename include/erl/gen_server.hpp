@@ -27,7 +27,7 @@
 //
 // Thread safety: a server's callbacks run one message at a time, on the server's own thread
 // (or, with start_options::run_inline, on the thread delivering each message). call/cast may
-// be used from any thread except the node's I/O threads.
+// be used from any thread except the node's I/O threads; async_call anywhere.
 #pragma once
 
 #include <erl/error.hpp>
@@ -166,12 +166,35 @@ struct dest {
     term to_term() const;  // Pid | Name | {Name, Node}, as gen_server:call's first argument
 };
 
-// gen_server:call(Dest, Request, Timeout). On failure the result holds the exit gen_server:call
-// raises: exit {Reason, {gen_server, call, [Dest, Request, Timeout]}} with Reason timeout,
-// noproc, {nodedown, Node} or the server's exit reason; exception_info::code is
-// errc::timeout / errc::noproc / errc::noconnection for the first three.
+/// gen_server:call(Dest, Request, Timeout), blocking this thread (the blocking form of
+/// async_call). On failure the result holds the exit gen_server:call raises:
+/// exit {Reason, {gen_server, call, [Dest, Request, Timeout]}} with Reason timeout, noproc,
+/// {nodedown, Node} or the server's exit reason; exception_info::code is errc::timeout /
+/// errc::noproc / errc::noconnection for the first three ({} for an exit reason).
 rpc::call_result call(erl::node& n, const dest& to, term request,
                       std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+namespace detail {
+void initiate_call(erl::node& n, const dest& to, term request, std::chrono::milliseconds timeout,
+                   rpc::detail::call_handler handler);
+}  // namespace detail
+
+/// gen_server:call as an asynchronous operation: completes with (error_code, call_result) on
+/// the token's associated executor (the node's executor if it has none). The error_code is {}
+/// whenever the call has an outcome (call()'s, timeouts included, are in the call_result),
+/// boost::asio::error::operation_aborted on terminal cancellation through the token's
+/// cancellation slot (the monitor and the alias are removed, a late reply is dropped).
+/// Never blocks: a coroutine process may co_await it on the node's only I/O thread.
+template <class Token>
+auto async_call(erl::node& n, const dest& to, term request, std::chrono::milliseconds timeout,
+                Token&& token) {
+    return boost::asio::async_initiate<Token, void(error_code, rpc::call_result)>(
+        [&n](auto handler, dest to, term request, std::chrono::milliseconds timeout) {
+            detail::initiate_call(n, to, std::move(request), timeout,
+                                  rpc::detail::call_handler(std::move(handler)));
+        },
+        token, to, std::move(request), timeout);
+}
 // gen_server:cast(Dest, Request): {'$gen_cast', Request}, never fails.
 void cast(erl::node& n, const dest& to, term request);
 

@@ -3,9 +3,10 @@
 // goes away or exit() is called.
 //
 // Thread safety: all members may be called from any thread. receive() blocks the calling
-// thread; never call it on one of the node's I/O threads.
+// thread; never call it on one of the node's I/O threads (use async_receive there).
 #pragma once
 
+#include <erl/detail/async.hpp>
 #include <erl/error.hpp>
 #include <erl/term.hpp>
 
@@ -27,6 +28,24 @@ struct access;
 // Wait forever.
 inline constexpr std::chrono::milliseconds infinity = std::chrono::milliseconds::max();
 
+/// What mailbox::receive returns: the message, or none and why. It is the
+/// std::optional<term> receive() has always returned (`if (auto m = mb.receive(1s))`, `*m`,
+/// comparisons with a term), plus error().
+class receive_result : public std::optional<term> {
+  public:
+    receive_result(term msg) : std::optional<term>(std::move(msg)) {}
+    explicit receive_result(error_code why) noexcept : why_(why) {}
+
+    /// {} when a message was received; errc::timeout when none (matching) arrived in time;
+    /// errc::exited when the process has ended (mailbox::exit_reason() gives its reason).
+    error_code error() const noexcept { return why_; }
+    bool timed_out() const noexcept { return why_ == errc::timeout; }
+    bool exited() const noexcept { return why_ == errc::exited; }
+
+  private:
+    error_code why_;
+};
+
 class mailbox {
   public:
     mailbox() = default;
@@ -37,12 +56,42 @@ class mailbox {
     std::optional<atom> registered_name() const;
 
     // Receive ------------------------------------------------------------------------------
-    // Next message in arrival order; nullopt on timeout or once the process has exited.
-    std::optional<term> receive(std::chrono::milliseconds timeout = infinity);
-    // Selective receive: the first message for which pred is true; others stay queued in order.
-    std::optional<term> receive_if(const std::function<bool(const term&)>& pred,
-                                   std::chrono::milliseconds timeout = infinity);
+    /// Next message in arrival order, waiting up to `timeout` on this thread. No message:
+    /// error() is errc::timeout, or errc::exited once the process has ended (its queue goes
+    /// with it; exit_reason() says why it ended).
+    receive_result receive(std::chrono::milliseconds timeout = infinity);
+    /// Selective receive: the first message for which pred is true; others stay queued in
+    /// order. Errors as receive().
+    receive_result receive_if(const std::function<bool(const term&)>& pred,
+                              std::chrono::milliseconds timeout = infinity);
     std::size_t pending() const;
+
+    /// receive() as an asynchronous operation: completes with (error_code, term) on the
+    /// token's associated executor (the node's executor if it has none), with the message and
+    /// {}, or with errc::timeout, errc::exited, or boost::asio::error::operation_aborted when
+    /// the token's cancellation slot is emitted (any cancellation type: nothing is consumed).
+    /// Never blocks: usable from coroutines and handlers on the node's I/O threads. Any
+    /// number of receives may wait on one mailbox; each message goes to one of them.
+    ///
+    ///     auto [ec, msg] = co_await mb.async_receive(5s, as_tuple(use_awaitable));
+    template <class Token>
+    auto async_receive(std::chrono::milliseconds timeout, Token&& token) {
+        return async_receive_if(nullptr, timeout, std::forward<Token>(token));
+    }
+    /// Selective receive_if() as an asynchronous operation (a null pred accepts every
+    /// message). pred runs on the thread delivering a message, with the process's queue
+    /// locked: keep it quick. Completion as async_receive().
+    template <class Token>
+    auto async_receive_if(std::function<bool(const term&)> pred, std::chrono::milliseconds timeout,
+                          Token&& token) {
+        return boost::asio::async_initiate<Token, void(error_code, term)>(
+            [p = p_](auto handler, std::function<bool(const term&)> pred,
+                     std::chrono::milliseconds timeout) {
+                initiate_receive(p, std::move(pred), timeout,
+                                 detail::term_handler(std::move(handler)));
+            },
+            token, std::move(pred), timeout);
+    }
 
     // Send from this process -----------------------------------------------------------------
     // To a remote node whose connection is busy (output_busy_limit bytes unwritten, see
@@ -112,6 +161,9 @@ class mailbox {
   private:
     friend struct detail::access;  // src/node/access.hpp
     explicit mailbox(std::shared_ptr<detail::process> p) noexcept : p_(std::move(p)) {}
+    static void initiate_receive(const std::shared_ptr<detail::process>& p,
+                                 std::function<bool(const term&)> pred,
+                                 std::chrono::milliseconds timeout, detail::term_handler handler);
     std::shared_ptr<detail::process> p_;
 };
 

@@ -1,12 +1,15 @@
 // erl::node — a C++ distribution node that real Erlang/Elixir nodes connect to and accept.
 //
-// A node owns an io_context run by `threads` threads, a listening socket, its EPMD registration,
-// a process table (mailboxes and registered names) and one connection per peer node.
-// Connections are made on the first send to a node (as in Erlang) or by connect()/ping().
+// A node owns an io_context run by `threads` threads (or runs on the caller's io_context), a
+// listening socket, its EPMD registration, a process table (mailboxes and registered names) and
+// one connection per peer node. Connections are made on the first send to a node (as in
+// Erlang) or by connect()/ping().
 //
 // Thread safety: every public member function may be called from any thread, including from
-// inside handlers running on the node's own threads, except that blocking calls (ping,
-// mailbox::receive) must not be made on the node's I/O threads (they would wait on themselves).
+// inside handlers running on the node's own threads, except that blocking calls (connect,
+// ping, mailbox::receive, rpc::call, gen_server::call) must not be made on the node's I/O
+// threads (they would wait on themselves): their async_ forms may be used anywhere. See
+// docs/node.md "Asynchronous operations" and "Errors".
 // Lifetime: stop() (or the destructor) closes every connection — peers see nodedown and every
 // link/monitor across them fires with `noconnection` — and unregisters from EPMD; it returns
 // when the node's threads have finished (called on one of them, a thread of the node finishes
@@ -14,6 +17,7 @@
 // See docs/node.md "Lifecycle".
 #pragma once
 
+#include <erl/detail/async.hpp>
 #include <erl/epmd.hpp>
 #include <erl/error.hpp>
 #include <erl/log.hpp>
@@ -22,6 +26,7 @@
 #include <erl/term.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/io_context.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -160,13 +165,27 @@ enum class node_type {
 
 class node {
   public:
+    /// A node that runs its own io_context on node_options::threads threads.
     explicit node(node_options opts);
+    /// A node on the caller's io_context: it starts no thread (node_options::threads is not
+    /// used) and every handler of the node runs wherever the caller runs `ioc`. `ioc` must
+    /// outlive the node. start() and stop() wait for work done on `ioc`, so they must be called
+    /// while some other thread runs it (stop() called on a thread that runs it starts the stop
+    /// and returns; a later start() or the destructor waits for the rest). stop() never stops
+    /// `ioc`: it returns once everything the node started there has finished.
+    node(node_options opts, boost::asio::io_context& ioc);
     ~node();
     node(const node&) = delete;
     node& operator=(const node&) = delete;
 
-    // Listens, ensures an EPMD, registers. Until start() succeeds the node is not alive.
+    /// Listens, ensures an EPMD, registers. Until start() succeeds the node is not alive.
+    /// Errors: bad_node_name (the name, or one in allow/peer_cookies), cookie_file_error,
+    /// tls_failed, an address or socket error, epmd_unreachable, epmd_name_taken,
+    /// shutting_down (called from a handler while the node stops).
     error_code start();
+    /// start() that also says why it failed: which file, option, address or EPMD reply
+    /// (the text node_options::log gets too). Cleared on success.
+    error_code start(diagnostics& diag);
     void stop();
     bool alive() const noexcept;
 
@@ -203,10 +222,39 @@ class node {
     std::vector<atom> nodes() const;  // every connected peer (nodes(node_type::connected))
     std::vector<atom> nodes(node_type which) const;
     bool is_connected(atom peer) const;
-    // Connects (handshake) if not connected yet; waits up to timeout.
+    /// Connects (handshake) if not connected yet; waits up to timeout on this thread (the
+    /// blocking form of async_connect, with its errors).
     error_code connect(atom peer, std::chrono::milliseconds timeout = std::chrono::seconds(10));
-    // net_adm:ping: true for pong.
+    /// Connects to `peer` if not connected yet, as an asynchronous operation completing with
+    /// (error_code) on the token's associated executor (the node's executor if it has none).
+    /// Errors: not_alive (not started), shutting_down (stopping), bad_node_name, timeout
+    /// (`timeout` passed; the set-up itself goes on), boost::asio::error::operation_aborted
+    /// (terminal cancellation through the token's cancellation slot), or why the set-up failed:
+    /// bad_cookie, not_allowed, node_not_allowed, handshake_timeout (net_setuptime),
+    /// tls_failed, limit_exceeded, connection_closed, noconnection, epmd_not_found, ...
+    /// A connection to the node itself succeeds at once.
+    template <class Token>
+    auto async_connect(atom peer, std::chrono::milliseconds timeout, Token&& token) {
+        return boost::asio::async_initiate<Token, void(error_code)>(
+            [this](auto handler, atom peer, std::chrono::milliseconds timeout) {
+                initiate_connect(peer, timeout, detail::error_handler(std::move(handler)));
+            },
+            token, peer, timeout);
+    }
+    /// net_adm:ping: true for pong (the blocking form of async_ping).
     bool ping(atom peer, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+    /// net_adm:ping (gen:call(net_kernel, {is_auth, node()}) on `peer`) as an asynchronous
+    /// operation: completes with {} for pong, else why it was pang: async_connect's errors,
+    /// timeout (no answer in time), pang (the peer's net_kernel answered `no`), noproc (no
+    /// net_kernel), noconnection (the connection was lost), operation_aborted (cancelled).
+    template <class Token>
+    auto async_ping(atom peer, std::chrono::milliseconds timeout, Token&& token) {
+        return boost::asio::async_initiate<Token, void(error_code)>(
+            [this](auto handler, atom peer, std::chrono::milliseconds timeout) {
+                initiate_ping(peer, timeout, detail::error_handler(std::move(handler)));
+            },
+            token, peer, timeout);
+    }
     void disconnect(atom peer);
     // Subscribe to node up/down; returns an id for unsubscribe. Called on I/O threads.
     std::uint64_t monitor_nodes(std::function<void(const node_event&)> cb);
@@ -222,6 +270,9 @@ class node {
 
   private:
     friend struct detail::access;  // src/node/access.hpp
+    void initiate_connect(atom peer, std::chrono::milliseconds timeout,
+                          detail::error_handler handler);
+    void initiate_ping(atom peer, std::chrono::milliseconds timeout, detail::error_handler handler);
     struct impl;
     std::shared_ptr<impl> impl_;
 };

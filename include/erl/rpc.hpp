@@ -22,16 +22,19 @@
 // spawn_request of erpc:execute_call/4 (falling back to the `rex` server for peers without the
 // SPAWN distribution flag) and return the result or the Erlang exception as data.
 //
-// Thread safety: all functions may be called from any thread except the node's I/O threads
-// (the client calls block). Handlers run on the server's worker pool unless registered with
-// function_options{.run = run_on::io_thread} (quick, non-blocking functions only; see there).
+// Thread safety: all functions may be called from any thread; the blocking client calls not
+// from the node's I/O threads (their async_ forms may be used anywhere). Handlers run on the
+// server's worker pool unless registered with function_options{.run = run_on::io_thread} (quick,
+// non-blocking functions only; see there).
 #pragma once
 
 #include <erl/error.hpp>
 #include <erl/mailbox.hpp>
 #include <erl/term.hpp>
 
+#include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 
 #include <chrono>
@@ -258,17 +261,72 @@ class call_result {
     std::variant<term, exception_info> v_;
 };
 
-// erpc:call(Node, M, F, Args, Timeout). Blocks; connects first if needed.
+namespace detail {
+using call_handler = boost::asio::any_completion_handler<void(error_code, call_result)>;
+using multicall_handler =
+    boost::asio::any_completion_handler<void(error_code, std::vector<call_result>)>;
+void initiate_call(erl::node& n, atom target, atom module, atom function, term args,
+                   std::chrono::milliseconds timeout, call_handler handler);
+void initiate_multicall(erl::node& n, std::vector<atom> targets, atom module, atom function,
+                        term args, std::chrono::milliseconds timeout, multicall_handler handler);
+}  // namespace detail
+
+/// erpc:call(Node, M, F, Args, Timeout): blocks this thread (the blocking form of async_call;
+/// not on a thread the node needs to make progress, such as its only I/O thread). Connects
+/// first if needed. Every outcome is in the call_result: the value, the Erlang exception, or
+/// error {erpc, timeout | noconnection | notsup | badarg} with exception_info::code
+/// errc::timeout / errc::noconnection / {} / errc::type_mismatch (args not a list).
 call_result call(erl::node& n, atom target, atom module, atom function, term args,
                  std::chrono::milliseconds timeout = std::chrono::seconds(30));
 call_result call(erl::node& n, atom target, std::string_view module, std::string_view function,
                  term args, std::chrono::milliseconds timeout = std::chrono::seconds(30));
-// erpc:cast: fire and forget. Errors only for a node that cannot be reached (noconnection).
+
+/// erpc:call as an asynchronous operation: completes with (error_code, call_result) on the
+/// token's associated executor (the node's executor if it has none). The error_code is {}
+/// whenever the call has an outcome (all of call()'s, including timeouts, are in the
+/// call_result); it is boost::asio::error::operation_aborted when terminal cancellation is
+/// emitted on the token's cancellation slot: the request is abandoned as on a timeout (its
+/// monitor removed, a late result dropped; the function itself runs on). Never blocks: a
+/// coroutine process may co_await it on the node's only I/O thread.
+///
+///     auto [ec, r] = co_await erl::rpc::async_call(node, peer, erl::atom("erlang"),
+///                                                  erl::atom("node"), erl::term(), 5s,
+///                                                  boost::asio::as_tuple(use_awaitable));
+template <class Token>
+auto async_call(erl::node& n, atom target, atom module, atom function, term args,
+                std::chrono::milliseconds timeout, Token&& token) {
+    return boost::asio::async_initiate<Token, void(error_code, call_result)>(
+        [&n](auto handler, atom target, atom module, atom function, term args,
+             std::chrono::milliseconds timeout) {
+            detail::initiate_call(n, target, module, function, std::move(args), timeout,
+                                  detail::call_handler(std::move(handler)));
+        },
+        token, target, module, function, std::move(args), timeout);
+}
+
+/// erpc:cast: fire and forget. Errors only for a node that cannot be reached (noconnection),
+/// or args that are not a list (type_mismatch).
 error_code cast(erl::node& n, atom target, atom module, atom function, term args);
-// erpc:multicall: the calls run in parallel; results in the order of `targets`.
+
+/// erpc:multicall: the calls run in parallel; results in the order of `targets`, each as
+/// call() would return it (one deadline for all). Blocks this thread, as call().
 std::vector<call_result> multicall(erl::node& n, const std::vector<atom>& targets, atom module,
                                    atom function, term args,
                                    std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+/// erpc:multicall as an asynchronous operation: completes with (error_code,
+/// std::vector<call_result>) as async_call does (on cancellation the vector is empty).
+template <class Token>
+auto async_multicall(erl::node& n, std::vector<atom> targets, atom module, atom function, term args,
+                     std::chrono::milliseconds timeout, Token&& token) {
+    return boost::asio::async_initiate<Token, void(error_code, std::vector<call_result>)>(
+        [&n](auto handler, std::vector<atom> targets, atom module, atom function, term args,
+             std::chrono::milliseconds timeout) {
+            detail::initiate_multicall(n, std::move(targets), module, function, std::move(args),
+                                       timeout, detail::multicall_handler(std::move(handler)));
+        },
+        token, std::move(targets), module, function, std::move(args), timeout);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Implementation of server::add.

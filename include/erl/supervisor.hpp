@@ -90,7 +90,9 @@ class supervisor {
     explicit operator bool() const noexcept { return st_ != nullptr; }
 
     // Dynamic children (supervisor:start_child/2 ...). Errors: name_taken (id in use),
-    // noproc (supervisor gone), timeout, or the child's start error.
+    // not_found (no child with that id), child_running (delete/restart of a running child),
+    // no_start_function (a spec without start), noproc (supervisor gone), timeout, or the
+    // child's start error.
     result<pid> start_child(child_spec spec,
                             std::chrono::milliseconds timeout = std::chrono::seconds(30));
     error_code terminate_child(atom id,

@@ -3,6 +3,7 @@
 
 #include "node/node_core.hpp"
 #include "node/runtime.hpp"
+#include "node/selective_receive.hpp"
 #include "node/signals.hpp"
 
 #include <stdexcept>
@@ -11,40 +12,20 @@ namespace erl {
 
 namespace {
 template <class Pred>
-std::optional<term> take_if(detail::process& p, Pred&& pred, std::chrono::milliseconds timeout) {
+receive_result take_if(detail::process& p, Pred&& pred, std::chrono::milliseconds timeout) {
     std::unique_lock lk(p.mu);
     auto deadline = timeout == infinity ? std::chrono::steady_clock::time_point::max()
                                         : std::chrono::steady_clock::now() + timeout;
-    std::size_t scanned = 0;  // messages already rejected by pred stay rejected
-    std::uint64_t epoch = p.queue_epoch;
+    detail::receive_cursor cursor;
     for (;;) {
-        if (p.queue_epoch != epoch) {  // flushed or cleared meanwhile: positions are stale
-            epoch = p.queue_epoch;
-            scanned = 0;
-        }
-        for (auto it = p.queue.begin() + static_cast<std::ptrdiff_t>(scanned); it != p.queue.end();
-             ++it, ++scanned) {
-            if (pred(*it)) {
-                term t = std::move(*it);
-                p.queue.erase(it);
-                return t;
-            }
-        }
-        if (p.exited) return std::nullopt;
+        if (auto t = cursor.take(p, pred)) return std::move(*t);
+        if (p.exited) return receive_result(make_error_code(errc::exited));
         if (deadline == std::chrono::steady_clock::time_point::max()) {
             p.cv.wait(lk);
         } else if (p.cv.wait_until(lk, deadline) == std::cv_status::timeout) {
             // One last scan of what arrived meanwhile.
-            if (p.queue_epoch != epoch) scanned = 0;
-            for (auto it = p.queue.begin() + static_cast<std::ptrdiff_t>(scanned);
-                 it != p.queue.end(); ++it) {
-                if (pred(*it)) {
-                    term t = std::move(*it);
-                    p.queue.erase(it);
-                    return t;
-                }
-            }
-            return std::nullopt;
+            if (auto t = cursor.take(p, pred)) return std::move(*t);
+            return receive_result(make_error_code(errc::timeout));
         }
     }
 }
@@ -62,13 +43,13 @@ std::optional<atom> mailbox::registered_name() const {
     return p_->name;
 }
 
-std::optional<term> mailbox::receive(std::chrono::milliseconds timeout) {
+receive_result mailbox::receive(std::chrono::milliseconds timeout) {
     return take_if(
         *p_, [](const term&) { return true; }, timeout);
 }
 
-std::optional<term> mailbox::receive_if(const std::function<bool(const term&)>& pred,
-                                        std::chrono::milliseconds timeout) {
+receive_result mailbox::receive_if(const std::function<bool(const term&)>& pred,
+                                   std::chrono::milliseconds timeout) {
     return take_if(*p_, pred, timeout);
 }
 

@@ -1,6 +1,8 @@
 #include <erl/epmd.hpp>
 #include <erl/node.hpp>
 
+#include "node/async_call.hpp"
+#include "node/async_op.hpp"
 #include "node/connection.hpp"
 #include "node/node_core.hpp"
 #include "node/runtime_atoms.hpp"
@@ -23,6 +25,7 @@
 #include <fstream>
 #include <future>
 #include <sstream>
+#include <variant>
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
@@ -66,7 +69,7 @@ result<std::string> read_or_create_cookie(std::string path, std::string& why) {
         const char* home = std::getenv("HOME");
         if (!home || !*home) {
             why = "no cookie given and HOME is not set";
-            return make_error_code(errc::not_alive);
+            return make_error_code(errc::cookie_file_error);
         }
         path = std::string(home) + "/.erlang.cookie";
     }
@@ -74,12 +77,12 @@ result<std::string> read_or_create_cookie(std::string path, std::string& why) {
     if (::stat(path.c_str(), &st) == 0) {
         if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
             why = "cookie file " + path + " must be accessible by owner only";
-            return make_error_code(errc::bad_cookie);
+            return make_error_code(errc::cookie_file_error);
         }
         std::ifstream in(path);
         if (!in) {
             why = "cannot read cookie file " + path;
-            return make_error_code(errc::bad_cookie);
+            return make_error_code(errc::cookie_file_error);
         }
         std::string c;
         std::getline(in, c);
@@ -87,7 +90,7 @@ result<std::string> read_or_create_cookie(std::string path, std::string& why) {
             c.pop_back();
         if (c.empty()) {
             why = "cookie file " + path + " is empty";
-            return make_error_code(errc::bad_cookie);
+            return make_error_code(errc::cookie_file_error);
         }
         return c;
     }
@@ -100,14 +103,14 @@ result<std::string> read_or_create_cookie(std::string path, std::string& why) {
     int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, S_IRUSR | S_IWUSR);
     if (fd < 0) {
         why = "cannot create cookie file " + path;
-        return make_error_code(errc::bad_cookie);
+        return make_error_code(errc::cookie_file_error);
     }
     bool ok = ::write(fd, c.data(), c.size()) == static_cast<ssize_t>(c.size());
     ::close(fd);
     ::chmod(path.c_str(), S_IRUSR);
     if (!ok) {
         why = "cannot write cookie file " + path;
-        return make_error_code(errc::bad_cookie);
+        return make_error_code(errc::cookie_file_error);
     }
     return c;
 }
@@ -118,6 +121,10 @@ result<std::string> read_or_create_cookie(std::string path, std::string& why) {
 
 node::node(node_options opts) : impl_(std::make_shared<impl>(std::move(opts))) {
     impl_->facade = this;
+}
+
+node::node(node_options opts, asio::io_context& ioc) : node(std::move(opts)) {
+    impl_->user_ioc = &ioc;
 }
 
 node::~node() {
@@ -134,6 +141,12 @@ node::~node() {
 }
 
 error_code node::start() {
+    diagnostics ignored;
+    return start(ignored);
+}
+
+error_code node::start(diagnostics& diag) {
+    diag.clear();
     auto& c = *impl_;
     {
         std::unique_lock lk(c.life_mu);
@@ -157,7 +170,13 @@ error_code node::start() {
         c.life_cv.notify_all();
         return make_error_code(errc::shutting_down);
     }
-    auto ec = c.start_runtime();
+    std::string why;
+    auto ec = c.start_runtime(why);
+    if (ec) {
+        if (why.empty()) why = ec.message();
+        c.log(log_level::error, log_kind::start_failed, {}, ec, why);
+        diag.assign(std::move(why));
+    }
     std::lock_guard lk(c.life_mu);
     c.state = ec ? detail::node_core::life::stopped : detail::node_core::life::running;
     c.life_cv.notify_all();
@@ -182,6 +201,12 @@ void node::stop() {
         c.state = detail::node_core::life::stopping;
     }
     c.begin_stop();
+    if (c.user_ioc) {
+        // On the caller's io_context there is no thread of ours to join: finish_stop waits for
+        // the node's handlers there (or, called on a thread running it, leaves them to finish).
+        c.finish_stop();
+        return;
+    }
     if (c.on_io_thread()) {
         // This thread is one of those that must be joined: a thread of the node finishes the
         // stop once this handler has returned (start() and ~node wait for it).
@@ -289,23 +314,93 @@ error_code node::connect(atom peer, std::chrono::milliseconds timeout) {
     return impl_->connect(peer, timeout);
 }
 
+void node::initiate_connect(atom peer, std::chrono::milliseconds timeout,
+                            detail::error_handler handler) {
+    auto op = std::make_shared<detail::connect_op>(impl_, peer, timeout);
+    detail::launch(op, std::move(handler), executor());
+}
+
+namespace detail {
+namespace {
+
+// net_adm:ping/1: gen:call({net_kernel, Node}, {is_auth, node()}) once connected; `yes` is
+// pong. The connection is made first (with the same deadline) so that a set-up failure says
+// why (bad_cookie, not_allowed, ...) rather than only noconnection.
+class ping_op : public std::enable_shared_from_this<ping_op> {
+  public:
+    using done_fn = std::function<void(error_code)>;
+    ping_op(std::shared_ptr<node_core> core, atom peer, std::chrono::milliseconds timeout)
+        : core_(std::move(core)), peer_(peer), timeout_(timeout) {}
+
+    void start(done_fn done) {
+        const auto started = std::chrono::steady_clock::now();
+        done_ = std::move(done);
+        if (peer_ == core_->name && core_->alive) return done_({});
+        auto conn = std::make_shared<connect_op>(core_, peer_, timeout_);
+        {
+            std::lock_guard lk(mu_);
+            step_ = conn;
+        }
+        conn->start([self = shared_from_this(), started](error_code ec) {
+            if (ec) return self->done_(ec);
+            self->call(started);
+        });
+    }
+
+    void cancel() {
+        std::unique_lock lk(mu_);
+        cancelled_ = true;
+        auto step = step_;
+        lk.unlock();
+        std::visit(
+            [](auto& s) {
+                if (s) s->cancel();
+            },
+            step);
+    }
+
+  private:
+    void call(std::chrono::steady_clock::time_point started) {
+        const auto& a = A();
+        auto left = timeout_;
+        if (timeout_ != std::chrono::milliseconds::max())
+            left = std::max(std::chrono::milliseconds(0),
+                            timeout_ - std::chrono::duration_cast<std::chrono::milliseconds>(
+                                           std::chrono::steady_clock::now() - started));
+        auto op = std::make_shared<gen_call_op>(core_, term(a.net_kernel), peer_,
+                                                tuple(a.is_auth, core_->name), left);
+        {
+            std::lock_guard lk(mu_);
+            if (cancelled_) return done_(make_error_code(boost::asio::error::operation_aborted));
+            step_ = op;
+        }
+        op->start([self = shared_from_this()](error_code ec, term reply) {
+            if (!ec && !reply.is_atom(A().yes)) ec = make_error_code(errc::pang);
+            self->done_(ec);
+        });
+    }
+
+    std::shared_ptr<node_core> core_;
+    atom peer_;
+    std::chrono::milliseconds timeout_;
+    done_fn done_;
+    std::mutex mu_;
+    bool cancelled_ = false;
+    std::variant<std::shared_ptr<connect_op>, std::shared_ptr<gen_call_op>> step_;
+};
+
+}  // namespace
+}  // namespace detail
+
 bool node::ping(atom peer, std::chrono::milliseconds timeout) {
-    if (!impl_->alive) return false;
-    if (peer == impl_->name) return true;
-    auto start = std::chrono::steady_clock::now();
-    if (connect(peer, timeout)) return false;
-    auto mb = spawn_mailbox();
-    if (!mb) return false;
-    term ref(make_ref());
-    // net_adm:ping/1 is gen:call(net_kernel, {is_auth, node()}).
-    const auto& a = detail::A();
-    mb->send(a.net_kernel, peer,
-             tuple(a.gen_call, tuple(mb->self_term(), ref), tuple(a.is_auth, name())));
-    auto left = timeout - std::chrono::duration_cast<std::chrono::milliseconds>(
-                              std::chrono::steady_clock::now() - start);
-    auto reply = mb->receive_if([&](const term& m) { return m.is_tuple(2) && m[0] == ref; },
-                                std::max(left, std::chrono::milliseconds(1)));
-    return reply && (*reply)[1].is_atom(a.yes);
+    auto op = std::make_shared<detail::ping_op>(impl_, peer, timeout);
+    return !std::get<0>(detail::run_blocking<detail::ping_op, error_code>(op));
+}
+
+void node::initiate_ping(atom peer, std::chrono::milliseconds timeout,
+                         detail::error_handler handler) {
+    auto op = std::make_shared<detail::ping_op>(impl_, peer, timeout);
+    detail::launch(op, std::move(handler), executor());
 }
 
 void node::disconnect(atom peer) {
@@ -335,16 +430,22 @@ namespace {
 thread_local const node_core* io_thread_of = nullptr;
 }  // namespace
 
-error_code node_core::start_runtime() {
+error_code node_core::start_runtime(std::string& why) {
     auto& c = *this;
     c.stopping = false;
     // Name.
     std::string full = c.opts.name;
     if (full.find('@') == std::string::npos) full += "@" + this_host(c.opts.long_names);
     auto parts = split_node_name(full);
-    if (!parts) return parts.error();
+    if (!parts) {
+        why = "bad node name '" + full + "' (not name@host)";
+        return parts.error();
+    }
     auto a = atom::make(full);
-    if (!a) return a.error();
+    if (!a) {
+        why = "bad node name '" + full + "': " + a.error().message();
+        return a.error();
+    }
     c.name = *a;
     c.host = parts->second;
     // Cookie: option, then environment, then cookie file (see node_options::cookie).
@@ -355,12 +456,8 @@ error_code node_core::start_runtime() {
     } else if (env_cookie && *env_cookie) {
         c.cookie = env_cookie;
     } else {
-        std::string why;
         auto ck = read_or_create_cookie(c.opts.cookie_file, why);
-        if (!ck) {
-            c.log(log_level::error, log_kind::start_failed, {}, ck.error(), why);
-            return ck.error();
-        }
+        if (!ck) return ck.error();
         c.cookie = *ck;
     }
     // Transport and access control shared by every connection.
@@ -370,8 +467,7 @@ error_code node_core::start_runtime() {
     for (auto& n : c.opts.allow) {
         auto a = atom::make(n);
         if (!a || !split_node_name(n)) {
-            c.log(log_level::error, log_kind::start_failed, {},
-                  make_error_code(errc::bad_node_name), "allow-list entry '" + n + "'");
+            why = "bad node name in allow-list: '" + n + "'";
             return make_error_code(errc::bad_node_name);
         }
         net->allow.insert(*a);
@@ -379,34 +475,33 @@ error_code node_core::start_runtime() {
     for (auto& [n, ck] : c.opts.peer_cookies) {
         auto a = atom::make(n);
         if (!a || !split_node_name(n)) {
-            c.log(log_level::error, log_kind::start_failed, {},
-                  make_error_code(errc::bad_node_name), "peer_cookies entry '" + n + "'");
+            why = "bad node name in peer_cookies: '" + n + "'";
             return make_error_code(errc::bad_node_name);
         }
         net->cookies[*a] = ck;
     }
     if (c.opts.tls.enabled) {
-        std::string why;
         auto t = make_tls_contexts(c.opts.tls, why);
-        if (!t) {
-            c.log(log_level::error, log_kind::start_failed, {}, t.error(), why);
-            return t.error();
-        }
+        if (!t) return t.error();
         net->tls = std::move(*t);
     }
     if (c.opts.max_atoms != 0) set_atom_table_limit(c.opts.max_atoms);
     c.net = std::move(net);
     if (c.opts.epmd_port == 0) c.opts.epmd_port = epmd::default_port();
 
-    // A fresh io_context if an earlier run shut the current one down.
-    if (c.ioc_used)
+    // A fresh io_context if an earlier run shut the current one down (the caller's is never
+    // shut down).
+    if (c.ioc_used && !c.user_ioc)
         c.retired_iocs.push_back(std::exchange(c.ioc_, std::make_shared<owned_io_context>()));
     c.ioc_used = true;
 
     // Listen.
     error_code ec;
     auto addr = asio::ip::make_address(c.opts.listen_address, ec);
-    if (ec) return ec;
+    if (ec) {
+        why = "bad listen_address '" + c.opts.listen_address + "': " + ec.message();
+        return ec;
+    }
     c.acceptor = std::make_unique<tcp::acceptor>(c.ioc());
     tcp::endpoint ep(addr, c.opts.listen_port);
     ec = open_cloexec(*c.acceptor, ep.protocol());
@@ -414,23 +509,24 @@ error_code node_core::start_runtime() {
     if (!ec) c.acceptor->bind(ep, ec);
     if (!ec) c.acceptor->listen(asio::socket_base::max_listen_connections, ec);
     if (ec) {
+        why = "cannot listen on " + c.opts.listen_address + ":" +
+              std::to_string(c.opts.listen_port) + ": " + ec.message();
         c.acceptor.reset();
-        c.log(
-            log_level::error, log_kind::start_failed, {}, ec,
-            "cannot listen on " + c.opts.listen_address + ":" + std::to_string(c.opts.listen_port));
         return ec;
     }
     c.listen_port = c.acceptor->local_endpoint().port();
 
-    // I/O threads.
-    auto guard = std::make_shared<asio::executor_work_guard<asio::io_context::executor_type>>(
-        c.ioc().get_executor());
-    c.work_guard = guard;
-    for (unsigned i = 0; i < std::max(1u, c.opts.threads); ++i)
-        c.threads.emplace_back([ioc = c.ioc_, self = &c] {
-            io_thread_of = self;
-            ioc->run();
-        });
+    // I/O threads (none on the caller's io_context: the caller runs it).
+    if (!c.user_ioc) {
+        auto guard = std::make_shared<asio::executor_work_guard<asio::io_context::executor_type>>(
+            c.ioc().get_executor());
+        c.work_guard = guard;
+        for (unsigned i = 0; i < std::max(1u, c.opts.threads); ++i)
+            c.threads.emplace_back([ioc = c.ioc_, self = &c] {
+                io_thread_of = self;
+                ioc->run();
+            });
+    }
 
     // EPMD: make sure one answers (spawning or embedding one as configured), then register.
     const auto mode = c.opts.epmd;
@@ -455,8 +551,7 @@ error_code node_core::start_runtime() {
         asio::use_future);
     ec = fut.get();
     if (ec) {
-        c.log(log_level::error, log_kind::start_failed, {}, ec,
-              "cannot register with EPMD on port " + std::to_string(c.opts.epmd_port));
+        why = "EPMD on 127.0.0.1:" + std::to_string(c.opts.epmd_port) + ": " + ec.message();
         begin_stop();
         finish_stop();
         return ec;
@@ -496,7 +591,7 @@ error_code node_core::start_runtime() {
                     s.close(rec);
                     continue;
                 }
-                auto conn = std::make_shared<connection>(core, std::move(s));
+                auto conn = core->make_connection(core, std::move(s));
                 conn->hold_slot();
                 conn->start_incoming();
             }
@@ -506,6 +601,7 @@ error_code node_core::start_runtime() {
 }
 
 bool node_core::on_io_thread() const noexcept {
+    if (user_ioc) return user_ioc->get_executor().running_in_this_thread();
     return io_thread_of == this;
 }
 
@@ -534,6 +630,7 @@ void node_core::begin_stop() {
 }
 
 void node_core::finish_stop() {
+    if (user_ioc) return finish_stop_on_user_ioc();
     if (!threads.empty()) {
         // Close the listener, the EPMD registration and an embedded EPMD on the I/O threads
         // (where the accept loop and the registration's reads run) and wait for that, so their
@@ -551,13 +648,20 @@ void node_core::finish_stop() {
         closed.wait();
     }
     work_guard.reset();
-    ioc().stop();
+    ioc_->stop();
     for (auto& t : threads)
         t.join();
     threads.clear();
     // No thread runs the context any more: destroy the handlers still queued (suspended
     // coroutines of connections, accept loops, timers) so they release the node.
-    ioc().shutdown();
+    ioc_->shutdown();
+    release_after_stop();
+    std::lock_guard lk(life_mu);
+    state = life::stopped;
+    life_cv.notify_all();
+}
+
+void node_core::release_after_stop() {
     {
         std::lock_guard lk(conn_mu);
         conns.clear();
@@ -566,20 +670,72 @@ void node_core::finish_stop() {
     embedded_epmd.reset();
     acceptor.reset();
     node_process.reset();
-    std::lock_guard lk(life_mu);
-    state = life::stopped;
-    life_cv.notify_all();
+}
+
+// The caller's io_context keeps running: closing the listener, the EPMD registration and an
+// embedded EPMD is done there (where their handlers run), and the node is stopped once every
+// connection it made is gone (their handlers finish once the closes posted by begin_stop have
+// run). Called on a thread that runs the io_context, it cannot wait for handlers behind it:
+// the node is marked stopped by the posted tear-down, and connections finish after it.
+void node_core::finish_stop_on_user_ioc() {
+    auto tear_down = [this] {
+        error_code ec;
+        if (acceptor) acceptor->close(ec);
+        if (registration) registration->close();
+        if (embedded_epmd) embedded_epmd->stop();
+        release_after_stop();
+    };
+    auto mark_stopped = [this] {
+        std::lock_guard lk(life_mu);
+        state = life::stopped;
+        life_cv.notify_all();
+    };
+    if (user_ioc->stopped()) {
+        // Nobody runs it: no handler of the node runs either.
+        tear_down();
+        return mark_stopped();
+    }
+    if (on_io_thread()) {
+        asio::post(*user_ioc, [self = shared_from_this(), tear_down, mark_stopped] {
+            tear_down();
+            mark_stopped();
+        });
+        return;
+    }
+    std::promise<void> done;
+    auto closed = done.get_future();
+    asio::post(*user_ioc, [&done, tear_down] {
+        tear_down();
+        done.set_value();
+    });
+    closed.wait();
+    {
+        std::unique_lock lk(live_connections->mu);
+        live_connections->cv.wait(lk, [&] { return live_connections->live == 0; });
+    }
+    mark_stopped();
 }
 
 // ------------------------------------------------------------------------------------------
 // Connection management (node_core members that need the connection type)
 
 error_code node_core::connect(atom peer, std::chrono::milliseconds timeout) {
-    if (!alive) return make_error_code(errc::not_alive);
-    if (peer == name) return {};
-    auto c = connection_to(peer, true);
-    if (!c) return make_error_code(errc::bad_node_name);
-    return c->wait_up(timeout);
+    auto op = std::make_shared<connect_op>(shared_from_this(), peer, timeout);
+    return std::get<0>(run_blocking<connect_op, error_code>(op));
+}
+
+template <class... Args>
+std::shared_ptr<connection> node_core::make_connection(Args&&... args) {
+    {
+        std::lock_guard lk(live_connections->mu);
+        ++live_connections->live;
+    }
+    return std::shared_ptr<connection>(new connection(std::forward<Args>(args)...),
+                                       [count = live_connections](connection* c) {
+                                           delete c;
+                                           std::lock_guard lk(count->mu);
+                                           if (--count->live == 0) count->cv.notify_all();
+                                       });
 }
 
 std::shared_ptr<connection> node_core::connection_to(atom peer, bool create) {
@@ -592,7 +748,7 @@ std::shared_ptr<connection> node_core::connection_to(atom peer, bool create) {
         if (it != conns.end() && !it->second->is_closed()) return it->second;
         if (!create) return nullptr;
         if (!split_node_name(peer.str())) return nullptr;
-        c = std::make_shared<connection>(shared_from_this(), peer);
+        c = make_connection(shared_from_this(), peer);
         if (!net->try_acquire()) {
             // max_connections: the attempt fails at once (waiters see limit_exceeded).
             full = true;

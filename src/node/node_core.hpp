@@ -84,10 +84,23 @@ struct node_core : std::enable_shared_from_this<node_core> {
     struct owned_io_context : boost::asio::io_context {
         using boost::asio::io_context::shutdown;
     };
-    owned_io_context& ioc() noexcept { return *ioc_; }
+    // The io_context every handler of the node runs on: the caller's (node(opts, ioc)) or
+    // ioc_, run by `threads`.
+    boost::asio::io_context& ioc() noexcept { return user_ioc ? *user_ioc : *ioc_; }
     std::shared_ptr<owned_io_context> ioc_ = std::make_shared<owned_io_context>();
     std::vector<std::shared_ptr<owned_io_context>> retired_iocs;
-    std::vector<std::thread> threads;  // run ioc_; joined by finish_stop()
+    std::vector<std::thread> threads;             // run ioc_; joined by finish_stop()
+    boost::asio::io_context* user_ioc = nullptr;  // the caller's; never stopped or shut down
+    // Connections of this node that still exist (on the caller's io_context, stop() waits
+    // for their handlers to finish: nothing else tells it). node.cpp makes every connection.
+    struct connection_count {
+        std::mutex mu;
+        std::condition_variable cv;
+        std::size_t live = 0;
+    };
+    std::shared_ptr<connection_count> live_connections = std::make_shared<connection_count>();
+    template <class... Args>
+    std::shared_ptr<connection> make_connection(Args&&... args);
 
     // Lifecycle (node.cpp) --------------------------------------------------------------------
     enum class life { stopped, starting, running, stopping };
@@ -96,7 +109,8 @@ struct node_core : std::enable_shared_from_this<node_core> {
     life state = life::stopped;       // guarded by life_mu
     bool ioc_used = false;            // ioc_ has run (and been shut down): start() needs a new one
     // Listens, registers with EPMD and starts the I/O threads and services (node::start).
-    error_code start_runtime();
+    // `why` gets what went wrong, in words.
+    error_code start_runtime(std::string& why);
     // Finishes a stop() made on one of the node's own threads (it cannot join itself).
     std::thread stopper;
     bool on_io_thread() const noexcept;
@@ -109,6 +123,10 @@ struct node_core : std::enable_shared_from_this<node_core> {
     void finish_stop();
     // Joins a stopper left by an earlier stop(); false if called on the stopping thread.
     bool join_stopper();
+    // finish_stop for a node on the caller's io_context (node.cpp).
+    void finish_stop_on_user_ioc();
+    // Drops the connections, listener, EPMD registration and node process once stopped.
+    void release_after_stop();
 
     atom name;
     std::string host;
@@ -176,7 +194,8 @@ struct node_core : std::enable_shared_from_this<node_core> {
     // Fires links and monitors across a lost connection with `noconnection` (signals.cpp).
     void on_node_down_signals(atom peer);
     std::vector<atom> connected_nodes(node_type which = node_type::connected) const;
-    // node::connect: a connection to `peer`, waiting up to `timeout` for its handshake.
+    // node::connect: a connection to `peer`, waiting up to `timeout` for its handshake (the
+    // blocking form of connect_op, src/node/async_call.hpp).
     error_code connect(atom peer, std::chrono::milliseconds timeout);
 
     // Incoming distribution message (called on the connection's strand). Messages for

@@ -8,6 +8,7 @@
 #include "node/node_core.hpp"
 #include "node/runtime.hpp"
 #include "node/runtime_atoms.hpp"
+#include "node/selective_receive.hpp"
 #include "node/signals.hpp"
 
 #include <boost/asio/co_spawn.hpp>
@@ -286,29 +287,13 @@ asio::awaitable<std::optional<term>> process_context::async_receive_if(
     auto st = st_;  // the frame keeps the state alive across suspensions
     const auto deadline = timeout == infinity ? std::chrono::steady_clock::time_point::max()
                                               : std::chrono::steady_clock::now() + timeout;
-    std::size_t scanned = 0;  // messages already rejected stay rejected (we are the only reader)
-    std::uint64_t epoch = 0;  // process::queue_epoch when `scanned` was counted
-    auto scan = [&](detail::process& p) -> std::optional<term> {
-        for (auto it = p.queue.begin() + static_cast<std::ptrdiff_t>(scanned); it != p.queue.end();
-             ++it, ++scanned) {
-            if (pred(*it)) {
-                term t = std::move(*it);
-                p.queue.erase(it);
-                return t;
-            }
-        }
-        return std::nullopt;
-    };
+    detail::receive_cursor cursor;  // messages already rejected stay rejected
     for (;;) {
         {
             auto p = st->proc.lock();
             if (!p) co_return std::nullopt;
             std::lock_guard lk(p->mu);
-            if (p->queue_epoch != epoch) {  // flushed or cleared meanwhile: rescan
-                epoch = p->queue_epoch;
-                scanned = 0;
-            }
-            if (auto t = scan(*p)) co_return t;
+            if (auto t = cursor.take(*p, pred)) co_return t;
             if (p->exited) co_return std::nullopt;
             if (std::chrono::steady_clock::now() >= deadline) co_return std::nullopt;
             // One waiter per process at most: it is one-shot, and re-armed on the next wait.
@@ -339,8 +324,7 @@ asio::awaitable<std::optional<term>> process_context::async_receive_if(
             auto p = st->proc.lock();
             if (!p) co_return std::nullopt;
             std::lock_guard lk(p->mu);
-            if (p->queue_epoch != epoch) scanned = 0;
-            co_return scan(*p);
+            co_return cursor.take(*p, pred);
         }
     }
 }

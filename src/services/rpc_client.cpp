@@ -4,7 +4,12 @@
 // GL}}). Failures are returned as the exceptions erpc:call would raise.
 #include "services/rpc_internal.hpp"
 
-#include <future>
+#include "node/async_call.hpp"
+#include "node/async_op.hpp"
+
+#include <boost/asio/error.hpp>
+#include <boost/asio/steady_timer.hpp>
+
 #include <unordered_map>
 
 namespace erl::rpc::detail {
@@ -97,165 +102,312 @@ call_result from_rex(const term& reply) {
     return call_result(reply);
 }
 
-// One outstanding request from a temporary process.
-struct pending {
-    atom target;
-    bool rex = false;
-    bool local = false;
-    reference req;    // spawn request id = monitor ref (rex: the monitor ref)
-    reference alias;  // rex: the alias the reply goes to
-    term res;         // erpc result ref; rex: the reply tag [alias|Alias]
-    std::optional<call_result> done;
-    std::future<call_result> local_result;
-};
+// The server registry of this node, if an rpc::server runs on it.
+std::shared_ptr<server_state> local_server(node_core& core) {
+    auto slot = slot_for(core);
+    std::lock_guard lk(slot->mu);
+    return slot->server.lock();
+}
 
-void start_one(node_core& core, const std::shared_ptr<process>& self, pending& pd, atom m, atom f,
-               const term& args, std::chrono::milliseconds timeout) {
-    const auto& a = A();
-    if (pd.target == core.name) {
-        // A call to ourselves runs in the local registry directly (as erpc runs local calls
-        // in the calling process).
-        pd.local = true;
-        std::shared_ptr<server_state> st;
+// erpc:call / erpc:multicall to `targets` (erpc.erl call/5, multicall/5): per target, the
+// connection first (so that a peer without DFLAG_SPAWN is known), then
+// spawn_request(N, erpc, execute_call, [Res, M, F, A], [monitor]) from one temporary process
+// whose messages (SPAWN_REPLY, DOWN) are handled as they arrive; peers without SPAWN get the
+// `rex` server through gen_call_op; calls to this node run in the local registry (as erpc runs
+// local calls in the calling process). One deadline for all. The calls run in parallel.
+class calls_op : public std::enable_shared_from_this<calls_op> {
+  public:
+    using done_fn = std::function<void(error_code, std::vector<call_result>)>;
+
+    calls_op(std::shared_ptr<node_core> core, std::vector<atom> targets, atom m, atom f, term args,
+             std::chrono::milliseconds timeout)
+        : core_(std::move(core)),
+          m_(m),
+          f_(f),
+          args_(std::move(args)),
+          timeout_(timeout),
+          deadline_(timeout == infinity ? std::chrono::steady_clock::time_point::max()
+                                        : std::chrono::steady_clock::now() + timeout),
+          timer_(core_->ioc()),
+          calls_(targets.size()) {
+        for (std::size_t i = 0; i < targets.size(); ++i)
+            calls_[i].target = targets[i];
+    }
+
+    void start(done_fn done) {
+        const auto& a = A();
         {
-            auto slot = slot_for(core);
-            std::lock_guard lk(slot->mu);
-            st = slot->server.lock();
+            std::unique_lock lk(mu_);
+            done_ = std::move(done);
+            self_ = shared_from_this();
+            left_ = calls_.size();
+            if (cancelled_)
+                return finish(lk, make_error_code(boost::asio::error::operation_aborted));
+            if (!args_.is_list()) {
+                for (auto& c : calls_)
+                    c.result = call_result(erpc_failure(a.badarg));
+                return finish(lk, {});
+            }
+            if (calls_.empty()) return finish(lk, {});
         }
-        auto prom = std::make_shared<std::promise<call_result>>();
-        pd.local_result = prom->get_future();
-        if (!st) {
-            prom->set_value(call_result(make_exc(
-                a.error, make_tuple({term(a.exception), term(a.undef), frame_stack(m, f, args)}),
-                frame_stack(m, f, args))));
-            return;
+        auto p = *runtime::spawn_service(*core_, [w = weak_from_this()](term msg) {
+            if (auto o = w.lock()) o->on_message(std::move(msg));
+        });  // anonymous: cannot fail
+        {
+            std::unique_lock lk(mu_);
+            proc_ = p;     // before any call starts; constant from here on
+            if (!done_) {  // cancelled meanwhile
+                lk.unlock();
+                runtime::exit(p, term(a.normal));
+                return;
+            }
+            if (timeout_ != infinity) {
+                timer_.expires_at(deadline_);
+                timer_.async_wait([w = weak_from_this()](error_code ec) {
+                    if (ec) return;
+                    if (auto o = w.lock()) o->stop_all(error_code{});
+                });
+            }
         }
+        for (std::size_t i = 0; i < calls_.size(); ++i)
+            start_one(i);
+    }
+
+    void cancel() {
+        {
+            std::lock_guard lk(mu_);
+            cancelled_ = true;  // before start(): start finishes at once
+        }
+        stop_all(make_error_code(boost::asio::error::operation_aborted));
+    }
+
+  private:
+    struct one {
+        atom target;
+        reference req;  // the spawn request id, also the monitor's reference
+        term res;       // erpc's result reference
+        bool erpc = false;
+        std::shared_ptr<erl::detail::connect_op> connecting;
+        std::shared_ptr<erl::detail::gen_call_op> rex;
+        std::optional<call_result> result;
+    };
+
+    std::chrono::milliseconds left_time() const {
+        if (timeout_ == infinity) return infinity;
+        return std::max(std::chrono::milliseconds(0),
+                        std::chrono::duration_cast<std::chrono::milliseconds>(
+                            deadline_ - std::chrono::steady_clock::now()));
+    }
+
+    void start_one(std::size_t i) {
+        const atom target = calls_[i].target;
+        if (target == core_->name) return start_local(i);
+        auto conn = std::make_shared<erl::detail::connect_op>(core_, target, left_time());
+        {
+            std::lock_guard lk(mu_);
+            if (!done_) return;
+            calls_[i].connecting = conn;
+        }
+        conn->start([self = shared_from_this(), i](error_code ec) {
+            // The deadline passing during the set-up is the call's timeout.
+            if (ec == errc::timeout)
+                return self->done_one(i, call_result(erpc_failure(A().timeout)));
+            if (ec) return self->done_one(i, call_result(erpc_failure(A().noconnection)));
+            self->connected(i);
+        });
+    }
+
+    void start_local(std::size_t i) {
+        const auto& a = A();
+        auto st = local_server(*core_);
+        if (!st)
+            return done_one(i, call_result(make_exc(a.error,
+                                                    make_tuple({term(a.exception), term(a.undef),
+                                                                frame_stack(m_, f_, args_)}),
+                                                    frame_stack(m_, f_, args_))));
         auto j = std::make_shared<job>();
-        j->self = self->self;
-        j->caller = self->self_term;
-        j->m = m;
-        j->f = f;
-        j->args = args;
-        const term ref = term(core.make_ref());
-        j->done = [prom, ref](outcome o) {
-            prom->set_value(from_down(ref, erpc_exit_reason(ref, o)));
+        j->self = proc_->self;
+        j->caller = proc_->self_term;
+        j->m = m_;
+        j->f = f_;
+        j->args = args_;
+        const term ref = term(core_->make_ref());
+        j->done = [w = weak_from_this(), i, ref](outcome o) {
+            if (auto self = w.lock()) self->done_one(i, from_down(ref, erpc_exit_reason(ref, o)));
         };
         st->run(std::move(j));
-        return;
     }
-    if (auto ec = core.connect(pd.target, timeout)) {
-        pd.done = call_result(erpc_failure(a.noconnection));
-        return;
-    }
-    if (runtime::supports_spawn(core, pd.target)) {
-        // erpc:call: spawn_request(N, erpc, execute_call, [Res, M, F, A], [monitor]).
-        pd.res = term(runtime::make_ref(core));
-        pd.req = runtime::spawn_request(self, pd.target, a.erpc, a.execute_call,
-                                        make_list({pd.res, term(m), term(f), args}),
-                                        group_leader(core)->self_term, {.monitor = true});
-        return;
-    }
-    // No SPAWN support: the rex server, called like gen_server:call with monitor + alias.
-    pd.rex = true;
-    pd.req = runtime::monitor(core, self, make_tuple({term(a.rex), term(pd.target)}));
-    pd.alias = runtime::make_alias(self);
-    pd.res = make_list({term(a.alias)}, term(pd.alias));
-    runtime::send(*self, a.rex, pd.target,
-                  make_tuple({term(a.gen_call), make_tuple({self->self_term, pd.res}),
-                              make_tuple({term(a.call), term(m), term(f), args, term(a.user)})}));
-}
 
-void wait_one(node_core& core, const std::shared_ptr<process>& self, mailbox& mb, pending& pd,
-              std::chrono::steady_clock::time_point deadline, bool infinite) {
-    const auto& a = A();
-    if (pd.done) return;
-    if (pd.local) {
-        if (infinite) {
-            pd.done = pd.local_result.get();
-        } else if (pd.local_result.wait_until(deadline) == std::future_status::ready) {
-            pd.done = pd.local_result.get();
-        } else {
-            pd.done = call_result(erpc_failure(a.timeout));
-        }
-        return;
-    }
-    const term req(pd.req);
-    for (;;) {
-        auto left = infinite ? infinity
-                             : std::chrono::duration_cast<std::chrono::milliseconds>(
-                                   deadline - std::chrono::steady_clock::now());
-        if (!infinite && left.count() < 0) left = std::chrono::milliseconds(0);
-        auto msg = mb.receive_if(
-            [&](const term& t) {
-                if (t.is_tuple(5) && t[0].is_atom(a.down) && t[1] == req) return true;
-                if (pd.rex) return t.is_tuple(2) && t[0] == pd.res;
-                return t.is_tuple(4) && t[0].is_atom(a.spawn_reply) && t[1] == req;
-            },
-            left);
-        if (!msg) {
-            // erpc.erl result(timeout, ...): abandon the request; a late DOWN or reply goes
-            // to a process that no longer exists (or an alias that is gone) and is dropped.
-            runtime::demonitor(core, self, pd.req, false);
-            if (pd.rex) runtime::remove_alias(self, pd.alias);
-            pd.done = call_result(erpc_failure(a.timeout));
-            return;
-        }
-        const term& t = *msg;
-        if (t[0].is_atom(a.spawn_reply)) {
-            // The runtime now monitors the new pid under pd.req (or dropped the monitor).
-            if (t[2].is_atom(a.ok) && t[3].is_pid()) continue;
-            pd.done = call_result(erpc_failure(t[3].is_atom() ? t[3].as_atom() : a.notsup));
-            return;
-        }
-        if (t[0].is_atom(a.down)) {
-            if (pd.rex) {
-                runtime::remove_alias(self, pd.alias);
-                const term& r = t[4];
-                pd.done = call_result(r.is_atom(a.noproc) ? erpc_failure(a.notsup)
-                                      : r.is_atom(a.noconnection)
-                                          ? erpc_failure(a.noconnection)
-                                          : make_exc(a.exit, make_tuple({term(a.signal), r})));
-            } else {
-                pd.done = from_down(pd.res, t[4]);
+    void connected(std::size_t i) {
+        const auto& a = A();
+        const atom target = calls_[i].target;
+        if (!runtime::supports_spawn(*core_, target)) {
+            // No SPAWN support: the rex server, {call, M, F, A, GL} as gen_server:call.
+            auto rex = std::make_shared<erl::detail::gen_call_op>(
+                core_, term(a.rex), target,
+                make_tuple({term(a.call), term(m_), term(f_), args_, term(a.user)}), left_time());
+            {
+                std::lock_guard lk(mu_);
+                if (!done_) return;
+                calls_[i].rex = rex;
             }
+            rex->start([self = shared_from_this(), i](error_code ec, term t) {
+                self->done_one(i, from_rex_call(ec, t));
+            });
             return;
         }
-        // rex reply
-        runtime::demonitor(core, self, pd.req, false);
-        runtime::remove_alias(self, pd.alias);
-        pd.done = from_rex(t[1]);
-        return;
+        const term res(runtime::make_ref(*core_));
+        const reference req = runtime::spawn_request(
+            proc_, target, a.erpc, a.execute_call, make_list({res, term(m_), term(f_), args_}),
+            group_leader(*core_)->self_term, {.monitor = true});
+        std::unique_lock lk(mu_);
+        if (!done_) {
+            lk.unlock();
+            runtime::demonitor(*core_, proc_, req, false);
+            return;
+        }
+        calls_[i].erpc = true;
+        calls_[i].req = req;
+        calls_[i].res = res;
+        // Replies that arrived before the request id was known.
+        auto early = std::exchange(early_, {});
+        for (auto& m : early)
+            if (!handle(lk, m)) early_.push_back(std::move(m));
     }
-}
 
-std::vector<call_result> run_calls(erl::node& n, const std::vector<atom>& targets, atom m, atom f,
-                                   const term& args, std::chrono::milliseconds timeout) {
-    const auto& a = A();
-    std::vector<call_result> out;
-    if (!args.is_list()) {
-        for (std::size_t i = 0; i < targets.size(); ++i)
-            out.emplace_back(erpc_failure(a.badarg));
-        return out;
+    // rex through gen_call_op -> what erpc would have raised.
+    static call_result from_rex_call(error_code ec, const term& t) {
+        const auto& a = A();
+        if (!ec) return from_rex(t);
+        if (ec == errc::timeout) return call_result(erpc_failure(a.timeout));
+        if (ec == errc::noproc) return call_result(erpc_failure(a.notsup));
+        if (ec == errc::noconnection || ec == errc::not_alive)
+            return call_result(erpc_failure(a.noconnection));
+        return call_result(make_exc(a.exit, make_tuple({term(a.signal), t})));
     }
+
+    void on_message(term msg) {
+        std::unique_lock lk(mu_);
+        if (!done_) return;
+        if (!handle(lk, msg)) early_.push_back(std::move(msg));
+    }
+
+    // Under mu_ (released when it finishes the whole operation): false if msg is for no
+    // known request (yet).
+    bool handle(std::unique_lock<std::mutex>& lk, const term& t) {
+        const auto& a = A();
+        const bool reply = t.is_tuple(4) && t[0].is_atom(a.spawn_reply);
+        const bool down = t.is_tuple(5) && t[0].is_atom(a.down);
+        if (!reply && !down) return true;  // not ours: dropped
+        for (std::size_t i = 0; i < calls_.size(); ++i) {
+            auto& c = calls_[i];
+            if (!c.erpc || c.result || t[1] != term(c.req)) continue;
+            if (reply) {
+                // The runtime now monitors the new pid under req (or dropped the monitor).
+                if (t[2].is_atom(a.ok) && t[3].is_pid()) return true;
+                record(lk, i,
+                       call_result(erpc_failure(t[3].is_atom() ? t[3].as_atom() : a.notsup)));
+            } else {
+                record(lk, i, from_down(c.res, t[4]));
+            }
+            return true;
+        }
+        return false;
+    }
+
+    void done_one(std::size_t i, call_result r) {
+        std::unique_lock lk(mu_);
+        if (!done_) return;
+        record(lk, i, std::move(r));
+    }
+
+    void record(std::unique_lock<std::mutex>& lk, std::size_t i, call_result r) {
+        auto& c = calls_[i];
+        if (c.result) return;
+        c.result = std::move(r);
+        if (--left_ == 0) finish(lk, {});
+    }
+
+    // The deadline (ec {}: the calls not finished fail with erpc timeout) or a cancellation.
+    void stop_all(error_code ec) {
+        std::unique_lock lk(mu_);
+        if (!done_) return;
+        for (auto& c : calls_)
+            if (!c.result) c.result = call_result(erpc_failure(A().timeout));
+        finish(lk, ec);
+    }
+
+    // With mu_ held (released here). erpc.erl result(timeout, ...): an abandoned request is
+    // demonitored and its late DOWN dropped with the temporary process; rex and connection
+    // set-ups in progress are cancelled.
+    void finish(std::unique_lock<std::mutex>& lk, error_code ec) {
+        done_fn done = std::move(done_);
+        done_ = nullptr;
+        auto keep = std::move(self_);
+        timer_.cancel();
+        std::vector<reference> abandoned;
+        std::vector<std::shared_ptr<erl::detail::connect_op>> connecting;
+        std::vector<std::shared_ptr<erl::detail::gen_call_op>> rex;
+        std::vector<call_result> out;
+        out.reserve(calls_.size());
+        for (auto& c : calls_) {
+            if (c.erpc) abandoned.push_back(c.req);
+            if (c.connecting) connecting.push_back(std::move(c.connecting));
+            if (c.rex) rex.push_back(std::move(c.rex));
+            out.push_back(c.result ? std::move(*c.result) : call_result());
+        }
+        auto p = proc_;
+        lk.unlock();
+        for (auto& c : connecting)
+            c->cancel();
+        for (auto& r : rex)
+            r->cancel();
+        if (p) {
+            for (auto& r : abandoned)
+                runtime::demonitor(*core_, p, r, false);
+            runtime::exit(p, term(A().normal));
+        }
+        if (ec) out.clear();
+        done(ec, std::move(out));
+    }
+
+    std::shared_ptr<node_core> core_;
+    const atom m_, f_;
+    const term args_;
+    const std::chrono::milliseconds timeout_;
+    const std::chrono::steady_clock::time_point deadline_;
+    std::mutex mu_;
+    boost::asio::steady_timer timer_;  // under mu_
+    std::shared_ptr<process> proc_;    // set in start() before any call starts
+    std::vector<one> calls_;           // under mu_ (target is constant)
+    std::size_t left_ = 0;             // calls without a result
+    std::vector<term> early_;          // messages for requests not recorded yet
+    bool cancelled_ = false;
+    done_fn done_;  // null once finished
+    std::shared_ptr<calls_op> self_;
+};
+
+// erpc:call: calls_op with one target.
+class call_op {
+  public:
+    using done_fn = std::function<void(error_code, call_result)>;
+    explicit call_op(std::shared_ptr<calls_op> op) : op_(std::move(op)) {}
+    void start(done_fn done) {
+        op_->start([done = std::move(done)](error_code ec, std::vector<call_result> r) {
+            done(ec, r.empty() ? call_result() : std::move(r[0]));
+        });
+    }
+    void cancel() { op_->cancel(); }
+
+  private:
+    std::shared_ptr<calls_op> op_;
+};
+
+std::shared_ptr<calls_op> make_calls(erl::node& n, std::vector<atom> targets, atom m, atom f,
+                                     term args, std::chrono::milliseconds timeout) {
     auto& core = erl::detail::access::core(n);
-    mailbox mb = runtime::spawn_mailbox(core);
-    const auto& self = erl::detail::access::proc(mb);
-    const bool infinite = timeout == infinity;
-    const auto deadline = infinite ? std::chrono::steady_clock::time_point::max()
-                                   : std::chrono::steady_clock::now() + timeout;
-    std::vector<pending> pds(targets.size());
-    for (std::size_t i = 0; i < targets.size(); ++i) {
-        pds[i].target = targets[i];
-        start_one(core, self, pds[i], m, f, args, timeout);
-    }
-    for (auto& pd : pds) {
-        wait_one(core, self, mb, pd, deadline, infinite);
-        out.push_back(std::move(*pd.done));
-    }
-    // Monitors still pending (none normally) are dropped with the process: the runtime sends
-    // DEMONITOR_P for the ones whose pid is known.
-    mb.exit();
-    return out;
+    return std::make_shared<calls_op>(core.shared_from_this(), std::move(targets), m, f,
+                                      std::move(args), timeout);
 }
 
 }  // namespace
@@ -327,7 +479,9 @@ term call_result::to_rpc_term() const {
 
 call_result call(erl::node& n, atom target, atom module, atom function, term args,
                  std::chrono::milliseconds timeout) {
-    return std::move(detail::run_calls(n, {target}, module, function, args, timeout)[0]);
+    auto op = std::make_shared<detail::call_op>(
+        detail::make_calls(n, {target}, module, function, std::move(args), timeout));
+    return std::get<1>(erl::detail::run_blocking<detail::call_op, error_code, call_result>(op));
 }
 
 call_result call(erl::node& n, atom target, std::string_view module, std::string_view function,
@@ -337,7 +491,23 @@ call_result call(erl::node& n, atom target, std::string_view module, std::string
 
 std::vector<call_result> multicall(erl::node& n, const std::vector<atom>& targets, atom module,
                                    atom function, term args, std::chrono::milliseconds timeout) {
-    return detail::run_calls(n, targets, module, function, args, timeout);
+    auto op = detail::make_calls(n, targets, module, function, std::move(args), timeout);
+    return std::get<1>(
+        erl::detail::run_blocking<detail::calls_op, error_code, std::vector<call_result>>(op));
+}
+
+void detail::initiate_call(erl::node& n, atom target, atom module, atom function, term args,
+                           std::chrono::milliseconds timeout, call_handler handler) {
+    auto op = std::make_shared<call_op>(
+        make_calls(n, {target}, module, function, std::move(args), timeout));
+    erl::detail::launch(op, std::move(handler), n.executor());
+}
+
+void detail::initiate_multicall(erl::node& n, std::vector<atom> targets, atom module, atom function,
+                                term args, std::chrono::milliseconds timeout,
+                                multicall_handler handler) {
+    auto op = make_calls(n, std::move(targets), module, function, std::move(args), timeout);
+    erl::detail::launch(op, std::move(handler), n.executor());
 }
 
 error_code cast(erl::node& n, atom target, atom module, atom function, term args) {
@@ -345,13 +515,7 @@ error_code cast(erl::node& n, atom target, atom module, atom function, term args
     if (!args.is_list()) return make_error_code(errc::type_mismatch);
     auto& core = erl::detail::access::core(n);
     if (target == core.name) {
-        std::shared_ptr<detail::server_state> st;
-        {
-            auto slot = detail::slot_for(core);
-            std::lock_guard lk(slot->mu);
-            st = slot->server.lock();
-        }
-        if (st) {
+        if (auto st = detail::local_server(core)) {
             auto j = std::make_shared<detail::job>();
             j->self = core.node_process->self;
             j->caller = core.node_process->self_term;

@@ -95,7 +95,7 @@ class sup_loop {
     }
     error_code terminate(atom id) {
         auto* c = find(id);
-        if (!c) return make_error_code(errc::noproc);
+        if (!c) return make_error_code(errc::not_found);
         c->pending_restart = false;
         if (c->running) terminate_one(*c);
         if (c->spec.restart == restart_type::temporary) erase(id);
@@ -103,15 +103,15 @@ class sup_loop {
     }
     error_code remove(atom id) {
         auto* c = find(id);
-        if (!c) return make_error_code(errc::noproc);
-        if (c->running || c->pending_restart) return make_error_code(errc::name_taken);
+        if (!c) return make_error_code(errc::not_found);
+        if (c->running || c->pending_restart) return make_error_code(errc::child_running);
         erase(id);
         return {};
     }
     result<pid> restart(atom id) {
         auto* c = find(id);
-        if (!c) return make_error_code(errc::noproc);
-        if (c->running) return make_error_code(errc::name_taken);
+        if (!c) return make_error_code(errc::not_found);
+        if (c->running) return make_error_code(errc::child_running);
         auto r = start_one(c->spec);
         if (!r) return r.error();
         c->running = *r;
@@ -131,7 +131,7 @@ class sup_loop {
 
   private:
     result<pid> start_one(const child_spec& s) {
-        if (!s.start) return make_error_code(errc::noproc);
+        if (!s.start) return make_error_code(errc::no_start_function);
         auto r = s.start(m_);
         if (!r) return r.error();
         m_.link(*r);  // a child that died already shows up as an 'EXIT' noproc

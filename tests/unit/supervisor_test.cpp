@@ -190,6 +190,14 @@ TEST_F(SupervisorTest, dynamic_children_and_ordered_shutdown) {
     started("c");
     EXPECT_EQ(sup->start_child(reporting_worker("c")).error(),
               make_error_code(erl::errc::name_taken));
+    // Codes that say what was wrong: a running child, an unknown id, a spec without start.
+    EXPECT_EQ(sup->delete_child(A("c")), erl::errc::child_running);
+    EXPECT_EQ(sup->restart_child(A("c")).error(), erl::errc::child_running);
+    EXPECT_EQ(sup->delete_child(A("nobody")), erl::errc::not_found);
+    EXPECT_EQ(sup->terminate_child(A("nobody")), erl::errc::not_found);
+    erl::child_spec no_start;
+    no_start.id = A("no_start");
+    EXPECT_EQ(sup->start_child(no_start).error(), erl::errc::no_start_function);
     // terminate + delete a dynamic child
     EXPECT_FALSE(sup->terminate_child(A("c")));
     auto st = collector.receive(5s);

@@ -1,0 +1,158 @@
+// mailbox::async_receive / async_receive_if: the selective receive of selective_receive.hpp,
+// woken by process::waiters instead of the condition variable the blocking receive waits on.
+#include <erl/mailbox.hpp>
+
+#include "node/async_op.hpp"
+#include "node/node_core.hpp"
+#include "node/selective_receive.hpp"
+
+#include <boost/asio/error.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+namespace asio = boost::asio;
+
+namespace erl::detail {
+namespace {
+
+class receive_op;
+
+// The wake-up a waiting receive leaves in process::waiters. A named type, so a receive that
+// finishes without being woken (timeout, cancel) can find and remove its own entry: an idle
+// mailbox polled with short timeouts would otherwise collect one entry per receive.
+struct receive_waiter {
+    std::weak_ptr<receive_op> op;
+    void operator()() const;
+};
+
+class receive_op : public std::enable_shared_from_this<receive_op> {
+  public:
+    using done_fn = std::function<void(error_code, term)>;
+
+    receive_op(const std::shared_ptr<process>& p, std::function<bool(const term&)> pred,
+               std::chrono::milliseconds timeout)
+        : proc_(p), pred_(std::move(pred)), timeout_(timeout), timer_(p->node->ioc()) {}
+
+    void start(done_fn done) {
+        {
+            std::lock_guard lk(mu_);
+            done_ = std::move(done);
+            self_ = shared_from_this();  // until finished
+            if (timeout_ != infinity) {
+                timer_.expires_after(timeout_);
+                timer_.async_wait([w = weak_from_this()](error_code ec) {
+                    if (ec) return;
+                    if (auto o = w.lock()) o->on_deadline();
+                });
+            }
+        }
+        poll();
+    }
+
+    void cancel() { finish_with(make_error_code(asio::error::operation_aborted)); }
+
+    // A message arrived or the process exited: scan again, or wait again.
+    void poll() {
+        std::unique_lock lk(mu_);
+        if (!done_) return;
+        auto p = proc_.lock();
+        if (!p) return finish_locked(lk, make_error_code(errc::exited), {});
+        std::unique_lock plk(p->mu);
+        if (auto t = take(*p)) {
+            plk.unlock();
+            return finish_locked(lk, {}, std::move(*t));
+        }
+        if (p->exited) {
+            plk.unlock();
+            return finish_locked(lk, make_error_code(errc::exited), {});
+        }
+        if (!waiting_) {  // one entry at a time: a wake-up takes the whole list
+            p->waiters.push_back(receive_waiter{weak_from_this()});
+            waiting_ = true;
+        }
+    }
+
+    void woken() {
+        {
+            std::lock_guard lk(mu_);
+            waiting_ = false;
+        }
+        poll();
+    }
+
+  private:
+    std::optional<term> take(process& p) {
+        if (!pred_) {
+            auto all = [](const term&) { return true; };
+            return cursor_.take(p, all);
+        }
+        return cursor_.take(p, pred_);
+    }
+
+    void on_deadline() {
+        std::unique_lock lk(mu_);
+        if (!done_) return;
+        // A last look at what arrived meanwhile.
+        if (auto p = proc_.lock()) {
+            std::unique_lock plk(p->mu);
+            if (auto t = take(*p)) {
+                plk.unlock();
+                return finish_locked(lk, {}, std::move(*t));
+            }
+        }
+        finish_locked(lk, make_error_code(errc::timeout), {});
+    }
+
+    void finish_with(error_code ec) {
+        std::unique_lock lk(mu_);
+        if (done_) finish_locked(lk, ec, {});
+    }
+
+    // With mu_ held (released here): the result goes to done_ exactly once.
+    void finish_locked(std::unique_lock<std::mutex>& lk, error_code ec, term msg) {
+        done_fn done = std::move(done_);
+        done_ = nullptr;
+        auto keep = std::move(self_);  // `this` may go when this function returns
+        timer_.cancel();
+        if (waiting_) {
+            if (auto p = proc_.lock()) {
+                std::lock_guard plk(p->mu);
+                const receive_op* self = this;
+                p->waiters.remove_if([self](const std::function<void()>& f) {
+                    auto* w = f.target<receive_waiter>();
+                    return w && w->op.lock().get() == self;
+                });
+            }
+            waiting_ = false;
+        }
+        lk.unlock();
+        done(ec, std::move(msg));
+    }
+
+    std::mutex mu_;  // before process::mu
+    std::weak_ptr<process> proc_;
+    std::function<bool(const term&)> pred_;
+    std::chrono::milliseconds timeout_;
+    asio::steady_timer timer_;          // used under mu_
+    receive_cursor cursor_;             // under mu_ and the process's mu
+    done_fn done_;                      // null once finished
+    std::shared_ptr<receive_op> self_;  // keeps the operation alive until it finishes
+    bool waiting_ = false;              // an entry of ours is in process::waiters
+};
+
+void receive_waiter::operator()() const {
+    if (auto o = op.lock()) o->woken();
+}
+
+}  // namespace
+}  // namespace erl::detail
+
+namespace erl {
+
+void mailbox::initiate_receive(const std::shared_ptr<detail::process>& p,
+                               std::function<bool(const term&)> pred,
+                               std::chrono::milliseconds timeout, detail::term_handler handler) {
+    auto op = std::make_shared<detail::receive_op>(p, std::move(pred), timeout);
+    detail::launch(op, std::move(handler), p->node->ioc().get_executor());
+}
+
+}  // namespace erl

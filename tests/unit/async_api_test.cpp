@@ -1,0 +1,487 @@
+// The completion-token forms of connect, ping, receive, rpc::call/multicall and
+// gen_server::call between C++ nodes in one process: each token kind (callback, use_future,
+// awaitable), per-operation cancellation leaving no monitor or alias behind, receive telling a
+// timeout from an exited process, a node on the caller's io_context, and a coroutine process
+// awaiting an rpc call on a node with a single I/O thread while messages keep flowing.
+#include <erl/gen_server.hpp>
+#include <erl/node.hpp>
+#include <erl/process.hpp>
+#include <erl/rpc.hpp>
+
+#include "node/test_access.hpp"
+#include "node_test_support.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <thread>
+
+using namespace std::chrono_literals;
+namespace asio = boost::asio;
+
+namespace {
+
+using erl::infinity;
+using erl::test::free_port;
+using erl::test::wait_until;
+
+erl::atom A(const char* s) {
+    return erl::atom(s);
+}
+
+// A callback handing an operation's arguments to a future (Boost 1.81's use_future does not
+// combine with as_tuple).
+template <class... Args>
+struct future_handler {
+    std::shared_ptr<std::promise<std::tuple<Args...>>> p;
+    void operator()(Args... a) const { p->set_value(std::make_tuple(std::move(a)...)); }
+};
+template <class... Args>
+std::pair<future_handler<Args...>, std::future<std::tuple<Args...>>> tuple_future() {
+    auto p = std::make_shared<std::promise<std::tuple<Args...>>>();
+    auto f = p->get_future();
+    return {future_handler<Args...>{p}, std::move(f)};
+}
+
+// A function that does not return until released: the call it serves is one that "never
+// returns" for as long as the test wants.
+struct gate {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool open = false;
+    int entered = 0;
+    std::optional<erl::pid> runner;  // the process serving the last call
+
+    erl::term pass(erl::rpc::call_context& ctx) {
+        std::unique_lock lk(mu);
+        ++entered;
+        runner = ctx.self();
+        cv.notify_all();
+        cv.wait(lk, [&] { return open; });
+        return erl::term(A("released"));
+    }
+    bool wait_entered(int n) {
+        std::unique_lock lk(mu);
+        return cv.wait_for(lk, 10s, [&] { return entered >= n; });
+    }
+    void release() {
+        std::lock_guard lk(mu);
+        open = true;
+        cv.notify_all();
+    }
+};
+
+// A gen_server that never answers (the reply "never comes").
+struct silent : erl::gen_server::server {
+    std::optional<erl::term> handle_call(const erl::term& req, const from&) override {
+        if (req == erl::term(A("ping"))) return erl::term(A("pong"));
+        return std::nullopt;
+    }
+};
+
+struct AsyncFixture : ::testing::Test {
+    std::uint16_t port = free_port();
+    erl::node a{erl::test::local_node_options("asynca", port)};
+    erl::node b{erl::test::local_node_options("asyncb", port)};
+    gate g;
+    std::unique_ptr<erl::rpc::server> rb;
+
+    void SetUp() override {
+        ASSERT_FALSE(a.start());
+        ASSERT_FALSE(b.start());
+        rb = std::make_unique<erl::rpc::server>(b);
+        rb->add("t", "echo", [](const erl::term& t) { return t; });
+        rb->add("t", "hang", [this](erl::rpc::call_context& ctx) { return g.pass(ctx); });
+    }
+    void TearDown() override {
+        g.release();
+        rb.reset();
+    }
+    // Processes on `n` monitoring the process `p` of `n` (0 if it is gone).
+    static std::size_t watchers(erl::node& n, const erl::pid& p) {
+        auto proc = erl::test::core_of(n).find_process(p);
+        return proc ? erl::test::watcher_count(*proc) : 0;
+    }
+    static std::size_t processes(erl::node& n) { return erl::test::core_of(n).table.size(); }
+};
+
+using NodeAsync = AsyncFixture;
+using RpcAsync = AsyncFixture;
+
+// --- receive --------------------------------------------------------------------------------
+
+TEST_F(NodeAsync, receive_tells_timeout_from_exit) {
+    auto mb = a.spawn_mailbox();
+    ASSERT_TRUE(mb);
+    auto r = mb->receive(1ms);
+    EXPECT_FALSE(r);
+    EXPECT_TRUE(r.timed_out());
+    EXPECT_EQ(r.error(), erl::errc::timeout);
+    mb->send(mb->self(), erl::term(1));
+    mb->exit(erl::term(A("done")));
+    // A message queued before the exit is not received after it (the queue goes with the
+    // process): exited, with the reason.
+    r = mb->receive(5s);
+    EXPECT_FALSE(r);
+    EXPECT_TRUE(r.exited());
+    EXPECT_EQ(r.error(), erl::errc::exited);
+    EXPECT_EQ(mb->exit_reason(), erl::term(A("done")));
+    // Existing callers read it as the optional it extends.
+    std::optional<erl::term> old = mb->receive(1ms);
+    EXPECT_EQ(old, std::nullopt);
+}
+
+TEST_F(NodeAsync, async_receive_with_each_token) {
+    auto mb = a.spawn_mailbox();
+    ASSERT_TRUE(mb);
+    // Callback.
+    std::promise<std::pair<erl::error_code, erl::term>> got;
+    mb->async_receive(5s, [&](erl::error_code ec, erl::term t) {
+        got.set_value({ec, std::move(t)});
+    });
+    b.send(mb->self(), erl::term(1));
+    auto [ec1, t1] = got.get_future().get();
+    EXPECT_FALSE(ec1);
+    EXPECT_EQ(t1, erl::term(1));
+    // use_future.
+    auto f = mb->async_receive(5s, asio::use_future);
+    b.send(mb->self(), erl::term(2));
+    EXPECT_EQ(f.get(), erl::term(2));
+    // Awaitable, on a strand of the node's executor.
+    b.send(mb->self(), erl::term(3));
+    auto c = asio::co_spawn(
+        asio::make_strand(a.executor()),
+        [&]() -> asio::awaitable<erl::term> {
+            co_return co_await mb->async_receive(5s, asio::use_awaitable);
+        },
+        asio::use_future);
+    EXPECT_EQ(c.get(), erl::term(3));
+}
+
+TEST_F(NodeAsync, async_receive_if_is_selective) {
+    auto mb = a.spawn_mailbox();
+    ASSERT_TRUE(mb);
+    mb->send(mb->self(), erl::tuple(A("other"), 1));
+    auto f =
+        mb->async_receive_if([](const erl::term& t) { return t.is_tuple(2) && t[0] == A("want"); },
+                             5s, asio::use_future);
+    b.send(mb->self(), erl::tuple(A("other"), 2));
+    b.send(mb->self(), erl::tuple(A("want"), 3));
+    EXPECT_EQ(f.get(), erl::tuple(A("want"), 3));
+    // The others stay queued, in order.
+    EXPECT_EQ(*mb->receive(1s), erl::tuple(A("other"), 1));
+    EXPECT_EQ(*mb->receive(1s), erl::tuple(A("other"), 2));
+}
+
+TEST_F(NodeAsync, async_receive_timeout_exit_and_cancel) {
+    auto mb = a.spawn_mailbox();
+    ASSERT_TRUE(mb);
+    auto [h, f0] = tuple_future<erl::error_code, erl::term>();
+    mb->async_receive(1ms, h);
+    EXPECT_EQ(std::get<0>(f0.get()), erl::errc::timeout);
+    // Timed-out receives leave no wake-up entry behind in the process.
+    for (int i = 0; i < 50; ++i)
+        mb->async_receive(0ms, asio::use_future).wait();
+    {
+        auto& p = *erl::test::process_of(*mb);
+        std::lock_guard lk(p.mu);
+        EXPECT_TRUE(p.waiters.empty());
+    }
+    // Cancelled: operation_aborted, and nothing is consumed. The signal is emitted on the
+    // strand the handler runs on, as Asio requires of per-operation cancellation.
+    auto strand = asio::make_strand(a.executor());
+    asio::cancellation_signal sig;
+    std::promise<erl::error_code> cancelled;
+    mb->async_receive(
+        infinity, asio::bind_cancellation_slot(
+                      sig.slot(), asio::bind_executor(strand, [&](erl::error_code e, erl::term) {
+                          cancelled.set_value(e);
+                      })));
+    asio::post(strand, [&] { sig.emit(asio::cancellation_type::terminal); });
+    EXPECT_EQ(cancelled.get_future().get(), asio::error::operation_aborted);
+    b.send(mb->self(), erl::term(7));
+    EXPECT_EQ(*mb->receive(5s), erl::term(7));
+    // Exit while waiting: errc::exited.
+    auto [he, fe] = tuple_future<erl::error_code, erl::term>();
+    mb->async_receive(infinity, he);
+    mb->exit(erl::term(A("bye")));
+    EXPECT_EQ(std::get<0>(fe.get()), erl::errc::exited);
+}
+
+// --- connect / ping -------------------------------------------------------------------------
+
+TEST_F(NodeAsync, connect_and_ping_with_each_token) {
+    std::promise<erl::error_code> cb;
+    a.async_connect(b.name(), 10s, [&](erl::error_code ec) { cb.set_value(ec); });
+    EXPECT_FALSE(cb.get_future().get());
+    EXPECT_TRUE(a.is_connected(b.name()));
+    EXPECT_NO_THROW(a.async_ping(b.name(), 10s, asio::use_future).get());
+    auto c = asio::co_spawn(
+        a.executor(),
+        [&]() -> asio::awaitable<void> {
+            co_await b.async_connect(a.name(), 10s, asio::use_awaitable);
+            co_await b.async_ping(a.name(), 10s, asio::use_awaitable);
+            co_await b.async_ping(b.name(), 10s, asio::use_awaitable);  // itself
+        },
+        asio::use_future);
+    EXPECT_NO_THROW(c.get());
+    EXPECT_TRUE(a.ping(b.name()));
+}
+
+TEST_F(NodeAsync, connect_and_ping_failures_say_why) {
+    const erl::atom nobody("nobody_here@127.0.0.1");
+    auto [hc, fc] = tuple_future<erl::error_code>();
+    a.async_connect(nobody, 10s, hc);
+    auto [ec] = fc.get();
+    EXPECT_TRUE(ec);
+    EXPECT_NE(ec, erl::errc::timeout);
+    auto [hp, fp] = tuple_future<erl::error_code>();
+    a.async_ping(nobody, 10s, hp);
+    auto [pec] = fp.get();
+    EXPECT_EQ(pec, ec);
+    EXPECT_FALSE(a.ping(nobody));
+    EXPECT_EQ(a.connect(erl::atom("no_at_sign")), erl::errc::bad_node_name);
+    erl::node idle(erl::test::local_node_options("asyncidle", port));
+    EXPECT_EQ(idle.connect(a.name()), erl::errc::not_alive);
+    // A peer with another cookie: the handshake's reason reaches the caller.
+    erl::node other(erl::test::local_node_options("asyncother", port, "another_cookie"));
+    ASSERT_FALSE(other.start());
+    auto [ho, fo] = tuple_future<erl::error_code>();
+    other.async_connect(a.name(), 10s, ho);
+    auto [cec] = fo.get();
+    EXPECT_TRUE(cec);
+    EXPECT_FALSE(other.ping(a.name()));
+}
+
+TEST_F(NodeAsync, start_diagnostics_name_the_cookie_file) {
+    auto o = erl::test::local_node_options("asyncdiag", port);
+    o.cookie.clear();
+    o.cookie_env.clear();
+    o.cookie_file = "/nonexistent-dir/for/erlcpp/.erlang.cookie";
+    erl::node n(o);
+    erl::diagnostics diag;
+    EXPECT_EQ(n.start(diag), erl::errc::cookie_file_error);
+    EXPECT_NE(diag.message().find("/nonexistent-dir/for/erlcpp/.erlang.cookie"), std::string::npos)
+        << diag.message();
+    EXPECT_FALSE(a.start(diag));  // running already: success clears it
+    EXPECT_TRUE(diag.message().empty());
+}
+
+// --- a node on the caller's io_context -------------------------------------------------------
+
+TEST_F(NodeAsync, node_runs_on_the_callers_io_context) {
+    asio::io_context ioc;
+    auto work = asio::make_work_guard(ioc);
+    std::thread runner([&] { ioc.run(); });
+    {
+        erl::node n(erl::test::local_node_options("asyncuser", port), ioc);
+        erl::diagnostics diag;
+        auto sec = n.start(diag);
+        EXPECT_FALSE(sec) << sec.message() << ": " << diag.message();
+        EXPECT_TRUE(n.alive());
+        EXPECT_TRUE(n.executor() == asio::any_io_executor(ioc.get_executor()));
+        EXPECT_TRUE(n.ping(b.name()));
+        auto r = erl::rpc::call(n, b.name(), A("t"), A("echo"), erl::make_list({erl::term(5)}));
+        ASSERT_TRUE(r.ok()) << r.error().to_string();
+        EXPECT_EQ(r.value(), erl::term(5));
+        // Its handlers run on the caller's thread.
+        std::promise<std::pair<erl::error_code, std::thread::id>> on;
+        n.async_ping(b.name(), 10s, [&](erl::error_code ec) {
+            on.set_value({ec, std::this_thread::get_id()});
+        });
+        auto [pec, tid] = on.get_future().get();
+        EXPECT_FALSE(pec);
+        EXPECT_EQ(tid, runner.get_id());
+        n.stop();
+        EXPECT_FALSE(n.alive());
+        EXPECT_TRUE(wait_until([&] { return !b.is_connected(n.name()); }));
+        // The caller's io_context still runs.
+        EXPECT_FALSE(ioc.stopped());
+        std::promise<void> ran;
+        asio::post(ioc, [&] { ran.set_value(); });
+        EXPECT_EQ(ran.get_future().wait_for(10s), std::future_status::ready);
+        // And the node starts again on it (once the EPMD has seen the old registration's
+        // socket close, which it learns on its own thread: until then the name is taken).
+        EXPECT_TRUE(wait_until([&] {
+            sec = n.start(diag);
+            return !sec;
+        })) << sec.message()
+            << ": " << diag.message();
+        EXPECT_TRUE(n.ping(b.name()));
+    }
+    work.reset();
+    runner.join();  // the node left nothing behind on ioc: run() returns
+}
+
+// --- rpc::call / multicall --------------------------------------------------------------------
+
+TEST_F(RpcAsync, async_call_with_each_token) {
+    const auto args = erl::make_list({erl::term(42)});
+    std::promise<erl::rpc::call_result> cb;
+    erl::rpc::async_call(a, b.name(), A("t"), A("echo"), args, 10s,
+                         [&](erl::error_code ec, erl::rpc::call_result r) {
+                             EXPECT_FALSE(ec);
+                             cb.set_value(std::move(r));
+                         });
+    auto r = cb.get_future().get();
+    ASSERT_TRUE(r.ok()) << r.error().to_string();
+    EXPECT_EQ(r.value(), erl::term(42));
+    r = erl::rpc::async_call(a, b.name(), A("t"), A("echo"), args, 10s, asio::use_future).get();
+    EXPECT_EQ(r.value(), erl::term(42));
+    auto c = asio::co_spawn(
+        a.executor(),
+        [&]() -> asio::awaitable<erl::rpc::call_result> {
+            co_return co_await erl::rpc::async_call(a, b.name(), A("t"), A("echo"), args, 10s,
+                                                    asio::use_awaitable);
+        },
+        asio::use_future);
+    EXPECT_EQ(c.get().value(), erl::term(42));
+    // Failures are outcomes, not errors: undef, and a timeout with its code.
+    r = erl::rpc::async_call(a, b.name(), A("t"), A("missing"), erl::term(), 10s, asio::use_future)
+            .get();
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().class_, A("error"));
+    r = erl::rpc::async_call(a, b.name(), A("t"), A("hang"), erl::term(), 1ms, asio::use_future)
+            .get();
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code, erl::errc::timeout);
+}
+
+TEST_F(RpcAsync, async_multicall_keeps_target_order) {
+    const erl::atom nobody("nobody_here@127.0.0.1");
+    auto rs = erl::rpc::async_multicall(a, {b.name(), nobody, a.name()}, A("t"), A("echo"),
+                                        erl::make_list({erl::term(1)}), 10s, asio::use_future)
+                  .get();
+    ASSERT_EQ(rs.size(), 3u);
+    ASSERT_TRUE(rs[0].ok()) << rs[0].error().to_string();
+    EXPECT_EQ(rs[0].value(), erl::term(1));
+    ASSERT_FALSE(rs[1].ok());
+    EXPECT_EQ(rs[1].error().code, erl::errc::noconnection);
+    ASSERT_FALSE(rs[2].ok());  // no rpc server on a: undef
+    EXPECT_EQ(rs[2].error().to_term()[0], erl::term(A("error")));
+    // Blocking form, same answers.
+    auto bs = erl::rpc::multicall(a, {b.name(), nobody}, A("t"), A("echo"),
+                                  erl::make_list({erl::term(1)}));
+    ASSERT_EQ(bs.size(), 2u);
+    EXPECT_EQ(bs[0].value(), erl::term(1));
+    EXPECT_EQ(bs[1].error().code, erl::errc::noconnection);
+}
+
+TEST_F(RpcAsync, cancelled_call_completes_aborted_and_leaves_no_monitor) {
+    // Warm up: the connection and the rpc client's group leader exist before counting.
+    ASSERT_TRUE(erl::rpc::call(a, b.name(), A("t"), A("echo"), erl::make_list({erl::term(0)})));
+    const auto before = processes(a);
+    auto strand = asio::make_strand(a.executor());
+    asio::cancellation_signal sig;
+    auto [h, f] = tuple_future<erl::error_code, erl::rpc::call_result>();
+    erl::rpc::async_call(a, b.name(), A("t"), A("hang"), erl::term(), infinity,
+                         asio::bind_cancellation_slot(sig.slot(), asio::bind_executor(strand, h)));
+    ASSERT_TRUE(g.wait_entered(1));
+    erl::pid runner;
+    {
+        std::lock_guard lk(g.mu);
+        runner = *g.runner;
+    }
+    EXPECT_EQ(watchers(b, runner), 1u);  // the caller's monitor on the process serving it
+    asio::post(strand, [&] { sig.emit(asio::cancellation_type::terminal); });
+    ASSERT_EQ(f.wait_for(10s), std::future_status::ready);
+    auto [ec, r] = f.get();
+    EXPECT_EQ(ec, asio::error::operation_aborted);
+    // The monitor is gone on the serving node, and the calling process on ours.
+    EXPECT_TRUE(wait_until([&] { return watchers(b, runner) == 0; }));
+    EXPECT_TRUE(wait_until([&] { return processes(a) == before; }));
+    // The function, released, finds nobody to answer: nothing arrives anywhere.
+    g.release();
+    EXPECT_TRUE(erl::rpc::call(a, b.name(), A("t"), A("echo"), erl::make_list({erl::term(1)})));
+}
+
+TEST_F(RpcAsync, gen_server_async_call_each_token_and_cancel) {
+    auto srv = erl::gen_server::start(b, std::make_shared<silent>(), A("silent"));
+    ASSERT_TRUE(srv);
+    const erl::gen_server::dest to(A("silent"), b.name());
+    std::promise<erl::rpc::call_result> cb;
+    erl::gen_server::async_call(
+        a, to, erl::term(A("ping")), 10s,
+        [&](erl::error_code, erl::rpc::call_result r) { cb.set_value(std::move(r)); });
+    EXPECT_EQ(cb.get_future().get().value(), erl::term(A("pong")));
+    EXPECT_EQ(erl::gen_server::async_call(a, to, erl::term(A("ping")), 10s, asio::use_future)
+                  .get()
+                  .value(),
+              erl::term(A("pong")));
+    auto c = asio::co_spawn(
+        a.executor(),
+        [&]() -> asio::awaitable<erl::rpc::call_result> {
+            co_return co_await erl::gen_server::async_call(a, to, erl::term(A("ping")), 10s,
+                                                           asio::use_awaitable);
+        },
+        asio::use_future);
+    EXPECT_EQ(c.get().value(), erl::term(A("pong")));
+    // Timeout: the exit gen_server:call raises.
+    auto r = erl::gen_server::async_call(a, to, erl::term(A("wait")), 1ms, asio::use_future).get();
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code, erl::errc::timeout);
+    EXPECT_TRUE(wait_until([&] { return watchers(b, (*srv)->self()) == 0; }));
+    // Cancelled while the server holds the call: no monitor left on the server.
+    auto strand = asio::make_strand(a.executor());
+    asio::cancellation_signal sig;
+    auto [h, f] = tuple_future<erl::error_code, erl::rpc::call_result>();
+    erl::gen_server::async_call(
+        a, to, erl::term(A("wait")), infinity,
+        asio::bind_cancellation_slot(sig.slot(), asio::bind_executor(strand, h)));
+    ASSERT_TRUE(wait_until([&] { return watchers(b, (*srv)->self()) == 1; }));
+    asio::post(strand, [&] { sig.emit(asio::cancellation_type::terminal); });
+    EXPECT_EQ(std::get<0>(f.get()), asio::error::operation_aborted);
+    EXPECT_TRUE(wait_until([&] { return watchers(b, (*srv)->self()) == 0; }));
+    // A name nobody registered: noproc.
+    r = erl::gen_server::async_call(a, erl::gen_server::dest(A("nobody"), b.name()),
+                                    erl::term(A("x")), 10s, asio::use_future)
+            .get();
+    EXPECT_EQ(r.error().code, erl::errc::noproc);
+}
+
+// A coroutine process on a node with one I/O thread awaits an rpc call that does not return
+// yet; meanwhile messages from another node keep reaching a second process of the same node
+// (they are read by that one thread). The call's answer arrives once released.
+TEST_F(RpcAsync, coroutine_awaits_call_on_single_io_thread_while_messages_flow) {
+    auto o = erl::test::local_node_options("asyncone", port);
+    o.threads = 1;
+    erl::node one(o);
+    ASSERT_FALSE(one.start());
+    auto sink = one.spawn_mailbox();
+    auto results = one.spawn_mailbox();
+    ASSERT_TRUE(sink && results);
+    const erl::pid to = results->self();
+    auto spawned = erl::spawn(one, [&, to](erl::process_context& ctx) -> asio::awaitable<void> {
+        auto r = co_await erl::rpc::async_call(one, b.name(), A("t"), A("hang"), erl::term(),
+                                               infinity, asio::use_awaitable);
+        ctx.send(to, r.ok() ? r.value() : r.error().to_term());
+    });
+    ASSERT_TRUE(spawned);
+    ASSERT_TRUE(g.wait_entered(1));
+    for (int i = 0; i < 100; ++i) {
+        b.send(sink->self(), erl::term(i));
+        auto m = sink->receive(10s);
+        ASSERT_TRUE(m) << "message " << i << ": " << m.error().message();
+        EXPECT_EQ(*m, erl::term(i));
+    }
+    EXPECT_EQ(results->pending(), 0u);  // the call is still outstanding
+    g.release();
+    EXPECT_EQ(*results->receive(10s), erl::term(A("released")));
+    one.stop();
+}
+
+}  // namespace
