@@ -2,12 +2,17 @@
 // `supervisor` module, see docs/processes.md).
 //
 // A supervisor is itself a process (a thread-bodied C++ process that traps exits): BEAM nodes
-// can link to it, monitor it and send it messages; it answers the gen_server calls
-// supervisor:which_children/1 and supervisor:count_children/1 makes.
+// can link to it, monitor it and send it messages; it answers the gen_server calls OTP's
+// supervisor module makes (which_children, count_children, get_childspec, start_child,
+// terminate_child, restart_child, delete_child) with OTP's results and errors.
 //
-//   one_for_one   a child that must be restarted is restarted alone
-//   one_for_all   all children are terminated (reverse start order) and restarted
-//   rest_for_one  the child and those started after it are terminated and restarted
+//   one_for_one         a child that must be restarted is restarted alone
+//   one_for_all         all children are terminated (reverse start order) and restarted
+//   rest_for_one        the child and those started after it are terminated and restarted
+//   simple_one_for_one  one template (the only child spec given to start), no child at start;
+//                       start_child(ExtraArgs) starts a child from it with the template's args
+//                       followed by ExtraArgs; children are restarted alone, found by pid, and
+//                       shut down all at once
 //
 // Restart types: permanent (always restarted), transient (restarted unless it ended with
 // normal, shutdown or {shutdown, _}), temporary (never restarted, forgotten when it ends).
@@ -28,6 +33,7 @@
 #include <erl/term.hpp>
 
 #include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -38,26 +44,40 @@ namespace erl {
 
 class node;
 
-enum class restart_strategy { one_for_one, one_for_all, rest_for_one };
+enum class restart_strategy { one_for_one, one_for_all, rest_for_one, simple_one_for_one };
 enum class restart_type { permanent, transient, temporary };
 
 inline constexpr std::chrono::milliseconds brutal_kill{0};
 
+// A thread body that also receives its start arguments (a list): `args` of its child_spec,
+// followed for a simple_one_for_one child by the extra arguments of start_child.
+using args_process_body = std::function<void(mailbox&, const term& args)>;
+
 struct child_spec {
-    atom id;
+    term id;  // any term, as OTP's child_id(); unique within the supervisor
     // Starts the child and returns its pid. It is called on the supervisor's thread with the
     // supervisor's mailbox; the supervisor links to the returned pid (spawn_link(sup, ...) is
     // the usual way to start it). An error fails the start (a restart is retried and counts
     // toward the intensity).
     std::function<result<pid>(const mailbox& sup)> start;
+    // Instead of `start`: a start function that receives the argument list (`args`, followed
+    // for a simple_one_for_one child by start_child's extra arguments).
+    std::function<result<pid>(const mailbox& sup, const term& args)> start_with_args;
+    term args;  // a proper list; [] by default
     restart_type restart = restart_type::permanent;
     std::chrono::milliseconds shutdown{5000};  // brutal_kill, a timeout, or erl::infinity
     bool is_supervisor = false;                // reported as type supervisor by which_children
+    // The Modules which_children and get_childspec report (a list of atoms, or `dynamic`);
+    // nullopt: [].
+    std::optional<term> modules;
 
     // A worker running `body` on its own thread / as a coroutine, optionally registered.
-    static child_spec worker(atom id, process_body body, spawn_options opts = {},
+    static child_spec worker(term id, process_body body, spawn_options opts = {},
                              restart_type restart = restart_type::permanent);
-    static child_spec worker(atom id, coroutine_body body, spawn_options opts = {},
+    static child_spec worker(term id, coroutine_body body, spawn_options opts = {},
+                             restart_type restart = restart_type::permanent);
+    // A worker whose thread body receives its start arguments (simple_one_for_one templates).
+    static child_spec worker(term id, args_process_body body, spawn_options opts = {},
                              restart_type restart = restart_type::permanent);
 };
 
@@ -71,10 +91,11 @@ struct supervisor_flags {
 };
 
 struct child_info {
-    atom id;
+    term id;                      // undefined for the children of a simple_one_for_one
     std::optional<erl::pid> pid;  // nullopt: not running (terminated, or waiting for a restart)
     restart_type restart = restart_type::permanent;
     bool is_supervisor = false;
+    bool restarting = false;      // waiting for a restart (which_children's `restarting`)
 };
 
 class supervisor {
@@ -83,6 +104,8 @@ class supervisor {
 
     // Starts the supervisor and its children in order. If a child fails to start, the ones
     // started are shut down and the error returned. opts: name (registered), link_to.
+    // simple_one_for_one takes exactly one child spec, the template (errc::type_mismatch
+    // otherwise), and starts no child.
     static result<supervisor> start(node& n, supervisor_flags flags,
                                     std::vector<child_spec> children, spawn_options opts = {});
 
@@ -90,13 +113,20 @@ class supervisor {
     explicit operator bool() const noexcept { return st_ != nullptr; }
 
     // Dynamic children (supervisor:start_child/2 ...). Errors: name_taken (id in use),
-    // noproc (supervisor gone), timeout, or the child's start error.
+    // noproc (supervisor gone, or no such child), timeout, or the child's start error.
+    // A simple_one_for_one supervisor takes only the extra-arguments form.
     result<pid> start_child(child_spec spec,
                             std::chrono::milliseconds timeout = std::chrono::seconds(30));
-    error_code terminate_child(atom id,
+    // supervisor:start_child(Sup, ExtraArgs) of a simple_one_for_one supervisor: extra_args
+    // (a proper list, errc::type_mismatch otherwise) is appended to the template's args.
+    result<pid> start_child(const std::vector<term>& extra_args,
+                            std::chrono::milliseconds timeout = std::chrono::seconds(30));
+    // By id, or by pid (the only way for a simple_one_for_one supervisor, as in OTP).
+    error_code terminate_child(const term& id_or_pid,
                                std::chrono::milliseconds timeout = std::chrono::seconds(30));
-    error_code delete_child(atom id, std::chrono::milliseconds timeout = std::chrono::seconds(30));
-    result<pid> restart_child(atom id,
+    error_code delete_child(const term& id,
+                            std::chrono::milliseconds timeout = std::chrono::seconds(30));
+    result<pid> restart_child(const term& id,
                               std::chrono::milliseconds timeout = std::chrono::seconds(30));
     result<std::vector<child_info>> which_children(
         std::chrono::milliseconds timeout = std::chrono::seconds(30));
