@@ -59,6 +59,10 @@ enum class errc {
     limit_exceeded,           // a configured resource limit was hit
     shutting_down,            // node is stopping
     name_taken,               // registered name already in use
+    badarg,                   // an argument is not of the type the operation needs
+    notsup,                   // the peer cannot do this (e.g. spawn of an unknown C++ kind)
+    overloaded,               // a per-target in-flight cap was reached (erl::dispatch)
+    no_target,                // no live target to send to (erl::dispatch)
     // --- TLS and access control (400..)
     tls_failed = 400,         // TLS handshake or certificate failure
     node_not_allowed,         // peer node not in the allow-list

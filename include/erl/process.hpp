@@ -28,6 +28,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <vector>
 
 namespace erl {
 
@@ -114,6 +115,56 @@ result<pid> spawn_link(const mailbox& parent, coroutine_body body, spawn_options
 // erlang:spawn_monitor/1: the parent's monitor exists before the body runs.
 result<spawned> spawn_monitor(const mailbox& parent, process_body body, spawn_options opts = {});
 result<spawned> spawn_monitor(const mailbox& parent, coroutine_body body, spawn_options opts = {});
+
+// ------------------------------------------------------------------------------------------
+// Spawning M:F(Args) on another node (erlang:spawn/4, spawn_link/4, spawn_monitor/4).
+//
+// The request is erl_dist_protocol SPAWN_REQUEST; link and monitor are set up atomically with
+// the spawn, as OTP's spawn_request does: the new process is linked to / monitored by the
+// parent before it runs, so even an immediate exit reaches the parent as a link exit or a
+// 'DOWN'. The call blocks the calling thread until the peer answers (SPAWN_REPLY) or `timeout`
+// passes; from a coroutine process use erl::rpc or a thread. Where a BEAM node raises or
+// returns a pid that is already dead, these return the error as a value:
+//   errc::badarg        args is not a proper list, or the peer rejected an option (badopt)
+//   errc::noconnection  the node cannot be reached, or the connection was lost before the
+//                       answer (erlang:spawn/4 returns a pid that exits noconnection)
+//   errc::notsup        the peer cannot spawn: no DFLAG_SPAWN, or an erlcpp node without a
+//                       process kind (add_spawnable) or rpc function registered as M:F/Arity
+//   errc::timeout       no answer within `timeout` (the request is abandoned: a process
+//                       spawned for it later is killed with `abandoned` if it was linked)
+//   errc::limit_exceeded the peer answered system_limit
+//   errc::not_alive     this node is not running
+// A function a BEAM node does not know is no spawn error there: the process starts and exits
+// {undef, [{M, F, Args, []}]}, which the parent sees as the exit reason (link, 'DOWN'). On
+// this node's own name the process kind registered with add_spawnable is started locally.
+// `parent` must be a thread-side mailbox (not a coroutine's) and not receive concurrently.
+inline constexpr std::chrono::milliseconds default_spawn_timeout = std::chrono::seconds(5);
+
+// erlang:spawn/4: the new process is neither linked nor monitored (a temporary process of the
+// node sends the request).
+result<pid> spawn(node& n, atom where, atom module, atom function, term args,
+                  std::chrono::milliseconds timeout = default_spawn_timeout);
+// erlang:spawn_link/4 from `parent`.
+result<pid> spawn_link(const mailbox& parent, atom where, atom module, atom function, term args,
+                       std::chrono::milliseconds timeout = default_spawn_timeout);
+// erlang:spawn_monitor/4 from `parent`: the monitor reference is the request id, as on BEAM.
+result<spawned> spawn_monitor(const mailbox& parent, atom where, atom module, atom function,
+                              term args, std::chrono::milliseconds timeout = default_spawn_timeout);
+
+// ------------------------------------------------------------------------------------------
+// C++ process kinds other nodes may spawn: spawn(CppNode, M, F, Args) from erl, Elixir or
+// erl::spawn above starts `body` with the argument list (its length is the arity) in a new
+// process of `n`, linked to / monitored by the requester as asked. A kind is found before the
+// rpc functions of an erl::rpc::server (which are spawned as run-once processes); anything
+// registered neither way is refused with the spawn error `notsup`, as a C++ node cannot run
+// Erlang code. Registration may change at any time from any thread; a spawn that is being
+// served keeps the body it found.
+using spawnable_body = std::function<void(mailbox&, std::vector<term> args)>;
+using spawnable_coroutine =
+    std::function<boost::asio::awaitable<void>(process_context&, std::vector<term> args)>;
+void add_spawnable(node& n, atom module, atom function, unsigned arity, spawnable_body body);
+void add_spawnable(node& n, atom module, atom function, unsigned arity, spawnable_coroutine body);
+bool remove_spawnable(node& n, atom module, atom function, unsigned arity);
 
 // Waits until the thread of every thread-bodied process spawned on `n` has returned (their
 // processes have ended and their bodies noticed). Call it after node::stop() before destroying

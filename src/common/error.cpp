@@ -64,6 +64,10 @@ const char* to_string(errc e) noexcept {
         case errc::limit_exceeded: return "limit_exceeded";
         case errc::shutting_down: return "shutting_down";
         case errc::name_taken: return "name_taken";
+        case errc::badarg: return "badarg";
+        case errc::notsup: return "notsup";
+        case errc::overloaded: return "overloaded";
+        case errc::no_target: return "no_target";
         case errc::tls_failed: return "tls_failed";
         case errc::node_not_allowed: return "node_not_allowed";
     }

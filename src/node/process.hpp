@@ -66,8 +66,14 @@ struct process {
         atom node;    // node of the target
     };
     std::vector<watched> monitors;  // monitors this process holds
-    // SPAWN_REQUESTs of this process whose SPAWN_REPLY it wants (runtime::spawn_request).
-    std::vector<reference> spawn_requests;
+    // SPAWN_REQUESTs of this process still unanswered (runtime::spawn_request).
+    struct spawn_request {
+        reference ref;
+        atom node;          // where the process is to be spawned
+        bool reply = true;  // deliver {spawn_reply, ...} (not for erpc:cast's {reply, no})
+        bool link = false;  // link to the new process when the reply arrives
+    };
+    std::vector<spawn_request> spawn_requests;
 
     // Service processes (net_kernel, rex, ...) handle each message inline on the delivering
     // thread instead of queueing it. Set before the process is published; never changed.

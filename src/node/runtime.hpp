@@ -75,17 +75,34 @@ bool supports_spawn(node_core& n, atom node);
 // erlang:spawn_request(Node, M, F, Args, Opts) from `self`; returns the request id.
 // With `reply`, the answer arrives as the message {spawn_reply, ReqId, ok, Pid} or
 // {spawn_reply, ReqId, error, Reason} (Reason noconnection when the connection cannot be set
-// up); without it the answer is dropped (erpc:cast's {reply, no}).
+// up, or is lost before the answer); without it the answer is dropped (erpc:cast's
+// {reply, no}).
 // With `monitor`, `self` holds a monitor whose reference is ReqId from this call on: its
 // target becomes the new pid when the reply arrives (before the reply is delivered), it is
-// dropped if the spawn fails, and it fires 'DOWN' noconnection if an established connection
-// is lost first; demonitor(ReqId) abandons it at any point.
+// dropped if the spawn fails (no 'DOWN' then: the error reply says why), and it fires 'DOWN'
+// noconnection if the connection is lost after the reply; demonitor(ReqId) abandons it.
+// With `link`, the link is set up atomically with the spawn, as erlang:spawn_link/4 does: the
+// new process is linked to `self` before it runs, and `self` holds the link from the moment
+// the reply arrives (so an exit of the new process, which the peer sends after the reply, is
+// always seen as a link exit). A failed spawn creates no link.
 struct spawn_request_opts {
     bool monitor = false;
     bool reply = true;
+    bool link = false;
 };
 reference spawn_request(const std::shared_ptr<process>& self, atom node, atom m, atom f,
                         const term& args, const term& group_leader, spawn_request_opts opts);
+// erlang:spawn_request_abandon/1: true if the request was still unanswered. Its reply (if one
+// comes) is dropped, its monitor removed; with `link`, a process spawned for it gets the exit
+// signal `abandoned` instead of a link.
+bool spawn_request_abandon(const std::shared_ptr<process>& self, const reference& req);
+
+// erlang:spawn/4 on the node's own name: starts the C++ process kind registered as
+// M:F/length(Args) (erl::add_spawnable) in a new process, linked to or (with monitor_ref)
+// monitored by *parent when given. errc::notsup if no kind is registered, badarg for an
+// improper argument list.
+result<pid> spawn_kind_locally(node_core& n, const std::shared_ptr<process>* parent, atom m, atom f,
+                               const term& args, bool link, reference* monitor_ref);
 
 // Serving SPAWN_REQUEST: node_core::set_spawn_handler installs the hook; it receives the
 // connection (an opaque handle to pass back here) and the request.

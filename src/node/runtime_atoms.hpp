@@ -10,7 +10,8 @@ struct runtime_atoms {
     // Signals (Erlang reference manual, "Processes").
     atom noproc{"noproc"}, noconnection{"noconnection"}, kill{"kill"}, killed{"killed"},
         exit_tag{"EXIT"}, down{"DOWN"}, process{"process"}, nodedown{"nodedown"}, normal{"normal"},
-        shutdown{"shutdown"}, notsup{"notsup"}, spawn_reply{"spawn_reply"};
+        shutdown{"shutdown"}, notsup{"notsup"}, spawn_reply{"spawn_reply"}, abandoned{"abandoned"},
+        badopt{"badopt"};
     // gen / gen_server / net_kernel (gen.erl, net_kernel.erl).
     atom gen_call{"$gen_call"}, gen_cast{"$gen_cast"}, alias{"alias"}, net_kernel{"net_kernel"},
         is_auth{"is_auth"}, yes{"yes"}, gen_server{"gen_server"}, call{"call"},

@@ -335,29 +335,53 @@ reference spawn_request(const std::shared_ptr<process>& self, atom node, atom m,
                         const term& args, const term& group_leader, spawn_request_opts opts) {
     node_core& n = *self->node;
     const reference req = n.make_ref();
+    const bool tracked = opts.reply || opts.monitor || opts.link;
     {
         std::lock_guard lk(self->mu);
         if (self->exited) return req;
-        if (opts.reply) self->spawn_requests.push_back(req);
+        if (tracked) self->spawn_requests.push_back({req, node, opts.reply, opts.link});
         // Target unknown until SPAWN_REPLY; recv_spawn_reply fills it in.
         if (opts.monitor) self->monitors.push_back({req, term(), node});
     }
     const std::size_t arity = args.is_list() ? args.as_list().elements.size() : 0;
-    const term optlist = opts.monitor ? make_list({term(A().monitor)}) : term();
+    // erl_dist_protocol SPAWN_REQUEST OptList: the options the spawning node acts on (link,
+    // monitor); `reply` is local to the requester (erlang.erl spawn_request/5).
+    std::vector<term> optv;
+    if (opts.link) optv.emplace_back(A().link);
+    if (opts.monitor) optv.emplace_back(A().monitor);
     std::function<void()> on_fail;
-    if (opts.reply || opts.monitor) {
+    if (tracked) {
         std::weak_ptr<process> w = self;
         on_fail = [w, req] {
-            if (auto p = w.lock()) recv_spawn_reply(*p->node, req, p->self, term(A().noconnection));
+            if (auto p = w.lock())
+                recv_spawn_reply(*p->node, req, p->self, 0, term(A().noconnection));
         };
     }
     // {29, ReqId, From, GroupLeader, {M, F, Arity}, OptList} + ArgList.
-    send_control(
-        n, node,
-        make_tuple({term(dop::spawn_request), term(req), self->self_term, group_leader,
-                    make_tuple({term(m), term(f), term(static_cast<long long>(arity))}), optlist}),
-        &args, std::move(on_fail));
+    send_control(n, node,
+                 make_tuple({term(dop::spawn_request), term(req), self->self_term, group_leader,
+                             make_tuple({term(m), term(f), term(static_cast<long long>(arity))}),
+                             make_list(std::move(optv))}),
+                 &args, std::move(on_fail));
     return req;
+}
+
+bool spawn_request_abandon(const std::shared_ptr<process>& self, const reference& req) {
+    bool found = false;
+    {
+        std::lock_guard lk(self->mu);
+        auto it = std::find_if(self->spawn_requests.begin(), self->spawn_requests.end(),
+                               [&](const process::spawn_request& r) { return r.ref == req; });
+        if (it != self->spawn_requests.end()) {
+            found = true;
+            self->spawn_requests.erase(it);
+        }
+        auto m = std::find_if(self->monitors.begin(), self->monitors.end(),
+                              [&](const process::watched& w) { return w.ref == req; });
+        if (m != self->monitors.end() && !m->target.is_pid() && !m->target.is_atom())
+            self->monitors.erase(m);
+    }
+    return found;
 }
 
 std::shared_ptr<process> accept_spawn(node_core& n, const std::shared_ptr<connection>& c,
@@ -377,26 +401,44 @@ std::shared_ptr<process> accept_spawn(node_core& n, const std::shared_ptr<connec
 
 }  // namespace runtime
 
-void recv_spawn_reply(node_core& n, const reference& req, const pid& to, const term& result) {
-    auto p = n.find_process(to);
-    if (!p) return;
+void recv_spawn_reply(node_core& n, const reference& req, const pid& to, std::int64_t flags,
+                      const term& result) {
     const bool ok = result.is_pid();
-    term msg =
-        make_tuple({term(A().spawn_reply), term(req), term(ok ? A().ok : A().error), result});
-    p->deliver_if(std::move(msg), [&] {
-        auto it = std::find(p->spawn_requests.begin(), p->spawn_requests.end(), req);
-        const bool wanted = it != p->spawn_requests.end();
-        if (wanted) p->spawn_requests.erase(it);
-        auto m = std::find_if(p->monitors.begin(), p->monitors.end(),
-                              [&](const process::watched& w) { return w.ref == req; });
-        if (m != p->monitors.end() && !m->target.is_pid() && !m->target.is_atom()) {
-            if (ok)
-                m->target = result;  // monitor the new process from now on
-            else
-                p->monitors.erase(m);  // nothing was spawned: no DOWN will come
-        }
-        return wanted;  // not: {reply, no}, a repeated reply, or one we gave up on
-    });
+    auto p = n.find_process(to);
+    bool known = false;  // an unanswered request of a live process
+    bool linked = false;
+    if (p) {
+        term msg =
+            make_tuple({term(A().spawn_reply), term(req), term(ok ? A().ok : A().error), result});
+        p->deliver_if(std::move(msg), [&] {
+            auto it = std::find_if(p->spawn_requests.begin(), p->spawn_requests.end(),
+                                   [&](const process::spawn_request& r) { return r.ref == req; });
+            if (it == p->spawn_requests.end()) return false;  // repeated, or abandoned
+            known = true;
+            const bool wanted = it->reply;
+            // erlang:spawn_link/4: the link exists from the reply on, before the new process's
+            // exit (sent after the reply on the same connection) can arrive.
+            if (ok && it->link && (flags & 1)) {
+                p->links.link_received(result);
+                linked = true;
+            }
+            p->spawn_requests.erase(it);
+            auto m = std::find_if(p->monitors.begin(), p->monitors.end(),
+                                  [&](const process::watched& w) { return w.ref == req; });
+            if (m != p->monitors.end() && !m->target.is_pid() && !m->target.is_atom()) {
+                if (ok)
+                    m->target = result;  // monitor the new process from now on
+                else
+                    p->monitors.erase(m);  // nothing was spawned: no DOWN will come
+            }
+            return wanted;
+        });
+    }
+    // A process spawned with `link` for a requester that is gone (noproc) or gave up on it
+    // (spawn_request_abandon: abandoned) must not stay linked to nobody.
+    if (ok && (flags & 1) && !linked && !known)
+        send_exit2(n, term(to), result.as_pid(),
+                   term(p && !p->exited ? A().abandoned : A().noproc));
 }
 
 // ------------------------------------------------------------------------------------------
@@ -593,6 +635,7 @@ void node_core::on_signal(const std::shared_ptr<connection>& c, const term& cont
         case dop::spawn_request:
         case dop::spawn_request_tt: {  // {29, ReqId, From, GL, {M,F,A}, Opts} + Args
             if (n < 6 || !control[2].is_pid()) return bad();
+            if (serve_spawnable(*this, c, control, payload)) return;
             if (auto h = spawn_handler(); h && h(c, control, payload)) return;
             // No spawn service for this function: answer, never leave the caller hanging.
             c->send(make_tuple({term(dop::spawn_reply), control[1], control[2], term(0),
@@ -602,8 +645,11 @@ void node_core::on_signal(const std::shared_ptr<connection>& c, const term& cont
         }
         case dop::spawn_reply:
         case dop::spawn_reply_tt:  // {31, ReqId, To, Flags, Result} (+ Token for 32)
-            if (n < 5 || !control[1].is_reference() || !control[2].is_pid()) return bad();
-            recv_spawn_reply(*this, control[1].as_reference(), control[2].as_pid(), control[4]);
+            if (n < 5 || !control[1].is_reference() || !control[2].is_pid() ||
+                !control[3].is_small())
+                return bad();
+            recv_spawn_reply(*this, control[1].as_reference(), control[2].as_pid(),
+                             control[3].as_int64(), control[4]);
             return;
         case dop::group_leader:
             return;  // not used by this runtime; harmless to ignore
@@ -622,6 +668,7 @@ void node_core::on_node_down_signals(atom peer) {
     for (auto& p : all) {
         std::vector<term> dead_links;
         std::vector<process::watched> downs;
+        std::vector<reference> unanswered;
         std::size_t nodedowns = 0;
         {
             std::lock_guard lk(p->mu);
@@ -630,10 +677,16 @@ void node_core::on_node_down_signals(atom peer) {
             std::erase_if(p->watchers, [&](const process::watcher& w) {
                 return w.pid.is_pid() && w.pid.as_pid().node == peer;
             });
+            // A monitor of an unanswered spawn request is no monitor yet: the request fails
+            // with noconnection below instead (erlang:spawn_request/5).
             for (auto& m : p->monitors)
-                if (m.node == peer) downs.push_back(m);
+                if (m.node == peer && (m.target.is_pid() || m.target.is_atom())) downs.push_back(m);
+            for (auto& r : p->spawn_requests)
+                if (r.node == peer) unanswered.push_back(r.ref);
             nodedowns = static_cast<std::size_t>(std::erase(p->node_watches, peer));
         }
+        for (auto& r : unanswered)
+            recv_spawn_reply(*this, r, p->self, 0, reason);
         for (auto& m : downs) {
             const term ident = m.target.is_atom() ? make_tuple({m.target, term(peer)}) : m.target;
             send_monitor_down(ident, p->self_term, m.ref, reason);

@@ -33,7 +33,13 @@ void recv_unlink_id_ack(node_core& n, const term& id, const term& from, const pi
 // MONITOR_P: target is a pid or a registered name atom.
 void recv_monitor(node_core& n, const term& from, const term& target, const reference& ref);
 void recv_demonitor(node_core& n, const term& target, const reference& ref);
-// SPAWN_REPLY for request `req` of local process `to` (result: the new pid or an error atom).
-void recv_spawn_reply(node_core& n, const reference& req, const pid& to, const term& result);
+// SPAWN_REPLY for request `req` of local process `to` (result: the new pid or an error atom;
+// flags: erl_dist_protocol SPAWN_REPLY Flags, 1 = link set up, 2 = monitor set up).
+void recv_spawn_reply(node_core& n, const reference& req, const pid& to, std::int64_t flags,
+                      const term& result);
+// SPAWN_REQUEST for a C++ process kind registered with erl::add_spawnable (src/node/spawn.cpp):
+// true if it named one and was answered.
+bool serve_spawnable(node_core& n, const std::shared_ptr<connection>& c, const term& control,
+                     term* payload);
 
 }  // namespace erl::detail

@@ -4,7 +4,9 @@
 #include <erl/process.hpp>
 
 #include "node/access.hpp"
+#include "node/mfa_key.hpp"
 #include "node/node_core.hpp"
+#include "node/runtime.hpp"
 #include "node/runtime_atoms.hpp"
 #include "node/signals.hpp"
 
@@ -18,8 +20,10 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <shared_mutex>
 #include <thread>
 #include <unordered_map>
+#include <variant>
 
 namespace asio = boost::asio;
 
@@ -143,8 +147,107 @@ result<pid> do_spawn(node_core& n, Body body, const spawn_options& o, const mail
     return id;
 }
 
+// The C++ process kinds of a node (erl::add_spawnable), by M:F/Arity.
+struct spawnable_registry {
+    using body = std::variant<spawnable_body, spawnable_coroutine>;
+    mutable std::shared_mutex mu;
+    std::unordered_map<mfa_key, std::shared_ptr<const body>, mfa_key_hash> kinds;
+
+    std::shared_ptr<const body> find(atom m, atom f, unsigned arity) const {
+        std::shared_lock lk(mu);
+        auto it = kinds.find(mfa_key_of(m, f, arity));
+        return it == kinds.end() ? nullptr : it->second;
+    }
+};
+
+std::shared_ptr<spawnable_registry> registry(node_core& n) {
+    return n.service_state<spawnable_registry>();
+}
+
+// Runs a registered kind's body with its arguments in `p`, which already exists.
+void start_kind(const std::shared_ptr<process>& p, const spawnable_registry::body& b,
+                std::vector<term> args) {
+    if (auto* tb = std::get_if<spawnable_body>(&b)) {
+        start_thread(p, [tb = *tb, args = std::move(args)](mailbox& mb) mutable {
+            tb(mb, std::move(args));
+        });
+    } else {
+        start_coroutine(p, [cb = std::get<spawnable_coroutine>(b), args = std::move(args)](
+                               process_context& ctx) { return cb(ctx, args); });
+    }
+}
+
+}  // namespace
+
+bool serve_spawnable(node_core& n, const std::shared_ptr<connection>& c, const term& control,
+                     term* payload) {
+    // {29, ReqId, From, GroupLeader, {M, F, Arity}, OptList} + ArgList (erl_dist_protocol).
+    if (!control[1].is_reference() || !control[4].is_tuple(3) || !payload) return false;
+    const term& mfa = control[4];
+    if (!mfa[0].is_atom() || !mfa[1].is_atom() || !payload->is_proper_list()) return false;
+    auto args = payload->as_list().elements;
+    auto b =
+        registry(n)->find(mfa[0].as_atom(), mfa[1].as_atom(), static_cast<unsigned>(args.size()));
+    if (!b) return false;
+    runtime::accept_opts opts;
+    if (control[5].is_list()) {
+        for (const term& o : control[5].as_list().elements) {
+            if (o.is_atom(A().link)) opts.link = true;
+            if (o.is_atom(A().monitor) || (o.is_tuple(2) && o[0].is_atom(A().monitor)))
+                opts.monitor = true;
+        }
+    }
+    auto p = runtime::accept_spawn(n, c, control[1], control[2], opts);
+    start_kind(p, *b, std::vector<term>(args.begin(), args.end()));
+    return true;
+}
+
+namespace runtime {
+
+result<pid> spawn_kind_locally(node_core& n, const std::shared_ptr<process>* parent, atom m, atom f,
+                               const term& args, bool link, reference* monitor_ref) {
+    if (!n.alive) return make_error_code(errc::not_alive);
+    if (!args.is_proper_list()) return make_error_code(errc::badarg);
+    auto argv = args.as_list().elements;
+    auto b = registry(n)->find(m, f, static_cast<unsigned>(argv.size()));
+    if (!b) return make_error_code(errc::notsup);
+    auto p = n.new_process();
+    if (parent) {
+        if (monitor_ref)
+            *monitor_ref = detail::monitor(n, *parent, term(p->self));
+        else if (link)
+            detail::link(n, *parent, p->self);
+    }
+    start_kind(p, *b, std::vector<term>(argv.begin(), argv.end()));
+    return p->self;
+}
+
+}  // namespace runtime
+}  // namespace detail
+
+namespace detail {
+namespace {
+void add_kind(node& n, atom module, atom function, unsigned arity, spawnable_registry::body b) {
+    auto r = registry(access::core(n));
+    std::unique_lock lk(r->mu);
+    r->kinds[mfa_key_of(module, function, arity)] =
+        std::make_shared<const spawnable_registry::body>(std::move(b));
+}
 }  // namespace
 }  // namespace detail
+
+void add_spawnable(node& n, atom module, atom function, unsigned arity, spawnable_body body) {
+    detail::add_kind(n, module, function, arity, std::move(body));
+}
+void add_spawnable(node& n, atom module, atom function, unsigned arity, spawnable_coroutine body) {
+    detail::add_kind(n, module, function, arity, std::move(body));
+}
+
+bool remove_spawnable(node& n, atom module, atom function, unsigned arity) {
+    auto r = detail::registry(detail::access::core(n));
+    std::unique_lock lk(r->mu);
+    return r->kinds.erase(detail::mfa_key_of(module, function, arity)) > 0;
+}
 
 // ------------------------------------------------------------------------------------------
 // process_context

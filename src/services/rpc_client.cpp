@@ -9,8 +9,6 @@
 
 namespace erl::rpc::detail {
 
-namespace {
-
 // Chars of an io request (iolist of bytes/code points, or a binary) as UTF-8, for logging.
 // The group leader answers every output request with ok so remote io:format calls never block.
 struct group_leader_slot {  // per-node service state
@@ -43,6 +41,8 @@ std::shared_ptr<process> group_leader(node_core& core) {
     slot->proc = p;
     return p;
 }
+
+namespace {
 
 exception_info make_exc(atom cls, term reason, term stack = term(), error_code code = {}) {
     return exception_info{cls, std::move(reason), std::move(stack), code};

@@ -5,6 +5,7 @@
 #include <erl/rpc.hpp>
 
 #include "node/access.hpp"
+#include "node/mfa_key.hpp"
 #include "node/node_core.hpp"
 #include "node/runtime.hpp"
 #include "node/runtime_atoms.hpp"
@@ -55,21 +56,10 @@ struct entry {
     async_handler async;
 };
 
-// Registry key: atoms compare and hash by identity (interned), unlike atom's term order.
-struct fn_key {
-    const void* m;
-    const void* f;
-    unsigned arity;
-    bool operator==(const fn_key&) const = default;
-};
-struct fn_key_hash {
-    std::size_t operator()(const fn_key& k) const noexcept {
-        auto h = std::hash<const void*>{};
-        return (h(k.m) * 31 + h(k.f)) * 31 + k.arity;
-    }
-};
+using fn_key = erl::detail::mfa_key;
+using fn_key_hash = erl::detail::mfa_key_hash;
 inline fn_key key_of(atom m, atom f, unsigned arity) noexcept {
-    return {m.entry(), f.entry(), arity};
+    return erl::detail::mfa_key_of(m, f, arity);
 }
 
 // One call to run on the pool.
@@ -147,5 +137,9 @@ struct spawn_slot {
     std::weak_ptr<server_state> server;
 };
 std::shared_ptr<spawn_slot> slot_for(node_core& core);
+
+// The group leader of processes this node spawns elsewhere (erpc calls, erl::spawn on another
+// node): answers every io output request with ok, so a remote io:format never blocks.
+std::shared_ptr<process> group_leader(node_core& core);
 
 }  // namespace erl::rpc::detail
