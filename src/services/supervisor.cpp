@@ -28,6 +28,7 @@ struct child {
     child_spec spec;
     std::optional<pid> running;
     bool pending_restart = false;
+    std::optional<atom> lost_node;  // its last incarnation ended with noconnection there
 };
 
 // What a request gives: a C++ caller gets `ec`, an Erlang caller {error, reason} (the results
@@ -84,7 +85,7 @@ class sup_loop final : public detail::sys::owner {
     error_code init(std::vector<child_spec> specs) {
         if (simple()) {
             // supervisor.erl init_dynamic/2: exactly one child spec, the template.
-            if (specs.size() != 1) return make_error_code(errc::type_mismatch);
+            if (specs.size() != 1) return make_error_code(errc::badarg);
             template_ = std::move(specs.front());
             return {};
         }
@@ -94,7 +95,7 @@ class sup_loop final : public detail::sys::owner {
                 shutdown_all();
                 return r.error();
             }
-            children_.push_back({std::move(s), *r, false});
+            children_.push_back({std::move(s), *r, false, {}});
         }
         return {};
     }
@@ -146,8 +147,10 @@ class sup_loop final : public detail::sys::owner {
     std::vector<child_info> info() const {
         std::vector<child_info> out;
         for (auto& c : children_)
-            out.push_back(
-                {c.spec.id, c.running, c.spec.restart, c.spec.is_supervisor, c.pending_restart});
+            out.push_back({c.spec.id, c.running, c.spec.restart, c.spec.is_supervisor,
+                           c.pending_restart,
+                           c.running && c.spec.remote_mfa ? std::optional<atom>(c.running->node)
+                                                          : c.lost_node});
         return out;
     }
     [[noreturn]] void stop() {
@@ -164,7 +167,7 @@ class sup_loop final : public detail::sys::owner {
 
     // supervisor.erl handle_start_child/2.
     outcome start_spec(child_spec spec) {
-        if (simple()) return outcome::fail(errc::type_mismatch, CA().simple_one_for_one);
+        if (simple()) return outcome::fail(errc::notsup, CA().simple_one_for_one);
         if (auto* c = find(spec.id))
             return c->running
                        ? outcome::fail(errc::name_taken, tuple(CA().already_started, *c->running))
@@ -173,13 +176,13 @@ class sup_loop final : public detail::sys::owner {
         if (!r)
             return {std::nullopt, r.error(),
                     tuple(sup::error_reason(r.error()), sup::spec_term(spec))};
-        children_.push_back({std::move(spec), *r, false});
+        children_.push_back({std::move(spec), *r, false, {}});
         return outcome::ok(*r);
     }
     // supervisor.erl handle_call({start_child, EArgs}, ...) of a simple_one_for_one.
     outcome start_dynamic(const term& extra) {
-        if (!simple()) return outcome::fail(errc::type_mismatch, CA().badarg);
-        if (!extra.is_proper_list()) return outcome::fail(errc::type_mismatch, CA().badarg);
+        if (!simple()) return outcome::fail(errc::notsup, CA().badarg);
+        if (!extra.is_proper_list()) return outcome::fail(errc::badarg, CA().badarg);
         child_spec s = *template_;
         s.id = atoms::undefined();
         std::vector<term> args(s.args.as_list().elements.begin(), s.args.as_list().elements.end());
@@ -188,13 +191,13 @@ class sup_loop final : public detail::sys::owner {
         s.args = make_list(std::move(args));
         auto r = start_one(s);
         if (!r) return outcome::fail(r.error());
-        children_.push_back({std::move(s), *r, false});
+        children_.push_back({std::move(s), *r, false, {}});
         return outcome::ok(*r);
     }
     // handle_call({terminate_child, Id}, ...): by id, or by pid (the only way for a
     // simple_one_for_one). The child is forgotten if temporary or dynamic, as del_child/2 does.
     outcome terminate_child(const term& id) {
-        if (simple() && !id.is_pid()) return outcome::fail(errc::noproc, CA().simple_one_for_one);
+        if (simple() && !id.is_pid()) return outcome::fail(errc::notsup, CA().simple_one_for_one);
         auto* c = id.is_pid() ? find_running(id.as_pid()) : find(id);
         if (!c) return outcome::fail(errc::noproc, CA().not_found);
         c->pending_restart = false;
@@ -204,7 +207,7 @@ class sup_loop final : public detail::sys::owner {
     }
     // handle_call({delete_child, Id}, ...).
     outcome delete_child(const term& id) {
-        if (simple()) return outcome::fail(errc::noproc, CA().simple_one_for_one);
+        if (simple()) return outcome::fail(errc::notsup, CA().simple_one_for_one);
         auto* c = find(id);
         if (!c) return outcome::fail(errc::noproc, CA().not_found);
         if (c->running) return outcome::fail(errc::name_taken, CA().running);
@@ -214,18 +217,20 @@ class sup_loop final : public detail::sys::owner {
     }
     // handle_call({restart_child, Id}, ...).
     outcome restart_child(const term& id) {
-        if (simple()) return outcome::fail(errc::noproc, CA().simple_one_for_one);
+        if (simple()) return outcome::fail(errc::notsup, CA().simple_one_for_one);
         auto* c = find(id);
         if (!c) return outcome::fail(errc::noproc, CA().not_found);
         if (c->running) return outcome::fail(errc::name_taken, CA().running);
         if (c->pending_restart) return outcome::fail(errc::name_taken, detail::A().restarting);
-        auto r = start_one(c->spec);
+        auto r = start_one(c->spec, c->lost_node);
         if (!r) return outcome::fail(r.error());
         c->running = *r;
+        c->lost_node.reset();
         return outcome::ok(*r);
     }
 
-    result<pid> start_one(const child_spec& s) {
+    result<pid> start_one(const child_spec& s, std::optional<atom> lost = std::nullopt) {
+        if (s.remote_mfa) return start_remote(s, lost);
         result<pid> r = make_error_code(errc::noproc);
         if (s.start_with_args)
             r = s.start_with_args(m_, s.args);
@@ -236,6 +241,32 @@ class sup_loop final : public detail::sys::owner {
         if (!r) return r.error();
         m_.link(*r);  // a child that died already shows up as an 'EXIT' noproc
         return *r;
+    }
+
+    // spawn_link(Node, M, F, Args) on the first candidate node that can start it
+    // (sup::placement_order); the link is set up with the spawn (SPAWN_REQUEST with link).
+    result<pid> start_remote(const child_spec& s, std::optional<atom> lost) {
+        const auto& rm = *s.remote_mfa;
+        auto& n = *st_->n;
+        std::vector<pid> members;
+        if (rm.where.pg_group) members = pg::get_members(n, rm.where.pg_scope, *rm.where.pg_group);
+        auto connected = n.nodes();
+        connected.push_back(n.name());
+        std::vector<sup::node_load> load;
+        for (const auto& c : children_)
+            if (c.running) load.push_back({c.running->node, 1});
+        error_code last = make_error_code(errc::no_target);  // no candidate at all
+        for (atom where :
+             sup::placement_order(sup::candidate_nodes(rm.where, members), connected, load, lost)) {
+            auto r = spawn_link(m_, where, rm.module, rm.function, s.args);
+            if (r) return *r;
+            last = r.error();
+            // Only a node that cannot be reached, does not answer or cannot spawn this sends us
+            // to the next one; any other error (badarg) would be the same everywhere.
+            if (last != errc::noconnection && last != errc::timeout && last != errc::notsup)
+                return last;
+        }
+        return last;
     }
 
     child* find(const term& id) {
@@ -336,6 +367,9 @@ class sup_loop final : public detail::sys::owner {
                                [&](const child& c) { return c.running && *c.running == from; });
         if (it == children_.end()) return;  // not (or no longer) a child
         it->running.reset();
+        // The node went away under a remote child: restart it elsewhere if there is a choice.
+        if (reason.is_atom(detail::A().noconnection) && from.node != st_->n->name())
+            it->lost_node = from.node;
         const bool restart =
             it->spec.restart == restart_type::permanent ||
             (it->spec.restart == restart_type::transient && !is_shutdown_reason(reason));
@@ -406,10 +440,11 @@ class sup_loop final : public detail::sys::owner {
         restart_due_.reset();
         for (auto& c : children_) {
             if (!c.pending_restart) continue;
-            auto r = start_one(c.spec);
+            auto r = start_one(c.spec, c.lost_node);
             if (r) {
                 c.running = *r;
                 c.pending_restart = false;
+                c.lost_node.reset();
             } else {
                 // A failed restart counts toward the intensity and is tried again.
                 count_restart();
@@ -504,14 +539,9 @@ class sup_loop final : public detail::sys::owner {
             const term& arg = req[1];
             if (op == ca.start_child) {
                 if (simple()) return result_term(start_dynamic(arg));
-                auto parsed = sup::parse_spec(arg);
+                auto parsed = sup::parse_spec(arg, st_->n->name());
                 if (!parsed.spec) return tuple(atoms::error(), parsed.error);
-                if (auto* c = find(parsed.spec->id))
-                    return c->running
-                               ? tuple(atoms::error(), tuple(ca.already_started, *c->running))
-                               : tuple(atoms::error(), ca.already_present);
-                // An erlcpp node cannot run an Erlang start function.
-                return tuple(atoms::error(), tuple(atom("notsup"), arg));
+                return result_term(start_spec(std::move(*parsed.spec)));
             }
             if (op == ca.terminate_child) return result_term(terminate_child(arg));
             if (op == ca.restart_child) return result_term(restart_child(arg));
@@ -636,6 +666,16 @@ child_spec child_spec::worker(term id, args_process_body body, spawn_options opt
         return spawn_link(
             sup, [body, args](mailbox& m) { body(m, args); }, opts);
     };
+    return s;
+}
+
+child_spec child_spec::remote(term id, atom module, atom function, term args, placement where,
+                              restart_type r) {
+    child_spec s;
+    s.id = std::move(id);
+    s.restart = r;
+    s.args = std::move(args);
+    s.remote_mfa = remote_start{module, function, std::move(where)};
     return s;
 }
 

@@ -1,6 +1,7 @@
 // erl::supervisor: simple_one_for_one (dynamic children from one template), OTP's supervisor
 // calls as gen_server calls with supervisor.erl's results and errors, and the choice of a
 // node for a remote child.
+#include "services/supervisor_internal.hpp"
 #include "supervisor_test_support.hpp"
 
 #include <algorithm>
@@ -255,4 +256,39 @@ TEST_F(SupervisorTest, start_child_checks_the_spec_as_supervisor_erl) {
               error(A("already_present")));
     EXPECT_EQ(sup->start_child(reporting_worker("a")).error(),
               make_error_code(erl::errc::name_taken));
+}
+
+// --- where a remote child goes ------------------------------------------------------------
+
+TEST(SupervisorPlacement, less_loaded_then_connected_nodes_first_lost_node_last) {
+    namespace sup = erl::detail::sup;
+    const auto a = A("a@h"), b = A("b@h"), c = A("c@h"), d = A("d@h");
+    // Candidate order when nothing else differs.
+    EXPECT_EQ(sup::placement_order({a, b, c}, {a, b, c}, {}, std::nullopt),
+              (std::vector<erl::atom>{a, b, c}));
+    // Unconnected nodes after connected ones with as many children.
+    EXPECT_EQ(sup::placement_order({a, b, c}, {c}, {}, std::nullopt),
+              (std::vector<erl::atom>{c, a, b}));
+    // Fewer children of this supervisor first, also before a connected node.
+    EXPECT_EQ(sup::placement_order({a, b}, {a}, {{a, 1}}, std::nullopt),
+              (std::vector<erl::atom>{b, a}));
+    EXPECT_EQ(sup::placement_order({a, b, c}, {a, b, c}, {{a, 1}, {b, 1}, {a, 1}}, std::nullopt),
+              (std::vector<erl::atom>{c, b, a}));
+    // The node the child was lost on goes last, even when it looks connected and idle.
+    EXPECT_EQ(sup::placement_order({a, b}, {a, b}, {{b, 3}}, a), (std::vector<erl::atom>{b, a}));
+    // Duplicates count once; no candidate gives nothing to try.
+    EXPECT_EQ(sup::placement_order({d, d, a}, {a, d}, {}, std::nullopt),
+              (std::vector<erl::atom>{d, a}));
+    EXPECT_TRUE(sup::placement_order({}, {a}, {}, std::nullopt).empty());
+}
+
+TEST(SupervisorPlacement, pg_group_candidates_are_the_members_nodes) {
+    namespace sup = erl::detail::sup;
+    const auto a = A("a@h"), b = A("b@h");
+    erl::pid pa{a, 1, 0, 1}, pa2{a, 2, 0, 1}, pb{b, 1, 0, 1};
+    EXPECT_EQ(sup::candidate_nodes(erl::placement::group(A("workers")), {pb, pa, pa2}),
+              (std::vector<erl::atom>{a, b}));
+    EXPECT_TRUE(sup::candidate_nodes(erl::placement::group(A("workers")), {}).empty());
+    EXPECT_EQ(sup::candidate_nodes(erl::placement::on({b, a}), {pa}),
+              (std::vector<erl::atom>{b, a}));
 }
