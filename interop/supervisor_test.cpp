@@ -1,16 +1,19 @@
 // Interop: erl::supervisor seen and driven from real erl and elixir nodes — OTP's supervisor
 // calls (supervisor:which_children/count_children/get_childspec/start_child/terminate_child/
 // restart_child/delete_child, Supervisor.which_children/count_children) and sys on
-// erlcpp-demo's demo_sup and demo_pool, compared in the same test with a BEAM supervisor.
+// erlcpp-demo's demo_sup and demo_pool, compared in the same test with a BEAM supervisor; and
+// children placed on other BEAM and erlcpp nodes that move when their node is killed.
 #include <erl/node.hpp>
 #include <erl/process.hpp>
 #include <erl/supervisor.hpp>
 
+#include "cluster_support.hpp"
 #include "demo_child.hpp"
 #include "harness/cluster.hpp"
 
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <fstream>
 
 using namespace std::chrono_literals;
@@ -35,6 +38,16 @@ loop(Args) ->
     end.
 )";
 
+// Compiles `source` (module `name`) in `dir` and loads it on `beam`.
+void load_module(beam_node& beam, const erl::interop::temp_dir& dir, const std::string& name,
+                 const char* source) {
+    const auto file = dir.path(name + ".erl");
+    std::ofstream(file) << source;
+    beam.eval("{ok, " + name + ", Bin_" + name + "} = compile:file(\"" + file +
+              "\", [binary, return_errors]), {module, " + name + "} = code:load_binary(" + name +
+              ", \"" + file + "\", Bin_" + name + ")");
+}
+
 // The shape of which_children/1's list: {IdIsTerm, ChildKind, Type, ModulesIsList}.
 constexpr const char* shape_fun =
     "Shape = fun(L) -> [{I =/= undefined, if is_pid(C) -> pid; true -> C end, T, is_list(M)} "
@@ -50,12 +63,7 @@ struct demo_and_ref {
     demo_and_ref(std::uint16_t epmd_port, const std::string& cookie, beam_node::options bo,
                  const std::string& ref_init)
         : demo(epmd_port, cookie), beam(std::move(bo)) {
-        const auto file = dir.path("ref_sup.erl");
-        std::ofstream(file) << ref_sup_source;
-        beam.eval("{ok, ref_sup, RefSupBin} = compile:file(\"" + file +
-                  "\", [binary, return_errors]), {module, ref_sup} = code:load_binary(ref_sup, "
-                  "\"" +
-                  file + "\", RefSupBin)");
+        load_module(beam, dir, "ref_sup", ref_sup_source);
         beam.eval("{ok, Ref} = ref_sup:start(" + ref_init + ")");
         beam.eval(shape_fun);
     }
@@ -72,6 +80,25 @@ const std::string one_worker =
 const std::string simple_template =
     "{#{strategy => simple_one_for_one, intensity => 100, period => 10}, "
     "[#{id => w, start => {ref_sup, worker, []}, restart => transient}]}";
+
+erl::atom A(const char* s) {
+    return erl::atom(s);
+}
+
+// A child running timer:sleep(infinity) on one of `nodes`.
+erl::child_spec sleeper(const char* id, erl::placement where) {
+    return erl::child_spec::remote(A(id), A("timer"), A("sleep"), erl::list(A("infinity")),
+                                   std::move(where));
+}
+
+// The node the child `id` of `sup` runs on now ("" while it is not running).
+std::string child_node(erl::supervisor& sup, const char* id) {
+    auto kids = sup.which_children();
+    if (!kids) return {};
+    for (auto& k : *kids)
+        if (k.id == erl::term(A(id)) && k.pid) return std::string(k.pid->node.str());
+    return {};
+}
 
 }  // namespace
 
@@ -261,4 +288,146 @@ TEST_F(SupervisorInterop, sys_get_state_get_status_suspend_resume_from_erl) {
                         "proplists:get_value(messages_in, L) end, {StatsIn(" +
                         sup + "), StatsIn(Ref)}"),
               "{1,1}");
+}
+
+// --- children on other nodes ---------------------------------------------------------------
+
+TEST_F(SupervisorInterop, child_on_a_killed_beam_node_moves_and_intensity_ends_the_supervisor) {
+    cpp_node cpp(cpp_opts());
+    beam_node b1(beam_opts()), b2(beam_opts()), obs(beam_opts());
+    erl::supervisor_flags f;
+    f.intensity = 1;  // one lost node is absorbed, the second is one too many
+    f.period = 60s;
+    erl::spawn_options o;
+    o.name = A("remote_sup");
+    auto sup = erl::supervisor::start(
+        *cpp.node, f,
+        {sleeper("sleeper",
+                 erl::placement::on({A(b1.node_name().c_str()), A(b2.node_name().c_str())}))},
+        o);
+    ASSERT_TRUE(sup) << sup.error().message();
+    const std::string ref = "{remote_sup, " + cpp.quoted_name() + "}";
+    // Seen from a third BEAM node: the child runs on b1, as a BEAM child would show.
+    EXPECT_EQ(obs.eval("[{sleeper, P1, worker, [timer]}] = supervisor:which_children(" + ref +
+                       "), node(P1)"),
+              erl::interop::quote_atom(b1.node_name()));
+    EXPECT_EQ(obs.eval("rpc:call(node(P1), erlang, is_process_alive, [P1])"), "true");
+    obs.eval("SupMon = erlang:monitor(process, " + ref + ")");
+    b1.kill9();
+    ASSERT_TRUE(erl::interop::wait_until(
+        [&] { return child_node(*sup, "sleeper") == b2.node_name(); }, 20s));
+    EXPECT_EQ(obs.eval("[{sleeper, P2, worker, [timer]}] = supervisor:which_children(" + ref +
+                       "), {node(P2), rpc:call(node(P2), erlang, is_process_alive, [P2])}"),
+              "{" + erl::interop::quote_atom(b2.node_name()) + ",true}");
+    EXPECT_EQ(obs.eval("supervisor:count_children(" + ref + ")"),
+              "[{specs,1},{active,1},{supervisors,0},{workers,1}]");
+    // The second loss is beyond the intensity: the supervisor exits shutdown, as OTP's does.
+    b2.kill9();
+    EXPECT_EQ(
+        obs.eval("receive {'DOWN', SupMon, process, _, R} -> R after 20000 -> timeout end", 30s),
+        "shutdown");
+}
+
+TEST_F(SupervisorInterop, rest_for_one_restarts_later_children_on_the_nodes_left) {
+    cpp_node cpp(cpp_opts());
+    beam_node b1(beam_opts()), b2(beam_opts());
+    const erl::atom n1(b1.node_name()), n2(b2.node_name());
+    erl::supervisor_flags f;
+    f.strategy = erl::restart_strategy::rest_for_one;
+    f.intensity = 5;
+    // first on b1 (fewest children), second on b2, third on b1 again.
+    auto sup = erl::supervisor::start(*cpp.node, f,
+                                      {sleeper("first", erl::placement::on({n1, n2})),
+                                       sleeper("second", erl::placement::on({n1, n2})),
+                                       sleeper("third", erl::placement::on({n1, n2}))});
+    ASSERT_TRUE(sup) << sup.error().message();
+    EXPECT_EQ(child_node(*sup, "first"), b1.node_name());
+    EXPECT_EQ(child_node(*sup, "second"), b2.node_name());
+    EXPECT_EQ(child_node(*sup, "third"), b1.node_name());
+    auto before = sup->which_children().value();
+    // Losing b2 restarts `second` (on b1, the only node left) and `third` after it; `first`
+    // keeps its pid.
+    b2.kill9();
+    ASSERT_TRUE(erl::interop::wait_until(
+        [&] { return child_node(*sup, "second") == b1.node_name(); }, 20s));
+    auto after = sup->which_children().value();
+    ASSERT_EQ(after.size(), 3u);
+    EXPECT_EQ(after[0].pid, before[0].pid);
+    EXPECT_NE(after[2].pid, before[2].pid);
+    EXPECT_EQ(after[2].pid->node, n1);
+    EXPECT_EQ(b1.eval("length([P || P <- processes(), "
+                      "erlang:process_info(P, current_function) =:= "
+                      "{current_function, {timer, sleep, 1}}])"),
+              "3");
+}
+
+// The demo's pool worker, as a BEAM module with the same demo_pool:worker/1: a remote child
+// placed on an erlcpp node or a BEAM node runs the same contract on either.
+constexpr const char* beam_pool_source = R"(-module(demo_pool).
+-export([worker/1]).
+worker(Tag) -> loop([Tag]).
+loop(Args) ->
+    receive {From, args} -> From ! {args, Args}, loop(Args);
+            {exit, R} -> exit(R)
+    end.
+)";
+
+TEST_F(SupervisorInterop, child_moves_from_a_killed_erlcpp_node_to_a_beam_node) {
+    cpp_node cpp(cpp_opts());
+    demo_child demo(epmd.port(), cookie);
+    beam_node b1(beam_opts());
+    erl::interop::temp_dir dir("sup-move");
+    load_module(b1, dir, "demo_pool", beam_pool_source);
+    erl::spawn_options o;
+    o.name = A("mixed_sup");
+    erl::supervisor_flags f;
+    f.intensity = 3;
+    auto sup = erl::supervisor::start(
+        *cpp.node, f,
+        {erl::child_spec::remote(
+            A("pooled"), A("demo_pool"), A("worker"), erl::list(A("job")),
+            erl::placement::on({A(demo.name().c_str()), A(b1.node_name().c_str())}))},
+        o);
+    ASSERT_TRUE(sup) << sup.error().message();
+    EXPECT_EQ(child_node(*sup, "pooled"), demo.name());
+    const std::string ref = "{mixed_sup, " + cpp.quoted_name() + "}";
+    // Where the child runs, and its answer to {From, args}.
+    b1.eval("Ask = fun() -> [{pooled, P, worker, [demo_pool]}] = supervisor:which_children(" + ref +
+            "), P ! {self(), args}, {node(P), receive {args, A} -> A after 5000 -> timeout end} "
+            "end");
+    EXPECT_EQ(b1.eval("Ask()"), "{" + demo.quoted_name() + ",[job]}");
+    demo.signal(SIGKILL);
+    ASSERT_TRUE(erl::interop::wait_until(
+        [&] { return child_node(*sup, "pooled") == b1.node_name(); }, 20s));
+    EXPECT_EQ(b1.eval("Ask()"), "{" + erl::interop::quote_atom(b1.node_name()) + ",[job]}");
+}
+
+TEST_F(SupervisorInterop, child_placed_by_pg_group_follows_its_members_nodes) {
+    erl::interop::cluster_node cpp(cpp_opts());
+    beam_node b1(beam_opts()), b2(beam_opts());
+    // Each BEAM node offers itself by a member in group sup_hosts of the default scope.
+    for (auto* b : {&b1, &b2}) {
+        b->eval(
+            "{ok, _} = pg:start(pg), Member = spawn(fun() -> receive stop -> ok end end), "
+            "ok = pg:join(sup_hosts, Member)");
+        ASSERT_FALSE(cpp.node->connect(erl::atom(b->node_name())));
+    }
+    ASSERT_TRUE(erl::interop::wait_until(
+        [&] { return erl::pg::get_members(*cpp.node, A("sup_hosts")).size() == 2; }, 10s));
+    erl::supervisor_flags f;
+    f.intensity = 3;
+    auto sup =
+        erl::supervisor::start(*cpp.node, f, {sleeper("g", erl::placement::group(A("sup_hosts")))});
+    ASSERT_TRUE(sup) << sup.error().message();
+    // The members' nodes in name order: the first gets the child.
+    const bool first_is_b1 = b1.node_name() < b2.node_name();
+    beam_node& host = first_is_b1 ? b1 : b2;
+    beam_node& other = first_is_b1 ? b2 : b1;
+    EXPECT_EQ(child_node(*sup, "g"), host.node_name());
+    host.kill9();
+    ASSERT_TRUE(
+        erl::interop::wait_until([&] { return child_node(*sup, "g") == other.node_name(); }, 20s));
+    EXPECT_EQ(other.eval("length([P || P <- processes(), erlang:process_info(P, current_function) "
+                         "=:= {current_function, {timer, sleep, 1}}])"),
+              "1");
 }

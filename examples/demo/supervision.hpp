@@ -11,6 +11,8 @@
 //              supervisor:start_child(demo_pool, Args) starts one with Args; it answers
 //              {From, args} -> From ! {args, Args}, and {exit, Reason} (a crash is restarted
 //              with the same Args, a normal exit is not).
+//   demo_pool:worker/1  the pool worker as a process kind other nodes (and remote children
+//              of supervisors) may spawn: spawn(DemoNode, demo_pool, worker, [Tag]).
 #pragma once
 
 #include <erl/node.hpp>
@@ -74,6 +76,10 @@ inline erl::supervisor start(erl::node& node) {
     auto sup = erl::supervisor::start(
         node, flags, {erl::child_spec::worker(erl::atom("worker"), worker_loop, worker_opts)},
         sup_opts);
+    erl::add_spawnable(node, erl::atom("demo_pool"), erl::atom("worker"), 1,
+                       [](erl::mailbox& m, std::vector<erl::term> args) {
+                           pool_worker(m, erl::make_list(std::move(args)));
+                       });
     erl::supervisor_flags pool_flags = flags;
     pool_flags.strategy = erl::restart_strategy::simple_one_for_one;
     erl::spawn_options pool_opts;
