@@ -7,6 +7,12 @@
 //                                         a noconnection DOWN is dropped like any message)
 //              {monitor, Pid, ReplyTo} -> the same, the 'DOWN' goes to ReplyTo
 //              {exit, Reason}          -> the worker exits with Reason; demo_sup restarts it
+//   demo_pool  registered simple_one_for_one supervisor of transient pool workers:
+//              supervisor:start_child(demo_pool, Args) starts one with Args; it answers
+//              {From, args} -> From ! {args, Args}, and {exit, Reason} (a crash is restarted
+//              with the same Args, a normal exit is not).
+//   demo_pool:worker/1  the pool worker as a process kind other nodes (and remote children
+//              of supervisors) may spawn: spawn(DemoNode, demo_pool, worker, [Tag]).
 #pragma once
 
 #include <erl/node.hpp>
@@ -46,6 +52,18 @@ inline void worker_loop(erl::mailbox& m) {
     }
 }
 
+// A demo_pool worker: its start arguments are the extra arguments of start_child.
+inline void pool_worker(erl::mailbox& m, const erl::term& args) {
+    static const erl::atom args_a("args"), exit_a("exit");
+    while (auto msg = m.receive()) {
+        if (msg->is_tuple(2) && (*msg)[0].is_pid() && (*msg)[1].is_atom(args_a))
+            m.send((*msg)[0].as_pid(), erl::tuple(args_a, args));
+        else if (msg->is_tuple(2) && (*msg)[0].is_atom(exit_a))
+            throw erl::exit_exception((*msg)[1]);
+    }
+}
+
+// Starts demo_pool (it lives as long as the node) and returns demo_sup.
 inline erl::supervisor start(erl::node& node) {
     erl::supervisor_flags flags;
     flags.strategy = erl::restart_strategy::one_for_one;
@@ -58,6 +76,19 @@ inline erl::supervisor start(erl::node& node) {
     auto sup = erl::supervisor::start(
         node, flags, {erl::child_spec::worker(erl::atom("worker"), worker_loop, worker_opts)},
         sup_opts);
+    erl::add_spawnable(node, erl::atom("demo_pool"), erl::atom("worker"), 1,
+                       [](erl::mailbox& m, std::vector<erl::term> args) {
+                           pool_worker(m, erl::make_list(std::move(args)));
+                       });
+    erl::supervisor_flags pool_flags = flags;
+    pool_flags.strategy = erl::restart_strategy::simple_one_for_one;
+    erl::spawn_options pool_opts;
+    pool_opts.name = erl::atom("demo_pool");
+    (void)erl::supervisor::start(
+        node, pool_flags,
+        {erl::child_spec::worker(erl::atom("pool_worker"), erl::args_process_body(pool_worker), {},
+                                 erl::restart_type::transient)},
+        pool_opts);
     return sup ? *sup : erl::supervisor{};
 }
 

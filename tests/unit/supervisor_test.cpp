@@ -1,83 +1,14 @@
 // erl::supervisor with C++ workers on one node: strategies, restart types, intensity, backoff,
 // dynamic children and ordered shutdown.
-#include <erl/node.hpp>
-#include <erl/process.hpp>
-#include <erl/supervisor.hpp>
+#include "supervisor_test_support.hpp"
 
-#include <gtest/gtest.h>
-
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include "node_test_support.hpp"
-
-#include <atomic>
-#include <thread>
+#include <algorithm>
 
 using namespace std::chrono_literals;
 
-namespace {
-
-using erl::test::free_port;
-
-erl::atom A(const char* s) {
-    return erl::atom(s);
-}
-
-// A worker that tells `collector` {started, Id, Pid}; when it traps exits it reports
-// {stopped, Id, Reason} on an 'EXIT' and returns (ignore_shutdown: it keeps running).
-erl::child_spec reporting_worker(const char* id, erl::restart_type r = erl::restart_type::permanent,
-                                 bool trap = false, bool ignore_shutdown = false) {
-    erl::spawn_options o;
-    o.trap_exit = trap;
-    const erl::atom ida(id);
-    auto spec = erl::child_spec::worker(
-        ida,
-        [ida, ignore_shutdown](erl::mailbox& m) {
-            m.send(erl::atom("collector"), erl::tuple(erl::atom("started"), ida, m.self()));
-            while (auto msg = m.receive()) {
-                if (msg->is_tuple(3) && (*msg)[0].is_atom(erl::atom("EXIT"))) {
-                    if (ignore_shutdown) continue;
-                    m.send(erl::atom("collector"),
-                           erl::tuple(erl::atom("stopped"), ida, (*msg)[2]));
-                    return;
-                }
-                if (msg->is_tuple(2) && (*msg)[0].is_atom(erl::atom("exit")))
-                    throw erl::exit_exception((*msg)[1]);
-            }
-        },
-        o, r);
-    spec.shutdown = 2s;
-    return spec;
-}
-
-class SupervisorTest : public ::testing::Test {
-  protected:
-    void SetUp() override {
-        node = std::make_unique<erl::node>(
-            erl::test::local_node_options("sup", "sup_cookie", free_port()));
-        ASSERT_FALSE(node->start());
-        collector = node->spawn_mailbox(A("collector")).value();
-        self = node->spawn_mailbox().value();
-    }
-    void TearDown() override {
-        node->stop();
-        erl::join_processes(*node, 10s);
-    }
-    // Next {started, Id, Pid}: the pid.
-    erl::pid started(const char* id) {
-        auto m = collector.receive_if(
-            [&](const erl::term& t) {
-                return t.is_tuple(3) && t[0].is_atom(A("started")) && t[1].is_atom(A(id));
-            },
-            10s);
-        if (!m) throw std::runtime_error(std::string("no start of ") + id);
-        return (*m)[2].as_pid();
-    }
-    std::unique_ptr<erl::node> node;
-    erl::mailbox collector, self;
-};
-
-}  // namespace
+using erl::test::A;
+using erl::test::reporting_worker;
+using erl::test::SupervisorTest;
 
 TEST_F(SupervisorTest, one_for_one_restarts_only_the_crashed_child) {
     erl::supervisor_flags f;
