@@ -30,6 +30,10 @@ using erl::interop::wait_until;
 
 namespace {
 
+erl::term A(const char* s) {
+    return erl::term(erl::atom(s));
+}
+
 class GlobalInterop : public erl::interop::cluster_test {
   protected:
     GlobalInterop() : cluster_test("gcpp", "gbeam") {}
@@ -94,12 +98,59 @@ class GlobalInterop : public erl::interop::cluster_test {
         }
     }
 
+    // Traces what global_name_server and the scope pg of `b` receive (erlang:trace/3
+    // 'receive', one tracer process registered as erlcpp_tracer).
+    static void trace_cluster_servers(logged_beam& b) {
+        EXPECT_EQ(b.eval("begin ErlcppT = spawn(fun() -> (fun L(Acc) -> receive "
+                         "{trace, _, 'receive', M} -> L([M | Acc]); {get, From} -> "
+                         "From ! {traced, lists:reverse(Acc)}, L(Acc) end end)([]) end), "
+                         "true = register(erlcpp_tracer, ErlcppT), "
+                         "[erlang:trace(whereis(S), true, ['receive', {tracer, ErlcppT}]) || "
+                         "S <- [global_name_server, pg]] end"),
+                  "[1,1]");
+    }
+    // The probes `cpp` sends last, over its connection to `b`: {nodedown, Cpp} to b's scope pg
+    // (which ignores nodedown messages) and {whereis, erlcpp_probe, From} to b's
+    // global_name_server (answered to From). Once both are in the trace, everything our
+    // services sent to b before them is too: the connection delivers in order.
+    static void send_probes(logged_beam& b, cluster_node& cpp) {
+        auto mb = cpp.node->spawn_mailbox();
+        ASSERT_TRUE(mb);
+        const erl::atom peer(b.node_name());
+        mb->send(erl::atom("pg"), peer, erl::tuple(A("nodedown"), cpp.node->name()));
+        const erl::term tag(cpp.node->make_ref());
+        mb->send(erl::atom("global_name_server"), peer,
+                 erl::tuple(A("whereis"), A("erlcpp_probe"), erl::tuple(mb->self(), tag)));
+        auto reply = mb->receive(10s);
+        ASSERT_TRUE(reply);
+        EXPECT_EQ(*reply, erl::tuple(tag, A("undefined")));
+    }
+    // What b's traced servers received that mentions `cpp` (its node name, one of its pids,
+    // references or ports), the probes excepted, once both probes are in the trace: "[]" when
+    // our services sent b nothing. The trace is printed to the test log.
+    static std::string traced_from_cpp(logged_beam& b, cluster_node& cpp) {
+        send_probes(b, cpp);
+        const std::string get =
+            "(fun() -> erlcpp_tracer ! {get, self()}, receive {traced, L} -> L "
+            "after 5000 -> [] end end)()";
+        const std::string cpp_node = cpp.quoted_name();
+        const std::string mentions =
+            "fun ErlcppM(T) when is_pid(T); is_reference(T); is_port(T) -> node(T) =:= " +
+            cpp_node + "; ErlcppM(T) when is_atom(T) -> T =:= " + cpp_node +
+            "; ErlcppM(T) when is_tuple(T) -> ErlcppM(tuple_to_list(T)); "
+            "ErlcppM([H | T]) -> ErlcppM(H) orelse ErlcppM(T); "
+            "ErlcppM(T) when is_map(T) -> ErlcppM(maps:to_list(T)); ErlcppM(_) -> false end";
+        const std::string probe = "fun({nodedown, N}) -> N =:= " + cpp_node +
+                                  "; ({whereis, erlcpp_probe, _}) -> true; (_) -> false end";
+        EXPECT_TRUE(wait_until(
+            [&] { return b.eval("length([M || M <- " + get + ", (" + probe + ")(M)])") == "2"; },
+            10s));
+        std::cerr << b.node_name() << " received: " << b.eval(get) << "\n";
+        return b.eval("[M || M <- " + get + ", (" + mentions + ")(M), not (" + probe + ")(M)]");
+    }
+
     erl::interop::temp_dir dir{"global"};
 };
-
-erl::term A(const char* s) {
-    return erl::term(erl::atom(s));
-}
 
 }  // namespace
 
@@ -480,6 +531,7 @@ TEST_F(GlobalInterop, hidden_erlcpp_node_stays_outside) {
     auto b1 = beam("b1"), b2 = beam("b2");
     EXPECT_EQ(connect(*b2, b1->node_name()), "true");
     b1->eval("{ok, _} = pg:start(pg)");
+    trace_cluster_servers(*b1);
     cluster_node cpp(cpp_opts([](erl::node_options& o) { o.hidden = true; }));
     ASSERT_FALSE(cpp.node->connect(erl::atom(b1->node_name())));
     EXPECT_EQ(b1->eval("lists:member(" + cpp.quoted_name() + ", nodes(hidden))"), "true");
@@ -495,6 +547,8 @@ TEST_F(GlobalInterop, hidden_erlcpp_node_stays_outside) {
     EXPECT_EQ(b1->eval("pg:get_members(hidden_group)"), "[]");
     EXPECT_EQ(b1->eval("gen_server:call(global_name_server, get_known)"),
               "[" + quote_atom(b2->node_name()) + "]");
+    // b1's global_name_server and pg scope never heard from the hidden node's services.
+    EXPECT_EQ(traced_from_cpp(*b1, cpp), "[]");
     expect_quiet_logs({b1.get(), b2.get()});
 }
 
@@ -503,6 +557,9 @@ TEST_F(GlobalInterop, hidden_erlcpp_node_stays_outside) {
 // listed as hidden, it does not learn our names, and we do not count it as a known node.
 TEST_F(GlobalInterop, hidden_beam_peer_stays_outside) {
     cluster_node cpp(cpp_opts());
+    auto b1 = beam("b1");
+    b1->eval("{ok, _} = pg:start(pg)");
+    ASSERT_FALSE(cpp.node->connect(erl::atom(b1->node_name())));
     auto mb = cpp.node->spawn_mailbox();
     ASSERT_TRUE(mb);
     auto reg = erl::global::register_name(*cpp.node, A("visible_name"), mb->self());
@@ -510,18 +567,34 @@ TEST_F(GlobalInterop, hidden_beam_peer_stays_outside) {
     auto o = beam_opts();
     o.extra_args.push_back("-hidden");
     logged_beam h(o, dir, "hidden");
+    h.eval("{ok, _} = pg:start(pg)");
+    trace_cluster_servers(h);
     ASSERT_FALSE(cpp.node->connect(erl::atom(h.node_name())));
+    // Traffic of our services while the hidden peer is connected: a name, a group, a sync
+    // with the visible peer.
+    auto mb2 = cpp.node->spawn_mailbox();
+    ASSERT_TRUE(mb2);
+    auto reg2 = erl::global::register_name(*cpp.node, A("visible_name2"), mb2->self());
+    ASSERT_TRUE(reg2 && *reg2);
+    ASSERT_FALSE(erl::pg::join(*cpp.node, A("visible_group"), mb->self()));
+    EXPECT_TRUE(wait_until([&] { return b1->eval("pg:get_members(visible_group)") != "[]"; }, 10s));
+    ASSERT_FALSE(erl::global::sync(*cpp.node, 10s));
+    // The hidden node's global_name_server and pg scope received nothing from us.
+    EXPECT_EQ(traced_from_cpp(h, cpp), "[]");
     EXPECT_EQ(h.eval("lists:member(" + cpp.quoted_name() + ", nodes(hidden))"), "true");
     const auto hidden = cpp.node->nodes(erl::node_type::hidden);
     ASSERT_EQ(hidden.size(), 1u);
     EXPECT_EQ(hidden[0], erl::atom(h.node_name()));
-    EXPECT_TRUE(cpp.node->nodes(erl::node_type::visible).empty());
-    EXPECT_EQ(cpp.node->nodes().size(), 1u);
+    EXPECT_EQ(cpp.node->nodes(erl::node_type::visible),
+              std::vector<erl::atom>{erl::atom(b1->node_name())});
+    EXPECT_EQ(cpp.node->nodes().size(), 2u);
     EXPECT_EQ(h.eval_within("global:sync()"), "ok");
     EXPECT_EQ(h.eval("global:whereis_name(visible_name)"), "undefined");
     EXPECT_EQ(h.eval("gen_server:call(global_name_server, get_known)"), "[]");
-    EXPECT_TRUE(erl::global::known_nodes(*cpp.node).empty());
-    expect_quiet_logs({&h});
+    EXPECT_EQ(h.eval("pg:get_members(visible_group)"), "[]");
+    const auto known = erl::global::known_nodes(*cpp.node);
+    EXPECT_EQ(known, std::vector<erl::atom>{erl::atom(b1->node_name())});
+    expect_quiet_logs({&h, b1.get()});
 }
 
 // prevent_overlapping_partitions: when two BEAM nodes lose each other while erlcpp is connected

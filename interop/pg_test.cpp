@@ -10,6 +10,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <mutex>
 
 using namespace std::chrono_literals;
@@ -230,4 +232,118 @@ TEST_F(PgInterop, elixir_sees_cpp_members_and_global_names) {
     auto named = erl::global::register_name(*cpp.node, A("cpp_echo"), (*srv)->self());
     ASSERT_TRUE(named && *named);
     EXPECT_EQ(ex.eval("GenServer.call({:global, :cpp_echo}, :hello, 5000)"), "{:echo, :hello}");
+}
+
+namespace {
+// min / median / 90th percentile / max of `us` (microseconds), in milliseconds.
+std::string summary(std::vector<std::int64_t> us) {
+    std::sort(us.begin(), us.end());
+    auto ms = [](std::int64_t v) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.2f", static_cast<double>(v) / 1000.0);
+        return std::string(buf);
+    };
+    return "n=" + std::to_string(us.size()) + " min=" + ms(us.front()) +
+           " median=" + ms(us[us.size() / 2]) + " p90=" + ms(us[us.size() * 9 / 10]) +
+           " max=" + ms(us.back()) + " ms";
+}
+
+std::int64_t now_us() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+}  // namespace
+
+// How long a join takes to become visible on the other side, both ways, over repeated runs:
+// a C++ pg::join until BEAM's scope has it (the time its pg:monitor_scope subscriber is told,
+// which is when pg:get_members starts returning it), and a BEAM pg:join until the C++
+// subscriber is called (just after erl::pg::get_members shows it). Both sides read the same
+// wall clock (os:system_time vs std::chrono::system_clock). The figures go to the test log;
+// only the visibility itself is asserted.
+TEST_F(PgInterop, join_visibility_is_measured_both_ways) {
+    auto b1 = beam("b1");
+    cluster_node cpp(cpp_opts());
+    ASSERT_FALSE(cpp.node->connect(erl::atom(b1->node_name())));
+    auto mb = cpp.node->spawn_mailbox();
+    ASSERT_TRUE(mb);
+    // The overlay is up both ways once a first member has crossed (not measured).
+    ASSERT_FALSE(erl::pg::join(*cpp.node, A("lat_warm"), mb->self()));
+    ASSERT_TRUE(wait_until([&] { return b1->eval("pg:get_members(lat_warm)") != "[]"; }, 10s));
+    // The BEAM watcher: the system time of every join of lat_cpp its scope reports.
+    ASSERT_EQ(b1->eval("begin ErlcppParent = self(), ErlcppW = spawn(fun() -> {Ref, _} = "
+                       "pg:monitor_scope(pg), ErlcppParent ! ready, (fun L(Acc) -> receive "
+                       "{Ref, join, lat_cpp, _} -> L([os:system_time(microsecond) | Acc]); "
+                       "{get, From} -> From ! {times, lists:reverse(Acc)}, L(Acc); "
+                       "_ -> L(Acc) end end)([]) end), register(erlcpp_lat, ErlcppW), "
+                       "receive ready -> ok end end"),
+              "ok");
+    const std::string times =
+        "(fun() -> erlcpp_lat ! {get, self()}, receive {times, T} -> T end end)()";
+    constexpr int runs = 50;
+    std::vector<std::int64_t> sent;
+    for (int i = 0; i < runs; ++i) {
+        sent.push_back(now_us());
+        ASSERT_FALSE(erl::pg::join(*cpp.node, A("lat_cpp"), mb->self()));
+        ASSERT_TRUE(wait_until(
+            [&] { return b1->eval("length(" + times + ")") == std::to_string(i + 1); }, 10s));
+        ASSERT_TRUE(erl::pg::leave(*cpp.node, A("lat_cpp"), mb->self()));
+        ASSERT_TRUE(wait_until([&] { return b1->eval("pg:get_members(lat_cpp)") == "[]"; }, 10s));
+    }
+    std::vector<std::int64_t> cpp_to_beam;
+    {
+        auto list = b1->eval(times);
+        std::vector<std::int64_t> seen;
+        std::string digits;
+        for (char c : list + ",") {
+            if (c >= '0' && c <= '9') {
+                digits += c;
+            } else if (!digits.empty()) {
+                seen.push_back(std::stoll(digits));
+                digits.clear();
+            }
+        }
+        ASSERT_EQ(seen.size(), sent.size());
+        for (std::size_t i = 0; i < seen.size(); ++i)
+            cpp_to_beam.push_back(seen[i] - sent[i]);
+    }
+
+    // BEAM -> C++: a BEAM process joins lat_beam; the C++ subscriber notes when it is told.
+    std::mutex mu;
+    std::vector<std::int64_t> told;
+    auto sub =
+        erl::pg::subscribe(*cpp.node, erl::pg::default_scope(), [&](const erl::pg::event& e) {
+            if (e.group == A("lat_beam") && !e.joined.empty()) {
+                std::lock_guard lk(mu);
+                told.push_back(now_us());
+            }
+        });
+    ASSERT_NE(sub, 0u);
+    b1->eval("ErlcppMember = spawn(fun() -> receive stop -> ok end end)");
+    std::vector<std::int64_t> beam_to_cpp;
+    for (int i = 0; i < runs; ++i) {
+        auto t0 = b1->eval(
+            "(fun() -> T0 = os:system_time(microsecond), "
+            "ok = pg:join(lat_beam, ErlcppMember), T0 end)()");
+        ASSERT_TRUE(wait_until(
+            [&] {
+                std::lock_guard lk(mu);
+                return told.size() == static_cast<std::size_t>(i + 1);
+            },
+            10s));
+        {
+            std::lock_guard lk(mu);
+            beam_to_cpp.push_back(told.back() - std::stoll(t0));
+        }
+        EXPECT_EQ(erl::pg::get_members(*cpp.node, A("lat_beam")).size(), 1u);
+        b1->eval("ok = pg:leave(lat_beam, ErlcppMember)");
+        ASSERT_TRUE(wait_until(
+            [&] { return erl::pg::get_members(*cpp.node, A("lat_beam")).empty(); }, 10s));
+    }
+    erl::pg::unsubscribe(*cpp.node, erl::pg::default_scope(), sub);
+    std::cerr << "pg visibility, C++ pg::join -> BEAM pg:get_members: " << summary(cpp_to_beam)
+              << "\n"
+              << "pg visibility, BEAM pg:join -> C++ pg::get_members: " << summary(beam_to_cpp)
+              << "\n";
+    expect_scopes_intact({b1.get()});
 }

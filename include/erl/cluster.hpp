@@ -9,9 +9,17 @@
 //     auto cluster = erl::cluster::start(n, {.rpc = &rpc});   // before connecting to peers
 //
 // Start the services right after node::start() and before the node connects to anyone, as a
-// BEAM node starts kernel's global and pg before distribution. On a hidden node
-// (node_options::hidden) the services run with no peers, as OTP's do: names and groups stay
-// local to the node and no peer ever hears from them.
+// BEAM node starts kernel's global and pg before distribution. They are processes of the
+// node's runtime driven by its messages, timers and node events on the node's own I/O threads
+// (no thread of their own, no polling).
+//
+// What a node takes part in depends on node_options::hidden (<erl/node.hpp>):
+//  - visible (the default): global sessions with every visible peer (BEAM's global:sync()
+//    waits for ours), the cluster-wide name and lock tables, connect_all and
+//    prevent_overlapping_partitions, and the overlay of every pg scope it runs;
+//  - hidden: the services run with no peers, as OTP's do on an `erl -hidden` node: names,
+//    locks and groups stay local and no peer ever receives a message from them.
+// Either way, hidden peers (erl -hidden) take no part: they never hear from our services.
 #pragma once
 
 #include <erl/error.hpp>

@@ -89,7 +89,11 @@ struct node_options {
     std::uint16_t listen_port = 0;  // 0: any free port
     unsigned threads = 1;           // I/O threads running the node's io_context
     // Hidden nodes (erl -hidden) do not join the global cluster view: peers list them in
-    // nodes(hidden), not nodes(). false = published.
+    // nodes(hidden), not nodes(). false = published. A visible node with erl::cluster::start
+    // takes part in the cluster's `global` (a session with every visible peer, the cluster's
+    // names and locks, connect_all, prevent_overlapping_partitions) and in the overlay of its
+    // pg scopes; a hidden one keeps its names, locks and groups local and sends peers no
+    // global or pg message (<erl/cluster.hpp>, docs/global.md, docs/pg.md).
     bool hidden = false;
     std::chrono::milliseconds net_ticktime{60'000};  // peer declared dead after this silence
     std::chrono::milliseconds net_setuptime{7'000};  // TCP + TLS + handshake deadline
@@ -146,7 +150,24 @@ struct node_options {
     std::function<void(std::string_view)> log;
 };
 
-// Node up/down events delivered to subscribers.
+// Node up/down events delivered to subscribers (node::monitor_nodes).
+//
+// Ordering contract, the guarantee OTP's net_kernel gives its {nodeup, Node} and
+// {nodedown, Node} messages and the one global and pg are built on (src/node/node.cpp
+// on_connection_up / on_connection_down implement it; tests/unit/cluster_ordering_test.cpp
+// checks it):
+//  1. A peer's nodeup is reported after its handshake and before any message or signal that
+//     arrives on that connection is delivered to a local process.
+//  2. When an established connection is lost, every link and monitor across it fires first
+//     ('DOWN' with noconnection, 'EXIT' noconnection to trapping processes, {nodedown, Node}
+//     of monitor_node), then the nodedown is reported.
+//  3. When the connection is lost on its own strand (the peer closed it or disconnected us, a
+//     read error, bad input, a tick timeout), every message read from it before the loss has
+//     been delivered before the nodedown. When another thread closes it (node::disconnect,
+//     stop), a message the reader is delivering at that moment may reach its process after
+//     the nodedown; the reader delivers nothing more after that one.
+// Callbacks run on the thread that brings the connection up or down (an I/O thread, or the
+// thread calling disconnect/stop); they must not block.
 struct node_event {
     bool up = false;
     atom node;

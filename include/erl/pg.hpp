@@ -50,10 +50,10 @@ struct event {
     std::vector<pid> left;
 };
 // Calls cb for every change after subscribe returns (pg:monitor_scope/1 without the
-// initial snapshot: read get_members for that). cb runs on the scope's own thread, one event
-// at a time, in the order the scope saw them, just after the change is visible to
-// get_members; it may call the functions here but must not block for long (the scope waits
-// for it). Returns 0 when the scope is not running.
+// initial snapshot: read get_members for that). cb runs on one of the node's I/O threads, one
+// event at a time, in the order the scope saw them, just after the change is visible to
+// get_members; it may call the functions here but must not block (the scope's next message
+// waits for it). Returns 0 when the scope is not running.
 std::uint64_t subscribe(node& n, atom scope, std::function<void(const event&)> cb);
 void unsubscribe(node& n, atom scope, std::uint64_t id);
 

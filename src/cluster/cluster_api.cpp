@@ -3,6 +3,7 @@
 #include "cluster/cluster_service.hpp"
 
 #include <algorithm>
+#include <future>
 
 namespace erl {
 namespace {
@@ -12,30 +13,26 @@ using cluster::detail::find;
 using cluster::detail::global_service;
 using cluster::detail::pg_service;
 
-global_service* global_of(const std::shared_ptr<cluster::detail::cluster_state>& st) {
-    return st ? st->global.get() : nullptr;
-}
-
 pg_service* scope_of(const std::shared_ptr<cluster::detail::cluster_state>& st, atom scope) {
     if (!st) return nullptr;
     auto it = st->scopes.find(scope);
     return it == st->scopes.end() ? nullptr : it->second.get();
 }
 
-// global:register_name/2's default method, fun global:random_exit_name/3.
 result<bool> failed(errc e) {
     return result<bool>(boost::system::in_place_error, make_error_code(e));
 }
 
+// global:register_name/2's default method, fun global:random_exit_name/3.
 term random_exit_name() {
     return term(export_fun{A("global"), A("random_exit_name"), 3});
 }
 
-// global.erl's default node set [node() | nodes()]: this node and its visible peers.
-std::vector<atom> lock_nodes(node& n, global_service& g, std::vector<atom> nodes) {
+// global.erl's default node set [node() | nodes()]: this node and its visible peers, as the
+// service sees them when the operation starts (with the service's mutex held).
+std::vector<atom> lock_nodes(global_service& g, std::vector<atom> nodes) {
     if (!nodes.empty()) return nodes;
-    std::lock_guard lk(g.mu);
-    nodes.push_back(n.name());
+    nodes.push_back(g.core().name);
     for (atom p : g.peers().up)
         nodes.push_back(p);
     return nodes;
@@ -59,52 +56,101 @@ term pid_list(const std::vector<pid>& pids) {
 
 namespace global {
 
+namespace detail {
+
+void start_op(node& n, op_kind kind, op_args args, std::chrono::milliseconds timeout,
+              op_handler done) {
+    auto st = find(n);
+    auto g = st ? st->global : nullptr;
+    if (!g) return done(make_error_code(errc::noproc), term());
+    g->run_op(
+        [g = g.get(), kind, a = std::move(args)](cluster::actions& out) -> std::uint64_t {
+            auto& core = g->server();
+            const term p(a.p);
+            switch (kind) {
+                case op_kind::register_name:
+                    return core.register_name(a.name, p, random_exit_name(), out);
+                case op_kind::re_register_name:
+                    return core.re_register_name(a.name, p, random_exit_name(), out);
+                case op_kind::unregister_name:
+                    return core.unregister_name(a.name, out);
+                case op_kind::set_lock:
+                    return core.set_lock(a.name, p, lock_nodes(*g, a.nodes), a.retries, out);
+                case op_kind::del_lock:
+                    return core.del_lock(a.name, p, lock_nodes(*g, a.nodes), out);
+                case op_kind::sync:
+                    break;
+            }
+            std::vector<atom> peers(g->peers().up.begin(), g->peers().up.end());
+            return core.sync(std::move(peers), out);
+        },
+        timeout, [done = std::move(done)](error_code ec, term r) { done(ec, r); });
+}
+
+}  // namespace detail
+
+namespace {
+using detail::op_args;
+using detail::op_kind;
+
+// The blocking form of an operation: waits for its completion (at most `timeout`: the
+// service's own timer completes it then; this bound only covers a node whose threads have
+// stopped).
+result<term> wait_op(node& n, op_kind kind, op_args args, std::chrono::milliseconds timeout) {
+    auto p = std::make_shared<std::promise<result<term>>>();
+    auto f = p->get_future();
+    detail::start_op(n, kind, std::move(args), timeout, [p](error_code ec, const term& r) {
+        if (ec)
+            p->set_value(result<term>(boost::system::in_place_error, ec));
+        else
+            p->set_value(r);
+    });
+    if (timeout == infinity)
+        f.wait();
+    else if (f.wait_for(timeout + std::chrono::seconds(1)) != std::future_status::ready)
+        return result<term>(boost::system::in_place_error, make_error_code(errc::timeout));
+    return f.get();
+}
+
+result<bool> is_atom(const result<term>& r, const char* yes) {
+    if (!r) return result<bool>(boost::system::in_place_error, r.error());
+    return r->is_atom(A(yes));
+}
+
+error_code ok(const result<term>& r) {
+    return r ? error_code{} : r.error();
+}
+
+template <class F>
+auto with_global(node& n, F&& f) -> decltype(f(std::declval<global_service&>())) {
+    auto st = find(n);
+    auto g = st ? st->global : nullptr;
+    if (!g) return {};
+    std::lock_guard lk(g->mu);
+    return f(*g);
+}
+}  // namespace
+
 result<bool> register_name(node& n, const term& name, const pid& p,
                            std::chrono::milliseconds timeout) {
-    auto st = find(n);
-    auto* g = global_of(st);
-    if (!g) return failed(errc::noproc);
-    term pt(p);
-    auto r = g->run_op(
-        [&](cluster::actions& out) {
-            return g->core().register_name(name, pt, random_exit_name(), out);
-        },
-        timeout);
-    if (!r) return failed(errc::timeout);
-    return r->is_atom(A("yes"));
+    return is_atom(wait_op(n, op_kind::register_name, {name, p, {}, -1}, timeout), "yes");
 }
 
 error_code re_register_name(node& n, const term& name, const pid& p,
                             std::chrono::milliseconds timeout) {
-    auto st = find(n);
-    auto* g = global_of(st);
-    if (!g) return make_error_code(errc::noproc);
-    term pt(p);
-    auto r = g->run_op(
-        [&](cluster::actions& out) {
-            return g->core().re_register_name(name, pt, random_exit_name(), out);
-        },
-        timeout);
-    return r ? error_code{} : make_error_code(errc::timeout);
+    return ok(wait_op(n, op_kind::re_register_name, {name, p, {}, -1}, timeout));
 }
 
 error_code unregister_name(node& n, const term& name, std::chrono::milliseconds timeout) {
-    auto st = find(n);
-    auto* g = global_of(st);
-    if (!g) return make_error_code(errc::noproc);
-    auto r = g->run_op([&](cluster::actions& out) { return g->core().unregister_name(name, out); },
-                       timeout);
-    return r ? error_code{} : make_error_code(errc::timeout);
+    return ok(wait_op(n, op_kind::unregister_name, {name, pid{}, {}, -1}, timeout));
 }
 
 std::optional<pid> whereis_name(node& n, const term& name) {
-    auto st = find(n);
-    auto* g = global_of(st);
-    if (!g) return std::nullopt;
-    std::lock_guard lk(g->mu);
-    auto p = g->core().whereis(name);
-    if (!p || !p->is_pid()) return std::nullopt;
-    return p->as_pid();
+    return with_global(n, [&](global_service& g) -> std::optional<pid> {
+        auto p = g.server().whereis(name);
+        if (!p || !p->is_pid()) return std::nullopt;
+        return p->as_pid();
+    });
 }
 
 error_code send(node& n, const term& name, term msg) {
@@ -115,45 +161,22 @@ error_code send(node& n, const term& name, term msg) {
 }
 
 std::vector<term> registered_names(node& n) {
-    auto st = find(n);
-    auto* g = global_of(st);
-    if (!g) return {};
-    std::lock_guard lk(g->mu);
-    return g->core().names().names();
+    return with_global(n, [](global_service& g) { return g.server().names().names(); });
 }
 
 std::vector<atom> known_nodes(node& n) {
-    auto st = find(n);
-    auto* g = global_of(st);
-    if (!g) return {};
-    std::lock_guard lk(g->mu);
-    return g->core().known();
+    return with_global(n, [](global_service& g) { return g.server().known(); });
 }
 
 result<bool> set_lock(node& n, const term& id, const pid& holder, std::vector<atom> nodes,
                       int retries, std::chrono::milliseconds timeout) {
-    auto st = find(n);
-    auto* g = global_of(st);
-    if (!g) return failed(errc::noproc);
-    nodes = lock_nodes(n, *g, std::move(nodes));
-    term h(holder);
-    auto r = g->run_op(
-        [&](cluster::actions& out) { return g->core().set_lock(id, h, nodes, retries, out); },
-        timeout);
-    if (!r) return failed(errc::timeout);
-    return r->is_atom(A("true"));
+    return is_atom(wait_op(n, op_kind::set_lock, {id, holder, std::move(nodes), retries}, timeout),
+                   "true");
 }
 
 error_code del_lock(node& n, const term& id, const pid& holder, std::vector<atom> nodes,
                     std::chrono::milliseconds timeout) {
-    auto st = find(n);
-    auto* g = global_of(st);
-    if (!g) return make_error_code(errc::noproc);
-    nodes = lock_nodes(n, *g, std::move(nodes));
-    term h(holder);
-    auto r = g->run_op([&](cluster::actions& out) { return g->core().del_lock(id, h, nodes, out); },
-                       timeout);
-    return r ? error_code{} : make_error_code(errc::timeout);
+    return ok(wait_op(n, op_kind::del_lock, {id, holder, std::move(nodes), -1}, timeout));
 }
 
 result<bool> trans(node& n, const term& id, const pid& holder, const std::function<void()>& fn,
@@ -173,16 +196,7 @@ result<bool> trans(node& n, const term& id, const pid& holder, const std::functi
 }
 
 error_code sync(node& n, std::chrono::milliseconds timeout) {
-    auto st = find(n);
-    auto* g = global_of(st);
-    if (!g) return make_error_code(errc::noproc);
-    auto r = g->run_op(
-        [&](cluster::actions& out) {
-            std::vector<atom> peers(g->peers().up.begin(), g->peers().up.end());
-            return g->core().sync(std::move(peers), out);
-        },
-        timeout);
-    return r ? error_code{} : make_error_code(errc::timeout);
+    return ok(wait_op(n, op_kind::sync, {}, timeout));
 }
 
 }  // namespace global
@@ -190,25 +204,21 @@ error_code sync(node& n, std::chrono::milliseconds timeout) {
 namespace pg {
 
 namespace {
-// pg:join/3 or pg:leave/3 on the local scope; the subscribers hear of it after the lock.
+// pg:join/3 or pg:leave/3 on the local scope, at once on the calling thread (as the scope's
+// gen_server:call would have it done on return); the subscribers hear of it on the drain.
 result<bool> change(node& n, atom scope, const term& group, const std::vector<pid>& pids,
                     bool joining) {
     auto st = find(n);
     auto* s = scope_of(st, scope);
     if (!s) return failed(errc::noproc);
-    std::vector<std::function<void()>> after;
-    bool ok;
-    {
-        std::lock_guard lk(s->mu);
-        cluster::actions out;
-        std::vector<cluster::pg_change> changes;
-        ok = joining ? s->core().join(group, pid_list(pids), out, changes)
-                     : s->core().leave(group, pid_list(pids), out, changes);
-        s->execute(out);
-        s->publish(changes, after);
-    }
-    for (auto& f : after)
-        f();
+    std::lock_guard lk(s->mu);
+    cluster::actions out;
+    std::vector<cluster::pg_change> changes;
+    bool ok = joining ? s->scope().join(group, pid_list(pids), out, changes)
+                      : s->scope().leave(group, pid_list(pids), out, changes);
+    s->execute(out);
+    s->publish(changes);
+    s->kick();
     return ok;
 }
 }  // namespace
@@ -243,26 +253,26 @@ auto with_scope(node& n, atom scope, F&& f) -> decltype(f(std::declval<pg_servic
 }  // namespace
 
 std::vector<pid> get_members(node& n, atom scope, const term& group) {
-    return with_scope(n, scope, [&](pg_service& s) { return pids_of(s.core().members(group)); });
+    return with_scope(n, scope, [&](pg_service& s) { return pids_of(s.scope().members(group)); });
 }
 std::vector<pid> get_members(node& n, const term& group) {
     return get_members(n, default_scope(), group);
 }
 std::vector<pid> get_local_members(node& n, atom scope, const term& group) {
     return with_scope(n, scope,
-                      [&](pg_service& s) { return pids_of(s.core().local_members(group)); });
+                      [&](pg_service& s) { return pids_of(s.scope().local_members(group)); });
 }
 std::vector<pid> get_local_members(node& n, const term& group) {
     return get_local_members(n, default_scope(), group);
 }
 std::vector<term> which_groups(node& n, atom scope) {
-    return with_scope(n, scope, [&](pg_service& s) { return s.core().which_groups(); });
+    return with_scope(n, scope, [&](pg_service& s) { return s.scope().which_groups(); });
 }
 std::vector<term> which_groups(node& n) {
     return which_groups(n, default_scope());
 }
 std::vector<term> which_local_groups(node& n, atom scope) {
-    return with_scope(n, scope, [&](pg_service& s) { return s.core().which_local_groups(); });
+    return with_scope(n, scope, [&](pg_service& s) { return s.scope().which_local_groups(); });
 }
 std::vector<atom> which_scopes(node& n) {
     auto st = find(n);

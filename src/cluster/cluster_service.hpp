@@ -1,320 +1,172 @@
-// The cluster services on a running erl::node: global_server and pg_scope cores served by
-// processes of the node, through the node's public API only. Each core has one process (a
-// mailbox and a thread receiving from it) and one mutex; every input (a message, a node event,
-// a monitor DOWN, a timer, a call's reply, the node's own API) is fed to the core under that
-// mutex, and the actions it returns are executed at once, in order.
+// The cluster services on a running erl::node: the global_server and pg_scope cores served by
+// service processes of the node's runtime (src/node/runtime.hpp), on the node's io_context.
 //
-// Node events and timers reach the core as control messages in the service's own mailbox
-// ({'$erlcpp_cluster', Secret, ...}, Secret being a reference no peer knows), so that they are
-// ordered with the traffic of the connection they concern: the node reports a nodeup before it
-// delivers the connection's first message, and a nodedown after its last one and after the
-// noconnection DOWNs of monitors on that node (docs/global.md, "What a runtime must provide").
+// Each core has one service process (global_name_server, or the scope's registered name)
+// whose inline handler only queues what it is given. One drain at a time, posted to the node's
+// io_context, feeds the queue to the core in order, under the service's mutex, and executes the
+// actions the core returns; a service therefore never runs inside another one's handler, needs
+// no thread of its own and never polls. Node events (runtime::monitor_nodes), timer expiries
+// and the node's own operations (erl::global's calls) enter the same queue as jobs, so they are
+// ordered with the messages: the runtime reports a nodeup before it delivers the connection's
+// first message, and a nodedown after the noconnection DOWNs of the monitors on that node (the
+// node_event contract in <erl/node.hpp>; docs/global.md "What a runtime must provide").
 #pragma once
 
 #include <erl/cluster.hpp>
 #include <erl/global.hpp>
-#include <erl/mailbox.hpp>
 #include <erl/node.hpp>
 #include <erl/pg.hpp>
-#include <erl/process.hpp>
 #include <erl/rpc.hpp>
 
 #include "cluster/global_server.hpp"
 #include "cluster/pg_scope.hpp"
+#include "node/access.hpp"
+#include "node/runtime.hpp"
 
 #include <boost/asio/steady_timer.hpp>
 
 #include <atomic>
-#include <condition_variable>
-#include <cstdio>
-#include <future>
+#include <deque>
+#include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <set>
-#include <thread>
+#include <variant>
 
 namespace erl::cluster {
 namespace detail {
+
+using erl::detail::node_core;
+using erl::detail::process;
+namespace rt = erl::detail::runtime;
 
 inline atom A(const char* s) {
     return atom(s);
 }
 
-inline const atom& ctl_atom() {
-    static const atom a("$erlcpp_cluster");
-    return a;
-}
+// Functions to run once the service's mutex is released (completions, pg subscribers).
+using after_list = std::vector<std::function<void()>>;
+// A job for the core: runs on the drain, in queue order, with the service's mutex held.
+using job = std::function<void()>;
 
-// The reference in a [alias|Alias] or [[alias|Alias] | _] tag (gen.erl reply/2), if any.
-inline std::optional<term> alias_of_tag(const term& tag, bool nested = true) {
-    if (!tag.is_list() || tag.is_nil()) return std::nullopt;
-    auto lv = tag.as_list();
-    if (lv.elements.size() == 1 && lv.elements[0].is_atom(atom("alias")) && lv.tail.is_reference())
-        return lv.tail;
-    if (nested) return alias_of_tag(lv.elements[0], false);
-    return std::nullopt;
-}
-
-// gen:reply/2: a tag holding an alias is answered to the alias, any other to the pid.
-inline void reply_from(const mailbox& mb, const term& from, const term& value) {
-    if (!from.is_tuple(2) || !from[0].is_pid()) return;
-    const term& tag = from[1];
-    if (auto alias = alias_of_tag(tag))
-        mb.send_alias(alias->as_reference(), tuple(tag, value));
-    else
-        mb.send(from[0].as_pid(), tuple(tag, value));
-}
-
-// One core served by one process: what the actions of cluster_actions.hpp need.
-class service_base {
+// One core served by one service process: the queue, the drain and what the actions of
+// cluster_actions.hpp need.
+class service_base : public std::enable_shared_from_this<service_base> {
   public:
-    service_base(node& n, mailbox mb) : node_(n), mb_(std::move(mb)), secret_(n.make_ref()) {}
+    explicit service_base(node_core& n) : node_(n) {}
     virtual ~service_base() = default;
+    service_base(const service_base&) = delete;
+    service_base& operator=(const service_base&) = delete;
 
-    const mailbox& mb() const { return mb_; }
-    node& owner() { return node_; }
+    node_core& core() noexcept { return node_; }
+    const std::shared_ptr<process>& proc() const noexcept { return proc_; }
+
+    // Guards the core and everything below; held by the drain while one item runs and by the
+    // node's queries (whereis_name, get_members, ...).
     std::mutex mu;
 
-    // Runs the receive loop on a thread of its own until the process exits.
-    void run() {
-        thread_ = std::thread([this] {
-            while (auto msg = mb_.receive()) {
-                std::vector<std::function<void()>> after;
-                {
-                    std::lock_guard lk(mu);
-                    dispatch(*msg, after);
-                }
-                for (auto& f : after)
-                    f();
-            }
-        });
+    // Queues a job behind what is already queued (any thread).
+    void post(job j) { enqueue(item(std::move(j))); }
+    // With mu held: executes the core's actions in order.
+    void execute(actions& out);
+    // With mu held: `input(out)` feeds one input to the core, then its actions are executed.
+    template <class F>
+    void feed(F&& input) {
+        actions out;
+        input(out);
+        execute(out);
     }
-    void stop() {
-        {
-            std::lock_guard lk(mu);
-            for (auto& [id, t] : timers_)
-                t->cancel();
-            timers_.clear();
-        }
-        mb_.exit(term(A("shutdown")));
-        if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+    // With mu held: `f` runs after mu is released, on the drain (one at a time, in order).
+    void run_after(std::function<void()> f) { after_.push_back(std::move(f)); }
+    // With mu held, outside the drain: makes sure what run_after queued gets run.
+    void kick() {
+        if (!after_.empty()) post([] {});
     }
-
-    // A control message to this service, ordered with its other messages.
-    void post(std::vector<term> rest) {
-        rest.insert(rest.begin(), term(secret_));
-        rest.insert(rest.begin(), term(ctl_atom()));
-        node_.send(mb_.self(), make_tuple(std::move(rest)));
-    }
-
-    // Called with mu held.
-    void execute(actions& out) {
-        for (std::size_t i = 0; i < out.size(); ++i)
-            std::visit([this](auto& a) { exec(a); }, out[i]);
-        out.clear();
-    }
+    // Ends the service: no more items run, timers are cancelled, the process exits with
+    // `shutdown` (peers see its DOWN).
+    void stop();
+    bool stopped() const noexcept { return stopped_.load(); }
 
   protected:
-    virtual void on_message(const term& msg, std::vector<std::function<void()>>& after) = 0;
-    virtual void on_control(std::span<const term> ctl,
-                            std::vector<std::function<void()>>& after) = 0;
-    virtual void on_down(monitor_id id, std::vector<std::function<void()>>& after) = 0;
-    virtual void on_timer(timer_id id) {}
-    virtual void on_call_result(call_id id, std::optional<term> reply) {}
-    virtual void on_op_done(std::uint64_t op, const term& result) {}
-    virtual void on_connect_failed(atom peer) {}
+    // The service process, registered as `name` if given (errc::name_taken).
+    error_code spawn(std::optional<atom> name);
+    // With mu held, on the drain.
+    virtual void on_message(const term& msg) = 0;
+    virtual void on_nodeup(atom peer) = 0;
+    virtual void on_nodedown(atom peer) = 0;
+    virtual void on_down(monitor_id id) = 0;
+    virtual void on_timer(timer_id) {}
+    virtual void on_call_result(call_id, std::optional<term>) {}
+    virtual void on_op_done(std::uint64_t, const term&) {}
+    virtual void on_connect_failed(atom) {}
+    // With mu held, when stop() ends the service.
+    virtual void on_stop() {}
 
-    // noconnect sends are made only over a live connection.
-    bool may_send(const term& to, bool noconnect, atom& remote) {
-        remote = atom();
-        if (to.is_pid()) {
-            if (to.as_pid().node != node_.name()) remote = to.as_pid().node;
-        } else if (to.is_tuple(2) && to[1].is_atom()) {
-            if (to[1].as_atom() != node_.name()) remote = to[1].as_atom();
-        }
-        return remote.empty() || !noconnect || node_.is_connected(remote);
-    }
-
+    node_core& node_;
+    std::shared_ptr<process> proc_;
     std::set<atom> awaiting_connection_;  // sends that set up a connection, see on_nodeup
 
+  public:
+    // A node event, queued in the order the runtime reports it (node_event's contract).
+    void node_event(bool up, atom peer) {
+        post([this, up, peer] {
+            if (up) {
+                if (awaiting_connection_.erase(peer)) rt::monitor_node(node_, proc_, peer, false);
+                on_nodeup(peer);
+            } else {
+                on_nodedown(peer);
+            }
+        });
+    }
+
   private:
-    void dispatch(const term& msg, std::vector<std::function<void()>>& after) {
-        if (msg.is_tuple() && msg.size() >= 3 && msg[0].is_atom(ctl_atom()) &&
-            msg[1] == term(secret_)) {
-            auto all = msg.as_tuple();
-            auto rest = all.subspan(2);
-            if (rest[0].is_atom(A("timer")) && rest.size() == 2) {
-                timer_id id = static_cast<timer_id>(rest[1].as_int64());
-                if (timers_.erase(id)) on_timer(id);
-                return;
-            }
-            on_control(rest, after);
-            return;
-        }
-        // {'DOWN', Ref, process, Object, Reason}
-        if (msg.is_tuple(5) && msg[0].is_atom(A("DOWN")) && msg[1].is_reference()) {
-            if (auto it = monitors_.find(msg[1]); it != monitors_.end()) {
-                monitor_id id = it->second;
-                monitor_refs_.erase(id);
-                monitors_.erase(it);
-                on_down(id, after);
-                return;
-            }
-            if (auto it = call_monitors_.find(msg[1]); it != call_monitors_.end()) {
-                call_id id = it->second;
-                finish_call(id, std::nullopt);
-                return;
-            }
-        }
-        // {nodedown, Node} of monitor_node: a connection a send asked for could not be made
-        if (msg.is_tuple(2) && msg[0].is_atom(A("nodedown")) && msg[1].is_atom()) {
-            atom peer = msg[1].as_atom();
-            if (awaiting_connection_.erase(peer) && !node_.is_connected(peer)) {
-                mb_.monitor_node(peer, false);
-                on_connect_failed(peer);
-            }
-            return;
-        }
-        // {[alias|Alias], Reply}: the answer to a call_server
-        if (msg.is_tuple(2)) {
-            if (auto alias = alias_of_tag(msg[0], false)) {
-                if (auto it = call_aliases_.find(*alias); it != call_aliases_.end()) {
-                    finish_call(it->second, msg[1]);
-                    return;
-                }
-            }
-        }
-        on_message(msg, after);
-    }
+    using item = std::variant<term, job>;
+    void enqueue(item it);
+    void schedule_drain();
+    void drain();
+    void dispatch(const term& msg);
+    bool may_send(const term& to, bool noconnect, atom& remote) const;
+    void finish_call(call_id id, std::optional<term> reply);
+    void finish_rpc(const term& req, term result);
 
-    void finish_call(call_id id, std::optional<term> reply) {
-        auto it = calls_.find(id);
-        if (it == calls_.end()) return;
-        mb_.remove_alias(it->second.alias.as_reference());
-        mb_.demonitor(it->second.mon.as_reference(), true);
-        call_aliases_.erase(it->second.alias);
-        call_monitors_.erase(it->second.mon);
-        calls_.erase(it);
-        on_call_result(id, std::move(reply));
-    }
-
-    void exec(send_to& a) {
-        atom remote;
-        if (!may_send(a.to, a.noconnect, remote)) return;
-        if (!remote.empty() && !a.noconnect && !node_.is_connected(remote) &&
-            awaiting_connection_.insert(remote).second)
-            mb_.monitor_node(remote, true);
-        if (a.to.is_pid())
-            mb_.send(a.to.as_pid(), std::move(a.message));
-        else if (a.to.is_atom())
-            mb_.send(a.to.as_atom(), std::move(a.message));
-        else if (a.to.is_tuple(2) && a.to[0].is_atom() && a.to[1].is_atom()) {
-            if (a.to[1].as_atom() == node_.name())
-                mb_.send(a.to[0].as_atom(), std::move(a.message));
-            else
-                mb_.send(a.to[0].as_atom(), a.to[1].as_atom(), std::move(a.message));
-        }
-    }
-    void exec(monitor_pid& a) {
-        if (!a.pid.is_pid()) return;
-        term ref(mb_.monitor(a.pid.as_pid()));
-        monitors_[ref] = a.id;
-        monitor_refs_[a.id] = ref;
-    }
-    void exec(demonitor_pid& a) {
-        auto it = monitor_refs_.find(a.id);
-        if (it == monitor_refs_.end()) return;
-        mb_.demonitor(it->second.as_reference(), true);
-        monitors_.erase(it->second);
-        monitor_refs_.erase(it);
-    }
-    void exec(timer_start& a) {
-        auto t = std::make_shared<boost::asio::steady_timer>(node_.executor(), a.after);
-        timers_[a.id] = t;
-        term secret(secret_);
-        node* n = &node_;
-        pid self = mb_.self();
-        timer_id id = a.id;
-        // The timer holds only what it needs to post the expiry; a cancelled timer posts
-        // nothing, and a late expiry of a cancelled id is dropped by dispatch.
-        t->async_wait([t, n, self, secret, id](const boost::system::error_code& ec) {
-            if (ec) return;
-            n->send(self, tuple(ctl_atom(), secret, A("timer"), static_cast<std::int64_t>(id)));
-        });
-    }
-    void exec(timer_cancel& a) {
-        if (auto it = timers_.find(a.id); it != timers_.end()) {
-            it->second->cancel();
-            timers_.erase(it);
-        }
-    }
-    void exec(call_server& a) {
-        // gen:do_call/4 with an alias tag: the request names the caller as From's pid (the
-        // server holds locks and names for it), the alias is ours, so the reply reaches this
-        // service; the monitor ends the call when the server or its node goes.
-        reference alias = mb_.make_alias();
-        term mon;
-        if (a.to.is_pid())
-            mon = term(mb_.monitor(a.to.as_pid()));
-        else if (a.to.is_tuple(2) && a.to[0].is_atom() && a.to[1].is_atom())
-            mon = term(mb_.monitor(a.to[0].as_atom(), a.to[1].as_atom()));
-        else
-            return;
-        term tag = make_list({term(A("alias"))}, term(alias));
-        calls_[a.id] = pending_call{term(alias), mon};
-        call_aliases_[term(alias)] = a.id;
-        call_monitors_[mon] = a.id;
-        send_to s{a.to, tuple(A("$gen_call"), tuple(a.caller, tag), a.request), false};
-        exec(s);
-    }
-    void exec(reply_to& a) { reply_from(mb_, a.from, a.value); }
-    void exec(exit_pid& a) {
-        if (a.pid.is_pid()) mb_.exit(a.pid.as_pid(), a.reason);
-    }
-    void exec(disconnect_node& a) { node_.disconnect(a.node); }
-    void exec(rpc_call& a) {
-        // erpc:call blocks: it runs in a process of its own and posts the outcome back.
-        node* n = &node_;
-        pid self = mb_.self();
-        term secret(secret_);
-        call_id id = a.id;
-        atom peer = a.node, mod = a.module, fun = a.function;
-        term args = a.args;
-        auto r = erl::spawn(node_, [n, self, secret, id, peer, mod, fun, args](mailbox&) {
-            auto res = erl::rpc::call(*n, peer, mod, fun, args, std::chrono::minutes(1));
-            n->send(self, tuple(ctl_atom(), secret, A("rpc_result"), static_cast<std::int64_t>(id),
-                                res.to_rpc_term()));
-        });
-        if (!r) on_call_result(id, tuple(A("badrpc"), A("nodedown")));
-    }
+    void exec(send_to& a);
+    void exec(monitor_pid& a);
+    void exec(demonitor_pid& a);
+    void exec(timer_start& a);
+    void exec(timer_cancel& a);
+    void exec(call_server& a);
+    void exec(reply_to& a);
+    void exec(exit_pid& a);
+    void exec(disconnect_node& a);
+    void exec(rpc_call& a);
     void exec(op_done& a) { on_op_done(a.op, a.result); }
-    void exec(log_line& a) {
-        static constexpr log_level levels[] = {log_level::info, log_level::warning,
-                                               log_level::error};
-        node_.log({levels[static_cast<int>(a.severity)],
-                   log_kind::service,
-                   {},
-                   {},
-                   {},
-                   "cluster: " + a.text});
-    }
+    void exec(log_line& a);
 
+    std::mutex q_mu_;  // guards q_, scheduled_; taken on its own, never while waiting for mu
+    std::deque<item> q_;
+    bool scheduled_ = false;  // a drain is posted or running
+    std::atomic<bool> stopped_{false};
+
+    // guarded by mu
+    after_list after_;
     struct pending_call {
-        term alias;
-        term mon;
+        reference alias;
+        reference mon;
     };
-
-    node& node_;
-    mailbox mb_;
-    reference secret_;
-    std::thread thread_;
-    std::map<term, monitor_id> monitors_;
-    std::map<monitor_id, term> monitor_refs_;
+    struct pending_rpc {
+        call_id id;
+        term res;  // erpc's result reference
+    };
+    std::map<term, monitor_id> monitors_;  // DOWN reference -> core's id
+    std::map<monitor_id, reference> monitor_refs_;
     std::map<timer_id, std::shared_ptr<boost::asio::steady_timer>> timers_;
     std::map<call_id, pending_call> calls_;
-    std::map<term, call_id> call_aliases_;
-    std::map<term, call_id> call_monitors_;
+    std::map<term, call_id> call_aliases_;   // [alias|Alias] reply tag's alias
+    std::map<term, call_id> call_monitors_;  // the call's monitor reference
+    std::map<term, pending_rpc> rpcs_;       // spawn request id (= monitor reference)
 };
 
 // Tracks the visible peers a service has been told about: a nodeup for a peer already up or a
@@ -325,183 +177,72 @@ struct peer_set {
     bool remove(atom n) { return up.erase(n) != 0; }
 };
 
+// An operation of the node's own code on the global core ended: its result (yes | no,
+// true | false, ok), or errc::timeout when the timeout passed first, errc::noproc when the
+// service stopped first.
+using op_completion = std::function<void(error_code, term)>;
+
 class global_service final : public service_base {
   public:
-    global_service(node& n, mailbox mb, mailbox locker, mailbox registrar)
-        : service_base(n, std::move(mb)),
-          locker_(std::move(locker)),
-          registrar_(std::move(registrar)),
-          core_(config(n)) {}
+    explicit global_service(node_core& n) : service_base(n) {}
+    // Spawns global_name_server, the locker and the registrar, and makes the core.
+    error_code start();
 
-    global_server& core() { return core_; }
-    const peer_set& peers() const { return peers_; }
-    const mailbox& registrar() const { return registrar_; }
+    global_server& server() { return *core_; }        // with mu held
+    const peer_set& peers() const { return peers_; }  // with mu held
 
-    // Starts op (under mu) and waits for its op_done.
-    std::optional<term> run_op(const std::function<std::uint64_t(actions&)>& start,
-                               std::chrono::milliseconds timeout) {
-        auto p = std::make_shared<std::promise<term>>();
-        auto f = p->get_future();
-        {
-            std::lock_guard lk(mu);
-            actions out;
-            std::uint64_t op = start(out);
-            waiters_[op] = p;
-            execute(out);
-        }
-        if (timeout == infinity)
-            f.wait();
-        else if (f.wait_for(timeout) != std::future_status::ready)
-            return std::nullopt;
-        return f.get();
-    }
-
-    void stop_service() {
-        stop();
-        locker_.exit(term(A("shutdown")));
-        registrar_.exit(term(A("shutdown")));
-    }
+    // Queues `start` (it starts the operation on the core and returns its op id); `done` runs
+    // once, on the drain or the timeout's timer, with mu released.
+    void run_op(std::function<std::uint64_t(actions&)> start, std::chrono::milliseconds timeout,
+                op_completion done);
 
   protected:
-    void on_message(const term& msg, std::vector<std::function<void()>>&) override {
-        actions out;
-        core_.message(msg, out);
-        execute(out);
-    }
-    void on_control(std::span<const term> c, std::vector<std::function<void()>>&) override {
-        actions out;
-        if (c.size() == 2 && c[0].is_atom(A("nodeup")) && c[1].is_atom()) {
-            atom peer = c[1].as_atom();
-            if (awaiting_connection_.erase(peer)) mb().monitor_node(peer, false);
-            if (!peers_.add(peer)) return;
-            core_.node_up(peer, next_connection_id_++, out);
-        } else if (c.size() == 2 && c[0].is_atom(A("nodedown")) && c[1].is_atom()) {
-            if (!peers_.remove(c[1].as_atom())) return;
-            core_.node_down(c[1].as_atom(), out);
-        } else if (c.size() == 3 && c[0].is_atom(A("rpc_result")) && c[1].is_small()) {
-            core_.call_result(static_cast<call_id>(c[1].as_int64()), c[2], out);
-        }
-        execute(out);
-    }
-    void on_down(monitor_id id, std::vector<std::function<void()>>&) override {
-        actions out;
-        core_.down(id, out);
-        execute(out);
-    }
-    void on_timer(timer_id id) override {
-        actions out;
-        core_.timer_fired(id, out);
-        execute(out);
-    }
-    void on_call_result(call_id id, std::optional<term> reply) override {
-        actions out;
-        core_.call_result(id, std::move(reply), out);
-        execute(out);
-    }
-    void on_connect_failed(atom peer) override {
-        actions out;
-        core_.connect_failed(peer, out);
-        execute(out);
-    }
-    void on_op_done(std::uint64_t op, const term& result) override {
-        if (auto it = waiters_.find(op); it != waiters_.end()) {
-            it->second->set_value(result);
-            waiters_.erase(it);
-        }
-    }
+    void on_message(const term& msg) override;
+    void on_nodeup(atom peer) override;
+    void on_nodedown(atom peer) override;
+    void on_down(monitor_id id) override;
+    void on_timer(timer_id id) override;
+    void on_call_result(call_id id, std::optional<term> reply) override;
+    void on_connect_failed(atom peer) override;
+    void on_op_done(std::uint64_t op, const term& result) override;
+    void on_stop() override;
 
   private:
-    global_config config(node& n) {
-        std::random_device rd;
-        rng_.seed((std::uint64_t{rd()} << 32) | rd());
-        global_config c;
-        c.node = n.name();
-        c.server = mb().self_term();
-        c.locker = locker_.self_term();
-        c.registrar = registrar_.self_term();
-        // global.erl: creation_extension = rand:uniform(3000000000) - 1 at init
-        c.creation_extension = static_cast<std::int64_t>(rng_() % 3000000000u);
-        c.unique_integer = [this] { return unique_++; };
-        c.random = [this] { return rng_(); };
-        return c;
-    }
-
-    mailbox locker_, registrar_;
+    global_config config();
+    struct waiter {
+        op_completion done;
+        std::shared_ptr<boost::asio::steady_timer> timer;
+    };
+    std::shared_ptr<process> locker_, registrar_;
     std::mt19937_64 rng_;
     std::int64_t unique_ = 1;
     std::int64_t next_connection_id_ = 1;
     peer_set peers_;
-    std::map<std::uint64_t, std::shared_ptr<std::promise<term>>> waiters_;
-    global_server core_;  // last: its config refers to the members above
+    std::map<std::uint64_t, waiter> waiters_;
+    std::unique_ptr<global_server> core_;
 };
 
 class pg_service final : public service_base {
   public:
-    pg_service(node& n, mailbox mb, atom scope)
-        : service_base(n, std::move(mb)), core_(scope, this->mb().self_term()) {
-        actions out;
-        core_.start({}, out);
-        execute(out);
-    }
+    pg_service(node_core& n, atom scope) : service_base(n), scope_(scope) {}
+    // Spawns the scope process registered as the scope's name and starts the core.
+    error_code start();
 
-    pg_scope& core() { return core_; }
-
-    // Called with mu held; the events go to subscribers through `after` (outside mu).
-    void publish(std::vector<pg_change>& changes, std::vector<std::function<void()>>& after) {
-        if (changes.empty() || subscribers_.empty()) return;
-        auto subs = subscribers_;
-        std::vector<erl::pg::event> evs;
-        for (auto& c : changes) {
-            erl::pg::event e;
-            e.scope = core_.scope();
-            e.group = c.group;
-            auto& dst = c.joined ? e.joined : e.left;
-            for (auto& p : c.pids)
-                if (p.is_pid()) dst.push_back(p.as_pid());
-            evs.push_back(std::move(e));
-        }
-        after.push_back([subs = std::move(subs), evs = std::move(evs)] {
-            for (auto& e : evs)
-                for (auto& [id, cb] : subs)
-                    cb(e);
-        });
-    }
-    std::uint64_t subscribe(std::function<void(const erl::pg::event&)> cb) {
-        auto id = next_sub_++;
-        subscribers_[id] = std::move(cb);
-        return id;
-    }
-    void unsubscribe(std::uint64_t id) { subscribers_.erase(id); }
+    pg_scope& scope() { return *core_; }  // with mu held
+    // With mu held: the subscribers hear of `changes` on the drain, in order.
+    void publish(std::vector<pg_change>& changes);
+    std::uint64_t subscribe(std::function<void(const erl::pg::event&)> cb);  // with mu held
+    void unsubscribe(std::uint64_t id);                                      // with mu held
 
   protected:
-    void on_message(const term& msg, std::vector<std::function<void()>>& after) override {
-        actions out;
-        std::vector<pg_change> changes;
-        core_.message(msg, out, changes);
-        execute(out);
-        publish(changes, after);
-    }
-    void on_control(std::span<const term> c, std::vector<std::function<void()>>&) override {
-        actions out;
-        if (c.size() == 2 && c[0].is_atom(A("nodeup")) && c[1].is_atom()) {
-            if (!peers_.add(c[1].as_atom())) return;
-            core_.node_up(c[1].as_atom(), out);
-        } else if (c.size() == 2 && c[0].is_atom(A("nodedown")) && c[1].is_atom()) {
-            if (!peers_.remove(c[1].as_atom())) return;
-            core_.node_down(c[1].as_atom(), out);
-        }
-        execute(out);
-    }
-    void on_down(monitor_id id, std::vector<std::function<void()>>& after) override {
-        actions out;
-        std::vector<pg_change> changes;
-        core_.down(id, out, changes);
-        execute(out);
-        publish(changes, after);
-    }
+    void on_message(const term& msg) override;
+    void on_nodeup(atom peer) override;
+    void on_nodedown(atom peer) override;
+    void on_down(monitor_id id) override;
 
   private:
-    pg_scope core_;
+    atom scope_;
+    std::unique_ptr<pg_scope> core_;
     peer_set peers_;
     std::map<std::uint64_t, std::function<void(const erl::pg::event&)>> subscribers_;
     std::uint64_t next_sub_ = 1;
@@ -511,16 +252,16 @@ struct cluster_state {
     node* n = nullptr;
     std::unique_ptr<erl::rpc::server> own_rpc;
     erl::rpc::server* rpc = nullptr;
-    std::unique_ptr<global_service> global;
-    std::map<atom, std::unique_ptr<pg_service>> scopes;
-    std::uint64_t node_monitor = 0;
-    std::atomic<bool> stopped{false};  // read by the node-event callback on I/O threads
+    std::shared_ptr<global_service> global;
+    std::map<atom, std::shared_ptr<pg_service>> scopes;
+    std::optional<std::uint64_t> node_monitor;
+    std::atomic<bool> stopped{false};
 
     void stop();
 };
 
-// The services running on n, if any.
-std::shared_ptr<cluster_state> find(const node& n);
+// The services running on n, if any (kept in the node's per-node service state).
+std::shared_ptr<cluster_state> find(node& n);
 
 }  // namespace detail
 }  // namespace erl::cluster

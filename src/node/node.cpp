@@ -5,6 +5,7 @@
 #include "node/async_op.hpp"
 #include "node/connection.hpp"
 #include "node/node_core.hpp"
+#include "node/runtime.hpp"
 #include "node/runtime_atoms.hpp"
 #include "transport/cloexec.hpp"
 
@@ -305,9 +306,7 @@ node_stats node::stats() const {
 }
 
 bool node::is_connected(atom peer) const {
-    std::lock_guard lk(impl_->conn_mu);
-    auto it = impl_->conns.find(peer);
-    return it != impl_->conns.end() && it->second->is_up();
+    return detail::runtime::is_connected(*impl_, peer);
 }
 
 error_code node::connect(atom peer, std::chrono::milliseconds timeout) {
@@ -404,20 +403,15 @@ void node::initiate_ping(atom peer, std::chrono::milliseconds timeout,
 }
 
 void node::disconnect(atom peer) {
-    auto c = impl_->connection_to(peer, false);
-    if (c) c->close(make_error_code(errc::connection_closed), "disconnected by the local node");
+    detail::runtime::disconnect(*impl_, peer);
 }
 
 std::uint64_t node::monitor_nodes(std::function<void(const node_event&)> cb) {
-    std::lock_guard lk(impl_->mon_mu);
-    auto id = impl_->next_monitor_id++;
-    impl_->node_monitors[id] = std::move(cb);
-    return id;
+    return detail::runtime::monitor_nodes(*impl_, std::move(cb));
 }
 
 void node::demonitor_nodes(std::uint64_t id) {
-    std::lock_guard lk(impl_->mon_mu);
-    impl_->node_monitors.erase(id);
+    detail::runtime::demonitor_nodes(*impl_, id);
 }
 
 // ------------------------------------------------------------------------------------------
@@ -768,6 +762,9 @@ std::shared_ptr<connection> node_core::connection_to(atom peer, bool create) {
     return c;
 }
 
+// The node_event ordering contract (<erl/node.hpp>): the connection calls on_connection_up
+// after its handshake and before its reader starts, so the nodeup is seen before any message
+// of the connection is delivered.
 void node_core::on_connection_up(const std::shared_ptr<connection>& c) {
     notify_nodes(node_event{true, c->peer(), {}, c->peer_hidden()});
 }
@@ -781,6 +778,8 @@ void node_core::on_connection_down(const std::shared_ptr<connection>& c, error_c
         if (it != conns.end() && it->second == c) conns.erase(it);
     }
     if (was_up) {
+        // The contract's second half: every 'DOWN'/'EXIT' noconnection and {nodedown, Node}
+        // of monitor_node is delivered before the nodedown event.
         on_node_down_signals(peer);
         notify_nodes(node_event{false, peer, why, c->peer_hidden()});
     }

@@ -3,6 +3,7 @@
 #include "node/runtime.hpp"
 
 #include "node/access.hpp"
+#include "node/connection.hpp"
 #include "node/runtime_atoms.hpp"
 
 namespace erl::detail::runtime {
@@ -89,6 +90,29 @@ reference make_alias(const std::shared_ptr<process>& self) {
 
 void remove_alias(const std::shared_ptr<process>& self, const reference& alias) {
     self->node->table.remove_alias(alias, self);
+}
+
+std::uint64_t monitor_nodes(node_core& n, std::function<void(const node_event&)> cb) {
+    std::lock_guard lk(n.mon_mu);
+    auto id = n.next_monitor_id++;
+    n.node_monitors[id] = std::move(cb);
+    return id;
+}
+
+void demonitor_nodes(node_core& n, std::uint64_t id) {
+    std::lock_guard lk(n.mon_mu);
+    n.node_monitors.erase(id);
+}
+
+bool is_connected(node_core& n, atom node) {
+    std::lock_guard lk(n.conn_mu);
+    auto it = n.conns.find(node);
+    return it != n.conns.end() && it->second->is_up();
+}
+
+void disconnect(node_core& n, atom node) {
+    if (auto c = n.connection_to(node, false))
+        c->close(make_error_code(errc::connection_closed), "disconnected by the local node");
 }
 
 }  // namespace erl::detail::runtime

@@ -67,6 +67,19 @@ using detail::unlink;     // (n, self, pid)
 reference make_alias(const std::shared_ptr<process>& self);
 void remove_alias(const std::shared_ptr<process>& self, const reference& alias);
 
+// Nodes (erlang:monitor_node/2, net_kernel:monitor_nodes/1, erlang:disconnect_node/1) ---------
+
+using detail::monitor_node;  // (n, self, node, on): {nodedown, Node} to self
+using detail::send_exit2;    // (n, from, to, reason): erlang:exit/2 from the pid term `from`
+// net_kernel:monitor_nodes(true) for a service: `cb` sees every nodeup and nodedown in the
+// order the contract of erl::node_event states (<erl/node.hpp>), on the thread that brings the
+// connection up or down; it must not block. Returns an id for demonitor_nodes.
+std::uint64_t monitor_nodes(node_core& n, std::function<void(const node_event&)> cb);
+void demonitor_nodes(node_core& n, std::uint64_t id);
+bool is_connected(node_core& n, atom node);
+// erlang:disconnect_node/1: closes the connection; peers see nodedown.
+void disconnect(node_core& n, atom node);
+
 // Spawning on another node (erl_dist_protocol SPAWN_REQUEST / SPAWN_REPLY) ------------------
 
 // True if `node` is connected and negotiated DFLAG_SPAWN (else a service falls back, as rpc

@@ -9,12 +9,16 @@
 #include <erl/process.hpp>
 #include <erl/rpc.hpp>
 
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_future.hpp>
+
 #include <gtest/gtest.h>
 
 #include "node_test_support.hpp"
 
 #include <chrono>
 #include <functional>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -148,4 +152,64 @@ TEST(ClusterService, start_twice_and_on_a_stopped_node) {
     EXPECT_EQ(none.error(), make_error_code(erl::errc::not_alive));
     EXPECT_EQ(erl::global::sync(idle), make_error_code(erl::errc::noproc));
     EXPECT_EQ(erl::pg::join(idle, A("g"), erl::pid{}), make_error_code(erl::errc::noproc));
+}
+
+// The completion forms: a future, and a callback started on one of the node's own I/O threads
+// (where the blocking forms must not be used), the handler running on the node's executor.
+TEST(ClusterService, completion_forms_run_on_the_nodes_threads) {
+    const auto port = erl::test::free_port();
+    member a(port, true), b(port, false);
+    ASSERT_FALSE(a.node->connect(b.node->name()));
+    // connect() returns once the handshake is done, possibly before the services have heard
+    // of the nodeup: wait for the session, so that both nodes' operations include the other.
+    ASSERT_TRUE(erl::test::wait_until([&] {
+        return erl::global::known_nodes(*a.node).size() == 1 &&
+               erl::global::known_nodes(*b.node).size() == 1;
+    }));
+    auto synced = erl::global::async_sync(*a.node, 20s, boost::asio::use_future);
+    ASSERT_EQ(synced.wait_for(30s), std::future_status::ready);
+    EXPECT_NO_THROW(synced.get());
+
+    auto mb = a.node->spawn_mailbox();
+    ASSERT_TRUE(mb);
+    std::promise<std::pair<erl::error_code, bool>> registered;
+    boost::asio::post(a.node->executor(), [&] {
+        erl::global::async_register_name(*a.node, A("async_svc"), mb->self(), 20s,
+                                         [&](erl::error_code ec, bool yes) {
+                                             registered.set_value({ec, yes});
+                                         });
+    });
+    auto f = registered.get_future();
+    ASSERT_EQ(f.wait_for(30s), std::future_status::ready);
+    auto [ec, yes] = f.get();
+    EXPECT_FALSE(ec);
+    EXPECT_TRUE(yes);
+    EXPECT_EQ(erl::global::whereis_name(*b.node, A("async_svc")), mb->self());
+
+    // A lock taken and released through the completion forms excludes the other node meanwhile.
+    const erl::term id = erl::tuple(A("async_res"), A("a"));
+    auto locked =
+        erl::global::async_set_lock(*a.node, id, mb->self(), {}, -1, 20s, boost::asio::use_future);
+    ASSERT_EQ(locked.wait_for(30s), std::future_status::ready);
+    EXPECT_TRUE(locked.get());
+    auto other = b.node->spawn_mailbox();
+    ASSERT_TRUE(other);
+    auto blocked =
+        erl::global::set_lock(*b.node, erl::tuple(A("async_res"), A("b")), other->self(), {}, 0);
+    ASSERT_TRUE(blocked);
+    EXPECT_FALSE(*blocked);
+    auto released =
+        erl::global::async_del_lock(*a.node, id, mb->self(), {}, 20s, boost::asio::use_future);
+    ASSERT_EQ(released.wait_for(30s), std::future_status::ready);
+    EXPECT_NO_THROW(released.get());
+
+    // Without the services: noproc, delivered to the handler.
+    erl::node_options o;
+    o.name = erl::test::unique_node_name("clus");
+    erl::node idle(o);
+    std::promise<erl::error_code> none;
+    erl::global::async_sync(idle, 1s, [&](erl::error_code e) { none.set_value(e); });
+    auto nf = none.get_future();
+    ASSERT_EQ(nf.wait_for(10s), std::future_status::ready);
+    EXPECT_EQ(nf.get(), make_error_code(erl::errc::noproc));
 }
