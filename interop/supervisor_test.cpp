@@ -355,10 +355,14 @@ TEST_F(SupervisorInterop, rest_for_one_restarts_later_children_on_the_nodes_left
     EXPECT_EQ(after[0].pid, before[0].pid);
     EXPECT_NE(after[2].pid, before[2].pid);
     EXPECT_EQ(after[2].pid->node, n1);
-    EXPECT_EQ(b1.eval("length([P || P <- processes(), "
-                      "erlang:process_info(P, current_function) =:= "
-                      "{current_function, {timer, sleep, 1}}])"),
-              "3");
+    EXPECT_TRUE(erl::interop::wait_until(
+        [&] {
+            return b1.eval(
+                       "length([P || P <- processes(), "
+                       "erlang:process_info(P, current_function) =:= "
+                       "{current_function, {timer, sleep, 1}}])") == "3";
+        },
+        10s));
 }
 
 // The demo's pool worker, as a BEAM module with the same demo_pool:worker/1: a remote child
@@ -427,7 +431,12 @@ TEST_F(SupervisorInterop, child_placed_by_pg_group_follows_its_members_nodes) {
     host.kill9();
     ASSERT_TRUE(
         erl::interop::wait_until([&] { return child_node(*sup, "g") == other.node_name(); }, 20s));
-    EXPECT_EQ(other.eval("length([P || P <- processes(), erlang:process_info(P, current_function) "
-                         "=:= {current_function, {timer, sleep, 1}}])"),
-              "1");
+    // The spawn reply names the pid before the new process has reached its function.
+    EXPECT_TRUE(erl::interop::wait_until(
+        [&] {
+            return other.eval(
+                       "length([P || P <- processes(), erlang:process_info(P, "
+                       "current_function) =:= {current_function, {timer, sleep, 1}}])") == "1";
+        },
+        10s));
 }
