@@ -231,6 +231,34 @@ TEST_F(IntrospectionInterop, process_info_shows_links_and_monitors_of_a_cpp_proc
               "{trap_exit,true}");
 }
 
+TEST_F(IntrospectionInterop, scheduler_wall_time_is_the_io_threads_cpu_and_wall_time) {
+    start_trio();
+    // BEAM answers `undefined` until a living process has turned the flag on.
+    ASSERT_EQ(probe->eval("Holder = spawn(B, fun() -> erlang:system_flag(scheduler_wall_time, "
+                          "true), receive stop -> ok end end), ok"),
+              "ok");
+    ASSERT_TRUE(erl::interop::wait_until(
+        [&] {
+            return probe->eval("rpc:call(B, erlang, statistics, [scheduler_wall_time])") !=
+                   "undefined";
+        },
+        10s));
+    same("Sh", "rpc:call(N, erlang, statistics, [scheduler_wall_time])");
+    same("Sh", "rpc:call(N, erlang, statistics, [scheduler_wall_time_all])");
+    // Two samples around work the I/O threads do: per thread Active <= Total, Total grows, and
+    // the threads' CPU time grows with the 200 calls served in between.
+    EXPECT_EQ(probe->eval(R"(S1 = rpc:call(C, erlang, statistics, [scheduler_wall_time]),
+_ = [rpc:call(C, erlang, processes, []) || _ <- lists:seq(1, 200)],
+S2 = rpc:call(C, erlang, statistics, [scheduler_wall_time]),
+Sum = fun(S) -> lists:sum([A || {_, A, _} <- S]) end,
+{length(S1) =:= length(S2) andalso length(S1) >= 1,
+ lists:all(fun({{I, A1, T1}, {I, A2, T2}}) -> A1 =< T1 andalso A2 =< T2 andalso T2 > T1 end,
+           lists:zip(S1, S2)),
+ Sum(S2) > Sum(S1)})"),
+              "{true,true,true}");
+    probe->eval("Holder ! stop, ok");
+}
+
 TEST_F(IntrospectionInterop, reductions_and_queue_length_move_by_the_messages_sent) {
     start_trio();
     auto q = cpp->node->spawn_mailbox(erl::atom("counted")).value();
@@ -302,6 +330,24 @@ Screen = Collect([]), is_list(Screen))"),
                              "sink_thread", "global_name_server"})
         EXPECT_NE(screen.find(name), std::string::npos) << name << " in " << screen;
     EXPECT_NE(screen.find(demo.name()), std::string::npos) << screen;
+    // A C++ gen_server and a supervisor show what a BEAM one waiting in its loop shows (BEAM's
+    // own rex is such a gen_server).
+    const std::string loop =
+        "[{initial_call,{proc_lib,init_p,5}},{current_function,{gen_server,loop,7}}]";
+    EXPECT_EQ(beam.eval("process_info(whereis(rex), [initial_call, current_function])"), loop);
+    for (const char* name : {"counter", "demo_sup"})
+        EXPECT_EQ(
+            beam.eval(std::string("rpc:call(") + d + ", erlang, process_info, [rpc:call(" + d +
+                      ", erlang, whereis, [" + name + "]), [initial_call, current_function]])"),
+            loop)
+            << name;
+    // The screen's cpu figure is the I/O threads' share of wall time since the last screen
+    // (statistics(scheduler_wall_time), the figure etop reads): a number from 0 to 100.
+    EXPECT_EQ(
+        beam.eval(
+            "{match, [Cpu]} = re:run(Screen, \"cpu +([0-9]+)\", [{capture, all_but_first, list}]), "
+            "C = list_to_integer(Cpu), C >= 0 andalso C =< 100"),
+        "true");
     // ERLCPP_ETOP_SAMPLE=FILE keeps the screen (docs/observability.md shows one).
     if (const char* out = std::getenv("ERLCPP_ETOP_SAMPLE"))
         EXPECT_EQ(beam.eval("file:write_file(\"" + std::string(out) + "\", Screen)"), "ok");

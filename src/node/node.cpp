@@ -18,11 +18,14 @@
 
 #include <fcntl.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <netdb.h>
+#include <algorithm>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <future>
 #include <sstream>
@@ -518,6 +521,11 @@ error_code node_core::start_runtime(std::string& why) {
         for (unsigned i = 0; i < std::max(1u, c.opts.threads); ++i)
             c.threads.emplace_back([ioc = c.ioc_, self = &c] {
                 io_thread_of = self;
+                clockid_t cpu{};
+                if (::pthread_getcpuclockid(::pthread_self(), &cpu) == 0) {
+                    std::lock_guard lk(self->io_clocks_mu);
+                    self->io_clocks.push_back({cpu, std::chrono::steady_clock::now()});
+                }
                 ioc->run();
             });
     }
@@ -623,6 +631,22 @@ void node_core::begin_stop() {
         process_exit(p, term(A().shutdown));
 }
 
+std::vector<std::pair<std::uint64_t, std::uint64_t>> node_core::io_thread_times() {
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
+    const auto now = std::chrono::steady_clock::now();
+    std::lock_guard lk(io_clocks_mu);
+    for (const auto& c : io_clocks) {
+        timespec ts{};
+        if (::clock_gettime(c.cpu, &ts) != 0) continue;
+        const auto active = static_cast<std::uint64_t>(ts.tv_sec) * 1'000'000'000u +
+                            static_cast<std::uint64_t>(ts.tv_nsec);
+        const auto total = static_cast<std::uint64_t>(
+            std::chrono::duration_cast<std::chrono::nanoseconds>(now - c.started).count());
+        out.emplace_back(std::min(active, total), total);
+    }
+    return out;
+}
+
 void node_core::finish_stop() {
     if (user_ioc) return finish_stop_on_user_ioc();
     if (!threads.empty()) {
@@ -642,6 +666,10 @@ void node_core::finish_stop() {
         closed.wait();
     }
     work_guard.reset();
+    {
+        std::lock_guard lk(io_clocks_mu);
+        io_clocks.clear();
+    }
     ioc_->stop();
     for (auto& t : threads)
         t.join();

@@ -13,7 +13,9 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <ctime>
 #include <functional>
 #include <map>
 #include <memory>
@@ -89,7 +91,18 @@ struct node_core : std::enable_shared_from_this<node_core> {
     boost::asio::io_context& ioc() noexcept { return user_ioc ? *user_ioc : *ioc_; }
     std::shared_ptr<owned_io_context> ioc_ = std::make_shared<owned_io_context>();
     std::vector<std::shared_ptr<owned_io_context>> retired_iocs;
-    std::vector<std::thread> threads;             // run ioc_; joined by finish_stop()
+    std::vector<std::thread> threads;  // run ioc_; joined by finish_stop()
+    // CPU clocks of the I/O threads, for statistics(scheduler_wall_time): each thread adds its
+    // own as it starts; dropped before the threads are joined.
+    struct io_thread_clock {
+        clockid_t cpu;
+        std::chrono::steady_clock::time_point started;
+    };
+    std::mutex io_clocks_mu;
+    std::vector<io_thread_clock> io_clocks;  // guarded by io_clocks_mu
+    // Per I/O thread: nanoseconds it spent on the CPU and nanoseconds since it started, as
+    // BEAM's {Id, Active, Total}; empty on the caller's io_context (no thread of ours).
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> io_thread_times();
     boost::asio::io_context* user_ioc = nullptr;  // the caller's; never stopped or shut down
     // Connections of this node that still exist (on the caller's io_context, stop() waits
     // for their handlers to finish: nothing else tells it). node.cpp makes every connection.

@@ -75,11 +75,12 @@ term etop_collect(call_context& ctx, args_t a) {
         for (const auto& [key, v] : mem)
             if (key == atom(k)) memi.push_back(kv(k, term(static_cast<long long>(v))));
     // #etop_info{now, n_procs, wall_clock, runtime, run_queue, alloc_areas, memi, procinfo}:
-    // runtime is statistics(scheduler_wall_time), `undefined` as on a node where nobody
-    // turned the flag on (etop then shows cpu 0).
+    // runtime is statistics(scheduler_wall_time): the I/O threads' CPU and wall time (BEAM's
+    // flag_holder_proc turns that flag on after the first collection; here it is always on),
+    // from which etop computes its cpu figure.
     const auto n = static_cast<long long>(procs.size());
     term info = make_tuple({term(atom("etop_info")), timestamp(), term(n), term(atom("undefined")),
-                            term(atom("undefined")), term(static_cast<long long>(runnable(core))),
+                            scheduler_wall_time(core), term(static_cast<long long>(runnable(core))),
                             term(), make_list(std::move(memi)), make_list(std::move(procs))});
     runtime::send(*self, a[0].as_pid(), make_tuple({self->self_term, std::move(info)}));
     return term(atom("ok"));

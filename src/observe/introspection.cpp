@@ -40,7 +40,8 @@ struct atoms {
         on_heap{"on_heap"}, exiting{"exiting"}, waiting{"waiting"}, running{"running"},
         runnable{"runnable"}, total{"total"}, processes{"processes"},
         processes_used{"processes_used"}, system{"system"}, atom_{"atom"}, atom_used{"atom_used"},
-        binary{"binary"}, code{"code"}, ets{"ets"}, net_kernel{"net_kernel"};
+        binary{"binary"}, code{"code"}, ets{"ets"}, net_kernel{"net_kernel"}, proc_lib{"proc_lib"},
+        init_p{"init_p"}, gen_server{"gen_server"}, loop{"loop"};
 };
 const atoms& X() {
     static const atoms a;
@@ -167,6 +168,11 @@ void describe(process& p, atom initial_m, atom initial_f, std::uint32_t initial_
     std::lock_guard lk(p.mu);
     p.initial_call = {initial_m, initial_f, initial_arity};
     p.current_function = {m, f, arity};
+}
+
+void describe_gen_server(process& p) {
+    const auto& a = X();
+    describe(p, a.proc_lib, a.init_p, 5, a.gen_server, a.loop, 7);
 }
 
 bool known_item(atom item) {
@@ -313,6 +319,17 @@ std::vector<std::pair<atom, std::size_t>> memory(node_core& core) {
     return {{a.total, total},          {a.processes, procs}, {a.processes_used, procs},
             {a.system, total - procs}, {a.atom_, atoms},     {a.atom_used, atoms},
             {a.binary, binary},        {a.code, 0},          {a.ets, 0}};
+}
+
+term scheduler_wall_time(node_core& core) {
+    const auto times = core.io_thread_times();
+    if (times.empty()) return term(X().undefined);
+    std::vector<term> out;
+    long long id = 0;
+    for (const auto& [active, total] : times)
+        out.push_back(make_tuple({term(++id), term(static_cast<long long>(active)),
+                                  term(static_cast<long long>(total))}));
+    return make_list(std::move(out));
 }
 
 }  // namespace erl::detail::introspection

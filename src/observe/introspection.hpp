@@ -26,10 +26,18 @@ namespace introspection {
 void describe(process& p, atom initial_m, atom initial_f, std::uint32_t initial_arity, atom m,
               atom f, std::uint32_t arity);
 
+// A gen_server or supervisor: {proc_lib, init_p, 5} and {gen_server, loop, 7}, as BEAM shows
+// one waiting in its loop (tools that look for gen_servers by those find it).
+void describe_gen_server(process& p);
+
 // The living processes, in pid order.
 std::vector<std::shared_ptr<process>> living(node_core& core);
 // Processes with messages waiting (BEAM's run queue: ready to run, not yet running).
 std::uint64_t runnable(node_core& core);
+
+// statistics(scheduler_wall_time): [{Id, Active, Total}] per I/O thread (nanoseconds on the
+// CPU and since the thread started), `undefined` on a caller's io_context.
+term scheduler_wall_time(node_core& core);
 
 // A port identifier of this node, never handed out before (dbg's trace port).
 erl::port new_port(node_core& core);

@@ -298,7 +298,7 @@ term statistics(call_context& ctx, args_t a) {
     }
     if (k == "garbage_collection") return make_tuple({term(0), term(0), term(0)});
     if (k == "scheduler_wall_time" || k == "scheduler_wall_time_all")
-        return term(atom("undefined"));
+        return scheduler_wall_time(core);
     raise_badarg(ctx);
 }
 

@@ -7,6 +7,7 @@
 #include <erl/gen_server.hpp>
 #include <erl/node.hpp>
 
+#include "observe/introspection.hpp"
 #include "services/gen_server_internal.hpp"
 #include "services/rpc_internal.hpp"
 
@@ -257,6 +258,7 @@ result<std::unique_ptr<running>> start(erl::node& n, std::shared_ptr<server> imp
     if (!opts.run_inline) {
         auto mb = n.spawn_mailbox(name);
         if (!mb) return mb.error();
+        erl::detail::introspection::describe_gen_server(*erl::detail::access::proc(*mb));
         return erl::detail::access::make_unique<running>(std::move(impl), std::move(*mb));
     }
     auto& core = erl::detail::access::core(n);
@@ -276,6 +278,7 @@ result<std::unique_ptr<running>> start(erl::node& n, std::shared_ptr<server> imp
             if (auto s = w.lock()) s->on_exit(reason);
         });
     st->proc = p;
+    erl::detail::introspection::describe_gen_server(*p);
     mailbox mb = erl::detail::runtime::owning_handle(p);
     detail_access::set_self(*impl, mb);
     st->sys.emplace(detail_access::make_sys(mb));

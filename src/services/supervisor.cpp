@@ -8,6 +8,7 @@
 #include "node/node_core.hpp"
 #include "node/runtime.hpp"
 #include "node/runtime_atoms.hpp"
+#include "observe/introspection.hpp"
 #include "services/supervisor_internal.hpp"
 #include "services/sys_protocol.hpp"
 
@@ -692,6 +693,7 @@ result<supervisor> supervisor::start(node& n, supervisor_flags flags,
     auto p = spawn(
         n,
         [st, init, children = std::move(children)](mailbox& m) mutable {
+            detail::introspection::describe_gen_server(*detail::access::proc(m));
             sup_loop loop(st, m);
             sup_loop::current = &loop;
             auto ec = loop.init(std::move(children));
