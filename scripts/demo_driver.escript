@@ -95,6 +95,13 @@ hot_code(N) ->
 %% W2 kills itself with kill -9 mid-run (after serving 100), and no call is lost.
 dispatch(N, [W1, W2]) ->
     [until(fun() -> case net_adm:ping(W) of pong -> ok; pang -> retry end end) || W <- [W1, W2]],
+    % W2 is reachable before its -eval has set the trace that kills it: wait for that too.
+    until(fun() ->
+              case rpc:call(W2, erlang, whereis, [demo_kill_switch]) of
+                  P when is_pid(P) -> ok;
+                  _ -> retry
+              end
+          end),
     show("rpc:call(N, demo, dispatch, [[W1, W2], round_robin, 1000]). %% W2 gets kill -9 mid-run",
          rpc:call(N, demo, dispatch, [[W1, W2], round_robin, 1000], 60000)),
     show("net_adm:ping(W2).", net_adm:ping(W2));
