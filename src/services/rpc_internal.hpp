@@ -13,6 +13,7 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include <condition_variable>
+#include <exception>
 #include <map>
 #include <mutex>
 #include <shared_mutex>
@@ -122,6 +123,8 @@ struct server_state : std::enable_shared_from_this<server_state> {
                   std::span<const term> argv);
     // Computes the outcome of a call of `e` (null: not registered) on the calling thread.
     outcome run_here(const entry* e, call_context& ctx, std::span<const term> argv) const;
+    // Logs a C++ exception (not an Erlang one) that a served function threw.
+    void log_cpp_exception(const std::exception_ptr& ep, atom m, atom f, std::size_t arity) const;
     // Answers a SPAWN_REQUEST (called on the connection's strand).
     bool on_spawn_request(const std::shared_ptr<erl::detail::connection>& c, const term& control,
                           term* payload);

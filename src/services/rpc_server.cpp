@@ -106,8 +106,31 @@ outcome server_state::run_here(const entry* e, call_context& ctx,
     try {
         return outcome{atom(), e->sync(ctx, argv), term()};
     } catch (...) {
-        return from_exception(std::current_exception(), ctx.module(), ctx.function(), argv.size());
+        auto ep = std::current_exception();
+        log_cpp_exception(ep, ctx.module(), ctx.function(), argv.size());
+        return from_exception(std::move(ep), ctx.module(), ctx.function(), argv.size());
     }
+}
+
+// An erl::rpc::raise_* (an Erlang exception) is the function's answer and goes to the caller
+// only, as BEAM logs nothing when an erpc-called function raises. Any other C++ exception is a
+// fault in the program: the caller gets {cpp_exception, What} and the node logs it.
+void server_state::log_cpp_exception(const std::exception_ptr& ep, atom m, atom f,
+                                     std::size_t arity) const {
+    if (!core.logs(log_level::warning)) return;
+    std::string what;
+    try {
+        std::rethrow_exception(ep);
+    } catch (const erlang_exception&) {
+        return;
+    } catch (const std::exception& e) {
+        what = e.what();
+    } catch (...) {
+        what = "an exception not derived from std::exception";
+    }
+    core.log(log_level::warning, log_kind::process_crashed, {}, {},
+             "rpc function " + std::string(m.str()) + ":" + std::string(f.str()) + "/" +
+                 std::to_string(arity) + " threw: " + what);
 }
 
 void server_state::run(std::shared_ptr<job> j) {

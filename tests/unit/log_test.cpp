@@ -2,6 +2,7 @@
 #include <erl/log.hpp>
 #include <erl/node.hpp>
 #include <erl/process.hpp>
+#include <erl/rpc.hpp>
 
 #include "node_test_support.hpp"
 
@@ -152,6 +153,32 @@ TEST(NodeLog, a_process_body_that_throws_is_reported_as_crashed) {
     EXPECT_EQ(ev->level, erl::log_level::error);
     EXPECT_NE(ev->detail.find("boom in body"), std::string::npos) << ev->detail;
     EXPECT_NE(ev->detail.find(erl::to_string(erl::term(*p))), std::string::npos) << ev->detail;
+}
+
+TEST(NodeLog, an_rpc_function_that_throws_a_cpp_exception_is_reported) {
+    const auto port = erl::test::free_port();
+    recorder r;
+    auto o = opts(port);
+    r.attach(o, erl::log_level::warning);
+    erl::node n(o);
+    ASSERT_FALSE(n.start());
+    erl::rpc::server s(n);
+    s.add("t", "raises", [] { erl::rpc::raise_error(erl::term(erl::atom("deliberate"))); });
+    s.add("t", "throws", [](std::int64_t) -> erl::term { throw std::runtime_error("kaboom"); });
+    // An Erlang exception is the function's answer: the caller gets it and nothing is logged,
+    // as BEAM logs nothing when an erpc-called function raises.
+    auto raised = erl::rpc::call(n, n.name(), erl::atom("t"), erl::atom("raises"), erl::list(), 5s);
+    ASSERT_FALSE(raised);
+    EXPECT_NE(erl::to_string(raised.error().reason).find("deliberate"), std::string::npos);
+    // A C++ exception reaches the caller as {cpp_exception, What} and is logged, once.
+    auto thrown =
+        erl::rpc::call(n, n.name(), erl::atom("t"), erl::atom("throws"), erl::list(7), 5s);
+    ASSERT_FALSE(thrown);
+    auto ev = r.wait_for(erl::log_kind::process_crashed);
+    ASSERT_TRUE(ev);
+    EXPECT_EQ(ev->level, erl::log_level::warning);
+    EXPECT_NE(ev->detail.find("t:throws/1 threw: kaboom"), std::string::npos) << ev->detail;
+    EXPECT_EQ(r.count(erl::log_kind::process_crashed), 1u);
 }
 
 TEST(NodeLog, without_a_logger_the_line_goes_to_the_log_function) {

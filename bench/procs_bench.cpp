@@ -1,0 +1,139 @@
+// erlcpp-bench-procs: the C++ side of the process-scale benchmark (scripts/bench-procs).
+//
+//   erlcpp-bench-procs --count N --cookie C --epmd-port P [--threads T]
+//       One erl::node (private EPMD on port P) spawns N coroutine processes. Each sends `ready`
+//       to a parent mailbox and waits in async_receive; once all N are ready the parent
+//       measures the process's RSS, sends each `stop`, and waits for N `done` replies.
+//
+// The same workload runs on BEAM in bench/procs_beam.erl; the script runs both in fresh OS
+// processes, taking turns, and prints the ratios. Output: one "result KEY VALUE" line per
+// figure. Timings are for reporting only; nothing here passes or fails on them.
+#include <erl/mailbox.hpp>
+#include <erl/node.hpp>
+#include <erl/process.hpp>
+#include <erl/term.hpp>
+
+#include <boost/asio/awaitable.hpp>
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <string>
+#include <vector>
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+[[noreturn]] void usage(const std::string& msg) {
+    std::cerr << "erlcpp-bench-procs: " << msg << "\n"
+              << "usage: erlcpp-bench-procs --count N --cookie C --epmd-port P [--threads T]\n";
+    std::exit(2);
+}
+
+// Resident set size of this process in bytes (/proc/self/statm, second field).
+double rss_bytes() {
+    std::ifstream f("/proc/self/statm");
+    long size = 0, resident = 0;
+    f >> size >> resident;
+    return double(resident) * double(::sysconf(_SC_PAGESIZE));
+}
+
+void result(const char* key, double value) {
+    std::printf("result %s %.6g\n", key, value);
+    std::fflush(stdout);
+}
+
+double seconds_since(clock_type::time_point t0) {
+    return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    long count = 0;
+    std::string cookie = "bench";
+    int epmd_port = 0;
+    unsigned threads = 1;
+    for (int i = 1; i < argc; i += 2) {
+        const std::string k = argv[i];
+        if (i + 1 >= argc) usage("missing value for " + k);
+        const std::string v = argv[i + 1];
+        if (k == "--count")
+            count = std::stol(v);
+        else if (k == "--cookie")
+            cookie = v;
+        else if (k == "--epmd-port")
+            epmd_port = std::stoi(v);
+        else if (k == "--threads")
+            threads = static_cast<unsigned>(std::stoi(v));
+        else
+            usage("unknown option " + k);
+    }
+    if (count <= 0 || epmd_port <= 0) usage("--count and --epmd-port are required");
+
+    erl::node_options o;
+    o.name = "procs_" + std::to_string(::getpid()) + "@127.0.0.1";
+    o.cookie = cookie;
+    o.epmd_port = static_cast<std::uint16_t>(epmd_port);
+    o.epmd = erl::epmd_mode::require_running;
+    o.listen_address = "127.0.0.1";
+    o.threads = threads;
+    erl::node node(o);
+    if (auto ec = node.start()) {
+        std::cerr << "cannot start node: " << ec.message() << "\n";
+        return 1;
+    }
+    auto parent = node.spawn_mailbox();
+    if (!parent) return 1;
+    const erl::pid to = parent->self();
+    const erl::atom ready("ready"), stop("stop"), done("done");
+
+    std::vector<erl::pid> pids;
+    pids.reserve(static_cast<std::size_t>(count));
+    const double rss0 = rss_bytes();
+    const auto t0 = clock_type::now();
+    for (long i = 0; i < count; ++i) {
+        auto p = erl::spawn(
+            node, [to, ready, done](erl::process_context& ctx) -> boost::asio::awaitable<void> {
+                ctx.send(to, erl::term(ready));
+                co_await ctx.async_receive();
+                ctx.send(to, erl::term(done));
+            });
+        if (!p) {
+            std::cerr << "spawn failed: " << p.error().message() << "\n";
+            return 1;
+        }
+        pids.push_back(*p);
+    }
+    const double spawn_s = seconds_since(t0);
+    for (long i = 0; i < count; ++i)
+        if (!parent->receive(std::chrono::seconds(120))) {
+            std::cerr << "a process did not report ready\n";
+            return 1;
+        }
+    const double ready_s = seconds_since(t0);
+    const double rss1 = rss_bytes();
+
+    const auto t1 = clock_type::now();
+    for (const auto& p : pids)
+        parent->send(p, erl::term(stop));
+    for (long i = 0; i < count; ++i)
+        if (!parent->receive(std::chrono::seconds(120))) {
+            std::cerr << "a process did not answer stop\n";
+            return 1;
+        }
+    const double stop_s = seconds_since(t1);
+
+    result("spawn_rate", double(count) / spawn_s);
+    result("ready_rate", double(count) / ready_s);
+    result("rss_per_process", (rss1 - rss0) / double(count));
+    result("stop_rate", double(count) / stop_s);
+    parent = {};
+    node.stop();
+    return 0;
+}
