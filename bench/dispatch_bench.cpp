@@ -7,6 +7,9 @@
 //   direct      erl::rpc::call to N1, one caller
 //   dispatch_1  erl::dispatch::dispatcher over [N1], round robin, one caller
 //   tput_T      calls/s of a dispatcher over the first T peers (T = 1, 2, 4), K callers
+//   async_tput_4  calls/s of dispatcher::async_call over the 4 peers from no thread of its
+//               own: K calls kept in flight, each completion (on the node's I/O threads)
+//               starting the next
 // Round trips alternate direct and dispatched calls call by call (median of the per-call times
 // of each repetition); every repetition runs each throughput figure once, in rotating order, so
 // a load change on a shared machine hits all of them. Prints "result KEY MEDIAN MIN MAX" lines
@@ -21,6 +24,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <functional>
+#include <future>
 #include <iostream>
 #include <map>
 #include <sstream>
@@ -51,6 +55,29 @@ double timed(long n, int callers, const std::function<bool()>& one, std::atomic<
         });
     for (auto& t : ts)
         t.join();
+    return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+// Runs `n` async_calls on `x` with `window` of them in flight at a time; returns the seconds.
+double timed_async(long n, int window, erl::dispatch::dispatcher& x, const erl::term& args,
+                   std::atomic<long>& failures) {
+    std::atomic<long> started{0}, finished{0};
+    std::promise<void> all;
+    std::function<void()> next = [&] {
+        if (started.fetch_add(1) >= n) return;
+        x.async_call(erl::atom("erlang"), erl::atom("node"), args, {.idempotent = true},
+                     [&](erl::error_code ec, erl::dispatch::reply r) {
+                         if (ec || !r.result.ok()) ++failures;
+                         if (finished.fetch_add(1) + 1 == n)
+                             all.set_value();
+                         else
+                             next();
+                     });
+    };
+    const auto t0 = clock_type::now();
+    for (int i = 0; i < window; ++i)
+        next();
+    all.get_future().wait();
     return std::chrono::duration<double>(clock_type::now() - t0).count();
 }
 
@@ -145,9 +172,11 @@ int main(int argc, char** argv) {
                                                                          {"tput_1", via(one)},
                                                                          {"tput_2", via(two)},
                                                                          {"tput_4", via(four)}};
+        tputs.emplace_back("async_tput_4", nullptr);
         std::rotate(tputs.begin(), tputs.begin() + (r % tputs.size()), tputs.end());
         for (auto& [key, f] : tputs)
-            runs[key].push_back(n / timed(n, callers, f, failures));
+            runs[key].push_back(n / (f ? timed(n, callers, f, failures)
+                                       : timed_async(n, callers, four, args, failures)));
     }
     for (auto& [key, v] : runs) {
         std::sort(v.begin(), v.end());

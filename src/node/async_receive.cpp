@@ -4,6 +4,7 @@
 
 #include "node/async_op.hpp"
 #include "node/node_core.hpp"
+#include "node/receive_op.hpp"
 #include "node/selective_receive.hpp"
 
 #include <boost/asio/error.hpp>
@@ -143,7 +144,24 @@ void receive_waiter::operator()() const {
     if (auto o = op.lock()) o->woken();
 }
 
+class receive_op_ref final : public any_receive_op {
+  public:
+    explicit receive_op_ref(std::shared_ptr<receive_op> op) : op_(std::move(op)) {}
+    void start(done_fn done) override { op_->start(std::move(done)); }
+    void cancel() override { op_->cancel(); }
+
+  private:
+    std::shared_ptr<receive_op> op_;
+};
+
 }  // namespace
+
+std::shared_ptr<any_receive_op> make_receive_op(const std::shared_ptr<process>& p,
+                                                std::function<bool(const term&)> pred,
+                                                std::chrono::milliseconds timeout) {
+    return std::make_shared<receive_op_ref>(
+        std::make_shared<receive_op>(p, std::move(pred), timeout));
+}
 }  // namespace erl::detail
 
 namespace erl {
