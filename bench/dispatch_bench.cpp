@@ -1,7 +1,7 @@
 // erlcpp-bench-dispatch: the cost of erl::dispatch (scripts/bench-dispatch).
 //
 //   erlcpp-bench-dispatch --peers N1,N2,N3,N4 --cookie C --epmd-port P [--n N] [--reps R]
-//                         [--callers K]
+//                         [--callers K] [--only direct|dispatch]
 //
 // A C++ node calls erlang:node/0 on the peers (BEAM or erlcpp nodes alike):
 //   direct      erl::rpc::call to N1, one caller
@@ -14,6 +14,8 @@
 // of each repetition); every repetition runs each throughput figure once, in rotating order, so
 // a load change on a shared machine hits all of them. Prints "result KEY MEDIAN MIN MAX" lines
 // (median, lowest and highest over the repetitions). Timings are for reporting only.
+// --only runs nothing but a short warm-up and N blocking calls of one kind to N1 from one
+// caller, for instruction counts (scripts/bench-dispatch CALLGRIND=1 runs it under callgrind).
 #include <erl/dispatch.hpp>
 #include <erl/node.hpp>
 #include <erl/rpc.hpp>
@@ -88,6 +90,7 @@ int main(int argc, char** argv) {
     std::uint16_t epmd_port = 0;
     long n = 20000;
     int reps = 5, callers = 8;
+    std::string only;
     for (int i = 1; i < argc; ++i) {
         std::string k = argv[i];
         if (i + 1 >= argc) usage("missing value for " + k);
@@ -104,6 +107,8 @@ int main(int argc, char** argv) {
             reps = std::max(1, std::atoi(v.c_str()));
         else if (k == "--callers")
             callers = std::max(1, std::atoi(v.c_str()));
+        else if (k == "--only")
+            only = v;
         else
             usage("unknown option " + k);
     }
@@ -140,6 +145,15 @@ int main(int argc, char** argv) {
             return x.call("erlang", "node", args, {.idempotent = true}).result.ok();
         };
     };
+    if (!only.empty()) {
+        if (only != "direct" && only != "dispatch") usage("--only direct or --only dispatch");
+        auto f = only == "direct" ? std::function<bool()>(direct) : via(one);
+        timed(200, 1, direct, failures);
+        timed(200, 1, via(one), failures);
+        timed(n, 1, f, failures);
+        node.stop();
+        return failures.load() == 0 ? 0 : 1;
+    }
     // Warm-up: connections, atom caches, the peers' code paths.
     timed(1000, 1, direct, failures);
     timed(1000, callers, via(four), failures);
