@@ -10,6 +10,7 @@
 #include <erl/pg.hpp>
 
 #include "dist/balancer.hpp"
+#include "dist/op_completion.hpp"
 #include "node/access.hpp"
 #include "node/async_call.hpp"
 #include "node/async_op.hpp"
@@ -217,7 +218,7 @@ class cast_op final : public rpc::detail::any_call_op {
 // the attempt for a target and the time left.
 class dispatch_op : public std::enable_shared_from_this<dispatch_op> {
   public:
-    using done_fn = std::function<void(error_code, reply)>;
+    using done_fn = erl::detail::op_completion<dispatch_op, error_code, reply>::done_fn;
     using attempt_fn = std::function<call_op_ptr(const target&, std::chrono::milliseconds)>;
 
     dispatch_op(std::shared_ptr<dispatcher_state> st, const call_options& co, bool gen,
@@ -237,9 +238,7 @@ class dispatch_op : public std::enable_shared_from_this<dispatch_op> {
         bool cancelled;
         {
             std::lock_guard lk(mu_);
-            done_ = std::move(done);
-            self_ = shared_from_this();
-            cancelled = cancelled_;
+            cancelled = completion_.begin(std::move(done), shared_from_this());
         }
         if (cancelled) return finish(make_error_code(boost::asio::error::operation_aborted));
         next();
@@ -251,7 +250,7 @@ class dispatch_op : public std::enable_shared_from_this<dispatch_op> {
         call_op_ptr cur;
         {
             std::lock_guard lk(mu_);
-            cancelled_ = true;
+            completion_.cancel();
             cur = current_;
         }
         if (cur) cur->cancel();
@@ -277,7 +276,7 @@ class dispatch_op : public std::enable_shared_from_this<dispatch_op> {
         auto op = make_(c.target->id, left);
         {
             std::unique_lock lk(mu_);
-            if (cancelled_) {
+            if (completion_.cancelled()) {
                 lk.unlock();
                 st_->update([&](balancer& b) { b.finish(c.target, {}, true); });
                 return finish(make_error_code(boost::asio::error::operation_aborted));
@@ -299,7 +298,7 @@ class dispatch_op : public std::enable_shared_from_this<dispatch_op> {
             std::lock_guard lk(mu_);
             current_.reset();
             t = std::move(chosen_);
-            cancelled = cancelled_;
+            cancelled = completion_.cancelled();
         }
         const bool aborted = cancelled || ec == boost::asio::error::operation_aborted;
         const error_code code = aborted || res.ok() ? error_code() : res.error().code;
@@ -325,9 +324,7 @@ class dispatch_op : public std::enable_shared_from_this<dispatch_op> {
         std::shared_ptr<dispatch_op> keep;
         {
             std::lock_guard lk(mu_);
-            done = std::move(done_);
-            done_ = nullptr;
-            keep = std::move(self_);
+            done = completion_.take(keep);
         }
         if (!done) return;
         if (ec) return done(ec, reply{});
@@ -348,9 +345,7 @@ class dispatch_op : public std::enable_shared_from_this<dispatch_op> {
     std::mutex mu_;
     call_op_ptr current_;                   // under mu_: the attempt in flight
     std::shared_ptr<target_state> chosen_;  // under mu_: its target
-    bool cancelled_ = false;                // under mu_
-    done_fn done_;                          // under mu_; null once finished
-    std::shared_ptr<dispatch_op> self_;     // under mu_: alive until finished
+    erl::detail::op_completion<dispatch_op, error_code, reply> completion_;  // under mu_
 };
 
 namespace {

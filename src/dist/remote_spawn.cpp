@@ -8,6 +8,7 @@
 #include <erl/node.hpp>
 #include <erl/process.hpp>
 
+#include "dist/op_completion.hpp"
 #include "node/async_call.hpp"
 #include "node/async_op.hpp"
 #include "node/receive_op.hpp"
@@ -42,7 +43,7 @@ error_code aborted() {
 
 class spawn_op : public std::enable_shared_from_this<spawn_op> {
   public:
-    using done_fn = std::function<void(error_code, pid, reference)>;
+    using done_fn = erl::detail::op_completion<spawn_op, error_code, pid, reference>::done_fn;
 
     // `parent` requests and receives the reply; has_parent: it is the caller's process (the
     // new one is linked to / monitored by it), not a temporary one.
@@ -63,9 +64,7 @@ class spawn_op : public std::enable_shared_from_this<spawn_op> {
         bool cancelled;
         {
             std::lock_guard lk(mu_);
-            done_ = std::move(done);
-            self_ = shared_from_this();
-            cancelled = cancelled_;
+            cancelled = completion_.begin(std::move(done), shared_from_this());
         }
         if (cancelled) return finish(aborted());
         auto& core = *core_;
@@ -93,7 +92,7 @@ class spawn_op : public std::enable_shared_from_this<spawn_op> {
         std::shared_ptr<detail::any_receive_op> recv;
         {
             std::lock_guard lk(mu_);
-            cancelled_ = true;
+            completion_.cancel();
             conn = connect_;
             recv = receive_;
         }
@@ -132,7 +131,7 @@ class spawn_op : public std::enable_shared_from_this<spawn_op> {
             std::lock_guard lk(mu_);
             req_ = req;
             receive_ = recv;
-            cancelled = cancelled_;
+            cancelled = completion_.cancelled();
         }
         if (cancelled) {
             runtime::spawn_request_abandon(self, req);
@@ -168,9 +167,7 @@ class spawn_op : public std::enable_shared_from_this<spawn_op> {
         std::shared_ptr<spawn_op> keep;
         {
             std::lock_guard lk(mu_);
-            done = std::move(done_);
-            done_ = nullptr;
-            keep = std::move(self_);
+            done = completion_.take(keep);
         }
         if (done) done(ec, p, ref);
     }
@@ -187,9 +184,7 @@ class spawn_op : public std::enable_shared_from_this<spawn_op> {
     std::shared_ptr<detail::connect_op> connect_;      // under mu_: the set-up in progress
     std::shared_ptr<detail::any_receive_op> receive_;  // under mu_: waiting for the reply
     reference req_;                                    // under mu_
-    bool cancelled_ = false;                           // under mu_
-    done_fn done_;                                     // under mu_; null once finished
-    std::shared_ptr<spawn_op> self_;                   // under mu_: alive until finished
+    erl::detail::op_completion<spawn_op, error_code, pid, reference> completion_;  // under mu_
 };
 
 std::shared_ptr<spawn_op> make_spawn(node& n, atom where, atom m, atom f, term args,

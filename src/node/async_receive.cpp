@@ -144,22 +144,12 @@ void receive_waiter::operator()() const {
     if (auto o = op.lock()) o->woken();
 }
 
-class receive_op_ref final : public any_receive_op {
-  public:
-    explicit receive_op_ref(std::shared_ptr<receive_op> op) : op_(std::move(op)) {}
-    void start(done_fn done) override { op_->start(std::move(done)); }
-    void cancel() override { op_->cancel(); }
-
-  private:
-    std::shared_ptr<receive_op> op_;
-};
-
 }  // namespace
 
 std::shared_ptr<any_receive_op> make_receive_op(const std::shared_ptr<process>& p,
                                                 std::function<bool(const term&)> pred,
                                                 std::chrono::milliseconds timeout) {
-    return std::make_shared<receive_op_ref>(
+    return std::make_shared<op_ref<any_receive_op, receive_op>>(
         std::make_shared<receive_op>(p, std::move(pred), timeout));
 }
 }  // namespace erl::detail

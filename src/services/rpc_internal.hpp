@@ -6,6 +6,7 @@
 #include <erl/rpc.hpp>
 
 #include "node/access.hpp"
+#include "node/async_op.hpp"
 #include "node/mfa_key.hpp"
 #include "node/node_core.hpp"
 #include "node/runtime.hpp"
@@ -159,15 +160,7 @@ std::shared_ptr<any_call_op> make_gen_call_op(erl::node& n, const erl::gen_serve
                                               term request, std::chrono::milliseconds timeout);
 
 template <class Op>
-class any_call_op_of final : public any_call_op {
-  public:
-    explicit any_call_op_of(std::shared_ptr<Op> op) : op_(std::move(op)) {}
-    void start(done_fn done) override { op_->start(std::move(done)); }
-    void cancel() override { op_->cancel(); }
-
-  private:
-    std::shared_ptr<Op> op_;
-};
+using any_call_op_of = erl::detail::op_ref<any_call_op, Op>;
 
 // erpc:cast once the connection to `target` is up (rpc::cast without its connect): the spawn
 // request, or the rex cast for a peer without DFLAG_SPAWN. Never blocks.
