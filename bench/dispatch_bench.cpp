@@ -1,16 +1,21 @@
 // erlcpp-bench-dispatch: the cost of erl::dispatch (scripts/bench-dispatch).
 //
 //   erlcpp-bench-dispatch --peers N1,N2,N3,N4 --cookie C --epmd-port P [--n N] [--reps R]
-//                         [--callers K]
+//                         [--callers K] [--only direct|dispatch]
 //
 // A C++ node calls erlang:node/0 on the peers (BEAM or erlcpp nodes alike):
 //   direct      erl::rpc::call to N1, one caller
 //   dispatch_1  erl::dispatch::dispatcher over [N1], round robin, one caller
 //   tput_T      calls/s of a dispatcher over the first T peers (T = 1, 2, 4), K callers
+//   async_tput_4  calls/s of dispatcher::async_call over the 4 peers from no thread of its
+//               own: K calls kept in flight, each completion (on the node's I/O threads)
+//               starting the next
 // Round trips alternate direct and dispatched calls call by call (median of the per-call times
 // of each repetition); every repetition runs each throughput figure once, in rotating order, so
 // a load change on a shared machine hits all of them. Prints "result KEY MEDIAN MIN MAX" lines
 // (median, lowest and highest over the repetitions). Timings are for reporting only.
+// --only runs nothing but a short warm-up and N blocking calls of one kind to N1 from one
+// caller, for instruction counts (scripts/bench-dispatch CALLGRIND=1 runs it under callgrind).
 #include <erl/dispatch.hpp>
 #include <erl/node.hpp>
 #include <erl/rpc.hpp>
@@ -21,6 +26,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <functional>
+#include <future>
 #include <iostream>
 #include <map>
 #include <sstream>
@@ -54,6 +60,29 @@ double timed(long n, int callers, const std::function<bool()>& one, std::atomic<
     return std::chrono::duration<double>(clock_type::now() - t0).count();
 }
 
+// Runs `n` async_calls on `x` with `window` of them in flight at a time; returns the seconds.
+double timed_async(long n, int window, erl::dispatch::dispatcher& x, const erl::term& args,
+                   std::atomic<long>& failures) {
+    std::atomic<long> started{0}, finished{0};
+    std::promise<void> all;
+    std::function<void()> next = [&] {
+        if (started.fetch_add(1) >= n) return;
+        x.async_call(erl::atom("erlang"), erl::atom("node"), args, {.idempotent = true},
+                     [&](erl::error_code ec, erl::dispatch::reply r) {
+                         if (ec || !r.result.ok()) ++failures;
+                         if (finished.fetch_add(1) + 1 == n)
+                             all.set_value();
+                         else
+                             next();
+                     });
+    };
+    const auto t0 = clock_type::now();
+    for (int i = 0; i < window; ++i)
+        next();
+    all.get_future().wait();
+    return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -61,6 +90,7 @@ int main(int argc, char** argv) {
     std::uint16_t epmd_port = 0;
     long n = 20000;
     int reps = 5, callers = 8;
+    std::string only;
     for (int i = 1; i < argc; ++i) {
         std::string k = argv[i];
         if (i + 1 >= argc) usage("missing value for " + k);
@@ -77,6 +107,8 @@ int main(int argc, char** argv) {
             reps = std::max(1, std::atoi(v.c_str()));
         else if (k == "--callers")
             callers = std::max(1, std::atoi(v.c_str()));
+        else if (k == "--only")
+            only = v;
         else
             usage("unknown option " + k);
     }
@@ -113,6 +145,15 @@ int main(int argc, char** argv) {
             return x.call("erlang", "node", args, {.idempotent = true}).result.ok();
         };
     };
+    if (!only.empty()) {
+        if (only != "direct" && only != "dispatch") usage("--only direct or --only dispatch");
+        auto f = only == "direct" ? std::function<bool()>(direct) : via(one);
+        timed(200, 1, direct, failures);
+        timed(200, 1, via(one), failures);
+        timed(n, 1, f, failures);
+        node.stop();
+        return failures.load() == 0 ? 0 : 1;
+    }
     // Warm-up: connections, atom caches, the peers' code paths.
     timed(1000, 1, direct, failures);
     timed(1000, callers, via(four), failures);
@@ -145,9 +186,11 @@ int main(int argc, char** argv) {
                                                                          {"tput_1", via(one)},
                                                                          {"tput_2", via(two)},
                                                                          {"tput_4", via(four)}};
+        tputs.emplace_back("async_tput_4", nullptr);
         std::rotate(tputs.begin(), tputs.begin() + (r % tputs.size()), tputs.end());
         for (auto& [key, f] : tputs)
-            runs[key].push_back(n / timed(n, callers, f, failures));
+            runs[key].push_back(n / (f ? timed(n, callers, f, failures)
+                                       : timed_async(n, callers, four, args, failures)));
     }
     for (auto& [key, v] : runs) {
         std::sort(v.begin(), v.end());

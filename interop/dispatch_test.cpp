@@ -8,12 +8,19 @@
 #include <erl/gen_server.hpp>
 #include <erl/node.hpp>
 #include <erl/pg.hpp>
+#include <erl/process.hpp>
 #include <erl/rpc.hpp>
 
 #include "demo_child.hpp"
 #include "harness/cluster.hpp"
 
 #include <gtest/gtest.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <future>
 
 #include <atomic>
 #include <map>
@@ -272,6 +279,11 @@ TEST_F(DispatchInterop, kill9_of_a_beam_target_mid_run_loses_no_idempotent_call)
     EXPECT_EQ(none.result.error().code, erl::make_error_code(erl::errc::no_target));
 }
 
+// A BEAM node joining the group mid-run gets calls at once: the dispatcher learns of the
+// member from the pg sync that follows the nodeup (events, no polling), and the next call
+// picks it. Printed: the time from the nodeup on the client (the node became reachable) and
+// from the join reaching the dispatcher (target_stats::up_since) to the first answer of the
+// new node; only the generous deadline fails the test.
 TEST_F(DispatchInterop, pg_group_member_joining_mid_run_gets_calls) {
     cpp_node client(cpp_opts());
     auto client_cluster = erl::cluster::start(*client.node).value();
@@ -290,17 +302,74 @@ TEST_F(DispatchInterop, pg_group_member_joining_mid_run_gets_calls) {
                            dispatch::targets::pg_group(A("pg"), erl::term(A("erlcpp_pool"))));
     ASSERT_TRUE(d.wait_targets([](const auto& ts) { return ts.size() == 2; }, 20s));
 
-    tally t;
+    using clock = std::chrono::steady_clock;
+    std::mutex up_mu;
+    std::map<erl::atom, clock::time_point> nodeup_at;
+    const auto sub = client.node->monitor_nodes([&](const erl::node_event& ev) {
+        if (!ev.up) return;
+        std::lock_guard lk(up_mu);
+        nodeup_at.emplace(ev.node, clock::now());
+    });
     std::atomic<bool> stop{false};
+    std::optional<erl::atom> late_name;     // set before the new node exists
+    std::atomic<clock::rep> first_late{0};  // the first answer of the new node arrived
+    clock::time_point first_sent{};         // the call that got it started (under late_mu)
+    tally t;
+    std::mutex late_mu;
     std::thread caller([&] {
-        while (!stop)
-            t.add(d.call("erlang", "node", erl::list(), {.idempotent = true}));
+        while (!stop) {
+            const auto sent = clock::now();
+            auto r = d.call("erlang", "node", erl::list(), {.idempotent = true});
+            const auto at = clock::now();
+            t.add(r);
+            std::lock_guard lk(late_mu);
+            if (late_name && r.result.ok() && r.result.value() == erl::term(*late_name) &&
+                first_late == 0) {
+                first_sent = sent;
+                first_late = at.time_since_epoch().count();
+            }
+        }
     });
     beam_node b2(beam_opts());
-    b2.eval(join);
     const erl::atom late = node_of(b2);
+    {
+        std::lock_guard lk(late_mu);
+        late_name = late;
+    }
+    b2.eval(join);
     EXPECT_TRUE(d.wait_targets([&](const auto& ts) { return has_target(ts, late); }, 20s));
-    EXPECT_TRUE(erl::interop::wait_until([&] { return t.count(late) > 0; }, 10s, 1ms));
+    ASSERT_TRUE(erl::interop::wait_until([&] { return first_late != 0; }, 10s, 1ms))
+        << "the joined node got no call within 10 s";
+    const clock::time_point served{clock::duration(first_late.load())};
+    clock::time_point joined{}, up{};
+    for (const auto& s : d.stats())
+        if (s.target.node == late) joined = s.up_since;
+    {
+        std::lock_guard lk(up_mu);
+        up = nodeup_at.at(late);
+    }
+    client.node->demonitor_nodes(sub);
+    auto us = [](clock::duration x) {
+        return std::chrono::duration_cast<std::chrono::microseconds>(x).count();
+    };
+    clock::time_point sent;
+    {
+        std::lock_guard lk(late_mu);
+        sent = first_sent;
+    }
+    // The call that reached the new node may have started before the join was seen (the pick
+    // happens inside the call): "started" is then negative.
+    std::printf(
+        "[ latency ] nodeup -> first call served: %lld us; join seen by the dispatcher "
+        "-> first call served: %lld us (nodeup -> join seen: %lld us; the serving call "
+        "started %lld us after the join was seen and took %lld us)\n",
+        static_cast<long long>(us(served - up)), static_cast<long long>(us(served - joined)),
+        static_cast<long long>(us(joined - up)), static_cast<long long>(us(sent - joined)),
+        static_cast<long long>(us(served - sent)));
+    RecordProperty("nodeup_to_first_call_us", std::to_string(us(served - up)));
+    RecordProperty("join_to_first_call_us", std::to_string(us(served - joined)));
+    EXPECT_LE(up, joined);
+    EXPECT_LE(joined, served);
     // The member leaving (its process ends) takes it out again.
     b1.eval("[P ! stop || P <- pg:get_local_members(pg, erlcpp_pool)], ok");
     EXPECT_TRUE(d.wait_targets([&](const auto& ts) { return !has_target(ts, node_of(b1)); }, 20s));
@@ -309,6 +378,69 @@ TEST_F(DispatchInterop, pg_group_member_joining_mid_run_gets_calls) {
     EXPECT_EQ(t.failed, 0);
     EXPECT_GT(t.count(c1.node->name()), 0);
     EXPECT_GT(t.count(node_of(b1)), 0);
+    EXPECT_GT(t.count(late), 0);
+}
+
+// The completion-token forms over a BEAM node and an erlcpp node: a coroutine process on a
+// client with one I/O thread keeps 64 dispatched calls in flight at once (nothing blocks that
+// thread), then awaits a gen_server call ({pool_worker, Node}); a callback gives an erpc cast
+// to BEAM (erlang:send/2 runs there).
+TEST_F(DispatchInterop, async_calls_and_casts_over_beam_and_cpp_targets) {
+    cpp_node client(cpp_opts([](erl::node_options& o) { o.threads = 1; }));
+    target_node c1(cpp_opts());
+    c1.start_worker(false);
+    beam_node b1(beam_opts());
+    b1.eval(
+        "register(pool_worker, spawn(fun Loop() -> receive {'$gen_call', From, {work, X}} -> "
+        "gen:reply(From, {node(), 2 * X}), Loop() end end))");
+    dispatch::dispatcher d(*client.node, dispatch::targets::nodes({node_of(b1), c1.node->name()}),
+                           {.server = A("pool_worker")});
+    std::promise<std::map<erl::atom, int>> done;
+    ASSERT_TRUE(
+        erl::spawn(*client.node, [&](erl::process_context& ctx) -> boost::asio::awaitable<void> {
+            std::map<erl::atom, int> by_node;
+            constexpr int n = 64;
+            int left = n;
+            // All in flight together; the completions come back as messages to this process.
+            for (int i = 0; i < n; ++i)
+                d.async_call(A("erlang"), A("node"), erl::list(), {.idempotent = true},
+                             [c = ctx](erl::error_code ec, dispatch::reply r) {
+                                 c.send(c.self(), ec || !r.result.ok() ? erl::term(A("failed"))
+                                                                       : r.result.value());
+                             });
+            while (left > 0) {
+                auto m = co_await ctx.async_receive(20s);
+                if (!m) break;
+                --left;
+                if (m->is_atom()) ++by_node[m->as_atom()];
+            }
+            // And one awaited in place.
+            auto [ec, r] =
+                co_await d.async_gen_call(erl::tuple(A("work"), erl::term(21)), {},
+                                          boost::asio::as_tuple(boost::asio::use_awaitable));
+            if (!ec && r.result.ok() && r.result.value().is_tuple(2))
+                ++by_node[r.result.value()[0].as_atom()];
+            done.set_value(std::move(by_node));
+        }));
+    auto f = done.get_future();
+    ASSERT_EQ(f.wait_for(60s), std::future_status::ready);
+    auto by_node = f.get();
+    EXPECT_EQ(by_node[A("failed")], 0);
+    EXPECT_EQ(by_node[node_of(b1)] + by_node[c1.node->name()], 65);
+    EXPECT_GE(by_node[node_of(b1)], 32);
+    EXPECT_GE(by_node[c1.node->name()], 32);
+
+    // erpc:cast to BEAM: erlang:send/2 runs there.
+    auto inbox = client.node->spawn_mailbox(A("inbox")).value();
+    dispatch::dispatcher beam_only(*client.node, dispatch::targets::nodes({node_of(b1)}));
+    std::promise<erl::error_code> cast;
+    beam_only.async_cast(A("erlang"), A("send"),
+                         erl::list(erl::tuple(A("inbox"), client.node->name()), A("cast_ran")), {},
+                         [&](erl::error_code ec) { cast.set_value(ec); });
+    EXPECT_FALSE(cast.get_future().get());
+    auto m = inbox.receive(10s);
+    ASSERT_TRUE(m);
+    EXPECT_EQ(*m, erl::term(A("cast_ran")));
 }
 
 TEST_F(DispatchInterop, registered_name_targets_take_gen_server_calls_and_casts) {

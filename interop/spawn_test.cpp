@@ -10,7 +10,11 @@
 
 #include <gtest/gtest.h>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <future>
 
 using namespace std::chrono_literals;
 using erl::interop::beam_node;
@@ -248,4 +252,62 @@ TEST_F(SpawnInterop, cpp_spawns_on_another_cpp_node_and_on_itself) {
     EXPECT_TRUE(erl::remove_spawnable(*b.node, A("worker"), A("crash"), 1));
     auto r = erl::spawn(*a.node, b.node->name(), A("worker"), A("crash"), erl::list(A("x")));
     EXPECT_TRUE(!r && r.error() == erl::make_error_code(erl::errc::notsup));
+}
+
+// --- completion-token forms ----------------------------------------------------------------
+
+// A coroutine process on a node with one I/O thread spawns on BEAM with async_spawn_link and
+// async_spawn_monitor (nothing may block that thread), and a callback form runs erlang:send/2
+// there: the link and the monitor exist before the BEAM process runs, as with the blocking forms.
+TEST_F(SpawnInterop, async_spawn_forms_from_a_coroutine_on_a_single_io_thread) {
+    cpp_node cpp(cpp_opts([](erl::node_options& o) { o.threads = 1; }));
+    beam_node beam(beam_opts());
+    const erl::atom where = node_atom(beam);
+    std::promise<std::vector<erl::term>> seen;
+    auto spawned = erl::spawn(
+        *cpp.node, [&, where](erl::process_context& ctx) -> boost::asio::awaitable<void> {
+            using boost::asio::as_tuple;
+            using boost::asio::use_awaitable;
+            std::vector<erl::term> out;
+            ctx.trap_exit(true);
+            auto linked =
+                co_await erl::async_spawn_link(ctx.handle(), where, A("erlang"), A("exit"),
+                                               erl::list(A("boom")), 10s, as_tuple(use_awaitable));
+            const bool ok1 = !std::get<0>(linked);
+            const erl::pid p = std::get<1>(linked);
+            out.push_back(erl::term(A(ok1 ? "spawned" : "spawn_link_failed")));
+            auto ex = co_await ctx.async_receive_if(
+                [ok1, p](const erl::term& t) { return ok1 && is_exit_from(t, p); }, 10s);
+            out.push_back(ex ? (*ex)[2] : erl::term(A("no_exit")));
+            auto monitored = co_await erl::async_spawn_monitor(ctx.handle(), where, A("erlang"),
+                                                               A("exit"), erl::list(A("done")), 10s,
+                                                               as_tuple(use_awaitable));
+            const bool ok2 = !std::get<0>(monitored);
+            const erl::reference ref = std::get<1>(monitored).monitor;
+            auto down = co_await ctx.async_receive_if(
+                [ok2, ref](const erl::term& t) { return ok2 && is_down(t, ref); }, 10s);
+            out.push_back(down ? (*down)[4] : erl::term(A("no_down")));
+            seen.set_value(std::move(out));
+        });
+    ASSERT_TRUE(spawned);
+    auto f = seen.get_future();
+    ASSERT_EQ(f.wait_for(30s), std::future_status::ready);
+    auto out = f.get();
+    ASSERT_EQ(out.size(), 3u);
+    EXPECT_EQ(out[0].to_string(), "spawned");
+    EXPECT_EQ(out[1].to_string(), "boom");
+    EXPECT_EQ(out[2].to_string(), "done");
+
+    auto mb = cpp.node->spawn_mailbox(A("inbox")).value();
+    std::promise<erl::error_code> sent;
+    erl::async_spawn(*cpp.node, where, A("erlang"), A("send"),
+                     erl::list(erl::tuple(A("inbox"), cpp.node->name()), A("hello")), 10s,
+                     [&](erl::error_code ec, erl::pid) { sent.set_value(ec); });
+    EXPECT_FALSE(sent.get_future().get());
+    EXPECT_TRUE(next_if(mb, [](const erl::term& t) { return t.is_atom(A("hello")); }));
+    // An error as a value: a node that is not there.
+    std::promise<erl::error_code> lost;
+    erl::async_spawn(*cpp.node, A("nobody_here@127.0.0.1"), A("erlang"), A("node"), erl::list(), 5s,
+                     [&](erl::error_code ec, erl::pid) { lost.set_value(ec); });
+    EXPECT_EQ(lost.get_future().get(), erl::errc::noconnection);
 }

@@ -35,15 +35,25 @@
 // delivered) is retried on another target while its deadline lasts; other calls return the
 // failure. A retried call counts as a failure of the target that failed.
 //
-// Thread safety: every member may be called from any thread except the node's I/O threads
-// (calls block the caller), concurrently; counters and target changes are under one mutex,
-// never held while a call is in flight. Destroy the dispatcher only when no call is running
-// on it. Events (node up/down, pg) update it from the node's threads.
+// Completion forms: async_call, async_gen_call, async_cast and async_gen_cast take an Asio
+// completion token (use_awaitable, a callback, use_future, as_tuple(...), ...) and never
+// block: a coroutine process may co_await them on the node's only I/O thread. The blocking
+// members wait for the same operation on the calling thread.
+//
+// Thread safety: every member may be called from any thread, concurrently (the blocking ones
+// not from the node's I/O threads: they would wait on themselves); counters and target changes
+// are under one mutex, never held while a call is in flight. An asynchronous operation keeps
+// what it needs of the dispatcher alive, so the dispatcher may be destroyed while one runs (the
+// node must outlive both); destroy it only when no blocking call is running on it. Events
+// (node up/down, pg) update it from the node's threads.
 #pragma once
 
 #include <erl/error.hpp>
 #include <erl/rpc.hpp>
 #include <erl/term.hpp>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/async_result.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -135,6 +145,8 @@ struct target_stats {
     std::chrono::nanoseconds latency_total{0};  // over finished calls
     std::chrono::nanoseconds latency_max{0};
     double reported_load = 0;
+    // When it last became a live target (added, or back up): the event that made it one.
+    std::chrono::steady_clock::time_point up_since{};
     std::chrono::nanoseconds mean_latency() const {
         return calls ? latency_total / static_cast<std::int64_t>(calls)
                      : std::chrono::nanoseconds(0);
@@ -143,7 +155,17 @@ struct target_stats {
 
 namespace detail {
 struct dispatcher_state;
-}
+using reply_handler = boost::asio::any_completion_handler<void(error_code, reply)>;
+using cast_handler = boost::asio::any_completion_handler<void(error_code)>;
+void initiate_call(const std::shared_ptr<dispatcher_state>& st, atom module, atom function,
+                   term args, call_options co, reply_handler handler);
+void initiate_gen_call(const std::shared_ptr<dispatcher_state>& st, term request, call_options co,
+                       reply_handler handler);
+void initiate_cast(const std::shared_ptr<dispatcher_state>& st, atom module, atom function,
+                   term args, call_options co, cast_handler handler);
+void initiate_gen_cast(const std::shared_ptr<dispatcher_state>& st, term request, call_options co,
+                       cast_handler handler);
+}  // namespace detail
 
 class dispatcher {
   public:
@@ -165,6 +187,54 @@ class dispatcher {
     // no_target) or noconnection for a target that cannot be reached.
     error_code cast(atom module, atom function, term args, call_options co = {});
     error_code gen_cast(term request, call_options co = {});
+
+    // The same as asynchronous operations. A call completes with (error_code, reply): the
+    // error_code is {} whenever the call has an outcome (every outcome of call(), dispatch
+    // failures included, is in the reply), boost::asio::error::operation_aborted when terminal
+    // cancellation is emitted on the token's cancellation slot (the attempt in flight is
+    // abandoned as on its timeout, no other target is tried; the reply is empty). A cast
+    // completes with (error_code): what cast() returns, or operation_aborted. Handlers run on
+    // the token's associated executor (the node's executor if it has none), never inline.
+    //
+    //     auto [ec, r] = co_await pool.async_call(erl::atom("erlang"), erl::atom("node"),
+    //                                             erl::list(), {.idempotent = true},
+    //                                             boost::asio::as_tuple(use_awaitable));
+    template <class Token>
+    auto async_call(atom module, atom function, term args, call_options co, Token&& token) {
+        return boost::asio::async_initiate<Token, void(error_code, reply)>(
+            [st = st_](auto handler, atom m, atom f, term a, call_options o) {
+                detail::initiate_call(st, m, f, std::move(a), std::move(o),
+                                      detail::reply_handler(std::move(handler)));
+            },
+            token, module, function, std::move(args), std::move(co));
+    }
+    template <class Token>
+    auto async_gen_call(term request, call_options co, Token&& token) {
+        return boost::asio::async_initiate<Token, void(error_code, reply)>(
+            [st = st_](auto handler, term req, call_options o) {
+                detail::initiate_gen_call(st, std::move(req), std::move(o),
+                                          detail::reply_handler(std::move(handler)));
+            },
+            token, std::move(request), std::move(co));
+    }
+    template <class Token>
+    auto async_cast(atom module, atom function, term args, call_options co, Token&& token) {
+        return boost::asio::async_initiate<Token, void(error_code)>(
+            [st = st_](auto handler, atom m, atom f, term a, call_options o) {
+                detail::initiate_cast(st, m, f, std::move(a), std::move(o),
+                                      detail::cast_handler(std::move(handler)));
+            },
+            token, module, function, std::move(args), std::move(co));
+    }
+    template <class Token>
+    auto async_gen_cast(term request, call_options co, Token&& token) {
+        return boost::asio::async_initiate<Token, void(error_code)>(
+            [st = st_](auto handler, term req, call_options o) {
+                detail::initiate_gen_cast(st, std::move(req), std::move(o),
+                                          detail::cast_handler(std::move(handler)));
+            },
+            token, std::move(request), std::move(co));
+    }
 
     // A load figure reported by (or for) every target on `node`, for least_reported_load.
     void report_load(atom node, double load);

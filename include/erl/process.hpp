@@ -20,7 +20,9 @@
 #include <erl/mailbox.hpp>
 #include <erl/term.hpp>
 
+#include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 
 #include <chrono>
@@ -126,7 +128,7 @@ result<spawned> spawn_monitor(const mailbox& parent, coroutine_body body, spawn_
 // the spawn, as OTP's spawn_request does: the new process is linked to / monitored by the
 // parent before it runs, so even an immediate exit reaches the parent as a link exit or a
 // 'DOWN'. The call blocks the calling thread until the peer answers (SPAWN_REPLY) or `timeout`
-// passes; from a coroutine process use erl::rpc or a thread. Where a BEAM node raises or
+// passes; from a coroutine process use the async_ forms below. Where a BEAM node raises or
 // returns a pid that is already dead, these return the error as a value:
 //   errc::badarg        args is not a proper list, or the peer rejected an option (badopt)
 //   errc::noconnection  the node cannot be reached, or the connection was lost before the
@@ -137,10 +139,24 @@ result<spawned> spawn_monitor(const mailbox& parent, coroutine_body body, spawn_
 //                       spawned for it later is killed with `abandoned` if it was linked)
 //   errc::limit_exceeded the peer answered system_limit
 //   errc::not_alive     this node is not running
+//   errc::exited        the parent ended while waiting for the answer
 // A function a BEAM node does not know is no spawn error there: the process starts and exits
 // {undef, [{M, F, Args, []}]}, which the parent sees as the exit reason (link, 'DOWN'). On
 // this node's own name the process kind registered with add_spawnable is started locally.
-// `parent` must be a thread-side mailbox (not a coroutine's) and not receive concurrently.
+// `parent` must not receive concurrently (the answer is taken from its mailbox).
+//
+// async_spawn, async_spawn_link and async_spawn_monitor are the same as asynchronous
+// operations: they take an Asio completion token, never block, and complete with
+// (error_code, pid) / (error_code, spawned) on the token's associated executor (the node's if
+// it has none): the errors above, or boost::asio::error::operation_aborted when terminal
+// cancellation is emitted on the token's cancellation slot (the request is abandoned as on a
+// timeout). A coroutine process passes ctx.handle() as the parent (the operation holds it
+// until it completes):
+//
+//     auto [ec, p] = co_await erl::async_spawn_link(ctx.handle(), peer, erl::atom("timer"),
+//                                                   erl::atom("sleep"), erl::list(100),
+//                                                   erl::default_spawn_timeout,
+//                                                   boost::asio::as_tuple(use_awaitable));
 inline constexpr std::chrono::milliseconds default_spawn_timeout = std::chrono::seconds(5);
 
 // erlang:spawn/4: the new process is neither linked nor monitored (a temporary process of the
@@ -153,6 +169,48 @@ result<pid> spawn_link(const mailbox& parent, atom where, atom module, atom func
 // erlang:spawn_monitor/4 from `parent`: the monitor reference is the request id, as on BEAM.
 result<spawned> spawn_monitor(const mailbox& parent, atom where, atom module, atom function,
                               term args, std::chrono::milliseconds timeout = default_spawn_timeout);
+
+namespace detail {
+using pid_handler = boost::asio::any_completion_handler<void(error_code, pid)>;
+using spawned_handler = boost::asio::any_completion_handler<void(error_code, spawned)>;
+void initiate_spawn(node& n, atom where, atom module, atom function, term args,
+                    std::chrono::milliseconds timeout, pid_handler handler);
+void initiate_spawn_link(const mailbox& parent, atom where, atom module, atom function, term args,
+                         std::chrono::milliseconds timeout, pid_handler handler);
+void initiate_spawn_monitor(const mailbox& parent, atom where, atom module, atom function,
+                            term args, std::chrono::milliseconds timeout, spawned_handler handler);
+}  // namespace detail
+
+template <class Token>
+auto async_spawn(node& n, atom where, atom module, atom function, term args,
+                 std::chrono::milliseconds timeout, Token&& token) {
+    return boost::asio::async_initiate<Token, void(error_code, pid)>(
+        [&n](auto handler, atom w, atom m, atom f, term a, std::chrono::milliseconds t) {
+            detail::initiate_spawn(n, w, m, f, std::move(a), t,
+                                   detail::pid_handler(std::move(handler)));
+        },
+        token, where, module, function, std::move(args), timeout);
+}
+template <class Token>
+auto async_spawn_link(const mailbox& parent, atom where, atom module, atom function, term args,
+                      std::chrono::milliseconds timeout, Token&& token) {
+    return boost::asio::async_initiate<Token, void(error_code, pid)>(
+        [](auto handler, mailbox p, atom w, atom m, atom f, term a, std::chrono::milliseconds t) {
+            detail::initiate_spawn_link(p, w, m, f, std::move(a), t,
+                                        detail::pid_handler(std::move(handler)));
+        },
+        token, parent, where, module, function, std::move(args), timeout);
+}
+template <class Token>
+auto async_spawn_monitor(const mailbox& parent, atom where, atom module, atom function, term args,
+                         std::chrono::milliseconds timeout, Token&& token) {
+    return boost::asio::async_initiate<Token, void(error_code, spawned)>(
+        [](auto handler, mailbox p, atom w, atom m, atom f, term a, std::chrono::milliseconds t) {
+            detail::initiate_spawn_monitor(p, w, m, f, std::move(a), t,
+                                           detail::spawned_handler(std::move(handler)));
+        },
+        token, parent, where, module, function, std::move(args), timeout);
+}
 
 // ------------------------------------------------------------------------------------------
 // C++ process kinds other nodes may spawn: spawn(CppNode, M, F, Args) from erl, Elixir or

@@ -66,10 +66,16 @@ using args_process_body = std::function<void(mailbox&, const term& args)>;
 // noconnection is tried last. A node that cannot be reached, does not answer or cannot spawn the
 // child (noconnection, timeout, notsup) is skipped; the start fails with the last such error when
 // no candidate could start the child, with errc::no_target when there is no candidate at all.
+// The supervisor is busy while a child starts, as an OTP supervisor is while a start function
+// runs (it handles no other message meanwhile, so restarts keep their order): a remote start
+// takes at most `start_timeout` in all, over every candidate together (each one gets what is
+// left of it; a candidate that answers gives its answer at once), then fails with
+// errc::timeout.
 struct placement {
     std::vector<atom> nodes;
     std::optional<term> pg_group;
     atom pg_scope = pg::default_scope();
+    std::chrono::milliseconds start_timeout = default_spawn_timeout;
 
     static placement on(std::vector<atom> nodes) {
         return {std::move(nodes), {}, pg::default_scope()};

@@ -50,6 +50,7 @@ target_stats target_state::stats() const {
     s.latency_total = latency_total;
     s.latency_max = latency_max;
     s.reported_load = reported_load;
+    s.up_since = up_since;
     return s;
 }
 
@@ -63,12 +64,14 @@ balancer::balancer(strategy how, std::size_t max_in_flight, unsigned hash_points
 void balancer::add(const dispatch::target& t) {
     for (auto& x : targets_) {
         if (x->id == t) {
+            if (!x->up) x->up_since = std::chrono::steady_clock::now();
             x->up = true;
             return;
         }
     }
     auto s = std::make_shared<target_state>();
     s->id = t;
+    s->up_since = std::chrono::steady_clock::now();
     targets_.push_back(std::move(s));
     rebuild_ring();
 }
@@ -84,8 +87,12 @@ bool balancer::remove(const dispatch::target& t) {
 }
 
 void balancer::set_up(atom node, bool up) {
-    for (auto& x : targets_)
-        if (x->id.node == node) x->up = up;
+    const auto now = std::chrono::steady_clock::now();
+    for (auto& x : targets_) {
+        if (x->id.node != node) continue;
+        if (up && !x->up) x->up_since = now;
+        x->up = up;
+    }
 }
 
 void balancer::assign(const std::vector<dispatch::target>& ts) {
@@ -98,6 +105,7 @@ void balancer::assign(const std::vector<dispatch::target>& ts) {
         } else {
             auto s = std::make_shared<target_state>();
             s->id = t;
+            s->up_since = std::chrono::steady_clock::now();
             next.push_back(std::move(s));
         }
     }

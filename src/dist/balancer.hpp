@@ -28,6 +28,7 @@ struct target_state {
     std::uint64_t retried_away = 0;
     std::chrono::nanoseconds latency_total{0};
     std::chrono::nanoseconds latency_max{0};
+    std::chrono::steady_clock::time_point up_since{};
 
     target_stats stats() const;
 };

@@ -1,16 +1,24 @@
 // erl::dispatch::dispatcher (include/erl/dispatch.hpp): the target set kept current from node
-// up/down events, pg joins/leaves (pg.erl monitor_scope) and monitors on registered names; each
-// call picks a target (src/dist/balancer.hpp), runs the blocking erl::rpc / erl::gen_server
-// call on the caller's thread, and retries idempotent calls that were not delivered.
+// up/down events, pg joins/leaves (pg.erl monitor_scope) and monitors on registered names. Each
+// call is one operation (dispatch_op, node/async_op.hpp's shape): it picks a target
+// (src/dist/balancer.hpp), starts the erpc / gen_server call there as a runtime operation and,
+// when that ends undelivered and the call is idempotent, picks the next target, all without a
+// thread of its own. The blocking members wait for the same operation.
 #include <erl/dispatch.hpp>
 #include <erl/gen_server.hpp>
 #include <erl/node.hpp>
 #include <erl/pg.hpp>
 
 #include "dist/balancer.hpp"
+#include "dist/op_completion.hpp"
 #include "node/access.hpp"
+#include "node/async_call.hpp"
+#include "node/async_op.hpp"
 #include "node/runtime.hpp"
 #include "node/runtime_atoms.hpp"
+#include "services/rpc_internal.hpp"
+
+#include <boost/asio/error.hpp>
 
 #include <boost/system/system_error.hpp>
 
@@ -137,52 +145,6 @@ struct dispatcher_state : std::enable_shared_from_this<dispatcher_state> {
         });
     }
 
-    // One dispatched operation: `op(target, time left)` on chosen targets until it succeeds,
-    // fails in a way that must not be retried, or the deadline passes.
-    template <class Op>
-    reply run(const call_options& co, bool gen, Op&& op) {
-        const auto timeout = co.timeout.value_or(opts.timeout);
-        const bool infinite = timeout == infinity;
-        const auto start = std::chrono::steady_clock::now();
-        const auto deadline =
-            infinite ? std::chrono::steady_clock::time_point::max() : start + timeout;
-        std::vector<std::shared_ptr<target_state>> tried;
-        reply r;
-        for (;;) {
-            balancer::choice c;
-            {
-                std::lock_guard lk(mu);
-                c = bal.pick(co.key, tried);
-            }
-            if (!c.target) {
-                // A retry finding nobody left returns the failure that made it retry.
-                if (!r.target) r.result = dispatch_failure(c.error);
-                return r;
-            }
-            const auto t0 = std::chrono::steady_clock::now();
-            auto left = infinite
-                            ? infinity
-                            : std::chrono::duration_cast<std::chrono::milliseconds>(deadline - t0);
-            if (!infinite && left.count() < 1) left = std::chrono::milliseconds(1);
-            rpc::call_result res = op(c.target->id, left);
-            const auto lat = std::chrono::steady_clock::now() - t0;
-            const error_code code = res.ok() ? error_code() : res.error().code;
-            const bool lost = code == make_error_code(errc::noconnection);
-            const bool undelivered =
-                lost || (gen && code == make_error_code(errc::noproc) && !c.target->id.process);
-            update([&](balancer& b) {
-                b.finish(c.target, lat, !res.ok());
-                if (lost) b.set_up(c.target->id.node, false);  // until its next nodeup
-            });
-            r.result = std::move(res);
-            r.target = c.target->id;
-            ++r.attempts;
-            if (!(co.idempotent && undelivered)) return r;
-            if (!infinite && std::chrono::steady_clock::now() >= deadline) return r;
-            tried.push_back(std::move(c.target));
-        }
-    }
-
     std::optional<gen_server::dest> gen_dest(const target& t) const {
         if (t.process) return gen_server::dest(*t.process);
         if (src.source() == targets::kind::registered) return gen_server::dest(src.name(), t.node);
@@ -190,6 +152,303 @@ struct dispatcher_state : std::enable_shared_from_this<dispatcher_state> {
         return std::nullopt;
     }
 };
+
+namespace {
+
+using call_op_ptr = std::shared_ptr<rpc::detail::any_call_op>;
+
+rpc::call_result exception(atom cls, term reason, error_code code) {
+    return rpc::call_result(rpc::exception_info{cls, std::move(reason), term(), code});
+}
+
+// An attempt whose outcome is known when it starts (a cast sent, a target without a
+// gen_server to call).
+class ready_op final : public rpc::detail::any_call_op {
+  public:
+    explicit ready_op(rpc::call_result r) : r_(std::move(r)) {}
+    void start(done_fn done) override { done({}, std::move(r_)); }
+    void cancel() override {}
+
+  private:
+    rpc::call_result r_;
+};
+
+// erpc:cast as an attempt: the connection first (without blocking), then the request.
+class cast_op final : public rpc::detail::any_call_op {
+  public:
+    cast_op(erl::node& n, atom target, atom m, atom f, term args, std::chrono::milliseconds left)
+        : n_(n),
+          target_(target),
+          m_(m),
+          f_(f),
+          args_(std::move(args)),
+          connect_(std::make_shared<erl::detail::connect_op>(
+              erl::detail::access::core(n).shared_from_this(), target, left)) {}
+    void start(done_fn done) override {
+        connect_->start([&n = n_, target = target_, m = m_, f = f_, args = args_,
+                         done = std::move(done)](error_code ec) {
+            if (ec == boost::asio::error::operation_aborted) return done(ec, rpc::call_result());
+            if (!ec)
+                ec = rpc::detail::cast_connected(n, target, m, f, args);
+            else
+                ec = make_error_code(errc::noconnection);
+            if (!ec) return done({}, rpc::call_result(term(erl::detail::A().ok)));
+            done({},
+                 exception(erl::detail::A().error,
+                           make_tuple({term(erl::detail::A().erpc),
+                                       term(ec == errc::noconnection ? erl::detail::A().noconnection
+                                                                     : erl::detail::A().badarg)}),
+                           ec));
+        });
+    }
+    void cancel() override { connect_->cancel(); }
+
+  private:
+    erl::node& n_;
+    atom target_, m_, f_;
+    term args_;
+    std::shared_ptr<erl::detail::connect_op> connect_;
+};
+
+}  // namespace
+
+// One dispatched call or cast (the shape of node/async_op.hpp): an attempt on a chosen target,
+// and after an undelivered idempotent attempt the next target, until one answers, a failure
+// must not be retried, the deadline passes or nobody is left. `make` starts no I/O: it builds
+// the attempt for a target and the time left.
+class dispatch_op : public std::enable_shared_from_this<dispatch_op> {
+  public:
+    using done_fn = erl::detail::op_completion<dispatch_op, error_code, reply>::done_fn;
+    using attempt_fn = std::function<call_op_ptr(const target&, std::chrono::milliseconds)>;
+
+    dispatch_op(std::shared_ptr<dispatcher_state> st, const call_options& co, bool gen,
+                attempt_fn make)
+        : st_(std::move(st)),
+          key_(co.key),
+          idempotent_(co.idempotent),
+          gen_(gen),
+          make_(std::move(make)) {
+        const auto timeout = co.timeout.value_or(st_->opts.timeout);
+        infinite_ = timeout == infinity;
+        deadline_ = infinite_ ? std::chrono::steady_clock::time_point::max()
+                              : std::chrono::steady_clock::now() + timeout;
+    }
+
+    void start(done_fn done) {
+        bool cancelled;
+        {
+            std::lock_guard lk(mu_);
+            cancelled = completion_.begin(std::move(done), shared_from_this());
+        }
+        if (cancelled) return finish(make_error_code(boost::asio::error::operation_aborted));
+        next();
+    }
+
+    // Terminal cancellation: the attempt in flight is cancelled (abandoned as on its timeout)
+    // and the operation ends with operation_aborted; no further target is tried.
+    void cancel() {
+        call_op_ptr cur;
+        {
+            std::lock_guard lk(mu_);
+            completion_.cancel();
+            cur = current_;
+        }
+        if (cur) cur->cancel();
+    }
+
+  private:
+    void next() {
+        balancer::choice c;
+        {
+            std::lock_guard lk(st_->mu);
+            c = st_->bal.pick(key_, tried_);
+        }
+        if (!c.target) {
+            // A retry finding nobody left returns the failure that made it retry.
+            if (!r_.target) r_.result = dispatch_failure(c.error);
+            return finish({});
+        }
+        const auto t0 = std::chrono::steady_clock::now();
+        auto left = infinite_
+                        ? infinity
+                        : std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - t0);
+        if (!infinite_ && left.count() < 1) left = std::chrono::milliseconds(1);
+        auto op = make_(c.target->id, left);
+        {
+            std::unique_lock lk(mu_);
+            if (completion_.cancelled()) {
+                lk.unlock();
+                st_->update([&](balancer& b) { b.finish(c.target, {}, true); });
+                return finish(make_error_code(boost::asio::error::operation_aborted));
+            }
+            current_ = op;
+            chosen_ = std::move(c.target);
+            t0_ = t0;
+        }
+        op->start([self = shared_from_this()](error_code ec, rpc::call_result res) {
+            self->attempt_done(ec, std::move(res));
+        });
+    }
+
+    void attempt_done(error_code ec, rpc::call_result res) {
+        const auto lat = std::chrono::steady_clock::now() - t0_;
+        std::shared_ptr<target_state> t;
+        bool cancelled;
+        {
+            std::lock_guard lk(mu_);
+            current_.reset();
+            t = std::move(chosen_);
+            cancelled = completion_.cancelled();
+        }
+        const bool aborted = cancelled || ec == boost::asio::error::operation_aborted;
+        const error_code code = aborted || res.ok() ? error_code() : res.error().code;
+        const bool lost = code == make_error_code(errc::noconnection);
+        const bool undelivered =
+            lost || (gen_ && code == make_error_code(errc::noproc) && !t->id.process);
+        st_->update([&](balancer& b) {
+            b.finish(t, lat, aborted || !res.ok());
+            if (lost) b.set_up(t->id.node, false);  // until its next nodeup
+        });
+        if (aborted) return finish(make_error_code(boost::asio::error::operation_aborted));
+        r_.result = std::move(res);
+        r_.target = t->id;
+        ++r_.attempts;
+        if (!(idempotent_ && undelivered)) return finish({});
+        if (!infinite_ && std::chrono::steady_clock::now() >= deadline_) return finish({});
+        tried_.push_back(std::move(t));
+        next();
+    }
+
+    void finish(error_code ec) {
+        done_fn done;
+        std::shared_ptr<dispatch_op> keep;
+        {
+            std::lock_guard lk(mu_);
+            done = completion_.take(keep);
+        }
+        if (!done) return;
+        if (ec) return done(ec, reply{});
+        done({}, std::move(r_));
+    }
+
+    const std::shared_ptr<dispatcher_state> st_;
+    const std::optional<term> key_;
+    const bool idempotent_;
+    const bool gen_;
+    const attempt_fn make_;
+    bool infinite_ = false;
+    std::chrono::steady_clock::time_point deadline_;
+    // Touched by one attempt's completion at a time (attempts run one after the other).
+    std::vector<std::shared_ptr<target_state>> tried_;
+    reply r_;
+    std::chrono::steady_clock::time_point t0_;
+    std::mutex mu_;
+    call_op_ptr current_;                   // under mu_: the attempt in flight
+    std::shared_ptr<target_state> chosen_;  // under mu_: its target
+    erl::detail::op_completion<dispatch_op, error_code, reply> completion_;  // under mu_
+};
+
+namespace {
+
+std::shared_ptr<dispatch_op> make_call(const std::shared_ptr<dispatcher_state>& st, atom module,
+                                       atom function, term args, const call_options& co) {
+    erl::node& n = st->n;
+    return std::make_shared<dispatch_op>(st, co, false,
+                                         [&n, module, function, args = std::move(args)](
+                                             const target& t, std::chrono::milliseconds left) {
+                                             return rpc::detail::make_call_op(n, t.node, module,
+                                                                              function, args, left);
+                                         });
+}
+
+rpc::call_result no_server() {
+    return exception(erl::detail::A().error, term(erl::detail::A().badarg),
+                     make_error_code(errc::badarg));
+}
+
+// gen_server:call, or with `cast` gen_server:cast, to the target's server.
+std::shared_ptr<dispatch_op> make_gen(const std::shared_ptr<dispatcher_state>& st, term request,
+                                      const call_options& co, bool cast) {
+    dispatcher_state* s = st.get();  // the operation holds the state
+    return std::make_shared<dispatch_op>(
+        st, co, true,
+        [s, cast, request = std::move(request)](const target& t,
+                                                std::chrono::milliseconds left) -> call_op_ptr {
+            auto d = s->gen_dest(t);
+            if (!d) return std::make_shared<ready_op>(no_server());
+            if (!cast) return rpc::detail::make_gen_call_op(s->n, *d, request, left);
+            gen_server::cast(s->n, *d, request);
+            return std::make_shared<ready_op>(rpc::call_result(term(erl::detail::A().ok)));
+        });
+}
+
+std::shared_ptr<dispatch_op> make_cast(const std::shared_ptr<dispatcher_state>& st, atom module,
+                                       atom function, term args, const call_options& co) {
+    erl::node& n = st->n;
+    return std::make_shared<dispatch_op>(
+        st, co, false,
+        [&n, module, function, args = std::move(args)](
+            const target& t, std::chrono::milliseconds left) -> call_op_ptr {
+            if (t.node == n.name()) {
+                const error_code ec = rpc::cast(n, t.node, module, function, args);
+                return std::make_shared<ready_op>(
+                    ec ? exception(erl::detail::A().error, term(erl::detail::A().badarg), ec)
+                       : rpc::call_result(term(erl::detail::A().ok)));
+            }
+            return std::make_shared<cast_op>(n, t.node, module, function, args, left);
+        });
+}
+
+reply run_blocking(const std::shared_ptr<dispatch_op>& op) {
+    return std::get<1>(erl::detail::run_blocking<dispatch_op, error_code, reply>(op));
+}
+
+error_code cast_code(const reply& r) {
+    return r.result.ok() ? error_code() : r.result.error().code;
+}
+
+}  // namespace
+
+void initiate_call(const std::shared_ptr<dispatcher_state>& st, atom module, atom function,
+                   term args, call_options co, reply_handler handler) {
+    erl::detail::launch(make_call(st, module, function, std::move(args), co), std::move(handler),
+                        st->n.executor());
+}
+
+void initiate_gen_call(const std::shared_ptr<dispatcher_state>& st, term request, call_options co,
+                       reply_handler handler) {
+    erl::detail::launch(make_gen(st, std::move(request), co, false), std::move(handler),
+                        st->n.executor());
+}
+
+// A cast completes with its error code alone.
+class cast_result_op {
+  public:
+    using done_fn = std::function<void(error_code)>;
+    explicit cast_result_op(std::shared_ptr<dispatch_op> op) : op_(std::move(op)) {}
+    void start(done_fn done) {
+        op_->start(
+            [done = std::move(done)](error_code ec, reply r) { done(ec ? ec : cast_code(r)); });
+    }
+    void cancel() { op_->cancel(); }
+
+  private:
+    std::shared_ptr<dispatch_op> op_;
+};
+
+void initiate_cast(const std::shared_ptr<dispatcher_state>& st, atom module, atom function,
+                   term args, call_options co, cast_handler handler) {
+    erl::detail::launch(
+        std::make_shared<cast_result_op>(make_cast(st, module, function, std::move(args), co)),
+        std::move(handler), st->n.executor());
+}
+
+void initiate_gen_cast(const std::shared_ptr<dispatcher_state>& st, term request, call_options co,
+                       cast_handler handler) {
+    erl::detail::launch(
+        std::make_shared<cast_result_op>(make_gen(st, std::move(request), co, true)),
+        std::move(handler), st->n.executor());
+}
 
 }  // namespace detail
 
@@ -252,9 +511,7 @@ dispatcher::~dispatcher() {
 }
 
 reply dispatcher::call(atom module, atom function, term args, call_options co) {
-    return st_->run(co, false, [&](const target& t, std::chrono::milliseconds left) {
-        return rpc::call(st_->n, t.node, module, function, args, left);
-    });
+    return detail::run_blocking(detail::make_call(st_, module, function, std::move(args), co));
 }
 
 reply dispatcher::call(std::string_view module, std::string_view function, term args,
@@ -263,39 +520,17 @@ reply dispatcher::call(std::string_view module, std::string_view function, term 
 }
 
 reply dispatcher::gen_call(term request, call_options co) {
-    return st_->run(co, true, [&](const target& t, std::chrono::milliseconds left) {
-        auto d = st_->gen_dest(t);
-        if (!d)
-            return rpc::call_result(rpc::exception_info{erl::detail::A().error,
-                                                        term(erl::detail::A().badarg), term(),
-                                                        make_error_code(errc::badarg)});
-        return gen_server::call(st_->n, *d, request, left);
-    });
+    return detail::run_blocking(detail::make_gen(st_, std::move(request), co, false));
 }
 
 error_code dispatcher::cast(atom module, atom function, term args, call_options co) {
-    auto r = st_->run(co, false, [&](const target& t, std::chrono::milliseconds) {
-        if (auto ec = rpc::cast(st_->n, t.node, module, function, args))
-            return rpc::call_result(rpc::exception_info{
-                erl::detail::A().error,
-                make_tuple({term(erl::detail::A().erpc), term(erl::detail::A().noconnection)}),
-                term(), ec});
-        return rpc::call_result(term(erl::detail::A().ok));
-    });
-    return r.result.ok() ? error_code() : r.result.error().code;
+    return detail::cast_code(
+        detail::run_blocking(detail::make_cast(st_, module, function, std::move(args), co)));
 }
 
 error_code dispatcher::gen_cast(term request, call_options co) {
-    auto r = st_->run(co, true, [&](const target& t, std::chrono::milliseconds) {
-        auto d = st_->gen_dest(t);
-        if (!d)
-            return rpc::call_result(rpc::exception_info{erl::detail::A().error,
-                                                        term(erl::detail::A().badarg), term(),
-                                                        make_error_code(errc::badarg)});
-        gen_server::cast(st_->n, *d, request);
-        return rpc::call_result(term(erl::detail::A().ok));
-    });
-    return r.result.ok() ? error_code() : r.result.error().code;
+    return detail::cast_code(
+        detail::run_blocking(detail::make_gen(st_, std::move(request), co, true)));
 }
 
 void dispatcher::report_load(atom node, double load) {

@@ -70,4 +70,17 @@ std::tuple<Args...> run_blocking(const std::shared_ptr<Op>& op) {
     return f.get();
 }
 
+// An operation behind an abstract interface `Base` (virtual start(done) and cancel()), for
+// services that compose operations of several kinds without knowing their types.
+template <class Base, class Op>
+class op_ref final : public Base {
+  public:
+    explicit op_ref(std::shared_ptr<Op> op) : op_(std::move(op)) {}
+    void start(typename Base::done_fn done) override { op_->start(std::move(done)); }
+    void cancel() override { op_->cancel(); }
+
+  private:
+    std::shared_ptr<Op> op_;
+};
+
 }  // namespace erl::detail

@@ -4,6 +4,7 @@
 
 #include "node/async_op.hpp"
 #include "node/node_core.hpp"
+#include "node/receive_op.hpp"
 #include "node/selective_receive.hpp"
 
 #include <boost/asio/error.hpp>
@@ -144,6 +145,13 @@ void receive_waiter::operator()() const {
 }
 
 }  // namespace
+
+std::shared_ptr<any_receive_op> make_receive_op(const std::shared_ptr<process>& p,
+                                                std::function<bool(const term&)> pred,
+                                                std::chrono::milliseconds timeout) {
+    return std::make_shared<op_ref<any_receive_op, receive_op>>(
+        std::make_shared<receive_op>(p, std::move(pred), timeout));
+}
 }  // namespace erl::detail
 
 namespace erl {

@@ -93,3 +93,13 @@ void detail::initiate_call(erl::node& n, const dest& to, term request,
 }
 
 }  // namespace erl::gen_server
+
+namespace erl::rpc::detail {
+
+std::shared_ptr<any_call_op> make_gen_call_op(erl::node& n, const erl::gen_server::dest& to,
+                                              term request, std::chrono::milliseconds timeout) {
+    return std::make_shared<any_call_op_of<erl::gen_server::call_op>>(
+        std::make_shared<erl::gen_server::call_op>(n, to, std::move(request), timeout));
+}
+
+}  // namespace erl::rpc::detail

@@ -411,6 +411,13 @@ std::shared_ptr<calls_op> make_calls(erl::node& n, std::vector<atom> targets, at
 }
 
 }  // namespace
+
+std::shared_ptr<any_call_op> make_call_op(erl::node& n, atom target, atom module, atom function,
+                                          term args, std::chrono::milliseconds timeout) {
+    return std::make_shared<any_call_op_of<call_op>>(std::make_shared<call_op>(
+        make_calls(n, {target}, module, function, std::move(args), timeout)));
+}
+
 }  // namespace erl::rpc::detail
 
 namespace erl::rpc {
@@ -511,7 +518,6 @@ void detail::initiate_multicall(erl::node& n, std::vector<atom> targets, atom mo
 }
 
 error_code cast(erl::node& n, atom target, atom module, atom function, term args) {
-    const auto& a = A();
     if (!args.is_list()) return make_error_code(errc::type_mismatch);
     auto& core = erl::detail::access::core(n);
     if (target == core.name) {
@@ -528,6 +534,14 @@ error_code cast(erl::node& n, atom target, atom module, atom function, term args
         return {};
     }
     if (auto ec = n.connect(target)) return make_error_code(errc::noconnection);
+    return detail::cast_connected(n, target, module, function, std::move(args));
+}
+
+error_code detail::cast_connected(erl::node& n, atom target, atom module, atom function,
+                                  term args) {
+    const auto& a = A();
+    if (!args.is_list()) return make_error_code(errc::type_mismatch);
+    auto& core = erl::detail::access::core(n);
     if (detail::runtime::supports_spawn(core, target)) {
         // erpc:cast: spawn_request(N, erpc, execute_cast, [M, F, A], [{reply, no}]); the
         // reply option is local to the caller, so nothing but the request goes on the wire.

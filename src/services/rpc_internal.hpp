@@ -1,10 +1,12 @@
 // Internals shared by the rpc server, the rex service, the rpc client and gen_server.
 #pragma once
 
+#include <erl/gen_server.hpp>
 #include <erl/node.hpp>
 #include <erl/rpc.hpp>
 
 #include "node/access.hpp"
+#include "node/async_op.hpp"
 #include "node/mfa_key.hpp"
 #include "node/node_core.hpp"
 #include "node/runtime.hpp"
@@ -144,5 +146,27 @@ std::shared_ptr<spawn_slot> slot_for(node_core& core);
 // The group leader of processes this node spawns elsewhere (erpc calls, erl::spawn on another
 // node): answers every io output request with ok, so a remote io:format never blocks.
 std::shared_ptr<process> group_leader(node_core& core);
+
+// erpc:call and gen_server:call as runtime operations (node/async_op.hpp: start(done) once,
+// cancel() any time; `done` runs on whichever thread finishes the call, with no executor hop),
+// for services that compose calls into operations of their own (erl::dispatch).
+class any_call_op {
+  public:
+    using done_fn = std::function<void(error_code, call_result)>;
+    virtual ~any_call_op() = default;
+    virtual void start(done_fn done) = 0;
+    virtual void cancel() = 0;
+};
+std::shared_ptr<any_call_op> make_call_op(erl::node& n, atom target, atom module, atom function,
+                                          term args, std::chrono::milliseconds timeout);
+std::shared_ptr<any_call_op> make_gen_call_op(erl::node& n, const erl::gen_server::dest& to,
+                                              term request, std::chrono::milliseconds timeout);
+
+template <class Op>
+using any_call_op_of = erl::detail::op_ref<any_call_op, Op>;
+
+// erpc:cast once the connection to `target` is up (rpc::cast without its connect): the spawn
+// request, or the rex cast for a peer without DFLAG_SPAWN. Never blocks.
+error_code cast_connected(erl::node& n, atom target, atom module, atom function, term args);
 
 }  // namespace erl::rpc::detail

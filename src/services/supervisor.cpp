@@ -257,9 +257,18 @@ class sup_loop final : public detail::sys::owner {
         for (const auto& c : children_)
             if (c.running) load.push_back({c.running->node, 1});
         error_code last = make_error_code(errc::no_target);  // no candidate at all
+        // One deadline for the whole start: the supervisor handles nothing else meanwhile.
+        const bool bounded = rm.where.start_timeout != infinity;
+        const auto deadline = bounded ? clock::now() + rm.where.start_timeout : clock::time_point{};
         for (atom where :
              sup::placement_order(sup::candidate_nodes(rm.where, members), connected, load, lost)) {
-            auto r = spawn_link(m_, where, rm.module, rm.function, s.args);
+            auto left = infinity;
+            if (bounded) {
+                const auto now = clock::now();
+                if (now >= deadline) return make_error_code(errc::timeout);
+                left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
+            }
+            auto r = spawn_link(m_, where, rm.module, rm.function, s.args, left);
             if (r) return *r;
             last = r.error();
             // Only a node that cannot be reached, does not answer or cannot spawn this sends us

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "node_test_support.hpp"
+#include "silent_peer.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -46,55 +47,6 @@ class event {
     std::mutex mu_;
     std::condition_variable cv_;
     bool set_ = false;
-};
-
-// A "node" registered in EPMD that accepts TCP connections and never answers the handshake:
-// connections to it stay in set-up until net_setuptime.
-class silent_peer {
-  public:
-    silent_peer(std::uint16_t epmd_port, std::string name)
-        : acceptor_(io_, {asio::ip::make_address("127.0.0.1"), 0}) {
-        accept();
-        thread_ = std::thread([this] { io_.run(); });
-        erl::epmd::node_info info;
-        info.name = std::move(name);
-        info.port = acceptor_.local_endpoint().port();
-        auto fut = asio::co_spawn(io_, erl::epmd::async_register("127.0.0.1", epmd_port, info, 5s),
-                                  asio::use_future);
-        auto reg = fut.get();
-        if (reg) reg_ = std::move(*reg);
-        registered_ = static_cast<bool>(reg);
-    }
-    ~silent_peer() {
-        asio::post(io_, [this] {
-            reg_.close();
-            error_code ec;
-            acceptor_.close(ec);
-            socks_.clear();
-        });
-        work_.reset();
-        io_.stop();
-        thread_.join();
-    }
-    bool registered() const { return registered_; }
-
-  private:
-    using error_code = boost::system::error_code;
-    void accept() {
-        acceptor_.async_accept([this](error_code ec, asio::ip::tcp::socket s) {
-            if (ec) return;
-            socks_.push_back(std::move(s));  // held open, never read
-            accept();
-        });
-    }
-    asio::io_context io_;
-    std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_{
-        io_.get_executor()};
-    asio::ip::tcp::acceptor acceptor_;
-    std::vector<asio::ip::tcp::socket> socks_;
-    erl::epmd::registration reg_;
-    bool registered_ = false;
-    std::thread thread_;
 };
 
 }  // namespace
@@ -173,7 +125,7 @@ TEST(NodeLifecycle, stop_while_links_and_monitors_wait_for_a_connection) {
     const auto epmd_port = erl::test::free_port();
     erl::node a(opts(epmd_port));
     ASSERT_FALSE(a.start());
-    silent_peer silent(epmd_port, "silent");
+    erl::test::silent_peer silent(epmd_port, "silent");
     ASSERT_TRUE(silent.registered());
     const erl::atom peer("silent@127.0.0.1");
     const erl::pid remote{peer, 1, 0, 1};

@@ -1,6 +1,8 @@
 // erl::supervisor with children on other erlcpp nodes of the same process (remote spawn_link
 // of a registered C++ process kind): placement, restart on another node when a node stops,
-// the strategies across nodes, intensity, and Erlang child specs started on the own node.
+// the strategies across nodes, intensity, one deadline for a remote start over all its
+// candidates, and Erlang child specs started on the own node.
+#include "silent_peer.hpp"
 #include "supervisor_test_support.hpp"
 
 using namespace std::chrono_literals;
@@ -122,6 +124,24 @@ TEST_F(SupervisorRemoteTest, no_node_that_can_start_the_child_fails_the_start) {
     auto sup = erl::supervisor::start(*node, {}, {second});
     ASSERT_TRUE(sup) << sup.error().message();
     EXPECT_EQ(started("z").node, n3->name());
+}
+
+TEST_F(SupervisorRemoteTest, one_deadline_bounds_a_remote_start_over_all_candidates) {
+    // The first candidate accepts the connection and never answers the handshake: it takes
+    // the whole start_timeout, and the start fails with timeout instead of going on to n2.
+    const std::string name = "stall_" + std::to_string(::getpid());
+    erl::test::silent_peer stall(epmd_port, name);
+    ASSERT_TRUE(stall.registered());
+    auto where = erl::placement::on({erl::atom(name + "@127.0.0.1"), n2->name()});
+    where.start_timeout = 300ms;
+    auto spec = erl::child_spec::remote(A("s"), A("w"), A("run"), erl::list(A("s")), where);
+    EXPECT_EQ(erl::supervisor::start(*node, {}, {spec}).error(),
+              make_error_code(erl::errc::timeout));
+    // Once n2 is connected it comes first among equals and starts the child.
+    ASSERT_FALSE(node->connect(n2->name()));
+    auto sup = erl::supervisor::start(*node, {}, {spec});
+    ASSERT_TRUE(sup) << sup.error().message();
+    EXPECT_EQ(started("s").node, n2->name());
 }
 
 TEST_F(SupervisorRemoteTest, erlang_child_spec_runs_a_kind_of_the_own_node) {
