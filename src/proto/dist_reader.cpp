@@ -240,8 +240,8 @@ error_code dist_reader::parse_header(std::span<const std::uint8_t>& in, std::vec
             }
             if (in.size() - pos < len) return bad();
             // UTF8_ATOMS is mandatory, so the text is UTF-8 (erl_ext_dist).
-            auto a =
-                atom::make(std::string_view(reinterpret_cast<const char*>(in.data() + pos), len));
+            auto a = atom::make_network(
+                std::string_view(reinterpret_cast<const char*>(in.data() + pos), len));
             if (!a) return fail(a.error());
             pos += len;
             cache_[cix] = *a;
