@@ -207,7 +207,7 @@ TEST(NetworkAtom, ConcurrentDecodeDropAndLookup) {
     }
     std::atomic<bool> failed{false};
     std::atomic<int> done{0};
-    constexpr int decoders = 3, lookers = 2, rounds = 3000;
+    constexpr int decoders = 3, lookers = 2, rounds = 20000;
     std::vector<std::thread> threads;
     for (int d = 0; d < decoders; ++d) {
         threads.emplace_back([&, d] {
