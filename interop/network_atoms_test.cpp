@@ -59,9 +59,11 @@ TEST_F(NetworkAtomsInterop, two_million_distinct_atoms_from_a_peer_leave_the_tab
     std::thread witness_loop([&] {
         while (!stop.load()) {
             const auto t0 = std::chrono::steady_clock::now();
-            auto r = witness.try_eval("{net_adm:ping(" + cppn + "), begin {echo, " + cppn +
-                                          "} ! {self(), R = make_ref()}, receive R -> ok after "
-                                          "10000 -> timeout end end}",
+            // Inside a fun: the REPL keeps top-level bindings from one evaluation to the next.
+            auto r = witness.try_eval("(fun() -> P = net_adm:ping(" + cppn +
+                                          "), R = make_ref(), {echo, " + cppn +
+                                          "} ! {self(), R}, receive R -> {P, ok} after 10000 -> "
+                                          "{P, timeout} end end)()",
                                       20s);
             const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
                                 std::chrono::steady_clock::now() - t0)
