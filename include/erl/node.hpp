@@ -126,8 +126,9 @@ struct node_options {
     // may hold at most this many inflated bytes at once (checked while inflating, before the
     // memory is allocated; a connection that would exceed it is closed). 0 = no node-wide bound.
     std::size_t max_inflating_bytes = std::size_t{1} << 30;
-    // Atoms a single connection may add to the (global, immortal) atom table over its life;
-    // 0 = no per-connection bound. The global bound is max_atoms.
+    // Atoms a single connection may add to the (global) atom table over its life, counting
+    // network atoms that have been freed again; 0 = no per-connection bound. The global bound
+    // is max_atoms (on live atoms).
     std::size_t max_new_atoms_per_connection = 0;
     // If non-zero, erl::set_atom_table_limit(max_atoms) at start() (a process-wide setting).
     std::size_t max_atoms = 0;

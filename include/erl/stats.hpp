@@ -63,7 +63,9 @@ struct node_stats {
     std::chrono::system_clock::time_point taken{};
     std::size_t processes = 0;
     std::size_t process_limit = 0;  // 0: no limit
-    std::size_t atoms = 0;
+    std::size_t atoms = 0;          // live atoms: permanent plus network (the limit counts these)
+    std::size_t network_atoms = 0;  // of those: made from peer data, freed with their last holder
+    std::uint64_t network_atoms_freed = 0;  // network atoms that have left the table so far
     std::size_t atom_limit = 0;
     std::vector<memory_use> memory;
     std::uint64_t rpc_calls_served = 0;  // rpc/erpc calls answered by this node's functions

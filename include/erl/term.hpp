@@ -33,41 +33,97 @@ namespace erl {
 namespace detail {
 struct atom_entry;
 struct heap_header;
+// Reference counting of network atoms (atom_table.cpp; inline parts in term_heap.hpp). `bits`
+// is an atom's tagged pointer with bit 0 set.
+inline void atom_ref(std::uintptr_t bits) noexcept;
+inline void atom_unref(std::uintptr_t bits) noexcept;
 }  // namespace detail
 
 // ---------------------------------------------------------------------------------------------
-// atom: interned UTF-8 text. Copy is a pointer copy; == is pointer equality; <=> compares text.
-// The atom table is global, thread-safe and bounded (set_atom_table_limit); atoms are never
-// freed, as in BEAM.
+// atom: interned UTF-8 text. == is pointer equality; <=> compares text. The atom table is
+// global, thread-safe and bounded (set_atom_table_limit).
+//
+// Two kinds of table entries. Atoms named by C++ code (this constructor, make(), parse, the
+// runtime's own names) are permanent, as in BEAM. Atoms that first arrive in peer data
+// (make_network(), used by the ETF decoder and the distribution reader) are network atoms: each
+// atom value holding one counts as a reference, and when the last one goes the entry leaves
+// the table (its memory is reclaimed once no lock-free lookup can still see it). Naming a
+// network atom from C++ code makes it permanent. A value refers to a network entry through a
+// tagged pointer (bit 0), so copying or dropping a permanent atom tests one bit and touches no
+// shared memory; copying a network atom is one atomic increment.
 class atom {
   public:
     atom() noexcept;  // the empty atom ''
-    // Interns utf8. Throws std::invalid_argument for invalid UTF-8 or more than 255 characters,
-    // std::length_error when the atom table is full. Use make() for a non-throwing version.
+    // Interns utf8 as a permanent atom. Throws std::invalid_argument for invalid UTF-8 or more
+    // than 255 characters, std::length_error when the atom table is full. Use make() for a
+    // non-throwing version.
     explicit atom(std::string_view utf8);
     static result<atom> make(std::string_view utf8) noexcept;
+    // Interns utf8 for data received from a peer: an atom not yet in the table is created as a
+    // network atom (freed with its last holder); an existing one is returned as it is.
+    static result<atom> make_network(std::string_view utf8) noexcept;
     // Looks up an existing atom without creating it.
     static result<atom> existing(std::string_view utf8) noexcept;
+
+    atom(const atom& o) noexcept : b_(o.b_) {
+        if (b_ & 1) detail::atom_ref(b_);
+    }
+    atom(atom&& o) noexcept : b_(o.b_) { o.b_ = empty_bits(); }
+    atom& operator=(const atom& o) noexcept {
+        atom t(o);
+        std::swap(b_, t.b_);
+        return *this;
+    }
+    atom& operator=(atom&& o) noexcept {
+        std::swap(b_, o.b_);
+        return *this;
+    }
+    ~atom() {
+        if (b_ & 1) detail::atom_unref(b_);
+    }
 
     std::string_view str() const noexcept;
     std::size_t hash() const noexcept;
     bool empty() const noexcept { return str().empty(); }
+    // True while the entry is a network atom (not named by C++ code).
+    bool is_network() const noexcept;
 
-    friend bool operator==(atom a, atom b) noexcept { return a.e_ == b.e_; }
-    friend std::strong_ordering operator<=>(atom a, atom b) noexcept;
+    friend bool operator==(const atom& a, const atom& b) noexcept {
+        return ((a.b_ ^ b.b_) >> 1) == 0;
+    }
+    friend std::strong_ordering operator<=>(const atom& a, const atom& b) noexcept;
 
-    const detail::atom_entry* entry() const noexcept { return e_; }
+    const detail::atom_entry* entry() const noexcept {
+        return reinterpret_cast<const detail::atom_entry*>(b_ & ~std::uintptr_t{1});
+    }
+    // A value for a permanent entry (or nullptr, an "unset" marker that only entry() may be
+    // asked about). Never for a network entry: the value would not hold it.
     static atom from_entry(const detail::atom_entry* e) noexcept {
-        atom a;
-        a.e_ = e;
+        atom a(raw{}, reinterpret_cast<std::uintptr_t>(e));
         return a;
+    }
+    // Low-level: the tagged pointer, and taking over / giving up the reference it stands for.
+    std::uintptr_t bits() const noexcept { return b_; }
+    static atom adopt(std::uintptr_t bits) noexcept { return atom(raw{}, bits); }
+    std::uintptr_t release_bits() noexcept {
+        std::uintptr_t b = b_;
+        b_ = empty_bits();
+        return b;
     }
 
   private:
-    const detail::atom_entry* e_;
+    struct raw {};
+    atom(raw, std::uintptr_t b) noexcept : b_(b) {}
+    static std::uintptr_t empty_bits() noexcept;
+    std::uintptr_t b_;
 };
 
+// Live atoms in the table (permanent plus network); the limit applies to this count.
 std::size_t atom_table_size() noexcept;
+// Live network atoms (part of atom_table_size()).
+std::size_t network_atom_count() noexcept;
+// Network entries freed so far (left the table when their last holder went).
+std::size_t network_atoms_freed() noexcept;
 std::size_t atom_table_limit() noexcept;
 void set_atom_table_limit(std::size_t n) noexcept;  // default 1,048,576 (BEAM's default)
 // Atoms the calling thread has added to the table so far (a per-thread counter). A connection
@@ -175,7 +231,7 @@ class term {
     // Throws std::domain_error for NaN or infinity (Erlang has neither).
     term(double v);
     term(bool v) noexcept;  // atoms true / false
-    term(atom a) noexcept : kind_(kind::atom), a_(a.entry()) {}
+    term(atom a) noexcept : kind_(kind::atom), a_(a.release_bits()) {}
     term(const pid& p);
     term(const port& p);
     term(const reference& r);
@@ -216,7 +272,9 @@ class term {
     bool is_float() const noexcept { return kind_ == kind::float_; }
     bool is_number() const noexcept { return is_integer() || is_float(); }
     bool is_atom() const noexcept { return kind_ == kind::atom; }
-    bool is_atom(atom a) const noexcept { return kind_ == kind::atom && a_ == a.entry(); }
+    bool is_atom(const atom& a) const noexcept {
+        return kind_ == kind::atom && ((a_ ^ a.bits()) >> 1) == 0;
+    }
     bool is_bool() const noexcept;
     bool is_reference() const noexcept { return kind_ == kind::reference; }
     bool is_fun() const noexcept { return kind_ == kind::fun; }
@@ -238,6 +296,11 @@ class term {
     big_view as_big() const;        // bignums only
     double as_double() const;       // floats only
     atom as_atom() const;
+    // Atoms only: the tagged pointer (see atom::bits) and the table entry, without copying.
+    std::uintptr_t atom_bits() const noexcept { return a_; }
+    const detail::atom_entry* atom_ptr() const noexcept {
+        return reinterpret_cast<const detail::atom_entry*>(a_ & ~std::uintptr_t{1});
+    }
     bool as_bool() const;
     const pid& as_pid() const;
     const port& as_port() const;
@@ -278,6 +341,12 @@ class term {
         t.h_ = h;
         return t;
     }
+    static term from_atom_bits(std::uintptr_t bits) noexcept {  // adopts an atom's bits
+        term t;
+        t.kind_ = kind::atom;
+        t.a_ = bits;
+        return t;
+    }
     bool is_heap() const noexcept {
         return kind_ != kind::integer && kind_ != kind::float_ && kind_ != kind::atom &&
                kind_ != kind::nil;
@@ -291,7 +360,7 @@ class term {
     union {
         std::int64_t i_;
         double f_;
-        const detail::atom_entry* a_;
+        std::uintptr_t a_;  // atom: tagged entry pointer (see atom)
         detail::heap_header* h_;
     };
 };
@@ -395,7 +464,7 @@ struct print_options {
 };
 std::string to_string(const term& t, const print_options& opts = {});
 std::ostream& operator<<(std::ostream& os, const term& t);
-std::ostream& operator<<(std::ostream& os, atom a);
+std::ostream& operator<<(std::ostream& os, const atom& a);
 
 // Total order as in the header comment; compare(a,b) == (a <=> b).
 std::strong_ordering compare(const term& a, const term& b) noexcept;
@@ -408,7 +477,7 @@ struct std::hash<erl::term> {
 };
 template <>
 struct std::hash<erl::atom> {
-    std::size_t operator()(erl::atom a) const noexcept { return a.hash(); }
+    std::size_t operator()(const erl::atom& a) const noexcept { return a.hash(); }
 };
 
 #include <erl/detail/term_convert.hpp>

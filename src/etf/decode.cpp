@@ -39,10 +39,13 @@ inline errc to_errc(const error_code& ec) noexcept {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Atom lookup cache. Interning goes through the global (locked) atom table; decoded messages
-// repeat the same few atoms over and over, so a per-thread direct-mapped cache of entry
-// pointers keyed by the UTF-8 bytes avoids most table lookups. Atoms are immortal, so a cached
-// entry never dangles.
+// Atom lookup cache. Interning goes through the global atom table; decoded messages repeat the
+// same few atoms over and over, so a per-thread direct-mapped cache of entry pointers keyed by
+// the UTF-8 bytes avoids most table lookups. Only permanent entries are cached: they are
+// immortal, so a cached entry never dangles, and their values need no reference count. Atoms
+// the table does not have yet are made as network atoms (atom::make_network).
+//
+// The decoder's atoms are atom bits (atom::bits): a tagged value owns one reference.
 struct atom_cache {
     static constexpr std::size_t slots = 1024;
     const atom_entry* e[slots] = {};
@@ -93,30 +96,30 @@ inline bool same_text(const char* a, const std::uint8_t* b, std::size_t n) noexc
 
 // Cache miss: interns through the global table and fills the cache slot.
 [[gnu::noinline]] status intern_slow(const std::uint8_t* p, std::size_t n, const atom_entry*& slot,
-                                     const atom_entry*& out) {
+                                     std::uintptr_t& out) {
     // 255 characters of at most 4 bytes each.
     if (n > 255 * 4) return errc::atom_too_long;
-    auto r = atom::make({reinterpret_cast<const char*>(p), n});
+    auto r = atom::make_network({reinterpret_cast<const char*>(p), n});
     if (!r) return to_errc(r.error());
-    out = r->entry();
-    slot = out;
+    out = r->release_bits();
+    if (!(out & 1)) slot = reinterpret_cast<const atom_entry*>(out);
     return {};
 }
 
 // Interns UTF-8 atom text.
 [[gnu::always_inline]] inline status intern_utf8(const std::uint8_t* p, std::size_t n,
-                                                 const atom_entry*& out) {
+                                                 std::uintptr_t& out) {
     auto& slot = tl_atoms.e[atom_hash(p, n) & (atom_cache::slots - 1)];
     const atom_entry* e = slot;
     if (e && e->bytes == n && same_text(e->text, p, n)) [[likely]] {
-        out = e;
+        out = reinterpret_cast<std::uintptr_t>(e);
         return {};
     }
     return intern_slow(p, n, slot, out);
 }
 
 // Latin-1 (ATOM_EXT, SMALL_ATOM_EXT) to UTF-8; pure ASCII is passed through unchanged.
-status intern_latin1(const std::uint8_t* p, std::size_t n, const atom_entry*& out) {
+status intern_latin1(const std::uint8_t* p, std::size_t n, std::uintptr_t& out) {
     if (n > 255) return errc::atom_too_long;
     bool ascii = true;
     for (std::size_t i = 0; i < n; ++i)
@@ -186,7 +189,7 @@ class decoder {
 
     // SMALL_ATOM_UTF8_EXT (what OTP 25+ sends for nearly every atom) inline; the rest out of
     // line.
-    [[gnu::always_inline]] status read_atom_tagged(std::uint8_t tg, const atom_entry*& out) {
+    [[gnu::always_inline]] status read_atom_tagged(std::uint8_t tg, std::uintptr_t& out) {
         if (tg == tag::small_atom_utf8) [[likely]] {
             if (p_ == end_) return errc::truncated;
             std::size_t n = *p_++;
@@ -197,12 +200,12 @@ class decoder {
         }
         return read_atom_other(tg, out);
     }
-    status read_atom_other(std::uint8_t tg, const atom_entry*& out);
+    status read_atom_other(std::uint8_t tg, std::uintptr_t& out);
     status read_atom(atom& out) {
         if (auto ec = need(1)) return ec;
-        const atom_entry* e;
+        std::uintptr_t e;
         if (auto ec = read_atom_tagged(*p_++, e)) return ec;
-        out = atom::from_entry(e);
+        out = atom::adopt(e);
         return {};
     }
     status read_pid_tagged(std::uint8_t tg, term* slot);
@@ -222,7 +225,7 @@ class decoder {
     std::vector<std::unique_ptr<closure>> funs_;             // closures being filled
 };
 
-status decoder::read_atom_other(std::uint8_t tg, const atom_entry*& out) {
+status decoder::read_atom_other(std::uint8_t tg, std::uintptr_t& out) {
     switch (tg) {
         case tag::small_atom_utf8:
         case tag::small_atom: {
@@ -247,7 +250,8 @@ status decoder::read_atom_other(std::uint8_t tg, const atom_entry*& out) {
             if (auto ec = need(1)) return ec;
             std::size_t i = *p_++;
             if (i >= refs_.size() || refs_[i].entry() == nullptr) return errc::bad_atom_cache_ref;
-            out = refs_[i].entry();
+            atom held = refs_[i];
+            out = held.release_bits();
             return {};
         }
         default:
@@ -259,13 +263,14 @@ status decoder::read_atom_other(std::uint8_t tg, const atom_entry*& out) {
 status decoder::read_pid_tagged(std::uint8_t tg, term* slot) {
     if (tg != tag::new_pid && tg != tag::pid) return errc::bad_tag;
     if (auto ec = need(1)) return ec;
-    const atom_entry* node;
-    if (auto ec = read_atom_tagged(*p_++, node)) return ec;
+    std::uintptr_t bits;
+    if (auto ec = read_atom_tagged(*p_++, bits)) return ec;
+    atom node = atom::adopt(bits);
     // PID_EXT: ID:32 Serial:32 Creation:8; NEW_PID_EXT: Creation:32.
     std::size_t n = tg == tag::new_pid ? 12 : 9;
     if (auto ec = need(n)) return ec;
     // Aggregate initialization: no default-constructed atom to overwrite.
-    put(slot, pid{atom::from_entry(node), load_be32(p_), load_be32(p_ + 4),
+    put(slot, pid{std::move(node), load_be32(p_), load_be32(p_ + 4),
                   tg == tag::new_pid ? load_be32(p_ + 8) : p_[8]});
     p_ += n;
     return {};
@@ -443,9 +448,9 @@ status decoder::run(term& root) {
             case tag::atom:
             case tag::small_atom:
             case tag::atom_cache_ref: {
-                const atom_entry* a;
+                std::uintptr_t a;
                 if (auto ec = read_atom_tagged(t, a)) return ec;
-                put(slot, atom::from_entry(a));
+                put(slot, term::from_atom_bits(a));
                 break;
             }
             case tag::small_tuple:

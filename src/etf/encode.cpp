@@ -104,9 +104,11 @@ struct vec_sink {
 };
 
 template <class S>
-inline void put_atom(S& s, const erl::detail::atom_entry* e, atom_cache_writer* cache) {
+inline void put_atom(S& s, std::uintptr_t bits, atom_cache_writer* cache) {
+    const auto* e = reinterpret_cast<const erl::detail::atom_entry*>(bits & ~std::uintptr_t{1});
     if (cache) {
-        int i = cache->index_of(atom::from_entry(e));
+        if (bits & 1) erl::detail::atom_ref(bits);  // the cache may keep the atom
+        int i = cache->index_of(atom::adopt(bits));
         if (i >= 0 && i < 256) {
             s.u8u8(tag::atom_cache_ref, static_cast<std::uint8_t>(i));
             return;
@@ -169,7 +171,7 @@ void put_bignum(S& s, const big_view& b) {
 template <class S>
 inline void put_pid(S& s, const pid& p, atom_cache_writer* cache) {
     s.u8(tag::new_pid);
-    put_atom(s, p.node.entry(), cache);
+    put_atom(s, p.node.bits(), cache);
     s.u32(p.id);
     s.u32(p.serial);
     s.u32(p.creation);
@@ -208,7 +210,7 @@ void walk(S& s, const term& root, atom_cache_writer* cache) {
                 put_int(s, t.as_int64());
                 break;
             case kind::atom:
-                put_atom(s, t.as_atom().entry(), cache);
+                put_atom(s, t.atom_bits(), cache);
                 break;
             case kind::nil:
                 s.u8(tag::nil);
@@ -282,7 +284,7 @@ void walk(S& s, const term& root, atom_cache_writer* cache) {
                 const port& p = t.as_port();
                 bool v4 = p.id > 0xFFFFFFFFu;
                 s.u8(v4 ? tag::v4_port : tag::new_port);
-                put_atom(s, p.node.entry(), cache);
+                put_atom(s, p.node.bits(), cache);
                 if (v4)
                     s.u64(p.id);
                 else
@@ -294,7 +296,7 @@ void walk(S& s, const term& root, atom_cache_writer* cache) {
                 const reference& r = t.as_reference();
                 s.u8(tag::newer_reference);
                 s.u16(r.len);
-                put_atom(s, r.node.entry(), cache);
+                put_atom(s, r.node.bits(), cache);
                 s.u32(r.creation);
                 for (std::size_t i = 0; i < r.len && i < r.ids.size(); ++i)
                     s.u32(r.ids[i]);
@@ -304,8 +306,8 @@ void walk(S& s, const term& root, atom_cache_writer* cache) {
                 if (t.is_export()) {
                     const export_fun& f = t.as_export();
                     s.u8(tag::export_);
-                    put_atom(s, f.module.entry(), cache);
-                    put_atom(s, f.function.entry(), cache);
+                    put_atom(s, f.module.bits(), cache);
+                    put_atom(s, f.function.bits(), cache);
                     s.u8u8(tag::small_integer, f.arity);
                     break;
                 }
@@ -317,7 +319,7 @@ void walk(S& s, const term& root, atom_cache_writer* cache) {
                 s.bytes(c.uniq.data(), 16);
                 s.u32(c.index);
                 s.u32(static_cast<std::uint32_t>(c.free_vars.size()));
-                put_atom(s, c.module.entry(), cache);
+                put_atom(s, c.module.bits(), cache);
                 put_int(s, c.old_index);
                 put_int(s, c.old_uniq);
                 stack.push_back({c.free_vars.data(), c.free_vars.data() + c.free_vars.size(),
@@ -350,7 +352,7 @@ void walk(S& s, const term& root, atom_cache_writer* cache) {
                     if (e.type() == kind::integer)
                         put_int(s, e.as_int64());
                     else if (e.type() == kind::atom)
-                        put_atom(s, e.as_atom().entry(), cache);
+                        put_atom(s, e.atom_bits(), cache);
                     else
                         break;
                 } while (++f.next != f.end);

@@ -474,7 +474,8 @@ asio::awaitable<void> connection::run_reader(std::vector<std::uint8_t> leftover)
     auto consume = [&](std::span<const std::uint8_t> data) -> bool {
         // Decoding runs on this thread from here to the end of feed(), so the thread's atom
         // counter difference is exactly what this peer created, and a thread cap enforces
-        // max_new_atoms_per_connection while decoding (the atom table is global and immortal).
+        // max_new_atoms_per_connection while decoding (network atoms this peer made and that
+        // were freed again still count: the budget is for creations).
         const std::size_t atoms_before = atoms_created_by_this_thread();
         const std::size_t budget = o.max_new_atoms_per_connection;
         // Peer data may fill the atom table only up to a headroom below its limit: the

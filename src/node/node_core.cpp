@@ -92,6 +92,8 @@ node_stats node_core::stats() const {
     s.taken = std::chrono::system_clock::now();
     s.processes = table.size();
     s.atoms = atom_table_size();
+    s.network_atoms = network_atom_count();
+    s.network_atoms_freed = network_atoms_freed();
     s.atom_limit = atom_table_limit();
     counters.fill(s);
     std::vector<std::shared_ptr<connection>> cs;

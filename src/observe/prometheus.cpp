@@ -133,6 +133,12 @@ std::string to_prometheus_text(const node_stats& s) {
     }
     w.family("erlcpp_atoms", "gauge", "Atoms in the atom table.");
     w.sample("erlcpp_atoms", static_cast<double>(s.atoms));
+    w.family("erlcpp_network_atoms", "gauge",
+             "Atoms in the table made from peer data (freed with their last holder).");
+    w.sample("erlcpp_network_atoms", static_cast<double>(s.network_atoms));
+    w.family("erlcpp_network_atoms_freed_total", "counter",
+             "Network atoms that have left the atom table.");
+    w.sample("erlcpp_network_atoms_freed_total", static_cast<double>(s.network_atoms_freed));
     w.family("erlcpp_atom_limit", "gauge", "Size limit of the atom table.");
     w.sample("erlcpp_atom_limit", static_cast<double>(s.atom_limit));
     if (!s.memory.empty()) {

@@ -38,7 +38,7 @@ class dist_writer::cache final : public etf::atom_cache_writer {
     };
 
     cache() {
-        slots_.fill(nullptr);
+        slots_.fill(atom::from_entry(nullptr));
         msg_index_.fill(-1);
     }
 
@@ -53,9 +53,9 @@ class dist_writer::cache final : public etf::atom_cache_writer {
         const int existing = msg_index_[cix];
         if (existing >= 0) return refs_[static_cast<std::size_t>(existing)].a == a ? existing : -1;
         if (refs_.size() >= max_refs_per_message) return -1;
-        const bool is_new = slots_[cix] != a.entry();
-        slots_[cix] = a.entry();
-        refs_.push_back({cix, is_new, a});
+        const bool is_new = slots_[cix].entry() != a.entry();
+        if (is_new) slots_[cix] = a;
+        refs_.push_back({cix, is_new, std::move(a)});
         msg_index_[cix] = static_cast<std::int16_t>(refs_.size() - 1);
         return static_cast<int>(refs_.size() - 1);
     }
@@ -63,7 +63,9 @@ class dist_writer::cache final : public etf::atom_cache_writer {
     const std::vector<ref>& refs() const noexcept { return refs_; }
 
   private:
-    std::array<const detail::atom_entry*, cache_size> slots_;
+    // What the peer's cache holds; values, so a network atom stays as long as the peer may
+    // refer to it.
+    std::array<atom, cache_size> slots_;
     std::array<std::int16_t, cache_size> msg_index_;
     std::vector<ref> refs_;
 };

@@ -281,7 +281,7 @@ int shallow(const term& x, const term& y, bool exact, bool eq_only, int& tie, St
             case kind::atom: {
                 if (x.as_atom() == y.as_atom()) return 0;
                 if (eq_only) return 1;
-                return cmp_atoms(x.as_atom().entry(), y.as_atom().entry());
+                return cmp_atoms(x.atom_ptr(), y.atom_ptr());
             }
             case kind::nil:
                 return 0;

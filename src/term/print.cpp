@@ -522,7 +522,7 @@ std::ostream& operator<<(std::ostream& os, const term& t) {
     return os << to_string(t);
 }
 
-std::ostream& operator<<(std::ostream& os, atom a) {
+std::ostream& operator<<(std::ostream& os, const atom& a) {
     std::string s;
     detail::append_atom(s, a.str());
     return os << s;

@@ -257,19 +257,48 @@ inline bool is_leaf_block(const heap_header* h) noexcept {
     }
 }
 
+// The atoms a leaf block holds (the node of a pid, port or reference; an export's names): only
+// network atoms need anything.
+inline void drop_leaf_atoms(heap_header* h) noexcept {
+    switch (h->kind) {
+        case kind::pid:
+            reinterpret_cast<value_block<pid>*>(h)->value.node.~atom();
+            break;
+        case kind::port:
+            reinterpret_cast<value_block<port>*>(h)->value.node.~atom();
+            break;
+        case kind::reference:
+            reinterpret_cast<value_block<reference>*>(h)->value.node.~atom();
+            break;
+        case kind::fun:
+            if (h->flags == 1) {
+                auto& f = reinterpret_cast<value_block<export_fun>*>(h)->value;
+                f.module.~atom();
+                f.function.~atom();
+            }
+            break;
+        default:
+            break;
+    }
+}
+
 // Drops one reference held by a child term of a dying block. A child whose count reaches
 // zero is freed at once if it holds no terms, or if its parent was taken from the work list
 // (`nested` false: at most one level of direct recursion); otherwise it is queued. Wide
 // containers of small containers (a map of tuples) then never queue their children.
 [[gnu::always_inline]] inline void drop(const term& t, pending& work, bool nested) noexcept {
-    if (!((1u << static_cast<unsigned>(t.type())) & heap_kind_mask)) return;
+    if (!((1u << static_cast<unsigned>(t.type())) & heap_kind_mask)) {
+        if (t.type() == kind::atom && (t.atom_bits() & 1)) atom_unref(t.atom_bits());
+        return;
+    }
     heap_header* h = t.heap();
     // Sole owner: nobody else can touch the count, so skip the atomic RMW.
     if (h->refs.load(std::memory_order_acquire) == 1 ||
         h->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-        if (is_leaf_block(h))
+        if (is_leaf_block(h)) {
+            drop_leaf_atoms(h);
             block_free(h, block_bytes(h));
-        else if (!nested)
+        } else if (!nested)
             free_block(h, work, true);
         else
             work.push(h);
@@ -321,9 +350,10 @@ void free_block(heap_header* h, pending& work, bool nested) noexcept {
                 b->value.~closure();
             }
             break;
-        default:  // bytes, limbs, pid/port/reference/export: trivially destructible payloads
+        default:  // bytes, limbs, pid/port/reference/export: atoms at most
             break;
     }
+    drop_leaf_atoms(h);
     block_free(h, block_bytes(h));
 }
 
@@ -407,8 +437,8 @@ inline int key_compare(const term& a, const term& b) noexcept {
     if (ca != cb) return ca < cb ? -1 : 1;
     if (ka == kb) {
         if (ka == kind::atom) {
-            const atom_entry* x = a.as_atom().entry();
-            const atom_entry* y = b.as_atom().entry();
+            const atom_entry* x = a.atom_ptr();
+            const atom_entry* y = b.atom_ptr();
             if (x == y) return 0;
             // Distinct atoms usually differ in the first byte (texts are NUL-terminated).
             auto x0 = static_cast<unsigned char>(x->text[0]);
@@ -592,7 +622,7 @@ term::term(double v) {
 }
 
 term::term(bool v) noexcept : kind_(kind::atom) {
-    a_ = (v ? atoms::true_() : atoms::false_()).entry();
+    a_ = reinterpret_cast<std::uintptr_t>((v ? atoms::true_() : atoms::false_()).entry());
 }
 
 term::term(const pid& p) : kind_(kind::nil), i_(0) {
@@ -628,7 +658,8 @@ bool operator==(const reference& a, const reference& b) noexcept {
 // --- inspection ---------------------------------------------------------------------------
 
 bool term::is_bool() const noexcept {
-    return kind_ == kind::atom && (a_ == atoms::true_().entry() || a_ == atoms::false_().entry());
+    return kind_ == kind::atom &&
+           (atom_ptr() == atoms::true_().entry() || atom_ptr() == atoms::false_().entry());
 }
 
 bool term::is_proper_list() const noexcept {
@@ -642,8 +673,8 @@ bool term::is_proper_list() const noexcept {
 
 bool term::as_bool() const {
     if (kind_ == kind::atom) {
-        if (a_ == atoms::true_().entry()) return true;
-        if (a_ == atoms::false_().entry()) return false;
+        if (atom_ptr() == atoms::true_().entry()) return true;
+        if (atom_ptr() == atoms::false_().entry()) return false;
     }
     throw_bad_term_access("boolean", *this);
 }

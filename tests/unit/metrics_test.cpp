@@ -27,6 +27,8 @@ erl::node_stats sample_stats() {
     s.node = erl::atom("cpp@127.0.0.1");
     s.processes = 12;
     s.atoms = 3456;
+    s.network_atoms = 56;
+    s.network_atoms_freed = 2000000;
     s.atom_limit = 1048576;
     s.memory = {{"terms", 4096}, {"connection_buffers", 131072}};
     s.rpc_calls_served = 10;
@@ -66,6 +68,9 @@ TEST(PrometheusText, counters_gauges_and_labels) {
         text, "erlcpp_dist_last_activity_timestamp_seconds{peer=\"beam@127.0.0.1\"} 1700000000"));
     EXPECT_TRUE(has_line(text, "erlcpp_processes 12"));
     EXPECT_TRUE(has_line(text, "erlcpp_atoms 3456"));
+    EXPECT_TRUE(has_line(text, "erlcpp_network_atoms 56"));
+    EXPECT_TRUE(has_line(text, "# TYPE erlcpp_network_atoms_freed_total counter"));
+    EXPECT_TRUE(has_line(text, "erlcpp_network_atoms_freed_total 2000000"));
     EXPECT_TRUE(has_line(text, "erlcpp_memory_bytes{kind=\"connection_buffers\"} 131072"));
     EXPECT_TRUE(has_line(text, "erlcpp_handshake_failures_total{reason=\"bad_cookie\"} 3"));
     EXPECT_TRUE(has_line(text, "erlcpp_node_info{node=\"cpp@127.0.0.1\"} 1"));

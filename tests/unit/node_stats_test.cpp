@@ -87,6 +87,7 @@ TEST_F(NodeStats, counters_move_by_the_messages_sent) {
     EXPECT_EQ(s.node, b.name());
     EXPECT_GE(s.processes, 1u);
     EXPECT_EQ(s.atoms, erl::atom_table_size());
+    EXPECT_LE(s.network_atoms, s.atoms);
     EXPECT_EQ(s.atom_limit, erl::atom_table_limit());
     ASSERT_EQ(s.memory.size(), 1u);
     EXPECT_EQ(s.memory[0].kind, "connection_buffers");

@@ -10,8 +10,34 @@ struct atom_entry {
     std::size_t hash;
     std::uint32_t bytes;  // UTF-8 length in bytes
     std::uint32_t chars;  // length in code points (<= 255)
-    const char* text;     // NUL-terminated, immortal
+    const char* text;     // NUL-terminated; lives as long as the entry
+    // Network atoms: the atom values holding the entry, or atom_dead once it has left the
+    // table. Values made before a promotion keep counting; the count means nothing then.
+    mutable std::atomic<std::uint32_t> refs{0};
+    // 1 while a network atom, 0 once permanent (never goes back).
+    mutable std::atomic<std::uint32_t> network{0};
 };
+inline constexpr std::uint32_t atom_dead = 0x80000000u;
+
+// The last value holding a network entry went (atom_table.cpp): the entry leaves the table
+// unless it was promoted or looked up again meanwhile. `hash` is read while still holding it.
+void atom_unreferenced(const atom_entry* e, std::size_t hash) noexcept;
+
+inline void atom_ref(std::uintptr_t bits) noexcept {
+    reinterpret_cast<atom_entry*>(bits & ~std::uintptr_t{1})
+        ->refs.fetch_add(1, std::memory_order_relaxed);
+}
+inline void atom_unref(std::uintptr_t bits) noexcept {
+    auto* e = reinterpret_cast<atom_entry*>(bits & ~std::uintptr_t{1});
+    const std::size_t h = e->hash;
+    if (e->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) atom_unreferenced(e, h);
+}
+extern constinit atom_entry empty_atom_entry;
+// Frees what removals have retired if no lookup can still see it (normally done as entries
+// leave; for tests and shutdown). atoms_awaiting_reclaim: entries and slot arrays retired and
+// not yet freed.
+void atom_collect() noexcept;
+std::size_t atoms_awaiting_reclaim() noexcept;
 
 // Every heap block starts with this header. Blocks are immutable once published; the only
 // mutation is the reference count.
@@ -64,8 +90,8 @@ term new_tuple(std::size_t n, term*& elems);
 term new_list(std::size_t n, term*& elems, term*& tail);  // n >= 1
 term new_map(std::size_t n, std::pair<term, term>*& pairs);
 // Like new_list, but the n elements are raw storage: the caller must construct every one of
-// them as an immediate (integer, float, atom or [], placed with placement new, nothing that
-// can throw in between) before the term is used or released; the tail may be anything. The
+// them as an immediate (integer, float, permanent atom or [], placed with placement new, nothing
+// that can throw in between) before the term is used or released; the tail may be anything. The
 // block is marked (heap_header::flags = elems_immediate) so destroy skips the elements. For
 // decoders that fill a list from bytes at once (STRING_EXT).
 inline constexpr std::uint8_t elems_immediate = 2;
@@ -88,17 +114,31 @@ void destroy(heap_header* h) noexcept;
 namespace erl {
 
 inline void term::retain() const noexcept {
-    if (is_heap()) h_->refs.fetch_add(1, std::memory_order_relaxed);
+    if (is_heap())
+        h_->refs.fetch_add(1, std::memory_order_relaxed);
+    else if (kind_ == kind::atom && (a_ & 1))
+        detail::atom_ref(a_);
 }
 inline void term::release() noexcept {
-    if (is_heap() && h_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) detail::destroy(h_);
+    if (is_heap()) {
+        if (h_->refs.fetch_sub(1, std::memory_order_acq_rel) == 1) detail::destroy(h_);
+    } else if (kind_ == kind::atom && (a_ & 1)) {
+        detail::atom_unref(a_);
+    }
 }
 
+inline atom::atom() noexcept : b_(reinterpret_cast<std::uintptr_t>(&detail::empty_atom_entry)) {}
+inline std::uintptr_t atom::empty_bits() noexcept {
+    return reinterpret_cast<std::uintptr_t>(&detail::empty_atom_entry);
+}
 inline std::string_view atom::str() const noexcept {
-    return {e_->text, e_->bytes};
+    return {entry()->text, entry()->bytes};
 }
 inline std::size_t atom::hash() const noexcept {
-    return e_->hash;
+    return entry()->hash;
+}
+inline bool atom::is_network() const noexcept {
+    return entry()->network.load(std::memory_order_acquire) != 0;
 }
 
 inline bool term::is_tuple(std::size_t arity) const noexcept {
@@ -117,7 +157,8 @@ inline double term::as_double() const {
 }
 inline atom term::as_atom() const {
     if (kind_ != kind::atom) throw_bad_term_access("atom", *this);
-    return atom::from_entry(a_);
+    if (a_ & 1) detail::atom_ref(a_);
+    return atom::adopt(a_);
 }
 inline std::span<const term> term::as_tuple() const {
     if (kind_ != kind::tuple) throw_bad_term_access("tuple", *this);
