@@ -8,6 +8,7 @@
 #include <erl/process.hpp>
 #include <erl/rpc.hpp>
 
+#include "completion_future.hpp"
 #include "node/test_access.hpp"
 #include "node_test_support.hpp"
 
@@ -37,24 +38,11 @@ namespace {
 
 using erl::infinity;
 using erl::test::free_port;
+using erl::test::tuple_future;
 using erl::test::wait_until;
 
 erl::atom A(const char* s) {
     return erl::atom(s);
-}
-
-// A callback handing an operation's arguments to a future (Boost 1.81's use_future does not
-// combine with as_tuple).
-template <class... Args>
-struct future_handler {
-    std::shared_ptr<std::promise<std::tuple<Args...>>> p;
-    void operator()(Args... a) const { p->set_value(std::make_tuple(std::move(a)...)); }
-};
-template <class... Args>
-std::pair<future_handler<Args...>, std::future<std::tuple<Args...>>> tuple_future() {
-    auto p = std::make_shared<std::promise<std::tuple<Args...>>>();
-    auto f = p->get_future();
-    return {future_handler<Args...>{p}, std::move(f)};
 }
 
 // A function that does not return until released: the call it serves is one that "never
@@ -407,6 +395,130 @@ TEST_F(RpcAsync, cancelled_call_completes_aborted_and_leaves_no_monitor) {
     // The function, released, finds nobody to answer: nothing arrives anywhere.
     g.release();
     EXPECT_TRUE(erl::rpc::call(a, b.name(), A("t"), A("echo"), erl::make_list({erl::term(1)})));
+}
+
+// A node with one I/O thread that the test can hold: while held, nothing it is sent is read,
+// so a request reaches it only once released (its answer then crosses whatever the requester
+// did meanwhile).
+struct held_node {
+    erl::node n;
+    std::promise<void> release_;
+    explicit held_node(std::uint16_t port) : n(one_thread(port)) {}
+    static erl::node_options one_thread(std::uint16_t port) {
+        auto o = erl::test::local_node_options("asyncheld", port);
+        o.threads = 1;
+        return o;
+    }
+    // Returns once the node's thread is held.
+    void hold() {
+        release_ = {};
+        std::promise<void> holding;
+        asio::post(n.executor(), [&holding, released = release_.get_future()]() mutable {
+            holding.set_value();
+            released.wait();
+        });
+        holding.get_future().wait();
+    }
+    void release() { release_.set_value(); }
+};
+
+// The request reaches the serving node only after the call was cancelled and its calling
+// process has ended: when the SPAWN_REPLY then names the new process, the monitor the serving
+// node set up for the gone caller is removed there (the process itself runs on).
+TEST_F(RpcAsync, call_cancelled_before_the_spawn_reply_leaves_no_monitor) {
+    held_node slow(port);
+    ASSERT_FALSE(slow.n.start());
+    gate hold_calls;
+    erl::rpc::server rs(slow.n);
+    rs.add("t", "echo", [](const erl::term& t) { return t; });
+    rs.add("t", "hang", [&](erl::rpc::call_context& ctx) { return hold_calls.pass(ctx); });
+    ASSERT_TRUE(
+        erl::rpc::call(a, slow.n.name(), A("t"), A("echo"), erl::make_list({erl::term(0)})));
+    const auto before = processes(a);
+    slow.hold();
+    auto strand = asio::make_strand(a.executor());
+    asio::cancellation_signal sig;
+    auto [h, f] = tuple_future<erl::error_code, erl::rpc::call_result>();
+    erl::rpc::async_call(a, slow.n.name(), A("t"), A("hang"), erl::term(), infinity,
+                         asio::bind_cancellation_slot(sig.slot(), asio::bind_executor(strand, h)));
+    asio::post(strand, [&] { sig.emit(asio::cancellation_type::terminal); });
+    EXPECT_EQ(std::get<0>(f.get()), asio::error::operation_aborted);
+    EXPECT_TRUE(wait_until([&] { return processes(a) == before; }));  // the caller is gone
+    slow.release();
+    ASSERT_TRUE(hold_calls.wait_entered(1));
+    erl::pid runner;
+    {
+        std::lock_guard lk(hold_calls.mu);
+        runner = *hold_calls.runner;
+    }
+    EXPECT_TRUE(wait_until([&] { return watchers(slow.n, runner) == 0; }));
+    EXPECT_NE(erl::test::core_of(slow.n).find_process(runner), nullptr);
+    hold_calls.release();
+}
+
+// erlang:spawn_request_abandon/1 from a live requester whose reply is still to come: no reply
+// and no 'DOWN' reach it, the peer's monitor is removed, and a linked new process gets the link
+// exit `abandoned` (which ends the link on its side too).
+TEST_F(NodeAsync, abandoned_spawn_request_undoes_the_peers_monitor_and_link) {
+    held_node slow(port);
+    ASSERT_FALSE(slow.n.start());
+    struct started {
+        std::mutex mu;
+        std::condition_variable cv;
+        std::vector<erl::pid> pids;
+        std::vector<erl::term> got;  // what each one received first, and its links then
+    } st;
+    erl::add_spawnable(slow.n, A("t"), A("idle"), 0,
+                       [&st](erl::mailbox& mb, std::vector<erl::term>) {
+                           mb.trap_exit(true);
+                           {
+                               std::lock_guard lk(st.mu);
+                               st.pids.push_back(mb.self());
+                               st.cv.notify_all();
+                           }
+                           auto m = mb.receive(infinity);
+                           std::lock_guard lk(st.mu);
+                           st.got.push_back(erl::tuple(m ? *m : erl::term(A("none")),
+                                                       static_cast<long long>(mb.links().size())));
+                           st.cv.notify_all();
+                       });
+    auto wait_for = [&](auto pred) {
+        std::unique_lock lk(st.mu);
+        return st.cv.wait_for(lk, 10s, pred);
+    };
+    ASSERT_TRUE(a.ping(slow.n.name()));
+    auto parent = a.spawn_mailbox();
+    ASSERT_TRUE(parent);
+    // The request times out while the node is held; its reply comes once released.
+    auto times_out_held = [&](auto spawn) {
+        slow.hold();
+        auto r = spawn();
+        slow.release();
+        return !r && r.error() == erl::errc::timeout;
+    };
+    // Monitor.
+    EXPECT_TRUE(times_out_held([&] {
+        return erl::spawn_monitor(*parent, slow.n.name(), A("t"), A("idle"), erl::term(), 50ms);
+    }));
+    ASSERT_TRUE(wait_for([&] { return st.pids.size() == 1; }));
+    const erl::pid monitored = st.pids[0];
+    EXPECT_TRUE(wait_until([&] { return watchers(slow.n, monitored) == 0; }));
+    // The reply arrived before the demonitor left: it would be queued by now.
+    EXPECT_EQ(parent->pending(), 0u);
+    // Link: the new process gets {'EXIT', Parent, abandoned} and holds no link any more.
+    EXPECT_TRUE(times_out_held([&] {
+        return erl::spawn_link(*parent, slow.n.name(), A("t"), A("idle"), erl::term(), 50ms);
+    }));
+    ASSERT_TRUE(wait_for([&] { return st.got.size() == 1; }));
+    EXPECT_EQ(st.got[0], erl::tuple(erl::tuple(A("EXIT"), parent->self(), A("abandoned")), 0));
+    EXPECT_TRUE(parent->links().empty());
+    EXPECT_EQ(parent->pending(), 0u);
+    {
+        std::lock_guard lk(st.mu);
+        ASSERT_EQ(st.pids.size(), 2u);
+    }
+    slow.n.stop();
+    EXPECT_TRUE(erl::join_processes(slow.n, 10s));
 }
 
 TEST_F(RpcAsync, gen_server_async_call_each_token_and_cancel) {
