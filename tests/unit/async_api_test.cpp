@@ -521,6 +521,125 @@ TEST_F(NodeAsync, abandoned_spawn_request_undoes_the_peers_monitor_and_link) {
     EXPECT_TRUE(erl::join_processes(slow.n, 10s));
 }
 
+// Operations that would wait forever when the node stops: each completes with
+// errc::shutting_down before stop() returns — a receive, an rpc call and a gen_server call
+// with infinite timeouts, a connect and a ping to a node that does not answer the handshake,
+// and the blocking rpc::call on another thread (its result says so too).
+TEST_F(NodeAsync, operations_pending_at_stop_end_with_shutting_down_before_stop_returns) {
+    held_node slow(port);
+    ASSERT_FALSE(slow.n.start());
+    erl::node c(erl::test::local_node_options("asyncstop", port));
+    ASSERT_FALSE(c.start());
+    auto srv = erl::gen_server::start(b, std::make_shared<silent>(), A("silent"));
+    ASSERT_TRUE(srv);
+    ASSERT_TRUE(c.ping(b.name()));
+    auto mb = c.spawn_mailbox();
+    ASSERT_TRUE(mb);
+    auto strand = asio::make_strand(c.executor());
+    auto [hr, fr] = tuple_future<erl::error_code, erl::term>();
+    mb->async_receive(infinity, asio::bind_executor(strand, hr));
+    auto [hc, fc] = tuple_future<erl::error_code, erl::rpc::call_result>();
+    erl::rpc::async_call(c, b.name(), A("t"), A("hang"), erl::term(), infinity, hc);
+    auto blocking = std::async(std::launch::async, [&] {
+        return erl::rpc::call(c, b.name(), A("t"), A("hang"), erl::term(), infinity);
+    });
+    auto [hg, fg] = tuple_future<erl::error_code, erl::rpc::call_result>();
+    erl::gen_server::async_call(c, erl::gen_server::dest(A("silent"), b.name()),
+                                erl::term(A("wait")), infinity, hg);
+    slow.hold();
+    auto [hn, fn] = tuple_future<erl::error_code>();
+    c.async_connect(slow.n.name(), infinity, hn);
+    auto [hp, fp] = tuple_future<erl::error_code>();
+    c.async_ping(slow.n.name(), infinity, asio::bind_executor(strand, hp));
+    // All of them wait: both calls run on b, the server holds the gen_server call.
+    ASSERT_TRUE(g.wait_entered(2));
+    ASSERT_TRUE(wait_until([&] { return watchers(b, (*srv)->self()) == 1; }));
+    EXPECT_EQ(fr.wait_for(0s), std::future_status::timeout);
+    EXPECT_EQ(fn.wait_for(0s), std::future_status::timeout);
+    EXPECT_EQ(fp.wait_for(0s), std::future_status::timeout);
+    c.stop();
+    const auto shutting_down = erl::make_error_code(erl::errc::shutting_down);
+    ASSERT_EQ(fr.wait_for(0s), std::future_status::ready);
+    EXPECT_EQ(std::get<0>(fr.get()), shutting_down);
+    ASSERT_EQ(fc.wait_for(0s), std::future_status::ready);
+    auto [cec, cr] = fc.get();
+    EXPECT_EQ(cec, shutting_down);
+    ASSERT_FALSE(cr.ok());
+    EXPECT_EQ(cr.error().code, shutting_down);
+    ASSERT_EQ(fg.wait_for(0s), std::future_status::ready);
+    auto [gec, gr] = fg.get();
+    EXPECT_EQ(gec, shutting_down);
+    ASSERT_FALSE(gr.ok());
+    EXPECT_EQ(gr.error().code, shutting_down);
+    ASSERT_EQ(fn.wait_for(0s), std::future_status::ready);
+    EXPECT_EQ(std::get<0>(fn.get()), shutting_down);
+    ASSERT_EQ(fp.wait_for(0s), std::future_status::ready);
+    EXPECT_EQ(std::get<0>(fp.get()), shutting_down);
+    ASSERT_EQ(blocking.wait_for(10s), std::future_status::ready);
+    auto br = blocking.get();
+    ASSERT_FALSE(br.ok());
+    EXPECT_EQ(br.error().code, shutting_down);
+    slow.release();
+}
+
+// The cancellation types each operation acts on: a receive any (it has taken nothing), a call
+// terminal and partial but not total (its request has been sent: total is ignored and the call
+// goes on).
+TEST_F(RpcAsync, each_operation_acts_on_the_cancellation_types_it_supports) {
+    auto strand = asio::make_strand(a.executor());
+    // Runs fn on the strand and returns once it has run (and so has any emit before it).
+    auto on_strand = [&](auto fn) {
+        std::promise<void> ran;
+        asio::post(strand, [&] {
+            fn();
+            ran.set_value();
+        });
+        ran.get_future().wait();
+    };
+    auto mb = a.spawn_mailbox();
+    ASSERT_TRUE(mb);
+    for (auto type : {asio::cancellation_type::total, asio::cancellation_type::partial,
+                      asio::cancellation_type::terminal}) {
+        asio::cancellation_signal sig;
+        auto [h, f] = tuple_future<erl::error_code, erl::term>();
+        mb->async_receive(infinity,
+                          asio::bind_cancellation_slot(sig.slot(), asio::bind_executor(strand, h)));
+        on_strand([&] { sig.emit(type); });
+        ASSERT_EQ(f.wait_for(10s), std::future_status::ready);
+        EXPECT_EQ(std::get<0>(f.get()), asio::error::operation_aborted);
+    }
+    b.send(mb->self(), erl::term(1));  // nothing was consumed
+    EXPECT_EQ(*mb->receive(5s), erl::term(1));
+    EXPECT_EQ(mb->pending(), 0u);
+    // rpc: total is ignored, partial cancels.
+    asio::cancellation_signal sig;
+    auto [h, f] = tuple_future<erl::error_code, erl::rpc::call_result>();
+    erl::rpc::async_call(a, b.name(), A("t"), A("hang"), erl::term(), infinity,
+                         asio::bind_cancellation_slot(sig.slot(), asio::bind_executor(strand, h)));
+    ASSERT_TRUE(g.wait_entered(1));
+    on_strand([&] { sig.emit(asio::cancellation_type::total); });
+    EXPECT_EQ(f.wait_for(0s), std::future_status::timeout);
+    on_strand([&] { sig.emit(asio::cancellation_type::partial); });
+    ASSERT_EQ(f.wait_for(10s), std::future_status::ready);
+    EXPECT_EQ(std::get<0>(f.get()), asio::error::operation_aborted);
+    // gen_server: the same.
+    auto srv = erl::gen_server::start(b, std::make_shared<silent>(), A("silent"));
+    ASSERT_TRUE(srv);
+    asio::cancellation_signal gsig;
+    auto [gh, gf] = tuple_future<erl::error_code, erl::rpc::call_result>();
+    erl::gen_server::async_call(
+        a, erl::gen_server::dest(A("silent"), b.name()), erl::term(A("wait")), infinity,
+        asio::bind_cancellation_slot(gsig.slot(), asio::bind_executor(strand, gh)));
+    ASSERT_TRUE(wait_until([&] { return watchers(b, (*srv)->self()) == 1; }));
+    on_strand([&] { gsig.emit(asio::cancellation_type::total); });
+    EXPECT_EQ(gf.wait_for(0s), std::future_status::timeout);
+    EXPECT_EQ(watchers(b, (*srv)->self()), 1u);
+    on_strand([&] { gsig.emit(asio::cancellation_type::partial); });
+    ASSERT_EQ(gf.wait_for(10s), std::future_status::ready);
+    EXPECT_EQ(std::get<0>(gf.get()), asio::error::operation_aborted);
+    EXPECT_TRUE(wait_until([&] { return watchers(b, (*srv)->self()) == 0; }));
+}
+
 TEST_F(RpcAsync, gen_server_async_call_each_token_and_cancel) {
     auto srv = erl::gen_server::start(b, std::make_shared<silent>(), A("silent"));
     ASSERT_TRUE(srv);
