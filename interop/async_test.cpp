@@ -7,6 +7,7 @@
 #include <erl/process.hpp>
 #include <erl/rpc.hpp>
 
+#include "completion_future.hpp"
 #include "harness/cluster.hpp"
 
 #include <gtest/gtest.h>
@@ -22,31 +23,21 @@
 #include <boost/asio/use_future.hpp>
 
 #include <future>
+#include <random>
+#include <string>
+#include <thread>
 
 using namespace std::chrono_literals;
 namespace asio = boost::asio;
 using erl::infinity;
 using erl::interop::beam_node;
 using erl::interop::cpp_node;
+using erl::test::tuple_future;
 
 namespace {
 
 erl::atom A(const char* s) {
     return erl::atom(s);
-}
-
-// A callback handing an operation's arguments to a future (Boost 1.81's use_future does not
-// combine with as_tuple).
-template <class... Args>
-struct future_handler {
-    std::shared_ptr<std::promise<std::tuple<Args...>>> p;
-    void operator()(Args... a) const { p->set_value(std::make_tuple(std::move(a)...)); }
-};
-template <class... Args>
-std::pair<future_handler<Args...>, std::future<std::tuple<Args...>>> tuple_future() {
-    auto p = std::make_shared<std::promise<std::tuple<Args...>>>();
-    auto f = p->get_future();
-    return {future_handler<Args...>{p}, std::move(f)};
 }
 
 // A process `gate` on the BEAM node speaking the gen_server call protocol: it tells the C++
@@ -147,7 +138,12 @@ TEST_F(AsyncInterop, coroutine_awaits_erpc_call_on_one_io_thread_while_messages_
 }
 
 // erpc:call(timer, sleep, [infinity]) cancelled: operation_aborted at once, and BEAM's process
-// running the call is no longer monitored from the C++ node (erpc.erl's abandon on timeout).
+// running the call is no longer monitored from the C++ node (erpc.erl's abandon on timeout),
+// whether the cancellation came before BEAM spawned it, while its SPAWN_REPLY was on the way
+// (the reply then makes the C++ node remove the monitor BEAM set up) or after. Each call is
+// cancelled at a random point and checked on BEAM after a ping: BEAM handles the SPAWN_REQUEST
+// before the ping that followed it on the same connection, so the process and its monitor
+// exist by then, and a monitor left behind would stay (the process sleeps forever).
 TEST_F(AsyncInterop, cancelled_erpc_call_leaves_no_monitor_on_beam) {
     cpp_node cpp(cpp_opts());
     beam_node beam(beam_opts());
@@ -156,17 +152,34 @@ TEST_F(AsyncInterop, cancelled_erpc_call_leaves_no_monitor_on_beam) {
     ASSERT_TRUE(n.ping(b));
     EXPECT_EQ(beam.eval(remote_monitors), "0");
     auto strand = asio::make_strand(n.executor());
-    asio::cancellation_signal sig;
-    auto [h, f] = tuple_future<erl::error_code, erl::rpc::call_result>();
-    erl::rpc::async_call(n, b, A("timer"), A("sleep"), erl::make_list({erl::term(A("infinity"))}),
-                         infinity,
-                         asio::bind_cancellation_slot(sig.slot(), asio::bind_executor(strand, h)));
-    // The call runs on BEAM once its process is monitored from here.
-    EXPECT_TRUE(erl::interop::wait_until([&] { return beam.eval(remote_monitors) == "1"; }, 20s));
-    asio::post(strand, [&] { sig.emit(asio::cancellation_type::terminal); });
-    ASSERT_EQ(f.wait_for(10s), std::future_status::ready);
-    EXPECT_EQ(std::get<0>(f.get()), asio::error::operation_aborted);
-    EXPECT_TRUE(erl::interop::wait_until([&] { return beam.eval(remote_monitors) == "0"; }, 20s));
+    const auto seed = std::random_device{}();
+    SCOPED_TRACE("random seed " + std::to_string(seed));
+    std::mt19937 rng(seed);
+    const erl::term sleep_args = erl::make_list({erl::term(A("infinity"))});
+    for (int i = 0; i < 40; ++i) {
+        // Mostly within a loopback round trip (where the cancellation crosses the reply),
+        // every fourth call up to a few round trips: before, during and after the spawn.
+        const std::chrono::microseconds after(rng() % (i % 4 == 3 ? 3000 : 300));
+        SCOPED_TRACE("call " + std::to_string(i) + " cancelled after " +
+                     std::to_string(after.count()) + " us");
+        asio::cancellation_signal sig;
+        auto [h, f] = tuple_future<erl::error_code, erl::rpc::call_result>();
+        erl::rpc::async_call(
+            n, b, A("timer"), A("sleep"), sleep_args, infinity,
+            asio::bind_cancellation_slot(sig.slot(), asio::bind_executor(strand, h)));
+        std::this_thread::sleep_for(after);
+        asio::post(strand, [&] { sig.emit(asio::cancellation_type::terminal); });
+        ASSERT_EQ(f.wait_for(10s), std::future_status::ready);
+        EXPECT_EQ(std::get<0>(f.get()), asio::error::operation_aborted);
+        ASSERT_TRUE(n.ping(b));
+        ASSERT_TRUE(
+            erl::interop::wait_until([&] { return beam.eval(remote_monitors) == "0"; }, 20s))
+            << beam.eval(remote_monitors) << " monitors left";
+    }
+    // The calls' processes run on, unmonitored.
+    EXPECT_EQ(beam.eval("length([P || P <- processes(), process_info(P, current_function) == "
+                        "{current_function, {timer, sleep, 1}}]) >= 40"),
+              "true");
     // A gen_server:call cancelled the same way leaves no monitor on the server either.
     start_gate(beam, cpp.quoted_name());
     auto sink = n.spawn_mailbox(A("sink"));

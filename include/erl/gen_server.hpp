@@ -182,8 +182,11 @@ void initiate_call(erl::node& n, const dest& to, term request, std::chrono::mill
 /// gen_server:call as an asynchronous operation: completes with (error_code, call_result) on
 /// the token's associated executor (the node's executor if it has none). The error_code is {}
 /// whenever the call has an outcome (call()'s, timeouts included, are in the call_result),
-/// boost::asio::error::operation_aborted on terminal cancellation through the token's
-/// cancellation slot (the monitor and the alias are removed, a late reply is dropped).
+/// boost::asio::error::operation_aborted on terminal or partial cancellation through the
+/// token's cancellation slot (the request has been sent, so not total; the monitor and the
+/// alias are removed, a late reply is dropped), errc::shutting_down when the node stops first
+/// (stop() returns after this completion has run on the node's io_context; the call_result is
+/// exit {shutdown, {gen_server, call, [...]}} with code shutting_down, as call() returns).
 /// Never blocks: a coroutine process may co_await it on the node's only I/O thread.
 template <class Token>
 auto async_call(erl::node& n, const dest& to, term request, std::chrono::milliseconds timeout,

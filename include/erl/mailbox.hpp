@@ -68,8 +68,10 @@ class mailbox {
 
     /// receive() as an asynchronous operation: completes with (error_code, term) on the
     /// token's associated executor (the node's executor if it has none), with the message and
-    /// {}, or with errc::timeout, errc::exited, or boost::asio::error::operation_aborted when
-    /// the token's cancellation slot is emitted (any cancellation type: nothing is consumed).
+    /// {}, or with errc::timeout, errc::exited, boost::asio::error::operation_aborted when
+    /// the token's cancellation slot is emitted (terminal, partial or total: a cancelled
+    /// receive has taken no message), or errc::shutting_down when the node stops first
+    /// (stop() returns after this completion has run on the node's io_context).
     /// Never blocks: usable from coroutines and handlers on the node's I/O threads. Any
     /// number of receives may wait on one mailbox; each message goes to one of them.
     ///

@@ -249,9 +249,11 @@ class node {
     error_code connect(atom peer, std::chrono::milliseconds timeout = std::chrono::seconds(10));
     /// Connects to `peer` if not connected yet, as an asynchronous operation completing with
     /// (error_code) on the token's associated executor (the node's executor if it has none).
-    /// Errors: not_alive (not started), shutting_down (stopping), bad_node_name, timeout
+    /// Errors: not_alive (not started), shutting_down (the node stopped first; stop() returns
+    /// after this completion has run on the node's io_context), bad_node_name, timeout
     /// (`timeout` passed; the set-up itself goes on), boost::asio::error::operation_aborted
-    /// (terminal cancellation through the token's cancellation slot), or why the set-up failed:
+    /// (terminal or partial cancellation through the token's cancellation slot; the set-up
+    /// goes on; total is not supported), or why the set-up failed:
     /// bad_cookie, not_allowed, node_not_allowed, handshake_timeout (net_setuptime),
     /// tls_failed, limit_exceeded, connection_closed, noconnection, epmd_not_found, ...
     /// A connection to the node itself succeeds at once.
@@ -268,7 +270,9 @@ class node {
     /// net_adm:ping (gen:call(net_kernel, {is_auth, node()}) on `peer`) as an asynchronous
     /// operation: completes with {} for pong, else why it was pang: async_connect's errors,
     /// timeout (no answer in time), pang (the peer's net_kernel answered `no`), noproc (no
-    /// net_kernel), noconnection (the connection was lost), operation_aborted (cancelled).
+    /// net_kernel), noconnection (the connection was lost), operation_aborted (terminal or
+    /// partial cancellation, as async_connect and gen_server::async_call), shutting_down (the
+    /// node stopped first).
     template <class Token>
     auto async_ping(atom peer, std::chrono::milliseconds timeout, Token&& token) {
         return boost::asio::async_initiate<Token, void(error_code)>(

@@ -284,10 +284,14 @@ call_result call(erl::node& n, atom target, std::string_view module, std::string
 /// erpc:call as an asynchronous operation: completes with (error_code, call_result) on the
 /// token's associated executor (the node's executor if it has none). The error_code is {}
 /// whenever the call has an outcome (all of call()'s, including timeouts, are in the
-/// call_result); it is boost::asio::error::operation_aborted when terminal cancellation is
-/// emitted on the token's cancellation slot: the request is abandoned as on a timeout (its
-/// monitor removed, a late result dropped; the function itself runs on). Never blocks: a
-/// coroutine process may co_await it on the node's only I/O thread.
+/// call_result); it is boost::asio::error::operation_aborted when terminal or partial
+/// cancellation is emitted on the token's cancellation slot (not total: the request has been
+/// sent): the request is abandoned as on a timeout (its monitor removed, also when the
+/// SPAWN_REPLY crosses the cancellation; a late result dropped; the function itself runs on).
+/// It is errc::shutting_down when the node stops first (stop() returns after this completion
+/// has run on the node's io_context; the call_result is error {erpc, noconnection} with code
+/// shutting_down, as call() returns). Never blocks: a coroutine process may co_await it on
+/// the node's only I/O thread.
 ///
 ///     auto [ec, r] = co_await erl::rpc::async_call(node, peer, erl::atom("erlang"),
 ///                                                  erl::atom("node"), erl::term(), 5s,
@@ -315,7 +319,8 @@ std::vector<call_result> multicall(erl::node& n, const std::vector<atom>& target
                                    std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
 /// erpc:multicall as an asynchronous operation: completes with (error_code,
-/// std::vector<call_result>) as async_call does (on cancellation the vector is empty).
+/// std::vector<call_result>) as async_call does (on cancellation the vector is empty; on a
+/// stop every call not finished fails as async_call's).
 template <class Token>
 auto async_multicall(erl::node& n, std::vector<atom> targets, atom module, atom function, term args,
                      std::chrono::milliseconds timeout, Token&& token) {

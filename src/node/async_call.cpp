@@ -110,7 +110,7 @@ void gen_call_op::start(done_fn done) {
         std::unique_lock lk(mu_);
         done_ = std::move(done);
         self_ = shared_from_this();
-        if (cancelled_) return finish(lk, make_error_code(asio::error::operation_aborted), {});
+        if (cancelled_) return finish(lk, aborted_, {});
         if (!core_->alive) return finish(lk, make_error_code(errc::not_alive), {});
     }
     // The calling process handles its messages inline (no thread waits for them). No lock is
@@ -157,9 +157,14 @@ void gen_call_op::start(done_fn done) {
 }
 
 void gen_call_op::cancel() {
+    abort(make_error_code(asio::error::operation_aborted));
+}
+
+void gen_call_op::abort(error_code why) {
     std::unique_lock lk(mu_);
-    cancelled_ = true;  // before start(): start finishes at once
-    if (done_) finish(lk, make_error_code(asio::error::operation_aborted), {});
+    cancelled_ = true;  // before start(): start finishes at once, with `why`
+    aborted_ = why;
+    if (done_) finish(lk, why, {});
 }
 
 void gen_call_op::on_message(term msg) {

@@ -47,7 +47,8 @@ class connect_op : public std::enable_shared_from_this<connect_op> {
 };
 
 // How a gen:do_call ended: ec {} and the reply; errc::timeout; operation_aborted; not_alive;
-// or the monitor fired: errc::noconnection / errc::noproc / errc::exited with the DOWN reason.
+// shutting_down (the node stopped); or the monitor fired: errc::noconnection / errc::noproc /
+// errc::exited with the DOWN reason.
 class gen_call_op : public std::enable_shared_from_this<gen_call_op> {
   public:
     using done_fn = std::function<void(error_code, term)>;
@@ -56,6 +57,8 @@ class gen_call_op : public std::enable_shared_from_this<gen_call_op> {
                 std::chrono::milliseconds timeout);
     void start(done_fn done);
     void cancel();
+    // Finishes it with `why` (node stop: errc::shutting_down) unless it has finished.
+    void abort(error_code why);
 
   private:
     void on_message(term msg);
@@ -78,6 +81,7 @@ class gen_call_op : public std::enable_shared_from_this<gen_call_op> {
     term tag_;
     done_fn done_;  // null once finished
     bool cancelled_ = false;
+    error_code aborted_;  // why, once cancelled_
     std::shared_ptr<gen_call_op> self_;
 };
 

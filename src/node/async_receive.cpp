@@ -35,9 +35,11 @@ class receive_op : public std::enable_shared_from_this<receive_op> {
 
     void start(done_fn done) {
         {
-            std::lock_guard lk(mu_);
+            std::unique_lock lk(mu_);
             done_ = std::move(done);
             self_ = shared_from_this();  // until finished
+            if (cancelled_)
+                return finish_locked(lk, make_error_code(asio::error::operation_aborted), {});
             if (timeout_ != infinity) {
                 timer_.expires_after(timeout_);
                 timer_.async_wait([w = weak_from_this()](error_code ec) {
@@ -49,7 +51,17 @@ class receive_op : public std::enable_shared_from_this<receive_op> {
         poll();
     }
 
-    void cancel() { finish_with(make_error_code(asio::error::operation_aborted)); }
+    // A receive cancelled before it took a message has consumed nothing: any type applies.
+    static constexpr asio::cancellation_type cancellation = asio::cancellation_type::terminal |
+                                                            asio::cancellation_type::partial |
+                                                            asio::cancellation_type::total;
+    void cancel() {
+        {
+            std::lock_guard lk(mu_);
+            cancelled_ = true;  // before start(): start finishes at once
+        }
+        finish_with(make_error_code(asio::error::operation_aborted));
+    }
 
     // A message arrived or the process exited: scan again, or wait again.
     void poll() {
@@ -138,6 +150,7 @@ class receive_op : public std::enable_shared_from_this<receive_op> {
     done_fn done_;                      // null once finished
     std::shared_ptr<receive_op> self_;  // keeps the operation alive until it finishes
     bool waiting_ = false;              // an entry of ours is in process::waiters
+    bool cancelled_ = false;
 };
 
 void receive_waiter::operator()() const {
@@ -160,7 +173,7 @@ void mailbox::initiate_receive(const std::shared_ptr<detail::process>& p,
                                std::function<bool(const term&)> pred,
                                std::chrono::milliseconds timeout, detail::term_handler handler) {
     auto op = std::make_shared<detail::receive_op>(p, std::move(pred), timeout);
-    detail::launch(op, std::move(handler), p->node->ioc().get_executor());
+    detail::launch(*p->node, op, std::move(handler));
 }
 
 }  // namespace erl

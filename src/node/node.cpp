@@ -319,7 +319,7 @@ error_code node::connect(atom peer, std::chrono::milliseconds timeout) {
 void node::initiate_connect(atom peer, std::chrono::milliseconds timeout,
                             detail::error_handler handler) {
     auto op = std::make_shared<detail::connect_op>(impl_, peer, timeout);
-    detail::launch(op, std::move(handler), executor());
+    detail::launch(*impl_, op, std::move(handler));
 }
 
 namespace detail {
@@ -341,6 +341,7 @@ class ping_op : public std::enable_shared_from_this<ping_op> {
         auto conn = std::make_shared<connect_op>(core_, peer_, timeout_);
         {
             std::lock_guard lk(mu_);
+            if (cancelled_) return done_(make_error_code(boost::asio::error::operation_aborted));
             step_ = conn;
         }
         conn->start([self = shared_from_this(), started](error_code ec) {
@@ -396,13 +397,13 @@ class ping_op : public std::enable_shared_from_this<ping_op> {
 
 bool node::ping(atom peer, std::chrono::milliseconds timeout) {
     auto op = std::make_shared<detail::ping_op>(impl_, peer, timeout);
-    return !std::get<0>(detail::run_blocking<detail::ping_op, error_code>(op));
+    return !std::get<0>(detail::run_blocking<detail::ping_op, error_code>(*impl_, op));
 }
 
 void node::initiate_ping(atom peer, std::chrono::milliseconds timeout,
                          detail::error_handler handler) {
     auto op = std::make_shared<detail::ping_op>(impl_, peer, timeout);
-    detail::launch(op, std::move(handler), executor());
+    detail::launch(*impl_, op, std::move(handler));
 }
 
 void node::disconnect(atom peer) {
@@ -430,6 +431,10 @@ thread_local const node_core* io_thread_of = nullptr;
 error_code node_core::start_runtime(std::string& why) {
     auto& c = *this;
     c.stopping = false;
+    {
+        std::lock_guard lk(c.async_ops->mu);
+        c.async_ops->stopping = false;
+    }
     // Name.
     std::string full = c.opts.name;
     if (full.find('@') == std::string::npos) full += "@" + this_host(c.opts.long_names);
@@ -614,8 +619,27 @@ bool node_core::join_stopper() {
     return true;
 }
 
+void node_core::abort_async_ops() {
+    std::unordered_map<std::uint64_t, std::function<void()>> all;
+    {
+        std::lock_guard lk(async_ops->mu);
+        async_ops->stopping = true;
+        all.swap(async_ops->ops);
+    }
+    for (auto& [id, end] : all)
+        end();
+}
+
+void node_core::wait_async_completions() {
+    std::unique_lock lk(async_ops->mu);
+    async_ops->cv.wait(lk, [&] { return async_ops->completions == 0; });
+}
+
 void node_core::begin_stop() {
     stopping = true;
+    // Operations waiting for something (a message, a reply, a connection) end first, with
+    // shutting_down, before the connections and processes they wait on go away.
+    abort_async_ops();
     if (alive.exchange(false)) log(log_level::info, log_kind::node_stopped, {}, {}, "stopping");
     // Close every connection: peers see nodedown; links and monitors fire noconnection.
     std::vector<std::shared_ptr<connection>> all;
@@ -650,6 +674,8 @@ std::vector<std::pair<std::uint64_t, std::uint64_t>> node_core::io_thread_times(
 void node_core::finish_stop() {
     if (user_ioc) return finish_stop_on_user_ioc();
     if (!threads.empty()) {
+        // The completions of the operations begin_stop ended run on the I/O threads first.
+        wait_async_completions();
         // Close the listener, the EPMD registration and an embedded EPMD on the I/O threads
         // (where the accept loop and the registration's reads run) and wait for that, so their
         // ports are free when stop() returns (a restarted node can bind them again at once).
@@ -724,6 +750,7 @@ void node_core::finish_stop_on_user_ioc() {
         });
         return;
     }
+    wait_async_completions();
     std::promise<void> done;
     auto closed = done.get_future();
     asio::post(*user_ioc, [&done, tear_down] {
@@ -743,7 +770,7 @@ void node_core::finish_stop_on_user_ioc() {
 
 error_code node_core::connect(atom peer, std::chrono::milliseconds timeout) {
     auto op = std::make_shared<connect_op>(shared_from_this(), peer, timeout);
-    return std::get<0>(run_blocking<connect_op, error_code>(op));
+    return std::get<0>(run_blocking<connect_op, error_code>(*this, op));
 }
 
 template <class... Args>

@@ -244,6 +244,22 @@ struct node_core : std::enable_shared_from_this<node_core> {
         if (!slot) slot = std::make_shared<T>();
         return std::static_pointer_cast<T>(slot);
     }
+    // Asynchronous operations in progress (node/async_op.hpp: launch, run_blocking). stop()
+    // ends each with errc::shutting_down (abort_async_ops, first thing in begin_stop) and, in
+    // finish_stop, waits until the completions bound for the node's io_context have run
+    // (wait_async_completions) before that context stops.
+    struct async_registry {
+        std::mutex mu;
+        std::condition_variable cv;  // notified when completions drops to 0
+        bool stopping = false;       // operations started from now on end at once
+        std::uint64_t next_id = 0;
+        std::unordered_map<std::uint64_t, std::function<void()>> ops;  // id -> end it
+        std::size_t completions = 0;  // queued for the node's io_context, not yet run
+    };
+    std::shared_ptr<async_registry> async_ops = std::make_shared<async_registry>();
+    void abort_async_ops();
+    void wait_async_completions();
+
     // Threads of thread-bodied processes still running (erl::join_processes).
     std::mutex bodies_mu;
     std::condition_variable bodies_cv;  // notified when live_bodies drops to 0

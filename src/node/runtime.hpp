@@ -93,7 +93,8 @@ bool supports_spawn(node_core& n, atom node);
 // With `monitor`, `self` holds a monitor whose reference is ReqId from this call on: its
 // target becomes the new pid when the reply arrives (before the reply is delivered), it is
 // dropped if the spawn fails (no 'DOWN' then: the error reply says why), and it fires 'DOWN'
-// noconnection if the connection is lost after the reply; demonitor(ReqId) abandons it.
+// noconnection if the connection is lost after the reply; demonitor(ReqId) drops it (before
+// the reply: the monitor the peer set up is removed when the reply names the new pid).
 // With `link`, the link is set up atomically with the spawn, as erlang:spawn_link/4 does: the
 // new process is linked to `self` before it runs, and `self` holds the link from the moment
 // the reply arrives (so an exit of the new process, which the peer sends after the reply, is
@@ -106,8 +107,9 @@ struct spawn_request_opts {
 reference spawn_request(const std::shared_ptr<process>& self, atom node, atom m, atom f,
                         const term& args, const term& group_leader, spawn_request_opts opts);
 // erlang:spawn_request_abandon/1: true if the request was still unanswered. Its reply (if one
-// comes) is dropped, its monitor removed; with `link`, a process spawned for it gets the exit
-// signal `abandoned` instead of a link.
+// comes) is dropped, and what the peer set up for it is undone when it comes: the monitor is
+// removed on the peer (DEMONITOR_P), and with `link` the new process gets the link exit signal
+// `abandoned`. A requester that exits before the reply is treated alike (exit reason noproc).
 bool spawn_request_abandon(const std::shared_ptr<process>& self, const reference& req);
 
 // erlang:spawn/4 on the node's own name: starts the C++ process kind registered as

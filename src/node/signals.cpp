@@ -294,8 +294,8 @@ void node_core::send_monitor_down(const term& ident, const term& watcher, const 
 }
 
 void node_core::remove_monitor_remote(const term& watcher, const process::watched& m) {
-    // A spawn_request monitor whose reply has not come: no pid to demonitor yet (the DOWN
-    // the new process may send later finds no monitor and is dropped).
+    // A spawn_request monitor whose reply has not come: no pid to demonitor yet
+    // (recv_spawn_reply removes the monitor the peer set up once the reply names the pid).
     if (!m.target.is_pid() && !m.target.is_atom()) return;
     if (m.node == name) {
         recv_demonitor(*this, m.target, m.ref);
@@ -405,40 +405,52 @@ void recv_spawn_reply(node_core& n, const reference& req, const pid& to, std::in
                       const term& result) {
     const bool ok = result.is_pid();
     auto p = n.find_process(to);
-    bool known = false;  // an unanswered request of a live process
-    bool linked = false;
+    bool alive = false;      // the requester is a live process
+    bool answered = false;   // ... and this answered one of its pending requests
+    bool repeated = false;   // ... or one answered before (a repeated reply: nothing to undo)
+    bool monitored = false;  // the requester now holds the monitor the peer set up
     if (p) {
         term msg =
             make_tuple({term(A().spawn_reply), term(req), term(ok ? A().ok : A().error), result});
         p->deliver_if(std::move(msg), [&] {
+            alive = true;
+            auto m = std::find_if(p->monitors.begin(), p->monitors.end(),
+                                  [&](const process::watched& w) { return w.ref == req; });
             auto it = std::find_if(p->spawn_requests.begin(), p->spawn_requests.end(),
                                    [&](const process::spawn_request& r) { return r.ref == req; });
-            if (it == p->spawn_requests.end()) return false;  // repeated, or abandoned
-            known = true;
+            if (it == p->spawn_requests.end()) {
+                // Abandoned (spawn_request_abandon), or answered already: its monitor then
+                // holds the pid.
+                repeated = m != p->monitors.end();
+                return false;
+            }
+            answered = true;
             const bool wanted = it->reply;
             // erlang:spawn_link/4: the link exists from the reply on, before the new process's
             // exit (sent after the reply on the same connection) can arrive.
-            if (ok && it->link && (flags & 1)) {
-                p->links.link_received(result);
-                linked = true;
-            }
+            if (ok && it->link && (flags & 1)) p->links.link_received(result);
             p->spawn_requests.erase(it);
-            auto m = std::find_if(p->monitors.begin(), p->monitors.end(),
-                                  [&](const process::watched& w) { return w.ref == req; });
             if (m != p->monitors.end() && !m->target.is_pid() && !m->target.is_atom()) {
-                if (ok)
+                if (ok) {
                     m->target = result;  // monitor the new process from now on
-                else
+                    monitored = true;
+                } else {
                     p->monitors.erase(m);  // nothing was spawned: no DOWN will come
+                }
             }
             return wanted;
         });
     }
-    // A process spawned with `link` for a requester that is gone (noproc) or gave up on it
-    // (spawn_request_abandon: abandoned) must not stay linked to nobody.
-    if (ok && (flags & 1) && !linked && !known)
-        send_exit2(n, term(to), result.as_pid(),
-                   term(p && !p->exited ? A().abandoned : A().noproc));
+    if (!ok || repeated) return;
+    // What the peer set up for a requester that no longer wants it — the request was
+    // abandoned (erlang:spawn_request_abandon/1), its monitor removed by demonitor before the
+    // reply, or the requester is gone — is undone as BEAM does: the monitor is removed on the
+    // new process's node, and a link ends with an exit signal (abandoned, or noproc for a
+    // requester that does not exist) that also removes it there.
+    const pid& child = result.as_pid();
+    if ((flags & 2) && !monitored) n.remove_monitor_remote(term(to), {req, result, child.node});
+    if ((flags & 1) && !answered)
+        n.send_exit_signal(term(to), result, term(alive ? A().abandoned : A().noproc));
 }
 
 // ------------------------------------------------------------------------------------------

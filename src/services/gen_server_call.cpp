@@ -30,6 +30,7 @@ struct call_info {
         if (ec == errc::noproc) return fail(term(a.noproc), ec);
         if (ec == errc::noconnection || ec == errc::not_alive)
             return fail(make_tuple({term(a.nodedown), term(node)}), ec);
+        if (ec == errc::shutting_down) return fail(term(a.shutdown), ec);  // this node stopped
         return fail(std::move(t), {});
     }
     rpc::call_result fail(term reason, error_code code) const {
@@ -68,10 +69,13 @@ class call_op {
     void start(done_fn done) {
         op_->start([info = info_, done = std::move(done)](error_code ec, term t) {
             if (ec == boost::asio::error::operation_aborted) return done(ec, {});
-            done({}, info.outcome(ec, std::move(t)));
+            // A stop of the node is an outcome (for the blocking form) and an error.
+            const error_code stopped = ec == errc::shutting_down ? ec : error_code();
+            done(stopped, info.outcome(ec, std::move(t)));
         });
     }
     void cancel() { op_->cancel(); }
+    void abort(error_code why) { op_->abort(why); }
 
   private:
     call_info info_;
@@ -83,13 +87,14 @@ class call_op {
 rpc::call_result call(erl::node& n, const dest& to, term request,
                       std::chrono::milliseconds timeout) {
     auto op = std::make_shared<call_op>(n, to, std::move(request), timeout);
-    return std::get<1>(erl::detail::run_blocking<call_op, error_code, rpc::call_result>(op));
+    return std::get<1>(erl::detail::run_blocking<call_op, error_code, rpc::call_result>(
+        erl::detail::access::core(n), op));
 }
 
 void detail::initiate_call(erl::node& n, const dest& to, term request,
                            std::chrono::milliseconds timeout, rpc::detail::call_handler handler) {
     auto op = std::make_shared<call_op>(n, to, std::move(request), timeout);
-    erl::detail::launch(op, std::move(handler), n.executor());
+    erl::detail::launch(erl::detail::access::core(n), op, std::move(handler));
 }
 
 }  // namespace erl::gen_server

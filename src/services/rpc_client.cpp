@@ -141,8 +141,10 @@ class calls_op : public std::enable_shared_from_this<calls_op> {
             done_ = std::move(done);
             self_ = shared_from_this();
             left_ = calls_.size();
-            if (cancelled_)
-                return finish(lk, make_error_code(boost::asio::error::operation_aborted));
+            if (cancelled_) {
+                fail_unfinished(aborted_);
+                return finish(lk, aborted_);
+            }
             if (!args_.is_list()) {
                 for (auto& c : calls_)
                     c.result = call_result(erpc_failure(a.badarg));
@@ -173,12 +175,17 @@ class calls_op : public std::enable_shared_from_this<calls_op> {
             start_one(i);
     }
 
-    void cancel() {
+    void cancel() { abort(make_error_code(boost::asio::error::operation_aborted)); }
+    // Finishes with `why`: operation_aborted (no results) or, when the node stops,
+    // shutting_down with every unfinished call failed as error {erpc, noconnection} (code
+    // shutting_down).
+    void abort(error_code why) {
         {
             std::lock_guard lk(mu_);
-            cancelled_ = true;  // before start(): start finishes at once
+            cancelled_ = true;  // before start(): start finishes at once, with `why`
+            aborted_ = why;
         }
-        stop_all(make_error_code(boost::asio::error::operation_aborted));
+        stop_all(why);
     }
 
   private:
@@ -328,13 +335,25 @@ class calls_op : public std::enable_shared_from_this<calls_op> {
         if (--left_ == 0) finish(lk, {});
     }
 
-    // The deadline (ec {}: the calls not finished fail with erpc timeout) or a cancellation.
+    // The deadline (ec {}: the calls not finished fail with erpc timeout), a cancellation or
+    // a stop (see abort).
     void stop_all(error_code ec) {
         std::unique_lock lk(mu_);
         if (!done_) return;
-        for (auto& c : calls_)
-            if (!c.result) c.result = call_result(erpc_failure(A().timeout));
+        fail_unfinished(ec);
         finish(lk, ec);
+    }
+
+    // Under mu_: the calls without a result fail with erpc timeout, or noconnection (code
+    // shutting_down) for a stop.
+    void fail_unfinished(error_code ec) {
+        const bool stop = ec == errc::shutting_down;
+        for (auto& c : calls_) {
+            if (c.result) continue;
+            auto e = erpc_failure(stop ? A().noconnection : A().timeout);
+            if (stop) e.code = ec;
+            c.result = call_result(std::move(e));
+        }
     }
 
     // With mu_ held (released here). erpc.erl result(timeout, ...): an abandoned request is
@@ -367,7 +386,7 @@ class calls_op : public std::enable_shared_from_this<calls_op> {
                 runtime::demonitor(*core_, p, r, false);
             runtime::exit(p, term(A().normal));
         }
-        if (ec) out.clear();
+        if (ec == boost::asio::error::operation_aborted) out.clear();
         done(ec, std::move(out));
     }
 
@@ -383,7 +402,8 @@ class calls_op : public std::enable_shared_from_this<calls_op> {
     std::size_t left_ = 0;             // calls without a result
     std::vector<term> early_;          // messages for requests not recorded yet
     bool cancelled_ = false;
-    done_fn done_;  // null once finished
+    error_code aborted_;  // why, once cancelled_
+    done_fn done_;        // null once finished
     std::shared_ptr<calls_op> self_;
 };
 
@@ -398,6 +418,7 @@ class call_op {
         });
     }
     void cancel() { op_->cancel(); }
+    void abort(error_code why) { op_->abort(why); }
 
   private:
     std::shared_ptr<calls_op> op_;
@@ -488,7 +509,8 @@ call_result call(erl::node& n, atom target, atom module, atom function, term arg
                  std::chrono::milliseconds timeout) {
     auto op = std::make_shared<detail::call_op>(
         detail::make_calls(n, {target}, module, function, std::move(args), timeout));
-    return std::get<1>(erl::detail::run_blocking<detail::call_op, error_code, call_result>(op));
+    return std::get<1>(erl::detail::run_blocking<detail::call_op, error_code, call_result>(
+        erl::detail::access::core(n), op));
 }
 
 call_result call(erl::node& n, atom target, std::string_view module, std::string_view function,
@@ -500,21 +522,22 @@ std::vector<call_result> multicall(erl::node& n, const std::vector<atom>& target
                                    atom function, term args, std::chrono::milliseconds timeout) {
     auto op = detail::make_calls(n, targets, module, function, std::move(args), timeout);
     return std::get<1>(
-        erl::detail::run_blocking<detail::calls_op, error_code, std::vector<call_result>>(op));
+        erl::detail::run_blocking<detail::calls_op, error_code, std::vector<call_result>>(
+            erl::detail::access::core(n), op));
 }
 
 void detail::initiate_call(erl::node& n, atom target, atom module, atom function, term args,
                            std::chrono::milliseconds timeout, call_handler handler) {
     auto op = std::make_shared<call_op>(
         make_calls(n, {target}, module, function, std::move(args), timeout));
-    erl::detail::launch(op, std::move(handler), n.executor());
+    erl::detail::launch(erl::detail::access::core(n), op, std::move(handler));
 }
 
 void detail::initiate_multicall(erl::node& n, std::vector<atom> targets, atom module, atom function,
                                 term args, std::chrono::milliseconds timeout,
                                 multicall_handler handler) {
     auto op = make_calls(n, std::move(targets), module, function, std::move(args), timeout);
-    erl::detail::launch(op, std::move(handler), n.executor());
+    erl::detail::launch(erl::detail::access::core(n), op, std::move(handler));
 }
 
 error_code cast(erl::node& n, atom target, atom module, atom function, term args) {

@@ -8,6 +8,7 @@
 #include <erl/process.hpp>
 #include <erl/rpc.hpp>
 
+#include "completion_future.hpp"
 #include "node/test_access.hpp"
 #include "node_test_support.hpp"
 
@@ -37,24 +38,11 @@ namespace {
 
 using erl::infinity;
 using erl::test::free_port;
+using erl::test::tuple_future;
 using erl::test::wait_until;
 
 erl::atom A(const char* s) {
     return erl::atom(s);
-}
-
-// A callback handing an operation's arguments to a future (Boost 1.81's use_future does not
-// combine with as_tuple).
-template <class... Args>
-struct future_handler {
-    std::shared_ptr<std::promise<std::tuple<Args...>>> p;
-    void operator()(Args... a) const { p->set_value(std::make_tuple(std::move(a)...)); }
-};
-template <class... Args>
-std::pair<future_handler<Args...>, std::future<std::tuple<Args...>>> tuple_future() {
-    auto p = std::make_shared<std::promise<std::tuple<Args...>>>();
-    auto f = p->get_future();
-    return {future_handler<Args...>{p}, std::move(f)};
 }
 
 // A function that does not return until released: the call it serves is one that "never
@@ -407,6 +395,254 @@ TEST_F(RpcAsync, cancelled_call_completes_aborted_and_leaves_no_monitor) {
     // The function, released, finds nobody to answer: nothing arrives anywhere.
     g.release();
     EXPECT_TRUE(erl::rpc::call(a, b.name(), A("t"), A("echo"), erl::make_list({erl::term(1)})));
+}
+
+// A node with one I/O thread that the test can hold: while held, nothing it is sent is read,
+// so a request reaches it only once released (its answer then crosses whatever the requester
+// did meanwhile).
+struct held_node {
+    erl::node n;
+    std::promise<void> release_;
+    explicit held_node(std::uint16_t port) : n(one_thread(port)) {}
+    static erl::node_options one_thread(std::uint16_t port) {
+        auto o = erl::test::local_node_options("asyncheld", port);
+        o.threads = 1;
+        return o;
+    }
+    // Returns once the node's thread is held.
+    void hold() {
+        release_ = {};
+        std::promise<void> holding;
+        asio::post(n.executor(), [&holding, released = release_.get_future()]() mutable {
+            holding.set_value();
+            released.wait();
+        });
+        holding.get_future().wait();
+    }
+    void release() { release_.set_value(); }
+};
+
+// The request reaches the serving node only after the call was cancelled and its calling
+// process has ended: when the SPAWN_REPLY then names the new process, the monitor the serving
+// node set up for the gone caller is removed there (the process itself runs on).
+TEST_F(RpcAsync, call_cancelled_before_the_spawn_reply_leaves_no_monitor) {
+    held_node slow(port);
+    ASSERT_FALSE(slow.n.start());
+    gate hold_calls;
+    erl::rpc::server rs(slow.n);
+    rs.add("t", "echo", [](const erl::term& t) { return t; });
+    rs.add("t", "hang", [&](erl::rpc::call_context& ctx) { return hold_calls.pass(ctx); });
+    ASSERT_TRUE(
+        erl::rpc::call(a, slow.n.name(), A("t"), A("echo"), erl::make_list({erl::term(0)})));
+    const auto before = processes(a);
+    slow.hold();
+    auto strand = asio::make_strand(a.executor());
+    asio::cancellation_signal sig;
+    auto [h, f] = tuple_future<erl::error_code, erl::rpc::call_result>();
+    erl::rpc::async_call(a, slow.n.name(), A("t"), A("hang"), erl::term(), infinity,
+                         asio::bind_cancellation_slot(sig.slot(), asio::bind_executor(strand, h)));
+    asio::post(strand, [&] { sig.emit(asio::cancellation_type::terminal); });
+    EXPECT_EQ(std::get<0>(f.get()), asio::error::operation_aborted);
+    EXPECT_TRUE(wait_until([&] { return processes(a) == before; }));  // the caller is gone
+    slow.release();
+    ASSERT_TRUE(hold_calls.wait_entered(1));
+    erl::pid runner;
+    {
+        std::lock_guard lk(hold_calls.mu);
+        runner = *hold_calls.runner;
+    }
+    EXPECT_TRUE(wait_until([&] { return watchers(slow.n, runner) == 0; }));
+    EXPECT_NE(erl::test::core_of(slow.n).find_process(runner), nullptr);
+    hold_calls.release();
+}
+
+// erlang:spawn_request_abandon/1 from a live requester whose reply is still to come: no reply
+// and no 'DOWN' reach it, the peer's monitor is removed, and a linked new process gets the link
+// exit `abandoned` (which ends the link on its side too).
+TEST_F(NodeAsync, abandoned_spawn_request_undoes_the_peers_monitor_and_link) {
+    held_node slow(port);
+    ASSERT_FALSE(slow.n.start());
+    struct started {
+        std::mutex mu;
+        std::condition_variable cv;
+        std::vector<erl::pid> pids;
+        // What each one received first ({exited, Reason} if killed first), and its links then.
+        std::vector<erl::term> got;
+    } st;
+    erl::add_spawnable(
+        slow.n, A("t"), A("idle"), 0, [&st](erl::mailbox& mb, std::vector<erl::term>) {
+            mb.trap_exit(true);
+            {
+                std::lock_guard lk(st.mu);
+                st.pids.push_back(mb.self());
+                st.cv.notify_all();
+            }
+            auto m = mb.receive(infinity);
+            std::lock_guard lk(st.mu);
+            const erl::term what = m ? *m : erl::tuple(A("exited"), mb.exit_reason());
+            st.got.push_back(erl::tuple(what, static_cast<long long>(mb.links().size())));
+            st.cv.notify_all();
+        });
+    auto wait_for = [&](auto pred) {
+        std::unique_lock lk(st.mu);
+        return st.cv.wait_for(lk, 10s, pred);
+    };
+    ASSERT_TRUE(a.ping(slow.n.name()));
+    auto parent = a.spawn_mailbox();
+    ASSERT_TRUE(parent);
+    // The request times out while the node is held; its reply comes once released.
+    auto times_out_held = [&](auto spawn) {
+        slow.hold();
+        auto r = spawn();
+        slow.release();
+        return !r && r.error() == erl::errc::timeout;
+    };
+    // Monitor.
+    EXPECT_TRUE(times_out_held([&] {
+        return erl::spawn_monitor(*parent, slow.n.name(), A("t"), A("idle"), erl::term(), 50ms);
+    }));
+    ASSERT_TRUE(wait_for([&] { return st.pids.size() == 1; }));
+    const erl::pid monitored = st.pids[0];
+    EXPECT_TRUE(wait_until([&] { return watchers(slow.n, monitored) == 0; }));
+    // The reply arrived before the demonitor left: it would be queued by now.
+    EXPECT_EQ(parent->pending(), 0u);
+    // Link: the new process gets the link exit `abandoned`, which removes the link: trapping,
+    // it receives {'EXIT', Parent, abandoned} and holds no link; if the signal came before it
+    // trapped, it exited `abandoned`.
+    EXPECT_TRUE(times_out_held([&] {
+        return erl::spawn_link(*parent, slow.n.name(), A("t"), A("idle"), erl::term(), 50ms);
+    }));
+    ASSERT_TRUE(wait_for([&] { return st.got.size() == 1; }));
+    const erl::term trapped = erl::tuple(erl::tuple(A("EXIT"), parent->self(), A("abandoned")), 0);
+    const erl::term killed = erl::tuple(erl::tuple(A("exited"), A("abandoned")), 0);
+    EXPECT_TRUE(st.got[0] == trapped || st.got[0] == killed) << st.got[0].to_string();
+    EXPECT_TRUE(parent->links().empty());
+    EXPECT_EQ(parent->pending(), 0u);
+    {
+        std::lock_guard lk(st.mu);
+        ASSERT_EQ(st.pids.size(), 2u);
+    }
+    slow.n.stop();
+    EXPECT_TRUE(erl::join_processes(slow.n, 10s));
+}
+
+// Operations that would wait forever when the node stops: each completes with
+// errc::shutting_down before stop() returns — a receive, an rpc call and a gen_server call
+// with infinite timeouts, a connect and a ping to a node that does not answer the handshake,
+// and the blocking rpc::call on another thread (its result says so too).
+TEST_F(NodeAsync, operations_pending_at_stop_end_with_shutting_down_before_stop_returns) {
+    held_node slow(port);
+    ASSERT_FALSE(slow.n.start());
+    erl::node c(erl::test::local_node_options("asyncstop", port));
+    ASSERT_FALSE(c.start());
+    auto srv = erl::gen_server::start(b, std::make_shared<silent>(), A("silent"));
+    ASSERT_TRUE(srv);
+    ASSERT_TRUE(c.ping(b.name()));
+    auto mb = c.spawn_mailbox();
+    ASSERT_TRUE(mb);
+    auto strand = asio::make_strand(c.executor());
+    auto [hr, fr] = tuple_future<erl::error_code, erl::term>();
+    mb->async_receive(infinity, asio::bind_executor(strand, hr));
+    auto [hc, fc] = tuple_future<erl::error_code, erl::rpc::call_result>();
+    erl::rpc::async_call(c, b.name(), A("t"), A("hang"), erl::term(), infinity, hc);
+    auto blocking = std::async(std::launch::async, [&] {
+        return erl::rpc::call(c, b.name(), A("t"), A("hang"), erl::term(), infinity);
+    });
+    auto [hg, fg] = tuple_future<erl::error_code, erl::rpc::call_result>();
+    erl::gen_server::async_call(c, erl::gen_server::dest(A("silent"), b.name()),
+                                erl::term(A("wait")), infinity, hg);
+    slow.hold();
+    auto [hn, fn] = tuple_future<erl::error_code>();
+    c.async_connect(slow.n.name(), infinity, hn);
+    auto [hp, fp] = tuple_future<erl::error_code>();
+    c.async_ping(slow.n.name(), infinity, asio::bind_executor(strand, hp));
+    // All of them wait: both calls run on b, the server holds the gen_server call.
+    ASSERT_TRUE(g.wait_entered(2));
+    ASSERT_TRUE(wait_until([&] { return watchers(b, (*srv)->self()) == 1; }));
+    EXPECT_EQ(fr.wait_for(0s), std::future_status::timeout);
+    EXPECT_EQ(fn.wait_for(0s), std::future_status::timeout);
+    EXPECT_EQ(fp.wait_for(0s), std::future_status::timeout);
+    c.stop();
+    const auto shutting_down = erl::make_error_code(erl::errc::shutting_down);
+    ASSERT_EQ(fr.wait_for(0s), std::future_status::ready);
+    EXPECT_EQ(std::get<0>(fr.get()), shutting_down);
+    ASSERT_EQ(fc.wait_for(0s), std::future_status::ready);
+    auto [cec, cr] = fc.get();
+    EXPECT_EQ(cec, shutting_down);
+    ASSERT_FALSE(cr.ok());
+    EXPECT_EQ(cr.error().code, shutting_down);
+    ASSERT_EQ(fg.wait_for(0s), std::future_status::ready);
+    auto [gec, gr] = fg.get();
+    EXPECT_EQ(gec, shutting_down);
+    ASSERT_FALSE(gr.ok());
+    EXPECT_EQ(gr.error().code, shutting_down);
+    ASSERT_EQ(fn.wait_for(0s), std::future_status::ready);
+    EXPECT_EQ(std::get<0>(fn.get()), shutting_down);
+    ASSERT_EQ(fp.wait_for(0s), std::future_status::ready);
+    EXPECT_EQ(std::get<0>(fp.get()), shutting_down);
+    ASSERT_EQ(blocking.wait_for(10s), std::future_status::ready);
+    auto br = blocking.get();
+    ASSERT_FALSE(br.ok());
+    EXPECT_EQ(br.error().code, shutting_down);
+    slow.release();
+}
+
+// The cancellation types each operation acts on: a receive any (it has taken nothing), a call
+// terminal and partial but not total (its request has been sent: total is ignored and the call
+// goes on).
+TEST_F(RpcAsync, each_operation_acts_on_the_cancellation_types_it_supports) {
+    auto strand = asio::make_strand(a.executor());
+    // Runs fn on the strand and returns once it has run (and so has any emit before it).
+    auto on_strand = [&](auto fn) {
+        std::promise<void> ran;
+        asio::post(strand, [&] {
+            fn();
+            ran.set_value();
+        });
+        ran.get_future().wait();
+    };
+    auto mb = a.spawn_mailbox();
+    ASSERT_TRUE(mb);
+    for (auto type : {asio::cancellation_type::total, asio::cancellation_type::partial,
+                      asio::cancellation_type::terminal}) {
+        asio::cancellation_signal sig;
+        auto [h, f] = tuple_future<erl::error_code, erl::term>();
+        mb->async_receive(infinity,
+                          asio::bind_cancellation_slot(sig.slot(), asio::bind_executor(strand, h)));
+        on_strand([&] { sig.emit(type); });
+        ASSERT_EQ(f.wait_for(10s), std::future_status::ready);
+        EXPECT_EQ(std::get<0>(f.get()), asio::error::operation_aborted);
+    }
+    b.send(mb->self(), erl::term(1));  // nothing was consumed
+    EXPECT_EQ(*mb->receive(5s), erl::term(1));
+    EXPECT_EQ(mb->pending(), 0u);
+    // rpc: total is ignored, partial cancels.
+    asio::cancellation_signal sig;
+    auto [h, f] = tuple_future<erl::error_code, erl::rpc::call_result>();
+    erl::rpc::async_call(a, b.name(), A("t"), A("hang"), erl::term(), infinity,
+                         asio::bind_cancellation_slot(sig.slot(), asio::bind_executor(strand, h)));
+    ASSERT_TRUE(g.wait_entered(1));
+    on_strand([&] { sig.emit(asio::cancellation_type::total); });
+    EXPECT_EQ(f.wait_for(0s), std::future_status::timeout);
+    on_strand([&] { sig.emit(asio::cancellation_type::partial); });
+    ASSERT_EQ(f.wait_for(10s), std::future_status::ready);
+    EXPECT_EQ(std::get<0>(f.get()), asio::error::operation_aborted);
+    // gen_server: the same.
+    auto srv = erl::gen_server::start(b, std::make_shared<silent>(), A("silent"));
+    ASSERT_TRUE(srv);
+    asio::cancellation_signal gsig;
+    auto [gh, gf] = tuple_future<erl::error_code, erl::rpc::call_result>();
+    erl::gen_server::async_call(
+        a, erl::gen_server::dest(A("silent"), b.name()), erl::term(A("wait")), infinity,
+        asio::bind_cancellation_slot(gsig.slot(), asio::bind_executor(strand, gh)));
+    ASSERT_TRUE(wait_until([&] { return watchers(b, (*srv)->self()) == 1; }));
+    on_strand([&] { gsig.emit(asio::cancellation_type::total); });
+    EXPECT_EQ(gf.wait_for(0s), std::future_status::timeout);
+    EXPECT_EQ(watchers(b, (*srv)->self()), 1u);
+    on_strand([&] { gsig.emit(asio::cancellation_type::partial); });
+    ASSERT_EQ(gf.wait_for(10s), std::future_status::ready);
+    EXPECT_EQ(std::get<0>(gf.get()), asio::error::operation_aborted);
+    EXPECT_TRUE(wait_until([&] { return watchers(b, (*srv)->self()) == 0; }));
 }
 
 TEST_F(RpcAsync, gen_server_async_call_each_token_and_cancel) {
