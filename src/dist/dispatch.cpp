@@ -399,8 +399,9 @@ std::shared_ptr<dispatch_op> make_cast(const std::shared_ptr<dispatcher_state>& 
         });
 }
 
-reply run_blocking(const std::shared_ptr<dispatch_op>& op) {
-    return std::get<1>(erl::detail::run_blocking<dispatch_op, error_code, reply>(op));
+reply run_blocking(erl::node& n, const std::shared_ptr<dispatch_op>& op) {
+    return std::get<1>(erl::detail::run_blocking<dispatch_op, error_code, reply>(
+        erl::detail::access::core(n), op));
 }
 
 error_code cast_code(const reply& r) {
@@ -411,14 +412,14 @@ error_code cast_code(const reply& r) {
 
 void initiate_call(const std::shared_ptr<dispatcher_state>& st, atom module, atom function,
                    term args, call_options co, reply_handler handler) {
-    erl::detail::launch(make_call(st, module, function, std::move(args), co), std::move(handler),
-                        st->n.executor());
+    erl::detail::launch(erl::detail::access::core(st->n),
+                        make_call(st, module, function, std::move(args), co), std::move(handler));
 }
 
 void initiate_gen_call(const std::shared_ptr<dispatcher_state>& st, term request, call_options co,
                        reply_handler handler) {
-    erl::detail::launch(make_gen(st, std::move(request), co, false), std::move(handler),
-                        st->n.executor());
+    erl::detail::launch(erl::detail::access::core(st->n),
+                        make_gen(st, std::move(request), co, false), std::move(handler));
 }
 
 // A cast completes with its error code alone.
@@ -439,15 +440,17 @@ class cast_result_op {
 void initiate_cast(const std::shared_ptr<dispatcher_state>& st, atom module, atom function,
                    term args, call_options co, cast_handler handler) {
     erl::detail::launch(
+        erl::detail::access::core(st->n),
         std::make_shared<cast_result_op>(make_cast(st, module, function, std::move(args), co)),
-        std::move(handler), st->n.executor());
+        std::move(handler));
 }
 
 void initiate_gen_cast(const std::shared_ptr<dispatcher_state>& st, term request, call_options co,
                        cast_handler handler) {
     erl::detail::launch(
+        erl::detail::access::core(st->n),
         std::make_shared<cast_result_op>(make_gen(st, std::move(request), co, true)),
-        std::move(handler), st->n.executor());
+        std::move(handler));
 }
 
 }  // namespace detail
@@ -511,7 +514,8 @@ dispatcher::~dispatcher() {
 }
 
 reply dispatcher::call(atom module, atom function, term args, call_options co) {
-    return detail::run_blocking(detail::make_call(st_, module, function, std::move(args), co));
+    return detail::run_blocking(st_->n,
+                                detail::make_call(st_, module, function, std::move(args), co));
 }
 
 reply dispatcher::call(std::string_view module, std::string_view function, term args,
@@ -520,17 +524,17 @@ reply dispatcher::call(std::string_view module, std::string_view function, term 
 }
 
 reply dispatcher::gen_call(term request, call_options co) {
-    return detail::run_blocking(detail::make_gen(st_, std::move(request), co, false));
+    return detail::run_blocking(st_->n, detail::make_gen(st_, std::move(request), co, false));
 }
 
 error_code dispatcher::cast(atom module, atom function, term args, call_options co) {
-    return detail::cast_code(
-        detail::run_blocking(detail::make_cast(st_, module, function, std::move(args), co)));
+    return detail::cast_code(detail::run_blocking(
+        st_->n, detail::make_cast(st_, module, function, std::move(args), co)));
 }
 
 error_code dispatcher::gen_cast(term request, call_options co) {
     return detail::cast_code(
-        detail::run_blocking(detail::make_gen(st_, std::move(request), co, true)));
+        detail::run_blocking(st_->n, detail::make_gen(st_, std::move(request), co, true)));
 }
 
 void dispatcher::report_load(atom node, double load) {

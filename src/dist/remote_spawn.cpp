@@ -232,9 +232,9 @@ class spawned_op {
     std::shared_ptr<spawn_op> op_;
 };
 
-result<pid> wait_pid(std::shared_ptr<spawn_op> op) {
-    auto [ec, p] =
-        detail::run_blocking<pid_op, error_code, pid>(std::make_shared<pid_op>(std::move(op)));
+result<pid> wait_pid(detail::node_core& core, std::shared_ptr<spawn_op> op) {
+    auto [ec, p] = detail::run_blocking<pid_op, error_code, pid>(
+        core, std::make_shared<pid_op>(std::move(op)));
     if (ec) return ec;
     return p;
 }
@@ -243,12 +243,14 @@ result<pid> wait_pid(std::shared_ptr<spawn_op> op) {
 
 result<pid> spawn(node& n, atom where, atom module, atom function, term args,
                   std::chrono::milliseconds timeout) {
-    return wait_pid(make_spawn(n, where, module, function, std::move(args), timeout));
+    return wait_pid(detail::access::core(n),
+                    make_spawn(n, where, module, function, std::move(args), timeout));
 }
 
 result<pid> spawn_link(const mailbox& parent, atom where, atom module, atom function, term args,
                        std::chrono::milliseconds timeout) {
     return wait_pid(
+        *detail::access::proc(parent)->node,
         make_spawn(parent, where, module, function, std::move(args), {.link = true}, timeout));
 }
 
@@ -256,7 +258,8 @@ result<spawned> spawn_monitor(const mailbox& parent, atom where, atom module, at
                               term args, std::chrono::milliseconds timeout) {
     auto op = std::make_shared<spawned_op>(
         make_spawn(parent, where, module, function, std::move(args), {.monitor = true}, timeout));
-    auto [ec, s] = detail::run_blocking<spawned_op, error_code, spawned>(op);
+    auto [ec, s] = detail::run_blocking<spawned_op, error_code, spawned>(
+        *detail::access::proc(parent)->node, op);
     if (ec) return ec;
     return s;
 }
@@ -266,25 +269,28 @@ namespace detail {
 void initiate_spawn(node& n, atom where, atom module, atom function, term args,
                     std::chrono::milliseconds timeout, pid_handler handler) {
     detail::launch(
+        access::core(n),
         std::make_shared<pid_op>(make_spawn(n, where, module, function, std::move(args), timeout)),
-        std::move(handler), n.executor());
+        std::move(handler));
 }
 
 void initiate_spawn_link(const mailbox& parent, atom where, atom module, atom function, term args,
                          std::chrono::milliseconds timeout, pid_handler handler) {
     auto& core = *access::proc(parent)->node;
-    detail::launch(std::make_shared<pid_op>(make_spawn(parent, where, module, function,
+    detail::launch(core,
+                   std::make_shared<pid_op>(make_spawn(parent, where, module, function,
                                                        std::move(args), {.link = true}, timeout)),
-                   std::move(handler), core.ioc().get_executor());
+                   std::move(handler));
 }
 
 void initiate_spawn_monitor(const mailbox& parent, atom where, atom module, atom function,
                             term args, std::chrono::milliseconds timeout, spawned_handler handler) {
     auto& core = *access::proc(parent)->node;
     detail::launch(
+        core,
         std::make_shared<spawned_op>(make_spawn(parent, where, module, function, std::move(args),
                                                 {.monitor = true}, timeout)),
-        std::move(handler), core.ioc().get_executor());
+        std::move(handler));
 }
 
 }  // namespace detail
