@@ -63,6 +63,15 @@ struct node_stats {
     std::chrono::system_clock::time_point taken{};
     std::size_t processes = 0;
     std::size_t process_limit = 0;  // 0: no limit
+    // Messages waiting in process queues: the longest queue (and whose), and all of them.
+    // Per process: process_info(P, message_queue_len) and (bytes) memory, over rpc.
+    std::size_t message_queue_len_max = 0;
+    pid message_queue_len_max_pid;
+    std::size_t message_queue_len_total = 0;
+    // node_options::max_message_queue_len: messages refused by a full queue, and processes
+    // killed for it (message_queue_limit_action::kill).
+    std::uint64_t messages_dropped_queue_limit = 0;
+    std::uint64_t processes_killed_queue_limit = 0;
     std::size_t atoms = 0;
     std::size_t atom_limit = 0;
     std::vector<memory_use> memory;
