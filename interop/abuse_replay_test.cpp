@@ -319,7 +319,7 @@ TEST_F(AbuseReplay, decompression_bomb_frames) {
             return total >= 4;
         },
         30s, 200ms));
-    EXPECT_EQ(total, 4);
+    EXPECT_EQ(total, 4) << demo->log();
     EXPECT_NE(demo->log().find("max_message_size"), std::string::npos) << demo->log();
     a.reset();
     witness(*beam, "after");

@@ -581,7 +581,8 @@ asio::awaitable<void> connection::run_reader(std::vector<std::uint8_t> leftover)
                 co_return false;
             }
             data = data.subspan(used);
-            if (!reader.has_deferred() || is_closed()) continue;
+            if (is_closed()) co_return false;
+            if (!reader.has_deferred()) continue;
             {
                 std::lock_guard lk(mu_);
                 decoding_ = true;

@@ -92,7 +92,8 @@ class connection : public std::enable_shared_from_this<connection> {
 
     using send_mode = detail::send_mode;  // node_core.hpp
 
-    // Sends a control message (+ payload). Before the connection is up the message is queued;
+    // Sends a control message (+ payload). Before the connection is up the message is queued
+    // (as terms, counted at their ETF size under the output bounds, with the same busy rules);
     // if set-up fails it is dropped, as Erlang drops messages to unreachable nodes.
     error_code send(const term& control, const term* payload, send_mode mode = send_mode::queue);
     // A message to a pid (SEND_SENDER, or SEND without DFLAG_SEND_SENDER) or to a registered
