@@ -4,7 +4,7 @@
 //               [--epmd spawn|embedded|require] [--ticktime MS] [--hidden | --published]
 //               [--tls-cert PEM --tls-key PEM [--tls-ca PEM] [--tls-verify-peer]]
 //               [--allow NODE]... [--max-message-size BYTES] [--max-fragmented-total BYTES]
-//               [--max-connections N]
+//               [--max-connections N] [--decode-offload-threshold BYTES]
 //               [--code-path DIR]... [--metrics-port PORT [--metrics-address ADDR]]
 //
 // --metrics-port serves node::stats() in Prometheus' text format at http://ADDR:PORT/metrics
@@ -62,7 +62,8 @@ void on_signal(int) {
                  "[--hidden|--published] [--tls-cert PEM --tls-key PEM [--tls-ca PEM] "
                  "[--tls-verify-peer]] [--allow NODE]... [--max-message-size BYTES] "
                  "[--max-fragmented-total BYTES] "
-                 "[--max-connections N] [--code-path DIR]... "
+                 "[--max-connections N] [--decode-offload-threshold BYTES] "
+                 "[--code-path DIR]... "
                  "[--metrics-port PORT [--metrics-address ADDR]] "
                  "[--sname] [--stdin-lifetime]\n";
     std::exit(2);
@@ -175,6 +176,8 @@ int main(int argc, char** argv) {
             opts.max_fragmented_bytes_total = static_cast<std::size_t>(std::stoull(value()));
         } else if (a == "--max-connections") {
             opts.max_connections = static_cast<std::size_t>(std::stoull(value()));
+        } else if (a == "--decode-offload-threshold") {
+            opts.decode_offload_threshold = static_cast<std::size_t>(std::stoull(value()));
         } else if (a == "--stdin-lifetime") {
             stdin_lifetime = true;
         } else if (a == "--code-path") {

@@ -288,6 +288,8 @@ TEST_F(AbuseReplay, idle_socket_flood) {
 // delivered to the demo's sink), a frame declaring 4 GiB (refused before inflating) and one
 // declaring 200 MiB with 1 MiB inside (refused when the stream ends early).
 TEST_F(AbuseReplay, decompression_bomb_frames) {
+    if (std::getenv("SLICE_NOOFF"))
+        start_demo({"--decode-offload-threshold", std::getenv("SLICE_NOOFF")});
     const bytes bomb = body_of(erl::binary(bytes(64u << 20, 0)), 9);
     ASSERT_LT(bomb.size(), 200u * 1024);
     bytes huge_claim = bomb;
@@ -319,7 +321,7 @@ TEST_F(AbuseReplay, decompression_bomb_frames) {
             return total >= 4;
         },
         30s, 200ms));
-    EXPECT_EQ(total, 4);
+    EXPECT_EQ(total, 4) << demo->log();
     EXPECT_NE(demo->log().find("max_message_size"), std::string::npos) << demo->log();
     a.reset();
     witness(*beam, "after");
@@ -518,4 +520,75 @@ TEST_F(AbuseReplay, unfinished_fragments_on_many_connections) {
     peers.clear();
     witness(*beam, "after");
     expect_rss_back();
+}
+
+// One connection sends huge terms back to back (a 64 MiB binary, a list of 4,000,000 small
+// integers, a 1,000,000-deep list) while a second floods small messages, against a demo with
+// one I/O thread: the witness's rounds stay fast because large messages are decoded by the
+// node's decode workers, not on the I/O thread, and the reader yields after every read. Run
+// again with decoding on the I/O thread (--decode-offload-threshold SIZE_MAX) for comparison;
+// both latencies are printed, only the witness's 10 s deadline is asserted.
+TEST_F(AbuseReplay, huge_terms_back_to_back_do_not_starve_other_peers) {
+    bytes bin = {109};
+    erl::detail::append_be32(bin, 64u << 20);
+    bin.resize(bin.size() + (64u << 20), 1);
+    bytes flat = {108};
+    erl::detail::append_be32(flat, 4'000'000);
+    flat.reserve(flat.size() + 8'000'001);
+    for (std::uint32_t i = 0; i < 4'000'000; ++i)
+        flat.insert(flat.end(), {97, static_cast<std::uint8_t>(i)});
+    flat.push_back(106);
+    bytes deep;
+    deep.reserve(6'000'001);
+    for (int i = 0; i < 1'000'000; ++i)
+        deep.insert(deep.end(), {108, 0, 0, 0, 1});
+    deep.push_back(106);
+    deep.insert(deep.end(), 1'000'000, 106);
+
+    std::atomic<int> sent{0};
+    std::atomic<long> flooded{0};
+    auto attack = [&](std::atomic<bool>& stop) {
+        auto a = authenticated(*demo, port, cookie);
+        auto f = authenticated(*demo, port, cookie);
+        if (!a || !f) return;
+        // To a name nobody has: the node decodes and drops each (freed off the I/O thread too).
+        const std::vector<bytes> frames = {message_frame(a->flags, reg_send(*a, "nobody"), bin),
+                                           message_frame(a->flags, reg_send(*a, "nobody"), flat),
+                                           message_frame(a->flags, reg_send(*a, "nobody"), deep)};
+        const bytes one = message_frame(f->flags, reg_send(*f, "nobody"),
+                                        body_of(erl::tuple(erl::atom("flood"), 1)));
+        bytes batch;
+        for (int i = 0; i < 2000; ++i)
+            batch.insert(batch.end(), one.begin(), one.end());
+        std::thread flood([&] {
+            while (!stop && f->send_all(batch))
+                flooded += 2000;
+        });
+        for (int i = 0; !stop || i < 3; ++i, ++sent)
+            if (!a->send_all(frames[i % 3])) break;
+        flood.join();
+    };
+    auto run = [&](const char* label) {
+        sent = 0;
+        flooded = 0;
+        max_us = 0;
+        during(attack, [&] { return sent >= 1; });
+        const long us = max_us;
+        std::printf(
+            "[ figures  ] %s: %d huge terms and %ld flood messages sent during the "
+            "witness; slowest witness round %ld us\n",
+            label, sent.load(), flooded.load(), us);
+        EXPECT_GE(sent.load(), 3);
+        EXPECT_EQ(demo->log().find("limit exceeded"), std::string::npos) << demo->log();
+        return us;
+    };
+    const long offloaded_us = run("decoded by the decode workers");
+    RecordProperty("witness_max_us_offloaded", static_cast<int>(offloaded_us));
+    witness(*beam, "after");
+    expect_rss_back(96 * 1024);
+
+    start_demo({"--decode-offload-threshold", std::to_string(SIZE_MAX)});
+    const long inline_us = run("decoded on the I/O thread");
+    RecordProperty("witness_max_us_on_io_thread", static_cast<int>(inline_us));
+    witness(*beam, "after");
 }

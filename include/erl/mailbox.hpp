@@ -19,6 +19,12 @@
 
 namespace erl {
 
+// What a process does when a message finds its queue at max_message_queue_len.
+enum class message_queue_limit_action {
+    kill,  // the process exits with reason `killed` (OTP's max_heap_size with kill => true)
+    drop,  // the message is dropped (counted in node_stats; the first one per process logged)
+};
+
 class node;
 namespace detail {
 struct process;

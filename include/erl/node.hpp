@@ -88,6 +88,15 @@ struct node_options {
     std::string listen_address = "0.0.0.0";
     std::uint16_t listen_port = 0;  // 0: any free port
     unsigned threads = 1;           // I/O threads running the node's io_context
+    // Large messages are decoded off the I/O threads: a distribution frame of more than
+    // decode_offload_threshold bytes is decoded by one of
+    // up to decode_threads worker threads of the node (started on first use, also for a node
+    // on the caller's io_context), so that it does not delay the other connections. Its
+    // connection reads nothing more until it is decoded and delivered, so messages from one
+    // peer keep their order and a peer has at most one message in the workers at a time.
+    // SIZE_MAX (or decode_threads 0): everything is decoded on the I/O thread that reads it.
+    std::size_t decode_offload_threshold = std::size_t{256} << 10;
+    unsigned decode_threads = 2;
     // Hidden nodes (erl -hidden) do not join the global cluster view: peers list them in
     // nodes(hidden), not nodes(). false = published. A visible node with erl::cluster::start
     // takes part in the cluster's `global` (a session with every visible peer, the cluster's
@@ -142,6 +151,13 @@ struct node_options {
     // room, so a flood of idle connections cannot lock out real peers (docs/security.md).
     std::size_t max_pending_handshakes = 64;
     std::size_t max_pending_handshakes_per_address = 16;
+    // Messages a process's queue may hold (spawn_options::max_message_queue_len per process);
+    // 0 = unbounded, as in OTP. A message that finds the queue full is handled as
+    // message_queue_limit says, with a limit_exceeded log event (docs/security.md). Messages
+    // made from signals (DOWN, EXIT, nodedown) are always queued. Service processes, which
+    // handle their messages as they arrive, have no queue.
+    std::size_t max_message_queue_len = 0;
+    message_queue_limit_action message_queue_limit = message_queue_limit_action::kill;
     // Logging (<erl/log.hpp>): events at log_level or above go to `logger` when it is set;
     // otherwise each is formatted as one line (erl::format_log_line) and passed to `log`, or
     // printed to stderr when `log` is empty too. Called on the thread where the event happens

@@ -55,6 +55,10 @@ struct spawn_options {
     std::optional<atom> name;    // register the process under this name (errc::name_taken)
     bool trap_exit = false;      // process_flag(trap_exit, true) before the body runs
     std::optional<pid> link_to;  // link to this pid (local or remote) before the body runs
+    // The most messages the process's queue may hold (node_options::max_message_queue_len
+    // when not set; 0 = unbounded) and what a message beyond it does (node_options default).
+    std::optional<std::size_t> max_message_queue_len;
+    std::optional<message_queue_limit_action> message_queue_limit;
 };
 
 // What a coroutine process sees of itself. Cheap to copy. It holds no strong reference to the

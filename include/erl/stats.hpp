@@ -66,6 +66,15 @@ struct node_stats {
     std::size_t atoms = 0;          // live atoms: permanent plus network (the limit counts these)
     std::size_t network_atoms = 0;  // of those: made from peer data, freed with their last holder
     std::uint64_t network_atoms_freed = 0;  // network atoms that have left the table so far
+    // Messages waiting in process queues: the longest queue (and whose), and all of them.
+    // Per process: process_info(P, message_queue_len) and (bytes) memory, over rpc.
+    std::size_t message_queue_len_max = 0;
+    pid message_queue_len_max_pid;
+    std::size_t message_queue_len_total = 0;
+    // node_options::max_message_queue_len: messages refused by a full queue, and processes
+    // killed for it (message_queue_limit_action::kill).
+    std::uint64_t messages_dropped_queue_limit = 0;
+    std::uint64_t processes_killed_queue_limit = 0;
     std::size_t atom_limit = 0;
     std::vector<memory_use> memory;
     std::uint64_t rpc_calls_served = 0;  // rpc/erpc calls answered by this node's functions

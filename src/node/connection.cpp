@@ -1,5 +1,7 @@
 #include "node/connection.hpp"
 
+#include "node/decode_pool.hpp"
+
 #include "transport/cloexec.hpp"
 
 #include <erl/epmd.hpp>
@@ -393,6 +395,9 @@ void connection::adopt_pending_from(connection& other) {
     for (auto& p : other.pending_)
         pending_.push_back(std::move(p));
     other.pending_.clear();
+    pending_bytes_ += std::exchange(other.pending_bytes_, 0);
+    other.account_locked();
+    account_locked();
     // In the same critical section: from now on sends to `other` forward to its successor.
     other.superseded_ = true;
 }
@@ -424,19 +429,25 @@ bool connection::become_up(const proto::handshake& hs) {
                                 std::make_move_iterator(replaced->pending_.begin()),
                                 std::make_move_iterator(replaced->pending_.end()));
                 replaced->pending_.clear();
+                pending_bytes_ += std::exchange(replaced->pending_bytes_, 0);
+                replaced->account_locked();
+                account_locked();
             }
         }
         replaced->close(make_error_code(errc::connection_closed),
                         "replaced by a new connection from the same node");
     }
     {
-        std::lock_guard lk(mu_);
+        std::unique_lock lk(mu_);
         peer_ = peer;
         flags_.store(hs.negotiated_flags(), std::memory_order_release);
         writer_.emplace(hs.negotiated_flags());
         state_ = state::up;
         flush_locked();
         settled.swap(settled_);
+        // Senders that waited for the queue to drain re-check it against the written output.
+        if (send_waiters_ != 0) writable_cv_.notify_all();
+        after_progress(lk);
     }
     up_cv_.notify_all();
     for (auto& f : settled)
@@ -452,6 +463,45 @@ bool connection::become_up(const proto::handshake& hs) {
 // ------------------------------------------------------------------------------------------
 // Reading
 
+namespace {
+// What a decode worker hands back to the reader.
+struct offloaded {
+    error_code ec;
+    proto::dist_message msg;
+    std::size_t new_atoms = 0;  // atoms the decode added to the table
+};
+
+// Decodes `m` on the node's decode workers and resumes the reader on its own executor with
+// the result. The worker counts the atoms it creates under `atom_cap` as the reader does on
+// its own thread (the counter is per thread). `net` keeps the node-wide inflating bound the
+// limits point to alive while the decode runs.
+template <class Token>
+auto async_decode(decode_pool& pool, proto::deferred_message m, etf::limits lim,
+                  std::size_t atom_cap, std::shared_ptr<net_state> net, Token&& token) {
+    return asio::async_initiate<Token, void(offloaded)>(
+        [&pool](auto handler, proto::deferred_message m, etf::limits lim, std::size_t atom_cap,
+                std::shared_ptr<net_state> net) {
+            auto work = asio::make_work_guard(asio::get_associated_executor(handler));
+            pool.post([h = std::move(handler), work = std::move(work), m = std::move(m), lim,
+                       atom_cap, net = std::move(net)]() mutable {
+                offloaded r;
+                const std::size_t before = atoms_created_by_this_thread();
+                set_thread_atom_creation_cap(before + atom_cap);
+                r.ec = proto::decode_deferred(m, lim, r.msg);
+                set_thread_atom_creation_cap(SIZE_MAX);
+                r.new_atoms = atoms_created_by_this_thread() - before;
+                proto::deferred_message().storage.swap(m.storage);  // freed here, not there
+                auto ex = work.get_executor();
+                // Everything the job holds moves into the completion: the worker keeps no
+                // reference to the connection (or the node) once it has posted it.
+                asio::post(ex, [h = std::move(h), r = std::move(r), work = std::move(work),
+                                net = std::move(net)]() mutable { std::move(h)(std::move(r)); });
+            });
+        },
+        token, std::move(m), lim, atom_cap, std::move(net));
+}
+}  // namespace
+
 asio::awaitable<void> connection::run_reader(std::vector<std::uint8_t> leftover) {
     auto self = shared_from_this();
     const auto& o = core_->opts;
@@ -465,34 +515,28 @@ asio::awaitable<void> connection::run_reader(std::vector<std::uint8_t> leftover)
     lim.max_message_size = o.max_message_size;
     lim.term_limits.inflating = &core_->net->inflating;
     lim.term_limits.max_inflating = o.max_inflating_bytes ? o.max_inflating_bytes : SIZE_MAX;
+    if (core_->decoder) lim.offload_above = o.decode_offload_threshold;
     proto::dist_reader reader(flags(), lim);
+    // The reader's own copy, with max_uncompressed capped by max_message_size as it does.
+    etf::limits term_limits = lim.term_limits;
+    term_limits.max_uncompressed = std::min(term_limits.max_uncompressed, o.max_message_size);
     std::vector<proto::dist_message> msgs;
     delivery_batch batch;
     std::size_t new_atoms = 0;  // atoms this peer added to the global table
-    // Dispatches what a chunk produced; a protocol violation or an exceeded limit closes this
-    // connection only.
-    auto consume = [&](std::span<const std::uint8_t> data) -> bool {
-        // Decoding runs on this thread from here to the end of feed(), so the thread's atom
-        // counter difference is exactly what this peer created, and a thread cap enforces
-        // max_new_atoms_per_connection while decoding (network atoms this peer made and that
-        // were freed again still count: the budget is for creations).
-        const std::size_t atoms_before = atoms_created_by_this_thread();
-        const std::size_t budget = o.max_new_atoms_per_connection;
-        // Peer data may fill the atom table only up to a headroom below its limit: the
-        // runtime itself interns a few atoms lazily (reasons, service names) and must not be
-        // the one to find the table full.
+    const std::size_t budget = o.max_new_atoms_per_connection;
+    // How many more atoms this peer's data may create now. Peer data may fill the atom table
+    // only up to a headroom below its limit: the runtime itself interns a few atoms lazily
+    // (reasons, service names) and must not be the one to find the table full.
+    auto atom_allowance = [&] {
         const std::size_t limit = atom_table_limit();
         const std::size_t peer_limit = limit - std::min<std::size_t>(4096, limit / 4);
         const std::size_t size_now = atom_table_size();
         std::size_t allowed = peer_limit > size_now ? peer_limit - size_now : 0;
         if (budget != 0) allowed = std::min(allowed, budget - std::min(budget, new_atoms));
-        set_thread_atom_creation_cap(atoms_before + allowed);
-        auto ec = reader.feed(data, msgs);
-        set_thread_atom_creation_cap(SIZE_MAX);
+        return allowed;
+    };
+    auto dispatch = [&] {
         messages_received_.fetch_add(msgs.size(), std::memory_order_relaxed);
-        frames_received_.store(reader.frames_received(), std::memory_order_relaxed);
-        ticks_received_.store(reader.ticks_received(), std::memory_order_relaxed);
-        new_atoms += atoms_created_by_this_thread() - atoms_before;
         if (!msgs.empty()) {
             begin_dispatch();
             for (auto& m : msgs) {
@@ -502,20 +546,69 @@ asio::awaitable<void> connection::run_reader(std::vector<std::uint8_t> leftover)
             batch.flush();
             end_dispatch();
         }
-        msgs.clear();
-        if (ec) {
-            if (ec == errc::atom_table_full && budget != 0 && new_atoms >= budget) {
-                close(make_error_code(errc::limit_exceeded),
-                      "limit exceeded: peer sent more than max_new_atoms_per_connection " +
-                          std::to_string(budget) + " new atoms");
-            } else {
-                close(ec, limit_reason(ec, reader.exceeded_limit()));
-            }
-            return false;
-        }
-        return true;
     };
-    if (!leftover.empty() && !consume(leftover)) co_return;
+    auto fail = [&](error_code ec, std::string_view exceeded) {
+        if (ec == errc::atom_table_full && budget != 0 && new_atoms >= budget) {
+            close(make_error_code(errc::limit_exceeded),
+                  "limit exceeded: peer sent more than max_new_atoms_per_connection " +
+                      std::to_string(budget) + " new atoms");
+        } else {
+            close(ec, limit_reason(ec, exceeded));
+        }
+    };
+    // Dispatches what a chunk produced; a protocol violation or an exceeded limit closes this
+    // connection only. A message the reader deferred is decoded by the node's workers while
+    // this coroutine waits (reading nothing more: later messages cannot overtake it, and the
+    // peer has at most one message there); then the rest of the chunk is parsed.
+    auto consume = [&](std::span<const std::uint8_t> data) -> asio::awaitable<bool> {
+        while (!data.empty()) {
+            // Decoding runs on this thread from here to the end of feed(), so the thread's
+            // atom counter difference is exactly what this peer created, and a thread cap
+            // enforces max_new_atoms_per_connection while decoding (network atoms this peer
+            // made and that were freed again still count: the budget is for creations).
+            const std::size_t atoms_before = atoms_created_by_this_thread();
+            set_thread_atom_creation_cap(atoms_before + atom_allowance());
+            std::size_t used = 0;
+            auto ec = reader.feed(data, msgs, used);
+            set_thread_atom_creation_cap(SIZE_MAX);
+            frames_received_.store(reader.frames_received(), std::memory_order_relaxed);
+            ticks_received_.store(reader.ticks_received(), std::memory_order_relaxed);
+            new_atoms += atoms_created_by_this_thread() - atoms_before;
+            dispatch();
+            msgs.clear();
+            if (ec) {
+                fail(ec, reader.exceeded_limit());
+                co_return false;
+            }
+            data = data.subspan(used);
+            if (is_closed()) co_return false;
+            if (!reader.has_deferred()) continue;
+            {
+                std::lock_guard lk(mu_);
+                decoding_ = true;
+            }
+            auto r = co_await async_decode(*core_->decoder, reader.take_deferred(), term_limits,
+                                           atom_allowance(), core_->net, asio::use_awaitable);
+            {
+                std::lock_guard lk(mu_);
+                decoding_ = false;
+                read_since_tick_ = true;
+            }
+            new_atoms += r.new_atoms;
+            if (r.ec) {
+                fail(r.ec, {});
+                co_return false;
+            }
+            msgs.push_back(std::move(r.msg));
+            dispatch();
+            // A large term that no process took (its destination is gone) is freed by a
+            // worker too: destroying ten million list cells takes as long as making them.
+            core_->decoder->post([m = std::move(msgs)]() mutable { m.clear(); });
+            msgs.clear();
+        }
+        co_return true;
+    };
+    if (!leftover.empty() && !co_await consume(leftover)) co_return;
     std::vector<std::uint8_t> buf(read_chunk);
     read_buffer_bytes_.store(buf.capacity(), std::memory_order_relaxed);
     struct released {
@@ -523,6 +616,9 @@ asio::awaitable<void> connection::run_reader(std::vector<std::uint8_t> leftover)
         ~released() { bytes.store(0, std::memory_order_relaxed); }
     } release_buf{read_buffer_bytes_};
     error_code ec;
+    // Each read takes at most read_chunk bytes, and its completion is queued behind the
+    // handlers already waiting on the io_context: a peer that floods the connection gets one
+    // chunk's worth of frames dispatched per turn, never a run of the thread.
     while (!is_closed()) {
         std::size_t n = co_await stream_.async_read_some(
             asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
@@ -540,7 +636,7 @@ asio::awaitable<void> connection::run_reader(std::vector<std::uint8_t> leftover)
             std::lock_guard lk(mu_);
             read_since_tick_ = true;
         }
-        if (!consume(std::span<const std::uint8_t>(buf.data(), n))) co_return;
+        if (!co_await consume(std::span<const std::uint8_t>(buf.data(), n))) co_return;
     }
 }
 
@@ -605,15 +701,36 @@ error_code connection::send(const term& control, const term* payload, send_mode 
                     return append_up(
                         lk, [&] { writer_->append_message(wbuf_, control, payload); }, mode);
                 default:
-                    pending_.emplace_back(control,
-                                          payload ? std::optional<term>(*payload) : std::nullopt);
-                    return {};
+                    return queue_pending(lk, control, payload, mode);
             }
         }
     }
     if (auto next = core_->connection_to(successor_peer, true); next && next.get() != this)
         return next->send(control, payload, mode);
     return {};
+}
+
+// Before the handshake completes the message is kept as terms (the encoding depends on the
+// flags the handshake negotiates), counted at its ETF size with the encoded output, so the
+// same busy state, waits and bounds apply as once the connection is up (docs/node.md
+// "Writes").
+error_code connection::queue_pending(std::unique_lock<std::mutex>& lk, const term& control,
+                                     const term* payload, send_mode mode) {
+    bool changed = false;
+    if (auto ec = wait_writable_locked(lk, mode, changed)) return ec;
+    if (changed) {
+        // Up, or superseded by a simultaneous connect, while the sender waited: the message
+        // goes the way a send made now would.
+        lk.unlock();
+        return send(control, payload, mode);
+    }
+    const std::size_t before = queued_locked();
+    const std::size_t bytes =
+        etf::encoded_size(control) + (payload ? etf::encoded_size(*payload) : 0);
+    pending_.emplace_back(control, payload ? std::optional<term>(*payload) : std::nullopt);
+    pending_bytes_ += bytes;
+    account_locked();
+    return check_output_bounds(lk, before);
 }
 
 template <class Append, class MakeControl>
@@ -685,44 +802,63 @@ void connection::account_locked() {
     accounted_ = q;
 }
 
-template <class Append>
-error_code connection::append_up(std::unique_lock<std::mutex>& lk, Append&& append,
-                                 send_mode mode) {
-    if (busy_locked()) {
-        if (mode == send_mode::try_) return make_error_code(errc::would_block);
-        // A thread waits; an I/O thread never does: the write that would wake it may be the
-        // one this thread is to make (the reader's turn) or need this thread to run.
-        if (mode == send_mode::wait && !core_->on_io_thread()) {
-            ++send_waiters_;
-            writable_cv_.wait(lk, [&] { return is_closed() || !busy_locked(); });
-            --send_waiters_;
-            if (is_closed())
-                return close_reason_ ? close_reason_ : make_error_code(errc::noconnection);
-        }
+error_code connection::wait_writable_locked(std::unique_lock<std::mutex>& lk, send_mode mode,
+                                            bool& changed) {
+    changed = false;
+    if (!busy_locked()) return {};
+    if (mode == send_mode::try_) return make_error_code(errc::would_block);
+    // A thread waits; an I/O thread never does: the write that would wake it may be the one
+    // this thread is to make (the reader's turn) or need this thread to run.
+    if (mode != send_mode::wait || core_->on_io_thread()) return {};
+    const bool was_up = state_.load() == state::up;
+    auto moved_on = [&] { return !was_up && (superseded_ || state_.load() == state::up); };
+    ++send_waiters_;
+    writable_cv_.wait(lk, [&] { return is_closed() || moved_on() || !busy_locked(); });
+    --send_waiters_;
+    if (moved_on()) {
+        changed = true;
+        return {};
     }
-    const std::size_t before = queued_locked();
-    append();
-    account_locked();
-    // Hard bounds, for sends that did not wait: they apply to a connection that was busy
-    // already, so any single message may still go to a connection that is keeping up.
+    if (is_closed()) return close_reason_ ? close_reason_ : make_error_code(errc::noconnection);
+    return {};
+}
+
+// Hard bounds, for sends that did not wait: they apply to a connection that was busy already
+// (`before`: its queue before the append), so any single message may still go to a connection
+// that is keeping up. Closes the connection (mu_ held in lk; released then) when one is passed.
+error_code connection::check_output_bounds(std::unique_lock<std::mutex>& lk, std::size_t before) {
     const auto& o = core_->opts;
     std::string why;
     if (o.output_busy_limit != 0 && before >= o.output_busy_limit) {
         const std::size_t total = core_->net->queued_output.load(std::memory_order_relaxed);
+        const char* whose = state_.load() == state::up
+                                ? " bytes of output queued for the peer"
+                                : " bytes of output queued for the peer while the connection "
+                                  "is being set up";
         if (o.output_queue_limit != 0 && queued_locked() > o.output_queue_limit)
-            why = "limit exceeded: " + std::to_string(queued_locked()) +
-                  " bytes of output queued for the peer, above output_queue_limit (" +
-                  std::to_string(o.output_queue_limit) + "): the peer is not reading";
+            why = "limit exceeded: " + std::to_string(queued_locked()) + whose +
+                  ", above output_queue_limit (" + std::to_string(o.output_queue_limit) +
+                  (state_.load() == state::up ? "): the peer is not reading" : ")");
         else if (o.output_total_limit != 0 && total > o.output_total_limit)
             why = "limit exceeded: output queued for all peers (" + std::to_string(total) +
                   " bytes) above output_total_limit (" + std::to_string(o.output_total_limit) +
                   "), this peer holding " + std::to_string(queued_locked()) + " bytes";
     }
-    if (!why.empty()) {
-        lk.unlock();
-        close(make_error_code(errc::limit_exceeded), why);
-        return make_error_code(errc::limit_exceeded);
-    }
+    if (why.empty()) return {};
+    lk.unlock();
+    close(make_error_code(errc::limit_exceeded), why);
+    return make_error_code(errc::limit_exceeded);
+}
+
+template <class Append>
+error_code connection::append_up(std::unique_lock<std::mutex>& lk, Append&& append,
+                                 send_mode mode) {
+    bool changed = false;
+    if (auto ec = wait_writable_locked(lk, mode, changed)) return ec;
+    const std::size_t before = queued_locked();
+    append();
+    account_locked();
+    if (auto ec = check_output_bounds(lk, before)) return ec;
     write_locked();
     return {};
 }
@@ -841,6 +977,7 @@ void connection::flush_locked() {
     for (auto& [control, payload] : pending_)
         writer_->append_message(wbuf_, control, payload ? &*payload : nullptr);
     pending_.clear();
+    pending_bytes_ = 0;
     account_locked();
     write_locked();
 }
@@ -877,7 +1014,9 @@ asio::awaitable<void> connection::run_ticker() {
                 stalled_ticks_ = 0;
             sent_at_tick_ = bytes_sent_;
             if (stalled_ticks_ >= 4) stalled = queued_locked();
-            if (read_since_tick_) {
+            // While a decode worker holds this connection's message the reader reads nothing,
+            // but the peer is not silent: its data is being decoded.
+            if (read_since_tick_ || decoding_) {
                 silent_ticks_ = 0;
             } else if (++silent_ticks_ >= 4) {
                 dead = true;
@@ -929,7 +1068,12 @@ void connection::close(error_code why, std::string reason) {
     {
         std::lock_guard lk(mu_);
         close_reason_ = why;
+        if (!pending_.empty() && !reason.empty())
+            reason += " (" + std::to_string(pending_.size()) + " messages, " +
+                      std::to_string(pending_bytes_) +
+                      " bytes, queued for the peer before the connection was up are dropped)";
         pending_.clear();
+        pending_bytes_ = 0;
         std::vector<std::uint8_t>().swap(wbuf_);  // inflight_ goes when its write completes
         account_locked();
         superseded = superseded_;
@@ -994,7 +1138,7 @@ connection_stats connection::stats(std::size_t& buffer_bytes) const {
     s.ticks_sent = ticks_sent_;
     s.messages_sent = writer_ ? writer_->messages_written() : 0;
     s.frames_sent = (writer_ ? writer_->frames_written() : 0) + ticks_sent_;
-    s.send_queue_bytes = wbuf_.size() + inflight_.size();
+    s.send_queue_bytes = queued_locked();
     buffer_bytes += wbuf_.capacity() + inflight_.capacity();
     return s;
 }

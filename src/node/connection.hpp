@@ -92,7 +92,8 @@ class connection : public std::enable_shared_from_this<connection> {
 
     using send_mode = detail::send_mode;  // node_core.hpp
 
-    // Sends a control message (+ payload). Before the connection is up the message is queued;
+    // Sends a control message (+ payload). Before the connection is up the message is queued
+    // (as terms, counted at their ETF size under the output bounds, with the same busy rules);
     // if set-up fails it is dropped, as Erlang drops messages to unreachable nodes.
     error_code send(const term& control, const term* payload, send_mode mode = send_mode::queue);
     // A message to a pid (SEND_SENDER, or SEND without DFLAG_SEND_SENDER) or to a registered
@@ -148,10 +149,25 @@ class connection : public std::enable_shared_from_this<connection> {
     // connection closed while waiting or passed a hard bound.
     template <class Append>
     error_code append_up(std::unique_lock<std::mutex>& lk, Append&& append, send_mode mode);
+    // A send before the connection is up (mu_ held in lk): queues the message as terms under
+    // the same busy rules and bounds as encoded output.
+    error_code queue_pending(std::unique_lock<std::mutex>& lk, const term& control,
+                             const term* payload, send_mode mode);
+    // Applies `mode` when the connection is busy (mu_ held in lk): a thread waits with
+    // send_mode::wait, try_ gets would_block, the rest go on. Returns the close reason if the
+    // connection closed while waiting; `changed` is set when a connection that was not up came
+    // up or was superseded meanwhile (the caller sends again).
+    error_code wait_writable_locked(std::unique_lock<std::mutex>& lk, send_mode mode,
+                                    bool& changed);
+    // output_queue_limit / output_total_limit after an append (mu_ held in lk; released and the
+    // connection closed when passed).
+    error_code check_output_bounds(std::unique_lock<std::mutex>& lk, std::size_t before);
     // Encodes what was queued before the handshake completed and writes it (at become_up).
     void flush_locked();
     bool busy_locked() const;
-    std::size_t queued_locked() const noexcept { return wbuf_.size() + inflight_.size(); }
+    std::size_t queued_locked() const noexcept {
+        return wbuf_.size() + inflight_.size() + pending_bytes_;
+    }
     // Brings net_state::queued_output up to date with this connection's queue (mu_ held).
     void account_locked();
     // The write turn (mu_ held): if nobody holds it, writes wbuf_ now (plain TCP, a
@@ -194,8 +210,9 @@ class connection : public std::enable_shared_from_this<connection> {
     atom peer_;
     std::optional<proto::dist_writer> writer_;
     std::vector<std::pair<term, std::optional<term>>> pending_;  // queued before up
-    std::vector<std::uint8_t> wbuf_;                             // encoded, not yet written
-    std::vector<std::uint8_t> inflight_;                         // being written
+    std::size_t pending_bytes_ = 0;       // their ETF size, counted as queued output
+    std::vector<std::uint8_t> wbuf_;      // encoded, not yet written
+    std::vector<std::uint8_t> inflight_;  // being written
     // Who may write the socket now: nobody (the next sender writes directly), the reader
     // (dispatching a chunk; it writes after the chunk) or the strand (an async_write).
     enum class write_turn : std::uint8_t { none, reader, strand };
@@ -208,6 +225,7 @@ class connection : public std::enable_shared_from_this<connection> {
     int stalled_ticks_ = 0;           // ticks with output queued and none written
     bool wrote_since_tick_ = false;
     bool read_since_tick_ = false;
+    bool decoding_ = false;  // the reader waits for a decode worker (input, for the ticker)
     int silent_ticks_ = 0;
     std::uint64_t bytes_sent_ = 0;  // to the socket, handshake included
     std::uint64_t ticks_sent_ = 0;

@@ -4,6 +4,7 @@
 #include "node/async_call.hpp"
 #include "node/async_op.hpp"
 #include "node/connection.hpp"
+#include "node/decode_pool.hpp"
 #include "node/node_core.hpp"
 #include "node/runtime.hpp"
 #include "node/runtime_atoms.hpp"
@@ -700,6 +701,9 @@ void node_core::finish_stop() {
     for (auto& t : threads)
         t.join();
     threads.clear();
+    // Decodes still running post their results to ioc_, which no thread runs now: those
+    // handlers are destroyed with the rest below.
+    if (decoder) decoder->join();
     // No thread runs the context any more: destroy the handlers still queued (suspended
     // coroutines of connections, accept loops, timers) so they release the node.
     ioc_->shutdown();

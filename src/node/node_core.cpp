@@ -1,5 +1,7 @@
 #include "node/node_core.hpp"
 
+#include "node/decode_pool.hpp"
+
 #include "node/access.hpp"
 #include "node/connection.hpp"
 #include "node/runtime.hpp"
@@ -15,7 +17,10 @@ namespace erl::detail {
 
 namespace dop = proto::dop;
 
-node_core::node_core(node_options o) : opts(std::move(o)) {}
+node_core::node_core(node_options o) : opts(std::move(o)) {
+    if (opts.decode_threads != 0 && opts.decode_offload_threshold != SIZE_MAX)
+        decoder = std::make_unique<decode_pool>(opts.decode_threads);
+}
 
 std::shared_ptr<process> node_core::spawn_service(atom service_name,
                                                   std::function<void(term)> handler) {
@@ -72,6 +77,8 @@ void node_counters::handshake_failed(const error_code& why) {
 }
 
 void node_counters::fill(node_stats& s) const {
+    s.messages_dropped_queue_limit = queue_limit_drops.load(std::memory_order_relaxed);
+    s.processes_killed_queue_limit = queue_limit_kills.load(std::memory_order_relaxed);
     s.rpc_calls_served = rpc_served.load(std::memory_order_relaxed);
     s.rpc_calls_failed = rpc_failed.load(std::memory_order_relaxed);
     auto& h = s.rpc_call_duration;
@@ -91,6 +98,15 @@ node_stats node_core::stats() const {
     s.node = name;
     s.taken = std::chrono::system_clock::now();
     s.processes = table.size();
+    for (const auto& p : table.snapshot()) {
+        std::lock_guard lk(p->mu);
+        const std::size_t n = p->queue.size();
+        s.message_queue_len_total += n;
+        if (n > s.message_queue_len_max) {
+            s.message_queue_len_max = n;
+            s.message_queue_len_max_pid = p->self;
+        }
+    }
     s.atoms = atom_table_size();
     s.network_atoms = network_atom_count();
     s.network_atoms_freed = network_atoms_freed();
@@ -139,6 +155,8 @@ std::shared_ptr<process> node_core::new_process(std::function<void(term)> handle
     auto made = table.create(name, creation.load(), [&](const pid& p) {
         auto proc = std::make_shared<process>(shared_from_this(), p);
         proc->handler = std::move(handler);  // both set before the process is published
+        proc->max_queue_len = opts.max_message_queue_len;
+        proc->drop_over_limit = opts.message_queue_limit == message_queue_limit_action::drop;
         proc->on_exit = std::move(on_exit);
         return proc;
     });
@@ -148,7 +166,45 @@ std::shared_ptr<process> node_core::new_process(std::function<void(term)> handle
 result<std::shared_ptr<process>> node_core::new_named_process(atom n) {
     return table.create(
         name, creation.load(),
-        [&](const pid& p) { return std::make_shared<process>(shared_from_this(), p); }, n);
+        [&](const pid& p) {
+            auto proc = std::make_shared<process>(shared_from_this(), p);
+            proc->max_queue_len = opts.max_message_queue_len;
+            proc->drop_over_limit = opts.message_queue_limit == message_queue_limit_action::drop;
+            return proc;
+        },
+        n);
+}
+
+void message_queue_limit_reached(process& p, std::size_t refused) {
+    node_core& core = *p.node;
+    std::size_t limit;
+    bool drop, first;
+    {
+        std::lock_guard lk(p.mu);
+        if (p.exited) return;
+        limit = p.max_queue_len;
+        drop = p.drop_over_limit;
+        first = !std::exchange(p.queue_limit_logged, true);
+    }
+    core.counters.queue_limit_drops.fetch_add(refused, std::memory_order_relaxed);
+    if (drop) {
+        if (first && core.logs(log_level::warning))
+            core.log(log_level::warning, log_kind::limit_exceeded, {},
+                     make_error_code(errc::limit_exceeded),
+                     "process " + to_string(p.self_term) +
+                         ": message queue at max_message_queue_len (" + std::to_string(limit) +
+                         "), messages beyond it are dropped");
+        return;
+    }
+    // OTP's max_heap_size with kill => true: an untrappable kill, the process exits `killed`.
+    core.counters.queue_limit_kills.fetch_add(1, std::memory_order_relaxed);
+    if (core.logs(log_level::warning))
+        core.log(log_level::warning, log_kind::limit_exceeded, {},
+                 make_error_code(errc::limit_exceeded),
+                 "process " + to_string(p.self_term) +
+                     " killed: message queue reached max_message_queue_len (" +
+                     std::to_string(limit) + ")");
+    core.process_exit(p.shared_from_this(), term(A().killed));
 }
 
 mailbox node_core::make_handle(const std::shared_ptr<process>& p) {

@@ -50,6 +50,9 @@ struct node_counters {
     static constexpr std::array<double, 17> rpc_bounds{50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3,
                                                        5e-3,  10e-3,  25e-3,  50e-3,  0.1,  0.25,
                                                        0.5,   1.0,    2.5,    5.0,    10.0};
+    // Messages refused by a full queue (max_message_queue_len) and processes killed for it.
+    std::atomic<std::uint64_t> queue_limit_drops{0};
+    std::atomic<std::uint64_t> queue_limit_kills{0};
     std::atomic<std::uint64_t> rpc_served{0};
     std::atomic<std::uint64_t> rpc_failed{0};
     std::atomic<std::uint64_t> rpc_duration_ns{0};  // sum of every served call's duration
@@ -69,6 +72,8 @@ struct node_counters {
 
 // Hands `e` to opts.logger, or opts.log as one line, or stderr (node_options; no level check).
 void emit_log(const node_options& opts, const log_event& e);
+
+class decode_pool;
 
 struct node_core : std::enable_shared_from_this<node_core> {
     explicit node_core(node_options o);
@@ -103,6 +108,9 @@ struct node_core : std::enable_shared_from_this<node_core> {
     // Per I/O thread: nanoseconds it spent on the CPU and nanoseconds since it started, as
     // BEAM's {Id, Active, Total}; empty on the caller's io_context (no thread of ours).
     std::vector<std::pair<std::uint64_t, std::uint64_t>> io_thread_times();
+    // Decodes large messages for the connections' readers (node_options::decode_threads;
+    // null when 0). Joined by finish_stop() after the I/O threads, before ioc_ is shut down.
+    std::unique_ptr<decode_pool> decoder;
     boost::asio::io_context* user_ioc = nullptr;  // the caller's; never stopped or shut down
     // Connections of this node that still exist (on the caller's io_context, stop() waits
     // for their handlers to finish: nothing else tells it). node.cpp makes every connection.

@@ -24,7 +24,12 @@ namespace erl::detail {
 
 struct node_core;
 
-struct process {
+struct process;
+// A delivery found the process's queue at its max_message_queue_len: counts, logs, and kills
+// the process or drops what did not fit (node_core.cpp). Called without mu held.
+void message_queue_limit_reached(process& p, std::size_t refused);
+
+struct process : std::enable_shared_from_this<process> {
     process(std::shared_ptr<node_core> n, pid id)
         : node(std::move(n)), self(std::move(id)), self_term(self) {}
 
@@ -39,6 +44,13 @@ struct process {
     // one (demonitor flush, exit): a selective receive part-way through the queue must scan
     // again from the front, as its position no longer means anything.
     std::uint64_t queue_epoch = 0;
+    // The longest the queue may grow (node_options::max_message_queue_len, or the spawn
+    // option); 0: unbounded. What a delivery beyond it does: drop it (true) or kill the
+    // process with reason `killed` (false, as OTP's max_heap_size with kill => true). Guarded
+    // by mu. Signals turned into messages (DOWN, EXIT, nodedown) are not refused.
+    std::size_t max_queue_len = 0;
+    bool drop_over_limit = false;
+    bool queue_limit_logged = false;  // the first drop is logged, not every one (under mu)
     // Written under mu; read without it by senders that drop messages from dead processes.
     std::atomic<bool> exited{false};
     term exit_reason;
@@ -150,9 +162,17 @@ struct process {
     // the process has exited (messages dropped). For queueing processes only.
     bool enqueue(term* first, term* last) {
         wake_list wake;
+        std::size_t refused = 0;
         {
             std::lock_guard lk(mu);
             if (exited) return false;
+            const auto n = static_cast<std::size_t>(last - first);
+            if (max_queue_len != 0 && queue.size() + n > max_queue_len) {
+                const std::size_t room =
+                    max_queue_len > queue.size() ? max_queue_len - queue.size() : 0;
+                refused = n - room;
+                last = first + room;
+            }
             delivered.store(delivered.load(std::memory_order_relaxed) +
                                 static_cast<std::uint64_t>(last - first),
                             std::memory_order_relaxed);
@@ -163,6 +183,7 @@ struct process {
         cv.notify_one();
         for (auto& w : wake)
             w();
+        if (refused != 0) message_queue_limit_reached(*this, refused);
         return true;
     }
 };

@@ -75,9 +75,12 @@ result<std::shared_ptr<process>> prepare(node_core& core, const spawn_options& o
     } else {
         p = core.new_process();
     }
-    if (o.trap_exit) {
+    if (o.trap_exit || o.max_message_queue_len || o.message_queue_limit) {
         std::lock_guard lk(p->mu);
-        p->trap_exit = true;
+        if (o.trap_exit) p->trap_exit = true;
+        if (o.max_message_queue_len) p->max_queue_len = *o.max_message_queue_len;
+        if (o.message_queue_limit)
+            p->drop_over_limit = *o.message_queue_limit == message_queue_limit_action::drop;
     }
     if (o.link_to) link(core, p, *o.link_to);
     return p;

@@ -131,6 +131,19 @@ std::string to_prometheus_text(const node_stats& s) {
         w.family("erlcpp_process_limit", "gauge", "Most processes the node accepts at once.");
         w.sample("erlcpp_process_limit", static_cast<double>(s.process_limit));
     }
+    w.family("erlcpp_message_queue_len_max", "gauge",
+             "Messages waiting in the longest process message queue.");
+    w.sample("erlcpp_message_queue_len_max", static_cast<double>(s.message_queue_len_max));
+    w.family("erlcpp_message_queue_len", "gauge", "Messages waiting in all process queues.");
+    w.sample("erlcpp_message_queue_len", static_cast<double>(s.message_queue_len_total));
+    w.family("erlcpp_messages_dropped_queue_limit_total", "counter",
+             "Messages refused by a process queue at max_message_queue_len.");
+    w.sample("erlcpp_messages_dropped_queue_limit_total",
+             static_cast<double>(s.messages_dropped_queue_limit));
+    w.family("erlcpp_processes_killed_queue_limit_total", "counter",
+             "Processes killed for reaching max_message_queue_len.");
+    w.sample("erlcpp_processes_killed_queue_limit_total",
+             static_cast<double>(s.processes_killed_queue_limit));
     w.family("erlcpp_atoms", "gauge", "Atoms in the atom table.");
     w.sample("erlcpp_atoms", static_cast<double>(s.atoms));
     w.family("erlcpp_network_atoms", "gauge",

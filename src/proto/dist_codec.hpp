@@ -92,7 +92,28 @@ struct reader_limits {
     // may inflate to (term_limits.max_uncompressed).
     std::size_t max_message_size = SIZE_MAX;
     etf::limits term_limits{};
+    // Messages whose frame data exceeds this many bytes are not decoded by feed(std::span, out,
+    // consumed): it stops after their frame and leaves them as a deferred_message for the caller to
+    // decode elsewhere (the runtime's decode workers), so that one huge term does not hold up the
+    // thread that reads every other connection. SIZE_MAX: everything is decoded in feed().
+    std::size_t offload_above = SIZE_MAX;
 };
+
+// A message whose decoding the reader left to its caller (reader_limits::offload_above). Its
+// header (and so the atom cache) has been applied in stream order; what is left is pure term
+// decoding, which decode_deferred() does on any thread.
+struct deferred_message {
+    std::vector<std::uint8_t> storage;  // owns the bytes below
+    std::size_t offset = 0;             // where the terms start in storage
+    std::vector<atom> refs;             // the header's atom cache references, resolved
+    bool pass_through = false;          // 112 framing: each term has its 131 version byte
+    std::size_t size() const noexcept { return storage.size() - offset; }
+};
+
+// Decodes a deferred message with the same checks the reader applies (control opcode,
+// payload present when the opcode carries one, no trailing bytes). Thread-safe: it uses only
+// its arguments (and the atom table, and `limits.inflating`).
+error_code decode_deferred(const deferred_message& m, const etf::limits& limits, dist_message& out);
 
 class dist_reader {
   public:
@@ -108,6 +129,14 @@ class dist_reader {
     // is buffered internally. Any violation returns an error and the reader stays failed (the
     // runtime must close the connection); messages decoded before the bad frame stay in `out`.
     error_code feed(std::span<const std::uint8_t> in, std::vector<dist_message>& out);
+    // The same, except that it stops after a frame whose message it deferred
+    // (reader_limits::offload_above): `consumed` says how much of `in` it used (all of it when
+    // nothing was deferred), take_deferred() gives the message, and the caller feeds the rest
+    // of `in` once it has handled it, so messages stay in stream order.
+    error_code feed(std::span<const std::uint8_t> in, std::vector<dist_message>& out,
+                    std::size_t& consumed);
+    bool has_deferred() const noexcept { return deferred_.has_value(); }
+    deferred_message take_deferred();
 
     // Parses the data of one frame (without its Len:32 prefix; empty = tick).
     error_code parse_frame(std::span<const std::uint8_t> data, std::vector<dist_message>& out);
@@ -136,9 +165,20 @@ class dist_reader {
     error_code take_fragment_bytes(std::size_t n);
     void give_fragment_bytes(std::size_t n) noexcept;
     error_code parse_header(std::span<const std::uint8_t>& in, std::vector<atom>& refs);
+    // `owner`, when not null, is the vector `body` lies in (it may be moved into a deferred
+    // message instead of copying).
     error_code decode_message(std::span<const std::uint8_t> body, std::span<const atom> refs,
-                              std::vector<dist_message>& out);
-    error_code parse_pass_through(std::span<const std::uint8_t> in, std::vector<dist_message>& out);
+                              std::vector<dist_message>& out, std::vector<std::uint8_t>* owner);
+    error_code parse_pass_through(std::span<const std::uint8_t> in, std::vector<dist_message>& out,
+                                  std::vector<std::uint8_t>* owner);
+    error_code parse_frame_owned(std::span<const std::uint8_t> data, std::vector<dist_message>& out,
+                                 std::vector<std::uint8_t>* owner);
+    // Decodes the deferred message itself and appends it (the forms that do not defer).
+    error_code decode_deferred_here(std::vector<dist_message>& out);
+    bool offloading() const noexcept { return limits_.offload_above != SIZE_MAX; }
+    // Leaves `bytes` (from `owner` if given, else copied) for decode_deferred.
+    void defer(std::span<const std::uint8_t> bytes, std::vector<std::uint8_t>* owner,
+               std::span<const atom> refs, bool pass_through);
 
     std::uint64_t flags_;
     reader_limits limits_;
@@ -151,6 +191,7 @@ class dist_reader {
     std::uint64_t frames_ = 0;
     std::uint64_t ticks_ = 0;
     error_code error_;
+    std::optional<deferred_message> deferred_;
 };
 
 struct writer_options {

@@ -31,7 +31,60 @@ int control_op(const term& ctl) noexcept {
     return v >= 0 && v < 256 ? static_cast<int>(v) : -1;
 }
 
+// The control term at the start of `in` (a body, or with pass_through its 131 version byte
+// first); `rest` gets what follows it.
+error_code decode_control(std::span<const std::uint8_t> in, std::span<const atom> refs,
+                          bool pass_through, const etf::limits& lim, term& ctl,
+                          std::span<const std::uint8_t>& rest) {
+    std::size_t skip = 0;
+    if (pass_through) {
+        if (in.empty() || in[0] != version_magic) return make_error_code(errc::bad_version);
+        skip = 1;
+    }
+    std::size_t used = 0;
+    auto c = etf::decode_body(in.subspan(skip), used, lim, refs);
+    if (!c) return c.error();
+    if (control_op(*c) < 0) return make_error_code(errc::bad_control_message);
+    ctl = std::move(*c);
+    rest = in.subspan(skip + used);
+    return {};
+}
+
+// The payload after the control term (none for control messages that carry none).
+error_code decode_payload(term ctl, std::span<const std::uint8_t> rest, std::span<const atom> refs,
+                          bool pass_through, const etf::limits& lim, dist_message& out) {
+    out.control = std::move(ctl);
+    out.payload.reset();
+    if (rest.empty()) {
+        if (dop::carries_payload(control_op(out.control)))
+            return make_error_code(errc::bad_control_message);
+        return {};
+    }
+    if (pass_through) {
+        // etf::decode handles the 131 byte, a compressed (80) payload and trailing bytes.
+        auto p = etf::decode(rest, lim);
+        if (!p) return p.error();
+        out.payload = std::move(*p);
+        return {};
+    }
+    std::size_t used = 0;
+    auto p = etf::decode_body(rest, used, lim, refs);
+    if (!p) return p.error();
+    if (used != rest.size()) return make_error_code(errc::trailing_bytes);
+    out.payload = std::move(*p);
+    return {};
+}
+
 }  // namespace
+
+error_code decode_deferred(const deferred_message& m, const etf::limits& limits,
+                           dist_message& out) {
+    auto in = std::span<const std::uint8_t>(m.storage).subspan(m.offset);
+    term ctl;
+    std::span<const std::uint8_t> rest;
+    if (auto ec = decode_control(in, m.refs, m.pass_through, limits, ctl, rest)) return ec;
+    return decode_payload(std::move(ctl), rest, m.refs, m.pass_through, limits, out);
+}
 
 bool dop::carries_payload(int op) noexcept {
     switch (op) {
@@ -104,33 +157,87 @@ void dist_reader::reset() {
 }
 
 error_code dist_reader::feed(std::span<const std::uint8_t> in, std::vector<dist_message>& out) {
+    // Deferred messages are decoded here, in order: this form decodes everything itself.
+    std::size_t pos = 0;
+    for (;;) {
+        std::size_t used = 0;
+        if (auto ec = feed(in.subspan(pos), out, used)) return ec;
+        pos += used;
+        if (!deferred_) return {};
+        if (auto ec = decode_deferred_here(out)) return ec;
+    }
+}
+
+error_code dist_reader::decode_deferred_here(std::vector<dist_message>& out) {
+    dist_message m;
+    auto ec = decode_deferred(*deferred_, limits_.term_limits, m);
+    deferred_.reset();
+    if (ec) return fail(ec);
+    out.push_back(std::move(m));
+    return {};
+}
+
+deferred_message dist_reader::take_deferred() {
+    deferred_message m = std::move(*deferred_);
+    deferred_.reset();
+    return m;
+}
+
+void dist_reader::defer(std::span<const std::uint8_t> bytes, std::vector<std::uint8_t>* owner,
+                        std::span<const atom> refs, bool pass_through) {
+    deferred_message m;
+    if (owner) {
+        m.offset = static_cast<std::size_t>(bytes.data() - owner->data());
+        m.storage = std::move(*owner);  // the buffer moves with it: `bytes` stays valid
+        m.storage.resize(m.offset + bytes.size());
+    } else {
+        m.storage.assign(bytes.begin(), bytes.end());
+    }
+    m.refs.assign(refs.begin(), refs.end());
+    m.pass_through = pass_through;
+    deferred_ = std::move(m);
+}
+
+error_code dist_reader::feed(std::span<const std::uint8_t> in, std::vector<dist_message>& out,
+                             std::size_t& consumed) {
+    consumed = 0;
     if (error_) return error_;
     std::size_t pos = 0;
     if (!partial_.empty()) {
         // Finish the frame started by an earlier chunk (the only copy the reader makes).
         while (partial_.size() < 4 && pos < in.size())
             partial_.push_back(in[pos++]);
+        consumed = pos;
         if (partial_.size() < 4) return {};
         std::size_t len = load_be32(partial_.data());
         if (len > limits_.max_frame_size) return fail(make_error_code(errc::frame_too_large));
+        // The whole frame at once (as OTP's inet driver allocates a {packet, 4} packet when it
+        // has read the length): a large frame is not copied again each time it outgrows its
+        // buffer. Pages are touched only as the bytes arrive.
+        partial_.reserve(4 + len);
         std::size_t take = std::min(4 + len - partial_.size(), in.size() - pos);
         partial_.insert(partial_.end(), in.begin() + static_cast<std::ptrdiff_t>(pos),
                         in.begin() + static_cast<std::ptrdiff_t>(pos + take));
         pos += take;
+        consumed = pos;
         if (partial_.size() < 4 + len) return {};
         std::vector<std::uint8_t> frame;
         frame.swap(partial_);
-        if (auto ec = parse_frame(std::span(frame).subspan(4), out)) return ec;
+        if (auto ec = parse_frame_owned(std::span(frame).subspan(4), out, &frame)) return ec;
+        if (deferred_) return {};
     }
     // Complete frames are parsed in place.
     while (in.size() - pos >= 4) {
         std::size_t len = load_be32(in.data() + pos);
         if (len > limits_.max_frame_size) return fail(make_error_code(errc::frame_too_large));
         if (in.size() - pos - 4 < len) break;
-        if (auto ec = parse_frame(in.subspan(pos + 4, len), out)) return ec;
+        if (auto ec = parse_frame_owned(in.subspan(pos + 4, len), out, nullptr)) return ec;
         pos += 4 + len;
+        consumed = pos;
+        if (deferred_) return {};
     }
     partial_.assign(in.begin() + static_cast<std::ptrdiff_t>(pos), in.end());
+    consumed = in.size();
     if (partial_.size() >= 4 && load_be32(partial_.data()) > limits_.max_frame_size)
         return fail(make_error_code(errc::frame_too_large));
     return {};
@@ -138,19 +245,26 @@ error_code dist_reader::feed(std::span<const std::uint8_t> in, std::vector<dist_
 
 error_code dist_reader::parse_frame(std::span<const std::uint8_t> data,
                                     std::vector<dist_message>& out) {
+    if (auto ec = parse_frame_owned(data, out, nullptr)) return ec;
+    return deferred_ ? decode_deferred_here(out) : error_code{};
+}
+
+error_code dist_reader::parse_frame_owned(std::span<const std::uint8_t> data,
+                                          std::vector<dist_message>& out,
+                                          std::vector<std::uint8_t>* owner) {
     if (error_) return error_;
     ++frames_;
     if (data.empty()) {
         ++ticks_;
         return {};
     }
-    if (data[0] == pass_through) return parse_pass_through(data.subspan(1), out);
+    if (data[0] == pass_through) return parse_pass_through(data.subspan(1), out, owner);
     if (data[0] != version_magic || data.size() < 2) return fail(make_error_code(errc::bad_frame));
     switch (data[1]) {
         case dist_header: {
             auto in = data.subspan(2);
             if (auto ec = parse_header(in, refs_scratch_)) return ec;
-            return decode_message(in, refs_scratch_, out);
+            return decode_message(in, refs_scratch_, out, owner);
         }
         case dist_frag_header: {
             if (data.size() < 18) return fail(make_error_code(errc::bad_dist_header));
@@ -162,7 +276,7 @@ error_code dist_reader::parse_frame(std::span<const std::uint8_t> data,
             // fragment arrives, in stream order (as erts does when it prepares the first
             // fragment), so later messages may already refer to them.
             if (auto ec = parse_header(in, refs_scratch_)) return ec;
-            if (id == 1) return decode_message(in, refs_scratch_, out);
+            if (id == 1) return decode_message(in, refs_scratch_, out, owner);
             if (seqs_.count(seq)) return fail(make_error_code(errc::bad_frame));
             if (seqs_.size() >= limits_.max_fragment_sequences) {
                 exceeded_ = "max_fragment_sequences";
@@ -197,7 +311,7 @@ error_code dist_reader::parse_frame(std::span<const std::uint8_t> data,
             sequence done = std::move(s);
             seqs_.erase(it);
             give_fragment_bytes(done.data.size());
-            return decode_message(done.data, done.refs, out);
+            return decode_message(done.data, done.refs, out, &done.data);
         }
         default:
             return fail(make_error_code(errc::bad_dist_header));
@@ -257,46 +371,38 @@ error_code dist_reader::parse_header(std::span<const std::uint8_t>& in, std::vec
 }
 
 error_code dist_reader::decode_message(std::span<const std::uint8_t> body,
-                                       std::span<const atom> refs, std::vector<dist_message>& out) {
-    std::size_t used = 0;
-    auto ctl = etf::decode_body(body, used, limits_.term_limits, refs);
-    if (!ctl) return fail(ctl.error());
-    const int op = control_op(*ctl);
-    if (op < 0) return fail(make_error_code(errc::bad_control_message));
-    auto rest = body.subspan(used);
-    dist_message m{std::move(*ctl), std::nullopt};
-    if (!rest.empty()) {
-        std::size_t used2 = 0;
-        auto p = etf::decode_body(rest, used2, limits_.term_limits, refs);
-        if (!p) return fail(p.error());
-        if (used2 != rest.size()) return fail(make_error_code(errc::trailing_bytes));
-        m.payload = std::move(*p);
-    } else if (dop::carries_payload(op)) {
-        return fail(make_error_code(errc::bad_control_message));
+                                       std::span<const atom> refs, std::vector<dist_message>& out,
+                                       std::vector<std::uint8_t>* owner) {
+    if (offloading() && body.size() > limits_.offload_above) {
+        defer(body, owner, refs, false);
+        return {};
     }
+    term ctl;
+    std::span<const std::uint8_t> rest;
+    if (auto ec = decode_control(body, refs, false, limits_.term_limits, ctl, rest))
+        return fail(ec);
+    dist_message m;
+    if (auto ec = decode_payload(std::move(ctl), rest, refs, false, limits_.term_limits, m))
+        return fail(ec);
     out.push_back(std::move(m));
     return {};
 }
 
 // 112, 131 Control, [131 Payload] — terms with version bytes, no atom cache.
 error_code dist_reader::parse_pass_through(std::span<const std::uint8_t> in,
-                                           std::vector<dist_message>& out) {
+                                           std::vector<dist_message>& out,
+                                           std::vector<std::uint8_t>* owner) {
     if (in.empty() || in[0] != version_magic) return fail(make_error_code(errc::bad_version));
-    std::size_t used = 0;
-    auto ctl = etf::decode_body(in.subspan(1), used, limits_.term_limits);
-    if (!ctl) return fail(ctl.error());
-    const int op = control_op(*ctl);
-    if (op < 0) return fail(make_error_code(errc::bad_control_message));
-    auto rest = in.subspan(1 + used);
-    dist_message m{std::move(*ctl), std::nullopt};
-    if (!rest.empty()) {
-        // etf::decode handles the 131 byte, a compressed (80) payload and trailing bytes.
-        auto p = etf::decode(rest, limits_.term_limits);
-        if (!p) return fail(p.error());
-        m.payload = std::move(*p);
-    } else if (dop::carries_payload(op)) {
-        return fail(make_error_code(errc::bad_control_message));
+    if (offloading() && in.size() > limits_.offload_above) {
+        defer(in, owner, {}, true);
+        return {};
     }
+    term ctl;
+    std::span<const std::uint8_t> rest;
+    if (auto ec = decode_control(in, {}, true, limits_.term_limits, ctl, rest)) return fail(ec);
+    dist_message m;
+    if (auto ec = decode_payload(std::move(ctl), rest, {}, true, limits_.term_limits, m))
+        return fail(ec);
     out.push_back(std::move(m));
     return {};
 }

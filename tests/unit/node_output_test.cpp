@@ -1,7 +1,9 @@
 // Output of a node towards its peers: a peer that does not read makes its connection busy
 // (try_send reports would_block, a blocking send waits and resumes once the peer reads), and
 // the node's sockets are close-on-exec (a forked and exec'ed child holds none of them).
+#include <erl/etf.hpp>
 #include <erl/node.hpp>
+#include <erl/process.hpp>
 
 #include <gtest/gtest.h>
 
@@ -236,4 +238,56 @@ TEST(NodeOutput, sockets_are_close_on_exec) {
     EXPECT_EQ(sockets_in(listing), 0u) << listing;
     a.stop();
     b.stop();
+}
+
+// Compressed payloads whose frames span reads, back to back, and the message after them arrive
+// in order at a coroutine process.
+TEST(NodeOutput, compressed_messages_spanning_reads_arrive_in_order) {
+    const std::uint16_t epmd = free_port();
+    auto opts = local_node_options("cmp", epmd);
+    opts.threads = 1;
+    erl::node n(opts);
+    ASSERT_FALSE(n.start());
+    // A coroutine process (on the I/O thread) counts what it gets until `after`.
+    std::atomic<int> bigs{0};
+    std::atomic<bool> after{false};
+    ASSERT_TRUE(erl::spawn(
+        n, erl::coroutine_body([&](erl::process_context& ctx) -> boost::asio::awaitable<void> {
+            while (auto m = co_await ctx.async_receive()) {
+                if (*m == erl::term(erl::atom("after"))) {
+                    after = true;
+                    co_return;
+                }
+                if (m->size() == std::size_t{64} << 20) ++bigs;
+            }
+        }),
+        {.name = erl::atom("cmp_rx")}));
+    lazy_peer peer(n.listen_port());
+    ASSERT_GE(peer.fd, 0);
+    ASSERT_TRUE(peer.handshake(std::string(n.name().str()), opts.cookie));
+    const erl::term from = erl::pid{erl::atom(peer.name), 1, 0, 0x1234};
+    auto frame = [&](const erl::term& payload, int level) {
+        std::vector<std::uint8_t> body{131, 68, 0};
+        erl::etf::encode_body(body, erl::tuple(6, from, erl::atom(""), erl::atom("cmp_rx")));
+        auto p = erl::etf::encode(payload, {.compression_level = level});
+        body.insert(body.end(), p.begin() + 1, p.end());
+        std::vector<std::uint8_t> f;
+        for (int s = 24; s >= 0; s -= 8)
+            f.push_back(static_cast<std::uint8_t>(body.size() >> s));
+        f.insert(f.end(), body.begin(), body.end());
+        return f;
+    };
+    // 64 MiB of zeros compress to a ~65 KB frame: larger than one read, so each is completed
+    // across reads; four back to back.
+    const erl::term big = erl::binary(std::vector<std::uint8_t>(64u << 20, 0));
+    std::vector<std::uint8_t> all;
+    const auto one = frame(big, 9);
+    for (int i = 0; i < 4; ++i)
+        all.insert(all.end(), one.begin(), one.end());
+    auto small = frame(erl::term(erl::atom("after")), 0);
+    all.insert(all.end(), small.begin(), small.end());
+    ASSERT_EQ(::send(peer.fd, all.data(), all.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(all.size()));
+    EXPECT_TRUE(erl::test::wait_until([&] { return after.load(); }, 20s)) << bigs.load();
+    EXPECT_EQ(bigs.load(), 4);
 }

@@ -637,3 +637,118 @@ TEST(ProtoDistWriter, DirectSendEncodingsMatchTheGeneralPath) {
         }
     }
 }
+
+// reader_limits::offload_above: a large message is left to the caller, the
+// frames after it are not consumed until the caller has taken it, and decode_deferred gives
+// the message the reader would have produced itself.
+namespace {
+
+// Feeds `in` as the runtime does: stops at each deferred message, decodes it "elsewhere",
+// then feeds the rest. Returns the messages in order and how many were deferred.
+std::vector<dist_message> read_deferring(dist_reader& r, const bytes& in, std::size_t chunk,
+                                         int& deferred) {
+    std::vector<dist_message> out;
+    deferred = 0;
+    for (std::size_t at = 0; at < in.size(); at += chunk) {
+        std::span<const std::uint8_t> data(in.data() + at, std::min(chunk, in.size() - at));
+        while (!data.empty()) {
+            std::size_t used = 0;
+            auto ec = r.feed(data, out, used);
+            EXPECT_FALSE(ec) << ec.message();
+            if (ec) return out;
+            EXPECT_LE(used, data.size());
+            data = data.subspan(used);
+            if (!r.has_deferred()) {
+                EXPECT_TRUE(data.empty());
+                continue;
+            }
+            ++deferred;
+            dist_message m;
+            auto dm = r.take_deferred();
+            EXPECT_FALSE(r.has_deferred());
+            EXPECT_FALSE(decode_deferred(dm, {}, m));
+            out.push_back(std::move(m));
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST(ProtoDistReader, LargeAndCompressedMessagesAreDeferredInStreamOrder) {
+    for (std::uint64_t flags :
+         {std::uint64_t{0}, std::uint64_t{dflag::dist_hdr_atom_cache}, hdr_flags}) {
+        dist_writer w(flags, writer_options{4096});
+        bytes in;
+        std::vector<term> sent;
+        const term big = erl::binary(std::string(20'000, 'b'));
+        for (int i = 0; i < 12; ++i) {
+            const term ctl = erl::tuple(6, erl::pid{atom("x@y"), 1, 2, 3}, atom(""),
+                                        atom("to_" + std::to_string(i % 3)));
+            const term payload =
+                i % 4 == 1 ? erl::tuple(atom("big"), big, i) : erl::tuple(atom("small"), i);
+            w.append_message(in, ctl, &payload);
+            sent.push_back(payload);
+        }
+        // A compressed payload after a small control (pass-through carries its 131): small in
+        // the frame, decoded by the reader itself.
+        bytes z{112, 131, 104, 3, 97, 2, 119, 0, 119, 3, 'f', 'o', 'o'};
+        append(z,
+               erl::etf::encode(erl::binary(std::string(100'000, '\0')), {.compression_level = 9}));
+        append(in, frame(z));
+        sent.push_back(erl::binary(std::string(100'000, '\0')));
+        for (std::size_t chunk : {std::size_t{7}, std::size_t{1000}, in.size()}) {
+            reader_limits lim;
+            lim.offload_above = 8 * 1024;
+            dist_reader r(flags, lim);
+            int deferred = 0;
+            auto msgs = read_deferring(r, in, chunk, deferred);
+            ASSERT_EQ(msgs.size(), sent.size()) << flags << " " << chunk;
+            EXPECT_EQ(deferred, 3) << flags << " " << chunk;  // the three big ones
+            for (std::size_t i = 0; i < sent.size(); ++i)
+                EXPECT_EQ(*msgs[i].payload, sent[i]) << i;
+            // Without the caller's help (the two-argument feed) the same messages come out.
+            dist_reader inline_reader(flags, lim);
+            auto same = read_all(inline_reader, in);
+            ASSERT_EQ(same.size(), sent.size());
+            for (std::size_t i = 0; i < sent.size(); ++i)
+                EXPECT_EQ(*same[i].payload, sent[i]) << i;
+        }
+    }
+}
+
+TEST(ProtoDistReader, DeferredMessageErrorsAreTheReadersErrors) {
+    // {6, From, '', To} with no payload, and a payload with a trailing byte, both large.
+    const term ctl = erl::tuple(6, erl::pid{atom("x@y"), 1, 2, 3}, atom(""), atom("to"));
+    bytes body{131, 68, 0};
+    erl::etf::encode_body(body, ctl);
+    bytes no_payload = body;
+    bytes trailing = body;
+    erl::etf::encode_body(trailing, erl::binary(std::string(10'000, 'x')));
+    trailing.push_back(106);
+    reader_limits lim;
+    lim.offload_above = 1000;
+    for (const auto& [data, want] :
+         {std::pair{trailing, erl::errc::trailing_bytes},
+          std::pair{[&] {
+                        bytes b = no_payload;
+                        b.insert(b.end(), 2000, 0);  // large, but not a term after the control
+                        return b;
+                    }(),
+                    erl::errc::bad_tag}}) {
+        dist_reader r(hdr_flags, lim);
+        std::vector<dist_message> out;
+        std::size_t used = 0;
+        const bytes f = frame(data);
+        ASSERT_FALSE(r.feed(f, out, used));
+        ASSERT_TRUE(r.has_deferred());
+        EXPECT_EQ(used, f.size());
+        dist_message m;
+        EXPECT_EQ(decode_deferred(r.take_deferred(), {}, m), erl::make_error_code(want));
+        // The two-argument feed reports it and stays failed.
+        dist_reader r2(hdr_flags, lim);
+        erl::error_code ec;
+        read_all(r2, f, &ec);
+        EXPECT_EQ(ec, erl::make_error_code(want));
+    }
+}
