@@ -4,7 +4,8 @@
 %%   run Workload Node N   ->   done Workload Node N Seconds
 %%   quit
 %% Workloads: sink (N small {msg, I} to {sink, Node}, then {done, self()} and wait for the
-%% count), echo (N sequential round trips through {echo, Node}), gen_call (N sequential
+%% count), sink_big (the same with the ~1 KB terms {msg, I, Payload} of bench-node), echo (N
+%% sequential round trips through {echo, Node}), gen_call (N sequential
 %% gen_server:call({counter, Node}, get)), rpc_call (N sequential rpc:call(Node, demo, echo,
 %% [x])). Before its first measured run a target gets the same workload unmeasured (connection,
 %% atom caches and buffers settle).
@@ -46,6 +47,14 @@ workload(sink, Node, N) ->
     receive {count, N} -> ok; {count, M} -> error({wrong_count, Node, N, M})
     after 120000 -> error({sink_timeout, Node})
     end;
+workload(sink_big, Node, N) ->
+    Dest = {sink, Node},
+    Payload = payload(),
+    [Dest ! {msg, I, Payload} || I <- lists:seq(1, N)],
+    Dest ! {done, self()},
+    receive {count, N} -> ok; {count, M} -> error({wrong_count, Node, N, M})
+    after 120000 -> error({sink_timeout, Node})
+    end;
 workload(echo, Node, N) ->
     Dest = {echo, Node},
     Self = self(),
@@ -56,6 +65,10 @@ workload(gen_call, Node, N) ->
     repeat(fun(_) -> gen_server:call({counter, Node}, get) end, N);
 workload(rpc_call, Node, N) ->
     repeat(fun(_) -> x = rpc:call(Node, demo, echo, [x]) end, N).
+
+%% The ~1 KB term of bench/node_driver.erl.
+payload() ->
+    [{item, K, <<"0123456789abcdef01234567">>, K * 1.5, [K, K + 1]} || K <- lists:seq(1, 18)].
 
 send_loop(_Dest, I, N) when I > N -> ok;
 send_loop(Dest, I, N) -> Dest ! {msg, I}, send_loop(Dest, I + 1, N).
