@@ -43,16 +43,8 @@ TEST_F(NetworkAtomsInterop, two_million_distinct_atoms_from_a_peer_leave_the_tab
     const std::size_t base = erl::atom_table_size();
     const std::size_t freed0 = erl::network_atoms_freed();
     std::atomic<bool> stop{false};
+    // The live count is read after every witness round (the only thread that writes `peak`).
     std::atomic<std::size_t> peak{base};
-    std::thread sampler([&] {
-        while (!stop.load()) {
-            const std::size_t n = erl::atom_table_size();
-            std::size_t p = peak.load();
-            while (n > p && !peak.compare_exchange_weak(p, n)) {
-            }
-            std::this_thread::sleep_for(2ms);
-        }
-    });
     // The witness: ping and a message through echo, over and over while the flood runs.
     std::atomic<int> rounds{0}, bad_rounds{0};
     std::atomic<long long> slowest_us{0};
@@ -71,6 +63,7 @@ TEST_F(NetworkAtomsInterop, two_million_distinct_atoms_from_a_peer_leave_the_tab
             slowest_us.store(std::max<long long>(slowest_us.load(), us));
             ++rounds;
             if (!r.ok || r.value != "{pong,ok}") ++bad_rounds;
+            peak.store(std::max(peak.load(), erl::atom_table_size()));
         }
     });
 
@@ -104,7 +97,6 @@ TEST_F(NetworkAtomsInterop, two_million_distinct_atoms_from_a_peer_leave_the_tab
         erl::interop::wait_until([&] { return erl::atom_table_size() <= base + 2048 + 64; }, 20s))
         << erl::atom_table_size() << " vs " << base;
     stop = true;
-    sampler.join();
     witness_loop.join();
 
     // In flight at once: at most sync_every + 1 batches plus the atom cache.
