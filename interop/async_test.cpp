@@ -18,6 +18,7 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
@@ -167,8 +168,12 @@ TEST_F(AsyncInterop, cancelled_erpc_call_leaves_no_monitor_on_beam) {
         erl::rpc::async_call(
             n, b, A("timer"), A("sleep"), sleep_args, infinity,
             asio::bind_cancellation_slot(sig.slot(), asio::bind_executor(strand, h)));
-        std::this_thread::sleep_for(after);
-        asio::post(strand, [&] { sig.emit(asio::cancellation_type::terminal); });
+        // The cancellation point is a timer on the call's strand; this thread waits for the
+        // call's completion.
+        asio::steady_timer cancel_at(strand, after);
+        cancel_at.async_wait([&](erl::error_code ec) {
+            if (!ec) sig.emit(asio::cancellation_type::terminal);  // not when the test ends first
+        });
         ASSERT_EQ(f.wait_for(10s), std::future_status::ready);
         EXPECT_EQ(std::get<0>(f.get()), asio::error::operation_aborted);
         ASSERT_TRUE(n.ping(b));
