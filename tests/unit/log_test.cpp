@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <condition_variable>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -70,6 +71,15 @@ class recorder {
 
 erl::node_options opts(std::uint16_t port, const std::string& cookie = "log_cookie") {
     return erl::test::local_node_options("log", port, cookie);
+}
+
+// A started node whose events at `level` and above go to `r`.
+std::unique_ptr<erl::node> recorded_node(recorder& r, erl::log_level level) {
+    auto o = opts(erl::test::free_port());
+    r.attach(o, level);
+    auto n = std::make_unique<erl::node>(o);
+    EXPECT_FALSE(n->start());
+    return n;
 }
 
 }  // namespace
@@ -140,12 +150,9 @@ TEST(NodeLog, refused_handshake_is_a_warning_with_its_reason) {
 }
 
 TEST(NodeLog, a_process_body_that_throws_is_reported_as_crashed) {
-    const auto port = erl::test::free_port();
     recorder r;
-    auto o = opts(port);
-    r.attach(o, erl::log_level::error);
-    erl::node n(o);
-    ASSERT_FALSE(n.start());
+    auto node = recorded_node(r, erl::log_level::error);
+    auto& n = *node;
     auto p = erl::spawn(n, [](erl::mailbox&) { throw std::runtime_error("boom in body"); });
     ASSERT_TRUE(p);
     auto ev = r.wait_for(erl::log_kind::process_crashed);
@@ -156,12 +163,9 @@ TEST(NodeLog, a_process_body_that_throws_is_reported_as_crashed) {
 }
 
 TEST(NodeLog, an_rpc_function_that_throws_a_cpp_exception_is_reported) {
-    const auto port = erl::test::free_port();
     recorder r;
-    auto o = opts(port);
-    r.attach(o, erl::log_level::warning);
-    erl::node n(o);
-    ASSERT_FALSE(n.start());
+    auto node = recorded_node(r, erl::log_level::warning);
+    auto& n = *node;
     erl::rpc::server s(n);
     s.add("t", "raises", [] { erl::rpc::raise_error(erl::term(erl::atom("deliberate"))); });
     s.add("t", "throws", [](std::int64_t) -> erl::term { throw std::runtime_error("kaboom"); });
