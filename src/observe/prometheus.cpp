@@ -55,6 +55,13 @@ class writer {
 
     void sample(std::string_view name, double number) { sample(name, {}, {}, number); }
 
+    // A family of one unlabelled sample.
+    void single(std::string_view name, std::string_view type, std::string_view help,
+                double number) {
+        family(name, type, help);
+        sample(name, number);
+    }
+
     // One whole histogram family with its buckets, _sum and _count.
     void histogram(std::string_view name, std::string_view help, const duration_histogram& h) {
         family(name, "histogram", help);
@@ -125,46 +132,43 @@ std::string to_prometheus_text(const node_stats& s) {
 
     w.family("erlcpp_node_info", "gauge", "The node's name (always 1).");
     w.sample("erlcpp_node_info", "node", node, 1);
-    w.family("erlcpp_processes", "gauge", "Processes in the process table.");
-    w.sample("erlcpp_processes", static_cast<double>(s.processes));
+    w.single("erlcpp_processes", "gauge", "Processes in the process table.",
+             static_cast<double>(s.processes));
     if (s.process_limit != 0) {
-        w.family("erlcpp_process_limit", "gauge", "Most processes the node accepts at once.");
-        w.sample("erlcpp_process_limit", static_cast<double>(s.process_limit));
+        w.single("erlcpp_process_limit", "gauge", "Most processes the node accepts at once.",
+                 static_cast<double>(s.process_limit));
     }
-    w.family("erlcpp_message_queue_len_max", "gauge",
-             "Messages waiting in the longest process message queue.");
-    w.sample("erlcpp_message_queue_len_max", static_cast<double>(s.message_queue_len_max));
-    w.family("erlcpp_message_queue_len", "gauge", "Messages waiting in all process queues.");
-    w.sample("erlcpp_message_queue_len", static_cast<double>(s.message_queue_len_total));
-    w.family("erlcpp_messages_dropped_queue_limit_total", "counter",
-             "Messages refused by a process queue at max_message_queue_len.");
-    w.sample("erlcpp_messages_dropped_queue_limit_total",
+    w.single("erlcpp_message_queue_len_max", "gauge",
+             "Messages waiting in the longest process message queue.",
+             static_cast<double>(s.message_queue_len_max));
+    w.single("erlcpp_message_queue_len", "gauge", "Messages waiting in all process queues.",
+             static_cast<double>(s.message_queue_len_total));
+    w.single("erlcpp_messages_dropped_queue_limit_total", "counter",
+             "Messages refused by a process queue at max_message_queue_len.",
              static_cast<double>(s.messages_dropped_queue_limit));
-    w.family("erlcpp_processes_killed_queue_limit_total", "counter",
-             "Processes killed for reaching max_message_queue_len.");
-    w.sample("erlcpp_processes_killed_queue_limit_total",
+    w.single("erlcpp_processes_killed_queue_limit_total", "counter",
+             "Processes killed for reaching max_message_queue_len.",
              static_cast<double>(s.processes_killed_queue_limit));
-    w.family("erlcpp_atoms", "gauge", "Atoms in the atom table.");
-    w.sample("erlcpp_atoms", static_cast<double>(s.atoms));
-    w.family("erlcpp_network_atoms", "gauge",
-             "Atoms in the table made from peer data (freed with their last holder).");
-    w.sample("erlcpp_network_atoms", static_cast<double>(s.network_atoms));
-    w.family("erlcpp_network_atoms_freed_total", "counter",
-             "Network atoms that have left the atom table.");
-    w.sample("erlcpp_network_atoms_freed_total", static_cast<double>(s.network_atoms_freed));
-    w.family("erlcpp_atom_limit", "gauge", "Size limit of the atom table.");
-    w.sample("erlcpp_atom_limit", static_cast<double>(s.atom_limit));
+    w.single("erlcpp_atoms", "gauge", "Atoms in the atom table.", static_cast<double>(s.atoms));
+    w.single("erlcpp_network_atoms", "gauge",
+             "Atoms in the table made from peer data (freed with their last holder).",
+             static_cast<double>(s.network_atoms));
+    w.single("erlcpp_network_atoms_freed_total", "counter",
+             "Network atoms that have left the atom table.",
+             static_cast<double>(s.network_atoms_freed));
+    w.single("erlcpp_atom_limit", "gauge", "Size limit of the atom table.",
+             static_cast<double>(s.atom_limit));
     if (!s.memory.empty()) {
         w.family("erlcpp_memory_bytes", "gauge", "Bytes held, by kind.");
         for (const auto& m : s.memory)
             w.sample("erlcpp_memory_bytes", "kind", m.kind, static_cast<double>(m.bytes));
     }
-    w.family("erlcpp_rpc_calls_served_total", "counter",
-             "rpc/erpc calls answered by this node's functions.");
-    w.sample("erlcpp_rpc_calls_served_total", static_cast<double>(s.rpc_calls_served));
-    w.family("erlcpp_rpc_calls_failed_total", "counter",
-             "Served rpc/erpc calls that raised, crashed or named no function.");
-    w.sample("erlcpp_rpc_calls_failed_total", static_cast<double>(s.rpc_calls_failed));
+    w.single("erlcpp_rpc_calls_served_total", "counter",
+             "rpc/erpc calls answered by this node's functions.",
+             static_cast<double>(s.rpc_calls_served));
+    w.single("erlcpp_rpc_calls_failed_total", "counter",
+             "Served rpc/erpc calls that raised, crashed or named no function.",
+             static_cast<double>(s.rpc_calls_failed));
     w.histogram("erlcpp_rpc_call_duration_seconds", "Time from request to reply of served calls.",
                 s.rpc_call_duration);
     w.family("erlcpp_handshake_failures_total", "counter",
@@ -173,8 +177,8 @@ std::string to_prometheus_text(const node_stats& s) {
         w.sample("erlcpp_handshake_failures_total", "reason", r.reason,
                  static_cast<double>(r.count));
 
-    w.family("erlcpp_dist_connections", "gauge", "Distribution connections (pending and up).");
-    w.sample("erlcpp_dist_connections", static_cast<double>(s.connections.size()));
+    w.single("erlcpp_dist_connections", "gauge", "Distribution connections (pending and up).",
+             static_cast<double>(s.connections.size()));
 
     struct per_connection {
         const char* name;
