@@ -471,10 +471,18 @@ TEST_F(GlobalInterop, name_clash_after_partition_heals) {
     expect_synced({b1.get(), b2.get()});
     ASSERT_FALSE(erl::global::sync(*cpp.node, 10s));
 
+    // The partition: b1 and b2 accept and make connections with each other only
+    // (net_kernel:allow/1 refuses both directions), as a cut network link would. Without it,
+    // a message global sends while the cut is settling reconnects at once (a send to a
+    // node that is not connected sets up a connection) and the partition never forms.
+    const std::string beams =
+        "[" + quote_atom(b1->node_name()) + "," + quote_atom(b2->node_name()) + "]";
+    for (auto* b : {b1.get(), b2.get()})
+        EXPECT_EQ(b->eval("net_kernel:allow(" + beams + ")"), "ok");
     for (auto* b : {b1.get(), b2.get()})
         b->eval("erlang:disconnect_node(" + cpp.quoted_name() + ")");
-    // A call under way when the connections went (a locker's set_lock) may set one up again,
-    // as gen_server:multi_call does on BEAM: cut until none is left.
+    // A call under way when the connections went (a locker's set_lock) may try to set one up
+    // again, as gen_server:multi_call does on BEAM: cut until none is left.
     ASSERT_TRUE(wait_until(
         [&] {
             for (auto n : cpp.node->nodes())
@@ -502,6 +510,9 @@ TEST_F(GlobalInterop, name_clash_after_partition_heals) {
     b2->eval(
         "CP = spawn(fun() -> receive stop -> ok end end), yes = global:register_name(clash, CP)");
 
+    // The partition heals.
+    for (auto* b : {b1.get(), b2.get()})
+        EXPECT_EQ(b->eval("net_kernel:allow([" + cpp.quoted_name() + "])"), "ok");
     EXPECT_EQ(connect(*b1, cpp.name()), "true");
     EXPECT_EQ(connect(*b2, cpp.name()), "true");
     // Two sessions with cpp start at once; their lockers may collide and back off at random
