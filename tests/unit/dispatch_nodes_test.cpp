@@ -28,7 +28,6 @@
 
 #include <atomic>
 #include <future>
-#include <mutex>
 #include <set>
 #include <thread>
 
