@@ -189,10 +189,12 @@ TEST_F(DispatchInterop, round_robin_spreads_50k_calls_within_5_percent) {
 TEST_F(DispatchInterop, least_loaded_sends_a_10x_slower_target_under_a_third_of_its_share) {
     cpp_node client(cpp_opts());
     target_node c1(cpp_opts());
-    c1.delay_ms = 2;
+    // 10 ms against 100 ms: long enough that the scheduling delays of a loaded machine (a few
+    // ms per call) leave the slow target about ten times slower.
+    c1.delay_ms = 10;
     beam_node fast(beam_opts()), slow(beam_opts());
-    load_work(fast, 2);
-    load_work(slow, 20);
+    load_work(fast, 10);
+    load_work(slow, 100);
     const std::vector<erl::atom> nodes{node_of(fast), node_of(slow), c1.node->name()};
     dispatch::dispatcher d(*client.node, dispatch::targets::nodes(nodes),
                            {.how = dispatch::strategy::least_loaded});
