@@ -89,7 +89,8 @@ struct node_options {
     std::uint16_t listen_port = 0;  // 0: any free port
     unsigned threads = 1;           // I/O threads running the node's io_context
     // Large messages are decoded off the I/O threads: a distribution frame of more than
-    // decode_offload_threshold bytes is decoded by one of
+    // decode_offload_threshold bytes, or a message holding a compressed term (ETF tag 80,
+    // whose cost is what it inflates to, whatever its frame's size), is decoded by one of
     // up to decode_threads worker threads of the node (started on first use, also for a node
     // on the caller's io_context), so that it does not delay the other connections. Its
     // connection reads nothing more until it is decoded and delivered, so messages from one
