@@ -1,7 +1,8 @@
 // Interop: the completion-token forms against real erl nodes: async connect and ping
 // (net_adm:ping's is_auth), erpc:call and gen_server:call awaited by a coroutine process of a
 // node with one I/O thread while messages from BEAM keep reaching another process, and a
-// cancelled erpc call leaving no monitor on the BEAM side.
+// cancelled erpc call leaving no monitor on the BEAM side; async sends that wait for room while
+// a BEAM node is stopped (SIGSTOP) and complete, every message arriving in order, once it runs.
 #include <erl/gen_server.hpp>
 #include <erl/node.hpp>
 #include <erl/process.hpp>
@@ -23,15 +24,19 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 
+#include <atomic>
 #include <future>
+#include <mutex>
 #include <random>
 #include <string>
 #include <thread>
+#include <vector>
 
 using namespace std::chrono_literals;
 namespace asio = boost::asio;
 using erl::infinity;
 using erl::interop::beam_node;
+using erl::interop::continue_on_exit;
 using erl::interop::cpp_node;
 using erl::test::tuple_future;
 
@@ -199,4 +204,76 @@ TEST_F(AsyncInterop, cancelled_erpc_call_leaves_no_monitor_on_beam) {
     asio::post(strand, [&] { sig2.emit(asio::cancellation_type::terminal); });
     EXPECT_EQ(std::get<0>(g.get()), asio::error::operation_aborted);
     EXPECT_TRUE(erl::interop::wait_until([&] { return beam.eval(remote_monitors) == "0"; }, 20s));
+}
+
+// A stopped BEAM node reads nothing: the C++ node's async sends to it complete at once until its
+// connection is busy (output_busy_limit), then wait without a thread; after SIGCONT the waiting
+// ones complete and the BEAM process sees every message, in the order sent.
+TEST_F(AsyncInterop, async_send_waits_while_beam_is_stopped_and_all_arrive_in_order) {
+    cpp_node cpp(cpp_opts([](erl::node_options& o) { o.output_busy_limit = 256 * 1024; }));
+    beam_node beam(beam_opts());
+    const erl::atom b(beam.node_name());
+    // `col` keeps the sequence numbers it receives; {len, From} and {seqs, From} report them.
+    ASSERT_EQ(beam.eval("register(col, spawn(fun() -> Loop = fun L(Acc) -> receive "
+                        "{len, From} -> From ! {len, length(Acc)}, L(Acc); "
+                        "{seqs, From} -> From ! {seqs, lists:reverse(Acc)}, L(Acc); "
+                        "{S, Bin} when is_integer(S), is_binary(Bin) -> L([S | Acc]) end end, "
+                        "Loop([]) end)), ok"),
+              "ok");
+    ASSERT_TRUE(cpp.node->ping(b));
+    auto mb = cpp.node->spawn_mailbox();
+    ASSERT_TRUE(mb);
+    const erl::term chunk = erl::binary(std::vector<std::uint8_t>(64 * 1024, 7));
+    auto queued = [&] {
+        for (const auto& c : cpp.node->stats().connections)
+            if (c.peer == b) return c.send_queue_bytes;
+        return std::size_t{0};
+    };
+
+    continue_on_exit resume{beam.os_pid()};
+    ASSERT_EQ(::kill(beam.os_pid(), SIGSTOP), 0);
+    // While there is room each send completes by itself; once the queue holds the busy limit
+    // (the kernel's buffers full), the next ones wait.
+    std::int64_t seq = 0;
+    while (queued() < 256 * 1024 && seq < 4000) {
+        auto [h, f] = tuple_future<erl::error_code>();
+        mb->async_send(erl::atom("col"), b, erl::tuple(erl::term(seq++), chunk), h);
+        ASSERT_EQ(f.wait_for(30s), std::future_status::ready) << seq;
+        ASSERT_EQ(std::get<0>(f.get()), erl::error_code());
+    }
+    ASSERT_GE(queued(), 256u * 1024) << "not busy after " << seq << " messages";
+    constexpr int waiting = 3;
+    std::mutex mu;
+    std::vector<erl::error_code> outcomes;
+    std::atomic<int> completed{0};
+    for (int i = 0; i < waiting; ++i)
+        mb->async_send(erl::atom("col"), b, erl::tuple(erl::term(seq++), chunk),
+                       [&](erl::error_code ec) {
+                           std::lock_guard lk(mu);
+                           outcomes.push_back(ec);
+                           ++completed;
+                       });
+    EXPECT_EQ(completed.load(), 0);
+    EXPECT_EQ(mb->try_send(erl::atom("col"), b, erl::term(-1)), erl::errc::would_block);
+
+    ASSERT_EQ(::kill(beam.os_pid(), SIGCONT), 0);
+    EXPECT_TRUE(erl::interop::wait_until([&] { return completed.load() == waiting; }, 30s))
+        << completed.load();
+    {
+        std::lock_guard lk(mu);
+        EXPECT_EQ(outcomes, std::vector<erl::error_code>(waiting));
+    }
+    // From the BEAM side: every message, in order. Bindings persist between evals, so each
+    // round's variable has a name of its own.
+    int round = 0;
+    EXPECT_TRUE(erl::interop::wait_until(
+        [&] {
+            const std::string v = "N" + std::to_string(++round);
+            return beam.eval("col ! {len, self()}, receive {len, " + v + "} -> " + v +
+                             " after 5000 -> -1 end") == std::to_string(seq);
+        },
+        30s, 100ms));
+    EXPECT_EQ(beam.eval("col ! {seqs, self()}, receive {seqs, Seqs} -> Seqs =:= lists:seq(0, " +
+                        std::to_string(seq - 1) + ") after 5000 -> timeout end"),
+              "true");
 }

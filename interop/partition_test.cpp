@@ -21,20 +21,12 @@
 
 using namespace std::chrono_literals;
 using erl::interop::beam_node;
+using erl::interop::continue_on_exit;
 using erl::interop::cpp_node;
 using erl::interop::demo_child;
 using erl::interop::echo_service;
 
 namespace {
-
-// SIGCONT for a stopped BEAM node when the test ends, whatever the outcome, so the harness can
-// stop it normally.
-struct continue_on_exit {
-    int pid;
-    ~continue_on_exit() {
-        if (pid > 0) ::kill(pid, SIGCONT);
-    }
-};
 
 // A network namespace joined to this one by a veth pair (10.213.N.1 outside, .2 inside) whose
 // link can be cut and restored while the processes on both ends keep running. Needs

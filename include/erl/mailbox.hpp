@@ -115,6 +115,45 @@ class mailbox {
     error_code try_send(const pid& to, term msg) const;
     error_code try_send(atom registered_name, atom to_node, term msg) const;
 
+    /// send() as an asynchronous operation: completes with (error_code) on the token's
+    /// associated executor (the node's executor if it has none) once the message is queued
+    /// within the destination connection's output bound — at once while the connection has
+    /// room, later when its queue has drained. No thread waits meanwhile (usable on the node's
+    /// I/O threads, where send() does not wait). Outcomes, as send() has them:
+    ///   {}  queued (or delivered locally; or dropped as send() drops a message to an unknown
+    ///       process or unreachable node, or from a process that has ended);
+    ///   errc::noconnection  the connection closed (or its set-up failed) while the send
+    ///       waited for room: the message was not sent (a blocking send returns then too, its
+    ///       message dropped);
+    ///   boost::asio::error::operation_aborted  cancelled through the token's cancellation
+    ///       slot (terminal, partial or total) while it waited: the message is not sent;
+    ///   errc::shutting_down  the node stopped first: the message is not sent.
+    /// Order: while asynchronous sends wait on a connection it is busy for every sender
+    /// (send() waits, try_send() reports would_block, later async sends queue behind), and a
+    /// send that does not wait takes the waiting ones along before its own message, so the
+    /// messages of one sender reach one destination in the order they were sent.
+    ///
+    ///     co_await mb.async_send(peer_pid, msg, boost::asio::use_awaitable);
+    template <class Token>
+    auto async_send(const pid& to, term msg, Token&& token) const {
+        return boost::asio::async_initiate<Token, void(error_code)>(
+            [p = p_](auto handler, const pid& to, term msg) {
+                initiate_send(p, &to, atom(), atom(), std::move(msg),
+                              detail::error_handler(std::move(handler)));
+            },
+            token, to, std::move(msg));
+    }
+    /// async_send to {registered_name, to_node} (a local name when to_node is this node).
+    template <class Token>
+    auto async_send(atom registered_name, atom to_node, term msg, Token&& token) const {
+        return boost::asio::async_initiate<Token, void(error_code)>(
+            [p = p_](auto handler, atom name, atom to_node, term msg) {
+                initiate_send(p, nullptr, name, to_node, std::move(msg),
+                              detail::error_handler(std::move(handler)));
+            },
+            token, registered_name, to_node, std::move(msg));
+    }
+
     // Aliases (erlang:alias/0): messages sent to the returned reference reach this process
     // until remove_alias() or exit.
     reference make_alias() const;
@@ -172,6 +211,11 @@ class mailbox {
     static void initiate_receive(const std::shared_ptr<detail::process>& p,
                                  std::function<bool(const term&)> pred,
                                  std::chrono::milliseconds timeout, detail::term_handler handler);
+    // `to` null: the message goes to `to_name` on `to_node`. A null `p` (the handle that
+    // process_context gives once its coroutine process has ended) completes with {} at
+    // once, on the handler's executor: nothing is sent.
+    static void initiate_send(const std::shared_ptr<detail::process>& p, const pid* to,
+                              atom to_name, atom to_node, term msg, detail::error_handler handler);
     std::shared_ptr<detail::process> p_;
 };
 

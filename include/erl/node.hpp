@@ -89,7 +89,8 @@ struct node_options {
     std::uint16_t listen_port = 0;  // 0: any free port
     unsigned threads = 1;           // I/O threads running the node's io_context
     // Large messages are decoded off the I/O threads: a distribution frame of more than
-    // decode_offload_threshold bytes is decoded by one of
+    // decode_offload_threshold bytes, or a message holding a compressed term (ETF tag 80,
+    // whose cost is what it inflates to, whatever its frame's size), is decoded by one of
     // up to decode_threads worker threads of the node (started on first use, also for a node
     // on the caller's io_context), so that it does not delay the other connections. Its
     // connection reads nothing more until it is decoded and delivered, so messages from one
@@ -255,6 +256,28 @@ class node {
     void send(atom registered_name, term msg);                // local registered name
     void send(atom registered_name, atom to_node, term msg);  // {Name, Node}
     void send_alias(const reference& alias, term msg);
+    /// send() as an asynchronous operation: completes with (error_code) once the message is
+    /// queued within the connection's output bound, as mailbox::async_send (same outcomes and
+    /// ordering; the sender is the node's anonymous pid). A node that is not running sends
+    /// nothing and reports {} (as send()).
+    template <class Token>
+    auto async_send(const pid& to, term msg, Token&& token) {
+        return boost::asio::async_initiate<Token, void(error_code)>(
+            [this](auto handler, const pid& to, term msg) {
+                initiate_send(&to, atom(), atom(), std::move(msg),
+                              detail::error_handler(std::move(handler)));
+            },
+            token, to, std::move(msg));
+    }
+    template <class Token>
+    auto async_send(atom registered_name, atom to_node, term msg, Token&& token) {
+        return boost::asio::async_initiate<Token, void(error_code)>(
+            [this](auto handler, atom name, atom to_node, term msg) {
+                initiate_send(nullptr, name, to_node, std::move(msg),
+                              detail::error_handler(std::move(handler)));
+            },
+            token, registered_name, to_node, std::move(msg));
+    }
 
     // Nodes -----------------------------------------------------------------------------------
     std::vector<atom> nodes() const;  // every connected peer (nodes(node_type::connected))
@@ -315,6 +338,8 @@ class node {
     void initiate_connect(atom peer, std::chrono::milliseconds timeout,
                           detail::error_handler handler);
     void initiate_ping(atom peer, std::chrono::milliseconds timeout, detail::error_handler handler);
+    void initiate_send(const pid* to, atom to_name, atom to_node, term msg,
+                       detail::error_handler handler);
     struct impl;
     std::shared_ptr<impl> impl_;
 };

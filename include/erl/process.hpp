@@ -95,6 +95,18 @@ class process_context {
     // mailbox::try_send: would_block instead of queueing beyond a busy connection's bound.
     error_code try_send(const pid& to, term msg) const;
     error_code try_send(atom registered_name, atom to_node, term msg) const;
+    // mailbox::async_send (same outcomes and order): a coroutine process waits for room on a
+    // busy connection without holding its I/O thread, where send() queues beyond the bound.
+    //     co_await ctx.async_send(to, msg, boost::asio::use_awaitable);
+    template <class Token>
+    auto async_send(const pid& to, term msg, Token&& token) const {
+        return handle().async_send(to, std::move(msg), std::forward<Token>(token));
+    }
+    template <class Token>
+    auto async_send(atom registered_name, atom to_node, term msg, Token&& token) const {
+        return handle().async_send(registered_name, to_node, std::move(msg),
+                                   std::forward<Token>(token));
+    }
     void link(const pid& other) const;
     void unlink(const pid& other) const;
     reference monitor(const pid& target) const;

@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include <signal.h>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -79,6 +80,15 @@ class echo_service {
 // Base of the interop fixtures: every test gets its own OTP epmd on a free port (killed after
 // the test, whatever the outcome) and a fresh random cookie; beam_opts() and cpp_opts() describe
 // nodes of that little cluster. The prefixes only make node names tell which suite made them.
+// SIGCONT for a process the test stopped (SIGSTOP), whatever the test's outcome, so the harness
+// can stop it normally.
+struct continue_on_exit {
+    int pid;
+    ~continue_on_exit() {
+        if (pid > 0) ::kill(pid, SIGCONT);
+    }
+};
+
 class cluster_test : public ::testing::Test {
   protected:
     explicit cluster_test(std::string cpp_prefix = "cpp", std::string beam_prefix = "beam")

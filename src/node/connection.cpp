@@ -396,6 +396,10 @@ void connection::adopt_pending_from(connection& other) {
         pending_.push_back(std::move(p));
     other.pending_.clear();
     pending_bytes_ += std::exchange(other.pending_bytes_, 0);
+    // Asynchronous sends waiting on `other` wait here now, behind what it had queued.
+    for (auto& r : other.async_q_)
+        async_q_.push_back(std::move(r));
+    other.async_q_.clear();
     other.account_locked();
     account_locked();
     // In the same critical section: from now on sends to `other` forward to its successor.
@@ -430,6 +434,10 @@ bool connection::become_up(const proto::handshake& hs) {
                                 std::make_move_iterator(replaced->pending_.end()));
                 replaced->pending_.clear();
                 pending_bytes_ += std::exchange(replaced->pending_bytes_, 0);
+                async_q_.insert(async_q_.begin(),
+                                std::make_move_iterator(replaced->async_q_.begin()),
+                                std::make_move_iterator(replaced->async_q_.end()));
+                replaced->async_q_.clear();
                 replaced->account_locked();
                 account_locked();
             }
@@ -725,12 +733,15 @@ error_code connection::queue_pending(std::unique_lock<std::mutex>& lk, const ter
         return send(control, payload, mode);
     }
     const std::size_t before = queued_locked();
+    if (!async_q_.empty()) admit_async_locked(true);
     const std::size_t bytes =
         etf::encoded_size(control) + (payload ? etf::encoded_size(*payload) : 0);
     pending_.emplace_back(control, payload ? std::optional<term>(*payload) : std::nullopt);
     pending_bytes_ += bytes;
     account_locked();
-    return check_output_bounds(lk, before);
+    if (auto ec = check_output_bounds(lk, before)) return ec;
+    if (!admitted_.empty()) complete_admitted(lk);
+    return {};
 }
 
 template <class Append, class MakeControl>
@@ -780,6 +791,10 @@ error_code connection::send_to_name(const term& from, atom to_name, const term& 
 // output_busy_limit, or the node's at output_total_limit (then only connections with output of
 // their own queued are busy: one that has written everything is never held back by others).
 bool connection::busy_locked() const {
+    return !async_q_.empty() || bytes_busy_locked();
+}
+
+bool connection::bytes_busy_locked() const {
     const std::size_t q = queued_locked();
     if (q == 0) return false;
     const auto& o = core_->opts;
@@ -856,10 +871,13 @@ error_code connection::append_up(std::unique_lock<std::mutex>& lk, Append&& appe
     bool changed = false;
     if (auto ec = wait_writable_locked(lk, mode, changed)) return ec;
     const std::size_t before = queued_locked();
+    // A send that did not wait for asynchronous sends waiting here takes them along first.
+    if (!async_q_.empty()) admit_async_locked(true);
     append();
     account_locked();
     if (auto ec = check_output_bounds(lk, before)) return ec;
     write_locked();
+    if (!admitted_.empty()) complete_admitted(lk);
     return {};
 }
 
@@ -934,17 +952,104 @@ void connection::on_write_done(error_code ec, std::size_t written) {
 }
 
 void connection::after_progress(std::unique_lock<std::mutex>& lk) {
-    if (busy_locked() && !is_closed()) return;
+    // Asynchronous senders first, in the order they came: they waited longest.
+    if (!async_q_.empty() && !is_closed() && !superseded_) admit_async_locked(false);
+    if (busy_locked() && !is_closed()) {
+        if (!admitted_.empty()) complete_admitted(lk);
+        return;
+    }
     if (send_waiters_ != 0) writable_cv_.notify_all();
-    if (writable_.empty()) return;
+    if (writable_.empty() && admitted_.empty()) return;
     auto ready = std::move(writable_);
     writable_.clear();
+    auto admitted = std::move(admitted_);
+    admitted_.clear();
     const error_code ec =
         !is_closed() ? error_code{}
                      : (close_reason_ ? close_reason_ : make_error_code(errc::noconnection));
     lk.unlock();
+    for (auto& f : admitted)
+        f({});
     for (auto& f : ready)
         f(ec);
+}
+
+void connection::admit_async_locked(bool all) {
+    while (!async_q_.empty() && (all || !bytes_busy_locked())) {
+        auto r = std::move(async_q_.front());
+        async_q_.pop_front();
+        if (r->claimed.exchange(true)) continue;  // cancelled: its message is not sent
+        append_async_locked(*r);
+        admitted_.push_back(std::move(r->done));
+        // Written (or handed to the turn's holder) before the next is admitted, so what the
+        // kernel takes at once makes room for it.
+        if (!all && state_.load() == state::up) write_locked();
+    }
+}
+
+void connection::append_async_locked(async_send_req& r) {
+    const bool sender = flags() & proto::dflag::send_sender;
+    if (state_.load() == state::up) {
+        if (r.by_name)
+            writer_->append_reg_send(wbuf_, r.from, r.to_name, r.msg);
+        else
+            writer_->append_send(wbuf_, r.from, r.to, r.msg, sender);
+    } else {
+        // Before the handshake, as send_fast's general path: SEND or REG_SEND as terms.
+        term control =
+            r.by_name
+                ? make_tuple({term(proto::dop::reg_send), r.from, term(atom()), term(r.to_name)})
+            : sender ? make_tuple({term(proto::dop::send_sender), r.from, term(r.to)})
+                     : make_tuple({term(proto::dop::send), term(atom()), term(r.to)});
+        pending_bytes_ += etf::encoded_size(control) + etf::encoded_size(r.msg);
+        pending_.emplace_back(std::move(control), std::move(r.msg));
+    }
+    r.msg = term();
+    account_locked();
+}
+
+void connection::complete_admitted(std::unique_lock<std::mutex>& lk) {
+    auto admitted = std::move(admitted_);
+    admitted_.clear();
+    lk.unlock();
+    for (auto& f : admitted)
+        f({});
+}
+
+void connection::send_async(std::shared_ptr<async_send_req> r) {
+    std::unique_lock lk(mu_);
+    if (!superseded_ && !is_closed()) {
+        if (busy_locked()) {
+            async_q_.push_back(std::move(r));
+            return;
+        }
+        if (r->claimed.exchange(true)) return;  // cancelled meanwhile
+        append_async_locked(*r);
+        admitted_.push_back(std::move(r->done));
+        if (state_.load() == state::up) write_locked();
+        complete_admitted(lk);
+        return;
+    }
+    const bool superseded = superseded_;
+    const atom successor_peer = peer_;
+    lk.unlock();
+    if (superseded) {
+        // As send(): the message goes to the connection that replaced this attempt.
+        if (auto next = core_->connection_to(successor_peer, true); next && next.get() != this)
+            return next->send_async(std::move(r));
+    }
+    // Closed: dropped, as send() drops a message to a connection that has gone.
+    if (!r->claimed.exchange(true)) std::exchange(r->done, nullptr)({});
+}
+
+void connection::forget_async(const async_send_req* r) {
+    std::lock_guard lk(mu_);
+    for (auto it = async_q_.begin(); it != async_q_.end(); ++it) {
+        if (it->get() != r) continue;
+        async_q_.erase(it);
+        if (send_waiters_ != 0 && !busy_locked()) writable_cv_.notify_all();
+        return;
+    }
 }
 
 void connection::when_writable(std::function<void(error_code)> ready) {
@@ -1065,6 +1170,8 @@ void connection::close(error_code why, std::string reason) {
     if (holds_slot_.exchange(false)) core_->net->release();
     std::vector<std::function<void(bool)>> settled;
     std::vector<std::function<void(error_code)>> writable;
+    std::vector<std::function<void(error_code)>> admitted;
+    std::deque<std::shared_ptr<async_send_req>> waiting;
     {
         std::lock_guard lk(mu_);
         close_reason_ = why;
@@ -1080,6 +1187,8 @@ void connection::close(error_code why, std::string reason) {
         peer = peer_;
         settled.swap(settled_);
         writable.swap(writable_);
+        admitted.swap(admitted_);
+        waiting.swap(async_q_);
     }
     up_cv_.notify_all();
     writable_cv_.notify_all();
@@ -1097,6 +1206,13 @@ void connection::close(error_code why, std::string reason) {
         f(false);
     for (auto& f : writable)
         f(why);
+    // Queued before the close (dropped with the queue, as any queued message): sent as far as
+    // the sender can tell. Still waiting: the message never left, as a blocking send's does not.
+    for (auto& f : admitted)
+        f({});
+    for (auto& r : waiting)
+        if (!r->claimed.exchange(true))
+            std::exchange(r->done, nullptr)(make_error_code(errc::noconnection));
 }
 
 void connection::when_settled(std::function<void(bool up)> done) {

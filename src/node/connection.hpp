@@ -64,6 +64,20 @@ struct net_state {
     void release() { connections.fetch_sub(1); }
 };
 
+// A message of an asynchronous send (mailbox::async_send, node::async_send) waiting for room
+// on a busy connection. Whoever sets `claimed` first completes it: the connection when it
+// queues the message (done({}), after the lock is released) or closes (errc::noconnection), the
+// operation when it is cancelled (then the message is never sent).
+struct async_send_req {
+    term from;
+    pid to;        // a pid, or
+    atom to_name;  // a registered name on the connection's peer (by_name)
+    bool by_name = false;
+    term msg;
+    std::function<void(error_code)> done;  // set before the request reaches a connection
+    std::atomic<bool> claimed{false};
+};
+
 class connection : public std::enable_shared_from_this<connection> {
   public:
     enum class state : std::uint8_t { connecting, handshaking, up, closed };
@@ -103,8 +117,21 @@ class connection : public std::enable_shared_from_this<connection> {
     error_code send_to_name(const term& from, atom to_name, const term& msg,
                             send_mode mode = send_mode::queue);
 
-    // True while a send would wait (send_mode::wait) or report would_block (send_mode::try_).
+    // True while a send would wait (send_mode::wait) or report would_block (send_mode::try_):
+    // the output bound is reached, or asynchronous sends are waiting for room.
     bool busy() const;
+    // An asynchronous send: queues r's message now, as send_to_pid / send_to_name with
+    // send_mode::wait would, when the connection is not busy and no other asynchronous send
+    // waits on it (r->done({}) is called before this returns); else r waits in FIFO order
+    // behind those and is queued, on the thread whose write made room, once the connection is
+    // not busy. A blocking send or try_send finds the connection busy while any wait, and a
+    // send that does not wait (send_mode::queue) queues the waiting ones first, so messages
+    // leave in the order they were sent. Completes with errc::noconnection if the connection
+    // closes first (the message is dropped, as a blocking send's is); a closed connection
+    // drops the message and reports success, as send() does.
+    void send_async(std::shared_ptr<async_send_req> r);
+    // A waiting request that its operation has claimed (cancelled) leaves the queue.
+    void forget_async(const async_send_req* r);
     // The hook for asynchronous sends: calls `ready(ec)` once the connection is not busy
     // (ec empty: append now; the message is not reserved, so a racing sender may make it busy
     // again and the caller re-checks with send_mode::try_) or has closed (ec = the close
@@ -165,6 +192,16 @@ class connection : public std::enable_shared_from_this<connection> {
     // Encodes what was queued before the handshake completed and writes it (at become_up).
     void flush_locked();
     bool busy_locked() const;
+    // busy_locked() from the queued bytes alone (the output bounds).
+    bool bytes_busy_locked() const;
+    // Queues waiting asynchronous sends in order (mu_ held): while the connection is not
+    // busy by its bytes, or all of them with `all` (before a send that does not wait). Their
+    // completions are collected in admitted_, to be called without the lock.
+    void admit_async_locked(bool all);
+    // Queues r's message on this connection as it is now (up: encoded; else kept as terms).
+    void append_async_locked(async_send_req& r);
+    // Calls the completions of admitted asynchronous sends (mu_ held in lk; released).
+    void complete_admitted(std::unique_lock<std::mutex>& lk);
     std::size_t queued_locked() const noexcept {
         return wbuf_.size() + inflight_.size() + pending_bytes_;
     }
@@ -221,6 +258,8 @@ class connection : public std::enable_shared_from_this<connection> {
     std::condition_variable writable_cv_;  // send_mode::wait senders
     std::size_t send_waiters_ = 0;         // threads waiting on writable_cv_
     std::vector<std::function<void(error_code)>> writable_;  // when_writable hooks
+    std::deque<std::shared_ptr<async_send_req>> async_q_;    // asynchronous sends waiting
+    std::vector<std::function<void(error_code)>> admitted_;  // their completions, once queued
     std::uint64_t sent_at_tick_ = 0;  // bytes_sent_ at the previous tick (stall check)
     int stalled_ticks_ = 0;           // ticks with output queued and none written
     bool wrote_since_tick_ = false;

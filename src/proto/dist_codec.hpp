@@ -92,10 +92,11 @@ struct reader_limits {
     // may inflate to (term_limits.max_uncompressed).
     std::size_t max_message_size = SIZE_MAX;
     etf::limits term_limits{};
-    // Messages whose frame data exceeds this many bytes are not decoded by feed(std::span, out,
-    // consumed): it stops after their frame and leaves them as a deferred_message for the caller to
-    // decode elsewhere (the runtime's decode workers), so that one huge term does not hold up the
-    // thread that reads every other connection. SIZE_MAX: everything is decoded in feed().
+    // Messages whose frame data exceeds this many bytes, or that hold a compressed term, are
+    // not decoded by feed(std::span, out, consumed): it stops after their frame and leaves them
+    // as a deferred_message for the caller to decode elsewhere (the runtime's decode workers),
+    // so that one huge term does not hold up the thread that reads every other connection.
+    // SIZE_MAX: everything is decoded in feed().
     std::size_t offload_above = SIZE_MAX;
 };
 
@@ -107,6 +108,9 @@ struct deferred_message {
     std::size_t offset = 0;             // where the terms start in storage
     std::vector<atom> refs;             // the header's atom cache references, resolved
     bool pass_through = false;          // 112 framing: each term has its 131 version byte
+    // Decoded already when only the payload was left (a compressed payload after a small
+    // control): then storage[offset..] is the payload alone.
+    std::optional<term> control;
     std::size_t size() const noexcept { return storage.size() - offset; }
 };
 
@@ -178,7 +182,7 @@ class dist_reader {
     bool offloading() const noexcept { return limits_.offload_above != SIZE_MAX; }
     // Leaves `bytes` (from `owner` if given, else copied) for decode_deferred.
     void defer(std::span<const std::uint8_t> bytes, std::vector<std::uint8_t>* owner,
-               std::span<const atom> refs, bool pass_through);
+               std::span<const atom> refs, bool pass_through, std::optional<term> control);
 
     std::uint64_t flags_;
     reader_limits limits_;

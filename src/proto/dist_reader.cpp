@@ -75,14 +75,26 @@ error_code decode_payload(term ctl, std::span<const std::uint8_t> rest, std::spa
     return {};
 }
 
+// A term body that starts with COMPRESSED (80), with or without its 131 version byte: its
+// decoding cost is what it inflates to, not its size in the frame.
+bool compressed_at(std::span<const std::uint8_t> in, bool with_version) noexcept {
+    if (with_version)
+        return in.size() > 1 && in[0] == version_magic && in[1] == etf::tag::compressed;
+    return !in.empty() && in[0] == etf::tag::compressed;
+}
+
 }  // namespace
 
 error_code decode_deferred(const deferred_message& m, const etf::limits& limits,
                            dist_message& out) {
     auto in = std::span<const std::uint8_t>(m.storage).subspan(m.offset);
     term ctl;
-    std::span<const std::uint8_t> rest;
-    if (auto ec = decode_control(in, m.refs, m.pass_through, limits, ctl, rest)) return ec;
+    std::span<const std::uint8_t> rest = in;
+    if (m.control) {
+        ctl = *m.control;
+    } else if (auto ec = decode_control(in, m.refs, m.pass_through, limits, ctl, rest)) {
+        return ec;
+    }
     return decode_payload(std::move(ctl), rest, m.refs, m.pass_through, limits, out);
 }
 
@@ -184,7 +196,8 @@ deferred_message dist_reader::take_deferred() {
 }
 
 void dist_reader::defer(std::span<const std::uint8_t> bytes, std::vector<std::uint8_t>* owner,
-                        std::span<const atom> refs, bool pass_through) {
+                        std::span<const atom> refs, bool pass_through,
+                        std::optional<term> control) {
     deferred_message m;
     if (owner) {
         m.offset = static_cast<std::size_t>(bytes.data() - owner->data());
@@ -195,6 +208,7 @@ void dist_reader::defer(std::span<const std::uint8_t> bytes, std::vector<std::ui
     }
     m.refs.assign(refs.begin(), refs.end());
     m.pass_through = pass_through;
+    m.control = std::move(control);
     deferred_ = std::move(m);
 }
 
@@ -373,14 +387,18 @@ error_code dist_reader::parse_header(std::span<const std::uint8_t>& in, std::vec
 error_code dist_reader::decode_message(std::span<const std::uint8_t> body,
                                        std::span<const atom> refs, std::vector<dist_message>& out,
                                        std::vector<std::uint8_t>* owner) {
-    if (offloading() && body.size() > limits_.offload_above) {
-        defer(body, owner, refs, false);
+    if (offloading() && (body.size() > limits_.offload_above || compressed_at(body, false))) {
+        defer(body, owner, refs, false, std::nullopt);
         return {};
     }
     term ctl;
     std::span<const std::uint8_t> rest;
     if (auto ec = decode_control(body, refs, false, limits_.term_limits, ctl, rest))
         return fail(ec);
+    if (offloading() && compressed_at(rest, false)) {
+        defer(rest, owner, refs, false, std::move(ctl));
+        return {};
+    }
     dist_message m;
     if (auto ec = decode_payload(std::move(ctl), rest, refs, false, limits_.term_limits, m))
         return fail(ec);
@@ -393,13 +411,17 @@ error_code dist_reader::parse_pass_through(std::span<const std::uint8_t> in,
                                            std::vector<dist_message>& out,
                                            std::vector<std::uint8_t>* owner) {
     if (in.empty() || in[0] != version_magic) return fail(make_error_code(errc::bad_version));
-    if (offloading() && in.size() > limits_.offload_above) {
-        defer(in, owner, {}, true);
+    if (offloading() && (in.size() > limits_.offload_above || compressed_at(in, true))) {
+        defer(in, owner, {}, true, std::nullopt);
         return {};
     }
     term ctl;
     std::span<const std::uint8_t> rest;
     if (auto ec = decode_control(in, {}, true, limits_.term_limits, ctl, rest)) return fail(ec);
+    if (offloading() && compressed_at(rest, true)) {
+        defer(rest, owner, {}, true, std::move(ctl));
+        return {};
+    }
     dist_message m;
     if (auto ec = decode_payload(std::move(ctl), rest, {}, true, limits_.term_limits, m))
         return fail(ec);
