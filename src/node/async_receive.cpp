@@ -31,7 +31,9 @@ class receive_op : public std::enable_shared_from_this<receive_op> {
 
     receive_op(const std::shared_ptr<process>& p, std::function<bool(const term&)> pred,
                std::chrono::milliseconds timeout)
-        : proc_(p), pred_(std::move(pred)), timeout_(timeout), timer_(p->node->ioc()) {}
+        : proc_(p), pred_(std::move(pred)), timeout_(timeout) {
+        if (timeout_ != infinity) timer_.emplace(p->node->ioc());
+    }
 
     void start(done_fn done) {
         {
@@ -40,9 +42,9 @@ class receive_op : public std::enable_shared_from_this<receive_op> {
             self_ = shared_from_this();  // until finished
             if (cancelled_)
                 return finish_locked(lk, make_error_code(asio::error::operation_aborted), {});
-            if (timeout_ != infinity) {
-                timer_.expires_after(timeout_);
-                timer_.async_wait([w = weak_from_this()](error_code ec) {
+            if (timer_) {
+                timer_->expires_after(timeout_);
+                timer_->async_wait([w = weak_from_this()](error_code ec) {
                     if (ec) return;
                     if (auto o = w.lock()) o->on_deadline();
                 });
@@ -125,7 +127,7 @@ class receive_op : public std::enable_shared_from_this<receive_op> {
         done_fn done = std::move(done_);
         done_ = nullptr;
         auto keep = std::move(self_);  // `this` may go when this function returns
-        timer_.cancel();
+        if (timer_) timer_->cancel();
         if (waiting_) {
             if (auto p = proc_.lock()) {
                 std::lock_guard plk(p->mu);
@@ -145,11 +147,11 @@ class receive_op : public std::enable_shared_from_this<receive_op> {
     std::weak_ptr<process> proc_;
     std::function<bool(const term&)> pred_;
     std::chrono::milliseconds timeout_;
-    asio::steady_timer timer_;          // used under mu_
-    receive_cursor cursor_;             // under mu_ and the process's mu
-    done_fn done_;                      // null once finished
-    std::shared_ptr<receive_op> self_;  // keeps the operation alive until it finishes
-    bool waiting_ = false;              // an entry of ours is in process::waiters
+    std::optional<asio::steady_timer> timer_;  // only with a finite timeout; used under mu_
+    receive_cursor cursor_;                    // under mu_ and the process's mu
+    done_fn done_;                             // null once finished
+    std::shared_ptr<receive_op> self_;         // keeps the operation alive until it finishes
+    bool waiting_ = false;                     // an entry of ours is in process::waiters
     bool cancelled_ = false;
 };
 

@@ -20,9 +20,10 @@ receive_result take_if(detail::process& p, Pred&& pred, std::chrono::millisecond
     for (;;) {
         if (auto t = cursor.take(p, pred)) return std::move(*t);
         if (p.exited) return receive_result(make_error_code(errc::exited));
+        if (!p.cv) p.cv = std::make_unique<std::condition_variable>();
         if (deadline == std::chrono::steady_clock::time_point::max()) {
-            p.cv.wait(lk);
-        } else if (p.cv.wait_until(lk, deadline) == std::cv_status::timeout) {
+            p.cv->wait(lk);
+        } else if (p.cv->wait_until(lk, deadline) == std::cv_status::timeout) {
             // One last scan of what arrived meanwhile.
             if (auto t = cursor.take(p, pred)) return std::move(*t);
             return receive_result(make_error_code(errc::timeout));

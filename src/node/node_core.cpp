@@ -154,10 +154,13 @@ std::shared_ptr<process> node_core::new_process(std::function<void(term)> handle
                                                 std::function<void(const term&)> on_exit) {
     auto made = table.create(name, creation.load(), [&](const pid& p) {
         auto proc = std::make_shared<process>(shared_from_this(), p);
-        proc->handler = std::move(handler);  // both set before the process is published
+        // Both set before the process is published.
+        if (handler)
+            proc->handler = std::make_unique<std::function<void(term)>>(std::move(handler));
         proc->max_queue_len = opts.max_message_queue_len;
         proc->drop_over_limit = opts.message_queue_limit == message_queue_limit_action::drop;
-        proc->on_exit = std::move(on_exit);
+        if (on_exit)
+            proc->on_exit = std::make_unique<std::function<void(const term&)>>(std::move(on_exit));
         return proc;
     });
     return std::move(*made);  // without a name, create cannot fail
@@ -231,7 +234,7 @@ void node_core::process_exit(const std::shared_ptr<process>& p, term reason) {
     std::vector<term> links;
     std::vector<process::watcher> watchers;
     std::vector<process::watched> monitors;
-    std::list<std::function<void()>> wake;
+    process::wake_list wake;
     {
         std::lock_guard lk(p->mu);
         if (p->exited) return;
@@ -242,12 +245,10 @@ void node_core::process_exit(const std::shared_ptr<process>& p, term reason) {
         links = p->links.take_active();
         watchers.swap(p->watchers);
         monitors.swap(p->monitors);
-        wake.swap(p->waiters);
+        p->take_waiters_locked(wake);
     }
-    p->cv.notify_all();
-    for (auto& w : wake)
-        w();
-    if (p->on_exit) p->on_exit(reason);
+    process::notify(wake);
+    if (p->on_exit) (*p->on_exit)(reason);
     table.remove(p);
     // Exit signals to linked processes, DOWN to monitoring ones (Erlang semantics: a process
     // that ends sends its exit reason along every link and monitor).

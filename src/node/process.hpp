@@ -8,12 +8,12 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <deque>
 #include <functional>
 #include <list>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <utility>
 #include <vector>
 
 namespace erl {
@@ -23,6 +23,136 @@ class node;
 namespace erl::detail {
 
 struct node_core;
+
+// A process's message queue: a ring buffer of terms, allocated with the first message (an idle
+// process's empty mailbox costs no allocation) and grown by doubling. Order is arrival order;
+// take(i) removes any position (selective receive) and keeps the others in order, shifting the
+// shorter side. Emptied by receives, a buffer larger than keep_capacity is given back, so a
+// burst does not leave its memory with an idle process. Not synchronised: process::mu guards it.
+class message_queue {
+  public:
+    message_queue() = default;
+    message_queue(const message_queue&) = delete;
+    message_queue& operator=(const message_queue&) = delete;
+
+    std::size_t size() const noexcept { return len_; }
+    bool empty() const noexcept { return len_ == 0; }
+    // Slots allocated (messages it holds without growing).
+    std::size_t capacity() const noexcept { return cap_; }
+
+    term& operator[](std::size_t i) noexcept { return buf_[(head_ + i) & (cap_ - 1)]; }
+    const term& operator[](std::size_t i) const noexcept { return buf_[(head_ + i) & (cap_ - 1)]; }
+
+    void push_back(term msg) {
+        if (len_ == cap_) grow();
+        buf_[(head_ + len_) & (cap_ - 1)] = std::move(msg);
+        ++len_;
+    }
+
+    // Removes and returns the message at position i (< size()).
+    term take(std::size_t i) {
+        term out = std::move((*this)[i]);
+        if (i < len_ - 1 - i) {  // fewer before it: move those one step back
+            for (std::size_t j = i; j > 0; --j)
+                (*this)[j] = std::move((*this)[j - 1]);
+            head_ = (head_ + 1) & (cap_ - 1);
+        } else {
+            for (std::size_t j = i; j + 1 < len_; ++j)
+                (*this)[j] = std::move((*this)[j + 1]);
+        }
+        --len_;
+        if (len_ == 0) {
+            head_ = 0;
+            if (cap_ > keep_capacity) release();
+        }
+        return out;
+    }
+
+    // Removes every message pred accepts, keeping the others in order; returns how many.
+    template <class Pred>
+    std::size_t erase_if(Pred&& pred) {
+        std::size_t kept = 0;
+        for (std::size_t i = 0; i < len_; ++i) {
+            if (pred(std::as_const((*this)[i]))) continue;
+            if (kept != i) (*this)[kept] = std::move((*this)[i]);
+            ++kept;
+        }
+        const std::size_t removed = len_ - kept;
+        for (std::size_t i = kept; i < len_; ++i)
+            (*this)[i] = term();
+        len_ = kept;
+        if (len_ == 0) release();
+        return removed;
+    }
+
+    // Drops every message and the buffer.
+    void clear() noexcept { release(); }
+
+    template <class Q, class T>
+    class basic_iterator {
+      public:
+        using value_type = term;
+        using difference_type = std::ptrdiff_t;
+        basic_iterator() = default;
+        basic_iterator(Q* q, std::size_t i) : q_(q), i_(i) {}
+        T& operator*() const { return (*q_)[i_]; }
+        T* operator->() const { return &(*q_)[i_]; }
+        basic_iterator& operator++() {
+            ++i_;
+            return *this;
+        }
+        basic_iterator operator++(int) {
+            auto t = *this;
+            ++i_;
+            return t;
+        }
+        friend bool operator==(const basic_iterator&, const basic_iterator&) = default;
+
+      private:
+        Q* q_ = nullptr;
+        std::size_t i_ = 0;
+    };
+    using iterator = basic_iterator<message_queue, term>;
+    using const_iterator = basic_iterator<const message_queue, const term>;
+    iterator begin() noexcept { return {this, 0}; }
+    iterator end() noexcept { return {this, len_}; }
+    const_iterator begin() const noexcept { return {this, 0}; }
+    const_iterator end() const noexcept { return {this, len_}; }
+
+  private:
+    static constexpr std::size_t first_capacity = 4;
+    static constexpr std::size_t keep_capacity = 64;
+
+    void grow() {
+        const std::size_t cap = cap_ == 0 ? first_capacity : cap_ * 2;
+        std::unique_ptr<term[]> b(new term[cap]);
+        for (std::size_t i = 0; i < len_; ++i)
+            b[i] = std::move((*this)[i]);
+        buf_ = std::move(b);
+        cap_ = cap;
+        head_ = 0;
+    }
+    void release() noexcept {
+        buf_.reset();
+        cap_ = head_ = len_ = 0;
+    }
+
+    std::unique_ptr<term[]> buf_;  // cap_ slots (a power of two), nil outside the live range
+    std::size_t cap_ = 0;
+    std::size_t head_ = 0;  // slot of the oldest message
+    std::size_t len_ = 0;
+};
+
+// A coroutine process's receive suspended until its process gets a message or exits
+// (src/node/spawn.cpp). Owns the suspended coroutine: a process with no message to wait for
+// holds neither a timer nor a pending operation of the io_context.
+struct coroutine_wake;
+struct coroutine_wake_deleter {
+    void operator()(coroutine_wake* w) const noexcept;
+};
+using coroutine_wake_ptr = std::unique_ptr<coroutine_wake, coroutine_wake_deleter>;
+// Resumes the receive on the process's strand: posted, never run inline; does not block.
+void wake_coroutine(coroutine_wake_ptr w);
 
 struct process;
 // A delivery found the process's queue at its max_message_queue_len: counts, logs, and kills
@@ -38,8 +168,10 @@ struct process : std::enable_shared_from_this<process> {
     const term self_term;
 
     mutable std::mutex mu;
-    std::condition_variable cv;
-    std::deque<term> queue;
+    // What a blocking receive (mailbox.cpp) waits on: made by the first one (under mu), then
+    // kept until the process goes, so a notifier may use the pointer it read under mu.
+    std::unique_ptr<std::condition_variable> cv;
+    message_queue queue;
     // Bumped (under mu) whenever messages leave the queue other than by the receiver taking
     // one (demonitor flush, exit): a selective receive part-way through the queue must scan
     // again from the front, as its position no longer means anything.
@@ -60,6 +192,8 @@ struct process : std::enable_shared_from_this<process> {
     // when a message arrives or the process exits and each is called once, without mu held.
     // Must not block.
     std::list<std::function<void()>> waiters;
+    // The coroutine receive of this process, while it waits (taken with the waiters).
+    coroutine_wake_ptr suspended;
 
     // Signals (src/node/signals.cpp). All guarded by mu.
     bool trap_exit = false;
@@ -102,13 +236,25 @@ struct process : std::enable_shared_from_this<process> {
 
     // Service processes (net_kernel, rex, ...) handle each message inline on the delivering
     // thread instead of queueing it. Set before the process is published; never changed.
-    std::function<void(term)> handler;
+    // (Held by pointer: most processes have none, and a pointer is a quarter of the size.)
+    std::unique_ptr<std::function<void(term)>> handler;
     // Called once by node_core::process_exit with the exit reason, after the process is marked
     // exited and before its links and monitors fire (an inline gen_server's terminate/2).
     // Set before the process is published; never changed.
-    std::function<void(const term& reason)> on_exit;
+    std::unique_ptr<std::function<void(const term& reason)>> on_exit;
 
-    using wake_list = std::list<std::function<void()>>;
+    // Who to wake after a change to the queue or the exit, collected under mu by
+    // take_waiters_locked and woken by notify() once mu is released.
+    struct wake_list {
+        std::list<std::function<void()>> calls;
+        coroutine_wake_ptr coroutine;
+        std::condition_variable* cv = nullptr;
+    };
+    void take_waiters_locked(wake_list& wake) {
+        wake.calls.splice(wake.calls.end(), waiters);
+        if (suspended) wake.coroutine = std::move(suspended);
+        wake.cv = cv.get();
+    }
 
     // With mu held: appends msg to a queueing (non-handler) process and collects the waiters to
     // wake; call notify(wake) after unlocking. Used where a message must be queued atomically
@@ -117,11 +263,12 @@ struct process : std::enable_shared_from_this<process> {
     void push_locked(term msg, wake_list& wake) {
         queue.push_back(std::move(msg));
         delivered.store(delivered.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-        wake.splice(wake.end(), waiters);
+        take_waiters_locked(wake);
     }
-    void notify(wake_list& wake) {
-        cv.notify_all();
-        for (auto& w : wake)
+    static void notify(wake_list& wake) {
+        if (wake.cv) wake.cv->notify_all();
+        if (wake.coroutine) wake_coroutine(std::move(wake.coroutine));
+        for (auto& w : wake.calls)
             w();
     }
 
@@ -152,7 +299,7 @@ struct process : std::enable_shared_from_this<process> {
         if (handler) {
             if (exited) return false;
             delivered.fetch_add(1, std::memory_order_relaxed);
-            handler(std::move(msg));
+            (*handler)(std::move(msg));
             return true;
         }
         return enqueue(&msg, &msg + 1);
@@ -178,10 +325,11 @@ struct process : std::enable_shared_from_this<process> {
                             std::memory_order_relaxed);
             for (; first != last; ++first)
                 queue.push_back(std::move(*first));
-            wake.swap(waiters);
+            take_waiters_locked(wake);
         }
-        cv.notify_one();
-        for (auto& w : wake)
+        if (wake.cv) wake.cv->notify_one();
+        if (wake.coroutine) wake_coroutine(std::move(wake.coroutine));
+        for (auto& w : wake.calls)
             w();
         if (refused != 0) message_queue_limit_reached(*this, refused);
         return true;

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <utility>
 
 namespace erl::detail {
 
@@ -25,14 +26,8 @@ class receive_cursor {
             epoch_ = p.queue_epoch;
             scanned_ = 0;
         }
-        for (auto it = p.queue.begin() + static_cast<std::ptrdiff_t>(scanned_); it != p.queue.end();
-             ++it, ++scanned_) {
-            if (pred(*it)) {
-                term t = std::move(*it);
-                p.queue.erase(it);
-                return t;
-            }
-        }
+        for (; scanned_ < p.queue.size(); ++scanned_)
+            if (pred(std::as_const(p.queue[scanned_]))) return p.queue.take(scanned_);
         return std::nullopt;
     }
 

@@ -220,7 +220,7 @@ bool demonitor(node_core& n, const std::shared_ptr<process>& self, const referen
             self->monitors.erase(it);
         }
         if (flush) {
-            std::erase_if(self->queue, [&](const term& msg) {
+            self->queue.erase_if([&](const term& msg) {
                 return msg.is_tuple(5) && msg[0].is_atom(A().down) && msg[1].is_reference() &&
                        msg[1].as_reference() == ref;
             });

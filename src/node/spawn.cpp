@@ -12,7 +12,6 @@
 #include "node/signals.hpp"
 
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/redirect_error.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -31,25 +30,50 @@ namespace asio = boost::asio;
 namespace erl {
 namespace detail {
 
-// State of a coroutine process shared by its frame and its wake-up callbacks. Holds only weak
-// references to the process and node, so a suspended coroutine owned by the io_context never
-// keeps the node (which owns the io_context) alive.
+// State of a coroutine process shared by its frames and its wake-up. Holds only weak
+// references to the process and node, so a suspended coroutine owned by the io_context (or by
+// its process's `suspended` slot) never keeps the node (which owns the io_context) alive.
 struct coroutine_state {
     coroutine_state(const std::shared_ptr<process>& p, asio::io_context& ioc)
-        : proc(p),
-          self(p->self),
-          self_term(p->self_term),
-          strand(asio::make_strand(ioc)),
-          timer(strand) {}
+        : proc(p), self_term(p->self_term), strand(asio::make_strand(ioc)) {}
 
     std::weak_ptr<process> proc;
-    const pid self;
-    const term self_term;
+    const term self_term;  // self() is its pid
     asio::strand<asio::io_context::executor_type> strand;
-    asio::steady_timer timer;        // used on the strand only
-    bool signaled = false;           // strand only: a wake-up arrived
-    std::atomic<bool> armed{false};  // a waiter of ours sits in process::waiters
+    // Strand only. The deadline of a receive with a finite timeout: made by the first one, so
+    // a process that only ever waits without a timeout has no timer.
+    std::unique_ptr<asio::steady_timer> timer;
+    std::uint64_t waits = 0;   // strand only: numbers the suspensions (a stale deadline is ignored)
+    coroutine_wake_ptr spare;  // strand only: the wake-up record of the last suspension, reused
 };
+
+// The handler of a suspended receive: resuming it resumes the coroutine.
+using wake_handler = asio::async_result<asio::use_awaitable_t<>, void()>::handler_type;
+
+struct coroutine_wake {
+    std::optional<wake_handler> handler;  // the suspended coroutine
+    coroutine_state* st = nullptr;        // lives as long as the coroutine's frames
+};
+
+void coroutine_wake_deleter::operator()(coroutine_wake* w) const noexcept {
+    delete w;
+}
+
+namespace {
+// On the strand: resumes the coroutine; the record goes back to its state for the next wait.
+void resume(coroutine_wake_ptr w) {
+    coroutine_state* st = w->st;
+    wake_handler h = std::move(*w->handler);
+    w->handler.reset();
+    st->spare = std::move(w);
+    std::move(h)();
+}
+}  // namespace
+
+void wake_coroutine(coroutine_wake_ptr w) {
+    const auto strand = w->st->strand;
+    asio::post(strand, [w = std::move(w)]() mutable { resume(std::move(w)); });
+}
 
 namespace {
 
@@ -62,6 +86,19 @@ term crash_reason(const process& p, const char* what) {
                     "process " + to_string(p.self_term) +
                         " exited: " + to_string(reason, {.strings = true, .max_depth = 16}));
     return reason;
+}
+
+// The exit reason of a body that ended with exception e: exit_exception's reason, or a crash.
+term exit_reason_of(const process& p, std::exception_ptr e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const exit_exception& x) {
+        return x.reason();
+    } catch (const std::exception& x) {
+        return crash_reason(p, x.what());
+    } catch (...) {
+        return crash_reason(p, "unknown exception");
+    }
 }
 
 // Creates the process and applies the options that must hold before the body runs.
@@ -100,12 +137,8 @@ void start_thread(const std::shared_ptr<process>& p, process_body body) {
             mailbox mb = access::handle(p);  // dropping it does not end the process
             try {
                 body(mb);
-            } catch (const exit_exception& e) {
-                reason = e.reason();
-            } catch (const std::exception& e) {
-                reason = crash_reason(*p, e.what());
             } catch (...) {
-                reason = crash_reason(*p, "unknown exception");
+                reason = exit_reason_of(*p, std::current_exception());
             }
         }
         auto core = p->node;
@@ -117,26 +150,30 @@ void start_thread(const std::shared_ptr<process>& p, process_body body) {
     }).detach();
 }
 
-asio::awaitable<void> run_coroutine(std::shared_ptr<coroutine_state> st, coroutine_body body) {
-    term reason(atoms::normal());
-    {
-        process_context ctx(st);
-        try {
-            co_await body(ctx);
-        } catch (const exit_exception& e) {
-            reason = e.reason();
-        } catch (const std::exception& e) {
-            if (auto p = st->proc.lock()) reason = crash_reason(*p, e.what());
-        } catch (...) {
-            if (auto p = st->proc.lock()) reason = crash_reason(*p, "unknown exception");
-        }
+// The body of a coroutine process, called on the process's strand by co_spawn's entry point,
+// whose frame holds this object for as long as the body runs: the body's captures and the
+// context it gets by reference stay where they are, with no frame of our own around the body.
+struct coroutine_entry {
+    coroutine_body body;
+    process_context ctx;
+    asio::awaitable<void> operator()() { return body(ctx); }
+};
+
+// How the body ended, reported as the process's exit (the body's frame is gone by then).
+struct coroutine_exit {
+    std::weak_ptr<process> proc;
+    void operator()(std::exception_ptr e) const {
+        auto p = proc.lock();
+        if (!p) return;
+        p->node->process_exit(p, e ? exit_reason_of(*p, e) : term(atoms::normal()));
     }
-    if (auto p = st->proc.lock()) p->node->process_exit(p, reason);
-}
+};
 
 void start_coroutine(const std::shared_ptr<process>& p, coroutine_body body) {
     auto st = std::make_shared<coroutine_state>(p, p->node->ioc());
-    asio::co_spawn(st->strand, run_coroutine(st, std::move(body)), asio::detached);
+    auto strand = st->strand;
+    asio::co_spawn(strand, coroutine_entry{std::move(body), process_context(std::move(st))},
+                   coroutine_exit{p});
 }
 
 template <class Body>
@@ -264,7 +301,7 @@ bool remove_spawnable(node& n, atom module, atom function, unsigned arity) {
 // process_context
 
 const pid& process_context::self() const noexcept {
-    return st_->self;
+    return st_->self_term.as_pid();
 }
 const term& process_context::self_term() const noexcept {
     return st_->self_term;
@@ -285,6 +322,53 @@ asio::awaitable<std::optional<term>> process_context::async_receive(
     return async_receive_if([](const term&) { return true; }, timeout);
 }
 
+namespace detail {
+namespace {
+// Suspends a coroutine receive until the process gets a message, exits, or `deadline` passes
+// (then completes without saying which: the receive scans again either way). `size` and
+// `epoch` are the queue as the receive last scanned it (under mu): had anything arrived or
+// left since, it completes at once, so no delivery between that scan and this falls between.
+struct wait_for_message {
+    std::shared_ptr<coroutine_state> st;
+    std::size_t size;
+    std::uint64_t epoch;
+    std::chrono::steady_clock::time_point deadline;
+
+    void operator()(wake_handler h) const {
+        coroutine_wake_ptr w = std::move(st->spare);
+        if (!w) w.reset(new coroutine_wake);
+        w->handler.emplace(std::move(h));
+        w->st = st.get();
+        auto p = st->proc.lock();
+        if (p) {
+            std::lock_guard lk(p->mu);
+            if (!p->exited && p->queue.size() == size && p->queue_epoch == epoch) {
+                p->suspended = std::move(w);  // one receive at a time per process
+            }
+        }
+        if (w) return wake_coroutine(std::move(w));
+        const std::uint64_t id = ++st->waits;
+        if (deadline == std::chrono::steady_clock::time_point::max()) return;
+        if (!st->timer) st->timer = std::make_unique<asio::steady_timer>(st->strand);
+        st->timer->expires_at(deadline);
+        st->timer->async_wait([ws = std::weak_ptr<coroutine_state>(st), id](error_code ec) {
+            if (ec) return;
+            auto s = ws.lock();
+            if (!s || s->waits != id) return;
+            auto p = s->proc.lock();
+            if (!p) return;
+            coroutine_wake_ptr w;
+            {
+                std::lock_guard lk(p->mu);
+                w = std::move(p->suspended);  // none: a wake-up is on its way
+            }
+            if (w) resume(std::move(w));
+        });
+    }
+};
+}  // namespace
+}  // namespace detail
+
 asio::awaitable<std::optional<term>> process_context::async_receive_if(
     std::function<bool(const term&)> pred, std::chrono::milliseconds timeout) const {
     auto st = st_;  // the frame keeps the state alive across suspensions
@@ -292,43 +376,26 @@ asio::awaitable<std::optional<term>> process_context::async_receive_if(
                                               : std::chrono::steady_clock::now() + timeout;
     detail::receive_cursor cursor;  // messages already rejected stay rejected
     for (;;) {
+        std::size_t size;
+        std::uint64_t epoch;
         {
             auto p = st->proc.lock();
             if (!p) co_return std::nullopt;
             std::lock_guard lk(p->mu);
             if (auto t = cursor.take(*p, pred)) co_return t;
             if (p->exited) co_return std::nullopt;
-            if (std::chrono::steady_clock::now() >= deadline) co_return std::nullopt;
-            // One waiter per process at most: it is one-shot, and re-armed on the next wait.
-            if (!st->armed.exchange(true)) {
-                std::weak_ptr<detail::coroutine_state> w = st;
-                p->waiters.push_back([w] {
-                    auto s = w.lock();
-                    if (!s) return;
-                    s->armed = false;
-                    asio::post(s->strand, [s] {
-                        s->signaled = true;
-                        s->timer.cancel();
-                    });
-                });
-            }
+            if (deadline != std::chrono::steady_clock::time_point::max() &&
+                std::chrono::steady_clock::now() >= deadline)
+                co_return std::nullopt;
+            size = p->queue.size();
+            epoch = p->queue_epoch;
         }
-        // On the strand: a wake-up posted before this point has already run and set signaled.
-        if (st->signaled) {
-            st->signaled = false;
-            continue;
-        }
-        st->timer.expires_at(deadline);
-        error_code ec;
-        co_await st->timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-        st->signaled = false;
-        if (!ec) {
-            // Deadline: a last look at what arrived meanwhile.
-            auto p = st->proc.lock();
-            if (!p) co_return std::nullopt;
-            std::lock_guard lk(p->mu);
-            co_return cursor.take(*p, pred);
-        }
+        // A named initiation: the GCC 12 this builds with destroys a braced temporary in the
+        // co_await expression twice (its shared_ptr then gives up a reference twice).
+        detail::wait_for_message wait{st, size, epoch, deadline};
+        co_await asio::async_initiate<const asio::use_awaitable_t<>, void()>(std::move(wait),
+                                                                             asio::use_awaitable);
+        if (deadline != std::chrono::steady_clock::time_point::max()) st->timer->cancel();
     }
 }
 
