@@ -130,6 +130,8 @@ node::node(node_options opts) : impl_(std::make_shared<impl>(std::move(opts))) {
 
 node::node(node_options opts, asio::io_context& ioc) : node(std::move(opts)) {
     impl_->user_ioc = &ioc;
+    std::lock_guard lk(impl_->async_ops->mu);
+    impl_->async_ops->io_runs = true;  // the caller runs it, whatever the node's state
 }
 
 node::~node() {
@@ -492,6 +494,8 @@ error_code node_core::start_runtime(std::string& why) {
                 }
                 ioc->run();
             });
+        std::lock_guard lk(c.async_ops->mu);
+        c.async_ops->io_runs = true;
     }
 
     // EPMD: make sure one answers (spawning or embedding one as configured), then register.
@@ -559,6 +563,8 @@ void node_core::abort_async_ops() {
 void node_core::wait_async_completions() {
     std::unique_lock lk(async_ops->mu);
     async_ops->cv.wait(lk, [&] { return async_ops->completions == 0; });
+    // Our io_context is about to stop: completions from now on go elsewhere (launch).
+    if (!user_ioc) async_ops->io_runs = false;
 }
 
 void node_core::begin_stop() {

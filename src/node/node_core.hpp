@@ -238,6 +238,10 @@ struct node_core : std::enable_shared_from_this<node_core> {
         std::mutex mu;
         std::condition_variable cv;  // notified when completions drops to 0
         bool stopping = false;       // operations started from now on end at once
+        // The node's io_context runs the completions posted to it: the caller's always, ours
+        // from start() until finish_stop() has waited for them. Otherwise a completion bound
+        // for it runs on Asio's system executor instead (async_op.hpp, launch).
+        bool io_runs = false;
         std::uint64_t next_id = 0;
         std::unordered_map<std::uint64_t, std::function<void()>> ops;  // id -> end it
         std::size_t completions = 0;  // queued for the node's io_context, not yet run
