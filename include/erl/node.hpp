@@ -171,9 +171,9 @@ struct node_options {
 // Node up/down events delivered to subscribers (node::monitor_nodes).
 //
 // Ordering contract, the guarantee OTP's net_kernel gives its {nodeup, Node} and
-// {nodedown, Node} messages and the one global and pg are built on (src/node/node.cpp
-// on_connection_up / on_connection_down implement it; tests/unit/cluster_ordering_test.cpp
-// checks it):
+// {nodedown, Node} messages and the one global and pg are built on
+// (src/node/connection_manager.cpp on_up / on_down implement it;
+// tests/unit/cluster_ordering_test.cpp checks it):
 //  1. A peer's nodeup is reported after its handshake and before any message or signal that
 //     arrives on that connection is delivered to a local process.
 //  2. When an established connection is lost, every link and monitor across it fires first

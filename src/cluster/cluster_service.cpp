@@ -607,7 +607,7 @@ result<running> start(node& n, options o) {
         });
         // Peers connected before start: their nodeup, after which the events carry on (a
         // repeated one changes nothing, see peer_set).
-        for (atom peer : core.connected_nodes(node_type::visible)) {
+        for (atom peer : core.connections.connected_nodes(node_type::visible)) {
             if (st->global) st->global->node_event(true, peer);
             for (auto& [scope, svc] : st->scopes)
                 svc->node_event(true, peer);

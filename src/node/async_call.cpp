@@ -34,7 +34,7 @@ void connect_op::start(done_fn done) {
         return finish(make_error_code(stopping ? errc::shutting_down : errc::not_alive));
     }
     if (peer_ == n.name) return finish({});
-    auto c = n.connection_to(peer_, true);
+    auto c = n.connections.connection_to(peer_, true);
     if (!c) {
         // connection_to refuses a name that is not name@host, and any connection once the
         // node is stopping.
@@ -72,7 +72,7 @@ void connect_op::settled(const std::shared_ptr<connection>& c, bool up) {
     if (up) return finish({});
     // A connection that lost a simultaneous connect (or was replaced) has a successor in the
     // table by the time it reports: the peer is reached through that one.
-    auto next = core_->connection_to(peer_, false);
+    auto next = core_->connections.connection_to(peer_, false);
     if (next && next != c) return watch(next);
     // Closed: wait_up returns at once with the reason it closed.
     finish(c->wait_up(std::chrono::milliseconds(0)));

@@ -30,6 +30,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/system_executor.hpp>
 
 #include <atomic>
 #include <functional>
@@ -72,16 +73,28 @@ inline bool runs_on(const boost::asio::any_completion_executor& ex,
     return c == &ioc;
 }
 
-// An operation known to the node until it finishes: node_core::abort_async_ops (stop) cancels
-// it (or calls its abort(errc::shutting_down)), and its completion then reports
-// errc::shutting_down instead of operation_aborted.
+// Ends `op` for a stop of the node: abort(errc::shutting_down) where the operation gives its
+// own outcome for that (a call's result saying the node stopped), else cancel(). Before
+// start() too: start() then finishes at once.
+template <class Op>
+void end_for_stop(Op& op) {
+    if constexpr (requires { op.abort(error_code()); })
+        op.abort(make_error_code(errc::shutting_down));
+    else
+        op.cancel();
+}
+
+// An operation known to the node until it finishes: node_core::abort_async_ops (stop) ends it
+// (end_for_stop), and its completion then reports errc::shutting_down instead of
+// operation_aborted. One started while the node stops or after it stopped is ended before it
+// starts (started_stopping).
 class tracked_op {
   public:
     template <class Op>
     tracked_op(node_core& core, const std::shared_ptr<Op>& op) : reg_(core.async_ops) {
         std::lock_guard lk(reg_->mu);
         if (reg_->stopping) {
-            by_stop_ = true;  // started while the node stops: ended at once by start_tracked
+            by_stop_ = true;
             return;
         }
         id_ = ++reg_->next_id;
@@ -89,26 +102,28 @@ class tracked_op {
         // The entry goes when the operation finishes.
         reg_->ops.emplace(id_, [this_op = op, flag = stop_flag_] {
             flag->store(true);
-            // An operation with abort(ec) gives its own outcome for a stop (a call's result
-            // saying the node stopped); any other is cancelled.
-            if constexpr (requires { this_op->abort(error_code()); })
-                this_op->abort(make_error_code(errc::shutting_down));
-            else
-                this_op->cancel();
+            end_for_stop(*this_op);
         });
     }
     bool started_stopping() const { return by_stop_; }
     // Called first thing in the operation's completion: forgets the operation; if stop ended
-    // it, operation_aborted becomes shutting_down; `ours`: a completion for the node's
-    // io_context that stop() waits for (finish the wait with completion_guard).
-    void finished(error_code& ec, bool ours) {
+    // it, operation_aborted becomes shutting_down. `ours`: a completion for the node's
+    // io_context. Returns true if it is queued there and stop() waits for it (finish the wait
+    // with completion_guard); false if that context runs no more completions (the node is not
+    // started, or stopped), so it must go elsewhere.
+    bool finished(error_code& ec, bool ours) {
+        bool queued = false;
         {
             std::lock_guard lk(reg_->mu);
             if (id_) reg_->ops.erase(id_);
-            if (ours) ++reg_->completions;
+            if (ours && reg_->io_runs) {
+                ++reg_->completions;
+                queued = true;
+            }
         }
         if ((by_stop_ || stop_flag_->load()) && ec == boost::asio::error::operation_aborted)
             ec = make_error_code(errc::shutting_down);
+        return queued;
     }
     const std::shared_ptr<node_core::async_registry>& registry() const { return reg_; }
 
@@ -144,7 +159,9 @@ class completion_guard {
 // cancellation: the slot is assigned on the initiating thread and cleared on the handler's
 // executor just before the handler runs, so emit and clear never race), and ends it with
 // errc::shutting_down if the node stops first (stop() returns once that completion has run
-// on the node's io_context).
+// on the node's io_context). Started on a node that is stopping or stopped, it ends at once
+// with errc::shutting_down. A completion bound for the node's own io_context while no thread
+// runs that (before start, after stop) runs on Asio's system executor instead.
 template <class Op, class... Args>
 void launch(node_core& core, const std::shared_ptr<Op>& op,
             boost::asio::any_completion_handler<void(Args...)> handler) {
@@ -162,20 +179,25 @@ void launch(node_core& core, const std::shared_ptr<Op>& op,
     const bool ours = runs_on(ex, core.ioc());
     auto track = std::make_shared<tracked_op>(core, op);
     auto h = std::make_shared<asio::any_completion_handler<void(Args...)>>(std::move(handler));
+    if (track->started_stopping()) end_for_stop(*op);
     op->start([h, ex, slot, track, ours](Args... args) mutable {
         auto t = std::make_tuple(std::move(args)...);
-        track->finished(std::get<0>(t), ours);
-        completion_guard guard(ours ? track->registry() : nullptr);
+        const bool queued = track->finished(std::get<0>(t), ours);
+        auto run = [h, slot, t = std::move(t),
+                    g = std::make_shared<completion_guard>(queued ? track->registry()
+                                                                  : nullptr)]() mutable {
+            if (slot.is_connected()) slot.clear();
+            std::apply([&](auto&&... a) { std::move (*h)(std::move(a)...); }, std::move(t));
+        };
         // As asio::post does for an I/O executor (any_completion_executor can only prefer
         // blocking.never, so post() itself does not take it).
-        asio::prefer(ex, asio::execution::blocking.never, asio::execution::relationship.fork)
-            .execute([h, slot, t = std::move(t),
-                      g = std::make_shared<completion_guard>(std::move(guard))]() mutable {
-                if (slot.is_connected()) slot.clear();
-                std::apply([&](auto&&... a) { std::move (*h)(std::move(a)...); }, std::move(t));
-            });
+        if (ours && !queued)
+            asio::prefer(asio::system_executor(), asio::execution::blocking.never)
+                .execute(std::move(run));
+        else
+            asio::prefer(ex, asio::execution::blocking.never, asio::execution::relationship.fork)
+                .execute(std::move(run));
     });
-    if (track->started_stopping()) op->cancel();
 }
 
 // The blocking form of an operation: starts it and waits on this thread for its result (no
@@ -186,12 +208,12 @@ std::tuple<Args...> run_blocking(node_core& core, const std::shared_ptr<Op>& op)
     std::promise<std::tuple<Args...>> p;
     auto f = p.get_future();
     auto track = std::make_shared<tracked_op>(core, op);
+    if (track->started_stopping()) end_for_stop(*op);
     op->start([&p, track](Args... args) {
         auto t = std::make_tuple(std::move(args)...);
         track->finished(std::get<0>(t), false);
         p.set_value(std::move(t));
     });
-    if (track->started_stopping()) op->cancel();
     return f.get();
 }
 

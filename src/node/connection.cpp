@@ -31,16 +31,18 @@ constexpr std::size_t read_chunk = 64 * 1024;
 
 connection::connection(std::shared_ptr<node_core> core, atom peer)
     : core_(std::move(core)),
+      net_(core_->connections.net()),
       strand_(asio::make_strand(core_->ioc())),
-      stream_(strand_, core_->net ? core_->net->tls : nullptr, /*server=*/false),
+      stream_(strand_, net_ ? net_->tls : nullptr, /*server=*/false),
       tick_timer_(strand_),
       outgoing_(true),
       peer_(peer) {}
 
 connection::connection(std::shared_ptr<node_core> core, tcp::socket sock)
     : core_(std::move(core)),
+      net_(core_->connections.net()),
       strand_(asio::make_strand(core_->ioc())),
-      stream_(strand_, core_->net ? core_->net->tls : nullptr, /*server=*/true),
+      stream_(strand_, net_ ? net_->tls : nullptr, /*server=*/true),
       tick_timer_(strand_),
       outgoing_(false) {
     // Re-home the accepted socket onto our strand.
@@ -50,7 +52,7 @@ connection::connection(std::shared_ptr<node_core> core, tcp::socket sock)
 }
 
 connection::~connection() {
-    if (accounted_ != 0) core_->net->queued_output.fetch_sub(accounted_, std::memory_order_relaxed);
+    if (accounted_ != 0) net_->queued_output.fetch_sub(accounted_, std::memory_order_relaxed);
 }
 
 atom connection::peer() const {
@@ -102,7 +104,7 @@ asio::awaitable<void> connection::run_outgoing() {
         co_return;
     }
     const auto& [alive_name, host] = *parts;
-    if (!core_->net->allowed(peer)) {
+    if (!net_->allowed(peer)) {
         // net_kernel:allow/1 restricts both directions: we do not dial nodes outside the list.
         close(make_error_code(errc::node_not_allowed),
               "not connecting: " + std::string(peer.str()) + " is not in the allow-list");
@@ -145,7 +147,7 @@ asio::awaitable<void> connection::run_outgoing() {
     cfg.role = proto::handshake_role::initiator;
     cfg.our_name = std::string(core_->name.str());
     cfg.our_creation = core_->creation.load();
-    cfg.cookie = core_->net->cookie_for(peer);
+    cfg.cookie = net_->cookie_for(peer);
     cfg.four_byte_lengths = stream_.is_tls();
     cfg.our_flags = proto::dflag::default_advertised(core_->opts.hidden);
     cfg.peer_name = std::string(peer.str());
@@ -156,9 +158,7 @@ asio::awaitable<void> connection::run_outgoing() {
     // past the simultaneous-connect check), answer false: continuing would make each side
     // replace its working connection with the other's doomed one.
     cfg.on_alive = [this, peer](std::string_view) {
-        std::lock_guard lk(core_->conn_mu);
-        auto it = core_->conns.find(peer);
-        return it != core_->conns.end() && it->second.get() == this;
+        return core_->connections.is_current(peer, this);
     };
     proto::handshake hs(std::move(cfg));
     hs.start();
@@ -198,12 +198,12 @@ asio::awaitable<void> connection::run_incoming() {
     // Until the peer has proven the cookie it holds a pending-handshake place, not one of the
     // max_connections slots the accept loop took for it: unauthenticated connections must not
     // lock authenticated peers out.
-    if (holds_slot_.exchange(false)) core_->net->release();
+    if (holds_slot_.exchange(false)) net_->release();
     std::string from;
     if (auto ep = stream_.socket().remote_endpoint(ec); !ec) from = ep.address().to_string();
     const auto& o = core_->opts;
-    gate_ticket ticket{core_->net->handshakes,
-                       core_->net->handshakes.enter(
+    gate_ticket ticket{net_->handshakes,
+                       net_->handshakes.enter(
                            from,
                            [w = weak_from_this(), lim = o.max_pending_handshakes,
                             per = o.max_pending_handshakes_per_address] {
@@ -238,7 +238,7 @@ asio::awaitable<void> connection::run_incoming() {
     cfg.role = proto::handshake_role::acceptor;
     cfg.our_name = std::string(core_->name.str());
     cfg.our_creation = core_->creation.load();
-    cfg.cookie = core_->net->cookie;
+    cfg.cookie = net_->cookie;
     cfg.four_byte_lengths = stream_.is_tls();
     cfg.our_flags = proto::dflag::default_advertised(core_->opts.hidden);
     proto::handshake* hsp = nullptr;
@@ -255,8 +255,8 @@ asio::awaitable<void> connection::run_incoming() {
         co_return;
     }
     // Authenticated: from here on the connection counts towards max_connections.
-    core_->net->handshakes.leave(ticket.t);
-    if (!core_->net->try_acquire()) {
+    net_->handshakes.leave(ticket.t);
+    if (!net_->try_acquire()) {
         close(
             make_error_code(errc::limit_exceeded),
             "limit exceeded: max_connections (" + std::to_string(o.max_connections) + ") reached");
@@ -265,7 +265,7 @@ asio::awaitable<void> connection::run_incoming() {
     holds_slot_ = true;
     if (is_closed()) {
         // Closed meanwhile by another thread, which did not see the slot.
-        if (holds_slot_.exchange(false)) core_->net->release();
+        if (holds_slot_.exchange(false)) net_->release();
         co_return;
     }
     setup_timer.cancel();
@@ -343,7 +343,7 @@ proto::handshake_status connection::decide_status(std::string_view peer_name,
     if (!split_node_name(peer_name) || peer_name == core_->name.str())
         return proto::handshake_status::not_allowed;
     auto pa = atom::existing(peer_name);
-    if (!core_->net->allow.empty() && (!pa || !core_->net->allowed(*pa))) {
+    if (!net_->allow.empty() && (!pa || !net_->allowed(*pa))) {
         // net_kernel:allow/1: dist_util answers "not_allowed" to nodes outside the list.
         core_->log(log_level::warning, log_kind::handshake_refused, peer_name,
                    make_error_code(errc::node_not_allowed), "not in the allow-list (not_allowed)");
@@ -354,34 +354,10 @@ proto::handshake_status connection::decide_status(std::string_view peer_name,
     if (!pa) return proto::handshake_status::ok;
     const atom peer = *pa;
     // Per-peer cookie (erlang:set_cookie/2): the digests of this handshake use it.
-    hs.set_cookie(core_->net->cookie_for(peer));
-    auto self = shared_from_this();
+    hs.set_cookie(net_->cookie_for(peer));
     std::shared_ptr<connection> loser;
-    proto::handshake_status status = proto::handshake_status::ok;
-    {
-        std::lock_guard lk(core_->conn_mu);
-        auto it = core_->conns.find(peer);
-        if (it == core_->conns.end() || it->second->is_closed()) {
-            core_->conns[peer] = self;
-        } else if (it->second.get() == this) {
-            status = proto::handshake_status::ok;
-        } else if (!it->second->is_up()) {
-            // Simultaneous connect (net_kernel's accept_pending rule).
-            auto other = it->second;
-            if (other->is_outgoing() && proto::we_win_simultaneous(core_->name.str(), peer_name)) {
-                return proto::handshake_status::nok;
-            }
-            adopt_pending_from(*other);  // also marks it superseded, atomically
-            it->second = self;
-            loser = other;
-            status = other->is_outgoing() ? proto::handshake_status::ok_simultaneous
-                                          : proto::handshake_status::ok;
-        } else {
-            // Already connected: the peer restarted or lost the connection before we noticed.
-            // Ask it ("alive"); if it continues, the new connection replaces the old one.
-            status = proto::handshake_status::alive;
-        }
-    }
+    const auto status = core_->connections.accept_pending(peer, shared_from_this(), loser);
+    if (status == proto::handshake_status::nok) return status;
     {
         std::lock_guard lk(mu_);
         peer_ = peer;
@@ -409,19 +385,13 @@ void connection::adopt_pending_from(connection& other) {
 bool connection::become_up(const proto::handshake& hs) {
     std::vector<std::function<void(bool)>> settled;
     auto self = shared_from_this();
-    std::shared_ptr<connection> replaced;
     auto pa = atom::make(hs.peer_name());
     if (!pa) {
         close(pa.error(), "cannot make an atom of the peer's name " + hs.peer_name());
         return false;
     }
     const atom peer = *pa;
-    {
-        std::lock_guard lk(core_->conn_mu);
-        auto& slot = core_->conns[peer];
-        if (slot && slot.get() != this) replaced = slot;
-        slot = self;
-    }
+    std::shared_ptr<connection> replaced = core_->connections.take_slot(peer, self);
     if (replaced) {
         {
             // A replaced attempt that never came up hands over what was queued on it; those
@@ -464,7 +434,7 @@ bool connection::become_up(const proto::handshake& hs) {
         core_->log(log_level::info, log_kind::connection_up, peer.str(), {},
                    std::string(outgoing_ ? "outgoing" : "incoming") +
                        (peer_hidden() ? ", hidden peer" : ""));
-    core_->on_connection_up(self);
+    core_->connections.on_up(self);
     return true;
 }
 
@@ -517,11 +487,11 @@ asio::awaitable<void> connection::run_reader(std::vector<std::uint8_t> leftover)
     lim.max_frame_size = o.max_message_size;
     lim.max_fragment_sequences = o.max_fragment_sequences;
     lim.max_fragmented_bytes = o.max_fragmented_bytes;
-    lim.fragmented_total = &core_->net->fragmented;
+    lim.fragmented_total = &net_->fragmented;
     lim.max_fragmented_total =
         o.max_fragmented_bytes_total ? o.max_fragmented_bytes_total : SIZE_MAX;
     lim.max_message_size = o.max_message_size;
-    lim.term_limits.inflating = &core_->net->inflating;
+    lim.term_limits.inflating = &net_->inflating;
     lim.term_limits.max_inflating = o.max_inflating_bytes ? o.max_inflating_bytes : SIZE_MAX;
     if (core_->decoder) lim.offload_above = o.decode_offload_threshold;
     proto::dist_reader reader(flags(), lim);
@@ -596,7 +566,7 @@ asio::awaitable<void> connection::run_reader(std::vector<std::uint8_t> leftover)
                 decoding_ = true;
             }
             auto r = co_await async_decode(*core_->decoder, reader.take_deferred(), term_limits,
-                                           atom_allowance(), core_->net, asio::use_awaitable);
+                                           atom_allowance(), net_, asio::use_awaitable);
             {
                 std::lock_guard lk(mu_);
                 decoding_ = false;
@@ -713,7 +683,8 @@ error_code connection::send(const term& control, const term* payload, send_mode 
             }
         }
     }
-    if (auto next = core_->connection_to(successor_peer, true); next && next.get() != this)
+    if (auto next = core_->connections.connection_to(successor_peer, true);
+        next && next.get() != this)
         return next->send(control, payload, mode);
     return {};
 }
@@ -800,7 +771,7 @@ bool connection::bytes_busy_locked() const {
     const auto& o = core_->opts;
     return (o.output_busy_limit != 0 && q >= o.output_busy_limit) ||
            (o.output_total_limit != 0 &&
-            core_->net->queued_output.load(std::memory_order_relaxed) >= o.output_total_limit);
+            net_->queued_output.load(std::memory_order_relaxed) >= o.output_total_limit);
 }
 
 bool connection::busy() const {
@@ -811,9 +782,9 @@ bool connection::busy() const {
 void connection::account_locked() {
     const std::size_t q = queued_locked();
     if (q > accounted_)
-        core_->net->queued_output.fetch_add(q - accounted_, std::memory_order_relaxed);
+        net_->queued_output.fetch_add(q - accounted_, std::memory_order_relaxed);
     else if (q < accounted_)
-        core_->net->queued_output.fetch_sub(accounted_ - q, std::memory_order_relaxed);
+        net_->queued_output.fetch_sub(accounted_ - q, std::memory_order_relaxed);
     accounted_ = q;
 }
 
@@ -845,7 +816,7 @@ error_code connection::check_output_bounds(std::unique_lock<std::mutex>& lk, std
     const auto& o = core_->opts;
     std::string why;
     if (o.output_busy_limit != 0 && before >= o.output_busy_limit) {
-        const std::size_t total = core_->net->queued_output.load(std::memory_order_relaxed);
+        const std::size_t total = net_->queued_output.load(std::memory_order_relaxed);
         const char* whose = state_.load() == state::up
                                 ? " bytes of output queued for the peer"
                                 : " bytes of output queued for the peer while the connection "
@@ -1167,7 +1138,7 @@ void connection::close(error_code why, std::string reason) {
     if (prev == state::closed) return;
     bool superseded;
     atom peer;
-    if (holds_slot_.exchange(false)) core_->net->release();
+    if (holds_slot_.exchange(false)) net_->release();
     std::vector<std::function<void(bool)>> settled;
     std::vector<std::function<void(error_code)>> writable;
     std::vector<std::function<void(error_code)>> admitted;
@@ -1200,8 +1171,8 @@ void connection::close(error_code why, std::string reason) {
         self->tick_timer_.cancel();
     });
     if (!superseded && !reason.empty()) log_close(prev == state::up, peer, why, reason);
-    core_->on_connection_down(shared_from_this(), why, prev == state::up && !superseded);
-    // After on_connection_down: a successor (simultaneous connect) is in the table by now.
+    core_->connections.on_down(shared_from_this(), why, prev == state::up && !superseded);
+    // After on_down: a successor (simultaneous connect) is in the table by now.
     for (auto& f : settled)
         f(false);
     for (auto& f : writable)

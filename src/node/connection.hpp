@@ -30,7 +30,7 @@
 
 namespace erl::detail {
 
-// Per-node transport and access state shared by its connections (node_core::net): TLS
+// Per-node transport and access state shared by its connections (connection_manager::net): TLS
 // contexts, the allow-list, per-peer cookies, the connection count for max_connections and the
 // pending (unauthenticated) incoming handshakes.
 struct net_state {
@@ -228,6 +228,9 @@ class connection : public std::enable_shared_from_this<connection> {
     void log_close(bool was_up, atom peer, error_code why, std::string& reason) const;
 
     std::shared_ptr<node_core> core_;
+    // The node's transport and access state as it was when this connection was made
+    // (connection_manager::net()).
+    std::shared_ptr<net_state> net_;
     strand_t strand_;
     dist_stream stream_;
     boost::asio::steady_timer tick_timer_;

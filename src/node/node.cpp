@@ -130,6 +130,8 @@ node::node(node_options opts) : impl_(std::make_shared<impl>(std::move(opts))) {
 
 node::node(node_options opts, asio::io_context& ioc) : node(std::move(opts)) {
     impl_->user_ioc = &ioc;
+    std::lock_guard lk(impl_->async_ops->mu);
+    impl_->async_ops->io_runs = true;  // the caller runs it, whatever the node's state
 }
 
 node::~node() {
@@ -231,7 +233,7 @@ std::uint32_t node::creation() const noexcept {
     return impl_->creation;
 }
 std::uint16_t node::listen_port() const noexcept {
-    return impl_->listen_port;
+    return impl_->connections.port();
 }
 const node_options& node::options() const noexcept {
     return impl_->opts;
@@ -298,11 +300,11 @@ void node::send_alias(const reference& alias, term msg) {
 }
 
 std::vector<atom> node::nodes() const {
-    return impl_->connected_nodes();
+    return impl_->connections.connected_nodes();
 }
 
 std::vector<atom> node::nodes(node_type which) const {
-    return impl_->connected_nodes(which);
+    return impl_->connections.connected_nodes(which);
 }
 
 node_stats node::stats() const {
@@ -314,7 +316,7 @@ bool node::is_connected(atom peer) const {
 }
 
 error_code node::connect(atom peer, std::chrono::milliseconds timeout) {
-    return impl_->connect(peer, timeout);
+    return impl_->connections.connect(peer, timeout);
 }
 
 void node::initiate_connect(atom peer, std::chrono::milliseconds timeout,
@@ -464,32 +466,8 @@ error_code node_core::start_runtime(std::string& why) {
         c.cookie = *ck;
     }
     // Transport and access control shared by every connection.
-    auto net = std::make_shared<net_state>();
-    net->cookie = c.cookie;
-    net->max_connections = c.opts.max_connections;
-    for (auto& n : c.opts.allow) {
-        auto a = atom::make(n);
-        if (!a || !split_node_name(n)) {
-            why = "bad node name in allow-list: '" + n + "'";
-            return make_error_code(errc::bad_node_name);
-        }
-        net->allow.insert(*a);
-    }
-    for (auto& [n, ck] : c.opts.peer_cookies) {
-        auto a = atom::make(n);
-        if (!a || !split_node_name(n)) {
-            why = "bad node name in peer_cookies: '" + n + "'";
-            return make_error_code(errc::bad_node_name);
-        }
-        net->cookies[*a] = ck;
-    }
-    if (c.opts.tls.enabled) {
-        auto t = make_tls_contexts(c.opts.tls, why);
-        if (!t) return t.error();
-        net->tls = std::move(*t);
-    }
+    if (auto ec = c.connections.configure(why)) return ec;
     if (c.opts.max_atoms != 0) set_atom_table_limit(c.opts.max_atoms);
-    c.net = std::move(net);
     if (c.opts.epmd_port == 0) c.opts.epmd_port = epmd::default_port();
 
     // A fresh io_context if an earlier run shut the current one down (the caller's is never
@@ -499,25 +477,7 @@ error_code node_core::start_runtime(std::string& why) {
     c.ioc_used = true;
 
     // Listen.
-    error_code ec;
-    auto addr = asio::ip::make_address(c.opts.listen_address, ec);
-    if (ec) {
-        why = "bad listen_address '" + c.opts.listen_address + "': " + ec.message();
-        return ec;
-    }
-    c.acceptor = std::make_unique<tcp::acceptor>(c.ioc());
-    tcp::endpoint ep(addr, c.opts.listen_port);
-    ec = open_cloexec(*c.acceptor, ep.protocol());
-    if (!ec) c.acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
-    if (!ec) c.acceptor->bind(ep, ec);
-    if (!ec) c.acceptor->listen(asio::socket_base::max_listen_connections, ec);
-    if (ec) {
-        why = "cannot listen on " + c.opts.listen_address + ":" +
-              std::to_string(c.opts.listen_port) + ": " + ec.message();
-        c.acceptor.reset();
-        return ec;
-    }
-    c.listen_port = c.acceptor->local_endpoint().port();
+    if (auto ec = c.connections.listen(why)) return ec;
 
     // I/O threads (none on the caller's io_context: the caller runs it).
     if (!c.user_ioc) {
@@ -534,6 +494,8 @@ error_code node_core::start_runtime(std::string& why) {
                 }
                 ioc->run();
             });
+        std::lock_guard lk(c.async_ops->mu);
+        c.async_ops->io_runs = true;
     }
 
     // EPMD: make sure one answers (spawning or embedding one as configured), then register.
@@ -547,7 +509,7 @@ error_code node_core::start_runtime(std::string& why) {
             c.embedded_epmd = std::move(*srv);
             epmd::node_info info;
             info.name = std::string(c.name.str().substr(0, c.name.str().find('@')));
-            info.port = c.listen_port;
+            info.port = c.connections.port();
             info.type = c.opts.hidden ? epmd::node_type::hidden : epmd::node_type::normal;
             auto reg = co_await epmd::async_register("127.0.0.1", c.opts.epmd_port, info,
                                                      c.opts.net_setuptime);
@@ -557,7 +519,7 @@ error_code node_core::start_runtime(std::string& why) {
             co_return error_code{};
         },
         asio::use_future);
-    ec = fut.get();
+    const error_code ec = fut.get();
     if (ec) {
         why = "EPMD on 127.0.0.1:" + std::to_string(c.opts.epmd_port) + ": " + ec.message();
         begin_stop();
@@ -568,43 +530,10 @@ error_code node_core::start_runtime(std::string& why) {
     c.start_services();
     c.alive = true;
     c.log(log_level::info, log_kind::node_started, {}, {},
-          "listening on port " + std::to_string(c.listen_port) + ", creation " +
+          "listening on port " + std::to_string(c.connections.port()) + ", creation " +
               std::to_string(c.creation));
 
-    // Accept loop.
-    asio::co_spawn(
-        c.ioc(),
-        [core = shared_from_this()]() -> asio::awaitable<void> {
-            while (!core->stopping) {
-                error_code ec;
-                tcp::socket s(core->ioc());
-                ec = co_await async_accept_cloexec(*core->acceptor, s);
-                if (ec) {
-                    if (core->stopping || ec == asio::error::operation_aborted) co_return;
-                    continue;
-                }
-                if (!core->net->try_acquire()) {
-                    // max_connections: refuse before any TLS or handshake work.
-                    error_code rec;
-                    auto ep = s.remote_endpoint(rec);
-                    if (core->logs(log_level::warning)) {
-                        const std::string from =
-                            rec ? std::string()
-                                : ep.address().to_string() + ":" + std::to_string(ep.port());
-                        core->log(log_level::warning, log_kind::limit_exceeded, from,
-                                  make_error_code(errc::limit_exceeded),
-                                  "incoming connection refused: max_connections (" +
-                                      std::to_string(core->opts.max_connections) + ") reached");
-                    }
-                    s.close(rec);
-                    continue;
-                }
-                auto conn = core->make_connection(core, std::move(s));
-                conn->hold_slot();
-                conn->start_incoming();
-            }
-        },
-        asio::detached);
+    c.connections.start_accepting();
     return {};
 }
 
@@ -634,6 +563,8 @@ void node_core::abort_async_ops() {
 void node_core::wait_async_completions() {
     std::unique_lock lk(async_ops->mu);
     async_ops->cv.wait(lk, [&] { return async_ops->completions == 0; });
+    // Our io_context is about to stop: completions from now on go elsewhere (launch).
+    if (!user_ioc) async_ops->io_runs = false;
 }
 
 void node_core::begin_stop() {
@@ -643,14 +574,7 @@ void node_core::begin_stop() {
     abort_async_ops();
     if (alive.exchange(false)) log(log_level::info, log_kind::node_stopped, {}, {}, "stopping");
     // Close every connection: peers see nodedown; links and monitors fire noconnection.
-    std::vector<std::shared_ptr<connection>> all;
-    {
-        std::lock_guard lk(conn_mu);
-        for (auto& [p, conn] : conns)
-            all.push_back(conn);
-    }
-    for (auto& conn : all)
-        conn->close(make_error_code(errc::shutting_down), {});
+    connections.close_all(make_error_code(errc::shutting_down));
     // Every process exits.
     for (auto& p : table.snapshot())
         process_exit(p, term(A().shutdown));
@@ -684,8 +608,7 @@ void node_core::finish_stop() {
         std::promise<void> done;
         auto closed = done.get_future();
         asio::post(ioc(), [this, &done] {
-            error_code ec;
-            if (acceptor) acceptor->close(ec);
+            connections.close_listener();
             if (registration) registration->close();
             if (embedded_epmd) embedded_epmd->stop();
             done.set_value();
@@ -714,13 +637,9 @@ void node_core::finish_stop() {
 }
 
 void node_core::release_after_stop() {
-    {
-        std::lock_guard lk(conn_mu);
-        conns.clear();
-    }
+    connections.release();
     registration.reset();
     embedded_epmd.reset();
-    acceptor.reset();
     node_process.reset();
 }
 
@@ -731,8 +650,7 @@ void node_core::release_after_stop() {
 // the node is marked stopped by the posted tear-down, and connections finish after it.
 void node_core::finish_stop_on_user_ioc() {
     auto tear_down = [this] {
-        error_code ec;
-        if (acceptor) acceptor->close(ec);
+        connections.close_listener();
         if (registration) registration->close();
         if (embedded_epmd) embedded_epmd->stop();
         release_after_stop();
@@ -762,86 +680,8 @@ void node_core::finish_stop_on_user_ioc() {
         done.set_value();
     });
     closed.wait();
-    {
-        std::unique_lock lk(live_connections->mu);
-        live_connections->cv.wait(lk, [&] { return live_connections->live == 0; });
-    }
+    connections.wait_connections_gone();
     mark_stopped();
-}
-
-// ------------------------------------------------------------------------------------------
-// Connection management (node_core members that need the connection type)
-
-error_code node_core::connect(atom peer, std::chrono::milliseconds timeout) {
-    auto op = std::make_shared<connect_op>(shared_from_this(), peer, timeout);
-    return std::get<0>(run_blocking<connect_op, error_code>(*this, op));
-}
-
-template <class... Args>
-std::shared_ptr<connection> node_core::make_connection(Args&&... args) {
-    {
-        std::lock_guard lk(live_connections->mu);
-        ++live_connections->live;
-    }
-    return std::shared_ptr<connection>(new connection(std::forward<Args>(args)...),
-                                       [count = live_connections](connection* c) {
-                                           delete c;
-                                           std::lock_guard lk(count->mu);
-                                           if (--count->live == 0) count->cv.notify_all();
-                                       });
-}
-
-std::shared_ptr<connection> node_core::connection_to(atom peer, bool create) {
-    if (peer == name || stopping || !net) return nullptr;
-    std::shared_ptr<connection> c;
-    bool full = false;
-    {
-        std::lock_guard lk(conn_mu);
-        auto it = conns.find(peer);
-        if (it != conns.end() && !it->second->is_closed()) return it->second;
-        if (!create) return nullptr;
-        if (!split_node_name(peer.str())) return nullptr;
-        c = make_connection(shared_from_this(), peer);
-        if (!net->try_acquire()) {
-            // max_connections: the attempt fails at once (waiters see limit_exceeded).
-            full = true;
-        } else {
-            c->hold_slot();
-            conns[peer] = c;
-        }
-    }
-    if (full) {
-        c->close(make_error_code(errc::limit_exceeded),
-                 "not connecting to " + std::string(peer.str()) +
-                     ": limit exceeded: max_connections (" + std::to_string(opts.max_connections) +
-                     ") reached");
-        return c;
-    }
-    c->start_outgoing();
-    return c;
-}
-
-// The node_event ordering contract (<erl/node.hpp>): the connection calls on_connection_up
-// after its handshake and before its reader starts, so the nodeup is seen before any message
-// of the connection is delivered.
-void node_core::on_connection_up(const std::shared_ptr<connection>& c) {
-    notify_nodes(node_event{true, c->peer(), {}, c->peer_hidden()});
-}
-
-void node_core::on_connection_down(const std::shared_ptr<connection>& c, error_code why,
-                                   bool was_up) {
-    const atom peer = c->peer();
-    {
-        std::lock_guard lk(conn_mu);
-        auto it = conns.find(peer);
-        if (it != conns.end() && it->second == c) conns.erase(it);
-    }
-    if (was_up) {
-        // The contract's second half: every 'DOWN'/'EXIT' noconnection and {nodedown, Node}
-        // of monitor_node is delivered before the nodedown event.
-        on_node_down_signals(peer);
-        notify_nodes(node_event{false, peer, why, c->peer_hidden()});
-    }
 }
 
 }  // namespace detail

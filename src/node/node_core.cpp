@@ -112,13 +112,7 @@ node_stats node_core::stats() const {
     s.network_atoms_freed = network_atoms_freed();
     s.atom_limit = atom_table_limit();
     counters.fill(s);
-    std::vector<std::shared_ptr<connection>> cs;
-    {
-        std::lock_guard lk(conn_mu);
-        cs.reserve(conns.size());
-        for (const auto& [peer, c] : conns)
-            cs.push_back(c);
-    }
+    const auto cs = connections.snapshot();
     // Only what the node accounts: the read and write buffers of its connections. Term heaps
     // and mailboxes are not tracked by an allocator of the node's own.
     std::size_t buffers = 0;
@@ -280,7 +274,8 @@ error_code node_core::send_pid(const term& from, const pid& to, term msg, send_m
         if (auto p = find_process(to)) p->deliver(std::move(msg));
         return {};
     }
-    if (auto c = connection_to(to.node, true)) return c->send_to_pid(from, to, msg, mode);
+    if (auto c = connections.connection_to(to.node, true))
+        return c->send_to_pid(from, to, msg, mode);
     return {};
 }
 
@@ -290,7 +285,8 @@ error_code node_core::send_name(const term& from, atom to_name, atom to_node, te
         deliver_local_name(from, to_name, std::move(msg));
         return {};
     }
-    if (auto c = connection_to(to_node, true)) return c->send_to_name(from, to_name, msg, mode);
+    if (auto c = connections.connection_to(to_node, true))
+        return c->send_to_name(from, to_name, msg, mode);
     return {};
 }
 
@@ -353,31 +349,6 @@ void node_core::on_dist_message(const std::shared_ptr<connection>& c, const term
             on_signal(c, control, payload);
             return;
     }
-}
-
-// ------------------------------------------------------------------------------------------
-// Connections
-
-std::vector<atom> node_core::connected_nodes(node_type which) const {
-    std::vector<atom> out;
-    std::lock_guard lk(conn_mu);
-    for (auto& [peer, c] : conns) {
-        if (!c->is_up()) continue;
-        if (which == node_type::connected || (which == node_type::hidden) == c->peer_hidden())
-            out.push_back(peer);
-    }
-    return out;
-}
-
-void node_core::notify_nodes(const node_event& ev) {
-    std::vector<std::function<void(const node_event&)>> cbs;
-    {
-        std::lock_guard lk(mon_mu);
-        for (auto& [id, cb] : node_monitors)
-            cbs.push_back(cb);
-    }
-    for (auto& cb : cbs)
-        cb(ev);
 }
 
 }  // namespace erl::detail

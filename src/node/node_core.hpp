@@ -5,6 +5,7 @@
 #include <erl/node.hpp>
 #include <erl/stats.hpp>
 
+#include "node/connection_manager.hpp"
 #include "node/process.hpp"
 #include "node/process_table.hpp"
 
@@ -33,7 +34,6 @@ class server;
 namespace erl::detail {
 
 class connection;
-struct net_state;
 
 // What a send to a remote node does when its connection is busy (docs/node.md "Writes"):
 //   queue  appends anyway (signals, runtime replies, sends on I/O threads never wait); a busy
@@ -112,17 +112,6 @@ struct node_core : std::enable_shared_from_this<node_core> {
     // null when 0). Joined by finish_stop() after the I/O threads, before ioc_ is shut down.
     std::unique_ptr<decode_pool> decoder;
     boost::asio::io_context* user_ioc = nullptr;  // the caller's; never stopped or shut down
-    // Connections of this node that still exist (on the caller's io_context, stop() waits
-    // for their handlers to finish: nothing else tells it). node.cpp makes every connection.
-    struct connection_count {
-        std::mutex mu;
-        std::condition_variable cv;
-        std::size_t live = 0;
-    };
-    std::shared_ptr<connection_count> live_connections = std::make_shared<connection_count>();
-    template <class... Args>
-    std::shared_ptr<connection> make_connection(Args&&... args);
-
     // Lifecycle (node.cpp) --------------------------------------------------------------------
     enum class life { stopped, starting, running, stopping };
     std::mutex life_mu;
@@ -155,8 +144,6 @@ struct node_core : std::enable_shared_from_this<node_core> {
     std::atomic<std::uint32_t> creation{0};
     std::atomic<bool> alive{false};
     std::atomic<bool> stopping{false};
-    std::uint16_t listen_port = 0;
-    std::unique_ptr<boost::asio::ip::tcp::acceptor> acceptor;
     std::unique_ptr<epmd::registration> registration;
     std::unique_ptr<epmd::server> embedded_epmd;
 
@@ -204,20 +191,11 @@ struct node_core : std::enable_shared_from_this<node_core> {
     void deliver_local_name(const term& from, atom to_name, term msg);
 
     // Connections -------------------------------------------------------------------------------
-    // TLS contexts, allow-list, per-peer cookies, connection count (node/connection.hpp).
-    std::shared_ptr<net_state> net;
-    mutable std::mutex conn_mu;
-    std::unordered_map<atom, std::shared_ptr<connection>> conns;  // pending and up
-    std::shared_ptr<connection> connection_to(atom peer, bool create);
-    void on_connection_up(const std::shared_ptr<connection>& c);
-    // was_up: the connection had completed its handshake (nodedown and noconnection fire).
-    void on_connection_down(const std::shared_ptr<connection>& c, error_code why, bool was_up);
+    // The connection table, listener, transport and access state, node events; its header
+    // states the lock order (node/connection_manager.hpp).
+    connection_manager connections{*this};
     // Fires links and monitors across a lost connection with `noconnection` (signals.cpp).
     void on_node_down_signals(atom peer);
-    std::vector<atom> connected_nodes(node_type which = node_type::connected) const;
-    // node::connect: a connection to `peer`, waiting up to `timeout` for its handshake (the
-    // blocking form of connect_op, src/node/async_call.hpp).
-    error_code connect(atom peer, std::chrono::milliseconds timeout);
 
     // Incoming distribution message (called on the connection's strand). Messages for
     // queueing processes go into `batch` (the caller flushes it at the end of its read chunk);
@@ -260,6 +238,10 @@ struct node_core : std::enable_shared_from_this<node_core> {
         std::mutex mu;
         std::condition_variable cv;  // notified when completions drops to 0
         bool stopping = false;       // operations started from now on end at once
+        // The node's io_context runs the completions posted to it: the caller's always, ours
+        // from start() until finish_stop() has waited for them. Otherwise a completion bound
+        // for it runs on Asio's system executor instead (async_op.hpp, launch).
+        bool io_runs = false;
         std::uint64_t next_id = 0;
         std::unordered_map<std::uint64_t, std::function<void()>> ops;  // id -> end it
         std::size_t completions = 0;  // queued for the node's io_context, not yet run
@@ -272,12 +254,6 @@ struct node_core : std::enable_shared_from_this<node_core> {
     std::mutex bodies_mu;
     std::condition_variable bodies_cv;  // notified when live_bodies drops to 0
     std::size_t live_bodies = 0;        // guarded by bodies_mu
-
-    // Node monitoring --------------------------------------------------------------------------
-    std::mutex mon_mu;
-    std::map<std::uint64_t, std::function<void(const node_event&)>> node_monitors;
-    std::uint64_t next_monitor_id = 1;
-    void notify_nodes(const node_event& ev);
 
     // Reports an event (<erl/log.hpp>) if its level is at least opts.log_level. Callers that
     // build a costly detail test logs(level) first.

@@ -93,25 +93,19 @@ void remove_alias(const std::shared_ptr<process>& self, const reference& alias) 
 }
 
 std::uint64_t monitor_nodes(node_core& n, std::function<void(const node_event&)> cb) {
-    std::lock_guard lk(n.mon_mu);
-    auto id = n.next_monitor_id++;
-    n.node_monitors[id] = std::move(cb);
-    return id;
+    return n.connections.subscribe(std::move(cb));
 }
 
 void demonitor_nodes(node_core& n, std::uint64_t id) {
-    std::lock_guard lk(n.mon_mu);
-    n.node_monitors.erase(id);
+    n.connections.unsubscribe(id);
 }
 
 bool is_connected(node_core& n, atom node) {
-    std::lock_guard lk(n.conn_mu);
-    auto it = n.conns.find(node);
-    return it != n.conns.end() && it->second->is_up();
+    return n.connections.is_up(node);
 }
 
 void disconnect(node_core& n, atom node) {
-    if (auto c = n.connection_to(node, false))
+    if (auto c = n.connections.connection_to(node, false))
         c->close(make_error_code(errc::connection_closed), "disconnected by the local node");
 }
 

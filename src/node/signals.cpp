@@ -53,7 +53,7 @@ void when_setup_fails(const std::weak_ptr<node_core>& core, atom peer,
         if (up) return;
         auto n = core.lock();
         if (!n) return;
-        auto next = n->connection_to(peer, false);
+        auto next = n->connections.connection_to(peer, false);
         if (next && next != c.lock()) {
             when_setup_fails(core, peer, next, std::move(on_fail));
             return;
@@ -67,7 +67,7 @@ void when_setup_fails(const std::weak_ptr<node_core>& core, atom peer,
 // or the node (it may sit in the io_context's queue).
 void send_control(node_core& n, atom to_node, const term& control, const term* payload,
                   std::function<void()> on_fail) {
-    auto c = n.connection_to(to_node, true);
+    auto c = n.connections.connection_to(to_node, true);
     if (!c) {
         if (on_fail) on_fail();
         return;
@@ -89,7 +89,7 @@ void node_core::send_exit_signal(const term& from, const term& to, const term& r
         if (auto p = find_process(tp)) exit_signal(p, from, reason, true);
         return;
     }
-    auto c = connection_to(tp.node, false);
+    auto c = connections.connection_to(tp.node, false);
     if (!c || c->is_closed()) return;
     if (c->flags() & proto::dflag::exit_payload) {
         term r = reason;
@@ -104,7 +104,7 @@ void send_exit2(node_core& n, const term& from, const pid& to, const term& reaso
         if (auto p = n.find_process(to)) n.exit_signal(p, from, reason, false);
         return;
     }
-    auto c = n.connection_to(to.node, true);
+    auto c = n.connections.connection_to(to.node, true);
     if (!c) return;
     if (c->flags() & proto::dflag::exit_payload) {
         term r = reason;
@@ -140,7 +140,7 @@ void unlink(node_core& n, const std::shared_ptr<process>& self, const pid& other
     std::shared_ptr<connection> c;
     bool old_protocol = false;
     if (!local) {
-        c = n.connection_to(other.node, false);
+        c = n.connections.connection_to(other.node, false);
         // A peer without DFLAG_UNLINK_ID (before OTP 23.3) gets the old one-way UNLINK.
         old_protocol = c && c->is_up() && !(c->flags() & proto::dflag::unlink_id);
     }
@@ -255,7 +255,7 @@ void monitor_node(node_core& n, const std::shared_ptr<process>& self, atom node,
         }
         p->deliver(make_tuple({term(A().nodedown), term(node)}));
     };
-    auto c = n.connection_to(node, true);
+    auto c = n.connections.connection_to(node, true);
     if (!c) {
         fail();
     } else if (!c->is_up()) {
@@ -282,7 +282,7 @@ void node_core::send_monitor_down(const term& ident, const term& watcher, const 
         });
         return;
     }
-    auto c = connection_to(wp.node, false);
+    auto c = connections.connection_to(wp.node, false);
     if (!c || c->is_closed()) return;
     if (c->flags() & proto::dflag::exit_payload) {
         term r = reason;
@@ -301,7 +301,7 @@ void node_core::remove_monitor_remote(const term& watcher, const process::watche
         recv_demonitor(*this, m.target, m.ref);
         return;
     }
-    auto c = connection_to(m.node, false);
+    auto c = connections.connection_to(m.node, false);
     if (!c || c->is_closed()) return;
     term target = m.target;
     if (target.is_tuple(2)) target = target[0];  // {Name, Node} -> Name
@@ -313,7 +313,7 @@ void node_core::send_alias(const term& from, const reference& alias, term msg) {
         if (auto p = table.find_alias(alias)) p->deliver(std::move(msg));
         return;
     }
-    auto c = connection_to(alias.node, true);
+    auto c = connections.connection_to(alias.node, true);
     if (!c) return;
     // ALIAS_SEND exists only between nodes that negotiated DFLAG_ALIAS; without it the
     // message is dropped, as OTP does.
@@ -327,7 +327,7 @@ void node_core::send_alias(const term& from, const reference& alias, term msg) {
 namespace runtime {
 
 bool supports_spawn(node_core& n, atom node) {
-    auto c = n.connection_to(node, false);
+    auto c = n.connections.connection_to(node, false);
     return c && c->is_up() && (c->flags() & proto::dflag::spawn) != 0;
 }
 
@@ -484,7 +484,7 @@ void recv_unlink_id(node_core& n, const term& id, const term& from, const pid& t
         recv_unlink_id_ack(n, id, term(to), fp);
         return;
     }
-    if (auto c = n.connection_to(fp.node, false))
+    if (auto c = n.connections.connection_to(fp.node, false))
         c->send(make_tuple({term(dop::unlink_id_ack), id, term(to), from}), nullptr);
 }
 

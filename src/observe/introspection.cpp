@@ -296,14 +296,8 @@ std::vector<std::pair<atom, std::size_t>> memory(node_core& core) {
         std::lock_guard lk(p->mu);
         procs += memory_locked(*p);
     }
-    std::vector<std::shared_ptr<connection>> cs;
-    {
-        std::lock_guard lk(core.conn_mu);
-        for (const auto& [peer, c] : core.conns)
-            cs.push_back(c);
-    }
     std::size_t buffers = 0;
-    for (const auto& c : cs) {
+    for (const auto& c : core.connections.snapshot()) {
         std::size_t b = 0;
         (void)c->stats(b);
         buffers += b;

@@ -248,7 +248,7 @@ term system_info(call_context& ctx, args_t a, unsigned pool_threads) {
         // {Node, Port} as for BEAM's TCP distribution: a port per peer stands for the C++
         // connection (it is no Erlang port: ports/0 stays []).
         std::vector<term> out;
-        for (atom n : core.connected_nodes(node_type::connected))
+        for (atom n : core.connections.connected_nodes(node_type::connected))
             out.push_back(make_tuple({term(n), term(connection_port(core, n))}));
         return make_list(std::move(out));
     }

@@ -587,6 +587,114 @@ TEST_F(NodeAsync, operations_pending_at_stop_end_with_shutting_down_before_stop_
     slow.release();
 }
 
+// A handler that records the thread it ran on, then fills its future.
+template <class... Args>
+struct thread_recording {
+    erl::test::future_handler<Args...> h;
+    std::shared_ptr<std::thread::id> ran_on = std::make_shared<std::thread::id>();
+    void operator()(Args... a) const {
+        *ran_on = std::this_thread::get_id();
+        h(std::move(a)...);
+    }
+};
+template <class... Args>
+std::pair<thread_recording<Args...>, std::future<std::tuple<Args...>>> recording_future() {
+    auto [h, f] = tuple_future<Args...>();
+    return {thread_recording<Args...>{h}, std::move(f)};
+}
+// The result of an operation that must complete, not on this thread (nullopt, with a failure,
+// if it has not completed within 10 s).
+template <class... Args>
+std::optional<std::tuple<Args...>> completed(std::future<std::tuple<Args...>>& f,
+                                             const thread_recording<Args...>& h) {
+    if (f.wait_for(10s) != std::future_status::ready) {
+        ADD_FAILURE() << "the operation did not complete";
+        return std::nullopt;
+    }
+    auto t = f.get();
+    EXPECT_NE(*h.ran_on, std::this_thread::get_id());
+    return t;
+}
+// The error code of a call that completed, and the code its call_result carries.
+std::pair<erl::error_code, erl::error_code> call_codes(
+    std::future<std::tuple<erl::error_code, erl::rpc::call_result>>& f,
+    const thread_recording<erl::error_code, erl::rpc::call_result>& h) {
+    auto r = completed(f, h);
+    if (!r) return {};
+    auto& [ec, res] = *r;
+    return {ec, res.ok() ? erl::error_code() : res.error().code};
+}
+
+// Operations started on a stopped node (its I/O threads gone, its io_context shut down) end at
+// once with errc::shutting_down: connect, ping, receive, rpc::call and gen_server::call, with
+// handlers that have no executor of their own or one bound to a strand of the stopped node's
+// executor. Their completions still never run inside the initiating call. The blocking forms
+// say the same, and the node starts, connects and stops again afterwards.
+TEST_F(NodeAsync, operations_started_after_stop_end_at_once_with_shutting_down) {
+    erl::node c(erl::test::local_node_options("asyncafter", port));
+    ASSERT_FALSE(c.start());
+    ASSERT_TRUE(c.ping(b.name()));
+    auto mb = c.spawn_mailbox();
+    ASSERT_TRUE(mb);
+    auto strand = asio::make_strand(c.executor());
+    c.stop();
+    const auto shutting_down = erl::make_error_code(erl::errc::shutting_down);
+
+    auto [hn, fn] = recording_future<erl::error_code>();
+    c.async_connect(b.name(), infinity, hn);
+    auto [hp, fp] = recording_future<erl::error_code>();
+    c.async_ping(b.name(), infinity, asio::bind_executor(strand, hp));
+    auto [hr, fr] = recording_future<erl::error_code, erl::term>();
+    mb->async_receive(infinity, hr);
+    auto [hc, fc] = recording_future<erl::error_code, erl::rpc::call_result>();
+    erl::rpc::async_call(c, b.name(), A("t"), A("echo"), erl::term(1), infinity, hc);
+    auto [hg, fg] = recording_future<erl::error_code, erl::rpc::call_result>();
+    erl::gen_server::async_call(c, erl::gen_server::dest(A("anyone"), b.name()),
+                                erl::term(A("req")), infinity, hg);
+
+    auto rn = completed(fn, hn);
+    ASSERT_TRUE(rn);
+    EXPECT_EQ(std::get<0>(*rn), shutting_down);
+    auto rp = completed(fp, hp);
+    ASSERT_TRUE(rp);
+    EXPECT_EQ(std::get<0>(*rp), shutting_down);
+    auto rr = completed(fr, hr);
+    ASSERT_TRUE(rr);
+    EXPECT_EQ(std::get<0>(*rr), shutting_down);
+    const std::pair both{shutting_down, shutting_down};
+    EXPECT_EQ(call_codes(fc, hc), both);
+    EXPECT_EQ(call_codes(fg, hg), both);
+
+    EXPECT_EQ(c.connect(b.name(), 5s), shutting_down);
+    EXPECT_FALSE(c.ping(b.name(), 5s));
+    auto br = erl::rpc::call(c, b.name(), A("t"), A("echo"), erl::term(1), 5s);
+    ASSERT_FALSE(br.ok());
+    EXPECT_EQ(br.error().code, shutting_down);
+
+    // Started again, the node's operations complete on its new io_context, and it stops
+    // again (stop() waits for no completion left over from before).
+    ASSERT_FALSE(c.start());
+    auto [hn2, fn2] = tuple_future<erl::error_code>();
+    c.async_connect(b.name(), 10s, hn2);
+    ASSERT_EQ(fn2.wait_for(10s), std::future_status::ready);
+    EXPECT_FALSE(std::get<0>(fn2.get()));
+    c.stop();
+}
+
+// A node that was never started: its operations complete with not_alive, on a thread of
+// their own (no thread runs the node's io_context yet), not inside the initiating call.
+TEST_F(NodeAsync, operations_on_a_node_never_started_complete_with_not_alive) {
+    erl::node idle(erl::test::local_node_options("asyncnever", port));
+    auto [hn, fn] = recording_future<erl::error_code>();
+    idle.async_connect(b.name(), infinity, hn);
+    auto [hc, fc] = recording_future<erl::error_code, erl::rpc::call_result>();
+    erl::rpc::async_call(idle, b.name(), A("t"), A("echo"), erl::term(1), infinity, hc);
+    auto rn = completed(fn, hn);
+    ASSERT_TRUE(rn);
+    EXPECT_EQ(std::get<0>(*rn), erl::errc::not_alive);
+    EXPECT_TRUE(completed(fc, hc));
+}
+
 // The cancellation types each operation acts on: a receive any (it has taken nothing), a call
 // terminal and partial but not total (its request has been sent: total is ignored and the call
 // goes on).
