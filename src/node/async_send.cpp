@@ -65,7 +65,7 @@ class send_op : public std::enable_shared_from_this<send_op> {
             return;
         }
         // Unknown or malformed node name, or the node stopping: dropped, as send() drops it.
-        auto c = n.connection_to(node, true);
+        auto c = n.connections.connection_to(node, true);
         if (!c) return finish({});
         {
             std::lock_guard lk(mu_);

@@ -1006,7 +1006,8 @@ void connection::send_async(std::shared_ptr<async_send_req> r) {
     lk.unlock();
     if (superseded) {
         // As send(): the message goes to the connection that replaced this attempt.
-        if (auto next = core_->connection_to(successor_peer, true); next && next.get() != this)
+        if (auto next = core_->connections.connection_to(successor_peer, true);
+            next && next.get() != this)
             return next->send_async(std::move(r));
     }
     // Closed: dropped, as send() drops a message to a connection that has gone.
