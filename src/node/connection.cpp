@@ -1,6 +1,7 @@
 #include "node/connection.hpp"
 
 #include "node/decode_pool.hpp"
+#include "node/signals.hpp"
 
 #include "transport/cloexec.hpp"
 
@@ -739,11 +740,7 @@ error_code connection::send_to_pid(const term& from, const pid& to, const term& 
         [&](proto::dist_writer& w, std::vector<std::uint8_t>& out) {
             w.append_send(out, from, to, msg, sender);
         },
-        [&] {
-            return sender ? make_tuple({term(proto::dop::send_sender), from, term(to)})
-                          : make_tuple({term(proto::dop::send), term(atom()), term(to)});
-        },
-        msg, mode);
+        [&] { return send_control(from, to, sender); }, msg, mode);
 }
 
 error_code connection::send_to_name(const term& from, atom to_name, const term& msg,
@@ -752,10 +749,7 @@ error_code connection::send_to_name(const term& from, atom to_name, const term& 
         [&](proto::dist_writer& w, std::vector<std::uint8_t>& out) {
             w.append_reg_send(out, from, to_name, msg);
         },
-        [&] {
-            return make_tuple({term(proto::dop::reg_send), from, term(atom()), term(to_name)});
-        },
-        msg, mode);
+        [&] { return reg_send_control(from, to_name); }, msg, mode);
 }
 
 // Busy as erts' dist entry is busy at dist_buf_busy_limit: this connection's unwritten bytes at
@@ -968,10 +962,7 @@ void connection::append_async_locked(async_send_req& r) {
     } else {
         // Before the handshake, as send_fast's general path: SEND or REG_SEND as terms.
         term control =
-            r.by_name
-                ? make_tuple({term(proto::dop::reg_send), r.from, term(atom()), term(r.to_name)})
-            : sender ? make_tuple({term(proto::dop::send_sender), r.from, term(r.to)})
-                     : make_tuple({term(proto::dop::send), term(atom()), term(r.to)});
+            r.by_name ? reg_send_control(r.from, r.to_name) : send_control(r.from, r.to, sender);
         pending_bytes_ += etf::encoded_size(control) + etf::encoded_size(r.msg);
         pending_.emplace_back(std::move(control), std::move(r.msg));
     }

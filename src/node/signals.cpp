@@ -324,6 +324,15 @@ void node_core::send_alias(const term& from, const reference& alias, term msg) {
 // ------------------------------------------------------------------------------------------
 // SPAWN_REQUEST / SPAWN_REPLY (erl_dist_protocol; erlang:spawn_request/5)
 
+term send_control(const term& from, const pid& to, bool send_sender) {
+    return send_sender ? make_tuple({term(dop::send_sender), from, term(to)})
+                       : make_tuple({term(dop::send), term(atom()), term(to)});
+}
+
+term reg_send_control(const term& from, atom to_name) {
+    return make_tuple({term(dop::reg_send), from, term(atom()), term(to_name)});
+}
+
 namespace runtime {
 
 bool supports_spawn(node_core& n, atom node) {

@@ -42,4 +42,11 @@ void recv_spawn_reply(node_core& n, const reference& req, const pid& to, std::in
 bool serve_spawnable(node_core& n, const std::shared_ptr<connection>& c, const term& control,
                      term* payload);
 
+// The control message of a message to a pid: SEND_SENDER {22, From, To} when the peer
+// negotiated DFLAG_SEND_SENDER, else SEND {2, '', To}; and of a message to a registered name:
+// REG_SEND {6, From, '', Name}. A connection that is up encodes these straight into its output
+// (proto::dist_writer); these terms are what it queues before its handshake.
+term send_control(const term& from, const pid& to, bool send_sender);
+term reg_send_control(const term& from, atom to_name);
+
 }  // namespace erl::detail
