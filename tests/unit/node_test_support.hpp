@@ -8,18 +8,46 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <fstream>
+#include <mutex>
+#include <random>
 #include <string>
 #include <thread>
 
 namespace erl::test {
 
-// A TCP port of 127.0.0.1 free at the time of the call (for a private EPMD).
+// A TCP port of 127.0.0.1 free at the time of the call (for a private EPMD), drawn at random
+// below the kernel's ephemeral range (ip_local_port_range): a port the kernel handed out
+// there could, once closed, become the local port of another test's outgoing connection, and
+// the later bind would fail with "address in use". Falls back to the kernel's choice.
 inline std::uint16_t free_port() {
+    namespace ip = boost::asio::ip;
+    int low = 32768;
+    if (std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range"); range) range >> low;
     boost::asio::io_context io;
-    boost::asio::ip::tcp::acceptor a(io, {boost::asio::ip::make_address("127.0.0.1"), 0});
+    const auto loopback = ip::make_address("127.0.0.1");
+    if (low > 2048) {
+        static std::mutex mu;
+        static std::mt19937 rng(std::random_device{}() ^ static_cast<unsigned>(::getpid()));
+        std::uniform_int_distribution<int> pick(std::max(1024, low - 16384), low - 1);
+        for (int i = 0; i < 200; ++i) {
+            std::uint16_t port;
+            {
+                std::lock_guard lk(mu);
+                port = static_cast<std::uint16_t>(pick(rng));
+            }
+            boost::system::error_code ec;
+            ip::tcp::acceptor a(io);
+            a.open(ip::tcp::v4(), ec);
+            if (!ec) a.bind({loopback, port}, ec);
+            if (!ec) return port;
+        }
+    }
+    ip::tcp::acceptor a(io, {loopback, 0});
     return a.local_endpoint().port();
 }
 
