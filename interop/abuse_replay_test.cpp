@@ -99,8 +99,8 @@ bytes parse_byte_list(const std::string& s) {
 }
 
 std::unique_ptr<raw_peer> authenticated(const demo_child& demo, std::uint16_t port,
-                                        const std::string& cookie) {
-    auto p = std::make_unique<raw_peer>(port);
+                                        const std::string& cookie, int rcvbuf = 0) {
+    auto p = std::make_unique<raw_peer>(port, rcvbuf);
     if (!p->handshake(demo.name(), cookie)) return nullptr;
     return p;
 }
@@ -464,10 +464,9 @@ TEST_F(AbuseReplay, peer_that_never_reads) {
     during(
         [&](std::atomic<bool>& stop) {
             while (!stop || closed < 2) {
-                auto a = authenticated(*demo, port, cookie);
+                // Keep what the kernel buffers for us small, from the connect on.
+                auto a = authenticated(*demo, port, cookie, 4096);
                 if (!a) return;
-                int small = 4096;  // keep what the kernel buffers for us small
-                ::setsockopt(a->fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
                 const erl::term me = erl::pid{erl::atom(a->name), 1, 0, 0x1234};
                 const bytes request =
                     message_frame(a->flags, reg_send(*a, "echo"),

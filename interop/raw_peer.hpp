@@ -26,8 +26,11 @@ struct raw_peer {
     std::uint64_t flags = 0;
     std::string name = erl::interop::unique_name("raw") + "@127.0.0.1";
 
-    explicit raw_peer(std::uint16_t port) {
+    // rcvbuf: SO_RCVBUF set before connect() (0: the system's), so the window is small
+    // from the first segment on rather than shrunk under data already in flight.
+    explicit raw_peer(std::uint16_t port, int rcvbuf = 0) {
         fd = ::socket(AF_INET, SOCK_STREAM, 0);
+        if (rcvbuf > 0) ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
         sockaddr_in a{};
         a.sin_family = AF_INET;
         a.sin_port = htons(port);
