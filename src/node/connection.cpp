@@ -706,10 +706,7 @@ error_code connection::queue_pending(std::unique_lock<std::mutex>& lk, const ter
     }
     const std::size_t before = queued_locked();
     if (!async_q_.empty()) admit_async_locked(true);
-    const std::size_t bytes =
-        etf::encoded_size(control) + (payload ? etf::encoded_size(*payload) : 0);
-    pending_.emplace_back(control, payload ? std::optional<term>(*payload) : std::nullopt);
-    pending_bytes_ += bytes;
+    push_pending_locked(control, payload ? std::optional<term>(*payload) : std::nullopt);
     account_locked();
     if (auto ec = check_output_bounds(lk, before)) return ec;
     if (!admitted_.empty()) complete_admitted(lk);
@@ -961,13 +958,17 @@ void connection::append_async_locked(async_send_req& r) {
             writer_->append_send(wbuf_, r.from, r.to, r.msg, sender);
     } else {
         // Before the handshake, as send_fast's general path: SEND or REG_SEND as terms.
-        term control =
-            r.by_name ? reg_send_control(r.from, r.to_name) : send_control(r.from, r.to, sender);
-        pending_bytes_ += etf::encoded_size(control) + etf::encoded_size(r.msg);
-        pending_.emplace_back(std::move(control), std::move(r.msg));
+        push_pending_locked(
+            r.by_name ? reg_send_control(r.from, r.to_name) : send_control(r.from, r.to, sender),
+            std::move(r.msg));
     }
     r.msg = term();
     account_locked();
+}
+
+void connection::push_pending_locked(term control, std::optional<term> payload) {
+    pending_bytes_ += etf::encoded_size(control) + (payload ? etf::encoded_size(*payload) : 0);
+    pending_.emplace_back(std::move(control), std::move(payload));
 }
 
 void connection::complete_admitted(std::unique_lock<std::mutex>& lk) {

@@ -200,6 +200,8 @@ class connection : public std::enable_shared_from_this<connection> {
     void admit_async_locked(bool all);
     // Queues r's message on this connection as it is now (up: encoded; else kept as terms).
     void append_async_locked(async_send_req& r);
+    // Queues a message for the handshake's end (mu_ held): pending_ and its byte count.
+    void push_pending_locked(term control, std::optional<term> payload);
     // Calls the completions of admitted asynchronous sends (mu_ held in lk; released).
     void complete_admitted(std::unique_lock<std::mutex>& lk);
     std::size_t queued_locked() const noexcept {
