@@ -209,8 +209,9 @@ class node {
     /// A node on the caller's io_context: it starts no thread (node_options::threads is not
     /// used) and every handler of the node runs wherever the caller runs `ioc`. `ioc` must
     /// outlive the node. start() and stop() wait for work done on `ioc`, so they must be called
-    /// while some other thread runs it (stop() called on a thread that runs it starts the stop
-    /// and returns; a later start() or the destructor waits for the rest). stop() never stops
+    /// while some other thread runs it (async_start needs no other thread; stop() called on a
+    /// thread that runs it starts the stop and returns; a later start() or the destructor waits
+    /// for the rest). stop() never stops
     /// `ioc`: it returns once everything the node started there has finished.
     node(node_options opts, boost::asio::io_context& ioc);
     ~node();
@@ -225,6 +226,31 @@ class node {
     /// start() that also says why it failed: which file, option, address or EPMD reply
     /// (the text node_options::log gets too). Cleared on success.
     error_code start(diagnostics& diag);
+    /// start() as an asynchronous operation completing with (error_code) on the token's
+    /// associated executor (the node's executor if it has none; Asio's system executor when
+    /// the start failed on a node with its own threads, whose io_context then runs no more).
+    /// Nothing on the calling thread waits: a node on the caller's io_context can be started
+    /// from the one thread that runs it, before or inside run(). Errors: start()'s, and
+    /// shutting_down if a stop is in progress. Started while another start is in progress, it
+    /// completes with that start's outcome; on a started node, with {} at once. `diag` (kept
+    /// alive by the caller until the completion) receives start(diagnostics&)'s text. Not
+    /// cancellable (the start is short and leaves the node either started or stopped).
+    template <class Token>
+    auto async_start(diagnostics& diag, Token&& token) {
+        return boost::asio::async_initiate<Token, void(error_code)>(
+            [this](auto handler, diagnostics* d) {
+                initiate_start(d, detail::error_handler(std::move(handler)));
+            },
+            token, &diag);
+    }
+    template <class Token>
+    auto async_start(Token&& token) {
+        return boost::asio::async_initiate<Token, void(error_code)>(
+            [this](auto handler) {
+                initiate_start(nullptr, detail::error_handler(std::move(handler)));
+            },
+            token);
+    }
     void stop();
     bool alive() const noexcept;
 
@@ -334,6 +360,7 @@ class node {
     node_stats stats() const;
 
   private:
+    void initiate_start(diagnostics* diag, detail::error_handler handler);
     friend struct detail::access;  // src/node/access.hpp
     void initiate_connect(atom peer, std::chrono::milliseconds timeout,
                           detail::error_handler handler);

@@ -172,9 +172,7 @@ error_code node::start(diagnostics& diag) {
         c.state = detail::node_core::life::starting;
     }
     if (!c.join_stopper()) {
-        std::lock_guard lk(c.life_mu);
-        c.state = detail::node_core::life::stopped;
-        c.life_cv.notify_all();
+        c.end_start(make_error_code(errc::shutting_down));
         return make_error_code(errc::shutting_down);
     }
     std::string why;
@@ -184,10 +182,84 @@ error_code node::start(diagnostics& diag) {
         c.log(log_level::error, log_kind::start_failed, {}, ec, why);
         diag.assign(std::move(why));
     }
-    std::lock_guard lk(c.life_mu);
-    c.state = ec ? detail::node_core::life::stopped : detail::node_core::life::running;
-    c.life_cv.notify_all();
+    c.end_start(ec);
     return ec;
+}
+
+namespace {
+// Runs `h` with `ec` on its associated executor, `fallback` if it has none; never inline.
+void complete_later(detail::error_handler h, const asio::any_completion_executor& fallback,
+                    error_code ec) {
+    auto ex = asio::get_associated_executor(h, fallback);
+    asio::prefer(ex, asio::execution::blocking.never, asio::execution::relationship.fork)
+        .execute([h = std::move(h), ec]() mutable { std::move(h)(ec); });
+}
+}  // namespace
+
+void node::initiate_start(diagnostics* diag, detail::error_handler handler) {
+    using life = detail::node_core::life;
+    auto& c = *impl_;
+    if (diag) diag->clear();
+    const asio::any_completion_executor system_ex =
+        asio::prefer(asio::system_executor(), asio::execution::blocking.never);
+    {
+        std::unique_lock lk(c.life_mu);
+        if (c.state == life::running) {
+            lk.unlock();
+            return complete_later(std::move(handler), c.ioc().get_executor(), {});
+        }
+        if (c.state == life::stopping) {
+            lk.unlock();
+            return complete_later(std::move(handler), system_ex,
+                                  make_error_code(errc::shutting_down));
+        }
+        if (c.state == life::starting) {
+            // Completes with the outcome of the start in progress.
+            auto h = std::make_shared<detail::error_handler>(std::move(handler));
+            c.start_waiters.push_back([h, core = impl_, system_ex](error_code ec) {
+                complete_later(std::move(*h), ec ? system_ex : core->ioc().get_executor(), ec);
+            });
+            return;
+        }
+        c.state = life::starting;
+    }
+    auto fail = [&c, diag, system_ex](detail::error_handler h, error_code ec, std::string why) {
+        if (why.empty()) why = ec.message();
+        c.log(log_level::error, log_kind::start_failed, {}, ec, why);
+        if (diag) diag->assign(std::move(why));
+        c.end_start(ec);
+        complete_later(std::move(h), system_ex, ec);
+    };
+    if (!c.join_stopper())
+        return fail(std::move(handler), make_error_code(errc::shutting_down), {});
+    std::string why;
+    if (auto ec = c.start_prepare(why)) {
+        // start_prepare fails before the I/O threads start, or with the node stopped again.
+        return fail(std::move(handler), ec, std::move(why));
+    }
+    auto h = std::make_shared<detail::error_handler>(std::move(handler));
+    asio::co_spawn(c.ioc(), c.start_register(),
+                   [core = impl_, h, diag, fail, system_ex](std::exception_ptr, error_code ec) {
+                       auto& c = *core;
+                       if (!ec) {
+                           c.start_complete();
+                           c.end_start({});
+                           return complete_later(std::move(*h), c.ioc().get_executor(), {});
+                       }
+                       std::string why = "EPMD on 127.0.0.1:" + std::to_string(c.opts.epmd_port) +
+                                         ": " + ec.message();
+                       c.begin_stop();
+                       if (c.user_ioc) {
+                           c.finish_stop();
+                           return fail(std::move(*h), ec, std::move(why));
+                       }
+                       // On an I/O thread of the node, which the stop must join: a thread of the
+                       // node finishes it and then completes the start (start() and ~node join it).
+                       c.stopper = std::thread([core, h, ec, why = std::move(why), fail]() mutable {
+                           core->finish_stop();
+                           fail(std::move(*h), ec, std::move(why));
+                       });
+                   });
 }
 
 void node::stop() {
@@ -431,7 +503,7 @@ namespace {
 thread_local const node_core* io_thread_of = nullptr;
 }  // namespace
 
-error_code node_core::start_runtime(std::string& why) {
+error_code node_core::start_prepare(std::string& why) {
     auto& c = *this;
     c.stopping = false;
     {
@@ -498,43 +570,62 @@ error_code node_core::start_runtime(std::string& why) {
         c.async_ops->io_runs = true;
     }
 
-    // EPMD: make sure one answers (spawning or embedding one as configured), then register.
-    const auto mode = c.opts.epmd;
-    auto fut = asio::co_spawn(
-        c.ioc(),
-        [&c, mode]() -> asio::awaitable<error_code> {
-            auto srv =
-                co_await epmd::async_ensure_epmd(c.opts.epmd_port, mode, c.opts.epmd_daemon_path);
-            if (!srv) co_return srv.error();
-            c.embedded_epmd = std::move(*srv);
-            epmd::node_info info;
-            info.name = std::string(c.name.str().substr(0, c.name.str().find('@')));
-            info.port = c.connections.port();
-            info.type = c.opts.hidden ? epmd::node_type::hidden : epmd::node_type::normal;
-            auto reg = co_await epmd::async_register("127.0.0.1", c.opts.epmd_port, info,
-                                                     c.opts.net_setuptime);
-            if (!reg) co_return reg.error();
-            c.creation = reg->creation();
-            c.registration = std::make_unique<epmd::registration>(std::move(*reg));
-            co_return error_code{};
-        },
-        asio::use_future);
-    const error_code ec = fut.get();
-    if (ec) {
-        why = "EPMD on 127.0.0.1:" + std::to_string(c.opts.epmd_port) + ": " + ec.message();
-        begin_stop();
-        finish_stop();
-        return ec;
-    }
+    return {};
+}
+
+// EPMD: make sure one answers (spawning or embedding one as configured), then register.
+asio::awaitable<error_code> node_core::start_register() {
+    auto& c = *this;
+    auto srv =
+        co_await epmd::async_ensure_epmd(c.opts.epmd_port, c.opts.epmd, c.opts.epmd_daemon_path);
+    if (!srv) co_return srv.error();
+    c.embedded_epmd = std::move(*srv);
+    epmd::node_info info;
+    info.name = std::string(c.name.str().substr(0, c.name.str().find('@')));
+    info.port = c.connections.port();
+    info.type = c.opts.hidden ? epmd::node_type::hidden : epmd::node_type::normal;
+    auto reg =
+        co_await epmd::async_register("127.0.0.1", c.opts.epmd_port, info, c.opts.net_setuptime);
+    if (!reg) co_return reg.error();
+    c.creation = reg->creation();
+    c.registration = std::make_unique<epmd::registration>(std::move(*reg));
+    co_return error_code{};
+}
+
+void node_core::start_complete() {
+    auto& c = *this;
     c.node_process = c.new_process();
     c.start_services();
     c.alive = true;
     c.log(log_level::info, log_kind::node_started, {}, {},
           "listening on port " + std::to_string(c.connections.port()) + ", creation " +
               std::to_string(c.creation));
-
     c.connections.start_accepting();
+}
+
+error_code node_core::start_runtime(std::string& why) {
+    if (auto ec = start_prepare(why)) return ec;
+    const error_code ec = asio::co_spawn(ioc(), start_register(), asio::use_future).get();
+    if (ec) {
+        why = "EPMD on 127.0.0.1:" + std::to_string(opts.epmd_port) + ": " + ec.message();
+        begin_stop();
+        finish_stop();
+        return ec;
+    }
+    start_complete();
     return {};
+}
+
+void node_core::end_start(error_code ec) {
+    std::vector<std::function<void(error_code)>> waiters;
+    {
+        std::lock_guard lk(life_mu);
+        state = ec ? life::stopped : life::running;
+        waiters.swap(start_waiters);
+        life_cv.notify_all();
+    }
+    for (auto& w : waiters)
+        w(ec);
 }
 
 bool node_core::on_io_thread() const noexcept {

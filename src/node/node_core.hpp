@@ -9,6 +9,7 @@
 #include "node/process.hpp"
 #include "node/process_table.hpp"
 
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
@@ -118,9 +119,20 @@ struct node_core : std::enable_shared_from_this<node_core> {
     std::condition_variable life_cv;  // notified on every change of `state`
     life state = life::stopped;       // guarded by life_mu
     bool ioc_used = false;            // ioc_ has run (and been shut down): start() needs a new one
+    // Starts another start() made while one is in progress waits for (async_start: called
+    // with its outcome by end_start). Guarded by life_mu.
+    std::vector<std::function<void(error_code)>> start_waiters;
     // Listens, registers with EPMD and starts the I/O threads and services (node::start).
     // `why` gets what went wrong, in words.
     error_code start_runtime(std::string& why);
+    // start_runtime in three steps, for async_start: everything up to the EPMD registration
+    // (which start_runtime waits for and async_start does not), the registration as one
+    // asynchronous step, and what follows a successful one.
+    error_code start_prepare(std::string& why);
+    boost::asio::awaitable<error_code> start_register();
+    void start_complete();
+    // Leaves `starting` for running (no error) or stopped and hands `ec` to start_waiters.
+    void end_start(error_code ec);
     // Finishes a stop() made on one of the node's own threads (it cannot join itself).
     std::thread stopper;
     bool on_io_thread() const noexcept;

@@ -29,6 +29,7 @@
 #include <condition_variable>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 using namespace std::chrono_literals;
@@ -313,6 +314,55 @@ TEST_F(NodeAsync, node_runs_on_the_callers_io_context) {
     }
     work.reset();
     runner.join();  // the node left nothing behind on ioc: run() returns
+}
+
+TEST_F(NodeAsync, async_start_on_the_one_thread_that_runs_the_callers_io_context) {
+    asio::io_context ioc;
+    erl::node n(erl::test::local_node_options("asyncstart", port), ioc);
+    erl::diagnostics diag;
+    std::optional<erl::error_code> first, second, pinged;
+    std::thread::id ran_on;
+    // Started before run(): nothing runs until this thread runs ioc.
+    n.async_start(diag, [&](erl::error_code ec) {
+        first = ec;
+        ran_on = std::this_thread::get_id();
+        EXPECT_TRUE(n.alive());
+        n.async_ping(b.name(), 10s, [&](erl::error_code pec) {
+            pinged = pec;
+            n.stop();  // on the thread running ioc: starts the stop and returns
+        });
+    });
+    // A second start while the first is in progress completes with its outcome.
+    n.async_start([&](erl::error_code ec) { second = ec; });
+    EXPECT_FALSE(n.alive());
+    ioc.run_for(30s);  // returns once the node has left nothing on ioc
+    ASSERT_TRUE(first && second && pinged);
+    EXPECT_FALSE(*first) << first->message() << ": " << diag.message();
+    EXPECT_FALSE(*second);
+    EXPECT_FALSE(*pinged) << pinged->message();
+    EXPECT_EQ(ran_on, std::this_thread::get_id());
+    EXPECT_TRUE(ioc.stopped());  // ran out of work, not out of time
+    EXPECT_FALSE(n.alive());
+}
+
+TEST_F(NodeAsync, async_start_reports_a_failure_with_its_diagnostics) {
+    auto o = erl::test::local_node_options("asyncstartfail", port);
+    o.name = a.name().str();  // taken: EPMD refuses the registration
+    erl::node n(o);
+    erl::diagnostics diag;
+    auto start = [&](erl::diagnostics& d) {
+        auto [h, f] = erl::test::tuple_future<erl::error_code>();
+        n.async_start(d, h);
+        return std::get<0>(f.get());
+    };
+    EXPECT_EQ(start(diag), erl::errc::epmd_name_taken);
+    EXPECT_NE(diag.message().find("EPMD"), std::string::npos) << diag.message();
+    EXPECT_FALSE(n.alive());
+    // Stopped again, not wedged: a second attempt fails the same way.
+    erl::diagnostics again;
+    EXPECT_EQ(start(again), erl::errc::epmd_name_taken);
+    // On a started node: success at once, and use_future's future<void> does not throw.
+    EXPECT_NO_THROW(a.async_start(asio::use_future).get());
 }
 
 // --- rpc::call / multicall --------------------------------------------------------------------
