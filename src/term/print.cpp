@@ -77,6 +77,11 @@ void append_u64(std::string& out, std::uint64_t v) {
     auto r = std::to_chars(buf, buf + sizeof buf, v);
     out.append(buf, r.ptr);
 }
+// The separator and one number of a pid, port, reference or fun: ".N".
+void append_dot_u64(std::string& out, std::uint64_t v) {
+    out.push_back('.');
+    append_u64(out, v);
+}
 void append_i64(std::string& out, std::int64_t v) {
     char buf[24];
     auto r = std::to_chars(buf, buf + sizeof buf, v);
@@ -379,12 +384,9 @@ class printer {
                 const pid& p = t.as_pid();
                 out_.push_back('<');
                 append_node(out_, p.node);
-                out_.push_back('.');
-                append_u64(out_, p.id);
-                out_.push_back('.');
-                append_u64(out_, p.serial);
-                out_.push_back('.');
-                append_u64(out_, p.creation);
+                append_dot_u64(out_, p.id);
+                append_dot_u64(out_, p.serial);
+                append_dot_u64(out_, p.creation);
                 out_.push_back('>');
                 return;
             }
@@ -392,10 +394,8 @@ class printer {
                 const port& p = t.as_port();
                 out_ += "#Port<";
                 append_node(out_, p.node);
-                out_.push_back('.');
-                append_u64(out_, p.id);
-                out_.push_back('.');
-                append_u64(out_, p.creation);
+                append_dot_u64(out_, p.id);
+                append_dot_u64(out_, p.creation);
                 out_.push_back('>');
                 return;
             }
@@ -404,12 +404,9 @@ class printer {
                 out_ += "#Ref<";
                 append_node(out_, r.node);
                 auto w = r.words();
-                for (std::size_t i = w.size(); i-- > 0;) {
-                    out_.push_back('.');
-                    append_u64(out_, w[i]);
-                }
-                out_.push_back('.');
-                append_u64(out_, r.creation);
+                for (std::size_t i = w.size(); i-- > 0;)
+                    append_dot_u64(out_, w[i]);
+                append_dot_u64(out_, r.creation);
                 out_.push_back('>');
                 return;
             }
@@ -432,10 +429,8 @@ class printer {
                 append_i64(out_, c.old_index);
                 out_.push_back('.');
                 append_i64(out_, c.old_uniq);
-                out_.push_back('.');
-                append_u64(out_, c.arity);
-                out_.push_back('.');
-                append_u64(out_, c.index);
+                append_dot_u64(out_, c.arity);
+                append_dot_u64(out_, c.index);
                 out_.push_back('.');
                 static const char hex[] = "0123456789ABCDEF";
                 for (auto b : c.uniq) {
