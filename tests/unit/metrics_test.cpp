@@ -15,6 +15,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <initializer_list>
 #include <string>
 #include <thread>
 
@@ -56,25 +57,33 @@ bool has_line(const std::string& text, const std::string& line) {
     return text.find("\n" + line + "\n") != std::string::npos || text.rfind(line + "\n", 0) == 0;
 }
 
+// Each of lines stands as a whole line of text.
+void expect_lines(const std::string& text, std::initializer_list<std::string> lines) {
+    for (const auto& line : lines)
+        EXPECT_TRUE(has_line(text, line)) << "missing line: " << line;
+}
+
 TEST(PrometheusText, counters_gauges_and_labels) {
     const auto text = erl::to_prometheus_text(sample_stats());
-    EXPECT_TRUE(has_line(text, "# TYPE erlcpp_dist_messages_received_total counter"));
-    EXPECT_TRUE(has_line(text, "erlcpp_dist_messages_received_total{peer=\"beam@127.0.0.1\"} 42"));
-    EXPECT_TRUE(has_line(text, "erlcpp_dist_bytes_received_total{peer=\"beam@127.0.0.1\"} 1000"));
-    EXPECT_TRUE(has_line(text, "erlcpp_dist_up{peer=\"beam@127.0.0.1\"} 1"));
-    // Label values escape backslash and double quote.
-    EXPECT_TRUE(has_line(text, "erlcpp_dist_messages_sent_total{peer=\"odd\\\"name\\\\x@h\"} 5"));
-    EXPECT_TRUE(has_line(
-        text, "erlcpp_dist_last_activity_timestamp_seconds{peer=\"beam@127.0.0.1\"} 1700000000"));
-    EXPECT_TRUE(has_line(text, "erlcpp_processes 12"));
-    EXPECT_TRUE(has_line(text, "erlcpp_atoms 3456"));
-    EXPECT_TRUE(has_line(text, "erlcpp_network_atoms 56"));
-    EXPECT_TRUE(has_line(text, "# TYPE erlcpp_network_atoms_freed_total counter"));
-    EXPECT_TRUE(has_line(text, "erlcpp_network_atoms_freed_total 2000000"));
-    EXPECT_TRUE(has_line(text, "erlcpp_memory_bytes{kind=\"connection_buffers\"} 131072"));
-    EXPECT_TRUE(has_line(text, "erlcpp_handshake_failures_total{reason=\"bad_cookie\"} 3"));
-    EXPECT_TRUE(has_line(text, "erlcpp_node_info{node=\"cpp@127.0.0.1\"} 1"));
-    EXPECT_TRUE(has_line(text, "erlcpp_dist_connections 2"));
+    expect_lines(
+        text, {
+                  "# TYPE erlcpp_dist_messages_received_total counter",
+                  "erlcpp_dist_messages_received_total{peer=\"beam@127.0.0.1\"} 42",
+                  "erlcpp_dist_bytes_received_total{peer=\"beam@127.0.0.1\"} 1000",
+                  "erlcpp_dist_up{peer=\"beam@127.0.0.1\"} 1",
+                  // Label values escape backslash and double quote.
+                  "erlcpp_dist_messages_sent_total{peer=\"odd\\\"name\\\\x@h\"} 5",
+                  "erlcpp_dist_last_activity_timestamp_seconds{peer=\"beam@127.0.0.1\"} 1700000000",
+                  "erlcpp_processes 12",
+                  "erlcpp_atoms 3456",
+                  "erlcpp_network_atoms 56",
+                  "# TYPE erlcpp_network_atoms_freed_total counter",
+                  "erlcpp_network_atoms_freed_total 2000000",
+                  "erlcpp_memory_bytes{kind=\"connection_buffers\"} 131072",
+                  "erlcpp_handshake_failures_total{reason=\"bad_cookie\"} 3",
+                  "erlcpp_node_info{node=\"cpp@127.0.0.1\"} 1",
+                  "erlcpp_dist_connections 2",
+              });
     // Every sample line belongs to a family announced by # TYPE before it.
     std::size_t pos = 0;
     std::string last_family;
@@ -94,14 +103,16 @@ TEST(PrometheusText, counters_gauges_and_labels) {
 
 TEST(PrometheusText, histogram_is_cumulative_with_inf_sum_and_count) {
     const auto text = erl::to_prometheus_text(sample_stats());
-    EXPECT_TRUE(has_line(text, "# TYPE erlcpp_rpc_call_duration_seconds histogram"));
-    EXPECT_TRUE(has_line(text, "erlcpp_rpc_call_duration_seconds_bucket{le=\"0.001\"} 7"));
-    EXPECT_TRUE(has_line(text, "erlcpp_rpc_call_duration_seconds_bucket{le=\"0.01\"} 9"));
-    EXPECT_TRUE(has_line(text, "erlcpp_rpc_call_duration_seconds_bucket{le=\"+Inf\"} 10"));
-    EXPECT_TRUE(has_line(text, "erlcpp_rpc_call_duration_seconds_sum 0.25"));
-    EXPECT_TRUE(has_line(text, "erlcpp_rpc_call_duration_seconds_count 10"));
-    EXPECT_TRUE(has_line(text, "erlcpp_rpc_calls_served_total 10"));
-    EXPECT_TRUE(has_line(text, "erlcpp_rpc_calls_failed_total 2"));
+    expect_lines(text, {
+                           "# TYPE erlcpp_rpc_call_duration_seconds histogram",
+                           "erlcpp_rpc_call_duration_seconds_bucket{le=\"0.001\"} 7",
+                           "erlcpp_rpc_call_duration_seconds_bucket{le=\"0.01\"} 9",
+                           "erlcpp_rpc_call_duration_seconds_bucket{le=\"+Inf\"} 10",
+                           "erlcpp_rpc_call_duration_seconds_sum 0.25",
+                           "erlcpp_rpc_call_duration_seconds_count 10",
+                           "erlcpp_rpc_calls_served_total 10",
+                           "erlcpp_rpc_calls_failed_total 2",
+                       });
 }
 
 // Runs an io_context on one thread for the endpoint. Declared before the endpoint, so the
