@@ -177,12 +177,10 @@ error_code node::start(diagnostics& diag) {
     }
     std::string why;
     auto ec = c.start_runtime(why);
-    if (ec) {
-        if (why.empty()) why = ec.message();
-        c.log(log_level::error, log_kind::start_failed, {}, ec, why);
-        diag.assign(std::move(why));
-    }
-    c.end_start(ec);
+    if (ec)
+        c.fail_start(ec, std::move(why), &diag);
+    else
+        c.end_start({});
     return ec;
 }
 
@@ -224,10 +222,7 @@ void node::initiate_start(diagnostics* diag, detail::error_handler handler) {
         c.state = life::starting;
     }
     auto fail = [&c, diag, system_ex](detail::error_handler h, error_code ec, std::string why) {
-        if (why.empty()) why = ec.message();
-        c.log(log_level::error, log_kind::start_failed, {}, ec, why);
-        if (diag) diag->assign(std::move(why));
-        c.end_start(ec);
+        c.fail_start(ec, std::move(why), diag);
         complete_later(std::move(h), system_ex, ec);
     };
     if (!c.join_stopper())
@@ -246,8 +241,7 @@ void node::initiate_start(diagnostics* diag, detail::error_handler handler) {
                            c.end_start({});
                            return complete_later(std::move(*h), c.ioc().get_executor(), {});
                        }
-                       std::string why = "EPMD on 127.0.0.1:" + std::to_string(c.opts.epmd_port) +
-                                         ": " + ec.message();
+                       std::string why = c.epmd_failure(ec);
                        c.begin_stop();
                        if (c.user_ioc) {
                            c.finish_stop();
@@ -607,13 +601,24 @@ error_code node_core::start_runtime(std::string& why) {
     if (auto ec = start_prepare(why)) return ec;
     const error_code ec = asio::co_spawn(ioc(), start_register(), asio::use_future).get();
     if (ec) {
-        why = "EPMD on 127.0.0.1:" + std::to_string(opts.epmd_port) + ": " + ec.message();
+        why = epmd_failure(ec);
         begin_stop();
         finish_stop();
         return ec;
     }
     start_complete();
     return {};
+}
+
+std::string node_core::epmd_failure(error_code ec) const {
+    return "EPMD on 127.0.0.1:" + std::to_string(opts.epmd_port) + ": " + ec.message();
+}
+
+void node_core::fail_start(error_code ec, std::string why, diagnostics* diag) {
+    if (why.empty()) why = ec.message();
+    log(log_level::error, log_kind::start_failed, {}, ec, why);
+    if (diag) diag->assign(std::move(why));
+    end_start(ec);
 }
 
 void node_core::end_start(error_code ec) {

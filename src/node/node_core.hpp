@@ -133,6 +133,10 @@ struct node_core : std::enable_shared_from_this<node_core> {
     void start_complete();
     // Leaves `starting` for running (no error) or stopped and hands `ec` to start_waiters.
     void end_start(error_code ec);
+    // A failed start: logs `why` (ec's message if empty), hands it to `diag`, end_start(ec).
+    void fail_start(error_code ec, std::string why, diagnostics* diag);
+    // What start_register's failure says in words.
+    std::string epmd_failure(error_code ec) const;
     // Finishes a stop() made on one of the node's own threads (it cannot join itself).
     std::thread stopper;
     bool on_io_thread() const noexcept;
