@@ -153,35 +153,25 @@ error_code node::start() {
 }
 
 error_code node::start(diagnostics& diag) {
-    diag.clear();
+    using life = detail::node_core::life;
     auto& c = *impl_;
     {
         std::unique_lock lk(c.life_mu);
-        if (c.state == detail::node_core::life::running) return {};
         if (c.on_io_thread()) {
-            // A handler of a stopping node cannot wait for the stop to finish (it is part of it).
-            if (c.state != detail::node_core::life::stopped)
+            // A handler of the node cannot wait for a start or a stop it is part of.
+            if (c.state == life::starting || c.state == life::stopping) {
+                diag.clear();
                 return make_error_code(errc::shutting_down);
+            }
         } else {
-            c.life_cv.wait(lk, [&] {
-                return c.state == detail::node_core::life::stopped ||
-                       c.state == detail::node_core::life::running;
-            });
-            if (c.state == detail::node_core::life::running) return {};
+            // Unlike async_start, start() waits for a stop in progress and then starts.
+            c.life_cv.wait(lk, [&] { return c.state != life::stopping; });
         }
-        c.state = detail::node_core::life::starting;
     }
-    if (!c.join_stopper()) {
-        c.end_start(make_error_code(errc::shutting_down));
-        return make_error_code(errc::shutting_down);
-    }
-    std::string why;
-    auto ec = c.start_runtime(why);
-    if (ec)
-        c.fail_start(ec, std::move(why), &diag);
-    else
-        c.end_start({});
-    return ec;
+    std::promise<error_code> done;
+    auto outcome = done.get_future();
+    initiate_start(&diag, [&done](error_code ec) { done.set_value(ec); });
+    return outcome.get();
 }
 
 namespace {
@@ -241,17 +231,17 @@ void node::initiate_start(diagnostics* diag, detail::error_handler handler) {
                            c.end_start({});
                            return complete_later(std::move(*h), c.ioc().get_executor(), {});
                        }
-                       std::string why = c.epmd_failure(ec);
                        c.begin_stop();
-                       if (c.user_ioc) {
-                           c.finish_stop();
-                           return fail(std::move(*h), ec, std::move(why));
-                       }
+                       // The start completes once the stop has finished: until then the node
+                       // stays `starting`, so no other start can run into the tear-down.
+                       std::function<void()> failed = [h, ec, why = c.epmd_failure(ec), fail] {
+                           fail(std::move(*h), ec, why);
+                       };
+                       if (c.user_ioc) return c.finish_stop(std::move(failed));
                        // On an I/O thread of the node, which the stop must join: a thread of the
                        // node finishes it and then completes the start (start() and ~node join it).
-                       c.stopper = std::thread([core, h, ec, why = std::move(why), fail]() mutable {
-                           core->finish_stop();
-                           fail(std::move(*h), ec, std::move(why));
+                       c.stopper = std::thread([core, failed = std::move(failed)]() mutable {
+                           core->finish_stop(std::move(failed));
                        });
                    });
 }
@@ -597,19 +587,6 @@ void node_core::start_complete() {
     c.connections.start_accepting();
 }
 
-error_code node_core::start_runtime(std::string& why) {
-    if (auto ec = start_prepare(why)) return ec;
-    const error_code ec = asio::co_spawn(ioc(), start_register(), asio::use_future).get();
-    if (ec) {
-        why = epmd_failure(ec);
-        begin_stop();
-        finish_stop();
-        return ec;
-    }
-    start_complete();
-    return {};
-}
-
 std::string node_core::epmd_failure(error_code ec) const {
     return "EPMD on 127.0.0.1:" + std::to_string(opts.epmd_port) + ": " + ec.message();
 }
@@ -692,8 +669,8 @@ std::vector<std::pair<std::uint64_t, std::uint64_t>> node_core::io_thread_times(
     return out;
 }
 
-void node_core::finish_stop() {
-    if (user_ioc) return finish_stop_on_user_ioc();
+void node_core::finish_stop(std::function<void()> stopped) {
+    if (user_ioc) return finish_stop_on_user_ioc(std::move(stopped));
     if (!threads.empty()) {
         // The completions of the operations begin_stop ended run on the I/O threads first.
         wait_async_completions();
@@ -727,6 +704,11 @@ void node_core::finish_stop() {
     // coroutines of connections, accept loops, timers) so they release the node.
     ioc_->shutdown();
     release_after_stop();
+    mark_stopped(stopped);
+}
+
+void node_core::mark_stopped(const std::function<void()>& stopped) {
+    if (stopped) return stopped();
     std::lock_guard lk(life_mu);
     state = life::stopped;
     life_cv.notify_all();
@@ -744,27 +726,23 @@ void node_core::release_after_stop() {
 // connection it made is gone (their handlers finish once the closes posted by begin_stop have
 // run). Called on a thread that runs the io_context, it cannot wait for handlers behind it:
 // the node is marked stopped by the posted tear-down, and connections finish after it.
-void node_core::finish_stop_on_user_ioc() {
+void node_core::finish_stop_on_user_ioc(std::function<void()> stopped) {
     auto tear_down = [this] {
         connections.close_listener();
         if (registration) registration->close();
         if (embedded_epmd) embedded_epmd->stop();
         release_after_stop();
     };
-    auto mark_stopped = [this] {
-        std::lock_guard lk(life_mu);
-        state = life::stopped;
-        life_cv.notify_all();
-    };
+    auto mark = [this, stopped = std::move(stopped)] { mark_stopped(stopped); };
     if (user_ioc->stopped()) {
         // Nobody runs it: no handler of the node runs either.
         tear_down();
-        return mark_stopped();
+        return mark();
     }
     if (on_io_thread()) {
-        asio::post(*user_ioc, [self = shared_from_this(), tear_down, mark_stopped] {
+        asio::post(*user_ioc, [self = shared_from_this(), tear_down, mark] {
             tear_down();
-            mark_stopped();
+            mark();
         });
         return;
     }
@@ -777,7 +755,7 @@ void node_core::finish_stop_on_user_ioc() {
     });
     closed.wait();
     connections.wait_connections_gone();
-    mark_stopped();
+    mark();
 }
 
 }  // namespace detail

@@ -122,12 +122,10 @@ struct node_core : std::enable_shared_from_this<node_core> {
     // Starts another start() made while one is in progress waits for (async_start: called
     // with its outcome by end_start). Guarded by life_mu.
     std::vector<std::function<void(error_code)>> start_waiters;
-    // Listens, registers with EPMD and starts the I/O threads and services (node::start).
-    // `why` gets what went wrong, in words.
-    error_code start_runtime(std::string& why);
-    // start_runtime in three steps, for async_start: everything up to the EPMD registration
-    // (which start_runtime waits for and async_start does not), the registration as one
-    // asynchronous step, and what follows a successful one.
+    // A start in three steps (node::async_start; start() waits for it): everything up to the
+    // EPMD registration (name, cookie, transport, listener, I/O threads; `why` gets what went
+    // wrong, in words), the registration as one asynchronous step, and what follows a
+    // successful one.
     error_code start_prepare(std::string& why);
     boost::asio::awaitable<error_code> start_register();
     void start_complete();
@@ -145,12 +143,15 @@ struct node_core : std::enable_shared_from_this<node_core> {
     void begin_stop();
     // The second half, never on an I/O thread: closes the listener and the EPMD registration
     // on the I/O threads, stops and joins them, destroys what is still queued, and marks the
-    // node stopped.
-    void finish_stop();
+    // node stopped. A stop that ends a failed start passes `stopped`, which then leaves the
+    // state instead (end_start): nothing can start the node between the two.
+    void finish_stop(std::function<void()> stopped = {});
     // Joins a stopper left by an earlier stop(); false if called on the stopping thread.
     bool join_stopper();
     // finish_stop for a node on the caller's io_context (node.cpp).
-    void finish_stop_on_user_ioc();
+    void finish_stop_on_user_ioc(std::function<void()> stopped);
+    // The last step of finish_stop: `stopped` if given, else the state becomes stopped.
+    void mark_stopped(const std::function<void()>& stopped);
     // Drops the connections, listener, EPMD registration and node process once stopped.
     void release_after_stop();
 

@@ -21,6 +21,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -363,6 +364,42 @@ TEST_F(NodeAsync, async_start_reports_a_failure_with_its_diagnostics) {
     EXPECT_EQ(start(again), erl::errc::epmd_name_taken);
     // On a started node: success at once, and use_future's future<void> does not throw.
     EXPECT_NO_THROW(a.async_start(asio::use_future).get());
+}
+
+TEST_F(NodeAsync, failed_async_start_on_the_callers_io_context_completes_after_the_tear_down) {
+    // The failure completes (on Asio's system executor) only once the node has closed its
+    // listener and is stopped: the port is free and another start may begin at once.
+    auto o = erl::test::local_node_options("asyncfailuser", port);
+    o.name = a.name().str();  // taken: EPMD refuses the registration
+    o.listen_port = free_port();
+    asio::io_context ioc;
+    erl::node n(o, ioc);
+    std::promise<erl::error_code> second;
+    std::optional<erl::error_code> first;
+    erl::error_code bind_ec;
+    n.async_start([&](erl::error_code ec) {
+        first = ec;
+        asio::io_context probe_ioc;
+        asio::ip::tcp::acceptor probe(probe_ioc);
+        const asio::ip::tcp::endpoint at(asio::ip::make_address("127.0.0.1"), o.listen_port);
+        probe.open(at.protocol());
+        probe.set_option(asio::socket_base::reuse_address(true));
+        probe.bind(at, bind_ec);
+        probe.close();
+        n.async_start([&](erl::error_code ec2) { second.set_value(ec2); });
+    });
+    auto outcome = second.get_future();
+    auto work = asio::make_work_guard(ioc);
+    std::thread runner([&] { ioc.run(); });
+    const auto status = outcome.wait_for(30s);
+    work.reset();
+    runner.join();
+    ASSERT_EQ(status, std::future_status::ready);
+    ASSERT_TRUE(first);
+    EXPECT_EQ(*first, erl::errc::epmd_name_taken);
+    EXPECT_FALSE(bind_ec) << "listener still open when the start completed: " << bind_ec.message();
+    EXPECT_EQ(outcome.get(), erl::errc::epmd_name_taken);
+    EXPECT_FALSE(n.alive());
 }
 
 // --- rpc::call / multicall --------------------------------------------------------------------
