@@ -852,7 +852,10 @@ void release_if_large(std::vector<std::uint8_t>& b, std::size_t keep) {
 
 void connection::write_locked() {
     if (turn_ != write_turn::none || wbuf_.empty() || is_closed()) return;
-    if (!stream_.is_tls() && stream_.socket().is_open()) {
+    // A second write with no input dispatched in between is a stream (a thread sending in a
+    // loop): the strand writes it, so what senders append meanwhile leaves in one write.
+    if (!stream_.is_tls() && stream_.socket().is_open() && !direct_since_input_) {
+        direct_since_input_ = true;
         const ssize_t n = ::send(stream_.socket().native_handle(), wbuf_.data(), wbuf_.size(),
                                  MSG_DONTWAIT | MSG_NOSIGNAL);
         // A short write leaves the rest, and an error everything, to the strand's writer
@@ -908,6 +911,7 @@ void connection::on_write_done(error_code ec, std::size_t written) {
             }));
     } else {
         turn_ = write_turn::none;
+        direct_since_input_ = false;  // the stream has drained: the next sender writes itself
     }
     account_locked();
     after_progress(lk);
@@ -1031,6 +1035,7 @@ void connection::when_writable(std::function<void(error_code)> ready) {
 
 void connection::begin_dispatch() {
     std::lock_guard lk(mu_);
+    direct_since_input_ = false;
     if (turn_ == write_turn::none) turn_ = write_turn::reader;
 }
 

@@ -259,6 +259,9 @@ class connection : public std::enable_shared_from_this<connection> {
     // (dispatching a chunk; it writes after the chunk) or the strand (an async_write).
     enum class write_turn : std::uint8_t { none, reader, strand };
     write_turn turn_ = write_turn::none;
+    // A sender wrote the socket directly since the reader last dispatched input or the
+    // strand's writes last drained the queue; the next write goes to the strand.
+    bool direct_since_input_ = false;
     std::size_t accounted_ = 0;            // this connection's share of net_state::queued_output
     std::condition_variable writable_cv_;  // send_mode::wait senders
     std::size_t send_waiters_ = 0;         // threads waiting on writable_cv_
