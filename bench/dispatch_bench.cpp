@@ -20,6 +20,8 @@
 #include <erl/node.hpp>
 #include <erl/rpc.hpp>
 
+#include "bench_util.hpp"
+
 #include <unistd.h>
 #include <algorithm>
 #include <atomic>
@@ -91,27 +93,13 @@ int main(int argc, char** argv) {
     long n = 20000;
     int reps = 5, callers = 8;
     std::string only;
-    for (int i = 1; i < argc; ++i) {
-        std::string k = argv[i];
-        if (i + 1 >= argc) usage("missing value for " + k);
-        std::string v = argv[++i];
-        if (k == "--peers")
-            peers_arg = v;
-        else if (k == "--cookie")
-            cookie = v;
-        else if (k == "--epmd-port")
-            epmd_port = static_cast<std::uint16_t>(std::atoi(v.c_str()));
-        else if (k == "--n")
-            n = std::max(1L, std::atol(v.c_str()));
-        else if (k == "--reps")
-            reps = std::max(1, std::atoi(v.c_str()));
-        else if (k == "--callers")
-            callers = std::max(1, std::atoi(v.c_str()));
-        else if (k == "--only")
-            only = v;
-        else
-            usage("unknown option " + k);
-    }
+    namespace b = erl_bench;
+    b::parse_options(
+        argc, argv, 1,
+        {b::text("--peers", peers_arg), b::text("--cookie", cookie),
+         b::number("--epmd-port", epmd_port), b::number("--n", n, 1L), b::number("--reps", reps, 1),
+         b::number("--callers", callers, 1), b::text("--only", only)},
+        usage);
     std::vector<erl::atom> peers;
     {
         std::stringstream ss(peers_arg);
@@ -121,13 +109,7 @@ int main(int argc, char** argv) {
     }
     if (peers.size() < 4) usage("--peers needs four nodes");
 
-    erl::node_options o;
-    o.name = "bench_dispatch_" + std::to_string(::getpid()) + "@127.0.0.1";
-    o.cookie = cookie;
-    o.epmd_port = epmd_port;
-    o.epmd = erl::epmd_mode::require_running;
-    o.threads = 2;
-    erl::node node(o);
+    erl::node node(erl_bench::client_options("bench_dispatch", cookie, epmd_port, 2));
     if (auto ec = node.start()) usage("node start: " + ec.message());
     for (auto p : peers)
         if (auto ec = node.connect(p))

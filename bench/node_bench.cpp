@@ -14,6 +14,8 @@
 #include <erl/node.hpp>
 #include <erl/term.hpp>
 
+#include "bench_util.hpp"
+
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -54,37 +56,19 @@ args parse_args(int argc, char** argv) {
     args a;
     if (argc < 2) usage("missing mode");
     a.mode = argv[1];
-    for (int i = 2; i < argc; ++i) {
-        std::string k = argv[i];
-        if (i + 1 >= argc) usage(("missing value for " + k).c_str());
-        std::string v = argv[++i];
-        if (k == "--peer")
-            a.peer = v;
-        else if (k == "--cookie")
-            a.cookie = v;
-        else if (k == "--epmd-port")
-            a.epmd_port = static_cast<std::uint16_t>(std::stoi(v));
-        else if (k == "--count")
-            a.count = std::stol(v);
-        else if (k == "--reps")
-            a.reps = std::stoi(v);
-        else if (k == "--threads")
-            a.threads = static_cast<unsigned>(std::stoi(v));
-        else
-            usage(("unknown option " + k).c_str());
-    }
+    namespace b = erl_bench;
+    b::parse_options(argc, argv, 2,
+                     {b::text("--peer", a.peer), b::text("--cookie", a.cookie),
+                      b::number("--epmd-port", a.epmd_port), b::number("--count", a.count),
+                      b::number("--reps", a.reps), b::number("--threads", a.threads)},
+                     [](const std::string& m) { usage(m.c_str()); });
     if (a.epmd_port == 0) usage("--epmd-port is required (private EPMD)");
     return a;
 }
 
 erl::node_options make_opts(const args& a, const std::string& name) {
-    erl::node_options o;
-    o.name = name + "_" + std::to_string(::getpid()) + "@127.0.0.1";
-    o.cookie = a.cookie;
-    o.epmd_port = a.epmd_port;
-    o.epmd = erl::epmd_mode::require_running;
+    erl::node_options o = erl_bench::client_options(name, a.cookie, a.epmd_port, a.threads);
     o.listen_address = "127.0.0.1";
-    o.threads = a.threads;
     return o;
 }
 

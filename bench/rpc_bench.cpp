@@ -11,6 +11,8 @@
 #include <erl/node.hpp>
 #include <erl/rpc.hpp>
 
+#include "bench_util.hpp"
+
 #include <unistd.h>
 #include <algorithm>
 #include <atomic>
@@ -37,35 +39,15 @@ int main(int argc, char** argv) {
     std::uint16_t epmd_port = 0;
     long n = 20000;
     int callers = 1, reps = 3;
-    for (int i = 1; i < argc; ++i) {
-        std::string k = argv[i];
-        if (i + 1 >= argc) usage("missing value for " + k);
-        std::string v = argv[++i];
-        if (k == "--peer")
-            peer = v;
-        else if (k == "--cookie")
-            cookie = v;
-        else if (k == "--epmd-port")
-            epmd_port = static_cast<std::uint16_t>(std::atoi(v.c_str()));
-        else if (k == "--what")
-            what = v;
-        else if (k == "--n")
-            n = std::atol(v.c_str());
-        else if (k == "--callers")
-            callers = std::max(1, std::atoi(v.c_str()));
-        else if (k == "--reps")
-            reps = std::max(1, std::atoi(v.c_str()));
-        else
-            usage("unknown option " + k);
-    }
+    namespace b = erl_bench;
+    b::parse_options(
+        argc, argv, 1,
+        {b::text("--peer", peer), b::text("--cookie", cookie), b::number("--epmd-port", epmd_port),
+         b::text("--what", what), b::number("--n", n), b::number("--callers", callers, 1),
+         b::number("--reps", reps, 1)},
+        usage);
     if (peer.empty()) usage("--peer is required");
-    erl::node_options o;
-    o.name = "bench_rpc_" + std::to_string(::getpid()) + "@127.0.0.1";
-    o.cookie = cookie;
-    o.epmd_port = epmd_port;
-    o.epmd = erl::epmd_mode::require_running;
-    o.threads = 2;
-    erl::node node(o);
+    erl::node node(erl_bench::client_options("bench_rpc", cookie, epmd_port, 2));
     if (auto ec = node.start()) usage("node start: " + ec.message());
     const erl::atom target(peer);
     if (auto ec = node.connect(target)) usage("connect: " + ec.message());

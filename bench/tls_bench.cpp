@@ -21,6 +21,8 @@
 #include <erl/node.hpp>
 #include <erl/term.hpp>
 
+#include "bench_util.hpp"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -239,27 +241,12 @@ void serve_echo(erl::mailbox mb) {
 
 int main(int argc, char** argv) {
     args a;
-    for (int i = 1; i < argc; ++i) {
-        std::string k = argv[i];
-        if (k == "--tcp") {
-            a.tcp = true;
-            continue;
-        }
-        if (i + 1 >= argc) usage("missing value for " + k);
-        std::string v = argv[++i];
-        if (k == "--count")
-            a.count = std::stol(v);
-        else if (k == "--big-count")
-            a.big_count = std::stol(v);
-        else if (k == "--echo")
-            a.echo = std::stol(v);
-        else if (k == "--reps")
-            a.reps = std::stoi(v);
-        else if (k == "--threads")
-            a.threads = static_cast<unsigned>(std::stoi(v));
-        else
-            usage("unknown option " + k);
-    }
+    namespace b = erl_bench;
+    b::parse_options(argc, argv, 1,
+                     {b::number("--count", a.count), b::number("--big-count", a.big_count),
+                      b::number("--echo", a.echo), b::number("--reps", a.reps),
+                      b::number("--threads", a.threads), b::flag("--tcp", a.tcp)},
+                     usage);
     ::signal(SIGPIPE, SIG_IGN);
     try {
         pki certs;
