@@ -33,13 +33,8 @@ struct member {
     erl::cluster::running services;
 
     member(std::uint16_t epmd_port, bool embedded) {
-        erl::node_options o;
-        o.name = erl::test::unique_node_name("clus");
-        o.cookie = "cluster_cookie";
-        o.epmd_port = epmd_port;
-        o.epmd = embedded ? erl::epmd_mode::in_process : erl::epmd_mode::require_running;
-        o.threads = 2;
-        o.log = [](std::string_view) {};
+        auto o = erl::test::local_node_options("clus", epmd_port, "cluster_cookie");
+        if (!embedded) o.epmd = erl::epmd_mode::require_running;
         node = std::make_unique<erl::node>(o);
         if (node->start()) throw std::runtime_error("node start failed");
         rpc = std::make_unique<erl::rpc::server>(*node);

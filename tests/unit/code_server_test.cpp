@@ -101,6 +101,27 @@ struct CodeServer : ::testing::Test {
         return call("code", f, std::move(args));
     }
     std::string charlist_text(const std::string& s) { return erl::charlist(s).to_string(); }
+
+    // A call of code_test_mod:block/1 held inside the module: `entered` is the
+    // {entered, Pid, Version} it sent to `mb`, `result` its outcome once Pid is sent go.
+    struct held_call {
+        erl::mailbox mb;
+        std::future<erl::rpc::call_result> result;
+        erl::term entered;
+    };
+    // Loads code_test_mod from the path, then starts a held call on another thread.
+    void hold_call(held_call& h) {
+        auto mb = a.spawn_mailbox();
+        ASSERT_TRUE(mb);
+        h.mb = std::move(*mb);
+        ASSERT_EQ(code_call("load_file", erl::list(mod)), "{module,code_test_mod}");
+        h.result = std::async(std::launch::async, [this, self = h.mb.self()] {
+            return raw("code_test_mod", "block", erl::list(self));
+        });
+        auto entered = h.mb.receive(10s);
+        ASSERT_TRUE(entered);
+        h.entered = *entered;
+    }
 };
 
 TEST_F(CodeServer, LoadsAModuleFromThePathAndAnswersLikeBeam) {
@@ -203,15 +224,10 @@ TEST_F(CodeServer, TwoVersionsNotPurgedSoftPurgeAndDelete) {
 }
 
 TEST_F(CodeServer, RunningCallFinishesOnItsVersionAndPinsIt) {
-    auto mb = a.spawn_mailbox();
-    ASSERT_TRUE(mb);
-    ASSERT_EQ(code_call("load_file", erl::list(mod)), "{module,code_test_mod}");
-    auto slow = std::async(std::launch::async,
-                           [&] { return call("code_test_mod", "block", erl::list(mb->self())); });
-    auto entered = mb->receive(10s);
-    ASSERT_TRUE(entered);
-    ASSERT_EQ(entered->as_tuple().size(), 3u);
-    EXPECT_EQ(entered->as_tuple()[2].to_string(), "1");
+    held_call h;
+    ASSERT_NO_FATAL_FAILURE(hold_call(h));
+    ASSERT_EQ(h.entered.as_tuple().size(), 3u);
+    EXPECT_EQ(h.entered.as_tuple()[2].to_string(), "1");
 
     ASSERT_EQ(code_call("add_patha", erl::list(erl::charlist(v2_dir))), "true");
     ASSERT_EQ(code_call("load_file", erl::list(mod)), "{module,code_test_mod}");
@@ -220,26 +236,21 @@ TEST_F(CodeServer, RunningCallFinishesOnItsVersionAndPinsIt) {
     EXPECT_EQ(code_call("load_file", erl::list(mod)), "{error,not_purged}");
     EXPECT_EQ(code->resident_versions(mod), 2u);
 
-    mb->send(entered->as_tuple()[1].as_pid(), erl::atom("go"));
-    EXPECT_EQ(slow.get(), "1");  // started on v1, finished on v1
+    h.mb.send(h.entered.as_tuple()[1].as_pid(), erl::atom("go"));
+    EXPECT_EQ(h.result.get().to_rpc_term().to_string(), "1");  // started on v1, finished on v1
     EXPECT_EQ(code_call("soft_purge", erl::list(mod)), "true");
     EXPECT_EQ(code->resident_versions(mod), 1u);
 }
 
 TEST_F(CodeServer, PurgeKillsCallsOnOldCodeAndClosesItWhenTheyReturn) {
-    auto mb = a.spawn_mailbox();
-    ASSERT_TRUE(mb);
-    ASSERT_EQ(code_call("load_file", erl::list(mod)), "{module,code_test_mod}");
-    auto slow = std::async(std::launch::async,
-                           [&] { return raw("code_test_mod", "block", erl::list(mb->self())); });
-    auto entered = mb->receive(10s);
-    ASSERT_TRUE(entered);
+    held_call h;
+    ASSERT_NO_FATAL_FAILURE(hold_call(h));
     ASSERT_EQ(code_call("add_patha", erl::list(erl::charlist(v2_dir))), "true");
     ASSERT_EQ(code_call("load_file", erl::list(mod)), "{module,code_test_mod}");
     const auto maps_with_both = mappings_under(tmp);
 
     EXPECT_EQ(code_call("purge", erl::list(mod)), "true");
-    auto r = slow.get();
+    auto r = h.result.get();
     ASSERT_FALSE(r.ok());
     EXPECT_EQ(r.error().to_term().to_string(), "{exit,{signal,killed}}");
     EXPECT_EQ(r.to_rpc_term().to_string(), "{badrpc,{'EXIT',killed}}");

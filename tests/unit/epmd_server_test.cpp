@@ -86,11 +86,17 @@ class EpmdServer : public testing::Test {
         return false;
     }
 
+    // A fresh connection to the server.
+    tcp::socket open(asio::io_context& io) {
+        tcp::socket s(io);
+        s.connect(tcp::endpoint(asio::ip::address_v4::loopback(), port_));
+        return s;
+    }
+
     // Sends raw bytes on a fresh connection and returns what the server sent until it closed.
     std::string raw_exchange(const std::string& bytes) {
         asio::io_context io;
-        tcp::socket s(io);
-        s.connect(tcp::endpoint(asio::ip::address_v4::loopback(), port_));
+        auto s = open(io);
         asio::write(s, asio::buffer(bytes));
         std::string out;
         boost::system::error_code ec;
@@ -151,18 +157,19 @@ TEST_F(EpmdServer, duplicate_name_is_refused_and_close_frees_it) {
     EXPECT_EQ(again->creation(), c1 + 1);  // OTP bumps the creation of a reused name
 }
 
+// ALIVE2_REQ bytes for a name (and extra data) the codec's client side would never send.
+std::string alive2_bytes(std::string name, std::uint16_t highest = 6, std::string extra = {}) {
+    node_info info{.name = std::move(name), .port = 5555, .highest = highest, .lowest = 5};
+    info.extra = std::move(extra);
+    auto b = detail::encode_alive2_request(info);
+    return std::string(b.begin(), b.end());
+}
+
 TEST_F(EpmdServer, old_protocol_registration_gets_y_reply) {
     asio::io_context io;
-    tcp::socket s(io);
-    s.connect(tcp::endpoint(asio::ip::address_v4::loopback(), port_));
+    auto s = open(io);
     // ALIVE2_REQ with HighestVersion 5: epmd_srv.c answers 'y' with a 16-bit creation 1..3.
-    std::string req(
-        "\x00\x0e"
-        "x\x15\xb3"
-        "M\x00\x00\x05\x00\x05\x00\x01"
-        "o\x00\x00",
-        16);
-    asio::write(s, asio::buffer(req));
+    asio::write(s, asio::buffer(alive2_bytes("o", 5)));
     unsigned char raw[4];
     asio::read(s, asio::buffer(raw));
     EXPECT_EQ(raw[0], 'y');
@@ -174,15 +181,8 @@ TEST_F(EpmdServer, old_protocol_registration_gets_y_reply) {
 
 TEST_F(EpmdServer, extra_bytes_on_registration_end_it) {
     asio::io_context io;
-    tcp::socket s(io);
-    s.connect(tcp::endpoint(asio::ip::address_v4::loopback(), port_));
-    std::string req(
-        "\x00\x0e"
-        "x\x15\xb3"
-        "M\x00\x00\x06\x00\x05\x00\x01"
-        "q\x00\x00",
-        16);
-    asio::write(s, asio::buffer(req));
+    auto s = open(io);
+    asio::write(s, asio::buffer(alive2_bytes("q")));
     char reply[6];
     asio::read(s, asio::buffer(reply));
     EXPECT_EQ(reply[0], 'v');
@@ -198,20 +198,11 @@ TEST_F(EpmdServer, garbage_oversized_and_partial_requests_cost_only_their_client
     EXPECT_EQ(raw_exchange(std::string("\x00\x01nn", 4)), "");   // more than announced
     // A partial request held open does not block others.
     asio::io_context io;
-    tcp::socket partial(io);
-    partial.connect(tcp::endpoint(asio::ip::address_v4::loopback(), port_));
+    auto partial = open(io);
     asio::write(partial, asio::buffer(std::string("\x00\x10x", 3)));
     auto r = reg("still_works");
     EXPECT_TRUE(r.has_value());
     EXPECT_TRUE(listed_name("still_works"));
-}
-
-// ALIVE2_REQ bytes for a name (and extra data) the codec's client side would never send.
-std::string alive2_bytes(std::string name, std::uint16_t highest = 6, std::string extra = {}) {
-    node_info info{.name = std::move(name), .port = 5555, .highest = highest, .lowest = 5};
-    info.extra = std::move(extra);
-    auto b = detail::encode_alive2_request(info);
-    return std::string(b.begin(), b.end());
 }
 
 TEST_F(EpmdServer, refused_registrations_get_the_error_reply_otp_sends) {
@@ -250,8 +241,7 @@ TEST_F(EpmdServerFull, idle_connections_give_way_to_new_clients) {
     asio::io_context io;
     std::vector<std::unique_ptr<tcp::socket>> idle;
     for (int i = 0; i < 10; ++i) {
-        idle.push_back(std::make_unique<tcp::socket>(io));
-        idle.back()->connect(tcp::endpoint(asio::ip::address_v4::loopback(), port_));
+        idle.push_back(std::make_unique<tcp::socket>(open(io)));
     }
     // The oldest idle ones were closed to make room; registration and lookup still work.
     EXPECT_TRUE(closed_by_server(*idle.front()));
@@ -271,9 +261,7 @@ class EpmdServerShortTimeout : public EpmdServer {
 
 TEST_F(EpmdServerShortTimeout, idle_and_partial_connections_are_closed_after_packet_timeout) {
     asio::io_context io;
-    tcp::socket idle(io), partial(io);
-    idle.connect(tcp::endpoint(asio::ip::address_v4::loopback(), port_));
-    partial.connect(tcp::endpoint(asio::ip::address_v4::loopback(), port_));
+    auto idle = open(io), partial = open(io);
     asio::write(partial, asio::buffer(std::string("\x00\x10x", 3)));
     auto r = reg("stays");  // a registration is not subject to packet_timeout
     ASSERT_TRUE(r.has_value());

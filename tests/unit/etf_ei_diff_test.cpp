@@ -11,6 +11,7 @@
 #include <erl/etf.hpp>
 
 #include <cstring>
+#include <functional>
 #include <random>
 #include <string>
 #include <vector>
@@ -181,17 +182,30 @@ erl::pid from_ei(const erlang_pid& p) {
     return {atom(p.node), p.num, p.serial, p.creation};
 }
 
+// Decodes one T with ei's `decode` and stores `conv` of it in `out`.
+template <class T, class Decode, class Conv = std::identity>
+bool ei_value(const char* buf, int* idx, term& out, Decode decode, Conv conv = {}) {
+    T v;
+    if (decode(buf, idx, &v) < 0) return false;
+    out = term(conv(v));
+    return true;
+}
+
+// Decodes `n` terms into `el`.
+bool ei_terms(const char* buf, int* idx, int n, std::vector<term>& el) {
+    el.resize(static_cast<std::size_t>(n));
+    for (auto& e : el)
+        if (!ei_to_term(buf, idx, e)) return false;
+    return true;
+}
+
 bool ei_to_term(const char* buf, int* idx, term& out) {
     int type = 0, size = 0;
     if (ei_get_type(buf, idx, &type, &size) < 0) return false;
     switch (type) {
         case ERL_SMALL_INTEGER_EXT:
-        case ERL_INTEGER_EXT: {
-            long v;
-            if (ei_decode_long(buf, idx, &v) < 0) return false;
-            out = term(v);
-            return true;
-        }
+        case ERL_INTEGER_EXT:
+            return ei_value<long>(buf, idx, out, ei_decode_long);
         case ERL_SMALL_BIG_EXT:
         case ERL_LARGE_BIG_EXT: {
             long long v;
@@ -212,12 +226,8 @@ bool ei_to_term(const char* buf, int* idx, term& out) {
             return true;
         }
         case ERL_FLOAT_EXT:
-        case NEW_FLOAT_EXT: {
-            double d;
-            if (ei_decode_double(buf, idx, &d) < 0) return false;
-            out = term(d);
-            return true;
-        }
+        case NEW_FLOAT_EXT:
+            return ei_value<double>(buf, idx, out, ei_decode_double);
         case ERL_ATOM_EXT:
         case ERL_SMALL_ATOM_EXT:
         case ERL_ATOM_UTF8_EXT:
@@ -230,10 +240,9 @@ bool ei_to_term(const char* buf, int* idx, term& out) {
         case ERL_SMALL_TUPLE_EXT:
         case ERL_LARGE_TUPLE_EXT: {
             int n;
-            if (ei_decode_tuple_header(buf, idx, &n) < 0) return false;
-            std::vector<term> el(static_cast<std::size_t>(n));
-            for (auto& e : el)
-                if (!ei_to_term(buf, idx, e)) return false;
+            std::vector<term> el;
+            if (ei_decode_tuple_header(buf, idx, &n) < 0 || !ei_terms(buf, idx, n, el))
+                return false;
             out = erl::make_tuple(std::move(el));
             return true;
         }
@@ -254,10 +263,8 @@ bool ei_to_term(const char* buf, int* idx, term& out) {
         }
         case ERL_LIST_EXT: {
             int n;
-            if (ei_decode_list_header(buf, idx, &n) < 0) return false;
-            std::vector<term> el(static_cast<std::size_t>(n));
-            for (auto& e : el)
-                if (!ei_to_term(buf, idx, e)) return false;
+            std::vector<term> el;
+            if (ei_decode_list_header(buf, idx, &n) < 0 || !ei_terms(buf, idx, n, el)) return false;
             term tail;
             if (!ei_to_term(buf, idx, tail)) return false;
             out = erl::make_list(std::move(el), tail);
@@ -289,12 +296,8 @@ bool ei_to_term(const char* buf, int* idx, term& out) {
             return true;
         }
         case ERL_PID_EXT:
-        case ERL_NEW_PID_EXT: {
-            erlang_pid p;
-            if (ei_decode_pid(buf, idx, &p) < 0) return false;
-            out = term(from_ei(p));
-            return true;
-        }
+        case ERL_NEW_PID_EXT:
+            return ei_value<erlang_pid>(buf, idx, out, ei_decode_pid, from_ei);
         case ERL_PORT_EXT:
         case ERL_NEW_PORT_EXT:
         case ERL_V4_PORT_EXT: {

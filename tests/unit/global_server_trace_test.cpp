@@ -120,22 +120,23 @@ struct replay {
                 xcre = m[2].as_int64();
             }
         }
-        global_config cfg;
-        cfg.node = self;
-        cfg.server = gns;
-        cfg.locker = locker;
-        cfg.registrar = registrar;
-        cfg.creation_extension = xcre;
-        // Tags BEAM drew but never sent (a lost_connection with nobody left to tell) are
-        // not in the trace; any fresh value stands for them.
-        cfg.unique_integer = [this] {
-            if (tags.empty()) return unseen_tag++;
-            auto t = tags.front();
-            tags.pop_front();
-            return t;
-        };
-        cfg.random = [] { return std::uint64_t{0}; };
-        core.emplace(cfg);
+        core.emplace(global_config{
+            .node = self,
+            .server = gns,
+            .locker = locker,
+            .registrar = registrar,
+            .creation_extension = xcre,
+            // Tags BEAM drew but never sent (a lost_connection with nobody left to tell) are
+            // not in the trace; any fresh value stands for them.
+            .unique_integer =
+                [this] {
+                    if (tags.empty()) return unseen_tag++;
+                    auto t = tags.front();
+                    tags.pop_front();
+                    return t;
+                },
+            .random = [] { return std::uint64_t{0}; },
+        });
     }
 
     void take(actions& out) {

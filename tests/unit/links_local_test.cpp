@@ -19,14 +19,9 @@ namespace {
 using erl::test::free_port;
 
 erl::node_options opts(std::uint16_t epmd_port, bool embed = true) {
-    erl::node_options o;
-    o.name = erl::test::unique_node_name("links");
-    o.cookie = "links_cookie";
-    o.epmd_port = epmd_port;
-    o.epmd = embed ? erl::epmd_mode::in_process : erl::epmd_mode::require_running;
-    o.threads = 2;
+    auto o = erl::test::local_node_options("links", epmd_port, "links_cookie");
+    if (!embed) o.epmd = erl::epmd_mode::require_running;
     o.net_ticktime = 4s;
-    o.log = [](std::string_view) {};
     return o;
 }
 
@@ -224,6 +219,12 @@ class LinksRemote : public ::testing::Test {
         erl::join_processes(*a, 10s);
         if (b) erl::join_processes(*b, 10s);
     }
+    // Links `pa` to `pb` and waits (bounded) until the LINK signal has reached pb.
+    static void link_to(erl::mailbox& pa, erl::mailbox& pb) {
+        pa.link(pb.self());
+        for (int i = 0; i < 500 && pb.links().empty(); ++i)
+            std::this_thread::sleep_for(5ms);
+    }
     std::unique_ptr<erl::node> a, b;
 };
 
@@ -231,10 +232,7 @@ TEST_F(LinksRemote, exit_through_remote_link_and_exit2_kill) {
     auto pa = a->spawn_mailbox().value();
     auto pb = b->spawn_mailbox().value();
     pa.trap_exit(true);
-    pa.link(pb.self());
-    // Both ends know the link once the LINK signal arrived.
-    for (int i = 0; i < 500 && pb.links().empty(); ++i)
-        std::this_thread::sleep_for(5ms);
+    link_to(pa, pb);  // both ends know the link once the LINK signal arrived
     EXPECT_EQ(pb.links(), std::vector<erl::pid>{pa.self()});
     pa.exit(pb.self(), erl::term(A("kill")));
     EXPECT_TRUE(is_exit_msg(pa.receive(5s), pb.self(), erl::term(A("killed"))));
@@ -245,9 +243,7 @@ TEST_F(LinksRemote, unlink_uses_unlink_id_and_later_exit_is_ignored) {
     auto pa = a->spawn_mailbox().value();
     auto pb = b->spawn_mailbox().value();
     pb.trap_exit(true);
-    pa.link(pb.self());
-    for (int i = 0; i < 500 && pb.links().empty(); ++i)
-        std::this_thread::sleep_for(5ms);
+    link_to(pa, pb);
     pa.unlink(pb.self());
     EXPECT_TRUE(pa.links().empty());
     for (int i = 0; i < 500 && !pb.links().empty(); ++i)

@@ -145,6 +145,15 @@ std::string url(std::uint16_t port, const char* path = "/metrics") {
     return "http://127.0.0.1:" + std::to_string(port) + path;
 }
 
+// An endpoint on `io` whose render answers "x 1\n", counting its calls in `renders` if given.
+erl::result<erl::metrics_endpoint> x1_endpoint(io_thread& io, std::atomic<int>* renders = nullptr,
+                                               erl::metrics_endpoint_options o = {}) {
+    return erl::metrics_endpoint::start(io.io.get_executor(), std::move(o), [renders] {
+        if (renders) ++*renders;
+        return std::string("x 1\n");
+    });
+}
+
 TEST(MetricsEndpoint, curl_scrapes_metrics) {
     io_thread io;
     std::atomic<int> renders{0};
@@ -174,10 +183,7 @@ TEST(MetricsEndpoint, curl_scrapes_metrics) {
 TEST(MetricsEndpoint, other_paths_and_methods) {
     io_thread io;
     std::atomic<int> renders{0};
-    auto ep = erl::metrics_endpoint::start(io.io.get_executor(), {}, [&] {
-        ++renders;
-        return std::string("x 1\n");
-    });
+    auto ep = x1_endpoint(io, &renders);
     ASSERT_TRUE(ep.has_value());
     EXPECT_EQ(run("curl -s -o /dev/null -w '%{http_code}' " + url(ep->port(), "/other")), "404");
     EXPECT_EQ(run("curl -s -o /dev/null -w '%{http_code}' -X POST " + url(ep->port())), "405");
@@ -190,8 +196,7 @@ TEST(MetricsEndpoint, other_paths_and_methods) {
 
 TEST(MetricsEndpoint, malformed_request_gets_400_and_others_are_still_served) {
     io_thread io;
-    auto ep =
-        erl::metrics_endpoint::start(io.io.get_executor(), {}, [] { return std::string("x 1\n"); });
+    auto ep = x1_endpoint(io);
     ASSERT_TRUE(ep.has_value());
     boost::asio::io_context cio;
     boost::asio::ip::tcp::socket s(cio);
@@ -215,8 +220,7 @@ TEST(MetricsEndpoint, connections_beyond_the_bound_are_closed) {
     erl::metrics_endpoint_options o;
     o.max_connections = 2;
     o.request_timeout = 60s;
-    auto ep =
-        erl::metrics_endpoint::start(io.io.get_executor(), o, [] { return std::string("x 1\n"); });
+    auto ep = x1_endpoint(io, nullptr, o);
     ASSERT_TRUE(ep.has_value());
     boost::asio::io_context cio;
     const boost::asio::ip::tcp::endpoint at(boost::asio::ip::make_address("127.0.0.1"), ep->port());
@@ -241,10 +245,7 @@ TEST(MetricsEndpoint, connections_beyond_the_bound_are_closed) {
 TEST(MetricsEndpoint, stop_closes_and_never_renders_again) {
     io_thread io;
     std::atomic<int> renders{0};
-    auto ep = erl::metrics_endpoint::start(io.io.get_executor(), {}, [&] {
-        ++renders;
-        return std::string("x 1\n");
-    });
+    auto ep = x1_endpoint(io, &renders);
     ASSERT_TRUE(ep.has_value());
     const auto port = ep->port();
     EXPECT_EQ(run("curl -s " + url(port)), "x 1\n");

@@ -142,17 +142,21 @@ TEST(NetworkAtom, NameIsReusedAfterFree) {
     EXPECT_EQ(atom_table_size(), size0);
 }
 
+// Makes the network atoms PREFIX_0 .. PREFIX_(n-1), each of which must be made, into `held`.
+void make_network_atoms(const std::string& prefix, int n, std::vector<atom>& held) {
+    for (int i = 0; i < n; ++i) {
+        auto a = atom::make_network(prefix + "_" + std::to_string(i));
+        ASSERT_TRUE(a) << prefix << "_" << i;
+        held.push_back(*a);
+    }
+}
+
 TEST(NetworkAtom, ManyDistinctAtomsLeaveNoTrace) {
     const std::size_t size0 = atom_table_size();
     const std::string base = fresh("many");
     for (int batch = 0; batch < 20; ++batch) {
         std::vector<atom> held;
-        for (int i = 0; i < 5000; ++i) {
-            auto a =
-                atom::make_network(base + "_" + std::to_string(batch) + "_" + std::to_string(i));
-            ASSERT_TRUE(a);
-            held.push_back(*a);
-        }
+        ASSERT_NO_FATAL_FAILURE(make_network_atoms(base + "_" + std::to_string(batch), 5000, held));
         EXPECT_EQ(atom_table_size(), size0 + held.size());
     }
     EXPECT_EQ(atom_table_size(), size0);
@@ -167,12 +171,7 @@ TEST(NetworkAtom, LimitAppliesToLiveAtoms) {
     const std::string base = fresh("limit");
     for (int round = 0; round < 5; ++round) {
         std::vector<atom> held;
-        for (int i = 0; i < 10; ++i) {
-            auto a =
-                atom::make_network(base + "_" + std::to_string(round) + "_" + std::to_string(i));
-            ASSERT_TRUE(a) << round << " " << i;
-            held.push_back(*a);
-        }
+        ASSERT_NO_FATAL_FAILURE(make_network_atoms(base + "_" + std::to_string(round), 10, held));
         auto full = atom::make_network(base + "_over_" + std::to_string(round));
         ASSERT_FALSE(full);
         EXPECT_EQ(full.error(), errc::atom_table_full);

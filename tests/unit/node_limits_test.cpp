@@ -115,11 +115,9 @@ TEST(NodeLimits, drop_keeps_the_first_messages_and_counts_the_rest) {
 }
 
 TEST(NodeLimits, spawn_option_bounds_one_process_and_remote_senders_hit_it_too) {
-    const std::uint16_t epmd = free_port();
-    erl::node a(local_node_options("mqa", epmd));
-    erl::node b(local_node_options("mqb", epmd));
-    ASSERT_FALSE(a.start());
-    ASSERT_FALSE(b.start());
+    erl::test::node_pair nodes("mqa", "mqb");
+    ASSERT_TRUE(nodes.start());
+    auto& [a, b] = nodes;
     // A thread body that never takes the messages it is sent: its queue only grows.
     auto bounded = erl::spawn(
         b, erl::process_body([](erl::mailbox& mb) {

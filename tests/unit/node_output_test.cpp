@@ -20,6 +20,8 @@
 
 #include <atomic>
 #include <cstdio>
+#include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -38,36 +40,52 @@ std::size_t queued_to(const erl::node& n, erl::atom peer) {
     return 0;
 }
 
+// A node with a small output_busy_limit and a lazy_peer connected to it that reads nothing
+// until told to; a mailbox of the node sends 64 KiB binaries to a pid of the peer.
+class NodeOutput : public testing::Test {
+  protected:
+    void start(const char* prefix, std::size_t busy_limit) {
+        opts_ = local_node_options(prefix, free_port());
+        opts_.listen_port = free_port();
+        opts_.output_busy_limit = busy_limit;
+        n_.emplace(opts_);
+        ASSERT_FALSE(n_->start());
+        peer_ = std::make_unique<lazy_peer>(n_->listen_port());
+        ASSERT_GE(peer_->fd, 0);
+        ASSERT_TRUE(peer_->handshake(std::string(n_->name().str()), opts_.cookie));
+        peer_node_ = erl::atom(peer_->name);
+        ASSERT_TRUE(erl::test::wait_until([&] { return n_->is_connected(peer_node_); }));
+        auto mb = n_->spawn_mailbox();
+        ASSERT_TRUE(mb);
+        mb_.emplace(std::move(*mb));
+        to_ = erl::pid{peer_node_, 1, 0, 0x1234};
+    }
+
+    erl::node_options opts_;
+    std::optional<erl::node> n_;
+    std::unique_ptr<lazy_peer> peer_;
+    erl::atom peer_node_;
+    std::optional<erl::mailbox> mb_;
+    erl::pid to_;
+    const erl::term chunk_ = erl::binary(std::vector<std::uint8_t>(64 * 1024, 7));
+};
+
 }  // namespace
 
-TEST(NodeOutput, try_send_would_block_and_blocking_send_resumes_when_the_peer_reads) {
-    const std::uint16_t epmd = free_port();
-    auto opts = local_node_options("out", epmd);
-    opts.listen_port = free_port();
-    opts.output_busy_limit = 256 * 1024;
-    erl::node n(opts);
-    ASSERT_FALSE(n.start());
-    lazy_peer peer(n.listen_port());
-    ASSERT_GE(peer.fd, 0);
-    ASSERT_TRUE(peer.handshake(std::string(n.name().str()), opts.cookie));
-    const erl::atom peer_node(peer.name);
-    ASSERT_TRUE(erl::test::wait_until([&] { return n.is_connected(peer_node); }));
-    auto mb = n.spawn_mailbox();
-    ASSERT_TRUE(mb);
-    const erl::pid to{peer_node, 1, 0, 0x1234};
-    const erl::term chunk = erl::binary(std::vector<std::uint8_t>(64 * 1024, 7));
+TEST_F(NodeOutput, try_send_would_block_and_blocking_send_resumes_when_the_peer_reads) {
+    ASSERT_NO_FATAL_FAILURE(start("out", 256 * 1024));
 
     // The kernel's socket buffers fill first, then the node's queue up to the busy limit.
     int sent = 0;
     erl::error_code ec;
-    while (sent < 4096 && !(ec = mb->try_send(to, chunk)))
+    while (sent < 4096 && !(ec = mb_->try_send(to_, chunk_)))
         ++sent;
     ASSERT_EQ(ec, erl::errc::would_block) << "after " << sent << " messages";
-    EXPECT_GT(queued_to(n, peer_node), 0u);
+    EXPECT_GT(queued_to(*n_, peer_node_), 0u);
 
     std::atomic<bool> done{false};
     std::thread blocked([&] {
-        mb->send(to, chunk);
+        mb_->send(to_, chunk_);
         done = true;
     });
     // The peer reads everything: the blocking send completes, try_send succeeds again.
@@ -77,65 +95,50 @@ TEST(NodeOutput, try_send_would_block_and_blocking_send_resumes_when_the_peer_re
         std::vector<std::uint8_t> sink;
         while (reading) {
             sink.clear();
-            const long r = peer.read_some(sink, 20ms);
+            const long r = peer_->read_some(sink, 20ms);
             if (r == 0) break;
             if (r > 0) received.fetch_add(static_cast<std::size_t>(r));
         }
     });
     EXPECT_TRUE(erl::test::wait_until([&] { return done.load(); }, 30s));
     blocked.join();
-    EXPECT_TRUE(erl::test::wait_until([&] { return !mb->try_send(to, chunk); }, 30s));
-    EXPECT_TRUE(n.is_connected(peer_node));
+    EXPECT_TRUE(erl::test::wait_until([&] { return !mb_->try_send(to_, chunk_); }, 30s));
+    EXPECT_TRUE(n_->is_connected(peer_node_));
     // Everything queued reaches the peer: the messages try_send took and the blocking one.
     const std::size_t payload_bytes = static_cast<std::size_t>(sent + 1) * 64 * 1024;
     EXPECT_TRUE(erl::test::wait_until([&] { return received.load() >= payload_bytes; }, 30s))
         << received.load() << " of " << payload_bytes << " bytes";
     reading = false;
     reader.join();
-    n.stop();
+    n_->stop();
 }
 
 // A sender waiting on a busy connection is released when the connection goes away (here the
 // peer closes it without ever reading).
-TEST(NodeOutput, blocking_send_returns_when_the_busy_connection_closes) {
-    const std::uint16_t epmd = free_port();
-    auto opts = local_node_options("outc", epmd);
-    opts.listen_port = free_port();
-    opts.output_busy_limit = 128 * 1024;
-    erl::node n(opts);
-    ASSERT_FALSE(n.start());
-    auto peer = std::make_unique<lazy_peer>(n.listen_port());
-    ASSERT_TRUE(peer->handshake(std::string(n.name().str()), opts.cookie));
-    const erl::atom peer_node(peer->name);
-    ASSERT_TRUE(erl::test::wait_until([&] { return n.is_connected(peer_node); }));
-    auto mb = n.spawn_mailbox();
-    ASSERT_TRUE(mb);
-    const erl::pid to{peer_node, 1, 0, 0x1234};
-    const erl::term chunk = erl::binary(std::vector<std::uint8_t>(64 * 1024, 7));
+TEST_F(NodeOutput, blocking_send_returns_when_the_busy_connection_closes) {
+    ASSERT_NO_FATAL_FAILURE(start("outc", 128 * 1024));
     int sent = 0;
-    while (sent < 4096 && !mb->try_send(to, chunk))
+    while (sent < 4096 && !mb_->try_send(to_, chunk_))
         ++sent;
-    ASSERT_EQ(mb->try_send(to, chunk), erl::errc::would_block);
+    ASSERT_EQ(mb_->try_send(to_, chunk_), erl::errc::would_block);
     std::atomic<bool> done{false};
     std::thread blocked([&] {
-        mb->send(to, chunk);
+        mb_->send(to_, chunk_);
         done = true;
     });
-    peer.reset();  // the peer goes away without reading: the waiting sender is released
+    peer_.reset();  // the peer goes away without reading: the waiting sender is released
     EXPECT_TRUE(erl::test::wait_until([&] { return done.load(); }, 30s));
     blocked.join();
-    EXPECT_TRUE(erl::test::wait_until([&] { return !n.is_connected(peer_node); }));
-    n.stop();
+    EXPECT_TRUE(erl::test::wait_until([&] { return !n_->is_connected(peer_node_); }));
+    n_->stop();
 }
 
 // Every socket of a node (listener, EPMD registration and the in-process EPMD's, connections
 // in both directions) is close-on-exec: a child forked and exec'ed meanwhile holds none.
-TEST(NodeOutput, sockets_are_close_on_exec) {
-    const std::uint16_t epmd = free_port();
-    erl::node a(local_node_options("cloexec_a", epmd));
-    erl::node b(local_node_options("cloexec_b", epmd));
-    ASSERT_FALSE(a.start());
-    ASSERT_FALSE(b.start());
+TEST_F(NodeOutput, sockets_are_close_on_exec) {
+    erl::test::node_pair nodes("cloexec_a", "cloexec_b");
+    ASSERT_TRUE(nodes.start());
+    auto& [a, b] = nodes;
     ASSERT_TRUE(a.ping(b.name()));
     ASSERT_TRUE(erl::test::wait_until([&] { return b.is_connected(a.name()); }));
 
@@ -181,7 +184,7 @@ TEST(NodeOutput, sockets_are_close_on_exec) {
 
 // Compressed payloads whose frames span reads, back to back, and the message after them arrive
 // in order at a coroutine process.
-TEST(NodeOutput, compressed_messages_spanning_reads_arrive_in_order) {
+TEST_F(NodeOutput, compressed_messages_spanning_reads_arrive_in_order) {
     const std::uint16_t epmd = free_port();
     auto opts = local_node_options("cmp", epmd);
     opts.threads = 1;

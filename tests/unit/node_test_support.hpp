@@ -72,6 +72,16 @@ inline node_options local_node_options(const char* prefix, std::uint16_t epmd_po
     return o;
 }
 
+// Two quiet nodes of one test sharing an in-process EPMD on a free port.
+struct node_pair {
+    node_pair(const char* a_prefix, const char* b_prefix)
+        : a(local_node_options(a_prefix, free_port())),
+          b(local_node_options(b_prefix, a.options().epmd_port)) {}
+    // Starts both nodes; false when either does not start.
+    [[nodiscard]] bool start() { return !a.start() && !b.start(); }
+    erl::node a, b;
+};
+
 // Options of a quiet test node: a unique name "<prefix>_...@127.0.0.1", the given cookie, an
 // in-process EPMD on epmd_port (nodes of one test share it), 2 I/O threads, no log output.
 inline erl::node_options local_node_options(const char* prefix, std::string cookie,

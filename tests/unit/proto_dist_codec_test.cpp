@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include "wire_bytes.hpp"
+
 #include <atomic>
 
 #include <random>
@@ -16,22 +18,8 @@ namespace {
 using namespace erl::proto;
 using erl::atom;
 using erl::term;
-using bytes = std::vector<std::uint8_t>;
+using namespace erl::test;
 
-void put32(bytes& v, std::uint32_t x) {
-    for (int s = 24; s >= 0; s -= 8)
-        v.push_back((x >> s) & 0xff);
-}
-void put64(bytes& v, std::uint64_t x) {
-    put32(v, x >> 32);
-    put32(v, x & 0xffffffff);
-}
-void append(bytes& v, const bytes& s) {
-    v.insert(v.end(), s.begin(), s.end());
-}
-void append(bytes& v, std::string_view s) {
-    v.insert(v.end(), s.begin(), s.end());
-}
 bytes frame(const bytes& data) {
     bytes v;
     put32(v, data.size());

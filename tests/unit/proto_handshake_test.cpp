@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include "wire_bytes.hpp"
+
 #include <random>
 #include <string>
 #include <vector>
@@ -13,7 +15,7 @@
 namespace {
 
 using namespace erl::proto;
-using bytes = std::vector<std::uint8_t>;
+using namespace erl::test;
 
 constexpr std::uint32_t challenge_a = 0x12345678;  // decimal 305419896
 constexpr std::uint32_t challenge_b = 0x9abcdef0;  // decimal 2596069104
@@ -21,24 +23,6 @@ constexpr std::uint32_t challenge_b = 0x9abcdef0;  // decimal 2596069104
 const bytes digest_a = {31, 77, 155, 78, 83, 202, 220, 57, 153, 188, 219, 56, 106, 35, 194, 64};
 const bytes digest_b = {132, 145, 115, 83, 198, 61, 65, 94, 60, 85, 75, 169, 196, 166, 154, 254};
 
-void put16(bytes& v, std::uint16_t x) {
-    v.push_back(x >> 8);
-    v.push_back(x & 0xff);
-}
-void put32(bytes& v, std::uint32_t x) {
-    for (int s = 24; s >= 0; s -= 8)
-        v.push_back((x >> s) & 0xff);
-}
-void put64(bytes& v, std::uint64_t x) {
-    put32(v, x >> 32);
-    put32(v, x & 0xffffffff);
-}
-void append(bytes& v, std::string_view s) {
-    v.insert(v.end(), s.begin(), s.end());
-}
-void append(bytes& v, const bytes& s) {
-    v.insert(v.end(), s.begin(), s.end());
-}
 bytes framed(const bytes& body, bool four = false) {
     bytes v;
     if (four)
@@ -100,11 +84,16 @@ void pump(handshake& a, handshake& b, bool byte_by_byte = false) {
     }
 }
 
-TEST(ProtoHandshake, InitiatorAndAcceptorComplete) {
-    handshake a(initiator_cfg()), b(acceptor_cfg());
+// Starts both sides, then pumps.
+void start_and_pump(handshake& a, handshake& b, bool byte_by_byte = false) {
     a.start();
     b.start();
-    pump(a, b);
+    pump(a, b, byte_by_byte);
+}
+
+TEST(ProtoHandshake, InitiatorAndAcceptorComplete) {
+    handshake a(initiator_cfg()), b(acceptor_cfg());
+    start_and_pump(a, b);
     ASSERT_TRUE(a.done()) << a.reason();
     ASSERT_TRUE(b.done()) << b.reason();
     EXPECT_EQ(a.peer_name(), "b@host");
@@ -118,9 +107,7 @@ TEST(ProtoHandshake, InitiatorAndAcceptorComplete) {
 
 TEST(ProtoHandshake, OneByteAtATime) {
     handshake a(initiator_cfg()), b(acceptor_cfg());
-    a.start();
-    b.start();
-    pump(a, b, true);
+    start_and_pump(a, b, true);
     EXPECT_TRUE(a.done()) << a.reason();
     EXPECT_TRUE(b.done()) << b.reason();
 }
@@ -245,9 +232,7 @@ TEST(ProtoHandshake, WrongCookieFailsAtAcceptor) {
     auto ca = initiator_cfg();
     ca.cookie = "other";
     handshake a(ca), b(acceptor_cfg());
-    a.start();
-    b.start();
-    pump(a, b);
+    start_and_pump(a, b);
     EXPECT_TRUE(b.failed());
     EXPECT_EQ(b.error(), erl::errc::bad_cookie);
     EXPECT_FALSE(a.done());
@@ -276,9 +261,7 @@ TEST(ProtoHandshake, AcceptorRefusesMissingMandatoryFlags) {
         return handshake_status::ok;
     };
     handshake a(ca), b(cb);
-    a.start();
-    b.start();
-    pump(a, b);
+    start_and_pump(a, b);
     EXPECT_FALSE(asked);
     EXPECT_EQ(b.error(), erl::errc::missing_flags);
     EXPECT_NE(b.reason().find("BIT_BINARIES"), std::string::npos);
@@ -289,9 +272,7 @@ TEST(ProtoHandshake, Mandatory25DigestStandsForTheOtp25Set) {
     auto ca = initiator_cfg();
     ca.our_flags = dflag::mandatory_25_digest | dflag::published;
     handshake a(ca), b(acceptor_cfg());
-    a.start();
-    b.start();
-    pump(a, b);
+    start_and_pump(a, b);
     EXPECT_TRUE(b.done()) << b.reason();
     EXPECT_TRUE(b.peer_flags() & dflag::bit_binaries);
 }
@@ -301,9 +282,7 @@ TEST(ProtoHandshake, Otp25PeerWithoutOtp26FlagsAcceptedByDefault) {
     auto ca = initiator_cfg();
     ca.our_flags = dflag::mandatory_25 | dflag::published;
     handshake a(ca), b(acceptor_cfg());
-    a.start();
-    b.start();
-    pump(a, b);
+    start_and_pump(a, b);
     EXPECT_TRUE(b.done()) << b.reason();
 
     auto cb = acceptor_cfg();
@@ -320,9 +299,7 @@ TEST(ProtoHandshake, InitiatorRejectsAcceptorMissingFlags) {
     auto cb = acceptor_cfg();
     cb.our_flags = dflag::mandatory_25 & ~dflag::map_tag;
     handshake a(initiator_cfg()), b(cb);
-    a.start();
-    b.start();
-    pump(a, b);
+    start_and_pump(a, b);
     EXPECT_EQ(a.error(), erl::errc::missing_flags);
 }
 
@@ -330,9 +307,7 @@ TEST(ProtoHandshake, InitiatorChecksChallengeName) {
     auto ca = initiator_cfg();
     ca.peer_name = "c@host";
     handshake a(ca), b(acceptor_cfg());
-    a.start();
-    b.start();
-    pump(a, b);
+    start_and_pump(a, b);
     EXPECT_EQ(a.error(), erl::errc::name_mismatch);
 }
 
@@ -344,27 +319,21 @@ handshake_config acceptor_with(handshake_status s) {
 
 TEST(ProtoHandshake, StatusNokEndsBothSides) {
     handshake a(initiator_cfg()), b(acceptor_with(handshake_status::nok));
-    a.start();
-    b.start();
-    pump(a, b);
+    start_and_pump(a, b);
     EXPECT_EQ(b.error(), erl::errc::nok);
     EXPECT_EQ(a.error(), erl::errc::nok);
 }
 
 TEST(ProtoHandshake, StatusNotAllowed) {
     handshake a(initiator_cfg()), b(acceptor_with(handshake_status::not_allowed));
-    a.start();
-    b.start();
-    pump(a, b);
+    start_and_pump(a, b);
     EXPECT_EQ(b.error(), erl::errc::not_allowed);
     EXPECT_EQ(a.error(), erl::errc::not_allowed);
 }
 
 TEST(ProtoHandshake, StatusOkSimultaneousContinues) {
     handshake a(initiator_cfg()), b(acceptor_with(handshake_status::ok_simultaneous));
-    a.start();
-    b.start();
-    pump(a, b);
+    start_and_pump(a, b);
     EXPECT_TRUE(a.done());
     EXPECT_TRUE(b.done());
     EXPECT_EQ(a.status(), handshake_status::ok_simultaneous);
@@ -378,9 +347,7 @@ TEST(ProtoHandshake, StatusAliveAnsweredTrueContinues) {
         return true;
     };
     handshake a(ca), b(acceptor_with(handshake_status::alive));
-    a.start();
-    b.start();
-    pump(a, b);
+    start_and_pump(a, b);
     EXPECT_EQ(asked, "b@host");
     EXPECT_TRUE(a.done()) << a.reason();
     EXPECT_TRUE(b.done()) << b.reason();
@@ -391,9 +358,7 @@ TEST(ProtoHandshake, StatusAliveAnsweredFalseEndsBothSides) {
     auto ca = initiator_cfg();
     ca.on_alive = [](std::string_view) { return false; };
     handshake a(ca), b(acceptor_with(handshake_status::alive));
-    a.start();
-    b.start();
-    pump(a, b);
+    start_and_pump(a, b);
     EXPECT_EQ(a.error(), erl::errc::peer_alive);
     EXPECT_EQ(b.error(), erl::errc::peer_alive);
 }
@@ -403,9 +368,7 @@ TEST(ProtoHandshake, AsynchronousDecisions) {
     auto cb = acceptor_cfg();
     cb.on_peer_name = nullptr;  // pauses
     handshake a(ca), b(cb);
-    a.start();
-    b.start();
-    pump(a, b);
+    start_and_pump(a, b);
     ASSERT_TRUE(b.awaiting_status());
     b.provide_status(handshake_status::alive);
     pump(a, b);

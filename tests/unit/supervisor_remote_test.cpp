@@ -5,11 +5,6 @@
 #include "silent_peer.hpp"
 #include "supervisor_test_support.hpp"
 
-using namespace std::chrono_literals;
-
-using erl::test::A;
-using erl::test::SupervisorTest;
-
 namespace {
 
 // A remote worker kind w:run/1: reports {started, Tag, self()} to {collector, Home} and

@@ -6,13 +6,6 @@
 
 #include <algorithm>
 
-using namespace std::chrono_literals;
-
-using erl::test::A;
-using erl::test::reporting_template;
-using erl::test::reporting_worker;
-using erl::test::SupervisorTest;
-
 namespace {
 
 erl::term error(const erl::term& reason) {

@@ -2,12 +2,6 @@
 // terminate, as sys:Func(Sup, ...) sends them.
 #include "supervisor_test_support.hpp"
 
-using namespace std::chrono_literals;
-
-using erl::test::A;
-using erl::test::reporting_worker;
-using erl::test::SupervisorTest;
-
 TEST_F(SupervisorTest, sys_get_state_describes_the_supervisor) {
     erl::supervisor_flags f;
     f.strategy = erl::restart_strategy::rest_for_one;

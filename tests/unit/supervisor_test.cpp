@@ -4,12 +4,6 @@
 
 #include <algorithm>
 
-using namespace std::chrono_literals;
-
-using erl::test::A;
-using erl::test::reporting_worker;
-using erl::test::SupervisorTest;
-
 TEST_F(SupervisorTest, one_for_one_restarts_only_the_crashed_child) {
     erl::supervisor_flags f;
     f.intensity = 5;

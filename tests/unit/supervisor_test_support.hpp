@@ -122,3 +122,10 @@ class SupervisorTest : public ::testing::Test {
 };
 
 }  // namespace erl::test
+
+// The names every supervisor test uses unqualified (TEST_F needs the fixture's bare name).
+using namespace std::chrono_literals;
+using erl::test::A;
+using erl::test::reporting_template;
+using erl::test::reporting_worker;
+using erl::test::SupervisorTest;

@@ -87,37 +87,43 @@ TEST(TermPrint, Floats) {
 
 TEST(TermPrint, AtomQuoting) {
     // erl ~w output for each.
-    EXPECT_EQ(w(a("ok")), "ok");
-    EXPECT_EQ(w(a("hello world")), "'hello world'");
-    EXPECT_EQ(w(a("Hello")), "'Hello'");
-    EXPECT_EQ(w(a("hello_World")), "hello_World");
-    EXPECT_EQ(w(a("hello-world")), "'hello-world'");
-    EXPECT_EQ(w(a("a@b")), "a@b");
-    EXPECT_EQ(w(a("a.b")), "'a.b'");
-    EXPECT_EQ(w(a("_x")), "'_x'");
-    EXPECT_EQ(w(a("x_")), "x_");
-    EXPECT_EQ(w(a("")), "''");
-    EXPECT_EQ(w(a("\n")), "'\\n'");
-    EXPECT_EQ(w(a("a'b")), "'a\\'b'");
-    EXPECT_EQ(w(a("a\\b")), "'a\\\\b'");
+    const struct {
+        const char* name;
+        const char* printed;
+    } cases[] = {{"ok", "ok"},
+                 {"hello world", "'hello world'"},
+                 {"Hello", "'Hello'"},
+                 {"hello_World", "hello_World"},
+                 {"hello-world", "'hello-world'"},
+                 {"a@b", "a@b"},
+                 {"a.b", "'a.b'"},
+                 {"_x", "'_x'"},
+                 {"x_", "x_"},
+                 {"", "''"},
+                 {"\n", "'\\n'"},
+                 {"a'b", "'a\\'b'"},
+                 {"a\\b", "'a\\\\b'"},
+                 // 'maybe' and 'else' are keywords from OTP 27 on; quoting them is always safe.
+                 {"maybe", "'maybe'"},
+                 // Latin-1 letters follow io_lib: é (lowercase) may start an atom, É may not,
+                 // ÷ × never.
+                 {"\xC3\xA9", "\xC3\xA9"},    // é
+                 {"a\xC3\xA9", "a\xC3\xA9"},  // aé
+                 {"\xC3\x89"
+                  "a",
+                  "'\xC3\x89"
+                  "a'"},                                                      // 'Éa'
+                 {"a\xC3\xB7", "'a\xC3\xB7'"},                                // 'a÷'
+                 {"a\xC3\x97", "'a\xC3\x97'"},                                // 'a×'
+                 {"\xE6\x97\xA5\xE6\x9C\xAC", "'\xE6\x97\xA5\xE6\x9C\xAC'"},  // '日本'
+                 {"h\xC3\xA9llo", "h\xC3\xA9llo"}};
+    for (auto& c : cases)
+        EXPECT_EQ(w(a(c.name)), c.printed) << c.name;
     for (const char* r :
          {"end",  "fun",  "cond",   "let", "catch", "receive", "andalso", "div", "and",
           "or",   "when", "case",   "of",  "after", "begin",   "try",     "if",  "not",
           "bnot", "xor",  "orelse", "rem", "band",  "bor",     "bsl",     "bsr", "bxor"})
         EXPECT_EQ(w(a(r)), std::string("'") + r + "'") << r;
-    // 'maybe' and 'else' are keywords from OTP 27 on; quoting them is always safe.
-    EXPECT_EQ(w(a("maybe")), "'maybe'");
-    // Latin-1 letters follow io_lib: é (lowercase) may start an atom, É may not, ÷ × never.
-    EXPECT_EQ(w(a("\xC3\xA9")), "\xC3\xA9");    // é
-    EXPECT_EQ(w(a("a\xC3\xA9")), "a\xC3\xA9");  // aé
-    EXPECT_EQ(w(a("\xC3\x89"
-                  "a")),
-              "'\xC3\x89"
-              "a'");                                                            // 'Éa'
-    EXPECT_EQ(w(a("a\xC3\xB7")), "'a\xC3\xB7'");                                // 'a÷'
-    EXPECT_EQ(w(a("a\xC3\x97")), "'a\xC3\x97'");                                // 'a×'
-    EXPECT_EQ(w(a("\xE6\x97\xA5\xE6\x9C\xAC")), "'\xE6\x97\xA5\xE6\x9C\xAC'");  // '日本'
-    EXPECT_EQ(w(a("h\xC3\xA9llo")), "h\xC3\xA9llo");
     EXPECT_EQ(w(a(std::string_view("a\0b", 3))), "'a\\x{0}b'");
     std::ostringstream os;
     os << atom("hello world") << ' ' << tuple(1);
