@@ -851,33 +851,51 @@ void release_if_large(std::vector<std::uint8_t>& b, std::size_t keep) {
 }  // namespace
 
 void connection::write_locked() {
-    if (turn_ != write_turn::none || wbuf_.empty() || is_closed()) return;
+    if (wbuf_.empty() || is_closed()) return;
+    const bool direct = !stream_.is_tls() && stream_.socket().is_open();
+    if (turn_ == write_turn::strand) {
+        // A stream whose queue makes the connection busy before the strand has started its
+        // write: the kernel is offered the queue now, so a sender told the connection is busy
+        // is told so with the kernel's buffers full.
+        if (direct && inflight_.empty() && bytes_busy_locked()) send_direct_locked();
+        return;
+    }
+    if (turn_ != write_turn::none) return;
     // A second write with no input dispatched in between is a stream (a thread sending in a
     // loop): the strand writes it, so what senders append meanwhile leaves in one write.
-    if (!stream_.is_tls() && stream_.socket().is_open() && !direct_since_input_) {
+    if (direct && !direct_since_input_) {
         direct_since_input_ = true;
-        const ssize_t n = ::send(stream_.socket().native_handle(), wbuf_.data(), wbuf_.size(),
-                                 MSG_DONTWAIT | MSG_NOSIGNAL);
-        // A short write leaves the rest, and an error everything, to the strand's writer
-        // (which then reports the error).
-        if (n > 0) {
-            wbuf_.erase(wbuf_.begin(), wbuf_.begin() + n);
-            wrote_since_tick_ = true;
-            bytes_sent_ += static_cast<std::uint64_t>(n);
-            touch();
-            account_locked();
-            release_if_large(wbuf_, core_->opts.output_busy_limit);
-        }
+        send_direct_locked();
         if (wbuf_.empty()) return;
     }
     start_strand_write_locked();
 }
 
+void connection::send_direct_locked() {
+    const ssize_t n = ::send(stream_.socket().native_handle(), wbuf_.data(), wbuf_.size(),
+                             MSG_DONTWAIT | MSG_NOSIGNAL);
+    // A short write leaves the rest, and an error everything, to the strand's writer (which
+    // then reports the error).
+    if (n <= 0) return;
+    wbuf_.erase(wbuf_.begin(), wbuf_.begin() + n);
+    wrote_since_tick_ = true;
+    bytes_sent_ += static_cast<std::uint64_t>(n);
+    touch();
+    account_locked();
+    release_if_large(wbuf_, core_->opts.output_busy_limit);
+}
+
 void connection::start_strand_write_locked() {
     turn_ = write_turn::strand;
     asio::post(strand_, [self = shared_from_this()] {
-        std::lock_guard lk(self->mu_);
+        std::unique_lock lk(self->mu_);
         if (self->is_closed()) return;
+        if (self->wbuf_.empty()) {  // a sender's direct write took it all meanwhile
+            self->turn_ = write_turn::none;
+            self->direct_since_input_ = false;
+            self->after_progress(lk);
+            return;
+        }
         self->inflight_.swap(self->wbuf_);
         self->stream_.async_write(
             asio::buffer(self->inflight_),

@@ -212,6 +212,8 @@ class connection : public std::enable_shared_from_this<connection> {
     // The write turn (mu_ held): if nobody holds it, writes wbuf_ now (plain TCP, a
     // non-blocking send(2) under mu_) and hands what is left to the strand.
     void write_locked();
+    // One non-blocking send(2) of wbuf_ (plain TCP; mu_ held), what the kernel takes erased.
+    void send_direct_locked();
     void start_strand_write_locked();
     void on_write_done(error_code ec, std::size_t written);
     // After bytes left the queue (mu_ held in lk; released on return): wakes waiting senders

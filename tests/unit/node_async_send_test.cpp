@@ -74,11 +74,21 @@ struct busy_link {
         if (auto m = n->spawn_mailbox()) mb = *m;
     }
     bool ready() const { return mb.has_value(); }
-    // try_send numbered messages from `seq` on until the connection is busy; returns the next
-    // sequence number.
+    // try_send numbered messages from `seq` on until the connection is busy, then queue more
+    // than the kernel's largest send buffer (tcp_wmem's 4 MiB) past the bound from an I/O
+    // thread (where a send never waits), so the connection stays busy however much of the
+    // queue the kernel still takes while the peer does not read; returns the next sequence
+    // number.
     std::int64_t fill(std::int64_t seq) {
         while (seq < 100000 && !mb->try_send(to, numbered(seq)))
             ++seq;
+        std::promise<void> queued;
+        asio::post(n->executor(), [&] {
+            for (int i = 0; i < 4 * 1024 * 1024 / (64 * 1024) + 1; ++i)
+                mb->send(to, numbered(seq++));
+            queued.set_value();
+        });
+        queued.get_future().wait();
         return seq;
     }
     // Fills the connection, then starts an async_send that has to wait; the future gets its
