@@ -6,6 +6,7 @@
 
 #include "epmd/codec.hpp"
 #include "harness/cluster.hpp"
+#include "harness/named_cluster_test.hpp"
 #include "raw_peer.hpp"
 
 #include <gtest/gtest.h>
@@ -19,10 +20,7 @@ using erl::interop::cpp_node;
 using erl::interop::echo_service;
 using erl::interop::raw_peer;
 
-class AbuseInterop : public erl::interop::cluster_test {
-  protected:
-    AbuseInterop() : cluster_test("cppab", "beamab") {}
-};
+using AbuseInterop = erl::interop::named_cluster_test<"cppab", "beamab">;
 
 // More connections than max_connections, half of them silent, half stopped after send_name
 // (a unique node name each, the challenge never answered): with the defaults the node closes

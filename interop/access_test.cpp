@@ -5,6 +5,7 @@
 #include <erl/node.hpp>
 
 #include "harness/cluster.hpp"
+#include "harness/named_cluster_test.hpp"
 
 #include <gtest/gtest.h>
 
@@ -22,9 +23,8 @@ using erl::interop::cpp_node;
 using erl::interop::quote_atom;
 using erl::interop::read_text_file;
 
-class AccessInterop : public erl::interop::cluster_test {
+class AccessInterop : public erl::interop::named_cluster_test<"cppacc", "beamacc"> {
   protected:
-    AccessInterop() : cluster_test("cppacc", "beamacc") {}
     // A C++ node whose cookie and access options all come from `tweak` (no cookie is preset, so
     // the environment and cookie-file sources can be tested); a failed start is kept in
     // start_error, not thrown.

@@ -4,6 +4,7 @@
 #include "../examples/demo/cluster.hpp"
 
 #include "cluster_support.hpp"
+#include "harness/named_cluster_test.hpp"
 
 #include <gtest/gtest.h>
 
@@ -12,9 +13,8 @@ using erl::interop::logged_beam;
 using erl::interop::quote_atom;
 using erl::interop::wait_until;
 
-class DemoClusterInterop : public erl::interop::cluster_test {
+class DemoClusterInterop : public erl::interop::named_cluster_test<"dcpp", "dbeam"> {
   protected:
-    DemoClusterInterop() : cluster_test("dcpp", "dbeam") {}
     erl::interop::temp_dir dir{"demo-cluster"};
 };
 

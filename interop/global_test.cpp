@@ -3,6 +3,7 @@
 // on either side seen on the other; clashes after a partition heals; names of a dead erlcpp
 // node; locks shared by C++ and BEAM holders. BEAM's logs must show no global warning.
 #include "cluster_support.hpp"
+#include "harness/named_cluster_test.hpp"
 
 #include <erl/mailbox.hpp>
 #include <erl/node.hpp>
@@ -22,6 +23,7 @@
 #include <vector>
 
 using namespace std::chrono_literals;
+using erl::interop::atom_term;
 using erl::interop::beam_node;
 using erl::interop::cluster_node;
 using erl::interop::logged_beam;
@@ -30,14 +32,8 @@ using erl::interop::wait_until;
 
 namespace {
 
-erl::term A(const char* s) {
-    return erl::term(erl::atom(s));
-}
-
-class GlobalInterop : public erl::interop::cluster_test {
+class GlobalInterop : public erl::interop::named_cluster_test<"gcpp", "gbeam"> {
   protected:
-    GlobalInterop() : cluster_test("gcpp", "gbeam") {}
-
     std::unique_ptr<logged_beam> beam(const std::string& tag) {
         return std::make_unique<logged_beam>(beam_opts(), dir, tag);
     }
@@ -117,13 +113,14 @@ class GlobalInterop : public erl::interop::cluster_test {
         auto mb = cpp.node->spawn_mailbox();
         ASSERT_TRUE(mb);
         const erl::atom peer(b.node_name());
-        mb->send(erl::atom("pg"), peer, erl::tuple(A("nodedown"), cpp.node->name()));
+        mb->send(erl::atom("pg"), peer, erl::tuple(atom_term("nodedown"), cpp.node->name()));
         const erl::term tag(cpp.node->make_ref());
         mb->send(erl::atom("global_name_server"), peer,
-                 erl::tuple(A("whereis"), A("erlcpp_probe"), erl::tuple(mb->self(), tag)));
+                 erl::tuple(atom_term("whereis"), atom_term("erlcpp_probe"),
+                            erl::tuple(mb->self(), tag)));
         auto reply = mb->receive(10s);
         ASSERT_TRUE(reply);
-        EXPECT_EQ(*reply, erl::tuple(tag, A("undefined")));
+        EXPECT_EQ(*reply, erl::tuple(tag, atom_term("undefined")));
     }
     // What b's traced servers received that mentions `cpp` (its node name, one of its pids,
     // references or ports), the probes excepted, once both probes are in the trace: "[]" when
@@ -257,8 +254,9 @@ TEST_F(GlobalInterop, names_are_shared_both_ways) {
     b2->eval(
         "BP = spawn(fun() -> receive stop -> ok end end), yes = global:register_name(bname, BP)");
     ASSERT_TRUE(wait_until(
-        [&] { return erl::global::whereis_name(*cpp.node, A("bname")).has_value(); }, 5s));
-    EXPECT_EQ(erl::global::whereis_name(*cpp.node, A("bname"))->node.str(), b2->node_name());
+        [&] { return erl::global::whereis_name(*cpp.node, atom_term("bname")).has_value(); }, 5s));
+    EXPECT_EQ(erl::global::whereis_name(*cpp.node, atom_term("bname"))->node.str(),
+              b2->node_name());
 
     // A C++ process registered globally: answers a '$gen_call' with its request, {From, M} with M.
     auto mb = cpp.node->spawn_mailbox();
@@ -288,10 +286,10 @@ TEST_F(GlobalInterop, names_are_shared_both_ways) {
         }
     } j{*mb, server};
 
-    auto reg = erl::global::register_name(*cpp.node, A("cname"), mb->self());
+    auto reg = erl::global::register_name(*cpp.node, atom_term("cname"), mb->self());
     ASSERT_TRUE(reg);
     EXPECT_TRUE(*reg);
-    auto again = erl::global::register_name(*cpp.node, A("bname"), mb->self());
+    auto again = erl::global::register_name(*cpp.node, atom_term("bname"), mb->self());
     ASSERT_TRUE(again);
     EXPECT_FALSE(*again);  // taken by BEAM's process
     const std::string cpp_node_of = "node(global:whereis_name(cname))";
@@ -302,18 +300,18 @@ TEST_F(GlobalInterop, names_are_shared_both_ways) {
         "hello");
     EXPECT_EQ(b2->eval("gen_server:call({global, cname}, ping, 5000)"), "ping");
 
-    ASSERT_FALSE(erl::global::unregister_name(*cpp.node, A("cname")));
+    ASSERT_FALSE(erl::global::unregister_name(*cpp.node, atom_term("cname")));
     for (auto* b : {b1.get(), b2.get(), b3.get()})
         EXPECT_EQ(b->eval("global:whereis_name(cname)"), "undefined");
-    EXPECT_FALSE(erl::global::whereis_name(*cpp.node, A("cname")));
+    EXPECT_FALSE(erl::global::whereis_name(*cpp.node, atom_term("cname")));
 
-    ASSERT_FALSE(erl::global::re_register_name(*cpp.node, A("bname"), mb->self()));
+    ASSERT_FALSE(erl::global::re_register_name(*cpp.node, atom_term("bname"), mb->self()));
     for (auto* b : {b1.get(), b2.get(), b3.get()})
         EXPECT_EQ(b->eval("node(global:whereis_name(bname))"), cpp.quoted_name());
     // BEAM unregisters: gone on the C++ side too.
     b1->eval("global:unregister_name(bname)");
     EXPECT_TRUE(wait_until(
-        [&] { return !erl::global::whereis_name(*cpp.node, A("bname")).has_value(); }, 5s));
+        [&] { return !erl::global::whereis_name(*cpp.node, atom_term("bname")).has_value(); }, 5s));
     expect_quiet_logs({b1.get(), b2.get(), b3.get()});
 }
 
@@ -363,21 +361,21 @@ TEST_F(GlobalInterop, locks_exclude_cpp_and_beam_holders) {
             ++cpp_failures;
             return;
         }
-        const erl::term id = erl::tuple(A("cnt"), mb->self());
+        const erl::term id = erl::tuple(atom_term("cnt"), mb->self());
         for (int i = 0; i < times; ++i) {
             auto got = erl::global::set_lock(*cpp.node, id, mb->self(), {}, -1, 60s);
             if (!got || !*got) {
                 ++cpp_failures;
                 return;
             }
-            mb->send(erl::atom("lock_counter"), home, erl::tuple(A("get"), mb->self()));
+            mb->send(erl::atom("lock_counter"), home, erl::tuple(atom_term("get"), mb->self()));
             auto v = mb->receive(10s);
             if (!v || !v->is_tuple(2)) {
                 ++cpp_failures;
                 return;
             }
             mb->send(erl::atom("lock_counter"), home,
-                     erl::tuple(A("set"), erl::term((*v)[1].as_int64() + 1), mb->self()));
+                     erl::tuple(atom_term("set"), erl::term((*v)[1].as_int64() + 1), mb->self()));
             if (!mb->receive(10s)) ++cpp_failures;
             if (erl::global::del_lock(*cpp.node, id, mb->self(), {}, 60s)) ++cpp_failures;
         }
@@ -408,10 +406,11 @@ TEST_F(GlobalInterop, lock_released_when_holder_dies) {
 
     auto holder = cpp.node->spawn_mailbox();
     ASSERT_TRUE(holder);
-    auto got = erl::global::set_lock(*cpp.node, erl::tuple(A("res"), A("cpp")), holder->self());
+    auto got = erl::global::set_lock(*cpp.node, erl::tuple(atom_term("res"), atom_term("cpp")),
+                                     holder->self());
     ASSERT_TRUE(got && *got);
     EXPECT_EQ(b1->eval("global:set_lock({res, beam}, [node() | nodes()], 0)"), "false");
-    holder->exit(A("done"));
+    holder->exit(atom_term("done"));
     EXPECT_TRUE(wait_until(
         [&] { return b1->eval("global:set_lock({res, beam}, [node() | nodes()], 0)") == "true"; },
         10s));
@@ -423,7 +422,7 @@ TEST_F(GlobalInterop, lock_released_when_holder_dies) {
         "receive stop -> ok end end), receive held -> ok end");
     auto mb = cpp.node->spawn_mailbox();
     ASSERT_TRUE(mb);
-    const erl::term id = erl::tuple(A("res"), A("cpp2"));
+    const erl::term id = erl::tuple(atom_term("res"), atom_term("cpp2"));
     auto blocked = erl::global::set_lock(*cpp.node, id, mb->self(), {}, 0);
     ASSERT_TRUE(blocked);
     EXPECT_FALSE(*blocked);
@@ -447,7 +446,7 @@ TEST_F(GlobalInterop, names_of_a_stopped_erlcpp_node_disappear) {
     expect_synced({b1.get(), b2.get(), b3.get()});
     auto mb = cpp->node->spawn_mailbox();
     ASSERT_TRUE(mb);
-    auto reg = erl::global::register_name(*cpp->node, A("doomed"), mb->self());
+    auto reg = erl::global::register_name(*cpp->node, atom_term("doomed"), mb->self());
     ASSERT_TRUE(reg && *reg);
     for (auto* b : {b1.get(), b2.get(), b3.get()})
         EXPECT_EQ(b->eval("node(global:whereis_name(doomed))"), cpp->quoted_name());
@@ -505,7 +504,7 @@ TEST_F(GlobalInterop, name_clash_after_partition_heals) {
 
     auto mb = cpp.node->spawn_mailbox();
     ASSERT_TRUE(mb);
-    auto reg = erl::global::register_name(*cpp.node, A("clash"), mb->self());
+    auto reg = erl::global::register_name(*cpp.node, atom_term("clash"), mb->self());
     ASSERT_TRUE(reg && *reg);
     b2->eval(
         "CP = spawn(fun() -> receive stop -> ok end end), yes = global:register_name(clash, CP)");
@@ -527,7 +526,7 @@ TEST_F(GlobalInterop, name_clash_after_partition_heals) {
     EXPECT_EQ(erl::to_string(mb->exit_reason().value_or(erl::term())), "killed");
     EXPECT_TRUE(wait_until(
         [&] {
-            auto w = erl::global::whereis_name(*cpp.node, A("clash"));
+            auto w = erl::global::whereis_name(*cpp.node, atom_term("clash"));
             return w && w->node.str() == b2->node_name() &&
                    b1->eval("node(global:whereis_name(clash))") == b2q;
         },
@@ -548,10 +547,10 @@ TEST_F(GlobalInterop, hidden_erlcpp_node_stays_outside) {
     EXPECT_EQ(b1->eval("lists:member(" + cpp.quoted_name() + ", nodes(hidden))"), "true");
     auto mb = cpp.node->spawn_mailbox();
     ASSERT_TRUE(mb);
-    auto reg = erl::global::register_name(*cpp.node, A("hidden_name"), mb->self());
+    auto reg = erl::global::register_name(*cpp.node, atom_term("hidden_name"), mb->self());
     ASSERT_TRUE(reg && *reg);
-    ASSERT_FALSE(erl::pg::join(*cpp.node, A("hidden_group"), mb->self()));
-    EXPECT_TRUE(erl::global::whereis_name(*cpp.node, A("hidden_name")).has_value());
+    ASSERT_FALSE(erl::pg::join(*cpp.node, atom_term("hidden_group"), mb->self()));
+    EXPECT_TRUE(erl::global::whereis_name(*cpp.node, atom_term("hidden_name")).has_value());
     EXPECT_TRUE(erl::global::known_nodes(*cpp.node).empty());
     expect_synced({b1.get(), b2.get()});
     EXPECT_EQ(b1->eval("global:whereis_name(hidden_name)"), "undefined");
@@ -573,7 +572,7 @@ TEST_F(GlobalInterop, hidden_beam_peer_stays_outside) {
     ASSERT_FALSE(cpp.node->connect(erl::atom(b1->node_name())));
     auto mb = cpp.node->spawn_mailbox();
     ASSERT_TRUE(mb);
-    auto reg = erl::global::register_name(*cpp.node, A("visible_name"), mb->self());
+    auto reg = erl::global::register_name(*cpp.node, atom_term("visible_name"), mb->self());
     ASSERT_TRUE(reg && *reg);
     auto o = beam_opts();
     o.extra_args.push_back("-hidden");
@@ -585,9 +584,9 @@ TEST_F(GlobalInterop, hidden_beam_peer_stays_outside) {
     // with the visible peer.
     auto mb2 = cpp.node->spawn_mailbox();
     ASSERT_TRUE(mb2);
-    auto reg2 = erl::global::register_name(*cpp.node, A("visible_name2"), mb2->self());
+    auto reg2 = erl::global::register_name(*cpp.node, atom_term("visible_name2"), mb2->self());
     ASSERT_TRUE(reg2 && *reg2);
-    ASSERT_FALSE(erl::pg::join(*cpp.node, A("visible_group"), mb->self()));
+    ASSERT_FALSE(erl::pg::join(*cpp.node, atom_term("visible_group"), mb->self()));
     EXPECT_TRUE(wait_until([&] { return b1->eval("pg:get_members(visible_group)") != "[]"; }, 10s));
     ASSERT_FALSE(erl::global::sync(*cpp.node, 10s));
     // The hidden node's global_name_server and pg scope received nothing from us.
@@ -662,8 +661,9 @@ TEST_F(GlobalInterop, names_and_members_of_a_killed_erlcpp_node_disappear) {
             cluster_node cpp(opts);
             auto mb = cpp.node->spawn_mailbox();
             if (mb && !cpp.node->connect(erl::atom(b1_name))) {
-                auto reg = erl::global::register_name(*cpp.node, A("killed_name"), mb->self());
-                bool joined = !erl::pg::join(*cpp.node, A("killed_group"), mb->self());
+                auto reg =
+                    erl::global::register_name(*cpp.node, atom_term("killed_name"), mb->self());
+                bool joined = !erl::pg::join(*cpp.node, atom_term("killed_group"), mb->self());
                 if (reg && *reg && joined) answer = "ready " + cpp.name();
             }
             (void)!::write(ready[1], answer.data(), answer.size());

@@ -5,6 +5,7 @@
 #include <erl/node.hpp>
 
 #include "harness/cluster.hpp"
+#include "harness/named_cluster_test.hpp"
 #include "proto/dist_codec.hpp"
 #include "proto/handshake.hpp"
 #include "raw_peer.hpp"
@@ -40,9 +41,8 @@ std::vector<std::vector<std::uint8_t>> split_frames(const std::vector<std::uint8
 
 }  // namespace
 
-class LimitsInterop : public erl::interop::cluster_test {
+class LimitsInterop : public erl::interop::named_cluster_test<"cpplim", "beamlim"> {
   protected:
-    LimitsInterop() : cluster_test("cpplim", "beamlim") {}
 };
 
 TEST_F(LimitsInterop, message_above_max_message_size_closes_only_that_connection) {

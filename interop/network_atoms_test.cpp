@@ -6,6 +6,7 @@
 #include <erl/node.hpp>
 
 #include "harness/cluster.hpp"
+#include "harness/named_cluster_test.hpp"
 
 #include <gtest/gtest.h>
 
@@ -21,10 +22,7 @@ using erl::interop::beam_node;
 using erl::interop::cpp_node;
 using erl::interop::echo_service;
 
-class NetworkAtomsInterop : public erl::interop::cluster_test {
-  protected:
-    NetworkAtomsInterop() : cluster_test("cppnatom", "beamnatom") {}
-};
+using NetworkAtomsInterop = erl::interop::named_cluster_test<"cppnatom", "beamnatom">;
 
 TEST_F(NetworkAtomsInterop, two_million_distinct_atoms_from_a_peer_leave_the_table_bounded) {
     constexpr int batches = 2000, per_batch = 1000, sync_every = 16;

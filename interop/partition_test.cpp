@@ -8,6 +8,7 @@
 
 #include "demo_child.hpp"
 #include "harness/cluster.hpp"
+#include "harness/named_cluster_test.hpp"
 
 #include <gtest/gtest.h>
 
@@ -82,10 +83,8 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 
 }  // namespace
 
-class PartitionInterop : public erl::interop::cluster_test {
+class PartitionInterop : public erl::interop::named_cluster_test<"cpppart", "beampart"> {
   protected:
-    PartitionInterop() : cluster_test("cpppart", "beampart") {}
-
     beam_node::options ticking_beam() const {
         auto o = beam_opts();
         o.extra_args = {"-kernel", "net_ticktime", "4"};

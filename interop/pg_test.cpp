@@ -3,6 +3,7 @@
 // goes; BEAM members are seen from C++ and reported to subscribers. BEAM's scopes never crash
 // (their pid stays the same) and log nothing.
 #include "cluster_support.hpp"
+#include "harness/named_cluster_test.hpp"
 
 #include <erl/gen_server.hpp>
 #include <erl/mailbox.hpp>
@@ -15,6 +16,7 @@
 #include <mutex>
 
 using namespace std::chrono_literals;
+using erl::interop::atom_term;
 using erl::interop::cluster_node;
 using erl::interop::logged_beam;
 using erl::interop::quote_atom;
@@ -22,14 +24,8 @@ using erl::interop::wait_until;
 
 namespace {
 
-erl::term A(const char* s) {
-    return erl::term(erl::atom(s));
-}
-
-class PgInterop : public erl::interop::cluster_test {
+class PgInterop : public erl::interop::named_cluster_test<"pcpp", "pbeam"> {
   protected:
-    PgInterop() : cluster_test("pcpp", "pbeam") {}
-
     // A BEAM node running the default scope (kernel starts it only with start_pg = true) and
     // remembering its scope's pid in ScopePid.
     std::unique_ptr<logged_beam> beam(const std::string& tag) {
@@ -86,24 +82,24 @@ TEST_F(PgInterop, cpp_members_seen_by_beam_and_gone_when_they_exit) {
     auto w1 = cpp.node->spawn_mailbox();
     auto w2 = cpp.node->spawn_mailbox();
     ASSERT_TRUE(w1 && w2);
-    ASSERT_FALSE(erl::pg::join(*cpp.node, A("workers"), w1->self()));
-    ASSERT_FALSE(erl::pg::join(*cpp.node, erl::atom("pg"), A("workers"), {w2->self()}));
+    ASSERT_FALSE(erl::pg::join(*cpp.node, atom_term("workers"), w1->self()));
+    ASSERT_FALSE(erl::pg::join(*cpp.node, erl::atom("pg"), atom_term("workers"), {w2->self()}));
     const std::string two = "[" + cpp.quoted_name() + "," + cpp.quoted_name() + "]";
     for (auto* b : {b1.get(), b2.get(), b3.get()})
         EXPECT_TRUE(wait_until([&] { return member_nodes(*b, "workers") == two; }, 5s))
             << b->node_name() << ": " << member_nodes(*b, "workers");
-    EXPECT_EQ(erl::pg::get_local_members(*cpp.node, A("workers")).size(), 2u);
+    EXPECT_EQ(erl::pg::get_local_members(*cpp.node, atom_term("workers")).size(), 2u);
 
-    auto left = erl::pg::leave(*cpp.node, A("workers"), w1->self());
+    auto left = erl::pg::leave(*cpp.node, atom_term("workers"), w1->self());
     ASSERT_TRUE(left && *left);
-    auto again = erl::pg::leave(*cpp.node, A("workers"), w1->self());
+    auto again = erl::pg::leave(*cpp.node, atom_term("workers"), w1->self());
     ASSERT_TRUE(again);
     EXPECT_FALSE(*again);  // not_joined
     const std::string one = "[" + cpp.quoted_name() + "]";
     for (auto* b : {b1.get(), b2.get(), b3.get()})
         EXPECT_TRUE(wait_until([&] { return member_nodes(*b, "workers") == one; }, 5s));
 
-    w2->exit(A("done"));
+    w2->exit(atom_term("done"));
     for (auto* b : {b1.get(), b2.get(), b3.get()})
         EXPECT_TRUE(wait_until([&] { return member_nodes(*b, "workers") == "[]"; }, 5s));
     EXPECT_TRUE(erl::pg::which_groups(*cpp.node).empty());
@@ -119,12 +115,12 @@ TEST_F(PgInterop, beam_members_seen_from_cpp_with_events) {
     // A member that joined before we connected arrives with the sync, one after with a join.
     b1->eval("P1 = spawn(fun() -> receive stop -> ok end end), ok = pg:join(bgroup, P1)");
     ASSERT_FALSE(cpp.node->connect(erl::atom(b1->node_name())));
-    ASSERT_TRUE(
-        wait_until([&] { return erl::pg::get_members(*cpp.node, A("bgroup")).size() == 1; }, 5s));
+    ASSERT_TRUE(wait_until(
+        [&] { return erl::pg::get_members(*cpp.node, atom_term("bgroup")).size() == 1; }, 5s));
     b2->eval("P2 = spawn(fun() -> receive stop -> ok end end), ok = pg:join(bgroup, P2)");
-    ASSERT_TRUE(
-        wait_until([&] { return erl::pg::get_members(*cpp.node, A("bgroup")).size() == 2; }, 5s));
-    auto members = erl::pg::get_members(*cpp.node, A("bgroup"));
+    ASSERT_TRUE(wait_until(
+        [&] { return erl::pg::get_members(*cpp.node, atom_term("bgroup")).size() == 2; }, 5s));
+    auto members = erl::pg::get_members(*cpp.node, atom_term("bgroup"));
     std::set<std::string> nodes;
     for (auto& p : members)
         nodes.insert(std::string(p.node.str()));
@@ -132,20 +128,20 @@ TEST_F(PgInterop, beam_members_seen_from_cpp_with_events) {
     // The subscriber hears of a change just after get_members shows it.
     for (auto& p : members)
         EXPECT_TRUE(wait_until([&] { return rec.saw(true, p); }, 5s));
-    EXPECT_TRUE(erl::pg::get_local_members(*cpp.node, A("bgroup")).empty());
+    EXPECT_TRUE(erl::pg::get_local_members(*cpp.node, atom_term("bgroup")).empty());
 
     // A BEAM member exits: gone here, reported as left.
     b2->eval("P2 ! stop");
-    ASSERT_TRUE(
-        wait_until([&] { return erl::pg::get_members(*cpp.node, A("bgroup")).size() == 1; }, 5s));
+    ASSERT_TRUE(wait_until(
+        [&] { return erl::pg::get_members(*cpp.node, atom_term("bgroup")).size() == 1; }, 5s));
     for (auto& p : members)
         if (p.node.str() == b2->node_name())
             EXPECT_TRUE(wait_until([&] { return rec.saw(false, p); }, 5s));
     // BEAM's node goes: its members go.
     b1->eval("erlang:disconnect_node(" + cpp.quoted_name() + ")");
     b2->eval("erlang:disconnect_node(" + cpp.quoted_name() + ")");
-    EXPECT_TRUE(
-        wait_until([&] { return erl::pg::get_members(*cpp.node, A("bgroup")).empty(); }, 5s));
+    EXPECT_TRUE(wait_until(
+        [&] { return erl::pg::get_members(*cpp.node, atom_term("bgroup")).empty(); }, 5s));
     expect_scopes_intact({b1.get(), b2.get()});
 }
 
@@ -156,7 +152,7 @@ TEST_F(PgInterop, members_of_a_stopped_erlcpp_node_disappear) {
     ASSERT_FALSE(cpp->node->connect(erl::atom(b1->node_name())));
     auto w = cpp->node->spawn_mailbox();
     ASSERT_TRUE(w);
-    ASSERT_FALSE(erl::pg::join(*cpp->node, A("doomed"), w->self()));
+    ASSERT_FALSE(erl::pg::join(*cpp->node, atom_term("doomed"), w->self()));
     const std::string one = "[" + cpp->quoted_name() + "]";
     for (auto* b : {b1.get(), b2.get()})
         ASSERT_TRUE(wait_until([&] { return member_nodes(*b, "doomed") == one; }, 5s));
@@ -178,7 +174,7 @@ TEST_F(PgInterop, named_scope) {
     ASSERT_FALSE(cpp.node->connect(erl::atom(b1->node_name())));
     auto w = cpp.node->spawn_mailbox();
     ASSERT_TRUE(w);
-    ASSERT_FALSE(erl::pg::join(*cpp.node, erl::atom("erlcpp_scope"), A("g"), {w->self()}));
+    ASSERT_FALSE(erl::pg::join(*cpp.node, erl::atom("erlcpp_scope"), atom_term("g"), {w->self()}));
     EXPECT_TRUE(wait_until(
         [&] {
             return b1->eval("[node(P) || P <- pg:get_members(erlcpp_scope, g)]") ==
@@ -190,7 +186,8 @@ TEST_F(PgInterop, named_scope) {
     EXPECT_EQ(b1->eval("pg:join(erlcpp_scope, g, self())"), "ok");
     EXPECT_TRUE(wait_until(
         [&] {
-            return erl::pg::get_members(*cpp.node, erl::atom("erlcpp_scope"), A("g")).size() == 2;
+            return erl::pg::get_members(*cpp.node, erl::atom("erlcpp_scope"), atom_term("g"))
+                       .size() == 2;
         },
         5s));
     expect_scopes_intact({b1.get()});
@@ -200,7 +197,7 @@ namespace {
 // A gen_server answering every call with {echo, Request}.
 struct echo_server : erl::gen_server::server {
     std::optional<erl::term> handle_call(const erl::term& req, const from&) override {
-        return erl::tuple(A("echo"), req);
+        return erl::tuple(atom_term("echo"), req);
     }
     void handle_cast(const erl::term&) override {}
 };
@@ -216,8 +213,8 @@ TEST_F(PgInterop, elixir_sees_cpp_members_and_global_names) {
     EXPECT_EQ(ex.eval("Task.async(fn -> :global.sync() end) |> Task.await(10000)"), ":ok");
     auto w = cpp.node->spawn_mailbox();
     ASSERT_TRUE(w);
-    ASSERT_FALSE(erl::pg::join(*cpp.node, A("workers"), w->self()));
-    auto reg = erl::global::register_name(*cpp.node, A("cpp_worker"), w->self());
+    ASSERT_FALSE(erl::pg::join(*cpp.node, atom_term("workers"), w->self()));
+    auto reg = erl::global::register_name(*cpp.node, atom_term("cpp_worker"), w->self());
     ASSERT_TRUE(reg && *reg);
     const std::string node_atom = ":\"" + cpp.name() + "\"";
     EXPECT_TRUE(wait_until(
@@ -229,7 +226,7 @@ TEST_F(PgInterop, elixir_sees_cpp_members_and_global_names) {
 
     auto srv = erl::gen_server::start(*cpp.node, std::make_shared<echo_server>());
     ASSERT_TRUE(srv);
-    auto named = erl::global::register_name(*cpp.node, A("cpp_echo"), (*srv)->self());
+    auto named = erl::global::register_name(*cpp.node, atom_term("cpp_echo"), (*srv)->self());
     ASSERT_TRUE(named && *named);
     EXPECT_EQ(ex.eval("GenServer.call({:global, :cpp_echo}, :hello, 5000)"), "{:echo, :hello}");
 }
@@ -268,7 +265,7 @@ TEST_F(PgInterop, join_visibility_is_measured_both_ways) {
     auto mb = cpp.node->spawn_mailbox();
     ASSERT_TRUE(mb);
     // The overlay is up both ways once a first member has crossed (not measured).
-    ASSERT_FALSE(erl::pg::join(*cpp.node, A("lat_warm"), mb->self()));
+    ASSERT_FALSE(erl::pg::join(*cpp.node, atom_term("lat_warm"), mb->self()));
     ASSERT_TRUE(wait_until([&] { return b1->eval("pg:get_members(lat_warm)") != "[]"; }, 10s));
     // The BEAM watcher: the system time of every join of lat_cpp its scope reports.
     ASSERT_EQ(b1->eval("begin ErlcppParent = self(), ErlcppW = spawn(fun() -> {Ref, _} = "
@@ -284,10 +281,10 @@ TEST_F(PgInterop, join_visibility_is_measured_both_ways) {
     std::vector<std::int64_t> sent;
     for (int i = 0; i < runs; ++i) {
         sent.push_back(now_us());
-        ASSERT_FALSE(erl::pg::join(*cpp.node, A("lat_cpp"), mb->self()));
+        ASSERT_FALSE(erl::pg::join(*cpp.node, atom_term("lat_cpp"), mb->self()));
         ASSERT_TRUE(wait_until(
             [&] { return b1->eval("length(" + times + ")") == std::to_string(i + 1); }, 10s));
-        ASSERT_TRUE(erl::pg::leave(*cpp.node, A("lat_cpp"), mb->self()));
+        ASSERT_TRUE(erl::pg::leave(*cpp.node, atom_term("lat_cpp"), mb->self()));
         ASSERT_TRUE(wait_until([&] { return b1->eval("pg:get_members(lat_cpp)") == "[]"; }, 10s));
     }
     std::vector<std::int64_t> cpp_to_beam;
@@ -313,7 +310,7 @@ TEST_F(PgInterop, join_visibility_is_measured_both_ways) {
     std::vector<std::int64_t> told;
     auto sub =
         erl::pg::subscribe(*cpp.node, erl::pg::default_scope(), [&](const erl::pg::event& e) {
-            if (e.group == A("lat_beam") && !e.joined.empty()) {
+            if (e.group == atom_term("lat_beam") && !e.joined.empty()) {
                 std::lock_guard lk(mu);
                 told.push_back(now_us());
             }
@@ -335,10 +332,10 @@ TEST_F(PgInterop, join_visibility_is_measured_both_ways) {
             std::lock_guard lk(mu);
             beam_to_cpp.push_back(told.back() - std::stoll(t0));
         }
-        EXPECT_EQ(erl::pg::get_members(*cpp.node, A("lat_beam")).size(), 1u);
+        EXPECT_EQ(erl::pg::get_members(*cpp.node, atom_term("lat_beam")).size(), 1u);
         b1->eval("ok = pg:leave(lat_beam, ErlcppMember)");
         ASSERT_TRUE(wait_until(
-            [&] { return erl::pg::get_members(*cpp.node, A("lat_beam")).empty(); }, 10s));
+            [&] { return erl::pg::get_members(*cpp.node, atom_term("lat_beam")).empty(); }, 10s));
     }
     erl::pg::unsubscribe(*cpp.node, erl::pg::default_scope(), sub);
     std::cerr << "pg visibility, C++ pg::join -> BEAM pg:get_members: " << summary(cpp_to_beam)
