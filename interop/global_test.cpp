@@ -45,6 +45,13 @@ class GlobalInterop : public erl::interop::named_cluster_test<"gcpp", "gbeam"> {
         for (auto* b : beams)
             EXPECT_EQ(b->eval_within("global:sync()", ms), "ok") << b->node_name();
     }
+    // `cpp` joins the cluster through the first of `beams` (the others connected to it): global
+    // synced on every BEAM node, then on the C++ node.
+    static void join_synced(cluster_node& cpp, std::initializer_list<logged_beam*> beams) {
+        ASSERT_FALSE(cpp.node->connect(erl::atom((*beams.begin())->node_name())));
+        expect_synced(beams);
+        ASSERT_FALSE(erl::global::sync(*cpp.node, 10s));
+    }
     // Every node's nodes() holds all the others: global:sync() can return before the
     // in_sync connections that complete the mesh are made (global.erl sync_other/2), and a
     // disconnect while those are still being set up races with them.
@@ -347,9 +354,7 @@ TEST_F(GlobalInterop, locks_exclude_cpp_and_beam_holders) {
     EXPECT_EQ(connect(*b2, b1->node_name()), "true");
     EXPECT_EQ(connect(*b3, b1->node_name()), "true");
     cluster_node cpp(cpp_opts());
-    ASSERT_FALSE(cpp.node->connect(erl::atom(b1->node_name())));
-    expect_synced({b1.get(), b2.get(), b3.get()});
-    ASSERT_FALSE(erl::global::sync(*cpp.node, 10s));
+    ASSERT_NO_FATAL_FAILURE(join_synced(cpp, {b1.get(), b2.get(), b3.get()}));
     start_lock_counter(*b1);
 
     constexpr int times = 15;
@@ -400,9 +405,7 @@ TEST_F(GlobalInterop, lock_released_when_holder_dies) {
     auto b1 = beam("b1"), b2 = beam("b2");
     EXPECT_EQ(connect(*b2, b1->node_name()), "true");
     cluster_node cpp(cpp_opts());
-    ASSERT_FALSE(cpp.node->connect(erl::atom(b1->node_name())));
-    expect_synced({b1.get(), b2.get()});
-    ASSERT_FALSE(erl::global::sync(*cpp.node, 10s));
+    ASSERT_NO_FATAL_FAILURE(join_synced(cpp, {b1.get(), b2.get()}));
 
     auto holder = cpp.node->spawn_mailbox();
     ASSERT_TRUE(holder);
@@ -466,9 +469,7 @@ TEST_F(GlobalInterop, name_clash_after_partition_heals) {
     auto b1 = beam("b1"), b2 = beam("b2");
     EXPECT_EQ(connect(*b2, b1->node_name()), "true");
     cluster_node cpp(cpp_opts());
-    ASSERT_FALSE(cpp.node->connect(erl::atom(b1->node_name())));
-    expect_synced({b1.get(), b2.get()});
-    ASSERT_FALSE(erl::global::sync(*cpp.node, 10s));
+    ASSERT_NO_FATAL_FAILURE(join_synced(cpp, {b1.get(), b2.get()}));
 
     // The partition: b1 and b2 accept and make connections with each other only
     // (net_kernel:allow/1 refuses both directions), as a cut network link would. Without it,
@@ -615,9 +616,7 @@ TEST_F(GlobalInterop, partition_between_beam_nodes_does_not_overlap) {
     auto b1 = beam("b1"), b2 = beam("b2");
     EXPECT_EQ(connect(*b2, b1->node_name()), "true");
     cluster_node cpp(cpp_opts());
-    ASSERT_FALSE(cpp.node->connect(erl::atom(b1->node_name())));
-    expect_synced({b1.get(), b2.get()});
-    ASSERT_FALSE(erl::global::sync(*cpp.node, 10s));
+    ASSERT_NO_FATAL_FAILURE(join_synced(cpp, {b1.get(), b2.get()}));
     ASSERT_TRUE(wait_until([&] { return cpp.node->nodes().size() == 2; }, 10s));
 
     EXPECT_EQ(b1->eval("erlang:disconnect_node(" + quote_atom(b2->node_name()) + ")"), "true");
