@@ -4,6 +4,7 @@
 #include <erl/gen_server.hpp>
 #include <erl/node.hpp>
 
+#include "call_checks.hpp"
 #include "harness/cluster.hpp"
 
 #include <gtest/gtest.h>
@@ -16,28 +17,15 @@ using erl::interop::cpp_node;
 
 namespace {
 
-struct counter : erl::gen_server::server {
-    erl::term value{0};
-    std::vector<erl::term> infos;
+// The shared counter_server, and `later`: the reply comes from another thread after
+// handle_call has returned.
+struct counter : erl::interop::counter_server {
     std::optional<erl::term> handle_call(const erl::term& req, const from& f) override {
-        if (req.is_atom(erl::atom("get"))) return value;
-        if (req.is_tuple(2) && req[0].is_atom(erl::atom("add"))) {
-            value = *erl::add(value, req[1]);
-            return value;
-        }
-        if (req.is_atom(erl::atom("later"))) {  // reply from another thread, after returning
+        if (req.is_atom(erl::atom("later"))) {
             std::thread([this, f] { reply(f, erl::atom("late_ok")); }).detach();
             return std::nullopt;
         }
-        if (req.is_atom(erl::atom("tag"))) return f.tag;
-        if (req.is_atom(erl::atom("stop"))) {
-            stop(erl::atom("asked"));
-            return erl::atom("stopping");
-        }
-        return erl::tuple(erl::atoms::error(), req);
-    }
-    void handle_cast(const erl::term& req) override {
-        if (req.is_atom(erl::atom("reset"))) value = erl::term(0);
+        return counter_server::handle_call(req, f);
     }
 };
 
@@ -67,14 +55,12 @@ TEST_F(GenServerInterop, erlang_gen_server_call_and_cast_reach_cpp_server) {
     auto srv = erl::gen_server::start(*cpp.node, std::make_shared<counter>(), erl::atom("counter"));
     ASSERT_TRUE(srv);
     beam_node beam(beam_opts());
-    const std::string d = "{counter, '" + cpp.name() + "'}";
+    const std::string d = "{counter, " + cpp.quoted_name() + "}";
     erl::interop::expect_counter_gen_server(beam, d);
     // A reply sent later from another thread.
     EXPECT_EQ(beam.eval("gen_server:call(" + d + ", later)"), "late_ok");
     // A server that stops: callers see the exit as from a BEAM gen_server.
-    EXPECT_EQ(beam.eval("gen_server:call(" + d + ", stop)"), "stopping");
-    EXPECT_EQ(beam.eval("catch gen_server:call(" + d + ", get, 2000)"),
-              "{'EXIT',{noproc,{gen_server,call,[{counter,'" + cpp.name() + "'},get,2000]}}}");
+    erl::interop::expect_counter_stops(beam, cpp.quoted_name());
 }
 
 TEST_F(GenServerInterop, elixir_genserver_call_and_cast) {
@@ -82,10 +68,7 @@ TEST_F(GenServerInterop, elixir_genserver_call_and_cast) {
     auto srv = erl::gen_server::start(*cpp.node, std::make_shared<counter>(), erl::atom("counter"));
     ASSERT_TRUE(srv);
     beam_node ex(beam_opts(/*elixir=*/true));
-    const std::string d = "{:counter, :\"" + cpp.name() + "\"}";
-    EXPECT_EQ(ex.eval("GenServer.call(" + d + ", {:add, 5})"), "5");
-    EXPECT_EQ(ex.eval("GenServer.cast(" + d + ", :reset)"), ":ok");
-    EXPECT_EQ(ex.eval("GenServer.call(" + d + ", :get)"), "0");
+    erl::interop::expect_elixir_counter(ex, cpp.name());
 }
 
 TEST_F(GenServerInterop, cpp_calls_beam_gen_server_with_timeouts) {

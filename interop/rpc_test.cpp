@@ -6,6 +6,7 @@
 #include <erl/node.hpp>
 #include <erl/rpc.hpp>
 
+#include "call_checks.hpp"
 #include "harness/cluster.hpp"
 #include "node/test_access.hpp"
 
@@ -19,9 +20,33 @@
 
 using namespace std::chrono_literals;
 using erl::interop::beam_node;
+using erl::interop::expect_evals;
 using erl::interop::quote_atom;
 
 namespace {
+
+// Registers module `mod`: echo, add, concat, error, exit, throw, cpp_throw and whoami, each run
+// as `o` says.
+void add_test_functions(erl::rpc::server& r, const char* mod, erl::rpc::function_options o = {}) {
+    r.add(
+        mod, "echo", [](const erl::term& t) { return t; }, o);
+    r.add(
+        mod, "add", [](std::int64_t a, std::int64_t b) { return a + b; }, o);
+    r.add(
+        mod, "concat", [](const std::string& a, const std::string& b) { return a + b; }, o);
+    r.add(
+        mod, "error", [](const erl::term& t) -> erl::term { erl::rpc::raise_error(t); }, o);
+    r.add(
+        mod, "exit", [](const erl::term& t) -> erl::term { erl::rpc::raise_exit(t); }, o);
+    r.add(
+        mod, "throw", [](const erl::term& t) -> erl::term { erl::rpc::raise_throw(t); }, o);
+    r.add(
+        mod, "cpp_throw", []() -> erl::term { throw std::runtime_error("plain C++ failure"); }, o);
+    r.add(
+        mod, "whoami",
+        [](erl::rpc::call_context& ctx) { return erl::tuple(erl::term(ctx.self()), ctx.caller()); },
+        o);
+}
 
 // A C++ node serving the `test` module over rpc (see the handlers below).
 struct rpc_node : erl::interop::cpp_node {
@@ -33,17 +58,7 @@ struct rpc_node : erl::interop::cpp_node {
     explicit rpc_node(options o) : cpp_node(std::move(o)) {
         rpc = std::make_unique<erl::rpc::server>(*node);
         auto& r = *rpc;
-        r.add("test", "echo", [](const erl::term& t) { return t; });
-        r.add("test", "add", [](std::int64_t a, std::int64_t b) { return a + b; });
-        r.add("test", "concat", [](const std::string& a, const std::string& b) { return a + b; });
-        r.add("test", "error", [](const erl::term& t) -> erl::term { erl::rpc::raise_error(t); });
-        r.add("test", "exit", [](const erl::term& t) -> erl::term { erl::rpc::raise_exit(t); });
-        r.add("test", "throw", [](const erl::term& t) -> erl::term { erl::rpc::raise_throw(t); });
-        r.add("test", "cpp_throw",
-              []() -> erl::term { throw std::runtime_error("plain C++ failure"); });
-        r.add("test", "whoami", [](erl::rpc::call_context& ctx) {
-            return erl::tuple(erl::term(ctx.self()), ctx.caller());
-        });
+        add_test_functions(r, "test");
         r.add(
             "test", "sleep",
             [](erl::rpc::call_context& ctx, std::int64_t ms) -> boost::asio::awaitable<erl::term> {
@@ -71,184 +86,175 @@ struct rpc_node : erl::interop::cpp_node {
 
 }  // namespace
 
-class RpcInterop : public erl::interop::cluster_test {};
+class RpcInterop : public erl::interop::cluster_test {
+  protected:
+    // Starts an rpc_node and an erl node and runs `checks` on the erl node, `$D` naming the
+    // C++ node.
+    void expect_from_erl(const std::vector<erl::interop::eval_check>& checks) {
+        rpc_node cpp(cpp_opts());
+        beam_node beam(beam_opts());
+        expect_evals(beam, cpp.quoted_name(), checks);
+    }
+    // Likewise, each check run a second time with `$D` naming the erl node itself: the C++
+    // node answers as BEAM does.
+    void expect_from_erl_as_on_erl(const std::vector<erl::interop::eval_check>& checks) {
+        rpc_node cpp(cpp_opts());
+        beam_node beam(beam_opts());
+        erl::interop::expect_same_evals(beam, cpp.quoted_name(), "node()", checks);
+    }
+    // The same from an Elixir node, `$D` naming the C++ node as an Elixir atom.
+    void expect_from_elixir(const std::vector<erl::interop::eval_check>& checks) {
+        rpc_node cpp(cpp_opts());
+        beam_node ex(beam_opts(/*elixir=*/true));
+        expect_evals(ex, ":\"" + cpp.name() + "\"", checks);
+    }
+};
 
 // --- BEAM -> C++ -------------------------------------------------------------------------------
 
 TEST_F(RpcInterop, rpc_call_returns_cpp_result) {
-    rpc_node cpp(cpp_opts());
-    beam_node beam(beam_opts());
-    const std::string c = cpp.quoted_name();
-    EXPECT_EQ(beam.eval("rpc:call(" + c + ", test, echo, [{hi, [1,2], <<\"x\">>, #{k => 1.5}}])"),
-              "{hi,[1,2],<<\"x\">>,#{k => 1.5}}");
-    EXPECT_EQ(beam.eval("rpc:call(" + c + ", test, add, [40, 2])"), "42");
-    EXPECT_EQ(beam.eval("rpc:call(" + c + ", test, concat, [\"ab\", <<\"cd\">>])"), "<<\"abcd\">>");
-    EXPECT_EQ(beam.eval("erpc:call(" + c + ", test, add, [1, 2])"), "3");
-    EXPECT_EQ(beam.eval("erpc:call(" + c + ", erlang, node, [])"), c);
-    // The call runs in a fresh process of the C++ node; the caller is the BEAM process.
-    EXPECT_EQ(beam.eval("{P, C} = erpc:call(" + c +
-                        ", test, whoami, []), "
-                        "{node(P) =:= " +
-                        c + ", P =/= self(), C =:= self()}"),
-              "{true,true,true}");
+    expect_from_erl({
+        {"rpc:call($D, test, echo, [{hi, [1,2], <<\"x\">>, #{k => 1.5}}])",
+         "{hi,[1,2],<<\"x\">>,#{k => 1.5}}"},
+        {"rpc:call($D, test, add, [40, 2])", "42"},
+        {"rpc:call($D, test, concat, [\"ab\", <<\"cd\">>])", "<<\"abcd\">>"},
+        {"erpc:call($D, test, add, [1, 2])", "3"},
+        {"erpc:call($D, erlang, node, [])", "$D"},
+        // The call runs in a fresh process of the C++ node; the caller is the BEAM
+        // process.
+        {"{P, C} = erpc:call($D, test, whoami, []), "
+         "{node(P) =:= $D, P =/= self(), C =:= self()}",
+         "{true,true,true}"},
+    });
 }
 
 TEST_F(RpcInterop, unknown_function_is_undef_as_beam_reports_it) {
-    rpc_node cpp(cpp_opts());
-    beam_node beam(beam_opts());
-    const std::string c = cpp.quoted_name();
     // Same answers as BEAM gives for a function it does not have.
-    EXPECT_EQ(beam.eval("rpc:call(" + c + ", nomod, nofun, [1, x])"),
-              beam.eval("rpc:call(node(), nomod, nofun, [1, x])"));
-    EXPECT_EQ(beam.eval("rpc:call(" + c + ", nomod, nofun, [1, x])"),
-              "{badrpc,{'EXIT',{undef,[{nomod,nofun,[1,x],[]}]}}}");
-    EXPECT_EQ(beam.eval("try erpc:call(" + c + ", test, echo, [1, 2]) catch C1:R1 -> {C1, R1} end"),
-              beam.eval("try erpc:call(node(), test, echo, [1, 2]) catch C2:R2 -> {C2, R2} end"));
+    expect_from_erl_as_on_erl({
+        {"rpc:call($D, nomod, nofun, [1, x])",
+         "{badrpc,{'EXIT',{undef,[{nomod,nofun,[1,x],[]}]}}}"},
+        {"try erpc:call($D, test, echo, [1, 2]) catch C:R -> {C, R} end", ""},
+    });
 }
 
 TEST_F(RpcInterop, handler_failures_map_to_erlang_classes) {
-    rpc_node cpp(cpp_opts());
-    beam_node beam(beam_opts());
-    const std::string c = cpp.quoted_name();
-    int k = 0;  // eval bindings persist: fresh variable names for every catch
-    auto erpc = [&](const std::string& call) {
-        const std::string v = std::to_string(++k);
-        return beam.eval("try erpc:call(" + call + ") catch C" + v + ":R" + v + " -> {C" + v +
-                         ", R" + v + "} end");
-    };
-    // exit and throw: exactly what a BEAM function doing the same produces.
-    EXPECT_EQ(erpc(c + ", test, exit, [bye]"), erpc("node(), erlang, exit, [bye]"));
-    EXPECT_EQ(erpc(c + ", test, exit, [bye]"), "{exit,{exception,bye}}");
-    EXPECT_EQ(erpc(c + ", test, throw, [ball]"), "{throw,ball}");
-    // error: {exception, Reason, Stack}, the stack naming the C++ function.
-    EXPECT_EQ(erpc(c + ", test, error, [boom]"), "{error,{exception,boom,[{test,error,1,[]}]}}");
-    EXPECT_EQ(beam.eval("rpc:call(" + c + ", test, error, [boom])"),
-              "{badrpc,{'EXIT',{boom,[{test,error,1,[]}]}}}");
-    EXPECT_EQ(beam.eval("rpc:call(" + c + ", test, exit, [bye])"), "{badrpc,{'EXIT',bye}}");
-    EXPECT_EQ(beam.eval("rpc:call(" + c + ", test, throw, [ball])"), "ball");
-    // Arguments that do not convert: badarg, as a BIF reports it (the arguments in the frame).
-    EXPECT_EQ(erpc(c + ", test, add, [1, two]"),
-              "{error,{exception,badarg,[{test,add,[1,two],[]}]}}");
-    // Any other C++ exception.
-    EXPECT_EQ(erpc(c + ", test, cpp_throw, []"),
-              "{error,{exception,{cpp_exception,<<\"plain C++ failure\">>},"
-              "[{test,cpp_throw,0,[]}]}}");
+    expect_from_erl({
+        // Erpc: erpc:call's exception as {Class, Reason}. exit and throw: exactly what a BEAM
+        // function doing the same produces.
+        {"Erpc = fun(N, M, F, A) -> try erpc:call(N, M, F, A) catch C:R -> {C, R} end end, "
+         "{Erpc($D, test, exit, [bye]), Erpc(node(), erlang, exit, [bye])}",
+         "{{exit,{exception,bye}},{exit,{exception,bye}}}"},
+        {"Erpc($D, test, throw, [ball])", "{throw,ball}"},
+        // error: {exception, Reason, Stack}, the stack naming the C++ function.
+        {"Erpc($D, test, error, [boom])", "{error,{exception,boom,[{test,error,1,[]}]}}"},
+        {"rpc:call($D, test, error, [boom])", "{badrpc,{'EXIT',{boom,[{test,error,1,[]}]}}}"},
+        {"rpc:call($D, test, exit, [bye])", "{badrpc,{'EXIT',bye}}"},
+        {"rpc:call($D, test, throw, [ball])", "ball"},
+        // Arguments that do not convert: badarg, as a BIF reports it (the arguments in the
+        // frame).
+        {"Erpc($D, test, add, [1, two])", "{error,{exception,badarg,[{test,add,[1,two],[]}]}}"},
+        // Any other C++ exception.
+        {"Erpc($D, test, cpp_throw, [])",
+         "{error,{exception,{cpp_exception,<<\"plain C++ failure\">>},[{test,cpp_throw,0,[]}]}}"},
+    });
 }
 
 TEST_F(RpcInterop, caller_timeout_and_late_result_dropped) {
-    rpc_node cpp(cpp_opts());
-    beam_node beam(beam_opts());
-    const std::string c = cpp.quoted_name();
-    EXPECT_EQ(
-        beam.eval("try erpc:call(" + c + ", test, sleep, [1500], 100) catch C:R -> {C, R} end"),
-        "{error,{erpc,timeout}}");
-    EXPECT_EQ(beam.eval("rpc:call(" + c + ", test, sleep, [1500], 100)"), "{badrpc,timeout}");
-    // Nothing arrives later: the abandoned calls leave no message behind.
-    EXPECT_EQ(beam.eval("receive X -> X after 2500 -> none end"), "none");
-    EXPECT_EQ(beam.eval("rpc:call(" + c + ", test, sleep, [10])"), "slept");
+    expect_from_erl({
+        {"try erpc:call($D, test, sleep, [1500], 100) catch C:R -> {C, R} end",
+         "{error,{erpc,timeout}}"},
+        {"rpc:call($D, test, sleep, [1500], 100)", "{badrpc,timeout}"},
+        // Nothing arrives later: the abandoned calls leave no message behind.
+        {"receive X -> X after 2500 -> none end", "none"},
+        {"rpc:call($D, test, sleep, [10])", "slept"},
+    });
 }
 
 TEST_F(RpcInterop, long_handlers_do_not_stall_other_calls) {
-    rpc_node cpp(cpp_opts());
-    beam_node beam(beam_opts());
-    const std::string c = cpp.quoted_name();
     // A slow coroutine and a blocking sync handler are pending while quick calls complete: the
     // quick call's answer comes before either slow one is done.
-    EXPECT_EQ(beam.eval("S1 = erpc:send_request(" + c +
-                        ", test, sleep, [4000]), "
-                        "S2 = erpc:send_request(" +
-                        c +
-                        ", test, block, [4000]), "
-                        "E = [erpc:call(" +
-                        c +
-                        ", test, echo, [I], 3000) || I <- lists:seq(1, 20)], "
-                        "{lists:sum(E), erpc:wait_response(S1, 0), erpc:wait_response(S2, 0)}"),
-              "{210,no_response,no_response}");
-    EXPECT_EQ(beam.eval("{erpc:receive_response(S1, 10000), erpc:receive_response(S2, 10000)}"),
-              "{slept,blocked}");
+    expect_from_erl({
+        {"S1 = erpc:send_request($D, test, sleep, [4000]), "
+         "S2 = erpc:send_request($D, test, block, [4000]), "
+         "E = [erpc:call($D, test, echo, [I], 3000) || I <- lists:seq(1, 20)], "
+         "{lists:sum(E), erpc:wait_response(S1, 0), erpc:wait_response(S2, 0)}",
+         "{210,no_response,no_response}"},
+        {"{erpc:receive_response(S1, 10000), erpc:receive_response(S2, 10000)}", "{slept,blocked}"},
+    });
 }
 
 TEST_F(RpcInterop, cast_multicall_async_call_and_send_request) {
     rpc_node cpp(cpp_opts());
     beam_node beam(beam_opts());
     const std::string c = cpp.quoted_name();
-    EXPECT_EQ(beam.eval("rpc:cast(" + c + ", test, note, [one])"), "true");
-    EXPECT_EQ(beam.eval("erpc:cast(" + c + ", test, note, [two])"), "ok");
+    expect_evals(beam, c,
+                 {
+                     {"rpc:cast($D, test, note, [one])", "true"},
+                     {"erpc:cast($D, test, note, [two])", "ok"},
+                 });
     ASSERT_TRUE(cpp.wait_notes(2));
     {
         std::lock_guard lk(cpp.mu);
         EXPECT_EQ(erl::make_list(cpp.notes).to_string().size(), std::string("[one,two]").size());
     }
-    EXPECT_EQ(beam.eval("rpc:multicall([" + c + ", node()], erlang, node, [])"),
-              "{[" + c + "," + quote_atom(beam.node_name()) + "],[]}");
-    EXPECT_EQ(beam.eval("erpc:multicall([" + c + ", " + c + "], test, add, [1, 1])"),
-              "[{ok,2},{ok,2}]");
-    EXPECT_EQ(beam.eval("rpc:yield(rpc:async_call(" + c + ", test, echo, [y]))"), "y");
-    EXPECT_EQ(beam.eval("erpc:receive_response(erpc:send_request(" + c +
-                        ", test, echo, [z]), "
-                        "5000)"),
-              "z");
-    EXPECT_EQ(beam.eval("rpc:nb_yield(rpc:async_call(" + c + ", test, sleep, [50]), 5000)"),
-              "{value,slept}");
+    expect_evals(beam, c,
+                 {
+                     {"rpc:multicall([$D, node()], erlang, node, [])",
+                      "{[" + c + "," + quote_atom(beam.node_name()) + "],[]}"},
+                     {"erpc:multicall([$D, $D], test, add, [1, 1])", "[{ok,2},{ok,2}]"},
+                     {"rpc:yield(rpc:async_call($D, test, echo, [y]))", "y"},
+                     {"erpc:receive_response(erpc:send_request($D, test, echo, [z]), 5000)", "z"},
+                     {"rpc:nb_yield(rpc:async_call($D, test, sleep, [50]), 5000)", "{value,slept}"},
+                 });
 }
 
 TEST_F(RpcInterop, spawn_request_link_and_monitor_options_honoured) {
-    rpc_node cpp(cpp_opts());
-    beam_node beam(beam_opts());
-    const std::string c = cpp.quoted_name();
-    // A linked + monitored erpc:execute_call: the reply says both were set up, the DOWN carries
-    // erpc's result shape and the link delivers the same reason as an exit signal.
-    EXPECT_EQ(
-        beam.eval("process_flag(trap_exit, true), Ref = make_ref(), "
-                  "ReqId = spawn_request(" +
-                  c +
-                  ", erpc, execute_call, "
-                  "[Ref, test, sleep, [200]], [link, monitor]), "
-                  "Pid = receive {spawn_reply, ReqId, ok, P} -> P after 5000 -> none end, "
-                  "Linked = lists:member(Pid, element(2, process_info(self(), links))), "
-                  "Down = receive {'DOWN', ReqId, process, Pid, R1} -> R1 after 5000 -> none end, "
-                  "Exit = receive {'EXIT', Pid, R2} -> R2 after 5000 -> none end, "
-                  "{Linked, Down =:= {Ref, return, slept}, Exit =:= Down}"),
-        "{true,true,true}");
-    // The caller dying kills the linked C++ process (its DOWN comes back to a monitor).
-    EXPECT_EQ(beam.eval("Self = self(), "
-                        "Caller = spawn(fun() -> R = spawn_request(" +
-                        c +
-                        ", erpc, execute_call, "
-                        "[make_ref(), test, sleep, [3000]], [link]), "
-                        "receive {spawn_reply, R, ok, P0} -> Self ! {cpid, P0} end, "
-                        "receive go -> exit(die) end end), "
-                        "CP = receive {cpid, P1} -> P1 after 5000 -> none end, "
-                        "M = monitor(process, CP), Caller ! go, "
-                        "receive {'DOWN', M, process, _, Why} -> Why after 5000 -> none end"),
-              "die");
-    // Any other spawn request: a clear error reply, never silence.
-    EXPECT_EQ(beam.eval("R3 = spawn_request(" + c +
-                        ", io, format, [\"x\"], []), "
-                        "receive {spawn_reply, R3, error, E} -> E after 5000 -> none end"),
-              "notsup");
-    // A registered function can also be spawned as a plain process.
-    EXPECT_EQ(beam.eval("R4 = spawn_request(" + c +
-                        ", test, note, [spawned], [monitor]), "
-                        "receive {'DOWN', R4, process, _, W} -> W after 5000 -> none end"),
-              "normal");
+    expect_from_erl({
+        // A linked + monitored erpc:execute_call: the reply says both were set up, the DOWN
+        // carries erpc's result shape and the link delivers the same reason as an exit
+        // signal.
+        {"process_flag(trap_exit, true), Ref = make_ref(), "
+         "ReqId = spawn_request($D, erpc, execute_call, "
+         "[Ref, test, sleep, [200]], [link, monitor]), "
+         "Pid = receive {spawn_reply, ReqId, ok, P} -> P after 5000 -> none end, "
+         "Linked = lists:member(Pid, element(2, process_info(self(), links))), "
+         "Down = receive {'DOWN', ReqId, process, Pid, R1} -> R1 after 5000 -> none end, "
+         "Exit = receive {'EXIT', Pid, R2} -> R2 after 5000 -> none end, "
+         "{Linked, Down =:= {Ref, return, slept}, Exit =:= Down}",
+         "{true,true,true}"},
+        // The caller dying kills the linked C++ process (its DOWN comes back to a monitor).
+        {"Self = self(), "
+         "Caller = spawn(fun() -> R = spawn_request($D, erpc, execute_call, "
+         "[make_ref(), test, sleep, [3000]], [link]), "
+         "receive {spawn_reply, R, ok, P0} -> Self ! {cpid, P0} end, "
+         "receive go -> exit(die) end end), "
+         "CP = receive {cpid, P1} -> P1 after 5000 -> none end, "
+         "M = monitor(process, CP), Caller ! go, "
+         "receive {'DOWN', M, process, _, Why} -> Why after 5000 -> none end",
+         "die"},
+        // Any other spawn request: a clear error reply, never silence.
+        {"R3 = spawn_request($D, io, format, [\"x\"], []), "
+         "receive {spawn_reply, R3, error, E} -> E after 5000 -> none end",
+         "notsup"},
+        // A registered function can also be spawned as a plain process.
+        {"R4 = spawn_request($D, test, note, [spawned], [monitor]), "
+         "receive {'DOWN', R4, process, _, W} -> W after 5000 -> none end",
+         "normal"},
+    });
 }
 
 TEST_F(RpcInterop, rex_protocol_for_old_clients) {
-    rpc_node cpp(cpp_opts());
-    beam_node beam(beam_opts());
-    const std::string c = cpp.quoted_name();
-    EXPECT_EQ(beam.eval("gen_server:call({rex, " + c + "}, {call, test, echo, [r], user})"), "r");
-    EXPECT_EQ(beam.eval("gen_server:call({rex, " + c + "}, {call, test, error, [x], user})"),
-              "{badrpc,{'EXIT',{x,[{test,error,1,[]}]}}}");
-    EXPECT_EQ(beam.eval("{rex, " + c +
-                        "} ! {self(), {call, test, add, [2, 3], user}}, "
-                        "receive {rex, R} -> R after 5000 -> none end"),
-              "5");
-    EXPECT_EQ(beam.eval("{rex, " + c +
-                        "} ! {self(), {call, nomod, f, [], user}}, "
-                        "receive {rex, R2} -> R2 after 5000 -> none end"),
-              "{badrpc,{'EXIT',{undef,[{nomod,f,[],[]}]}}}");
+    expect_from_erl({
+        {"gen_server:call({rex, $D}, {call, test, echo, [r], user})", "r"},
+        {"gen_server:call({rex, $D}, {call, test, error, [x], user})",
+         "{badrpc,{'EXIT',{x,[{test,error,1,[]}]}}}"},
+        {"{rex, $D} ! {self(), {call, test, add, [2, 3], user}}, "
+         "receive {rex, R} -> R after 5000 -> none end",
+         "5"},
+        {"{rex, $D} ! {self(), {call, nomod, f, [], user}}, "
+         "receive {rex, R2} -> R2 after 5000 -> none end",
+         "{badrpc,{'EXIT',{undef,[{nomod,f,[],[]}]}}}"},
+    });
 }
 
 TEST_F(RpcInterop, otp_erl_call_against_cpp_node) {
@@ -266,15 +272,13 @@ TEST_F(RpcInterop, otp_erl_call_against_cpp_node) {
 }
 
 TEST_F(RpcInterop, elixir_rpc_and_erpc) {
-    rpc_node cpp(cpp_opts());
-    beam_node ex(beam_opts(/*elixir=*/true));
-    const std::string c = ":\"" + cpp.name() + "\"";
-    EXPECT_EQ(ex.eval(":rpc.call(" + c + ", :test, :echo, [%{a: 1}])"), "%{a: 1}");
-    EXPECT_EQ(ex.eval(":erpc.call(" + c + ", :test, :add, [1, 2])"), "3");
-    EXPECT_EQ(ex.eval("try do :erpc.call(" + c +
-                      ", :test, :error, [:boom]) "
-                      "rescue e in ErlangError -> e.original end"),
-              "{:exception, :boom, [{:test, :error, 1, []}]}");
+    expect_from_elixir({
+        {":rpc.call($D, :test, :echo, [%{a: 1}])", "%{a: 1}"},
+        {":erpc.call($D, :test, :add, [1, 2])", "3"},
+        {"try do :erpc.call($D, :test, :error, [:boom]) "
+         "rescue e in ErlangError -> e.original end",
+         "{:exception, :boom, [{:test, :error, 1, []}]}"},
+    });
 }
 
 // --- C++ -> BEAM -------------------------------------------------------------------------------
@@ -389,44 +393,9 @@ TEST_F(RpcInterop, erlcpp_call_cli_results_and_exit_codes) {
 
 // --- run_on::io_thread and inline gen_servers (BEAM callers see no difference) -----------------
 
-namespace {
-
-// Registers module `itest`: the `test` functions above, run inline on the I/O thread.
-void add_inline_functions(rpc_node& n) {
-    const erl::rpc::function_options io{.run = erl::rpc::run_on::io_thread};
-    auto& r = *n.rpc;
-    r.add(
-        "itest", "echo", [](const erl::term& t) { return t; }, io);
-    r.add(
-        "itest", "add", [](std::int64_t a, std::int64_t b) { return a + b; }, io);
-    r.add(
-        "itest", "concat", [](const std::string& a, const std::string& b) { return a + b; }, io);
-    r.add(
-        "itest", "error", [](const erl::term& t) -> erl::term { erl::rpc::raise_error(t); }, io);
-    r.add(
-        "itest", "exit", [](const erl::term& t) -> erl::term { erl::rpc::raise_exit(t); }, io);
-    r.add(
-        "itest", "throw", [](const erl::term& t) -> erl::term { erl::rpc::raise_throw(t); }, io);
-    r.add(
-        "itest", "cpp_throw", []() -> erl::term { throw std::runtime_error("plain C++ failure"); },
-        io);
-    r.add(
-        "itest", "whoami",
-        [](erl::rpc::call_context& ctx) { return erl::tuple(erl::term(ctx.self()), ctx.caller()); },
-        io);
-}
-
-std::string itest_as_test(std::string s) {
-    for (std::size_t i = 0; (i = s.find("{itest,", i)) != std::string::npos;)
-        s.replace(i, 7, "{test,");
-    return s;
-}
-
-}  // namespace
-
 TEST_F(RpcInterop, inline_functions_answer_exactly_as_pool_functions) {
     rpc_node cpp(cpp_opts());
-    add_inline_functions(cpp);
+    add_test_functions(*cpp.rpc, "itest", {.run = erl::rpc::run_on::io_thread});
     beam_node beam(beam_opts());
     const std::string c = cpp.quoted_name();
     const std::vector<std::pair<std::string, std::string>> calls = {
@@ -453,30 +422,29 @@ TEST_F(RpcInterop, inline_functions_answer_exactly_as_pool_functions) {
                           "), try erpc:call(" + c + ", " + mod + ", " + f + ", " + args +
                           ") catch C" + v + ":R" + v + " -> {C" + v + ", R" + v + "} end}");
         }
-        EXPECT_EQ(itest_as_test(answers[1]), answers[0]);
+        EXPECT_EQ(erl::interop::replace_all(answers[1], "{itest,", "{test,"), answers[0]);
     }
-    EXPECT_EQ(beam.eval("{P, C} = erpc:call(" + c +
-                        ", itest, whoami, []), "
-                        "{node(P) =:= " +
-                        c + ", P =/= self(), C =:= self()}"),
-              "{true,true,true}");
-    // Casts, multicall, send_request and link/monitor options reach inline functions too.
-    EXPECT_EQ(beam.eval("erpc:multicall([" + c + ", " + c + "], itest, add, [2, 3])"),
-              "[{ok,5},{ok,5}]");
-    EXPECT_EQ(beam.eval("R = erpc:send_request(" + c +
-                        ", itest, echo, [sr]), erpc:receive_response(R, 5000)"),
-              "sr");
-    EXPECT_EQ(beam.eval("erpc:cast(" + c + ", itest, echo, [x])"), "ok");
-    EXPECT_EQ(beam.eval("{SP, SR} = spawn_monitor(fun() -> exit(erpc:call(" + c +
-                        ", itest, add, [5, 6])) end), receive {'DOWN', SR, process, SP, V} -> V "
-                        "after 5000 -> none end"),
-              "11");
-    EXPECT_EQ(beam.eval("K = rpc:async_call(" + c + ", itest, add, [1, 1]), rpc:yield(K)"), "2");
+    expect_evals(
+        beam, c,
+        {
+            {"{P, C} = erpc:call($D, itest, whoami, []), "
+             "{node(P) =:= $D, P =/= self(), C =:= self()}",
+             "{true,true,true}"},
+            // Casts, multicall, send_request and link/monitor options reach inline
+            // functions too.
+            {"erpc:multicall([$D, $D], itest, add, [2, 3])", "[{ok,5},{ok,5}]"},
+            {"R = erpc:send_request($D, itest, echo, [sr]), erpc:receive_response(R, 5000)", "sr"},
+            {"erpc:cast($D, itest, echo, [x])", "ok"},
+            {"{SP, SR} = spawn_monitor(fun() -> exit(erpc:call($D, itest, add, [5, 6])) end), "
+             "receive {'DOWN', SR, process, SP, V} -> V after 5000 -> none end",
+             "11"},
+            {"K = rpc:async_call($D, itest, add, [1, 1]), rpc:yield(K)", "2"},
+        });
 }
 
 TEST_F(RpcInterop, blocked_pool_handler_does_not_stall_inline_functions) {
     rpc_node cpp(cpp_opts());
-    add_inline_functions(cpp);
+    add_test_functions(*cpp.rpc, "itest", {.run = erl::rpc::run_on::io_thread});
     // gate:wait/0 holds a pool thread until gate:open/0 (inline) is called: if inline calls
     // queued behind the pool (or the connection stalled) the gate would never open.
     std::mutex mu;
@@ -497,39 +465,20 @@ TEST_F(RpcInterop, blocked_pool_handler_does_not_stall_inline_functions) {
                  },
                  {.run = erl::rpc::run_on::io_thread});
     beam_node beam(beam_opts());
-    const std::string c = cpp.quoted_name();
-    EXPECT_EQ(beam.eval("G = erpc:send_request(" + c +
-                        ", gate, wait, []), "
-                        "E = [erpc:call(" +
-                        c +
-                        ", itest, echo, [I], 5000) || I <- lists:seq(1, 20)], "
-                        "{lists:sum(E), erpc:wait_response(G, 0)}"),
-              "{210,no_response}");
-    EXPECT_EQ(beam.eval("erpc:call(" + c + ", gate, open, []), erpc:receive_response(G, 10000)"),
-              "opened");
+    expect_evals(beam, cpp.quoted_name(),
+                 {
+                     {"G = erpc:send_request($D, gate, wait, []), "
+                      "E = [erpc:call($D, itest, echo, [I], 5000) || I <- lists:seq(1, 20)], "
+                      "{lists:sum(E), erpc:wait_response(G, 0)}",
+                      "{210,no_response}"},
+                     {"erpc:call($D, gate, open, []), erpc:receive_response(G, 10000)", "opened"},
+                 });
 }
 
 TEST_F(RpcInterop, inline_gen_server_serves_erlang_and_elixir) {
-    struct counter : erl::gen_server::server {
-        erl::term value{0};
-        std::optional<erl::term> handle_call(const erl::term& req, const from& f) override {
-            if (req.is_atom(erl::atom("get"))) return value;
-            if (req.is_atom(erl::atom("tag"))) return f.tag;
-            if (req.is_tuple(2) && req[0].is_atom(erl::atom("add")))
-                return value = *erl::add(value, req[1]);
-            if (req.is_atom(erl::atom("stop"))) {
-                stop(erl::atom("asked"));
-                return erl::atom("stopping");
-            }
-            return erl::tuple(erl::atoms::error(), req);
-        }
-        void handle_cast(const erl::term& req) override {
-            if (req.is_atom(erl::atom("reset"))) value = erl::term(0);
-        }
-    };
     erl::interop::cpp_node cpp(cpp_opts());
-    auto srv = erl::gen_server::start(*cpp.node, std::make_shared<counter>(), erl::atom("counter"),
-                                      {.run_inline = true});
+    auto srv = erl::gen_server::start(*cpp.node, std::make_shared<erl::interop::counter_server>(),
+                                      erl::atom("counter"), {.run_inline = true});
     ASSERT_TRUE(srv);
     beam_node beam(beam_opts());
     const std::string d = "{counter, " + cpp.quoted_name() + "}";
@@ -551,11 +500,6 @@ TEST_F(RpcInterop, inline_gen_server_serves_erlang_and_elixir) {
         EXPECT_TRUE(empty);
     }
     beam_node ex(beam_opts(/*elixir=*/true));
-    const std::string xd = "{:counter, :\"" + cpp.name() + "\"}";
-    EXPECT_EQ(ex.eval("GenServer.call(" + xd + ", {:add, 5})"), "5");
-    EXPECT_EQ(ex.eval("GenServer.cast(" + xd + ", :reset)"), ":ok");
-    EXPECT_EQ(ex.eval("GenServer.call(" + xd + ", :get)"), "0");
-    EXPECT_EQ(beam.eval("gen_server:call(" + d + ", stop)"), "stopping");
-    EXPECT_EQ(beam.eval("catch gen_server:call(" + d + ", get, 2000)"),
-              "{'EXIT',{noproc,{gen_server,call,[{counter," + cpp.quoted_name() + "},get,2000]}}}");
+    erl::interop::expect_elixir_counter(ex, cpp.name());
+    erl::interop::expect_counter_stops(beam, cpp.quoted_name());
 }
