@@ -5,6 +5,7 @@
 #include <erl/gen_server.hpp>
 #include <erl/node.hpp>
 
+#include "call_checks.hpp"
 #include "demo_child.hpp"
 #include "harness/cluster.hpp"
 
@@ -16,6 +17,7 @@
 using namespace std::chrono_literals;
 using erl::interop::beam_node;
 using erl::interop::cpp_node;
+using erl::interop::expect_evals;
 
 namespace {
 
@@ -78,67 +80,57 @@ TEST_F(SysInterop, sys_on_demo_counter_answers_as_on_beam_gen_server) {
     beam_node beam(beam_opts());
     start_beam_counter(beam);
     const std::string d = "{counter, " + demo.quoted_name() + "}";
-    const std::string b = "counter";
-    auto both = [&](const std::string& expr_with_D) {
-        auto on = [&](const std::string& dest) {
-            std::string e = expr_with_D;
-            for (auto at = e.find("$D"); at != std::string::npos; at = e.find("$D"))
-                e.replace(at, 2, dest);
-            // In a fun of its own: the bindings of one call do not leak into the next.
-            return beam.eval("(fun() -> " + e + " end)()");
-        };
-        const std::string cpp = on(d), erl = on(b);
-        EXPECT_EQ(cpp, erl) << expr_with_D;
-        return cpp;
+    // Each expression on the demo's counter and on the BEAM one (`$D`): the same answer.
+    auto both = [&](const std::vector<erl::interop::eval_check>& checks) {
+        erl::interop::expect_same_evals(beam, d, "counter", checks);
     };
-
-    EXPECT_EQ(both("gen_server:call($D, {add, 5})"), "5");
-    // sys:get_state is the count (the demo counter's state() hook).
-    EXPECT_EQ(both("sys:get_state($D)"), "5");
-    EXPECT_EQ(both("Shape(sys:get_status($D))"), "{gen_server,running,running,[],[],5}");
-
-    // replace_state with a fun the server cannot run: the error a crashing fun gives on BEAM.
-    EXPECT_EQ(both("try sys:replace_state($D, fun nomod:nofun/1) catch error:R -> R end"),
-              "{callback_failed,{gen_server,system_replace_state},{error,undef}}");
-    EXPECT_EQ(both("sys:get_state($D)"), "5");
-
-    // change_code is refused while running, as sys.erl refuses it.
-    EXPECT_EQ(both("sys:change_code($D, cnt, \"1\", [])"),
-              "{error,{unknown_system_msg,{change_code,cnt,\"1\",[]}}}");
-
-    // Suspended: a call sent before a system message is still unanswered when the system
-    // message's answer arrives (a running server would have answered it first), and it is
-    // answered after resume.
-    EXPECT_EQ(both("sys:suspend($D)"), "ok");
-    EXPECT_EQ(both("Shape(sys:get_status($D))"), "{gen_server,suspended,suspended,[],[],5}");
-    EXPECT_EQ(both("Ref = make_ref(), $D ! {'$gen_call', {self(), Ref}, {add, 1}}, "
-                   "S = sys:get_state($D), "
-                   "Early = receive {Ref, _} -> answered after 0 -> waiting end, "
-                   "ok = sys:resume($D), "
-                   "Late = receive {Ref, V} -> V after 5000 -> none end, {S, Early, Late}"),
-              "{5,waiting,6}");
-
-    // Statistics: OTP's keys; messages in and out counted exactly.
-    EXPECT_EQ(both("sys:statistics($D, get)"), "{ok,no_statistics}");
-    EXPECT_EQ(both("sys:statistics($D, true)"), "ok");
-    EXPECT_EQ(both("[gen_server:call($D, get) || _ <- [1, 2, 3]], gen_server:cast($D, reset), "
-                   "{ok, St} = sys:statistics($D, get), "
-                   "{[K || {K, _} <- St], proplists:get_value(messages_in, St), "
-                   "proplists:get_value(messages_out, St)}"),
-              "{[start_time,current_time,reductions,messages_in,messages_out],4,3}");
+    both({
+        {"gen_server:call($D, {add, 5})", "5"},
+        // sys:get_state is the count (the demo counter's state() hook).
+        {"sys:get_state($D)", "5"},
+        {"Shape(sys:get_status($D))", "{gen_server,running,running,[],[],5}"},
+        // replace_state with a fun the server cannot run: the error a crashing fun gives on
+        // BEAM.
+        {"try sys:replace_state($D, fun nomod:nofun/1) catch error:R -> R end",
+         "{callback_failed,{gen_server,system_replace_state},{error,undef}}"},
+        {"sys:get_state($D)", "5"},
+        // change_code is refused while running, as sys.erl refuses it.
+        {"sys:change_code($D, cnt, \"1\", [])",
+         "{error,{unknown_system_msg,{change_code,cnt,\"1\",[]}}}"},
+        // Suspended: a call sent before a system message is still unanswered when the system
+        // message's answer arrives (a running server would have answered it first), and it is
+        // answered after resume.
+        {"sys:suspend($D)", "ok"},
+        {"Shape(sys:get_status($D))", "{gen_server,suspended,suspended,[],[],5}"},
+        {"Ref = make_ref(), $D ! {'$gen_call', {self(), Ref}, {add, 1}}, "
+         "S = sys:get_state($D), "
+         "Early = receive {Ref, _} -> answered after 0 -> waiting end, "
+         "ok = sys:resume($D), "
+         "Late = receive {Ref, V} -> V after 5000 -> none end, {S, Early, Late}",
+         "{5,waiting,6}"},
+        // Statistics: OTP's keys; messages in and out counted exactly.
+        {"sys:statistics($D, get)", "{ok,no_statistics}"},
+        {"sys:statistics($D, true)", "ok"},
+        {"[gen_server:call($D, get) || _ <- [1, 2, 3]], gen_server:cast($D, reset), "
+         "{ok, St} = sys:statistics($D, get), "
+         "{[K || {K, _} <- St], proplists:get_value(messages_in, St), "
+         "proplists:get_value(messages_out, St)}",
+         "{[start_time,current_time,reductions,messages_in,messages_out],4,3}"},
+    });
     EXPECT_EQ(beam.eval("{ok, St2} = sys:statistics(" + d +
                         ", get), {{_, _, _}, {_, _, _}} = proplists:get_value(start_time, St2), "
                         "R = proplists:get_value(reductions, St2), is_integer(R) andalso R > 0"),
               "true");
-    EXPECT_EQ(both("sys:statistics($D, false)"), "ok");
-
-    // The log: the last events, as gen_server records them.
-    EXPECT_EQ(both("ok = sys:log($D, true), gen_server:call($D, {add, 2}), "
-                   "{ok, Ev} = sys:log($D, get), ok = sys:log($D, false), "
-                   "[case E of {in, {'$gen_call', {P, _}, Req}} when P =:= self() -> {in, Req}; "
-                   "{out, Rep, {P, _}, S1} when P =:= self() -> {out, Rep, S1} end || E <- Ev]"),
-              "[{in,{add,2}},{out,2,2}]");
-    EXPECT_EQ(both("sys:no_debug($D)"), "ok");
+    both({
+        {"sys:statistics($D, false)", "ok"},
+        // The log: the last events, as gen_server records them.
+        {"ok = sys:log($D, true), gen_server:call($D, {add, 2}), "
+         "{ok, Ev} = sys:log($D, get), ok = sys:log($D, false), "
+         "[case E of {in, {'$gen_call', {P, _}, Req}} when P =:= self() -> {in, Req}; "
+         "{out, Rep, {P, _}, S1} when P =:= self() -> {out, Rep, S1} end || E <- Ev]",
+         "[{in,{add,2}},{out,2,2}]"},
+        {"sys:no_debug($D)", "ok"},
+    });
 }
 
 TEST_F(SysInterop, threaded_server_suspend_change_code_and_terminate) {
@@ -147,29 +139,29 @@ TEST_F(SysInterop, threaded_server_suspend_change_code_and_terminate) {
     auto srv = erl::gen_server::start(*cpp.node, c, erl::atom("tcounter"));
     ASSERT_TRUE(srv);
     beam_node beam(beam_opts());
-    const std::string d = "{tcounter, " + cpp.quoted_name() + "}";
-    EXPECT_EQ(beam.eval("gen_server:call(" + d + ", {add, 3})"), "3");
-    EXPECT_EQ(beam.eval("sys:get_state(" + d + ")"), "3");
-    // Calls from another process while suspended wait; they are answered after resume.
-    EXPECT_EQ(beam.eval("ok = sys:suspend(" + d +
-                        "), Self = self(), "
-                        "Callers = [spawn(fun() -> Self ! {self(), gen_server:call(" +
-                        d + ", {add, 1})} end) || _ <- [1, 2, 3]], ok"),
-              "ok");
-    // A failing code_change: the error as sys:change_code returns it; state and code unchanged.
-    EXPECT_EQ(beam.eval("sys:change_code(" + d + ", tcounter, \"0\", 10)"),
-              "{error,{bad_upgrade,\"0\"}}");
-    EXPECT_EQ(beam.eval("sys:change_code(" + d + ", tcounter, \"1\", 10)"), "ok");
-    EXPECT_EQ(beam.eval("ok = sys:resume(" + d +
-                        "), lists:sort([receive {P, V} -> V after 5000 -> none end "
-                        "|| P <- Callers])"),
-              "[14,15,16]");
-    EXPECT_EQ(beam.eval("sys:get_state(" + d + ")"), "16");
-    // sys:terminate: ok, then the server runs terminate/2 and exits with the reason.
-    EXPECT_EQ(beam.eval("Mon = monitor(process, " + d + "), ok = sys:terminate(" + d +
-                        ", shutdown), receive {'DOWN', Mon, _, _, Why} -> Why after 5000 -> "
-                        "none end"),
-              "shutdown");
+    expect_evals(
+        beam, "{tcounter, " + cpp.quoted_name() + "}",
+        {
+            {"gen_server:call($D, {add, 3})", "3"},
+            {"sys:get_state($D)", "3"},
+            // Calls from another process while suspended wait; they are answered after resume.
+            {"ok = sys:suspend($D), Self = self(), "
+             "Callers = [spawn(fun() -> Self ! {self(), gen_server:call($D, {add, 1})} end) "
+             "|| _ <- [1, 2, 3]], ok",
+             "ok"},
+            // A failing code_change: the error as sys:change_code returns it; state and code
+            // unchanged.
+            {"sys:change_code($D, tcounter, \"0\", 10)", "{error,{bad_upgrade,\"0\"}}"},
+            {"sys:change_code($D, tcounter, \"1\", 10)", "ok"},
+            {"ok = sys:resume($D), "
+             "lists:sort([receive {P, V} -> V after 5000 -> none end || P <- Callers])",
+             "[14,15,16]"},
+            {"sys:get_state($D)", "16"},
+            // sys:terminate: ok, then the server runs terminate/2 and exits with the reason.
+            {"Mon = monitor(process, $D), ok = sys:terminate($D, shutdown), "
+             "receive {'DOWN', Mon, _, _, Why} -> Why after 5000 -> none end",
+             "shutdown"},
+        });
     EXPECT_EQ(c->terminated.load(), 1);
     EXPECT_EQ(c->terminate_reason, erl::term(erl::atom("shutdown")));
     EXPECT_FALSE(srv.value()->alive());
@@ -181,16 +173,17 @@ TEST_F(SysInterop, elixir_sys_get_state_suspend_resume) {
                                       {.run_inline = true});
     ASSERT_TRUE(srv);
     beam_node ex(beam_opts(/*elixir=*/true));
-    const std::string d = "{:tcounter, :\"" + cpp.name() + "\"}";
-    EXPECT_EQ(ex.eval("GenServer.call(" + d + ", {:add, 4})"), "4");
-    EXPECT_EQ(ex.eval(":sys.get_state(" + d + ")"), "4");
-    EXPECT_EQ(ex.eval(":sys.suspend(" + d + ")"), ":ok");
-    EXPECT_EQ(ex.eval("{:status, _, {:module, :gen_server}, [_, status, _, _, _]} = "
-                      ":sys.get_status(" +
-                      d + "); status"),
-              ":suspended");
-    EXPECT_EQ(ex.eval("task = Task.async(fn -> GenServer.call(" + d +
-                      ", {:add, 1}) end); :ok = :sys.resume(" + d + "); Task.await(task)"),
-              "5");
-    EXPECT_EQ(ex.eval(":sys.get_state(" + d + ")"), "5");
+    expect_evals(ex, "{:tcounter, :\"" + cpp.name() + "\"}",
+                 {
+                     {"GenServer.call($D, {:add, 4})", "4"},
+                     {":sys.get_state($D)", "4"},
+                     {":sys.suspend($D)", ":ok"},
+                     {"{:status, _, {:module, :gen_server}, [_, status, _, _, _]} = "
+                      ":sys.get_status($D); status",
+                      ":suspended"},
+                     {"task = Task.async(fn -> GenServer.call($D, {:add, 1}) end); "
+                      ":ok = :sys.resume($D); Task.await(task)",
+                      "5"},
+                     {":sys.get_state($D)", "5"},
+                 });
 }
