@@ -1,7 +1,82 @@
 #include <erl/error.hpp>
 
+#include "common/enum_names.hpp"
+
 namespace erl {
 namespace {
+
+// External Term Format codec (0..99)
+constexpr const char* codec_names[] = {"ok",
+                                       "truncated",
+                                       "bad_version",
+                                       "bad_tag",
+                                       "too_deep",
+                                       "too_large",
+                                       "atom_too_long",
+                                       "invalid_utf8",
+                                       "non_finite_float",
+                                       "trailing_bytes",
+                                       "bad_compressed",
+                                       "bignum_too_large",
+                                       "atom_table_full",
+                                       "duplicate_map_key",
+                                       "bad_atom_cache_ref",
+                                       "invalid_term",
+                                       "bad_dist_header"};
+static_assert(detail::names_each(codec_names, errc::ok, errc::bad_dist_header));
+
+// EPMD (100..199)
+constexpr const char* epmd_names[] = {"epmd_unreachable", "epmd_name_taken", "epmd_bad_reply",
+                                      "epmd_not_found",   "epmd_refused",    "epmd_bad_request"};
+static_assert(detail::names_each(epmd_names, errc::epmd_unreachable, errc::epmd_bad_request));
+
+// handshake (200..299)
+constexpr const char* handshake_names[] = {
+    "handshake_failed", "bad_cookie",        "not_allowed",           "peer_alive",   "nok",
+    "missing_flags",    "handshake_timeout", "bad_handshake_message", "name_mismatch"};
+static_assert(detail::names_each(handshake_names, errc::handshake_failed, errc::name_mismatch));
+
+// connection and runtime (300..399)
+constexpr const char* runtime_names[] = {"connection_closed",
+                                         "tick_timeout",
+                                         "frame_too_large",
+                                         "bad_frame",
+                                         "bad_control_message",
+                                         "noproc",
+                                         "noconnection",
+                                         "timeout",
+                                         "type_mismatch",
+                                         "bad_node_name",
+                                         "not_alive",
+                                         "limit_exceeded",
+                                         "shutting_down",
+                                         "name_taken",
+                                         "badarg",
+                                         "notsup",
+                                         "overloaded",
+                                         "no_target",
+                                         "would_block",
+                                         "exited",
+                                         "cookie_file_error",
+                                         "child_running",
+                                         "not_found",
+                                         "no_start_function",
+                                         "pang"};
+static_assert(detail::names_each(runtime_names, errc::connection_closed, errc::pang));
+
+// TLS and access control (400..)
+constexpr const char* tls_names[] = {"tls_failed", "node_not_allowed"};
+static_assert(detail::names_each(tls_names, errc::tls_failed, errc::node_not_allowed));
+
+struct name_block {
+    errc first;
+    std::span<const char* const> names;
+};
+constexpr name_block name_blocks[] = {{errc::ok, codec_names},
+                                      {errc::epmd_unreachable, epmd_names},
+                                      {errc::handshake_failed, handshake_names},
+                                      {errc::connection_closed, runtime_names},
+                                      {errc::tls_failed, tls_names}};
 
 class category_impl final : public boost::system::error_category {
   public:
@@ -17,126 +92,8 @@ const boost::system::error_category& error_category() noexcept {
 }
 
 const char* to_string(errc e) noexcept {
-    switch (e) {
-        case errc::ok:
-            return "ok";
-        case errc::truncated:
-            return "truncated";
-        case errc::bad_version:
-            return "bad_version";
-        case errc::bad_tag:
-            return "bad_tag";
-        case errc::too_deep:
-            return "too_deep";
-        case errc::too_large:
-            return "too_large";
-        case errc::atom_too_long:
-            return "atom_too_long";
-        case errc::invalid_utf8:
-            return "invalid_utf8";
-        case errc::non_finite_float:
-            return "non_finite_float";
-        case errc::trailing_bytes:
-            return "trailing_bytes";
-        case errc::bad_compressed:
-            return "bad_compressed";
-        case errc::bignum_too_large:
-            return "bignum_too_large";
-        case errc::atom_table_full:
-            return "atom_table_full";
-        case errc::duplicate_map_key:
-            return "duplicate_map_key";
-        case errc::bad_atom_cache_ref:
-            return "bad_atom_cache_ref";
-        case errc::invalid_term:
-            return "invalid_term";
-        case errc::bad_dist_header:
-            return "bad_dist_header";
-        case errc::epmd_unreachable:
-            return "epmd_unreachable";
-        case errc::epmd_name_taken:
-            return "epmd_name_taken";
-        case errc::epmd_bad_reply:
-            return "epmd_bad_reply";
-        case errc::epmd_not_found:
-            return "epmd_not_found";
-        case errc::epmd_refused:
-            return "epmd_refused";
-        case errc::epmd_bad_request:
-            return "epmd_bad_request";
-        case errc::handshake_failed:
-            return "handshake_failed";
-        case errc::bad_cookie:
-            return "bad_cookie";
-        case errc::not_allowed:
-            return "not_allowed";
-        case errc::peer_alive:
-            return "peer_alive";
-        case errc::nok:
-            return "nok";
-        case errc::missing_flags:
-            return "missing_flags";
-        case errc::handshake_timeout:
-            return "handshake_timeout";
-        case errc::bad_handshake_message:
-            return "bad_handshake_message";
-        case errc::name_mismatch:
-            return "name_mismatch";
-        case errc::connection_closed:
-            return "connection_closed";
-        case errc::tick_timeout:
-            return "tick_timeout";
-        case errc::frame_too_large:
-            return "frame_too_large";
-        case errc::bad_frame:
-            return "bad_frame";
-        case errc::bad_control_message:
-            return "bad_control_message";
-        case errc::noproc:
-            return "noproc";
-        case errc::noconnection:
-            return "noconnection";
-        case errc::timeout:
-            return "timeout";
-        case errc::type_mismatch:
-            return "type_mismatch";
-        case errc::bad_node_name:
-            return "bad_node_name";
-        case errc::not_alive:
-            return "not_alive";
-        case errc::limit_exceeded:
-            return "limit_exceeded";
-        case errc::shutting_down:
-            return "shutting_down";
-        case errc::name_taken:
-            return "name_taken";
-        case errc::badarg:
-            return "badarg";
-        case errc::notsup:
-            return "notsup";
-        case errc::overloaded:
-            return "overloaded";
-        case errc::no_target:
-            return "no_target";
-        case errc::would_block:
-            return "would_block";
-        case errc::exited:
-            return "exited";
-        case errc::cookie_file_error:
-            return "cookie_file_error";
-        case errc::child_running:
-            return "child_running";
-        case errc::not_found:
-            return "not_found";
-        case errc::no_start_function:
-            return "no_start_function";
-        case errc::pang:
-            return "pang";
-        case errc::tls_failed:
-            return "tls_failed";
-        case errc::node_not_allowed:
-            return "node_not_allowed";
-    }
+    for (const auto& b : name_blocks)
+        if (const char* n = detail::enum_name(e, b.names, nullptr, b.first)) return n;
     return "unknown";
 }
 

@@ -1,47 +1,27 @@
 #include <erl/log.hpp>
 
+#include "common/enum_names.hpp"
+
 namespace erl {
 
+namespace {
+
+constexpr const char* level_names[] = {"debug", "info", "notice", "warning", "error"};
+static_assert(detail::names_each(level_names, log_level::debug, log_level::error));
+
+constexpr const char* kind_names[] = {
+    "node_started",      "node_stopped",   "start_failed",    "connection_up",    "connection_down",
+    "handshake_refused", "limit_exceeded", "process_crashed", "code_load_failed", "service"};
+static_assert(detail::names_each(kind_names, log_kind::node_started, log_kind::service));
+
+}  // namespace
+
 std::string_view to_string(log_level l) noexcept {
-    switch (l) {
-        case log_level::debug:
-            return "debug";
-        case log_level::info:
-            return "info";
-        case log_level::notice:
-            return "notice";
-        case log_level::warning:
-            return "warning";
-        case log_level::error:
-            return "error";
-    }
-    return "?";
+    return detail::enum_name(l, level_names, "?");
 }
 
 std::string_view to_string(log_kind k) noexcept {
-    switch (k) {
-        case log_kind::node_started:
-            return "node_started";
-        case log_kind::node_stopped:
-            return "node_stopped";
-        case log_kind::start_failed:
-            return "start_failed";
-        case log_kind::connection_up:
-            return "connection_up";
-        case log_kind::connection_down:
-            return "connection_down";
-        case log_kind::handshake_refused:
-            return "handshake_refused";
-        case log_kind::limit_exceeded:
-            return "limit_exceeded";
-        case log_kind::process_crashed:
-            return "process_crashed";
-        case log_kind::code_load_failed:
-            return "code_load_failed";
-        case log_kind::service:
-            return "service";
-    }
-    return "?";
+    return detail::enum_name(k, kind_names, "?");
 }
 
 std::string format_log_line(const log_event& e) {

@@ -3,6 +3,7 @@
 #include "proto/handshake.hpp"
 
 #include "common/byte_order.hpp"
+#include "common/enum_names.hpp"
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -37,6 +38,9 @@ bool valid_node_name(std::string_view n) noexcept {
 
 constexpr std::size_t max_name_bytes = 1024;  // node names are atoms (<= 255 chars)
 
+constexpr const char* status_names[] = {"ok", "ok_simultaneous", "nok", "not_allowed", "alive"};
+static_assert(erl::detail::names_each(status_names, handshake_status::ok, handshake_status::alive));
+
 }  // namespace
 
 namespace detail {
@@ -61,19 +65,7 @@ std::array<std::uint8_t, 16> handshake_digest(std::uint32_t challenge, std::stri
 }  // namespace detail
 
 const char* to_string(handshake_status s) noexcept {
-    switch (s) {
-        case handshake_status::ok:
-            return "ok";
-        case handshake_status::ok_simultaneous:
-            return "ok_simultaneous";
-        case handshake_status::nok:
-            return "nok";
-        case handshake_status::not_allowed:
-            return "not_allowed";
-        case handshake_status::alive:
-            return "alive";
-    }
-    return "ok";
+    return erl::detail::enum_name(s, status_names, "ok");
 }
 
 bool we_win_simultaneous(std::string_view our_name, std::string_view peer_name) noexcept {

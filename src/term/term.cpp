@@ -1,6 +1,8 @@
 // erl::term heap blocks, constructors, raw builders and accessors.
 #include "term_internal.hpp"
 
+#include "common/enum_names.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -543,46 +545,18 @@ term normalize_integer(term t) {
 namespace erl {
 
 namespace {
-const char* kind_name(kind k) noexcept {
-    switch (k) {
-        case kind::integer:
-            return "integer";
-        case kind::bignum:
-            return "bignum";
-        case kind::float_:
-            return "float";
-        case kind::atom:
-            return "atom";
-        case kind::reference:
-            return "reference";
-        case kind::fun:
-            return "fun";
-        case kind::port:
-            return "port";
-        case kind::pid:
-            return "pid";
-        case kind::tuple:
-            return "tuple";
-        case kind::map:
-            return "map";
-        case kind::nil:
-            return "[]";
-        case kind::list:
-            return "list";
-        case kind::binary:
-            return "binary";
-        case kind::bitstring:
-            return "bitstring";
-    }
-    return "?";
-}
+// Indexed by kind.
+constexpr const char* kind_names[] = {"integer", "bignum", "float",  "atom",     "reference",
+                                      "fun",     "port",   "pid",    "tuple",    "map",
+                                      "[]",      "list",   "binary", "bitstring"};
+static_assert(detail::names_each(kind_names, kind::integer, kind::bitstring));
 }  // namespace
 
 [[noreturn]] void throw_bad_term_access(const char* wanted, const term& got) {
     std::string msg = "erl::bad_term_access: expected ";
     msg += wanted;
     msg += ", got ";
-    msg += kind_name(got.type());
+    msg += detail::enum_name(got.type(), kind_names, "?");
     msg += ' ';
     print_options o;
     o.max_depth = 4;
