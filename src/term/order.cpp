@@ -19,6 +19,7 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 
 namespace erl::detail {
 
@@ -32,35 +33,13 @@ inline int cmp3(T a, T b) noexcept {
     return (a > b) - (a < b);
 }
 
+// Position of each kind in the standard order (number < atom < reference < fun < port < pid <
+// tuple < map < nil < list < bitstring), indexed by kind.
+constexpr std::uint8_t kind_rank[] = {0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 10};
+static_assert(std::size(kind_rank) == static_cast<std::size_t>(kind::bitstring) + 1);
+
 inline int rank(kind k) noexcept {
-    switch (k) {
-        case kind::integer:
-        case kind::bignum:
-        case kind::float_:
-            return 0;
-        case kind::atom:
-            return 1;
-        case kind::reference:
-            return 2;
-        case kind::fun:
-            return 3;
-        case kind::port:
-            return 4;
-        case kind::pid:
-            return 5;
-        case kind::tuple:
-            return 6;
-        case kind::map:
-            return 7;
-        case kind::nil:
-            return 8;
-        case kind::list:
-            return 9;
-        case kind::binary:
-        case kind::bitstring:
-            return 10;
-    }
-    return 11;
+    return kind_rank[static_cast<std::size_t>(k)];
 }
 
 inline std::int64_t small_of(const term& t) noexcept {
@@ -268,6 +247,19 @@ int cmp_numbers(const term& x, const term& y, bool exact, int& tie) noexcept {
     return 0;
 }
 
+// Queues the element-wise comparison of a[0..n) with b[0..n) (nothing when n is 0). Sets `oom`
+// if the stack could not grow.
+template <class Stack>
+void push_seq(Stack& st, const term* a, const term* b, std::size_t n, bool exact,
+              bool& oom) noexcept {
+    if (n == 0) return;
+    frame f{frame::seq, exact};
+    f.a = a;
+    f.b = b;
+    f.n = n;
+    if (!st.push(f)) oom = true;
+}
+
 // Compares x and y without descending; pushes a frame for their children if needed.
 // Returns nonzero when decided. Sets `oom` if the stack could not grow.
 template <class Stack>
@@ -328,23 +320,13 @@ int shallow(const term& x, const term& y, bool exact, bool eq_only, int& tie, St
             if (int c = cmp3(a.index, b.index)) return c;
             if (int c = std::memcmp(a.uniq.data(), b.uniq.data(), 16)) return c < 0 ? -1 : 1;
             if (int c = compare_terms(a.pid, b.pid, exact)) return c;
-            if (a.free_vars.empty()) return 0;
-            frame f{frame::seq, exact};
-            f.a = a.free_vars.data();
-            f.b = b.free_vars.data();
-            f.n = a.free_vars.size();
-            if (!st.push(f)) oom = true;
+            push_seq(st, a.free_vars.data(), b.free_vars.data(), a.free_vars.size(), exact, oom);
             return 0;
         }
         case kind::tuple: {
             auto a = x.as_tuple(), b = y.as_tuple();
             if (a.size() != b.size()) return a.size() < b.size() ? -1 : 1;
-            if (a.empty()) return 0;
-            frame f{frame::seq, exact};
-            f.a = a.data();
-            f.b = b.data();
-            f.n = a.size();
-            if (!st.push(f)) oom = true;
+            push_seq(st, a.data(), b.data(), a.size(), exact, oom);
             return 0;
         }
         case kind::map: {
