@@ -550,6 +550,12 @@ constexpr const char* kind_names[] = {"integer", "bignum", "float",  "atom",    
                                       "fun",     "port",   "pid",    "tuple",    "map",
                                       "[]",      "list",   "binary", "bitstring"};
 static_assert(detail::names_each(kind_names, kind::integer, kind::bitstring));
+
+// A reference carries at most 5 id words.
+reference clamped(reference r) noexcept {
+    if (r.len > 5) r.len = 5;
+    return r;
+}
 }  // namespace
 
 [[noreturn]] void throw_bad_term_access(const char* wanted, const term& got) {
@@ -599,28 +605,11 @@ term::term(bool v) noexcept : kind_(kind::atom) {
     a_ = reinterpret_cast<std::uintptr_t>((v ? atoms::true_() : atoms::false_()).entry());
 }
 
-term::term(const pid& p) : kind_(kind::nil), i_(0) {
-    term t = detail::make_value(kind::pid, 0, p);
-    swap(t);
-}
-term::term(const port& p) : kind_(kind::nil), i_(0) {
-    term t = detail::make_value(kind::port, 0, p);
-    swap(t);
-}
-term::term(const reference& r) : kind_(kind::nil), i_(0) {
-    reference c = r;
-    if (c.len > 5) c.len = 5;
-    term t = detail::make_value(kind::reference, 0, c);
-    swap(t);
-}
-term::term(const export_fun& f) : kind_(kind::nil), i_(0) {
-    term t = detail::make_value(kind::fun, 1, f);
-    swap(t);
-}
-term::term(const closure& f) : kind_(kind::nil), i_(0) {
-    term t = detail::make_value(kind::fun, 0, f);
-    swap(t);
-}
+term::term(const pid& p) : term(detail::make_value(kind::pid, 0, p)) {}
+term::term(const port& p) : term(detail::make_value(kind::port, 0, p)) {}
+term::term(const reference& r) : term(detail::make_value(kind::reference, 0, clamped(r))) {}
+term::term(const export_fun& f) : term(detail::make_value(kind::fun, 1, f)) {}
+term::term(const closure& f) : term(detail::make_value(kind::fun, 0, f)) {}
 
 bool operator==(const reference& a, const reference& b) noexcept {
     if (a.node != b.node || a.creation != b.creation || a.len != b.len) return false;
