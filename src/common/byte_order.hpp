@@ -11,6 +11,10 @@
 
 namespace erl::detail {
 
+// Inline: the helpers are erl::detail::load_be32 and so on; a file that uses many of them can
+// name them all with `using namespace erl::detail::byte_order;`.
+inline namespace byte_order {
+
 inline std::uint16_t load_be16(const std::uint8_t* p) noexcept {
     std::uint16_t v;
     std::memcpy(&v, p, 2);
@@ -58,5 +62,7 @@ inline void append_be64(std::vector<std::uint8_t>& out, std::uint64_t v) {
     out.resize(at + 8);
     store_be64(out.data() + at, v);
 }
+
+}  // namespace byte_order
 
 }  // namespace erl::detail

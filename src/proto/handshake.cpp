@@ -18,12 +18,7 @@ namespace erl::proto {
 
 namespace {
 
-using erl::detail::append_be16;
-using erl::detail::append_be32;
-using erl::detail::append_be64;
-using erl::detail::load_be16;
-using erl::detail::load_be32;
-using erl::detail::load_be64;
+using namespace erl::detail::byte_order;
 
 std::string_view as_text(std::span<const std::uint8_t> s) noexcept {
     return {reinterpret_cast<const char*>(s.data()), s.size()};
