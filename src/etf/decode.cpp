@@ -150,14 +150,14 @@ inline void put(term* slot, V&& v) noexcept {
 enum class fk : std::uint8_t { tuple, list, list_tail, map, fun };
 
 struct frame {
-    term* next;                    // next slot of the current run
-    term* end;                     // end of the run
-    term* tail;                    // list: the tail slot; fun: unused
-    term* dest;                    // slot that holds this container (maps, list continuation, funs)
-    std::pair<term, term>* pairs;  // map
-    std::size_t i;                 // map: next half-slot index; fun: offset of the Size field
-    std::size_t n;                 // map: 2 * arity; list: element count; fun: Size value
-    std::int32_t aux;              // index into the continuation / closure pools, -1 = none
+    term* next = nullptr;  // next slot of the current run
+    term* end = nullptr;   // end of the run
+    term* tail = nullptr;  // list: the tail slot; fun: unused
+    term* dest = nullptr;  // slot that holds this container (maps, list continuation, funs)
+    std::pair<term, term>* pairs = nullptr;  // map
+    std::size_t i = 0;      // map: next half-slot index; fun: offset of the Size field
+    std::size_t n = 0;      // map: 2 * arity; list: element count; fun: Size value
+    std::int32_t aux = -1;  // index into the continuation / closure pools, -1 = none
     fk kind;
 };
 
@@ -368,14 +368,14 @@ status decoder::begin_fun(term* slot) {
         return {};
     }
     c->free_vars.resize(nfree);
-    frame f{};
-    f.next = c->free_vars.data();
-    f.end = f.next + nfree;
-    f.dest = slot;
-    f.i = size_pos;
-    f.n = size;
-    f.kind = fk::fun;
-    f.aux = static_cast<std::int32_t>(funs_.size());
+    term* first = c->free_vars.data();
+    frame f{.next = first,
+            .end = first + nfree,
+            .dest = slot,
+            .i = size_pos,
+            .n = size,
+            .aux = static_cast<std::int32_t>(funs_.size()),
+            .kind = fk::fun};
     funs_.push_back(std::move(c));
     return push(f);
 }
@@ -468,12 +468,7 @@ status decoder::run(term& root) {
                 term* e;
                 put(slot, erl::detail::new_tuple(n, e));
                 if (n) {
-                    frame f{};
-                    f.next = e;
-                    f.end = e + n;
-                    f.kind = fk::tuple;
-                    f.aux = -1;
-                    if (auto ec = push(f)) return ec;
+                    if (auto ec = push({.next = e, .end = e + n, .kind = fk::tuple})) return ec;
                 }
                 break;
             }
@@ -534,14 +529,8 @@ status decoder::run(term& root) {
                 term* e;
                 term* tl;
                 put(slot, erl::detail::new_list(n, e, tl));
-                frame f{};
-                f.next = e;
-                f.end = e + n;
-                f.tail = tl;
-                f.dest = slot;
-                f.n = n;
-                f.kind = fk::list;
-                f.aux = -1;
+                frame f{
+                    .next = e, .end = e + n, .tail = tl, .dest = slot, .n = n, .kind = fk::list};
                 if (auto ec = push(f)) return ec;
                 break;
             }
@@ -553,12 +542,7 @@ status decoder::run(term& root) {
                 std::pair<term, term>* pr;
                 put(slot, erl::detail::new_map(n, pr));
                 if (n) {
-                    frame f{};
-                    f.pairs = pr;
-                    f.dest = slot;
-                    f.n = 2 * n;
-                    f.kind = fk::map;
-                    f.aux = -1;
+                    frame f{.dest = slot, .pairs = pr, .n = 2 * n, .kind = fk::map};
                     if (auto ec = push(f)) return ec;
                 }
                 break;
@@ -706,9 +690,7 @@ status decoder::run(term& root) {
             frame& f = stack_.back();
             if (f.kind == fk::map) {
                 if (f.i < f.n) {
-                    auto& pr = f.pairs[f.i >> 1];
-                    slot = (f.i & 1) ? &pr.second : &pr.first;
-                    ++f.i;
+                    slot = next_pair_half(f.pairs, f.i);
                     break;
                 }
             } else if (f.next != f.end) {

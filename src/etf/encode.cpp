@@ -339,9 +339,7 @@ void walk(S& s, const term& root, atom_cache_writer* cache) {
             }
             if (f.kind == ek::map) {
                 if (f.i < f.n) {
-                    auto& pr = f.pairs[f.i >> 1];
-                    cur = (f.i & 1) ? &pr.second : &pr.first;
-                    ++f.i;
+                    cur = next_pair_half(f.pairs, f.i);
                     break;
                 }
             } else if (f.next != f.end) {

@@ -14,16 +14,14 @@
 
 namespace erl::etf::detail {
 
-using erl::detail::load_be16;
-using erl::detail::load_be32;
-using erl::detail::load_be64;
-using erl::detail::store_be16;
-using erl::detail::store_be32;
-using erl::detail::store_be64;
+using namespace erl::detail::byte_order;
 
-}  // namespace erl::etf::detail
-
-namespace erl::etf::detail {
+// The next slot of a walk over a map's pairs, key then value, that counts the halves in `i`.
+template <class Pair>
+inline auto* next_pair_half(Pair* pairs, std::size_t& i) noexcept {
+    auto& pr = pairs[i >> 1];
+    return (i++ & 1) ? &pr.second : &pr.first;
+}
 
 // A stack of trivially copyable frames with inline room for the common shallow case, so
 // encoding or decoding a small term does not allocate for its walk.
