@@ -39,6 +39,28 @@ std::vector<std::vector<std::uint8_t>> split_frames(const std::vector<std::uint8
     return out;
 }
 
+// The frames of `count` REG_SENDs to 'nobody', each carrying a binary of payload_size bytes,
+// written by one writer (one fragment sequence each) for a peer with `flags` in fragments of
+// fragment_size bytes.
+std::vector<std::vector<std::vector<std::uint8_t>>> fragmented_reg_sends(std::uint64_t flags,
+                                                                         std::size_t fragment_size,
+                                                                         std::size_t payload_size,
+                                                                         int count) {
+    erl::proto::writer_options wo;
+    wo.fragment_size = fragment_size;
+    erl::proto::dist_writer w(flags, wo);
+    const erl::term control =
+        erl::tuple(erl::term(6), erl::pid{}, erl::atom(""), erl::atom("nobody"));
+    const erl::term payload = erl::binary(std::vector<std::uint8_t>(payload_size, 7));
+    std::vector<std::vector<std::vector<std::uint8_t>>> out;
+    for (int i = 0; i < count; ++i) {
+        std::vector<std::uint8_t> bytes;
+        w.append_message(bytes, control, &payload);
+        out.push_back(split_frames(bytes));
+    }
+    return out;
+}
+
 }  // namespace
 
 class LimitsInterop : public erl::interop::named_cluster_test<"cpplim", "beamlim"> {
@@ -76,16 +98,7 @@ TEST_F(LimitsInterop, fragments_in_flight_above_max_fragment_sequences_close_con
     ASSERT_TRUE(peer.handshake(cpp.name(), cookie));
     ASSERT_TRUE(peer.flags & erl::proto::dflag::fragments);
     // Start 5 fragmented messages and never finish them: send only each first fragment.
-    erl::proto::writer_options wo;
-    wo.fragment_size = 1000;
-    erl::proto::dist_writer w(peer.flags, wo);
-    const erl::term control =
-        erl::tuple(erl::term(6), erl::pid{}, erl::atom(""), erl::atom("nobody"));
-    const erl::term payload = erl::binary(std::vector<std::uint8_t>(10000, 7));
-    for (int i = 0; i < 5; ++i) {
-        std::vector<std::uint8_t> bytes;
-        w.append_message(bytes, control, &payload);
-        auto frames = split_frames(bytes);
+    for (const auto& frames : fragmented_reg_sends(peer.flags, 1000, 10000, 5)) {
         ASSERT_GT(frames.size(), 1u);
         ASSERT_TRUE(peer.send_all(frames.front()));
     }
@@ -100,15 +113,7 @@ TEST_F(LimitsInterop, fragmented_bytes_above_max_fragmented_bytes_close_connecti
     cpp_node cpp(cpp_opts([](erl::node_options& o) { o.max_fragmented_bytes = 20000; }));
     raw_peer peer(cpp.node->listen_port());
     ASSERT_TRUE(peer.handshake(cpp.name(), cookie));
-    erl::proto::writer_options wo;
-    wo.fragment_size = 8000;
-    erl::proto::dist_writer w(peer.flags, wo);
-    const erl::term control =
-        erl::tuple(erl::term(6), erl::pid{}, erl::atom(""), erl::atom("nobody"));
-    const erl::term payload = erl::binary(std::vector<std::uint8_t>(100000, 7));
-    std::vector<std::uint8_t> bytes;
-    w.append_message(bytes, control, &payload);
-    auto frames = split_frames(bytes);
+    const auto frames = fragmented_reg_sends(peer.flags, 8000, 100000, 1).front();
     ASSERT_GT(frames.size(), 4u);
     for (std::size_t i = 0; i + 1 < frames.size(); ++i)  // all but the last fragment
         if (!peer.send_all(frames[i])) break;

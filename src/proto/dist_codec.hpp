@@ -69,6 +69,15 @@ inline constexpr int unlink_id_ack = 36;
 bool carries_payload(int op) noexcept;
 }  // namespace dop
 
+// The bytes that open a frame's data (see the top of this file) and the atom cache's size.
+namespace frame_byte {
+inline constexpr std::uint8_t pass_through = 112;
+inline constexpr std::uint8_t version_magic = etf::tag::version;
+// Normal header, first fragment, later fragments.
+inline constexpr std::uint8_t dist_header = 68, dist_frag_header = 69, dist_frag_cont = 70;
+}  // namespace frame_byte
+inline constexpr std::size_t atom_cache_size = 2048;  // 8 segments x 256 entries
+
 // One received distribution message. The payload is decoded eagerly.
 struct dist_message {
     term control;

@@ -15,12 +15,8 @@ namespace {
 using erl::detail::load_be32;
 using erl::detail::load_be64;
 
-constexpr std::uint8_t pass_through = 112;
-constexpr std::uint8_t version_magic = 131;
-constexpr std::uint8_t dist_header = 68;
-constexpr std::uint8_t dist_frag_header = 69;
-constexpr std::uint8_t dist_frag_cont = 70;
-constexpr std::size_t cache_size = 2048;  // 8 segments x 256 entries
+using namespace frame_byte;
+constexpr std::size_t cache_size = atom_cache_size;
 
 // Opcode of a control tuple, or -1.
 int control_op(const term& ctl) noexcept {

@@ -16,12 +16,8 @@ using erl::detail::append_be32;
 using erl::detail::append_be64;
 using erl::detail::store_be32;
 
-constexpr std::uint8_t pass_through = 112;
-constexpr std::uint8_t version_magic = 131;
-constexpr std::uint8_t dist_header = 68;
-constexpr std::uint8_t dist_frag_header = 69;
-constexpr std::uint8_t dist_frag_cont = 70;
-constexpr std::size_t cache_size = 2048;
+using namespace frame_byte;
+constexpr std::size_t cache_size = atom_cache_size;
 constexpr std::size_t used_cache_size = 2039;  // prime, as erts ERTS_USE_ATOM_CACHE_SIZE
 constexpr std::size_t max_refs_per_message = 255;
 

@@ -493,6 +493,18 @@ class EtfEiDiff : public ::testing::Test {
     static void SetUpTestSuite() { ei_init(); }
 };
 
+// t encoded by erl_interface decodes, with erlcpp, to t.
+void expect_eis_encoding_decodes_back(const term& t) {
+    ei_x_buff x;
+    ei_x_new_with_version(&x);
+    ASSERT_TRUE(term_to_ei(&x, t));
+    auto r = erl::etf::decode(std::span(reinterpret_cast<const std::uint8_t*>(x.buff),
+                                        static_cast<std::size_t>(x.index)));
+    ei_x_free(&x);
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(*r, t);
+}
+
 TEST_F(EtfEiDiff, OursDecodedByEiAndEisDecodedByUs) {
     gen g(20261121);
     int n = 0;
@@ -512,14 +524,7 @@ TEST_F(EtfEiDiff, OursDecodedByEiAndEisDecodedByUs) {
         EXPECT_EQ(ei_skip_term(buf, &skip), 0);
         EXPECT_EQ(static_cast<std::size_t>(skip), enc.size());
         // ei -> ours.
-        ei_x_buff x;
-        ei_x_new_with_version(&x);
-        ASSERT_TRUE(term_to_ei(&x, t));
-        auto r = erl::etf::decode(std::span(reinterpret_cast<const std::uint8_t*>(x.buff),
-                                            static_cast<std::size_t>(x.index)));
-        ei_x_free(&x);
-        ASSERT_TRUE(r) << r.error().message();
-        EXPECT_EQ(*r, t);
+        ASSERT_NO_FATAL_FAILURE(expect_eis_encoding_decodes_back(t));
         ++n;
     }
     EXPECT_EQ(n, 5000);
@@ -534,14 +539,7 @@ TEST_F(EtfEiDiff, DeepNestingWithinEiLimits) {
     term back;
     ASSERT_TRUE(ei_to_term(reinterpret_cast<const char*>(enc.data()), &idx, back));
     EXPECT_EQ(back, t);
-    ei_x_buff x;
-    ei_x_new_with_version(&x);
-    ASSERT_TRUE(term_to_ei(&x, t));
-    auto r = erl::etf::decode(std::span(reinterpret_cast<const std::uint8_t*>(x.buff),
-                                        static_cast<std::size_t>(x.index)));
-    ei_x_free(&x);
-    ASSERT_TRUE(r);
-    EXPECT_EQ(*r, t);
+    expect_eis_encoding_decodes_back(t);
 }
 
 }  // namespace
