@@ -48,6 +48,7 @@
 // (node up/down, pg) update it from the node's threads.
 #pragma once
 
+#include <erl/detail/async.hpp>
 #include <erl/error.hpp>
 #include <erl/rpc.hpp>
 #include <erl/term.hpp>
@@ -201,39 +202,23 @@ class dispatcher {
     //                                             boost::asio::as_tuple(use_awaitable));
     template <class Token>
     auto async_call(atom module, atom function, term args, call_options co, Token&& token) {
-        return boost::asio::async_initiate<Token, void(error_code, reply)>(
-            [st = st_](auto handler, atom m, atom f, term a, call_options o) {
-                detail::initiate_call(st, m, f, std::move(a), std::move(o),
-                                      detail::reply_handler(std::move(handler)));
-            },
-            token, module, function, std::move(args), std::move(co));
+        return erl::detail::async_op<void(error_code, reply)>(
+            token, &detail::initiate_call, st_, module, function, std::move(args), std::move(co));
     }
     template <class Token>
     auto async_gen_call(term request, call_options co, Token&& token) {
-        return boost::asio::async_initiate<Token, void(error_code, reply)>(
-            [st = st_](auto handler, term req, call_options o) {
-                detail::initiate_gen_call(st, std::move(req), std::move(o),
-                                          detail::reply_handler(std::move(handler)));
-            },
-            token, std::move(request), std::move(co));
+        return erl::detail::async_op<void(error_code, reply)>(
+            token, &detail::initiate_gen_call, st_, std::move(request), std::move(co));
     }
     template <class Token>
     auto async_cast(atom module, atom function, term args, call_options co, Token&& token) {
-        return boost::asio::async_initiate<Token, void(error_code)>(
-            [st = st_](auto handler, atom m, atom f, term a, call_options o) {
-                detail::initiate_cast(st, m, f, std::move(a), std::move(o),
-                                      detail::cast_handler(std::move(handler)));
-            },
-            token, module, function, std::move(args), std::move(co));
+        return erl::detail::async_op<void(error_code)>(token, &detail::initiate_cast, st_, module,
+                                                       function, std::move(args), std::move(co));
     }
     template <class Token>
     auto async_gen_cast(term request, call_options co, Token&& token) {
-        return boost::asio::async_initiate<Token, void(error_code)>(
-            [st = st_](auto handler, term req, call_options o) {
-                detail::initiate_gen_cast(st, std::move(req), std::move(o),
-                                          detail::cast_handler(std::move(handler)));
-            },
-            token, std::move(request), std::move(co));
+        return erl::detail::async_op<void(error_code)>(token, &detail::initiate_gen_cast, st_,
+                                                       std::move(request), std::move(co));
     }
 
     // A load figure reported by (or for) every target on `node`, for least_reported_load.

@@ -41,13 +41,6 @@
 #include <thread>
 #include <variant>
 
-namespace erl {
-class node;
-namespace detail {
-struct access;
-}
-}  // namespace erl
-
 namespace erl::gen_server {
 
 // Where a gen_server:call came from: {Pid, Tag} as sent; reply with server::reply().
@@ -191,12 +184,8 @@ void initiate_call(erl::node& n, const dest& to, term request, std::chrono::mill
 template <class Token>
 auto async_call(erl::node& n, const dest& to, term request, std::chrono::milliseconds timeout,
                 Token&& token) {
-    return boost::asio::async_initiate<Token, void(error_code, rpc::call_result)>(
-        [&n](auto handler, dest to, term request, std::chrono::milliseconds timeout) {
-            detail::initiate_call(n, to, std::move(request), timeout,
-                                  rpc::detail::call_handler(std::move(handler)));
-        },
-        token, to, std::move(request), timeout);
+    return erl::detail::async_op<void(error_code, rpc::call_result)>(
+        token, &detail::initiate_call, std::ref(n), to, std::move(request), timeout);
 }
 // gen_server:cast(Dest, Request): {'$gen_cast', Request}, never fails.
 void cast(erl::node& n, const dest& to, term request);

@@ -237,19 +237,11 @@ class node {
     /// cancellable (the start is short and leaves the node either started or stopped).
     template <class Token>
     auto async_start(diagnostics& diag, Token&& token) {
-        return boost::asio::async_initiate<Token, void(error_code)>(
-            [this](auto handler, diagnostics* d) {
-                initiate_start(d, detail::error_handler(std::move(handler)));
-            },
-            token, &diag);
+        return detail::async_op<void(error_code)>(token, &node::initiate_start, this, &diag);
     }
     template <class Token>
     auto async_start(Token&& token) {
-        return boost::asio::async_initiate<Token, void(error_code)>(
-            [this](auto handler) {
-                initiate_start(nullptr, detail::error_handler(std::move(handler)));
-            },
-            token);
+        return detail::async_op<void(error_code)>(token, &node::initiate_start, this, nullptr);
     }
     void stop();
     bool alive() const noexcept;
@@ -324,11 +316,8 @@ class node {
     /// A connection to the node itself succeeds at once.
     template <class Token>
     auto async_connect(atom peer, std::chrono::milliseconds timeout, Token&& token) {
-        return boost::asio::async_initiate<Token, void(error_code)>(
-            [this](auto handler, atom peer, std::chrono::milliseconds timeout) {
-                initiate_connect(peer, timeout, detail::error_handler(std::move(handler)));
-            },
-            token, peer, timeout);
+        return detail::async_op<void(error_code)>(token, &node::initiate_connect, this, peer,
+                                                  timeout);
     }
     /// net_adm:ping: true for pong (the blocking form of async_ping).
     bool ping(atom peer, std::chrono::milliseconds timeout = std::chrono::seconds(10));
@@ -340,11 +329,7 @@ class node {
     /// node stopped first).
     template <class Token>
     auto async_ping(atom peer, std::chrono::milliseconds timeout, Token&& token) {
-        return boost::asio::async_initiate<Token, void(error_code)>(
-            [this](auto handler, atom peer, std::chrono::milliseconds timeout) {
-                initiate_ping(peer, timeout, detail::error_handler(std::move(handler)));
-            },
-            token, peer, timeout);
+        return detail::async_op<void(error_code)>(token, &node::initiate_ping, this, peer, timeout);
     }
     void disconnect(atom peer);
     // Subscribe to node up/down; returns an id for unsubscribe. Called on I/O threads.

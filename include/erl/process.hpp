@@ -16,6 +16,7 @@
 // handlers serve both (see include/erl/mailbox.hpp).
 #pragma once
 
+#include <erl/detail/async.hpp>
 #include <erl/error.hpp>
 #include <erl/mailbox.hpp>
 #include <erl/term.hpp>
@@ -200,32 +201,23 @@ void initiate_spawn_monitor(const mailbox& parent, atom where, atom module, atom
 template <class Token>
 auto async_spawn(node& n, atom where, atom module, atom function, term args,
                  std::chrono::milliseconds timeout, Token&& token) {
-    return boost::asio::async_initiate<Token, void(error_code, pid)>(
-        [&n](auto handler, atom w, atom m, atom f, term a, std::chrono::milliseconds t) {
-            detail::initiate_spawn(n, w, m, f, std::move(a), t,
-                                   detail::pid_handler(std::move(handler)));
-        },
-        token, where, module, function, std::move(args), timeout);
+    return detail::async_op<void(error_code, pid)>(token, &detail::initiate_spawn, std::ref(n),
+                                                   where, module, function, std::move(args),
+                                                   timeout);
 }
 template <class Token>
 auto async_spawn_link(const mailbox& parent, atom where, atom module, atom function, term args,
                       std::chrono::milliseconds timeout, Token&& token) {
-    return boost::asio::async_initiate<Token, void(error_code, pid)>(
-        [](auto handler, mailbox p, atom w, atom m, atom f, term a, std::chrono::milliseconds t) {
-            detail::initiate_spawn_link(p, w, m, f, std::move(a), t,
-                                        detail::pid_handler(std::move(handler)));
-        },
-        token, parent, where, module, function, std::move(args), timeout);
+    return detail::async_op<void(error_code, pid)>(token, &detail::initiate_spawn_link, parent,
+                                                   where, module, function, std::move(args),
+                                                   timeout);
 }
 template <class Token>
 auto async_spawn_monitor(const mailbox& parent, atom where, atom module, atom function, term args,
                          std::chrono::milliseconds timeout, Token&& token) {
-    return boost::asio::async_initiate<Token, void(error_code, spawned)>(
-        [](auto handler, mailbox p, atom w, atom m, atom f, term a, std::chrono::milliseconds t) {
-            detail::initiate_spawn_monitor(p, w, m, f, std::move(a), t,
-                                           detail::spawned_handler(std::move(handler)));
-        },
-        token, parent, where, module, function, std::move(args), timeout);
+    return detail::async_op<void(error_code, spawned)>(token, &detail::initiate_spawn_monitor,
+                                                       parent, where, module, function,
+                                                       std::move(args), timeout);
 }
 
 // ------------------------------------------------------------------------------------------

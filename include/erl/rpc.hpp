@@ -28,6 +28,7 @@
 // non-blocking functions only; see there).
 #pragma once
 
+#include <erl/detail/async.hpp>
 #include <erl/error.hpp>
 #include <erl/mailbox.hpp>
 #include <erl/term.hpp>
@@ -299,13 +300,9 @@ call_result call(erl::node& n, atom target, std::string_view module, std::string
 template <class Token>
 auto async_call(erl::node& n, atom target, atom module, atom function, term args,
                 std::chrono::milliseconds timeout, Token&& token) {
-    return boost::asio::async_initiate<Token, void(error_code, call_result)>(
-        [&n](auto handler, atom target, atom module, atom function, term args,
-             std::chrono::milliseconds timeout) {
-            detail::initiate_call(n, target, module, function, std::move(args), timeout,
-                                  detail::call_handler(std::move(handler)));
-        },
-        token, target, module, function, std::move(args), timeout);
+    return erl::detail::async_op<void(error_code, call_result)>(token, &detail::initiate_call,
+                                                                std::ref(n), target, module,
+                                                                function, std::move(args), timeout);
 }
 
 /// erpc:cast: fire and forget. Errors only for a node that cannot be reached (noconnection),
@@ -324,13 +321,9 @@ std::vector<call_result> multicall(erl::node& n, const std::vector<atom>& target
 template <class Token>
 auto async_multicall(erl::node& n, std::vector<atom> targets, atom module, atom function, term args,
                      std::chrono::milliseconds timeout, Token&& token) {
-    return boost::asio::async_initiate<Token, void(error_code, std::vector<call_result>)>(
-        [&n](auto handler, std::vector<atom> targets, atom module, atom function, term args,
-             std::chrono::milliseconds timeout) {
-            detail::initiate_multicall(n, std::move(targets), module, function, std::move(args),
-                                       timeout, detail::multicall_handler(std::move(handler)));
-        },
-        token, std::move(targets), module, function, std::move(args), timeout);
+    return erl::detail::async_op<void(error_code, std::vector<call_result>)>(
+        token, &detail::initiate_multicall, std::ref(n), std::move(targets), module, function,
+        std::move(args), timeout);
 }
 
 // ---------------------------------------------------------------------------------------------
