@@ -47,68 +47,36 @@ struct convert<term> {
     static result<term> from(const term& t) { return t; }
 };
 
-template <>
-struct convert<atom> {
-    static term to(atom a) noexcept { return term(a); }
-    static result<atom> from(const term& t) {
-        if (!t.is_atom()) return detail::fail<atom>();
-        return t.as_atom();
+namespace detail {
+// convert<T> for a value a term holds as it is: `is` tests the term's kind, `as` reads it.
+template <class T, bool (term::*is)() const noexcept, auto as>
+struct held_convert {
+    static term to(const T& v) noexcept(std::is_nothrow_constructible_v<term, const T&>) {
+        return term(v);
+    }
+    static result<T> from(const term& t) {
+        if (!(t.*is)()) return fail<T>();
+        return (t.*as)();
     }
 };
+}  // namespace detail
 
 template <>
-struct convert<pid> {
-    static term to(const pid& p) { return term(p); }
-    static result<pid> from(const term& t) {
-        if (!t.is_pid()) return detail::fail<pid>();
-        return t.as_pid();
-    }
-};
-
+struct convert<atom> : detail::held_convert<atom, &term::is_atom, &term::as_atom> {};
 template <>
-struct convert<port> {
-    static term to(const port& p) { return term(p); }
-    static result<port> from(const term& t) {
-        if (!t.is_port()) return detail::fail<port>();
-        return t.as_port();
-    }
-};
-
+struct convert<pid> : detail::held_convert<pid, &term::is_pid, &term::as_pid> {};
 template <>
-struct convert<reference> {
-    static term to(const reference& r) { return term(r); }
-    static result<reference> from(const term& t) {
-        if (!t.is_reference()) return detail::fail<reference>();
-        return t.as_reference();
-    }
-};
-
+struct convert<port> : detail::held_convert<port, &term::is_port, &term::as_port> {};
 template <>
-struct convert<export_fun> {
-    static term to(const export_fun& f) { return term(f); }
-    static result<export_fun> from(const term& t) {
-        if (!t.is_export()) return detail::fail<export_fun>();
-        return t.as_export();
-    }
-};
-
+struct convert<reference>
+    : detail::held_convert<reference, &term::is_reference, &term::as_reference> {};
 template <>
-struct convert<closure> {
-    static term to(const closure& f) { return term(f); }
-    static result<closure> from(const term& t) {
-        if (!t.is_closure()) return detail::fail<closure>();
-        return t.as_closure();
-    }
+struct convert<export_fun> : detail::held_convert<export_fun, &term::is_export, &term::as_export> {
 };
-
 template <>
-struct convert<bool> {
-    static term to(bool b) noexcept { return term(b); }
-    static result<bool> from(const term& t) {
-        if (!t.is_bool()) return detail::fail<bool>();
-        return t.as_bool();
-    }
-};
+struct convert<closure> : detail::held_convert<closure, &term::is_closure, &term::as_closure> {};
+template <>
+struct convert<bool> : detail::held_convert<bool, &term::is_bool, &term::as_bool> {};
 
 // All integer types except bool; range-checked in both directions.
 template <class T>
