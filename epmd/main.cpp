@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -84,16 +85,27 @@ int call_listing(std::uint16_t port, char what, bool silent) {
     return 0;
 }
 
+// A KILL or STOP request to the local epmd: its answer, or nullopt when there is none (the
+// failure printed as epmd_cli.c prints it).
+std::optional<std::string> call_local(std::uint16_t port, const std::string& request) {
+    auto r = raw_request("127.0.0.1", port, request, cli_timeout);
+    if (r) return std::move(*r);
+    if (r.error() == erl::errc::epmd_unreachable)
+        std::fprintf(stderr, "epmd: Cannot connect to local epmd\n");
+    else
+        std::printf("epmd: failed to read answer from local epmd\n");
+    return std::nullopt;
+}
+
+int unexpected_answer(const std::string& answer) {
+    std::printf("epmd: local epmd responded with <%s>\n", answer.c_str());
+    return 1;
+}
+
 // epmd_cli.c kill_epmd.
 int call_kill(std::uint16_t port) {
-    auto r = raw_request("127.0.0.1", port, "k", cli_timeout);
-    if (!r) {
-        if (r.error() == erl::errc::epmd_unreachable)
-            std::fprintf(stderr, "epmd: Cannot connect to local epmd\n");
-        else
-            std::printf("epmd: failed to read answer from local epmd\n");
-        return 1;
-    }
+    auto r = call_local(port, "k");
+    if (!r) return 1;
     if (r->size() >= 2) {
         if ((*r)[0] == 'O' && (*r)[1] == 'K') {
             std::printf("Killed\n");
@@ -102,8 +114,7 @@ int call_kill(std::uint16_t port) {
         std::printf("Killing not allowed - living nodes in database.\n");
         return 1;
     }
-    std::printf("epmd: local epmd responded with <%s>\n", r->c_str());
-    return 1;
+    return unexpected_answer(*r);
 }
 
 // epmd_cli.c stop_cli.
@@ -112,20 +123,13 @@ int call_stop(std::uint16_t port, const std::string& name) {
         std::printf("epmd: Name too long!");
         return 1;
     }
-    auto r = raw_request("127.0.0.1", port, "s" + name, cli_timeout);
-    if (!r) {
-        if (r.error() == erl::errc::epmd_unreachable)
-            std::fprintf(stderr, "epmd: Cannot connect to local epmd\n");
-        else
-            std::printf("epmd: failed to read answer from local epmd\n");
-        return 1;
-    }
+    auto r = call_local(port, "s" + name);
+    if (!r) return 1;
     if (r->size() >= 7) {
         std::printf("%s\n", r->substr(0, 7).c_str());
         return 0;
     }
-    std::printf("epmd: local epmd responded with <%s>\n", r->c_str());
-    return 1;
+    return unexpected_answer(*r);
 }
 
 // epmd.c run_daemon: detach from the terminal and the caller's session.

@@ -76,23 +76,34 @@ asio::awaitable<erl::error_code> send_all(tcp::socket& sock, const bytes& data) 
     co_return erl::error_code{};
 }
 
+// Sends `request` and feeds the reply to `reader` until it is complete or failed; a read
+// error before that gives read_error(ec).
+template <class Reader, class ReadError>
+asio::awaitable<erl::error_code> exchange(tcp::socket& sock, const bytes& request, Reader& reader,
+                                          ReadError read_error) {
+    if (auto ec = co_await send_all(sock, request)) co_return ec;
+    std::array<std::uint8_t, 512> buf;
+    while (reader.state() == read_state::need_more) {
+        auto [ec, n] = co_await sock.async_read_some(asio::buffer(buf), as_tuple_awaitable);
+        if (ec) co_return read_error(ec);
+        reader.feed(std::span<const std::uint8_t>(buf.data(), n));
+    }
+    if (reader.state() == read_state::failed) co_return reader.error();
+    co_return erl::error_code{};
+}
+
 asio::awaitable<erl::result<registration>> do_register(std::string host, std::uint16_t port,
                                                        node_info info) {
     if (!valid_node_name(info.name)) co_return erl::make_error_code(erl::errc::bad_node_name);
     auto sock = co_await async_connect_epmd(std::move(host), port);
     if (!sock) co_return sock.error();
-    if (auto ec = co_await send_all(*sock, encode_alive2_request(info))) co_return ec;
     alive2_reply_reader reader;
-    std::array<std::uint8_t, 64> buf;
-    while (reader.state() == read_state::need_more) {
-        auto [ec, n] = co_await sock->async_read_some(asio::buffer(buf), as_tuple_awaitable);
-        if (ec) {
-            // OTP's epmd closes without a reply for a malformed or non-local registration.
-            co_return erl::make_error_code(erl::errc::epmd_refused);
-        }
-        reader.feed(std::span<const std::uint8_t>(buf.data(), n));
-    }
-    if (reader.state() == read_state::failed) co_return reader.error();
+    // OTP's epmd closes without a reply for a malformed or non-local registration.
+    if (auto ec = co_await exchange(*sock, encode_alive2_request(info), reader,
+                                    [](const boost::system::error_code&) {
+                                        return erl::make_error_code(erl::errc::epmd_refused);
+                                    }))
+        co_return ec;
     if (reader.value().result != 0) co_return erl::make_error_code(erl::errc::epmd_name_taken);
     co_return registration(std::move(*sock), reader.value().creation);
 }
@@ -101,17 +112,14 @@ asio::awaitable<erl::result<node_info>> do_port_please(std::string host, std::ui
                                                        std::string name) {
     auto sock = co_await async_connect_epmd(std::move(host), port);
     if (!sock) co_return sock.error();
-    if (auto ec = co_await send_all(*sock, encode_port_please2_request(name))) co_return ec;
     port2_reply_reader reader;
-    std::array<std::uint8_t, 512> buf;
-    while (reader.state() == read_state::need_more) {
-        auto [ec, n] = co_await sock->async_read_some(asio::buffer(buf), as_tuple_awaitable);
-        if (ec)
-            co_return erl::make_error_code(ec == asio::error::eof ? erl::errc::epmd_bad_reply
-                                                                  : erl::errc::epmd_unreachable);
-        reader.feed(std::span<const std::uint8_t>(buf.data(), n));
-    }
-    if (reader.state() == read_state::failed) co_return reader.error();
+    if (auto ec = co_await exchange(*sock, encode_port_please2_request(name), reader,
+                                    [](const boost::system::error_code& ec) {
+                                        return erl::make_error_code(
+                                            ec == asio::error::eof ? erl::errc::epmd_bad_reply
+                                                                   : erl::errc::epmd_unreachable);
+                                    }))
+        co_return ec;
     co_return reader.value();
 }
 

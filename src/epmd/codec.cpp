@@ -19,6 +19,20 @@ void append(bytes& out, std::string_view s) {
     out.insert(out.end(), s.begin(), s.end());
 }
 
+// PortNo:16 NodeType:8 Protocol:8 HighestVersion:16 LowestVersion:16 Nlen:16 NodeName Elen:16
+// Extra, as ALIVE2_REQ and PORT2_RESP carry them.
+void append_node_info(bytes& out, const node_info& info) {
+    append_be16(out, info.port);
+    out.push_back(static_cast<std::uint8_t>(info.type));
+    out.push_back(info.protocol);
+    append_be16(out, info.highest);
+    append_be16(out, info.lowest);
+    append_be16(out, static_cast<std::uint16_t>(info.name.size()));
+    append(out, info.name);
+    append_be16(out, static_cast<std::uint16_t>(info.extra.size()));
+    append(out, info.extra);
+}
+
 // Number of UTF-8 characters, or -1 if invalid (overlong forms, surrogates and code points
 // above U+10FFFF are invalid, as in epmd_srv.c verify_utf8).
 long utf8_chars(std::string_view s) {
@@ -94,15 +108,7 @@ bytes encode_alive2_request(const node_info& info) {
     //             Nlen:16 NodeName Elen:16 Extra
     bytes body;
     body.push_back(alive2_req);
-    append_be16(body, info.port);
-    body.push_back(static_cast<std::uint8_t>(info.type));
-    body.push_back(info.protocol);
-    append_be16(body, info.highest);
-    append_be16(body, info.lowest);
-    append_be16(body, static_cast<std::uint16_t>(info.name.size()));
-    append(body, info.name);
-    append_be16(body, static_cast<std::uint16_t>(info.extra.size()));
-    append(body, info.extra);
+    append_node_info(body, info);
     bytes out;
     append_be16(out, static_cast<std::uint16_t>(body.size()));
     out.insert(out.end(), body.begin(), body.end());
@@ -197,20 +203,17 @@ std::size_t request_reader::feed(std::span<const std::uint8_t> data) {
             // epmd_srv.c do_read: Len < 1 or Len+2 >= INBUF_SIZE closes the connection.
             want_ = static_cast<std::size_t>(load_be16(buf_.data())) + 2;
             if (want_ < 3 || want_ >= max_request_size) {
-                state_ = read_state::failed;
-                error_ = erl::make_error_code(erl::errc::too_large);
-                if (want_ < 3) error_ = bad_request();
+                fail(want_ < 3 ? bad_request() : erl::make_error_code(erl::errc::too_large));
                 return used;
             }
             continue;
         }
         auto r = parse_request(std::span<const std::uint8_t>(buf_).subspan(2));
         if (!r) {
-            state_ = read_state::failed;
-            error_ = r.error();
+            fail(r.error());
         } else {
-            state_ = read_state::done;
             value_ = std::move(*r);
+            complete();
         }
         return used;
     }
@@ -240,15 +243,7 @@ bytes encode_port2_reply(const node_info& info) {
     bytes out;
     out.push_back(port2_resp);
     out.push_back(0);
-    append_be16(out, info.port);
-    out.push_back(static_cast<std::uint8_t>(info.type));
-    out.push_back(info.protocol);
-    append_be16(out, info.highest);
-    append_be16(out, info.lowest);
-    append_be16(out, static_cast<std::uint16_t>(info.name.size()));
-    append(out, info.name);
-    append_be16(out, static_cast<std::uint16_t>(info.extra.size()));
-    append(out, info.extra);
+    append_node_info(out, info);
     return out;
 }
 
@@ -277,10 +272,7 @@ std::string format_names_line(std::string_view name, std::uint16_t port) {
 
 read_state alive2_reply_reader::feed(std::span<const std::uint8_t> data) {
     if (state_ != read_state::need_more) {
-        if (!data.empty() && state_ == read_state::done) {
-            state_ = read_state::failed;
-            error_ = bad_reply();
-        }
+        if (!data.empty() && state_ == read_state::done) fail(bad_reply());
         return state_;
     }
     buf_.insert(buf_.end(), data.begin(), data.end());
@@ -290,39 +282,26 @@ read_state alive2_reply_reader::feed(std::span<const std::uint8_t> data) {
         need = 6;
     else if (buf_[0] == alive2_resp)
         need = 4;
-    else {
-        state_ = read_state::failed;
-        error_ = bad_reply();
-        return state_;
-    }
+    else
+        return fail(bad_reply());
     if (buf_.size() < need) return state_;
-    if (buf_.size() > need) {
-        state_ = read_state::failed;
-        error_ = bad_reply();
-        return state_;
-    }
+    if (buf_.size() > need) return fail(bad_reply());
     value_.extended = buf_[0] == alive2_x_resp;
     value_.result = buf_[1];
     value_.creation = value_.extended ? load_be32(buf_.data() + 2) : load_be16(buf_.data() + 2);
-    state_ = read_state::done;
-    return state_;
+    return complete();
 }
 
 read_state port2_reply_reader::feed(std::span<const std::uint8_t> data) {
     if (state_ != read_state::need_more) return state_;
     buf_.insert(buf_.end(), data.begin(), data.end());
-    auto fail = [&](erl::errc e) {
-        state_ = read_state::failed;
-        error_ = erl::make_error_code(e);
-        return state_;
-    };
     if (buf_.empty()) return state_;
-    if (buf_[0] != port2_resp) return fail(erl::errc::epmd_bad_reply);
+    if (buf_[0] != port2_resp) return fail(bad_reply());
     if (buf_.size() < 2) return state_;
     if (buf_[1] != 0) {
         // 'w' Result>0: the name is not registered; epmd closes right after.
-        if (buf_.size() > 2) return fail(erl::errc::epmd_bad_reply);
-        return fail(erl::errc::epmd_not_found);
+        if (buf_.size() > 2) return fail(bad_reply());
+        return fail(erl::make_error_code(erl::errc::epmd_not_found));
     }
     if (buf_.size() < 12) return state_;
     std::size_t nlen = load_be16(buf_.data() + 10);
@@ -330,7 +309,7 @@ read_state port2_reply_reader::feed(std::span<const std::uint8_t> data) {
     std::size_t elen = load_be16(buf_.data() + 12 + nlen);
     std::size_t total = 14 + nlen + elen;
     if (buf_.size() < total) return state_;
-    if (buf_.size() > total) return fail(erl::errc::epmd_bad_reply);
+    if (buf_.size() > total) return fail(bad_reply());
     const std::uint8_t* b = buf_.data();
     value_.port = load_be16(b + 2);
     value_.type = static_cast<node_type>(b[4]);
@@ -339,38 +318,24 @@ read_state port2_reply_reader::feed(std::span<const std::uint8_t> data) {
     value_.lowest = load_be16(b + 8);
     value_.name.assign(reinterpret_cast<const char*>(b + 12), nlen);
     value_.extra.assign(reinterpret_cast<const char*>(b + 14 + nlen), elen);
-    state_ = read_state::done;
-    return state_;
+    return complete();
 }
 
 read_state names_reply_reader::feed(std::span<const std::uint8_t> data) {
     if (state_ != read_state::need_more) return state_;
-    if (buf_.size() + data.size() > max_size) {
-        state_ = read_state::failed;
-        error_ = bad_reply();
-        return state_;
-    }
+    if (buf_.size() + data.size() > max_size) return fail(bad_reply());
     buf_.append(reinterpret_cast<const char*>(data.data()), data.size());
     return state_;
 }
 
 read_state names_reply_reader::finish() {
     if (state_ != read_state::need_more) return state_;
-    if (buf_.size() < 4) {
-        state_ = read_state::failed;
-        error_ = bad_reply();
-        return state_;
-    }
+    if (buf_.size() < 4) return fail(bad_reply());
     epmd_port_ = load_be32(reinterpret_cast<const std::uint8_t*>(buf_.data()));
     auto r = parse_names_text(std::string_view(buf_).substr(4));
-    if (!r) {
-        state_ = read_state::failed;
-        error_ = r.error();
-        return state_;
-    }
+    if (!r) return fail(r.error());
     names_ = std::move(*r);
-    state_ = read_state::done;
-    return state_;
+    return complete();
 }
 
 erl::result<std::vector<std::pair<std::string, std::uint16_t>>> parse_names_text(

@@ -75,22 +75,41 @@ bool alive2_acceptable(const node_info& info);
 
 enum class read_state { need_more, done, failed };
 
+// What every incremental reader keeps: the input so far, where it stands and, once it failed,
+// why.
+template <class Buffer = bytes>
+class reader_base {
+  public:
+    read_state state() const noexcept { return state_; }
+    erl::error_code error() const noexcept { return error_; }
+
+  protected:
+    read_state fail(erl::error_code why) {
+        state_ = read_state::failed;
+        error_ = why;
+        return state_;
+    }
+    read_state complete() {
+        state_ = read_state::done;
+        return state_;
+    }
+
+    Buffer buf_;
+    read_state state_ = read_state::need_more;
+    erl::error_code error_;
+};
+
 // Incremental reader of one framed request (server side).
-class request_reader {
+class request_reader : public reader_base<> {
   public:
     // Consumes bytes up to the end of the request and returns how many it used; bytes after a
     // complete request are left to the caller (epmd treats them as an error).
     std::size_t feed(std::span<const std::uint8_t> data);
-    read_state state() const noexcept { return state_; }
-    erl::error_code error() const noexcept { return error_; }
     const request& value() const noexcept { return *value_; }
     std::size_t buffered() const noexcept { return buf_.size(); }
 
   private:
-    bytes buf_;
     std::size_t want_ = 0;  // total bytes incl. length once known
-    read_state state_ = read_state::need_more;
-    erl::error_code error_;
     std::optional<request> value_;
 };
 
@@ -109,55 +128,40 @@ struct alive2_reply {
     bool extended = false;  // 'v'
 };
 
-class alive2_reply_reader {
+class alive2_reply_reader : public reader_base<> {
   public:
     // Consumes bytes; bytes after a complete reply make the reply invalid (epmd sends nothing
     // more on a registration connection).
     read_state feed(std::span<const std::uint8_t> data);
-    read_state state() const noexcept { return state_; }
-    erl::error_code error() const noexcept { return error_; }
     const alive2_reply& value() const noexcept { return value_; }
 
   private:
-    bytes buf_;
-    read_state state_ = read_state::need_more;
-    erl::error_code error_;
     alive2_reply value_;
 };
 
-class port2_reply_reader {
+// error(): epmd_not_found for 'w' 1 (unknown name); epmd_bad_reply when malformed.
+class port2_reply_reader : public reader_base<> {
   public:
     read_state feed(std::span<const std::uint8_t> data);
-    read_state state() const noexcept { return state_; }
-    // epmd_not_found for 'w' 1 (unknown name); epmd_bad_reply when malformed.
-    erl::error_code error() const noexcept { return error_; }
     const node_info& value() const noexcept { return value_; }
 
   private:
-    bytes buf_;
-    read_state state_ = read_state::need_more;
-    erl::error_code error_;
     node_info value_;
 };
 
 // NAMES reply: EpmdPort:32 then text until the server closes. feed() any pieces, then finish()
 // at EOF.
-class names_reply_reader {
+class names_reply_reader : public reader_base<std::string> {
   public:
     static constexpr std::size_t max_size = 16 * 1024 * 1024;
     read_state feed(std::span<const std::uint8_t> data);
     read_state finish();  // call at EOF
-    read_state state() const noexcept { return state_; }
-    erl::error_code error() const noexcept { return error_; }
     std::uint32_t epmd_port() const noexcept { return epmd_port_; }
     const std::vector<std::pair<std::string, std::uint16_t>>& value() const noexcept {
         return names_;
     }
 
   private:
-    std::string buf_;
-    read_state state_ = read_state::need_more;
-    erl::error_code error_;
     std::uint32_t epmd_port_ = 0;
     std::vector<std::pair<std::string, std::uint16_t>> names_;
 };
