@@ -203,34 +203,16 @@ std::shared_ptr<spawn_op> make_spawn(const mailbox& parent, atom where, atom m, 
                                       std::move(args), mode, timeout);
 }
 
-// The pid op's result, for spawn / spawn_link.
-class pid_op {
-  public:
-    using done_fn = std::function<void(error_code, pid)>;
-    explicit pid_op(std::shared_ptr<spawn_op> op) : op_(std::move(op)) {}
-    void start(done_fn done) {
-        op_->start([done = std::move(done)](error_code ec, pid p, reference) { done(ec, p); });
-    }
-    void cancel() { op_->cancel(); }
+pid pid_of(pid p, reference) {
+    return p;
+}
+spawned spawned_of(pid p, reference r) {
+    return spawned{p, r};
+}
 
-  private:
-    std::shared_ptr<spawn_op> op_;
-};
-
-class spawned_op {
-  public:
-    using done_fn = std::function<void(error_code, spawned)>;
-    explicit spawned_op(std::shared_ptr<spawn_op> op) : op_(std::move(op)) {}
-    void start(done_fn done) {
-        op_->start([done = std::move(done)](error_code ec, pid p, reference r) {
-            done(ec, spawned{p, r});
-        });
-    }
-    void cancel() { op_->cancel(); }
-
-  private:
-    std::shared_ptr<spawn_op> op_;
-};
+// The spawn op's result for spawn / spawn_link (the pid) and for spawn_monitor.
+using pid_op = detail::mapped_op<spawn_op, pid, &pid_of>;
+using spawned_op = detail::mapped_op<spawn_op, spawned, &spawned_of>;
 
 result<pid> wait_pid(detail::node_core& core, std::shared_ptr<spawn_op> op) {
     auto [ec, p] = detail::run_blocking<pid_op, error_code, pid>(

@@ -73,12 +73,19 @@ inline bool runs_on(const boost::asio::any_completion_executor& ex,
     return c == &ioc;
 }
 
+// An operation with abort(why): it gives its own outcome for being ended (a call's result
+// saying why) where cancel() gives operation_aborted.
+template <class Op>
+concept abortable = requires(Op& op) {
+    op.abort(error_code());
+};
+
 // Ends `op` for a stop of the node: abort(errc::shutting_down) where the operation gives its
 // own outcome for that (a call's result saying the node stopped), else cancel(). Before
 // start() too: start() then finishes at once.
 template <class Op>
 void end_for_stop(Op& op) {
-    if constexpr (requires { op.abort(error_code()); })
+    if constexpr (abortable<Op>)
         op.abort(make_error_code(errc::shutting_down));
     else
         op.cancel();
@@ -225,6 +232,24 @@ class op_ref final : public Base {
     explicit op_ref(std::shared_ptr<Op> op) : op_(std::move(op)) {}
     void start(typename Base::done_fn done) override { op_->start(std::move(done)); }
     void cancel() override { op_->cancel(); }
+
+  private:
+    std::shared_ptr<Op> op_;
+};
+
+// `Op` giving `Result` instead of what follows its error_code, `map` turning the one into the
+// other (a form of an operation with a result of its own). abort() reaches `Op` if it has one.
+template <class Op, class Result, auto map>
+class mapped_op {
+  public:
+    using done_fn = std::function<void(error_code, Result)>;
+    explicit mapped_op(std::shared_ptr<Op> op) : op_(std::move(op)) {}
+    void start(done_fn done) {
+        op_->start(
+            [done = std::move(done)](error_code ec, auto... r) { done(ec, map(std::move(r)...)); });
+    }
+    void cancel() { op_->cancel(); }
+    void abort(error_code why) requires abortable<Op> { op_->abort(why); }
 
   private:
     std::shared_ptr<Op> op_;

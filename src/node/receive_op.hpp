@@ -4,8 +4,9 @@
 // operation behind a completion token.
 #pragma once
 
-#include <erl/error.hpp>
 #include <erl/term.hpp>
+
+#include "node/any_op.hpp"
 
 #include <chrono>
 #include <functional>
@@ -15,15 +16,9 @@ namespace erl::detail {
 
 struct process;
 
-class any_receive_op {
-  public:
-    // ec {} and the message; errc::timeout; errc::exited (the process ended);
-    // boost::asio::error::operation_aborted after cancel().
-    using done_fn = std::function<void(error_code, term)>;
-    virtual ~any_receive_op() = default;
-    virtual void start(done_fn done) = 0;
-    virtual void cancel() = 0;
-};
+// ec {} and the message; errc::timeout; errc::exited (the process ended);
+// boost::asio::error::operation_aborted after cancel().
+using any_receive_op = any_op<term>;
 
 // The first message of `p` matching `pred` (null: any), waiting up to `timeout`.
 std::shared_ptr<any_receive_op> make_receive_op(const std::shared_ptr<process>& p,

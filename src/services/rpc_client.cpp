@@ -407,22 +407,12 @@ class calls_op : public std::enable_shared_from_this<calls_op> {
     std::shared_ptr<calls_op> self_;
 };
 
-// erpc:call: calls_op with one target.
-class call_op {
-  public:
-    using done_fn = std::function<void(error_code, call_result)>;
-    explicit call_op(std::shared_ptr<calls_op> op) : op_(std::move(op)) {}
-    void start(done_fn done) {
-        op_->start([done = std::move(done)](error_code ec, std::vector<call_result> r) {
-            done(ec, r.empty() ? call_result() : std::move(r[0]));
-        });
-    }
-    void cancel() { op_->cancel(); }
-    void abort(error_code why) { op_->abort(why); }
+call_result first_result(std::vector<call_result> r) {
+    return r.empty() ? call_result() : std::move(r[0]);
+}
 
-  private:
-    std::shared_ptr<calls_op> op_;
-};
+// erpc:call: calls_op with one target.
+using call_op = erl::detail::mapped_op<calls_op, call_result, &first_result>;
 
 std::shared_ptr<calls_op> make_calls(erl::node& n, std::vector<atom> targets, atom m, atom f,
                                      term args, std::chrono::milliseconds timeout) {

@@ -6,6 +6,7 @@
 #include <erl/rpc.hpp>
 
 #include "node/access.hpp"
+#include "node/any_op.hpp"
 #include "node/async_op.hpp"
 #include "node/mfa_key.hpp"
 #include "node/node_core.hpp"
@@ -150,13 +151,7 @@ std::shared_ptr<process> group_leader(node_core& core);
 // erpc:call and gen_server:call as runtime operations (node/async_op.hpp: start(done) once,
 // cancel() any time; `done` runs on whichever thread finishes the call, with no executor hop),
 // for services that compose calls into operations of their own (erl::dispatch).
-class any_call_op {
-  public:
-    using done_fn = std::function<void(error_code, call_result)>;
-    virtual ~any_call_op() = default;
-    virtual void start(done_fn done) = 0;
-    virtual void cancel() = 0;
-};
+using any_call_op = erl::detail::any_op<call_result>;
 std::shared_ptr<any_call_op> make_call_op(erl::node& n, atom target, atom module, atom function,
                                           term args, std::chrono::milliseconds timeout);
 std::shared_ptr<any_call_op> make_gen_call_op(erl::node& n, const erl::gen_server::dest& to,
