@@ -93,6 +93,23 @@ void arm_setup_timer(const std::shared_ptr<connection>& c, asio::steady_timer& t
 }
 }  // namespace
 
+proto::handshake_config connection::handshake_setup(proto::handshake_role role,
+                                                    const std::string& cookie) const {
+    proto::handshake_config cfg;
+    cfg.role = role;
+    cfg.our_name = std::string(core_->name.str());
+    cfg.our_creation = core_->creation.load();
+    cfg.cookie = cookie;
+    cfg.four_byte_lengths = stream_.is_tls();
+    cfg.our_flags = proto::dflag::default_advertised(core_->opts.hidden);
+    return cfg;
+}
+
+void connection::fail_setup(error_code ec, std::string why) {
+    if (!is_closed()) core_->counters.handshake_failed(ec);
+    close(ec, std::move(why));
+}
+
 asio::awaitable<void> connection::run_outgoing() {
     auto self = shared_from_this();
     asio::steady_timer setup_timer(strand_);
@@ -137,20 +154,13 @@ asio::awaitable<void> connection::run_outgoing() {
         std::string why;
         ec = co_await stream_.async_start(/*server=*/false, why);
         if (ec) {
-            if (!is_closed()) core_->counters.handshake_failed(ec);
-            close(ec, why);
+            fail_setup(ec, std::move(why));
             co_return;
         }
     }
     if (is_closed()) co_return;
 
-    proto::handshake_config cfg;
-    cfg.role = proto::handshake_role::initiator;
-    cfg.our_name = std::string(core_->name.str());
-    cfg.our_creation = core_->creation.load();
-    cfg.cookie = net_->cookie_for(peer);
-    cfg.four_byte_lengths = stream_.is_tls();
-    cfg.our_flags = proto::dflag::default_advertised(core_->opts.hidden);
+    auto cfg = handshake_setup(proto::handshake_role::initiator, net_->cookie_for(peer));
     cfg.peer_name = std::string(peer.str());
     // "alive": the peer already has a connection up with us. dist_util answers
     // net_kernel:is_pending/1: continue (true, the peer's connection is stale: we restarted or
@@ -172,8 +182,7 @@ asio::awaitable<void> connection::run_outgoing() {
             stream_.close();
             co_return;
         }
-        if (!is_closed()) core_->counters.handshake_failed(ec);
-        close(ec, hs.reason().empty() ? handshake_why_ : hs.reason());
+        fail_setup(ec, hs.reason().empty() ? handshake_why_ : hs.reason());
         co_return;
     }
     setup_timer.cancel();
@@ -225,23 +234,16 @@ asio::awaitable<void> connection::run_incoming() {
         std::string why;
         ec = co_await stream_.async_start(/*server=*/true, why);
         if (ec) {
-            if (!is_closed()) core_->counters.handshake_failed(ec);
             error_code rec;
             auto ep = stream_.socket().remote_endpoint(rec);
             if (!rec) why += " (from " + ep.address().to_string() + ")";
-            close(ec, why);
+            fail_setup(ec, std::move(why));
             co_return;
         }
     }
     if (is_closed()) co_return;
 
-    proto::handshake_config cfg;
-    cfg.role = proto::handshake_role::acceptor;
-    cfg.our_name = std::string(core_->name.str());
-    cfg.our_creation = core_->creation.load();
-    cfg.cookie = net_->cookie;
-    cfg.four_byte_lengths = stream_.is_tls();
-    cfg.our_flags = proto::dflag::default_advertised(core_->opts.hidden);
+    auto cfg = handshake_setup(proto::handshake_role::acceptor, net_->cookie);
     proto::handshake* hsp = nullptr;
     cfg.on_peer_name = [this, &hsp](std::string_view name, std::uint64_t, std::uint32_t) {
         return decide_status(name, *hsp);
@@ -251,8 +253,7 @@ asio::awaitable<void> connection::run_incoming() {
     hs.start();
     ec = co_await run_handshake(hs);
     if (ec) {
-        if (!is_closed()) core_->counters.handshake_failed(ec);
-        close(ec, hs.reason().empty() ? handshake_why_ : hs.reason());
+        fail_setup(ec, hs.reason().empty() ? handshake_why_ : hs.reason());
         co_return;
     }
     // Authenticated: from here on the connection counts towards max_connections.

@@ -162,6 +162,12 @@ class connection : public std::enable_shared_from_this<connection> {
     boost::asio::awaitable<void> run_outgoing();
     boost::asio::awaitable<void> run_incoming();
     boost::asio::awaitable<error_code> run_handshake(proto::handshake& hs);
+    // The handshake settings both directions share: this node's name, creation and flags.
+    proto::handshake_config handshake_setup(proto::handshake_role role,
+                                            const std::string& cookie) const;
+    // A failed TLS start or handshake: counted (unless the connection closed meanwhile), then
+    // closed with `why`.
+    void fail_setup(error_code ec, std::string why);
     boost::asio::awaitable<void> run_reader(std::vector<std::uint8_t> leftover);
     boost::asio::awaitable<void> run_ticker();
     // False when the connection was closed instead (the peer's name cannot become an atom).

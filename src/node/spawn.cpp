@@ -195,6 +195,21 @@ result<pid> do_spawn(node_core& n, Body body, const spawn_options& o, const mail
     return id;
 }
 
+// do_spawn with `parent` linked to the new process, or monitoring it when `monitor_ref` is set.
+template <class Body>
+result<pid> spawn_from(const mailbox& parent, Body body, const spawn_options& o,
+                       reference* monitor_ref) {
+    return do_spawn(*access::proc(parent)->node, std::move(body), o, &parent, monitor_ref);
+}
+
+template <class Body>
+result<spawned> spawn_monitored(const mailbox& parent, Body body, const spawn_options& o) {
+    reference ref;
+    auto r = spawn_from(parent, std::move(body), o, &ref);
+    if (!r) return r.error();
+    return spawned{*r, ref};
+}
+
 // The C++ process kinds of a node (erl::add_spawnable), by M:F/Arity.
 struct spawnable_registry {
     using body = std::variant<spawnable_body, spawnable_coroutine>;
@@ -450,26 +465,16 @@ result<pid> spawn(node& n, coroutine_body body, spawn_options opts) {
     return detail::do_spawn(detail::access::core(n), std::move(body), opts, nullptr, nullptr);
 }
 result<pid> spawn_link(const mailbox& parent, process_body body, spawn_options opts) {
-    return detail::do_spawn(*detail::access::proc(parent)->node, std::move(body), opts, &parent,
-                            nullptr);
+    return detail::spawn_from(parent, std::move(body), opts, nullptr);
 }
 result<pid> spawn_link(const mailbox& parent, coroutine_body body, spawn_options opts) {
-    return detail::do_spawn(*detail::access::proc(parent)->node, std::move(body), opts, &parent,
-                            nullptr);
+    return detail::spawn_from(parent, std::move(body), opts, nullptr);
 }
 result<spawned> spawn_monitor(const mailbox& parent, process_body body, spawn_options opts) {
-    reference ref;
-    auto r =
-        detail::do_spawn(*detail::access::proc(parent)->node, std::move(body), opts, &parent, &ref);
-    if (!r) return r.error();
-    return spawned{*r, ref};
+    return detail::spawn_monitored(parent, std::move(body), opts);
 }
 result<spawned> spawn_monitor(const mailbox& parent, coroutine_body body, spawn_options opts) {
-    reference ref;
-    auto r =
-        detail::do_spawn(*detail::access::proc(parent)->node, std::move(body), opts, &parent, &ref);
-    if (!r) return r.error();
-    return spawned{*r, ref};
+    return detail::spawn_monitored(parent, std::move(body), opts);
 }
 
 bool join_processes(node& n, std::chrono::milliseconds timeout) {

@@ -646,26 +646,26 @@ result<R> call(const std::shared_ptr<supervisor::state>& st, std::function<resul
     return fut.get();
 }
 
-}  // namespace
-
-child_spec child_spec::worker(term id, process_body body, spawn_options opts, restart_type r) {
+// A worker whose start spawns `body` (a thread or a coroutine) linked to the supervisor.
+template <class Body>
+child_spec linked_worker(term id, Body body, spawn_options opts, restart_type r) {
     child_spec s;
-    s.id = id;
+    s.id = std::move(id);
     s.restart = r;
-    s.start = [body = std::move(body), opts](const mailbox& sup) {
+    s.start = [body = std::move(body), opts = std::move(opts)](const mailbox& sup) {
         return spawn_link(sup, body, opts);
     };
     return s;
 }
 
+}  // namespace
+
+child_spec child_spec::worker(term id, process_body body, spawn_options opts, restart_type r) {
+    return linked_worker(std::move(id), std::move(body), std::move(opts), r);
+}
+
 child_spec child_spec::worker(term id, coroutine_body body, spawn_options opts, restart_type r) {
-    child_spec s;
-    s.id = id;
-    s.restart = r;
-    s.start = [body = std::move(body), opts](const mailbox& sup) {
-        return spawn_link(sup, body, opts);
-    };
-    return s;
+    return linked_worker(std::move(id), std::move(body), std::move(opts), r);
 }
 
 child_spec child_spec::worker(term id, args_process_body body, spawn_options opts, restart_type r) {

@@ -22,21 +22,22 @@ constexpr auto tls_ctx_options = ssl::context::default_workarounds | ssl::contex
                                  ssl::context::no_sslv3 | ssl::context::no_tlsv1 |
                                  ssl::context::no_tlsv1_1 | ssl::context::single_dh_use;
 
+// False with `why` set when loading the TLS `what` from `file` failed with `ec`.
+bool loaded(const error_code& ec, const char* what, const std::string& file, std::string& why) {
+    if (!ec) return true;
+    why = std::string("cannot load TLS ") + what + " " + file + ": " + ec.message();
+    return false;
+}
+
 bool load_identity(ssl::context& ctx, const tls_options& o, std::string& why) {
     error_code ec;
     if (!o.cert_file.empty()) {
         ctx.use_certificate_chain_file(o.cert_file, ec);
-        if (ec) {
-            why = "cannot load TLS certificate " + o.cert_file + ": " + ec.message();
-            return false;
-        }
+        if (!loaded(ec, "certificate", o.cert_file, why)) return false;
     }
     if (!o.key_file.empty()) {
         ctx.use_private_key_file(o.key_file, ssl::context::pem, ec);
-        if (ec) {
-            why = "cannot load TLS private key " + o.key_file + ": " + ec.message();
-            return false;
-        }
+        if (!loaded(ec, "private key", o.key_file, why)) return false;
         if (SSL_CTX_check_private_key(ctx.native_handle()) != 1) {
             why = "TLS private key " + o.key_file + " does not match certificate " + o.cert_file;
             return false;
@@ -44,10 +45,7 @@ bool load_identity(ssl::context& ctx, const tls_options& o, std::string& why) {
     }
     if (!o.ca_file.empty()) {
         ctx.load_verify_file(o.ca_file, ec);
-        if (ec) {
-            why = "cannot load TLS CA file " + o.ca_file + ": " + ec.message();
-            return false;
-        }
+        if (!loaded(ec, "CA file", o.ca_file, why)) return false;
     }
     return true;
 }
