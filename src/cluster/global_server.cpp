@@ -4,6 +4,7 @@
 // are global.erl's (kernel 8.5, OTP 25); docs/global.md describes the messages.
 #include "cluster/global_server.hpp"
 #include "cluster/global_terms.hpp"
+#include "cluster/map_keys.hpp"
 
 #include <algorithm>
 #include <memory>
@@ -53,10 +54,7 @@ std::optional<term> global_server::whereis(const term& name) const {
 }
 
 std::vector<atom> global_server::known() const {
-    std::vector<atom> out;
-    for (const auto& [n, v] : known_)
-        out.push_back(n);
-    return out;
+    return keys_of(known_);
 }
 
 std::vector<atom> global_server::synced() const {
@@ -64,10 +62,7 @@ std::vector<atom> global_server::synced() const {
 }
 
 std::vector<atom> global_server::connected() const {
-    std::vector<atom> out;
-    for (const auto& [n, id] : connection_ids_)
-        out.push_back(n);
-    return out;
+    return keys_of(connection_ids_);
 }
 
 bool global_server::connecting(atom node) const {

@@ -1,30 +1,25 @@
 // pg scope state machine; each handler cites the pg.erl (kernel 8.5, OTP 25) clause it follows.
 #include "cluster/pg_scope.hpp"
 
+#include "cluster/map_keys.hpp"
+
 #include <algorithm>
 
 namespace erl::cluster {
 
 namespace {
 
-atom a_discover() {
-    static const atom a("discover");
-    return a;
-}
-atom a_join() {
-    static const atom a("join");
-    return a;
-}
-atom a_leave() {
-    static const atom a("leave");
-    return a;
-}
-atom a_sync() {
-    static const atom a("sync");
-    return a;
-}
-atom a_gen_cast() {
-    static const atom a("$gen_cast");
+// The atoms of pg's messages, made once.
+struct message_atoms {
+    atom discover{"discover"};
+    atom join{"join"};
+    atom leave{"leave"};
+    atom sync{"sync"};
+    atom gen_cast{"$gen_cast"};
+};
+
+const message_atoms& A() {
+    static const message_atoms a;
     return a;
 }
 
@@ -80,14 +75,14 @@ void pg_scope::broadcast(const term& msg, actions& out) const {
 // pg:init/1: broadcast {discover, self()} to {Scope, Node} for every node in nodes().
 void pg_scope::start(const std::vector<atom>& nodes, actions& out) {
     for (auto n : nodes)
-        if (n != node_) out.push_back(send_to{tuple(scope_, n), tuple(a_discover(), self_), true});
+        if (n != node_) out.push_back(send_to{tuple(scope_, n), tuple(A().discover, self_), true});
 }
 
 // handle_info({nodeup, Node}): ask Node's scope to discover us. OTP 26 sends it noconnect;
 // the connection exists at nodeup, so that changes nothing on the wire.
 void pg_scope::node_up(atom node, actions& out) {
     if (node == node_) return;
-    out.push_back(send_to{tuple(scope_, node), tuple(a_discover(), self_), true});
+    out.push_back(send_to{tuple(scope_, node), tuple(A().discover, self_), true});
 }
 
 // handle_info({nodedown, _}): ignored; the peer scope's monitor DOWN cleans up.
@@ -113,12 +108,12 @@ term pg_scope::local_sync_groups() const {
 // handle_info({discover, Peer}) (and OTP 26's {discover, Peer, ProtocolVersion}): answer with
 // our local members; monitor and discover back a peer we did not know.
 void pg_scope::discover(const term& peer, actions& out) {
-    out.push_back(send_to{peer, tuple(a_gen_cast(), tuple(a_sync(), self_, local_sync_groups()))});
+    out.push_back(send_to{peer, tuple(A().gen_cast, tuple(A().sync, self_, local_sync_groups()))});
     if (remote_.count(peer)) return;
     auto id = next_monitor_++;
     out.push_back(monitor_pid{id, peer});
     monitors_[id] = peer;
-    out.push_back(send_to{peer, tuple(a_discover(), self_), true});
+    out.push_back(send_to{peer, tuple(A().discover, self_), true});
     remote_[peer] = remote_entry{id, {}};
 }
 
@@ -184,18 +179,18 @@ pg_scope::handled pg_scope::message(const term& msg, actions& out,
                                     std::vector<pg_change>& changes) {
     if (!msg.is_tuple() || msg.size() < 2 || !msg[0].is_atom()) return handled::ignored;
     auto tag = msg[0].as_atom();
-    if (tag == a_discover() && (msg.size() == 2 || msg.size() == 3) && msg[1].is_pid()) {
+    if (tag == A().discover && (msg.size() == 2 || msg.size() == 3) && msg[1].is_pid()) {
         discover(msg[1], out);
         return handled::ok;
     }
-    if (tag == a_gen_cast() && msg.size() == 2 && msg[1].is_tuple(3) &&
-        msg[1][0].is_atom(a_sync()) && msg[1][1].is_pid() && msg[1][2].is_proper_list()) {
+    if (tag == A().gen_cast && msg.size() == 2 && msg[1].is_tuple(3) &&
+        msg[1][0].is_atom(A().sync) && msg[1][1].is_pid() && msg[1][2].is_proper_list()) {
         for (const auto& g : msg[1][2].as_list().elements)
             if (!g.is_tuple(2) || !pid_list(g[1])) return handled::ignored;
         handle_sync(msg[1][1], msg[1][2], changes, out);
         return handled::ok;
     }
-    if (tag == a_join() && msg.size() == 4 && msg[1].is_pid()) {
+    if (tag == A().join && msg.size() == 4 && msg[1].is_pid()) {
         // handle_info({join, Peer, Group, PidOrPids}): only from a peer scope we know; a late
         // join from a peer that already went down is dropped.
         auto pids = pid_list(msg[3]);
@@ -207,7 +202,7 @@ pg_scope::handled pg_scope::message(const term& msg, actions& out,
         v.insert(v.begin(), pids->begin(), pids->end());
         return handled::ok;
     }
-    if (tag == a_leave() && msg.size() == 4 && msg[1].is_pid() && msg[3].is_proper_list()) {
+    if (tag == A().leave && msg.size() == 4 && msg[1].is_pid() && msg[3].is_proper_list()) {
         // handle_info({leave, Peer, PidOrPids, Groups}).
         auto pids = pid_list(msg[2]);
         if (!pids) return handled::ignored;
@@ -237,7 +232,7 @@ void pg_scope::down(monitor_id id, actions& out, std::vector<pg_change>& changes
         local_.erase(l);
         for (const auto& g : groups)
             remove_members(g, {pid}, true, changes);
-        broadcast(tuple(a_leave(), self_, pid, make_list(groups)), out);
+        broadcast(tuple(A().leave, self_, pid, make_list(groups)), out);
         return;
     }
     if (auto r = remote_.find(pid); r != remote_.end() && r->second.mon == id) {
@@ -265,7 +260,7 @@ bool pg_scope::join(const term& group, const term& pid_or_pids, actions& out,
         }
     }
     add_members(group, *pids, true, changes);
-    broadcast(tuple(a_join(), self_, group, pid_or_pids), out);
+    broadcast(tuple(A().join, self_, group, pid_or_pids), out);
     return true;
 }
 
@@ -290,7 +285,7 @@ bool pg_scope::leave(const term& group, const term& pid_or_pids, actions& out,
     }
     if (!changed) return false;
     remove_members(group, *pids, true, changes);
-    broadcast(tuple(a_leave(), self_, pid_or_pids, list(group)), out);
+    broadcast(tuple(A().leave, self_, pid_or_pids, list(group)), out);
     return true;
 }
 
@@ -305,10 +300,7 @@ std::vector<term> pg_scope::local_members(const term& group) const {
 }
 
 std::vector<term> pg_scope::which_groups() const {
-    std::vector<term> out;
-    for (const auto& [g, e] : groups_)
-        out.push_back(g);
-    return out;
+    return keys_of(groups_);
 }
 
 std::vector<term> pg_scope::which_local_groups() const {
@@ -319,10 +311,7 @@ std::vector<term> pg_scope::which_local_groups() const {
 }
 
 std::vector<term> pg_scope::peers() const {
-    std::vector<term> out;
-    for (const auto& [p, e] : remote_)
-        out.push_back(p);
-    return out;
+    return keys_of(remote_);
 }
 
 }  // namespace erl::cluster

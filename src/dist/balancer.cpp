@@ -40,18 +40,16 @@ std::uint64_t term_hash(const term& t) {
 }
 
 target_stats target_state::stats() const {
-    target_stats s;
-    s.target = id;
-    s.up = up;
-    s.in_flight = in_flight;
-    s.calls = calls;
-    s.failures = failures;
-    s.overloads = overloads;
-    s.latency_total = latency_total;
-    s.latency_max = latency_max;
-    s.reported_load = reported_load;
-    s.up_since = up_since;
-    return s;
+    return {.target = id,
+            .up = up,
+            .in_flight = in_flight,
+            .calls = calls,
+            .failures = failures,
+            .overloads = overloads,
+            .latency_total = latency_total,
+            .latency_max = latency_max,
+            .reported_load = reported_load,
+            .up_since = up_since};
 }
 
 balancer::balancer(strategy how, std::size_t max_in_flight, unsigned hash_points,

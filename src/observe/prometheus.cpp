@@ -122,6 +122,12 @@ double seconds_since_epoch(std::chrono::system_clock::time_point t) {
     return std::chrono::duration<double>(t.time_since_epoch()).count();
 }
 
+// A connection's counter as a sample value.
+template <auto field>
+double count_of(const connection_stats& c) {
+    return static_cast<double>(c.*field);
+}
+
 }  // namespace
 
 std::string to_prometheus_text(const node_stats& s) {
@@ -190,25 +196,25 @@ std::string to_prometheus_text(const node_stats& s) {
         {"erlcpp_dist_up", "gauge", "1 once the connection's handshake has completed.",
          [](const connection_stats& c) { return c.up ? 1.0 : 0.0; }},
         {"erlcpp_dist_bytes_received_total", "counter", "Bytes read from the peer.",
-         [](const connection_stats& c) { return double(c.bytes_received); }},
+         count_of<&connection_stats::bytes_received>},
         {"erlcpp_dist_bytes_sent_total", "counter", "Bytes written to the peer.",
-         [](const connection_stats& c) { return double(c.bytes_sent); }},
+         count_of<&connection_stats::bytes_sent>},
         {"erlcpp_dist_messages_received_total", "counter",
          "Distribution messages received from the peer.",
-         [](const connection_stats& c) { return double(c.messages_received); }},
+         count_of<&connection_stats::messages_received>},
         {"erlcpp_dist_messages_sent_total", "counter", "Distribution messages sent to the peer.",
-         [](const connection_stats& c) { return double(c.messages_sent); }},
+         count_of<&connection_stats::messages_sent>},
         {"erlcpp_dist_frames_received_total", "counter",
          "Frames received (ticks and fragments included).",
-         [](const connection_stats& c) { return double(c.frames_received); }},
+         count_of<&connection_stats::frames_received>},
         {"erlcpp_dist_frames_sent_total", "counter", "Frames sent (ticks and fragments included).",
-         [](const connection_stats& c) { return double(c.frames_sent); }},
+         count_of<&connection_stats::frames_sent>},
         {"erlcpp_dist_ticks_received_total", "counter", "Ticks received from the peer.",
-         [](const connection_stats& c) { return double(c.ticks_received); }},
+         count_of<&connection_stats::ticks_received>},
         {"erlcpp_dist_ticks_sent_total", "counter", "Ticks sent to the peer.",
-         [](const connection_stats& c) { return double(c.ticks_sent); }},
+         count_of<&connection_stats::ticks_sent>},
         {"erlcpp_dist_send_queue_bytes", "gauge", "Encoded bytes waiting for the socket.",
-         [](const connection_stats& c) { return double(c.send_queue_bytes); }},
+         count_of<&connection_stats::send_queue_bytes>},
         {"erlcpp_dist_last_activity_timestamp_seconds", "gauge",
          "When a byte was last read from or written to the peer (Unix time).",
          [](const connection_stats& c) { return seconds_since_epoch(c.last_activity); }},
