@@ -117,7 +117,8 @@ TEST(NodeLimits, drop_keeps_the_first_messages_and_counts_the_rest) {
 TEST(NodeLimits, spawn_option_bounds_one_process_and_remote_senders_hit_it_too) {
     erl::test::node_pair nodes("mqa", "mqb");
     ASSERT_TRUE(nodes.start());
-    auto& [a, b] = nodes;
+    erl::node& a = nodes.a;
+    erl::node& b = nodes.b;
     // A thread body that never takes the messages it is sent: its queue only grows.
     auto bounded = erl::spawn(
         b, erl::process_body([](erl::mailbox& mb) {

@@ -138,7 +138,8 @@ TEST_F(NodeOutput, blocking_send_returns_when_the_busy_connection_closes) {
 TEST_F(NodeOutput, sockets_are_close_on_exec) {
     erl::test::node_pair nodes("cloexec_a", "cloexec_b");
     ASSERT_TRUE(nodes.start());
-    auto& [a, b] = nodes;
+    erl::node& a = nodes.a;
+    erl::node& b = nodes.b;
     ASSERT_TRUE(a.ping(b.name()));
     ASSERT_TRUE(erl::test::wait_until([&] { return b.is_connected(a.name()); }));
 
