@@ -219,11 +219,18 @@ class LinksRemote : public ::testing::Test {
         erl::join_processes(*a, 10s);
         if (b) erl::join_processes(*b, 10s);
     }
-    // Links `pa` to `pb` and waits (bounded) until the LINK signal has reached pb.
+    // Sends a marker from `from` to `to` and takes it at `to` (within 10 s): signals between
+    // two processes keep their order, so once it is taken every signal `from` sent before it
+    // (LINK, UNLINK_ID, MONITOR_P) has been handled at `to`.
+    static void signals_arrived(erl::mailbox& from, erl::mailbox& to) {
+        const erl::term marker = erl::tuple(A("signals_arrived"), from.self_term());
+        from.send(to.self(), marker);
+        ASSERT_TRUE(to.receive_if([&](const erl::term& t) { return t == marker; }, 10s));
+    }
+    // Links `pa` to `pb` and waits until the LINK signal has reached pb.
     static void link_to(erl::mailbox& pa, erl::mailbox& pb) {
         pa.link(pb.self());
-        for (int i = 0; i < 500 && pb.links().empty(); ++i)
-            std::this_thread::sleep_for(5ms);
+        signals_arrived(pa, pb);
     }
     std::unique_ptr<erl::node> a, b;
 };
@@ -232,7 +239,7 @@ TEST_F(LinksRemote, exit_through_remote_link_and_exit2_kill) {
     auto pa = a->spawn_mailbox().value();
     auto pb = b->spawn_mailbox().value();
     pa.trap_exit(true);
-    link_to(pa, pb);  // both ends know the link once the LINK signal arrived
+    ASSERT_NO_FATAL_FAILURE(link_to(pa, pb));  // both ends know the link once LINK arrived
     EXPECT_EQ(pb.links(), std::vector<erl::pid>{pa.self()});
     pa.exit(pb.self(), erl::term(A("kill")));
     EXPECT_TRUE(is_exit_msg(pa.receive(5s), pb.self(), erl::term(A("killed"))));
@@ -243,15 +250,14 @@ TEST_F(LinksRemote, unlink_uses_unlink_id_and_later_exit_is_ignored) {
     auto pa = a->spawn_mailbox().value();
     auto pb = b->spawn_mailbox().value();
     pb.trap_exit(true);
-    link_to(pa, pb);
+    ASSERT_NO_FATAL_FAILURE(link_to(pa, pb));
     pa.unlink(pb.self());
     EXPECT_TRUE(pa.links().empty());
-    for (int i = 0; i < 500 && !pb.links().empty(); ++i)
-        std::this_thread::sleep_for(5ms);
+    ASSERT_NO_FATAL_FAILURE(signals_arrived(pa, pb));  // UNLINK_ID handled at pb
     EXPECT_TRUE(pb.links().empty());
-    // Our UNLINK_ID gets acknowledged: the entry goes, not just inactive.
-    for (int i = 0; i < 1000 && link_entries(pa) != 0; ++i)
-        std::this_thread::sleep_for(5ms);
+    // Our UNLINK_ID gets acknowledged: the entry goes, not just inactive. pb's UNLINK_ID_ACK
+    // left before a marker pb sends now.
+    ASSERT_NO_FATAL_FAILURE(signals_arrived(pb, pa));
     EXPECT_EQ(link_entries(pa), 0u);
     pa.exit(erl::term(A("boom")));
     EXPECT_FALSE(pb.receive(200ms));
@@ -267,8 +273,8 @@ TEST_F(LinksRemote, remote_monitor_by_name_and_noproc) {
     EXPECT_EQ(*m2, erl::tuple(A("DOWN"), r2, A("process"), erl::tuple(A("no_such_name"), b->name()),
                               A("noproc")));
     // Wait until the MONITOR_P arrived before ending the target.
-    for (int i = 0; i < 500 && watcher_count(t) == 0; ++i)
-        std::this_thread::sleep_for(5ms);
+    ASSERT_NO_FATAL_FAILURE(signals_arrived(w, t));
+    EXPECT_EQ(watcher_count(t), 1u);
     t.exit(erl::term(A("bye")));
     auto m = w.receive(5s);
     ASSERT_TRUE(m);
@@ -283,8 +289,7 @@ TEST_F(LinksRemote, node_stop_fires_noconnection_and_nodedown) {
     w.link(t.self());
     auto r = w.monitor(t.self());
     w.monitor_node(b->name());
-    for (int i = 0; i < 500 && watcher_count(t) == 0; ++i)
-        std::this_thread::sleep_for(5ms);
+    ASSERT_NO_FATAL_FAILURE(signals_arrived(w, t));  // LINK and MONITOR_P handled at t
     b->stop();
     std::vector<erl::term> got;
     while (auto m = w.receive(5s)) {
