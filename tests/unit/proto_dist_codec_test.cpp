@@ -22,7 +22,7 @@ using namespace erl::test;
 
 bytes frame(const bytes& data) {
     bytes v;
-    put32(v, data.size());
+    append_be32(v, data.size());
     append(v, data);
     return v;
 }
@@ -202,16 +202,16 @@ TEST(ProtoDistReader, SpecFragmentExample) {
 
 bytes frag_first(std::uint64_t seq, std::uint64_t id, const bytes& rest) {
     bytes d{131, 69};
-    put64(d, seq);
-    put64(d, id);
+    append_be64(d, seq);
+    append_be64(d, id);
     d.push_back(0);  // no atom cache refs
     append(d, rest);
     return frame(d);
 }
 bytes frag_cont(std::uint64_t seq, std::uint64_t id, const bytes& rest) {
     bytes d{131, 70};
-    put64(d, seq);
-    put64(d, id);
+    append_be64(d, seq);
+    append_be64(d, id);
     append(d, rest);
     return frame(d);
 }

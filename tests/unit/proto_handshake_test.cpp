@@ -26,9 +26,9 @@ const bytes digest_b = {132, 145, 115, 83, 198, 61, 65, 94, 60, 85, 75, 169, 196
 bytes framed(const bytes& body, bool four = false) {
     bytes v;
     if (four)
-        put32(v, body.size());
+        append_be32(v, body.size());
     else
-        put16(v, body.size());
+        append_be16(v, body.size());
     append(v, body);
     return v;
 }
@@ -136,9 +136,9 @@ TEST(ProtoHandshake, FourByteLengthsInsideTls) {
 // send_name as OTP 25 builds it: 'N' Flags:64 Creation:32 Nlen:16 Name.
 bytes send_name(std::uint64_t flags, std::uint32_t creation, std::string_view name) {
     bytes m{'N'};
-    put64(m, flags);
-    put32(m, creation);
-    put16(m, name.size());
+    append_be64(m, flags);
+    append_be32(m, creation);
+    append_be16(m, name.size());
     append(m, name);
     return m;
 }
@@ -146,10 +146,10 @@ bytes send_name(std::uint64_t flags, std::uint32_t creation, std::string_view na
 bytes challenge_msg(std::uint64_t flags, std::uint32_t challenge, std::uint32_t creation,
                     std::string_view name) {
     bytes m{'N'};
-    put64(m, flags);
-    put32(m, challenge);
-    put32(m, creation);
-    put16(m, name.size());
+    append_be64(m, flags);
+    append_be32(m, challenge);
+    append_be32(m, creation);
+    append_be16(m, name.size());
     append(m, name);
     return m;
 }
@@ -170,7 +170,7 @@ TEST(ProtoHandshake, InitiatorBytesMatchSpec) {
     auto ch = framed(challenge_msg(otp_flags, challenge_a, 77, "b@host"));
     EXPECT_FALSE(a.feed(ch, used));
     bytes reply{'r'};
-    put32(reply, challenge_b);
+    append_be32(reply, challenge_b);
     append(reply, digest_a);  // digest of B's challenge
     EXPECT_EQ(a.take_output(), framed(reply));
 
@@ -212,7 +212,7 @@ TEST(ProtoHandshake, AcceptorBytesMatchSpec) {
     EXPECT_EQ(b.take_output(), expect);
 
     bytes reply{'r'};
-    put32(reply, challenge_b);
+    append_be32(reply, challenge_b);
     append(reply, digest_a);
     EXPECT_FALSE(b.feed(framed(reply), used));
     bytes ack{'a'};
@@ -399,9 +399,9 @@ TEST(ProtoHandshake, NamedStatusIsAnError) {
     std::size_t used = 0;
     bytes m;
     append(m, "snamed:");
-    put16(m, 6);
+    append_be16(m, 6);
     append(m, "x@host");
-    put32(m, 1);
+    append_be32(m, 1);
     EXPECT_EQ(a.feed(framed(m), used), erl::errc::handshake_failed);
 }
 
@@ -423,8 +423,8 @@ TEST(ProtoHandshake, AcceptsVersion5NameWithComplement) {
     b.start();
     const std::uint64_t flags = dflag::mandatory_26 | dflag::published | dflag::spawn;
     bytes n{'n'};
-    put16(n, 5);
-    put32(n, flags & 0xffffffff);
+    append_be16(n, 5);
+    append_be32(n, flags & 0xffffffff);
     append(n, "a@host");
     std::size_t used = 0;
     EXPECT_FALSE(b.feed(framed(n), used));
@@ -435,11 +435,11 @@ TEST(ProtoHandshake, AcceptsVersion5NameWithComplement) {
                                         "b@host")));
     EXPECT_EQ(out, expect);
     bytes c{'c'};
-    put32(c, flags >> 32);
-    put32(c, 0x55667788);
+    append_be32(c, flags >> 32);
+    append_be32(c, 0x55667788);
     EXPECT_FALSE(b.feed(framed(c), used));
     bytes reply{'r'};
-    put32(reply, challenge_b);
+    append_be32(reply, challenge_b);
     append(reply, digest_a);
     EXPECT_FALSE(b.feed(framed(reply), used));
     EXPECT_TRUE(b.done()) << b.reason();
@@ -454,14 +454,14 @@ TEST(ProtoHandshake, Version5PeerMissingHighFlagsRefusedAfterComplement) {
     handshake b(cb);
     b.start();
     bytes n{'n'};
-    put16(n, 5);
-    put32(n, dflag::mandatory_26 & 0xffffffff);
+    append_be16(n, 5);
+    append_be32(n, dflag::mandatory_26 & 0xffffffff);
     append(n, "a@host");
     std::size_t used = 0;
     EXPECT_FALSE(b.feed(framed(n), used));
     bytes c{'c'};
-    put32(c, 0);  // no V4_NC
-    put32(c, 1);
+    append_be32(c, 0);  // no V4_NC
+    append_be32(c, 1);
     EXPECT_EQ(b.feed(framed(c), used), erl::errc::missing_flags);
 }
 

@@ -1,5 +1,8 @@
-// Byte vectors built by hand for the wire-format tests: big-endian integers and raw runs.
+// Byte vectors built by hand for the wire-format tests: big-endian integers (the codecs' own
+// byte_order helpers) and raw runs.
 #pragma once
+
+#include "common/byte_order.hpp"
 
 #include <cstdint>
 #include <string_view>
@@ -9,18 +12,9 @@ namespace erl::test {
 
 using bytes = std::vector<std::uint8_t>;
 
-inline void put16(bytes& v, std::uint16_t x) {
-    v.push_back(static_cast<std::uint8_t>(x >> 8));
-    v.push_back(static_cast<std::uint8_t>(x & 0xff));
-}
-inline void put32(bytes& v, std::uint32_t x) {
-    for (int s = 24; s >= 0; s -= 8)
-        v.push_back(static_cast<std::uint8_t>((x >> s) & 0xff));
-}
-inline void put64(bytes& v, std::uint64_t x) {
-    put32(v, static_cast<std::uint32_t>(x >> 32));
-    put32(v, static_cast<std::uint32_t>(x & 0xffffffff));
-}
+using erl::detail::append_be16;
+using erl::detail::append_be32;
+using erl::detail::append_be64;
 inline void append(bytes& v, std::string_view s) {
     v.insert(v.end(), s.begin(), s.end());
 }
