@@ -12,6 +12,10 @@
 // What each side does per term (timed loop, after one warm-up pass):
 //   ours encode: erl::etf::encode(term) -> fresh std::vector (exact pre-sizing pass + write).
 //   ours decode: erl::etf::decode(bytes) -> erl::term (allocates the term blocks, interns atoms).
+//   ours shared: erl::etf::decode(bytes, sharing{owner}) as the distribution reader decodes:
+//                binaries of 64 KiB and more (and at least a quarter of the input) refer to the
+//                input buffer, held by reference count, instead of being copied. The same as
+//                `decode` for terms without such binaries.
 //   ei encode:   ei_x_new_with_version + ei_x_encode_* walking a pre-built C++ tree (the tree
 //                is built before timing; ei_x_free after each term).
 //   ei decode:   ei_get_type/ei_decode_* building an equivalent owning C++ tree (std::vector
@@ -544,7 +548,7 @@ int main(int argc, char** argv) {
     if (!only.empty()) std::erase_if(w, [&](const workload& x) { return x.name != only; });
 
     struct row {
-        double ours_enc, ours_dec, ei_enc = 0, ei_dec = 0, beam_enc = 0, beam_dec = 0;
+        double ours_enc, ours_dec, ours_shared, ei_enc = 0, ei_dec = 0, beam_enc = 0, beam_dec = 0;
     };
     std::vector<row> rows;
     for (auto& x : w) {
@@ -560,6 +564,19 @@ int main(int argc, char** argv) {
                 sink_ += d->size();
             }
         });
+        {
+            std::vector<erl::etf::sharing> owners;
+            for (auto& e : x.encoded)
+                owners.push_back({std::make_shared<const std::vector<std::uint8_t>>(e)});
+            r.ours_shared = time_passes(seconds, [&] {
+                for (auto& o : owners) {
+                    auto d = erl::etf::decode(
+                        *static_cast<const std::vector<std::uint8_t>*>(o.owner.get()), o);
+                    if (!d) std::abort();
+                    sink_ += d->size();
+                }
+            });
+        }
 #ifdef ERLCPP_HAVE_EI
         if (use_ei) {
             std::vector<enode> trees;
@@ -605,8 +622,9 @@ int main(int argc, char** argv) {
         double n = static_cast<double>(x.terms.size());
         double mb = static_cast<double>(x.bytes) / 1e6;
         auto b = bt.count(x.name) ? bt[x.name] : beam_times{};
-        for (int dir = 0; dir < 2; ++dir) {
-            double ours = dir == 0 ? r.ours_enc : r.ours_dec;
+        static const char* const dirs[] = {"enc", "dec", "dsh"};
+        for (int dir = 0; dir < 3; ++dir) {
+            double ours = dir == 0 ? r.ours_enc : dir == 1 ? r.ours_dec : r.ours_shared;
             double ei = dir == 0 ? r.ei_enc : r.ei_dec;
             double be = (dir == 0 ? b.enc_ns : b.dec_ns) / 1e9;
             auto tps = [&](double s) { return s > 0 ? n / s : 0.0; };
@@ -614,11 +632,14 @@ int main(int argc, char** argv) {
             std::printf(
                 "%-10s %6zu %8.1f | %-4s | %12.0f %9.1f | %12.0f %9.1f | %12.0f %9.1f | %8.2f "
                 "%8.2f\n",
-                x.name.c_str(), x.terms.size(), static_cast<double>(x.bytes) / 1024.0,
-                dir == 0 ? "enc" : "dec", tps(ours), mbs(ours), tps(ei), mbs(ei), tps(be), mbs(be),
-                ei > 0 ? ei / ours : 0.0, be > 0 ? be / ours : 0.0);
+                x.name.c_str(), x.terms.size(), static_cast<double>(x.bytes) / 1024.0, dirs[dir],
+                tps(ours), mbs(ours), tps(ei), mbs(ei), tps(be), mbs(be), ei > 0 ? ei / ours : 0.0,
+                be > 0 ? be / ours : 0.0);
         }
     }
+    std::printf(
+        "dsh: decode with sharing (binaries from 64 KiB refer to the input buffer); its "
+        "ei and BEAM columns are their plain decode\n");
     std::fprintf(stderr, "(sink %zu)\n", sink_ % 10);
     return 0;
 }

@@ -1,5 +1,6 @@
 // Interop: a C++ node against real erl / elixir nodes. Each test starts its own
 // private epmd, its own C++ node and BEAM nodes, and checks results from the BEAM side.
+#include <erl/detail/term_heap.hpp>
 #include <erl/node.hpp>
 
 #include "harness/cluster.hpp"
@@ -148,6 +149,41 @@ TEST_F(NodeInterop, ten_megabyte_binary_both_directions) {
                             "receive B2 -> B2 =:= B after 20000 -> timeout end",
                         60s),
               "true");
+}
+
+// Large binaries BEAM sends (a 64 MiB one arrives in many distribution fragments, a 300 KB one
+// in a frame spanning several reads) reach C++ code without being copied out of the received
+// frame: the C++ side counts the binaries that refer to it, sends everything back, and the BEAM
+// side checks both. A small binary beside a large one is copied as usual.
+TEST_F(NodeInterop, large_binaries_from_beam_are_not_copied_and_go_back_intact) {
+    cpp_node cpp(cpp_opts());
+    auto mb = cpp.node->spawn_mailbox(erl::atom("bigecho"));
+    ASSERT_TRUE(mb);
+    std::thread echo([mb = *mb]() mutable {
+        while (auto m = mb.receive()) {
+            if (!m->is_tuple(2) || !(*m)[0].is_pid() || !(*m)[1].is_list()) continue;
+            int shared = 0;
+            for (const erl::term& b : (*m)[1].as_list().elements)
+                if (b.is_binary() &&
+                    reinterpret_cast<const erl::detail::binary_block*>(b.heap())->shared())
+                    ++shared;
+            mb.send((*m)[0].as_pid(), erl::tuple((*m)[1], shared));
+        }
+    });
+    beam_node beam(beam_opts());
+    const std::string to = "{bigecho, " + cpp.quoted_name() + "}";
+    EXPECT_EQ(
+        beam.eval("B = crypto:strong_rand_bytes(64*1024*1024), L = [B, <<\"small\">>], " + to +
+                      " ! {self(), L}, "
+                      "receive {R, N} -> {R =:= L, N} after 60000 -> timeout end",
+                  90s),
+        "{true,1}");
+    EXPECT_EQ(
+        beam.eval("M = [crypto:strong_rand_bytes(300000)], " + to +
+                  " ! {self(), M}, receive {R2, N2} -> {R2 =:= M, N2} after 20000 -> timeout end"),
+        "{true,1}");
+    mb->exit();
+    echo.join();
 }
 
 TEST_F(NodeInterop, random_term_echo_round_trip) {

@@ -20,6 +20,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -57,6 +58,18 @@ using atom_refs = std::span<const erl::atom>;
 // inside a fixed-size field -> errc::truncated.
 erl::result<erl::term> decode(std::span<const std::uint8_t> in, const limits& = {});
 
+// Decoding without copying large binaries: a BINARY_EXT of at least `min_binary` bytes and at
+// least a quarter of the input becomes a binary that refers to the input's bytes
+// (erl::shared_binary), and holds `owner`, which must keep them alive and unchanged. The
+// quarter bounds what a binary can keep alive to four times its own size. A compressed term
+// shares its inflated bytes instead (owner not needed then). Bitstrings are always copied.
+struct sharing {
+    std::shared_ptr<const void> owner;
+    std::size_t min_binary = 64 * 1024;
+};
+erl::result<erl::term> decode(std::span<const std::uint8_t> in, const sharing& share,
+                              const limits& = {});
+
 std::vector<std::uint8_t> encode(const erl::term& t, const encode_options& = {});
 void encode_append(std::vector<std::uint8_t>& out, const erl::term& t, const encode_options& = {});
 
@@ -65,6 +78,9 @@ void encode_append(std::vector<std::uint8_t>& out, const erl::term& t, const enc
 // bad_atom_cache_ref).
 erl::result<erl::term> decode_body(std::span<const std::uint8_t> in, std::size_t& consumed,
                                    const limits& = {}, atom_refs refs = {});
+// The same, sharing large binaries with `in` as decode(in, share, limits) does.
+erl::result<erl::term> decode_body(std::span<const std::uint8_t> in, std::size_t& consumed,
+                                   const sharing& share, const limits& = {}, atom_refs refs = {});
 
 // Appends the body of t (no 131). If `cache` is non-null, atoms are offered to it and written
 // as ATOM_CACHE_REF when it returns an index (used by the distribution writer).

@@ -98,6 +98,12 @@ struct node_options {
     // SIZE_MAX (or decode_threads 0): everything is decoded on the I/O thread that reads it.
     std::size_t decode_offload_threshold = std::size_t{256} << 10;
     unsigned decode_threads = 2;
+    // A received binary of at least min_shared_binary bytes (and at least a quarter of its
+    // frame) is not copied out of a frame the node had to buffer (one spanning several reads,
+    // or reassembled from fragments): it refers to that buffer, which is freed with the last
+    // term referring to it (erl::shared_binary; docs/node.md "Large binaries"). SIZE_MAX:
+    // every binary is copied.
+    std::size_t min_shared_binary = std::size_t{64} << 10;
     // Hidden nodes (erl -hidden) do not join the global cluster view: peers list them in
     // nodes(hidden), not nodes(). false = published. A visible node with erl::cluster::start
     // takes part in the cluster's `global` (a session with every visible peer, the cluster's

@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <iosfwd>
+#include <memory>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -393,6 +394,12 @@ term make_list(std::vector<term> elements, term tail = term{});  // [] if empty 
 term make_map(std::vector<std::pair<term, term>> pairs);
 term binary(std::string_view bytes);
 term binary(std::span<const std::uint8_t> bytes);
+// A binary that refers to `bytes` instead of copying them: `owner` (anything that keeps the
+// bytes alive and unchanged, e.g. the std::shared_ptr of the buffer) is held until the last
+// term referring to them is gone, on whatever thread that happens. Equal to, and encoded
+// exactly like, erl::binary(bytes). For large payloads: sending one copies nothing into the
+// term (docs/terms.md "Large binaries").
+term shared_binary(std::shared_ptr<const void> owner, std::span<const std::uint8_t> bytes);
 // bits: total bit count; bytes must hold ceil(bits/8) bytes. Gives a binary if bits % 8 == 0.
 term bitstring(std::span<const std::uint8_t> bytes, std::size_t bits);
 // A list of Unicode code points from UTF-8 text (Erlang's "string"). Throws

@@ -6,9 +6,11 @@
 // slot, and its elements are then decoded directly into the block's slots. Leaves never touch
 // the stack. On any error the root term is dropped, which frees everything built so far.
 #include "etf/etf_internal.hpp"
+#include "term/term_internal.hpp"
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <limits>
@@ -163,8 +165,13 @@ struct frame {
 
 class decoder {
   public:
-    decoder(const std::uint8_t* begin, const std::uint8_t* end, const limits& lim, atom_refs refs)
-        : base_(begin), p_(begin), end_(end), lim_(lim), refs_(refs) {}
+    decoder(const std::uint8_t* begin, const std::uint8_t* end, const limits& lim, atom_refs refs,
+            const sharing* share = nullptr)
+        : base_(begin), p_(begin), end_(end), lim_(lim), refs_(refs), share_(share) {
+        if (share_)
+            share_min_ = std::max<std::size_t>(
+                {share_->min_binary, static_cast<std::size_t>(end - begin) / 4, 1});
+    }
 
     status run(term& root);
     const std::uint8_t* position() const noexcept { return p_; }
@@ -220,6 +227,8 @@ class decoder {
     const std::uint8_t* end_;
     const limits& lim_;
     atom_refs refs_;
+    const sharing* share_;
+    std::size_t share_min_ = SIZE_MAX;  // binaries this long or longer refer to the input
     small_stack<frame, 16> stack_;
     std::vector<std::unique_ptr<std::vector<term>>> conts_;  // flattened list continuations
     std::vector<std::unique_ptr<closure>> funs_;             // closures being filled
@@ -552,9 +561,13 @@ status decoder::run(term& root) {
                 std::size_t n = load_be32(p_);
                 p_ += 4;
                 if (auto ec = check_len(n, 1)) return ec;
-                std::uint8_t* d;
-                put(slot, erl::detail::new_binary(n, d));
-                if (n) std::memcpy(d, p_, n);
+                if (n >= share_min_) [[unlikely]] {
+                    put(slot, erl::detail::new_shared_binary({p_, n}, share_->owner));
+                } else {
+                    std::uint8_t* d;
+                    put(slot, erl::detail::new_binary(n, d));
+                    if (n) std::memcpy(d, p_, n);
+                }
                 p_ += n;
                 break;
             }
@@ -803,7 +816,7 @@ status inflate_term(const std::uint8_t*& p, const std::uint8_t* end, const limit
 }
 
 status decode_at(const std::uint8_t* begin, const std::uint8_t* end, const limits& lim,
-                 atom_refs refs, term& out, std::size_t& consumed) {
+                 atom_refs refs, term& out, std::size_t& consumed, const sharing* share) {
     if (static_cast<std::size_t>(end - begin) > lim.max_size) return errc::too_large;
     if (begin == end) return errc::truncated;
     if (*begin == tag::compressed) {
@@ -811,13 +824,26 @@ status decode_at(const std::uint8_t* begin, const std::uint8_t* end, const limit
         inflate_lease lease(lim);  // declared first: given back after `raw` is freed
         std::vector<std::uint8_t> raw;
         if (auto ec = inflate_term(p, end, lim, lease, raw)) return ec;
-        decoder d(raw.data(), raw.data() + raw.size(), lim, refs);
-        if (auto ec = d.run(out)) return ec;
-        if (d.position() != raw.data() + raw.size()) return errc::bad_compressed;
+        // Binaries may refer to the inflated bytes, which then live as long as they do (and
+        // count as binary memory); the shared inflate bound covers only the decode itself.
+        sharing inflated;
+        if (share && raw.size() >= share->min_binary) {
+            auto buf = erl::detail::adopt_buffer(std::move(raw));
+            inflated.min_binary = share->min_binary;
+            inflated.owner = buf;
+            decoder d(buf->data(), buf->data() + buf->size(), lim, refs, &inflated);
+            if (auto ec = d.run(out)) return ec;
+            if (d.position() != buf->data() + buf->size()) return errc::bad_compressed;
+        } else {
+            decoder d(raw.data(), raw.data() + raw.size(), lim, refs);
+            if (auto ec = d.run(out)) return ec;
+            if (d.position() != raw.data() + raw.size()) return errc::bad_compressed;
+        }
         consumed = static_cast<std::size_t>(p - begin);
         return {};
     }
-    decoder d(begin, end, lim, refs);
+    if (share && !share->owner) share = nullptr;
+    decoder d(begin, end, lim, refs, share);
     if (auto ec = d.run(out)) return ec;
     consumed = static_cast<std::size_t>(d.position() - begin);
     return {};
@@ -825,9 +851,11 @@ status decode_at(const std::uint8_t* begin, const std::uint8_t* end, const limit
 
 // Never throws: allocation failures (or a term block the allocator refuses) become too_large.
 error_code decode_guarded(const std::uint8_t* begin, const std::uint8_t* end, const limits& lim,
-                          atom_refs refs, term& out, std::size_t& consumed) noexcept {
+                          atom_refs refs, term& out, std::size_t& consumed,
+                          const sharing* share = nullptr) noexcept {
     try {
-        if (auto st = decode_at(begin, end, lim, refs, out, consumed)) return make_error_code(st.e);
+        if (auto st = decode_at(begin, end, lim, refs, out, consumed, share))
+            return make_error_code(st.e);
         return {};
     } catch (const std::bad_alloc&) {
         return errc::too_large;
@@ -850,11 +878,33 @@ erl::result<erl::term> decode(std::span<const std::uint8_t> in, const limits& li
     return t;
 }
 
+erl::result<erl::term> decode(std::span<const std::uint8_t> in, const sharing& share,
+                              const limits& lim) {
+    if (in.empty()) return make_error_code(errc::truncated);
+    if (in[0] != tag::version) return make_error_code(errc::bad_version);
+    term t;
+    std::size_t used = 0;
+    if (auto ec = decode_guarded(in.data() + 1, in.data() + in.size(), lim, {}, t, used, &share))
+        return ec;
+    if (used + 1 != in.size()) return make_error_code(errc::trailing_bytes);
+    return t;
+}
+
 erl::result<erl::term> decode_body(std::span<const std::uint8_t> in, std::size_t& consumed,
                                    const limits& lim, atom_refs refs) {
     term t;
     std::size_t used = 0;
     if (auto ec = decode_guarded(in.data(), in.data() + in.size(), lim, refs, t, used)) return ec;
+    consumed = used;
+    return t;
+}
+
+erl::result<erl::term> decode_body(std::span<const std::uint8_t> in, std::size_t& consumed,
+                                   const sharing& share, const limits& lim, atom_refs refs) {
+    term t;
+    std::size_t used = 0;
+    if (auto ec = decode_guarded(in.data(), in.data() + in.size(), lim, refs, t, used, &share))
+        return ec;
     consumed = used;
     return t;
 }

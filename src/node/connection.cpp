@@ -496,6 +496,7 @@ asio::awaitable<void> connection::run_reader(std::vector<std::uint8_t> leftover)
     lim.term_limits.inflating = &net_->inflating;
     lim.term_limits.max_inflating = o.max_inflating_bytes ? o.max_inflating_bytes : SIZE_MAX;
     if (core_->decoder) lim.offload_above = o.decode_offload_threshold;
+    lim.min_shared_binary = o.min_shared_binary;
     proto::dist_reader reader(flags(), lim);
     // The reader's own copy, with max_uncompressed capped by max_message_size as it does.
     etf::limits term_limits = lim.term_limits;

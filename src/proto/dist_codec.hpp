@@ -107,6 +107,11 @@ struct reader_limits {
     // so that one huge term does not hold up the thread that reads every other connection.
     // SIZE_MAX: everything is decoded in feed().
     std::size_t offload_above = SIZE_MAX;
+    // Binaries of at least this many bytes (and at least a quarter of their frame) in a frame
+    // the reader had to buffer (one longer than a chunk fed to it, or reassembled from
+    // fragments) are not copied: they refer to the frame's buffer, which lives as long as they
+    // do (etf::sharing). SIZE_MAX: always copied.
+    std::size_t min_shared_binary = 64 * 1024;
 };
 
 // A message whose decoding the reader left to its caller (reader_limits::offload_above). Its
@@ -120,13 +125,16 @@ struct deferred_message {
     // Decoded already when only the payload was left (a compressed payload after a small
     // control): then storage[offset..] is the payload alone.
     std::optional<term> control;
+    // reader_limits::min_shared_binary of the reader that deferred it.
+    std::size_t min_shared_binary = SIZE_MAX;
     std::size_t size() const noexcept { return storage.size() - offset; }
 };
 
 // Decodes a deferred message with the same checks the reader applies (control opcode,
 // payload present when the opcode carries one, no trailing bytes). Thread-safe: it uses only
-// its arguments (and the atom table, and `limits.inflating`).
-error_code decode_deferred(const deferred_message& m, const etf::limits& limits, dist_message& out);
+// its arguments (and the atom table, and `limits.inflating`). Large binaries of the payload may
+// take over m.storage (then left empty) instead of copying it.
+error_code decode_deferred(deferred_message& m, const etf::limits& limits, dist_message& out);
 
 class dist_reader {
   public:

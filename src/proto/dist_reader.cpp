@@ -4,6 +4,7 @@
 #include "proto/dist_codec.hpp"
 
 #include "common/byte_order.hpp"
+#include "term/term_internal.hpp"
 
 #include <algorithm>
 #include <utility>
@@ -48,7 +49,8 @@ error_code decode_control(std::span<const std::uint8_t> in, std::span<const atom
 
 // The payload after the control term (none for control messages that carry none).
 error_code decode_payload(term ctl, std::span<const std::uint8_t> rest, std::span<const atom> refs,
-                          bool pass_through, const etf::limits& lim, dist_message& out) {
+                          bool pass_through, const etf::limits& lim, dist_message& out,
+                          const etf::sharing* share = nullptr) {
     out.control = std::move(ctl);
     out.payload.reset();
     if (rest.empty()) {
@@ -58,13 +60,14 @@ error_code decode_payload(term ctl, std::span<const std::uint8_t> rest, std::spa
     }
     if (pass_through) {
         // etf::decode handles the 131 byte, a compressed (80) payload and trailing bytes.
-        auto p = etf::decode(rest, lim);
+        auto p = share ? etf::decode(rest, *share, lim) : etf::decode(rest, lim);
         if (!p) return p.error();
         out.payload = std::move(*p);
         return {};
     }
     std::size_t used = 0;
-    auto p = etf::decode_body(rest, used, lim, refs);
+    auto p = share ? etf::decode_body(rest, used, *share, lim, refs)
+                   : etf::decode_body(rest, used, lim, refs);
     if (!p) return p.error();
     if (used != rest.size()) return make_error_code(errc::trailing_bytes);
     out.payload = std::move(*p);
@@ -79,10 +82,20 @@ bool compressed_at(std::span<const std::uint8_t> in, bool with_version) noexcept
     return !in.empty() && in[0] == etf::tag::compressed;
 }
 
+// Large binaries may refer to a frame buffer of at least `min_shared` bytes: the buffer moves
+// (its bytes stay where they are) into `share`, which is then returned for the payload's
+// decode; else null and the buffer stays in place.
+const etf::sharing* share_buffer(std::vector<std::uint8_t>* buf, std::size_t min_shared,
+                                 etf::sharing& share) {
+    if (!buf || buf->size() < min_shared) return nullptr;
+    share.owner = erl::detail::adopt_buffer(std::move(*buf));
+    share.min_binary = min_shared;
+    return &share;
+}
+
 }  // namespace
 
-error_code decode_deferred(const deferred_message& m, const etf::limits& limits,
-                           dist_message& out) {
+error_code decode_deferred(deferred_message& m, const etf::limits& limits, dist_message& out) {
     auto in = std::span<const std::uint8_t>(m.storage).subspan(m.offset);
     term ctl;
     std::span<const std::uint8_t> rest = in;
@@ -91,7 +104,9 @@ error_code decode_deferred(const deferred_message& m, const etf::limits& limits,
     } else if (auto ec = decode_control(in, m.refs, m.pass_through, limits, ctl, rest)) {
         return ec;
     }
-    return decode_payload(std::move(ctl), rest, m.refs, m.pass_through, limits, out);
+    etf::sharing share;
+    const etf::sharing* sh = share_buffer(&m.storage, m.min_shared_binary, share);
+    return decode_payload(std::move(ctl), rest, m.refs, m.pass_through, limits, out, sh);
 }
 
 bool dop::carries_payload(int op) noexcept {
@@ -203,6 +218,7 @@ void dist_reader::defer(std::span<const std::uint8_t> bytes, std::vector<std::ui
         m.storage.assign(bytes.begin(), bytes.end());
     }
     m.refs.assign(refs.begin(), refs.end());
+    m.min_shared_binary = limits_.min_shared_binary;
     m.pass_through = pass_through;
     m.control = std::move(control);
     deferred_ = std::move(m);
@@ -396,7 +412,9 @@ error_code dist_reader::decode_message(std::span<const std::uint8_t> body,
         return {};
     }
     dist_message m;
-    if (auto ec = decode_payload(std::move(ctl), rest, refs, false, limits_.term_limits, m))
+    etf::sharing share;
+    const etf::sharing* sh = share_buffer(owner, limits_.min_shared_binary, share);
+    if (auto ec = decode_payload(std::move(ctl), rest, refs, false, limits_.term_limits, m, sh))
         return fail(ec);
     out.push_back(std::move(m));
     return {};
@@ -419,7 +437,9 @@ error_code dist_reader::parse_pass_through(std::span<const std::uint8_t> in,
         return {};
     }
     dist_message m;
-    if (auto ec = decode_payload(std::move(ctl), rest, {}, true, limits_.term_limits, m))
+    etf::sharing share;
+    const etf::sharing* sh = share_buffer(owner, limits_.min_shared_binary, share);
+    if (auto ec = decode_payload(std::move(ctl), rest, {}, true, limits_.term_limits, m, sh))
         return fail(ec);
     out.push_back(std::move(m));
     return {};

@@ -154,6 +154,8 @@ std::size_t block_bytes(const heap_header* h) noexcept {
         case kind::map:
             return sizeof(map_block) + h->size * sizeof(std::pair<term, term>);
         case kind::binary:
+            if (h->flags == binary_shared) return sizeof(binary_block) + sizeof(shared_bytes);
+            return sizeof(binary_block) + h->size;
         case kind::bitstring:
             return sizeof(binary_block) + h->size;
         case kind::bignum:
@@ -169,6 +171,29 @@ std::size_t block_bytes(const heap_header* h) noexcept {
         default:
             return pool_max_bytes + 1;  // never pooled
     }
+}
+
+namespace {
+// A buffer the runtime made (a received frame) that binaries now refer to: its bytes count as
+// binary memory for as long as it lives.
+struct adopted_buffer {
+    explicit adopted_buffer(std::vector<std::uint8_t>&& v) noexcept : bytes(std::move(v)) {
+        g_large_binary_bytes.fetch_add(static_cast<std::int64_t>(bytes.capacity()),
+                                       std::memory_order_relaxed);
+    }
+    ~adopted_buffer() {
+        g_large_binary_bytes.fetch_sub(static_cast<std::int64_t>(bytes.capacity()),
+                                       std::memory_order_relaxed);
+    }
+    adopted_buffer(const adopted_buffer&) = delete;
+    adopted_buffer& operator=(const adopted_buffer&) = delete;
+    std::vector<std::uint8_t> bytes;
+};
+}  // namespace
+
+std::shared_ptr<const std::vector<std::uint8_t>> adopt_buffer(std::vector<std::uint8_t>&& v) {
+    auto b = std::make_shared<adopted_buffer>(std::move(v));
+    return {b, &b->bytes};
 }
 
 std::size_t large_binary_bytes() noexcept {
@@ -259,10 +284,14 @@ inline bool is_leaf_block(const heap_header* h) noexcept {
     }
 }
 
-// The atoms a leaf block holds (the node of a pid, port or reference; an export's names): only
-// network atoms need anything.
+// What a leaf block holds besides bytes: the atoms of a pid, port, reference or export (only
+// network atoms need anything), and the owner of a shared binary's bytes.
 inline void drop_leaf_atoms(heap_header* h) noexcept {
     switch (h->kind) {
+        case kind::binary:
+            if (h->flags == binary_shared)
+                reinterpret_cast<binary_block*>(h)->shared_part()->~shared_bytes();
+            break;
         case kind::pid:
             reinterpret_cast<value_block<pid>*>(h)->value.node.~atom();
             break;
@@ -503,6 +532,16 @@ term new_binary(std::size_t bytes, std::uint8_t*& data, unsigned trailing_bits) 
     b->h.flags = static_cast<std::uint8_t>(trailing_bits);
     data = b->data();  // not zero-filled: every caller writes all bytes (1 MB memset saved)
     return term::from_heap(k, &b->h);
+}
+
+term new_shared_binary(std::span<const std::uint8_t> bytes, std::shared_ptr<const void> owner) {
+    void* mem = block_alloc(sizeof(binary_block) + sizeof(shared_bytes));
+    auto* b = ::new (mem) binary_block();
+    b->h.kind = kind::binary;
+    b->h.size = bytes.size();
+    b->h.flags = binary_shared;
+    ::new (static_cast<void*>(b->shared_part())) shared_bytes{bytes.data(), std::move(owner)};
+    return term::from_heap(kind::binary, &b->h);
 }
 
 term new_bignum(bool negative, std::size_t limbs, std::uint32_t*& data) {
@@ -773,6 +812,10 @@ term binary(std::span<const std::uint8_t> bytes) {
     term t = detail::new_binary(bytes.size(), d);
     if (!bytes.empty()) std::memcpy(d, bytes.data(), bytes.size());
     return t;
+}
+
+term shared_binary(std::shared_ptr<const void> owner, std::span<const std::uint8_t> bytes) {
+    return detail::new_shared_binary(bytes, std::move(owner));
 }
 
 term bitstring(std::span<const std::uint8_t> bytes, std::size_t bits) {

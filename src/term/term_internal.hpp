@@ -22,6 +22,10 @@ std::size_t hash_bytes(const void* p, std::size_t n) noexcept;
 // Bytes of the binaries too large for the per-thread free lists (above 512 bytes), which are
 // allocated each on its own (erlang:memory(binary)). No cost for smaller terms.
 std::size_t large_binary_bytes() noexcept;
+// Takes over a buffer the runtime filled (its data pointer stays the same) so that decoded
+// binaries may refer to it (etf::sharing); its capacity counts in large_binary_bytes() until
+// the last reference is gone.
+std::shared_ptr<const std::vector<std::uint8_t>> adopt_buffer(std::vector<std::uint8_t>&& v);
 // Bytes of the heap block `h` heads (its header and trailing array).
 std::size_t block_bytes(const heap_header* h) noexcept;
 

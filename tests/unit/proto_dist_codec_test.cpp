@@ -732,7 +732,8 @@ TEST(ProtoDistReader, DeferredMessageErrorsAreTheReadersErrors) {
         ASSERT_TRUE(r.has_deferred());
         EXPECT_EQ(used, f.size());
         dist_message m;
-        EXPECT_EQ(decode_deferred(r.take_deferred(), {}, m), erl::make_error_code(want));
+        auto dm = r.take_deferred();
+        EXPECT_EQ(decode_deferred(dm, {}, m), erl::make_error_code(want));
         // The two-argument feed reports it and stays failed.
         dist_reader r2(hdr_flags, lim);
         erl::error_code ec;

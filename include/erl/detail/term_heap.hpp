@@ -2,6 +2,8 @@
 // Included by <erl/term.hpp>; not a public API for users.
 #pragma once
 
+#include <erl/term.hpp>
+
 #include <new>
 
 namespace erl::detail {
@@ -64,9 +66,24 @@ struct map_block {
         return reinterpret_cast<std::pair<term, term>*>(this + 1);
     }
 };
+// A binary's bytes follow its header, or (flags == binary_shared, kind::binary only) live in
+// memory someone else owns: a receive buffer, or a caller's buffer (erl::shared_binary). The
+// block then holds the pointer and the owner that keeps the bytes alive.
+inline constexpr std::uint8_t binary_shared = 0x80;
+struct shared_bytes {
+    const std::uint8_t* data;
+    std::shared_ptr<const void> owner;
+};
 struct binary_block {
     heap_header h;
-    std::uint8_t* data() noexcept { return reinterpret_cast<std::uint8_t*>(this + 1); }
+    bool shared() const noexcept { return h.flags == binary_shared; }
+    shared_bytes* shared_part() noexcept { return reinterpret_cast<shared_bytes*>(this + 1); }
+    // Written only by the builder of an unshared block (new_binary); shared bytes are const.
+    std::uint8_t* data() noexcept {
+        if (shared()) [[unlikely]]
+            return const_cast<std::uint8_t*>(shared_part()->data);
+        return reinterpret_cast<std::uint8_t*>(this + 1);
+    }
 };
 struct bignum_block {
     heap_header h;
@@ -102,6 +119,8 @@ error_code finish_map(term& m) noexcept;
 // trailing_bits: bits used in the last byte, 1..8 (8 = binary). With 0 bytes it must be 8.
 // The bytes are NOT initialized: the caller writes all of them (and clears unused bits).
 term new_binary(std::size_t bytes, std::uint8_t*& data, unsigned trailing_bits = 8);
+// A binary (whole bytes) whose bytes stay where they are; `owner` keeps them alive.
+term new_shared_binary(std::span<const std::uint8_t> bytes, std::shared_ptr<const void> owner);
 // Limbs are filled by the caller; call normalize_integer afterwards.
 term new_bignum(bool negative, std::size_t limbs, std::uint32_t*& data);
 // Strips leading zero limbs and turns an int64-range bignum into a small integer.
