@@ -7,6 +7,11 @@
 //       Two erl::node instances in this process, connected over TCP through EPMD on port P:
 //       one mailbox on node A sends N small messages to a mailbox on node B, whose thread
 //       receives them. Prints the median rate and the process CPU time per message.
+//   erlcpp-bench-node floor [--mb M] [--reps R]
+//       The floors of a large-message echo on this machine, no Erlang involved: the median time
+//       of one memcpy of M MiB (default 64), and of an M MiB round trip over a loopback TCP
+//       connection (one thread sends M MiB, the other reads all of it and sends it back: each
+//       direction is the kernel's copy in and copy out).
 //
 // Output: one "result KEY VALUE" line per figure (read by bench/node_driver.erl). Timings are
 // for reporting only; nothing here passes or fails on them.
@@ -16,7 +21,10 @@
 
 #include "bench_util.hpp"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,9 +32,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -41,6 +51,7 @@ struct args {
     long count = 200'000;
     int reps = 3;
     unsigned threads = 1;
+    long mb = 64;
 };
 
 [[noreturn]] void usage(const char* msg) {
@@ -48,7 +59,8 @@ struct args {
               << "usage: erlcpp-bench-node to-beam --peer NODE --cookie C --epmd-port P "
                  "[--count N] [--reps R]\n"
                  "       erlcpp-bench-node local --cookie C --epmd-port P [--count N] "
-                 "[--reps R] [--threads T]\n";
+                 "[--reps R] [--threads T]\n"
+                 "       erlcpp-bench-node floor [--mb M] [--reps R]\n";
     std::exit(2);
 }
 
@@ -57,12 +69,13 @@ args parse_args(int argc, char** argv) {
     if (argc < 2) usage("missing mode");
     a.mode = argv[1];
     namespace b = erl_bench;
-    b::parse_options(argc, argv, 2,
-                     {b::text("--peer", a.peer), b::text("--cookie", a.cookie),
-                      b::number("--epmd-port", a.epmd_port), b::number("--count", a.count),
-                      b::number("--reps", a.reps), b::number("--threads", a.threads)},
-                     [](const std::string& m) { usage(m.c_str()); });
-    if (a.epmd_port == 0) usage("--epmd-port is required (private EPMD)");
+    b::parse_options(
+        argc, argv, 2,
+        {b::text("--peer", a.peer), b::text("--cookie", a.cookie),
+         b::number("--epmd-port", a.epmd_port), b::number("--count", a.count),
+         b::number("--reps", a.reps), b::number("--threads", a.threads), b::number("--mb", a.mb)},
+        [](const std::string& m) { usage(m.c_str()); });
+    if (a.epmd_port == 0 && a.mode != "floor") usage("--epmd-port is required (private EPMD)");
     return a;
 }
 
@@ -200,11 +213,90 @@ int local(const args& a) {
     return 0;
 }
 
+// Writes or reads all of buf on fd; false on an error or end of stream.
+bool write_all(int fd, const std::uint8_t* p, std::size_t n) {
+    while (n > 0) {
+        const ssize_t k = ::send(fd, p, n, MSG_NOSIGNAL);
+        if (k <= 0) return false;
+        p += k;
+        n -= static_cast<std::size_t>(k);
+    }
+    return true;
+}
+
+bool read_all(int fd, std::uint8_t* p, std::size_t n) {
+    while (n > 0) {
+        const ssize_t k = ::recv(fd, p, n, 0);
+        if (k <= 0) return false;
+        p += k;
+        n -= static_cast<std::size_t>(k);
+    }
+    return true;
+}
+
+// A connected loopback TCP pair (client, server), or {-1, -1}.
+std::pair<int, int> tcp_pair() {
+    const int l = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sa;
+    if (l < 0 || ::bind(l, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 ||
+        ::listen(l, 1) != 0 || ::getsockname(l, reinterpret_cast<sockaddr*>(&sa), &len) != 0)
+        return {-1, -1};
+    const int c = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (c < 0 || ::connect(c, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) return {-1, -1};
+    const int s = ::accept(l, nullptr, nullptr);
+    ::close(l);
+    const int one = 1;
+    ::setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    ::setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return {c, s};
+}
+
+int floor_mode(const args& a) {
+    const std::size_t n = static_cast<std::size_t>(a.mb) << 20;
+    std::vector<std::uint8_t> src(n), dst(n), back(n);
+    for (std::size_t i = 0; i < n; ++i)
+        src[i] = static_cast<std::uint8_t>(i * 131);
+    std::memcpy(dst.data(), src.data(), n);  // touch every page before timing
+    std::vector<double> copy_ms, echo_ms;
+    auto [c, s] = tcp_pair();
+    if (c < 0 || s < 0) {
+        std::cerr << "cannot make a loopback TCP connection\n";
+        return 1;
+    }
+    std::thread echo([&, s = s] {
+        for (int r = 0; r <= a.reps; ++r)
+            if (!read_all(s, dst.data(), n) || !write_all(s, dst.data(), n)) return;
+    });
+    for (int r = 0; r <= a.reps; ++r) {  // run 0 warms the connection up
+        auto t0 = clock_type::now();
+        std::memcpy(back.data(), src.data(), n);
+        auto t1 = clock_type::now();
+        std::thread reader([&, c = c] { read_all(c, back.data(), n); });
+        if (!write_all(c, src.data(), n)) std::abort();
+        reader.join();
+        auto t2 = clock_type::now();
+        if (r == 0) continue;
+        copy_ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+        echo_ms.push_back(std::chrono::duration<double, std::milli>(t2 - t1).count());
+    }
+    echo.join();
+    ::close(c);
+    ::close(s);
+    if (std::memcmp(back.data(), src.data(), n) != 0) std::abort();
+    result("memcpy_large_ms", median(copy_ms));
+    result("tcp_echo_large_ms", median(echo_ms));
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     args a = parse_args(argc, argv);
     if (a.mode == "to-beam") return to_beam(a);
     if (a.mode == "local") return local(a);
-    usage("mode must be to-beam or local");
+    if (a.mode == "floor") return floor_mode(a);
+    usage("mode must be to-beam, local or floor");
 }

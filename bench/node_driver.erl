@@ -4,21 +4,23 @@
 %%     small messages {msg, I} and ~1 KB terms {msg, I, Payload};
 %%   - the receiving OS process's CPU time per message during those runs (utime + stime from
 %%     /proc/<pid>/stat, all threads);
-%%   - echo round trip: sequential {self(), {ping, I}} -> {ping, I}, median and p99.
+%%   - echo round trip: sequential {self(), {ping, I}} -> {ping, I}, median and p99;
+%%   - large echo: sequential {self(), Bin} -> Bin with one LargeMB MiB binary, median per run.
 %% Every repetition measures every target in turn; cells show the median and the spread.
 %% It then prints one table with the C++ figures measured by erlcpp-bench-node (read from a file
 %% of "result KEY VALUE" lines) and the ratios erlcpp/BEAM and erlcpp/ei.
 %%
 %% Arguments (strings, from -run node_driver main ...):
-%%   ClkTck CppResultsFile SmallN BigN EchoN Reps Label=Node=OsPid...
+%%   ClkTck CppResultsFile SmallN BigN EchoN Reps LargeN LargeMB Label=Node=OsPid...
 %% Labels: beam, ei, erlcpp (others are measured and printed as extra columns). A target may
 %% end in =Suffix: its services are then echo<Suffix> and sink<Suffix> (erlcpp-demo offers
 %% echo_thread/sink_thread, its thread-bodied variants).
 -module(node_driver).
 -export([main/1]).
 
-main([ClkTck, CppFile, SmallN, BigN, EchoN, Reps | Targets]) ->
+main([ClkTck, CppFile, SmallN, BigN, EchoN, Reps, LargeN, LargeMB | Targets]) ->
     try
+        put(large, {list_to_integer(LargeN), list_to_integer(LargeMB)}),
         run(list_to_integer(ClkTck), CppFile, list_to_integer(SmallN), list_to_integer(BigN),
             list_to_integer(EchoN), list_to_integer(Reps), [parse_target(T) || T <- Targets]),
         halt(0)
@@ -71,14 +73,18 @@ warm_up(Label, {{_, Node} = Sink, Echo}, Payload) ->
     {ok, _} = sink_run(Sink, 2000, fun(I) -> {msg, I} end),
     {ok, _} = sink_run(Sink, 500, fun(I) -> {msg, I, Payload} end),
     _ = echo_run(Echo, 500),
+    _ = large_echo_run(Echo, 1),
     ok.
 
 one_run({Sink, Echo}, OsPid, ClkTck, SmallN, BigN, EchoN, Payload) ->
     {SmallRate, SmallCpu} = sink_measured(Sink, OsPid, ClkTck, SmallN, fun(I) -> {msg, I} end),
     {BigRate, BigCpu} = sink_measured(Sink, OsPid, ClkTck, BigN, fun(I) -> {msg, I, Payload} end),
     Rtts = lists:sort(echo_run(Echo, EchoN)),
+    {LargeN, _} = get(large),
+    Large = lists:sort(large_echo_run(Echo, LargeN)),
     #{sink_small => SmallRate, sink_big => BigRate, cpu_small => SmallCpu, cpu_big => BigCpu,
-      echo_median => percentile(Rtts, 0.5), echo_p99 => percentile(Rtts, 0.99)}.
+      echo_median => percentile(Rtts, 0.5), echo_p99 => percentile(Rtts, 0.99),
+      echo_large => percentile(Large, 0.5)}.
 
 %% Rate (msgs/s) of one sink run and the receiver's CPU ns per message during it.
 sink_measured(Sink, OsPid, ClkTck, N, Gen) ->
@@ -120,6 +126,30 @@ echo_run({_, Node} = Dest, N) ->
          receive {ping, I} -> ok after 10000 -> error({echo_timeout, Node}) end,
          (erlang:monotonic_time(nanosecond) - T0) / 1000
      end || I <- lists:seq(1, N)].
+
+%% Round-trip times in milliseconds of N echoes of one LargeMB MiB binary (made once per process,
+%% so that building it is not timed; its bytes vary so that nothing on the way can shortcut).
+large_echo_run({_, Node} = Dest, N) ->
+    Bin = large_binary(),
+    Self = self(),
+    [begin
+         T0 = erlang:monotonic_time(nanosecond),
+         Dest ! {Self, Bin},
+         receive B when is_binary(B), byte_size(B) =:= byte_size(Bin) -> ok
+         after 60000 -> error({large_echo_timeout, Node})
+         end,
+         (erlang:monotonic_time(nanosecond) - T0) / 1.0e6
+     end || _ <- lists:seq(1, N)].
+
+large_binary() ->
+    case get(large_binary) of
+        undefined ->
+            {_, MB} = get(large),
+            B = crypto:strong_rand_bytes(MB * 1024 * 1024),
+            put(large_binary, B),
+            B;
+        B -> B
+    end.
 
 percentile(Sorted, P) ->
     Len = length(Sorted),
@@ -174,7 +204,8 @@ print_table(Results, Cpp) ->
          {"receiver CPU/msg, small (us)", cpu_small, lo, "<= 0.3x BEAM"},
          {"receiver CPU/msg, ~1 KB (us)", cpu_big, lo, "<= 0.3x BEAM"},
          {"echo round trip, median (us)", echo_median, lo, "<= 0.8x BEAM"},
-         {"echo round trip, p99 (us)", echo_p99, lo, ""}],
+         {"echo round trip, p99 (us)", echo_p99, lo, ""},
+         {large_label(), echo_large, lo, "memory bandwidth"}],
     %% With a baseline build (BASELINE_BIN in scripts/bench-node): before/after in this run.
     Base = [erlcpp_base || lists:member(erlcpp_base, Extra)],
     Cols = ["metric", "BEAM", "ei", "erlcpp"] ++ [atom_to_list(E) || E <- Extra]
@@ -202,7 +233,13 @@ print_table(Results, Cpp) ->
          ["erlcpp<->erlcpp small msgs, best run (msg/s)", "-", "-", fmt(LocalBest)] ++ Dash
          ++ ["-", "-"] ++ BaseDash ++ [">= 1M/s"],
          ["erlcpp<->erlcpp CPU/msg, both nodes (us)", "-", "-", fmt(scale(cpu_small, LocalCpu))]
-         ++ Dash ++ ["-", "-"] ++ BaseDash ++ [""]],
+         ++ Dash ++ ["-", "-"] ++ BaseDash ++ [""]]
+        ++ [[Label, "-", "-", fmt(V)] ++ Dash ++ ["-", "-"] ++ BaseDash ++ [What]
+            || {Key, Label, What} <- [{<<"memcpy_large_ms">>, floor_label("memcpy of"),
+                                      "floor: one copy"},
+                                     {<<"tcp_echo_large_ms">>, floor_label("loopback TCP echo of"),
+                                      "floor: kernel, no Erlang"}],
+               V <- [maps:get(Key, Cpp, undefined)], V =/= undefined],
     All = [Cols | Body ++ Body2],
     Widths = [lists:max([string:length(lists:nth(I, R)) || R <- All])
               || I <- lists:seq(1, length(Cols))],
@@ -217,6 +254,14 @@ print_table(Results, Cpp) ->
     Line(hd(All)),
     io:format("~s~n", [lists:duplicate(lists:sum(Widths) + 2 * (length(Widths) - 1), $-)]),
     lists:foreach(Line, tl(All)).
+
+large_label() ->
+    {_, MB} = get(large),
+    lists:flatten(io_lib:format("echo ~b MiB binary, round trip (ms)", [MB])).
+
+floor_label(What) ->
+    {_, MB} = get(large),
+    lists:flatten(io_lib:format("~s ~b MiB (ms)", [What, MB])).
 
 scale(_, undefined) -> undefined;
 scale(cpu_small, Ns) -> Ns / 1000;

@@ -853,7 +853,7 @@ void release_if_large(std::vector<std::uint8_t>& b, std::size_t keep) {
 }  // namespace
 
 void connection::write_locked() {
-    if (wbuf_.empty() || is_closed()) return;
+    if (wbuf_empty_locked() || is_closed()) return;
     const bool direct = !stream_.is_tls() && stream_.socket().is_open();
     if (turn_ == write_turn::strand) {
         // A stream whose queue makes the connection busy before the strand has started its
@@ -868,18 +868,25 @@ void connection::write_locked() {
     if (direct && !direct_since_input_) {
         direct_since_input_ = true;
         send_direct_locked();
-        if (wbuf_.empty()) return;
+        if (wbuf_empty_locked()) return;
     }
     start_strand_write_locked();
 }
 
 void connection::send_direct_locked() {
-    const ssize_t n = ::send(stream_.socket().native_handle(), wbuf_.data(), wbuf_.size(),
-                             MSG_DONTWAIT | MSG_NOSIGNAL);
+    const ssize_t n = ::send(stream_.socket().native_handle(), wbuf_.data() + wbuf_head_,
+                             wbuf_.size() - wbuf_head_, MSG_DONTWAIT | MSG_NOSIGNAL);
     // A short write leaves the rest, and an error everything, to the strand's writer (which
     // then reports the error).
     if (n <= 0) return;
-    wbuf_.erase(wbuf_.begin(), wbuf_.begin() + n);
+    wbuf_head_ += static_cast<std::size_t>(n);
+    if (wbuf_head_ == wbuf_.size()) {
+        wbuf_.clear();
+        wbuf_head_ = 0;
+    } else if (wbuf_.size() - wbuf_head_ <= 64 * 1024) {  // a small rest moves to the front
+        wbuf_.erase(wbuf_.begin(), wbuf_.begin() + static_cast<std::ptrdiff_t>(wbuf_head_));
+        wbuf_head_ = 0;
+    }
     wrote_since_tick_ = true;
     bytes_sent_ += static_cast<std::uint64_t>(n);
     touch();
@@ -892,19 +899,25 @@ void connection::start_strand_write_locked() {
     asio::post(strand_, [self = shared_from_this()] {
         std::unique_lock lk(self->mu_);
         if (self->is_closed()) return;
-        if (self->wbuf_.empty()) {  // a sender's direct write took it all meanwhile
+        if (self->wbuf_empty_locked()) {  // a sender's direct write took it all meanwhile
             self->turn_ = write_turn::none;
             self->direct_since_input_ = false;
             self->after_progress(lk);
             return;
         }
-        self->inflight_.swap(self->wbuf_);
-        self->stream_.async_write(
-            asio::buffer(self->inflight_),
-            asio::bind_executor(self->strand_, [self](error_code ec, std::size_t n) {
-                self->on_write_done(ec, n);
-            }));
+        self->write_inflight_locked();
     });
+}
+
+void connection::write_inflight_locked() {
+    inflight_.swap(wbuf_);
+    inflight_head_ = wbuf_head_;
+    wbuf_head_ = 0;
+    stream_.async_write(
+        asio::buffer(inflight_.data() + inflight_head_, inflight_.size() - inflight_head_),
+        asio::bind_executor(strand_, [self = shared_from_this()](error_code ec, std::size_t n) {
+            self->on_write_done(ec, n);
+        }));
 }
 
 void connection::on_write_done(error_code ec, std::size_t written) {
@@ -912,23 +925,20 @@ void connection::on_write_done(error_code ec, std::size_t written) {
     std::unique_lock lk(mu_);
     bytes_sent_ += written;
     inflight_.clear();
+    inflight_head_ = 0;
     release_if_large(inflight_, core_->opts.output_busy_limit);
     if (ec || is_closed()) {
         turn_ = write_turn::none;
         wbuf_.clear();
+        wbuf_head_ = 0;
         account_locked();
         lk.unlock();
         if (ec) close(make_error_code(errc::connection_closed), "write failed: " + ec.message());
         return;
     }
     wrote_since_tick_ = true;
-    if (!wbuf_.empty()) {
-        inflight_.swap(wbuf_);
-        stream_.async_write(
-            asio::buffer(inflight_),
-            asio::bind_executor(strand_, [self = shared_from_this()](error_code ec, std::size_t n) {
-                self->on_write_done(ec, n);
-            }));
+    if (!wbuf_empty_locked()) {
+        write_inflight_locked();
     } else {
         turn_ = write_turn::none;
         direct_since_input_ = false;  // the stream has drained: the next sender writes itself
@@ -1092,7 +1102,7 @@ asio::awaitable<void> connection::run_ticker() {
         std::size_t stalled = 0;  // bytes queued when declared stalled
         {
             std::lock_guard lk(mu_);
-            if (!wrote_since_tick_ && turn_ == write_turn::none && wbuf_.empty()) {
+            if (!wrote_since_tick_ && turn_ == write_turn::none && wbuf_empty_locked()) {
                 proto::dist_writer::append_tick(wbuf_);
                 ++ticks_sent_;
                 account_locked();
@@ -1171,6 +1181,7 @@ void connection::close(error_code why, std::string reason) {
         pending_.clear();
         pending_bytes_ = 0;
         std::vector<std::uint8_t>().swap(wbuf_);  // inflight_ goes when its write completes
+        wbuf_head_ = 0;
         account_locked();
         superseded = superseded_;
         peer = peer_;

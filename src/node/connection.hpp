@@ -211,16 +211,20 @@ class connection : public std::enable_shared_from_this<connection> {
     // Calls the completions of admitted asynchronous sends (mu_ held in lk; released).
     void complete_admitted(std::unique_lock<std::mutex>& lk);
     std::size_t queued_locked() const noexcept {
-        return wbuf_.size() + inflight_.size() + pending_bytes_;
+        return (wbuf_.size() - wbuf_head_) + (inflight_.size() - inflight_head_) + pending_bytes_;
     }
+    bool wbuf_empty_locked() const noexcept { return wbuf_.size() == wbuf_head_; }
     // Brings net_state::queued_output up to date with this connection's queue (mu_ held).
     void account_locked();
     // The write turn (mu_ held): if nobody holds it, writes wbuf_ now (plain TCP, a
     // non-blocking send(2) under mu_) and hands what is left to the strand.
     void write_locked();
-    // One non-blocking send(2) of wbuf_ (plain TCP; mu_ held), what the kernel takes erased.
+    // One non-blocking send(2) of wbuf_ (plain TCP; mu_ held); what the kernel takes leaves the
+    // queue (erased, or skipped by wbuf_head_ when the rest is large).
     void send_direct_locked();
     void start_strand_write_locked();
+    // The strand's next async_write: wbuf_ becomes inflight_ (mu_ held, on the strand).
+    void write_inflight_locked();
     void on_write_done(error_code ec, std::size_t written);
     // After bytes left the queue (mu_ held in lk; released on return): wakes waiting senders
     // and calls when_writable hooks once the connection is no longer busy.
@@ -263,6 +267,10 @@ class connection : public std::enable_shared_from_this<connection> {
     std::size_t pending_bytes_ = 0;       // their ETF size, counted as queued output
     std::vector<std::uint8_t> wbuf_;      // encoded, not yet written
     std::vector<std::uint8_t> inflight_;  // being written
+    // Bytes at the front of wbuf_ (inflight_) written already: a direct send that leaves a large
+    // rest does not move it to the front.
+    std::size_t wbuf_head_ = 0;
+    std::size_t inflight_head_ = 0;
     // Who may write the socket now: nobody (the next sender writes directly), the reader
     // (dispatching a chunk; it writes after the chunk) or the strand (an async_write).
     enum class write_turn : std::uint8_t { none, reader, strand };

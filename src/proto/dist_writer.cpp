@@ -177,6 +177,16 @@ void dist_writer::append_reg_send(std::vector<std::uint8_t>& out, const term& fr
     finish_message(out, len_at, &payload);
 }
 
+namespace {
+// Room for `more` bytes after out's end in one step (growing at least geometrically, so a run
+// of small appends stays amortized): a large message is then copied into the queue once,
+// instead of once more per doubling of the queue while its pieces are appended.
+void reserve_for(std::vector<std::uint8_t>& out, std::size_t more) {
+    const std::size_t need = out.size() + more;
+    if (need > out.capacity()) out.reserve(std::max(need, 2 * out.capacity()));
+}
+}  // namespace
+
 void dist_writer::finish_message(std::vector<std::uint8_t>& out, std::size_t len_at,
                                  const term* payload) {
     ++messages_;
@@ -197,6 +207,7 @@ void dist_writer::finish_message(std::vector<std::uint8_t>& out, std::size_t len
         (flags_ & dflag::fragments) && 2 + hdr.size() + body_.size() > opts_.fragment_size;
     if (!fragment) {
         ++frames_;
+        reserve_for(out, 6 + hdr.size() + body_.size());
         append_be32(out, static_cast<std::uint32_t>(2 + hdr.size() + body_.size()));
         out.push_back(version_magic);
         out.push_back(dist_header);
@@ -218,6 +229,8 @@ void dist_writer::finish_message(std::vector<std::uint8_t>& out, std::size_t len
     const std::uint64_t seq = next_seq_++;
     std::uint64_t id = count;
     frames_ += count;
+    // All fragments at once: one allocation instead of one copy of the queue per doubling.
+    reserve_for(out, count * 22 + hdr.size() + body_.size());
 
     append_be32(out, static_cast<std::uint32_t>(18 + hdr.size() + first));
     out.push_back(version_magic);
