@@ -104,6 +104,13 @@ struct node_options {
     // term referring to it (erl::shared_binary; docs/node.md "Large binaries"). SIZE_MAX:
     // every binary is copied.
     std::size_t min_shared_binary = std::size_t{64} << 10;
+    // A binary of at least min_gathered_binary bytes in a message to a peer is not copied into
+    // the connection's output: the write takes its bytes from where they are, between the
+    // message's other bytes (one gathered write, docs/node.md "Large binaries"), so the term
+    // must stay unchanged while queued, as every term does (an erl::shared_binary's owner
+    // keeps its bytes unchanged). On TLS the bytes go to the encryption from where they are.
+    // SIZE_MAX: every binary is copied.
+    std::size_t min_gathered_binary = std::size_t{64} << 10;
     // Hidden nodes (erl -hidden) do not join the global cluster view: peers list them in
     // nodes(hidden), not nodes(). false = published. A visible node with erl::cluster::start
     // takes part in the cluster's `global` (a session with every visible peer, the cluster's

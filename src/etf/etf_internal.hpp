@@ -11,10 +11,24 @@
 #include <cstring>
 #include <new>
 #include <type_traits>
+#include <vector>
 
 namespace erl::etf::detail {
 
 using namespace erl::detail::byte_order;
+
+// Bytes of a binary that encode_body_gathered left out of its output: they belong at
+// out[at] (before the byte there), and stay valid as long as the encoded term does.
+struct byte_ref {
+    std::size_t at;
+    const std::uint8_t* data;
+    std::size_t size;
+};
+// encode_body, except that the bytes of binaries of at least min_ref bytes are not copied: each
+// is recorded in `refs` (appended, in output order) for a gathered write.
+void encode_body_gathered(std::vector<std::uint8_t>& out, const erl::term& t,
+                          atom_cache_writer* cache, std::size_t min_ref,
+                          std::vector<byte_ref>& refs);
 
 // The next slot of a walk over a map's pairs, key then value, that counts the halves in `i`.
 template <class Pair>

@@ -211,9 +211,12 @@ class connection : public std::enable_shared_from_this<connection> {
     // Calls the completions of admitted asynchronous sends (mu_ held in lk; released).
     void complete_admitted(std::unique_lock<std::mutex>& lk);
     std::size_t queued_locked() const noexcept {
-        return (wbuf_.size() - wbuf_head_) + (inflight_.size() - inflight_head_) + pending_bytes_;
+        return (wbuf_.size() - wbuf_head_) + wout_.ref_bytes + (inflight_.size() - inflight_head_) +
+               inflight_out_.ref_bytes + pending_bytes_;
     }
-    bool wbuf_empty_locked() const noexcept { return wbuf_.size() == wbuf_head_; }
+    bool wbuf_empty_locked() const noexcept {
+        return wbuf_.size() == wbuf_head_ && wout_.refs.empty();
+    }
     // Brings net_state::queued_output up to date with this connection's queue (mu_ held).
     void account_locked();
     // The write turn (mu_ held): if nobody holds it, writes wbuf_ now (plain TCP, a
@@ -271,6 +274,11 @@ class connection : public std::enable_shared_from_this<connection> {
     // rest does not move it to the front.
     std::size_t wbuf_head_ = 0;
     std::size_t inflight_head_ = 0;
+    // The large binaries of the queued messages, written from where they are between the bytes
+    // of wbuf_ (inflight_): the writer appends to wout_ (docs/node.md "Large binaries").
+    proto::gathered_output wout_;
+    proto::gathered_output inflight_out_;
+    std::vector<boost::asio::const_buffer> inflight_bufs_;  // inflight_ with its binaries
     // Who may write the socket now: nobody (the next sender writes directly), the reader
     // (dispatching a chunk; it writes after the chunk) or the strand (an async_write).
     enum class write_turn : std::uint8_t { none, reader, strand };

@@ -18,6 +18,7 @@
 #include <erl/etf.hpp>
 #include <erl/term.hpp>
 
+#include "etf/etf_internal.hpp"
 #include "proto/dist_flags.hpp"
 
 #include <array>
@@ -180,6 +181,7 @@ class dist_reader {
         std::vector<atom> refs;
         std::vector<std::uint8_t> data;
         std::uint64_t next_id = 0;  // fragment id expected next
+        std::size_t reserved = 0;   // data's capacity reserved ahead (counted in frag_reserved_)
     };
     error_code fail(error_code ec);
     // Reserves n more buffered fragment bytes against both bounds (limit_exceeded if not).
@@ -207,6 +209,7 @@ class dist_reader {
     std::vector<std::uint8_t> partial_;  // incomplete frame, including its Len bytes
     std::unordered_map<std::uint64_t, sequence> seqs_;
     std::size_t frag_bytes_ = 0;
+    std::size_t frag_reserved_ = 0;  // capacity reserved ahead by the sequences in seqs_
     std::string_view exceeded_;
     std::vector<atom> refs_scratch_;
     std::uint64_t frames_ = 0;
@@ -220,6 +223,20 @@ struct writer_options {
     // FRAGMENTS was negotiated (ERTS_DIST_FRAGMENT_SIZE in dist.h is 64 KiB). The control term
     // always stays in the first fragment.
     std::size_t fragment_size = 64 * 1024;
+};
+
+// Output with the bytes of large binaries left where they are (gathered writes): `bytes`, and
+// the binaries' bytes that go between them. Each ref belongs before bytes[at] (refs in output
+// order, several may share an `at`) and holds the term its bytes are in.
+struct gathered_output {
+    struct ref {
+        std::size_t at;
+        const std::uint8_t* data;
+        std::size_t size;
+        term owner;
+    };
+    std::vector<ref> refs;
+    std::size_t ref_bytes = 0;  // sum of refs' sizes
 };
 
 class dist_writer {
@@ -241,6 +258,14 @@ class dist_writer {
                          const term& payload);
     // The 4-byte zero length (tick).
     static void append_tick(std::vector<std::uint8_t>& out);
+
+    // From now on, binaries of at least min_bytes in payloads (with a distribution header, not
+    // pass-through) are not copied into `out`: they are appended to `into` as refs at their
+    // place in `out` (the output's owner writes both with one gathered write). nullptr: copied.
+    void gather_into(gathered_output* into, std::size_t min_bytes) noexcept {
+        gather_ = into;
+        gather_min_ = min_bytes;
+    }
 
     std::uint64_t fragmented_messages() const noexcept { return next_seq_ - 1; }
     // Counters: messages appended, and the frames they took (a fragmented message takes one
@@ -266,6 +291,9 @@ class dist_writer {
     std::vector<std::uint8_t> body_;               // scratch: encoded control + payload
     std::vector<std::uint8_t> hdr_;                // scratch: cache header of one message
     bool pass_through_ = false;                    // the message being built has no header
+    gathered_output* gather_ = nullptr;
+    std::size_t gather_min_ = SIZE_MAX;
+    std::vector<etf::detail::byte_ref> body_refs_;  // scratch: binaries left out of body_
     std::uint64_t next_seq_ = 1;
     std::uint64_t messages_ = 0;
     std::uint64_t frames_ = 0;

@@ -4,6 +4,7 @@
 #include "proto/dist_codec.hpp"
 
 #include "common/byte_order.hpp"
+#include "common/large_buffer.hpp"
 #include "term/term_internal.hpp"
 
 #include <algorithm>
@@ -176,6 +177,7 @@ void dist_reader::reset() {
     partial_.clear();
     partial_.shrink_to_fit();
     seqs_.clear();
+    frag_reserved_ = 0;
     give_fragment_bytes(frag_bytes_);
 }
 
@@ -240,7 +242,7 @@ error_code dist_reader::feed(std::span<const std::uint8_t> in, std::vector<dist_
         // The whole frame at once (as OTP's inet driver allocates a {packet, 4} packet when it
         // has read the length): a large frame is not copied again each time it outgrows its
         // buffer. Pages are touched only as the bytes arrive.
-        partial_.reserve(4 + len);
+        erl::detail::reserve_large(partial_, 4 + len);
         std::size_t take = std::min(4 + len - partial_.size(), in.size() - pos);
         partial_.insert(partial_.end(), in.begin() + static_cast<std::ptrdiff_t>(pos),
                         in.begin() + static_cast<std::ptrdiff_t>(pos + take));
@@ -311,6 +313,23 @@ error_code dist_reader::parse_frame_owned(std::span<const std::uint8_t> data,
             if (auto ec = take_fragment_bytes(in.size())) return ec;
             sequence s;
             s.refs = refs_scratch_;
+            // Room for the whole message at once: `id` fragments the size of this one (a
+            // sender's fragments have one size, its last is shorter), so the fragments are
+            // copied once instead of once more per doubling. The fragment bounds count the bytes
+            // that arrive, so what is reserved ahead is bounded on its own: by max_message_size,
+            // and per connection by max_fragmented_bytes over all its sequences together.
+            const std::size_t room = limits_.max_fragmented_bytes -
+                                     std::min(limits_.max_fragmented_bytes, frag_reserved_);
+            const std::size_t cap = std::min(limits_.max_message_size, room);
+            const std::size_t claimed = in.empty() ? 0
+                                        : id > cap / in.size()
+                                            ? cap
+                                            : static_cast<std::size_t>(id) * in.size();
+            if (claimed > in.size()) {
+                erl::detail::reserve_large(s.data, claimed);
+                s.reserved = s.data.capacity();
+                frag_reserved_ += s.reserved;
+            }
             s.data.assign(in.begin(), in.end());
             s.next_id = id - 1;
             seqs_.emplace(seq, std::move(s));
@@ -337,6 +356,7 @@ error_code dist_reader::parse_frame_owned(std::span<const std::uint8_t> data,
             sequence done = std::move(s);
             seqs_.erase(it);
             give_fragment_bytes(done.data.size());
+            frag_reserved_ -= done.reserved;
             return decode_message(done.data, done.refs, out, &done.data);
         }
         default:

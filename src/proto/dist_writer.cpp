@@ -5,6 +5,7 @@
 #include "proto/dist_codec.hpp"
 
 #include "common/byte_order.hpp"
+#include "common/large_buffer.hpp"
 
 #include <algorithm>
 
@@ -183,8 +184,54 @@ namespace {
 // instead of once more per doubling of the queue while its pieces are appended.
 void reserve_for(std::vector<std::uint8_t>& out, std::size_t more) {
     const std::size_t need = out.size() + more;
-    if (need > out.capacity()) out.reserve(std::max(need, 2 * out.capacity()));
+    if (need > out.capacity()) erl::detail::reserve_large(out, std::max(need, 2 * out.capacity()));
 }
+}  // namespace
+
+namespace {
+// Copies the logical body (body bytes with the binaries left out of them put back, `refs` in
+// order) to `out`, `n` bytes at a time from where the previous call stopped: body bytes are
+// appended, a left-out binary's bytes become a ref of `into` at their place in `out`.
+class body_cursor {
+  public:
+    body_cursor(const std::vector<std::uint8_t>& body,
+                const std::vector<etf::detail::byte_ref>& refs, gathered_output* into,
+                const term* owner)
+        : body_(body), refs_(refs), into_(into), owner_(owner) {}
+
+    void emit(std::vector<std::uint8_t>& out, std::size_t n) {
+        while (n > 0) {
+            if (i_ < refs_.size() && b_ == refs_[i_].at) {
+                const auto& r = refs_[i_];
+                const std::size_t m = std::min(n, r.size - j_);
+                into_->refs.push_back({out.size(), r.data + j_, m, *owner_});
+                into_->ref_bytes += m;
+                j_ += m;
+                n -= m;
+                if (j_ == r.size) {
+                    ++i_;
+                    j_ = 0;
+                }
+                continue;
+            }
+            const std::size_t stop = i_ < refs_.size() ? refs_[i_].at : body_.size();
+            const std::size_t m = std::min(n, stop - b_);
+            out.insert(out.end(), body_.begin() + static_cast<std::ptrdiff_t>(b_),
+                       body_.begin() + static_cast<std::ptrdiff_t>(b_ + m));
+            b_ += m;
+            n -= m;
+        }
+    }
+
+  private:
+    const std::vector<std::uint8_t>& body_;
+    const std::vector<etf::detail::byte_ref>& refs_;
+    gathered_output* into_;
+    const term* owner_;
+    std::size_t i_ = 0;  // next ref
+    std::size_t j_ = 0;  // bytes of refs_[i_] emitted
+    std::size_t b_ = 0;  // body bytes emitted
+};
 }  // namespace
 
 void dist_writer::finish_message(std::vector<std::uint8_t>& out, std::size_t len_at,
@@ -197,22 +244,31 @@ void dist_writer::finish_message(std::vector<std::uint8_t>& out, std::size_t len
         return;
     }
     const std::size_t control_size = body_.size();
-    if (payload) etf::encode_body(body_, *payload, cache_.get());
+    body_refs_.clear();
+    if (payload && gather_)
+        etf::detail::encode_body_gathered(body_, *payload, cache_.get(), gather_min_, body_refs_);
+    else if (payload)
+        etf::encode_body(body_, *payload, cache_.get());
+    std::size_t left_out = 0;
+    for (const auto& r : body_refs_)
+        left_out += r.size;
+    const std::size_t body_size = body_.size() + left_out;  // the body as the peer gets it
+    body_cursor body(body_, body_refs_, gather_, payload);
 
     std::vector<std::uint8_t>& hdr = hdr_;
     hdr.clear();
     write_cache_header(hdr);
 
     const bool fragment =
-        (flags_ & dflag::fragments) && 2 + hdr.size() + body_.size() > opts_.fragment_size;
+        (flags_ & dflag::fragments) && 2 + hdr.size() + body_size > opts_.fragment_size;
     if (!fragment) {
         ++frames_;
         reserve_for(out, 6 + hdr.size() + body_.size());
-        append_be32(out, static_cast<std::uint32_t>(2 + hdr.size() + body_.size()));
+        append_be32(out, static_cast<std::uint32_t>(2 + hdr.size() + body_size));
         out.push_back(version_magic);
         out.push_back(dist_header);
         out.insert(out.end(), hdr.begin(), hdr.end());
-        out.insert(out.end(), body_.begin(), body_.end());
+        body.emit(out, body_size);
         if (body_.capacity() > 4 * opts_.fragment_size) {
             body_.clear();
             body_.shrink_to_fit();
@@ -223,8 +279,8 @@ void dist_writer::finish_message(std::vector<std::uint8_t>& out, std::size_t len
     // Fragments: the first carries the cache header, the whole control term and up to
     // fragment_size body bytes; the rest carry fragment_size bytes each. Ids count down to 1.
     const std::size_t fs = opts_.fragment_size;
-    const std::size_t first = std::min(body_.size(), std::max(fs, control_size));
-    const std::size_t rest = body_.size() - first;
+    const std::size_t first = std::min(body_size, std::max(fs, control_size));
+    const std::size_t rest = body_size - first;
     const std::uint64_t count = 1 + (rest + fs - 1) / fs;
     const std::uint64_t seq = next_seq_++;
     std::uint64_t id = count;
@@ -238,16 +294,15 @@ void dist_writer::finish_message(std::vector<std::uint8_t>& out, std::size_t len
     append_be64(out, seq);
     append_be64(out, id--);
     out.insert(out.end(), hdr.begin(), hdr.end());
-    out.insert(out.end(), body_.begin(), body_.begin() + static_cast<std::ptrdiff_t>(first));
-    for (std::size_t off = first; off < body_.size(); off += fs) {
-        const std::size_t n = std::min(fs, body_.size() - off);
+    body.emit(out, first);
+    for (std::size_t off = first; off < body_size; off += fs) {
+        const std::size_t n = std::min(fs, body_size - off);
         append_be32(out, static_cast<std::uint32_t>(18 + n));
         out.push_back(version_magic);
         out.push_back(dist_frag_cont);
         append_be64(out, seq);
         append_be64(out, id--);
-        out.insert(out.end(), body_.begin() + static_cast<std::ptrdiff_t>(off),
-                   body_.begin() + static_cast<std::ptrdiff_t>(off + n));
+        body.emit(out, n);
     }
     if (body_.capacity() > 4 * fs) {
         body_.clear();

@@ -1,9 +1,13 @@
-// Binaries that refer to someone else's bytes: erl::shared_binary, etf::decode with sharing, and
-// the distribution reader handing large received binaries over without copying them.
+// Binaries that refer to someone else's bytes: erl::shared_binary, etf::decode with sharing, the
+// distribution reader handing large received binaries over without copying them, and the writer
+// leaving large binaries out of its output for gathered writes.
 #include <erl/etf.hpp>
+#include <erl/mailbox.hpp>
+#include <erl/node.hpp>
 #include <erl/term.hpp>
 
 #include "common/byte_order.hpp"
+#include "node_test_support.hpp"
 #include "proto/dist_codec.hpp"
 #include "term/term_internal.hpp"
 
@@ -222,3 +226,92 @@ TEST(SharedBinary, ReaderSharesDeferredAndFragmentedMessages) {
 }
 
 }  // namespace
+
+namespace {
+
+// The bytes a gathered output stands for: `out` with each ref's bytes put in at its place.
+bytes linearize(const bytes& out, const erl::proto::gathered_output& g) {
+    bytes all;
+    std::size_t pos = 0;
+    for (const auto& r : g.refs) {
+        all.insert(all.end(), out.begin() + static_cast<std::ptrdiff_t>(pos),
+                   out.begin() + static_cast<std::ptrdiff_t>(r.at));
+        all.insert(all.end(), r.data, r.data + r.size);
+        pos = r.at;
+    }
+    all.insert(all.end(), out.begin() + static_cast<std::ptrdiff_t>(pos), out.end());
+    return all;
+}
+
+}  // namespace
+
+// A writer that leaves large binaries out of its output writes, once they are put back, exactly
+// the bytes of one that copies them: with and without fragments (binaries spanning several
+// fragments, several in one message, small ones copied), with the atom cache, and messages
+// after them; the reader takes those bytes back to the same terms.
+TEST(SharedBinary, GatheredWriterOutputIsTheCopyingWritersBytes) {
+    using namespace erl::proto;
+    const bytes big = pattern(300000, 4), mid = pattern(70000, 6), small = pattern(100, 8);
+    const term payload =
+        erl::tuple(erl::atom("data"), erl::binary(big),
+                   erl::make_list({erl::binary(mid), erl::binary(small)}), erl::binary(big));
+    const term ctl = erl::tuple(erl::term(6), erl::pid{erl::atom("a@h"), 1, 2, 3}, erl::atom(""),
+                                erl::atom("to"));
+    for (std::uint64_t flags : {std::uint64_t{0} | dflag::dist_hdr_atom_cache,
+                                dflag::dist_hdr_atom_cache | dflag::fragments}) {
+        for (std::size_t fs : {std::size_t{64 * 1024}, std::size_t{1000}}) {
+            SCOPED_TRACE(testing::Message() << "flags " << flags << " fragment_size " << fs);
+            dist_writer copying(flags, writer_options{fs});
+            dist_writer gathering(flags, writer_options{fs});
+            gathered_output g;
+            gathering.gather_into(&g, 64 * 1024);
+            const term tiny = erl::binary(small);
+            bytes a, b;
+            for (int i = 0; i < 3; ++i) {
+                copying.append_message(a, ctl, &payload);
+                gathering.append_message(b, ctl, &payload);
+                copying.append_message(a, ctl, &tiny);
+                gathering.append_message(b, ctl, &tiny);
+            }
+            EXPECT_FALSE(g.refs.empty());
+            std::size_t sum = 0;
+            for (const auto& r : g.refs)
+                sum += r.size;
+            EXPECT_EQ(sum, g.ref_bytes);
+            EXPECT_LT(b.size(), a.size() - 6 * 300000);  // the big binaries were left out
+            const bytes all = linearize(b, g);
+            ASSERT_EQ(all, a);
+            dist_reader r(flags, {});
+            std::vector<dist_message> msgs;
+            std::size_t used = 0;
+            ASSERT_FALSE(r.feed(all, msgs, used));
+            ASSERT_EQ(msgs.size(), 6u);
+            EXPECT_EQ(*msgs[0].payload, payload);
+            EXPECT_EQ(*msgs[5].payload, tiny);
+        }
+    }
+}
+
+// Two erlcpp nodes: messages with large binaries between small ones, each binary the size of
+// many kernel writes, arrive whole and in order (the direct and the strand writes of a
+// gathered output, short writes in the middle of a binary).
+TEST(SharedBinary, GatheredSendsBetweenNodesArriveWholeAndInOrder) {
+    erl::test::node_pair nodes("gath_a", "gath_b");
+    ASSERT_TRUE(nodes.start());
+    auto tx = nodes.a.spawn_mailbox();
+    auto rx = nodes.b.spawn_mailbox();
+    ASSERT_TRUE(tx && rx);
+    std::vector<term> sent;
+    for (int i = 0; i < 12; ++i)
+        sent.push_back(i % 3 == 0 ? erl::tuple(i, erl::binary(pattern(3 << 20, std::uint8_t(i))))
+                                  : erl::tuple(i, erl::binary(pattern(10, std::uint8_t(i)))));
+    for (const auto& m : sent)
+        tx->send(rx->self(), m);
+    for (const auto& m : sent) {
+        auto got = rx->receive(std::chrono::seconds(30));
+        ASSERT_TRUE(got);
+        ASSERT_EQ(*got, m);
+    }
+    nodes.a.stop();
+    nodes.b.stop();
+}
