@@ -1,7 +1,9 @@
-// Room for large byte buffers (frames being received, messages being encoded). A buffer of
-// megabytes that is new memory costs a page fault per 4 KiB page on first touch, more than the
-// copy into it; on kernels with transparent huge pages in `madvise` mode the 2 MiB-aligned part
-// of such a buffer is advised to use huge pages, so it faults once per 2 MiB instead.
+// Room for large byte buffers that are filled at once (a message being encoded, the output
+// queue). A buffer of megabytes that is new memory costs a page fault per 4 KiB page on first
+// touch, more than the copy into it; on kernels with transparent huge pages in `madvise` mode
+// the 2 MiB-aligned part of such a buffer is advised to use huge pages, so it faults once per
+// 2 MiB instead. Not for buffers filled by a peer's bytes as they arrive: a huge page is backed
+// whole on first touch, ahead of what the input bounds count.
 #pragma once
 
 #include <sys/mman.h>

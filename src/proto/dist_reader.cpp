@@ -4,7 +4,6 @@
 #include "proto/dist_codec.hpp"
 
 #include "common/byte_order.hpp"
-#include "common/large_buffer.hpp"
 #include "term/term_internal.hpp"
 
 #include <algorithm>
@@ -242,7 +241,7 @@ error_code dist_reader::feed(std::span<const std::uint8_t> in, std::vector<dist_
         // The whole frame at once (as OTP's inet driver allocates a {packet, 4} packet when it
         // has read the length): a large frame is not copied again each time it outgrows its
         // buffer. Pages are touched only as the bytes arrive.
-        erl::detail::reserve_large(partial_, 4 + len);
+        partial_.reserve(4 + len);
         std::size_t take = std::min(4 + len - partial_.size(), in.size() - pos);
         partial_.insert(partial_.end(), in.begin() + static_cast<std::ptrdiff_t>(pos),
                         in.begin() + static_cast<std::ptrdiff_t>(pos + take));
@@ -326,7 +325,9 @@ error_code dist_reader::parse_frame_owned(std::span<const std::uint8_t> data,
                                             ? cap
                                             : static_cast<std::size_t>(id) * in.size();
             if (claimed > in.size()) {
-                erl::detail::reserve_large(s.data, claimed);
+                // Plain pages: they are backed only as the bytes arrive, so resident memory
+                // stays within the fragment bounds (a huge page would be backed 2 MiB at once).
+                s.data.reserve(claimed);
                 s.reserved = s.data.capacity();
                 frag_reserved_ += s.reserved;
             }
