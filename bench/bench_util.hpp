@@ -3,6 +3,9 @@
 
 #include <erl/node.hpp>
 
+#include <linux/perf_event.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,6 +18,44 @@
 #include <vector>
 
 namespace erl_bench {
+
+// User-space instructions retired by the calling thread between start() and stop(), from the
+// kernel's counter (perf_event_open). stop() gives 0 where the kernel does not allow a process
+// to count its own instructions (perf_event_paranoid, containers without the PMU).
+class instruction_counter {
+  public:
+    instruction_counter() {
+        perf_event_attr a{};
+        a.type = PERF_TYPE_HARDWARE;
+        a.size = sizeof a;
+        a.config = PERF_COUNT_HW_INSTRUCTIONS;
+        a.disabled = 1;
+        a.exclude_kernel = 1;
+        a.exclude_hv = 1;
+        fd_ = static_cast<int>(::syscall(SYS_perf_event_open, &a, 0, -1, -1, 0));
+    }
+    ~instruction_counter() {
+        if (fd_ >= 0) ::close(fd_);
+    }
+    instruction_counter(const instruction_counter&) = delete;
+    instruction_counter& operator=(const instruction_counter&) = delete;
+
+    void start() {
+        if (fd_ < 0) return;
+        ::ioctl(fd_, PERF_EVENT_IOC_RESET, 0);
+        ::ioctl(fd_, PERF_EVENT_IOC_ENABLE, 0);
+    }
+    std::uint64_t stop() {
+        if (fd_ < 0) return 0;
+        ::ioctl(fd_, PERF_EVENT_IOC_DISABLE, 0);
+        std::uint64_t n = 0;
+        if (::read(fd_, &n, sizeof n) != static_cast<ssize_t>(sizeof n)) return 0;
+        return n;
+    }
+
+  private:
+    int fd_ = -1;
+};
 
 // One option of a benchmark's command line: "--name value", or "--name" alone for a flag.
 struct option {

@@ -1,6 +1,11 @@
 // ETF codec benchmark: erlcpp vs erl_interface (ei) vs BEAM, on the same deterministic corpus.
 //
-//   erlcpp-bench-etf [--seconds S] [--no-beam] [--no-ei] [--only WORKLOAD]
+//   erlcpp-bench-etf [--seconds S] [--reps R] [--no-beam] [--no-ei] [--only WORKLOAD]
+//
+// Every repetition (default 5) measures every side on every workload: ours and ei in turn (which
+// goes first alternates), then BEAM in a fresh `erl`. Cells are the median of the repetitions
+// with the lowest and highest; ins/t is the user-space instructions per term from the kernel's
+// counter where it exposes one ("-" where it does not, e.g. in a VM without a PMU).
 //
 // Workloads (deterministic, see make_corpus):
 //   control   small distribution control tuples: {2,'',Pid}, {6,Pid,'',Name}, {'$gen_call',..}
@@ -25,12 +30,15 @@
 // MB/s always counts the size of our encoding of the term, so the columns are comparable.
 #include <erl/etf.hpp>
 
+#include "bench_util.hpp"
+
 #ifdef ERLCPP_HAVE_EI
 #include <ei.h>
 #endif
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdio>
@@ -185,9 +193,19 @@ std::vector<workload> make_corpus() {
 
 // Runs `pass` (one pass over the workload) until `seconds` elapsed, after one warm-up pass.
 // Returns seconds per pass.
-double time_passes(double seconds, const std::function<void()>& pass) {
+// Seconds per pass of `pass` (run for at least `seconds` after one warm-up pass), and the
+// user-space instructions per pass this thread retired meanwhile (0 when the kernel does not
+// let a process count its own instructions).
+struct timing {
+    double seconds = 0;
+    double instructions = 0;
+};
+
+timing time_passes(double seconds, const std::function<void()>& pass) {
     pass();
+    erl_bench::instruction_counter ins;
     std::size_t passes = 0;
+    ins.start();
     auto t0 = clk::now();
     double el = 0;
     do {
@@ -195,7 +213,8 @@ double time_passes(double seconds, const std::function<void()>& pass) {
         ++passes;
         el = std::chrono::duration<double>(clk::now() - t0).count();
     } while (el < seconds);
-    return el / static_cast<double>(passes);
+    const double n = static_cast<double>(passes);
+    return {el / n, static_cast<double>(ins.stop()) / n};
 }
 
 std::size_t sink_ = 0;  // defeats dead-code elimination
@@ -521,16 +540,30 @@ std::map<std::string, beam_times> run_beam(const std::vector<workload>& w, doubl
     return out;
 }
 
+// Median and extremes of the runs of one figure.
+struct spread {
+    double median = 0, lo = 0, hi = 0;
+};
+
+spread spread_of(std::vector<double> v) {
+    if (v.empty()) return {};
+    std::sort(v.begin(), v.end());
+    return {v[v.size() / 2], v.front(), v.back()};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     double seconds = 0.4;
+    int reps = 5;
     bool beam = true, use_ei = true;
     std::string only;
     for (int i = 1; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--seconds" && i + 1 < argc)
             seconds = std::atof(argv[++i]);
+        else if (a == "--reps" && i + 1 < argc)
+            reps = std::max(1, std::atoi(argv[++i]));
         else if (a == "--no-beam")
             beam = false;
         else if (a == "--no-ei")
@@ -539,102 +572,172 @@ int main(int argc, char** argv) {
             only = argv[++i];
         else {
             std::fprintf(stderr,
-                         "usage: %s [--seconds S] [--no-beam] [--no-ei] [--only WORKLOAD]\n",
+                         "usage: %s [--seconds S] [--reps R] [--no-beam] [--no-ei] "
+                         "[--only WORKLOAD]\n",
                          argv[0]);
             return 2;
         }
     }
     auto w = make_corpus();
     if (!only.empty()) std::erase_if(w, [&](const workload& x) { return x.name != only; });
-
-    struct row {
-        double ours_enc, ours_dec, ours_shared, ei_enc = 0, ei_dec = 0, beam_enc = 0, beam_dec = 0;
-    };
-    std::vector<row> rows;
-    for (auto& x : w) {
-        row r{};
-        r.ours_enc = time_passes(seconds, [&] {
-            for (auto& t : x.terms)
-                sink_ += erl::etf::encode(t).size();
-        });
-        r.ours_dec = time_passes(seconds, [&] {
-            for (auto& e : x.encoded) {
-                auto d = erl::etf::decode(e);
-                if (!d) std::abort();
-                sink_ += d->size();
-            }
-        });
-        {
-            std::vector<erl::etf::sharing> owners;
-            for (auto& e : x.encoded)
-                owners.push_back({std::make_shared<const std::vector<std::uint8_t>>(e)});
-            r.ours_shared = time_passes(seconds, [&] {
-                for (auto& o : owners) {
-                    auto d = erl::etf::decode(
-                        *static_cast<const std::vector<std::uint8_t>*>(o.owner.get()), o);
-                    if (!d) std::abort();
-                    sink_ += d->size();
-                }
-            });
-        }
-#ifdef ERLCPP_HAVE_EI
-        if (use_ei) {
-            std::vector<enode> trees;
-            for (auto& t : x.terms)
-                trees.push_back(to_enode(t));
-            r.ei_enc = time_passes(seconds, [&] {
-                for (auto& n : trees) {
-                    ei_x_buff b;
-                    ei_x_new_with_version(&b);
-                    ei_enc(&b, n);
-                    sink_ += static_cast<std::size_t>(b.index);
-                    ei_x_free(&b);
-                }
-            });
-            r.ei_dec = time_passes(seconds, [&] {
-                for (auto& e : x.encoded) {
-                    int idx = 0, v;
-                    enode n;
-                    const char* buf = reinterpret_cast<const char*>(e.data());
-                    if (ei_decode_version(buf, &idx, &v) < 0 || !ei_dec(buf, &idx, n)) std::abort();
-                    sink_ += n.kids.size();
-                }
-            });
-        }
-#else
-        (void)use_ei;
+#ifndef ERLCPP_HAVE_EI
+    use_ei = false;
 #endif
-        rows.push_back(r);
+
+    // Figures: 0 ours enc, 1 ours dec, 2 ours dec with sharing, 3 ei enc, 4 ei dec, 5 BEAM enc,
+    // 6 BEAM dec; per workload, one sample per repetition (seconds per pass, instructions).
+    enum {
+        f_ours_enc,
+        f_ours_dec,
+        f_ours_dsh,
+        f_ei_enc,
+        f_ei_dec,
+        f_beam_enc,
+        f_beam_dec,
+        figures
+    };
+    struct samples {
+        std::array<std::vector<double>, figures> secs, ins;
+    };
+    std::vector<samples> got(w.size());
+
+    // What each side works on, made once.
+    std::vector<std::vector<erl::etf::sharing>> owners(w.size());
+    for (std::size_t k = 0; k < w.size(); ++k)
+        for (auto& e : w[k].encoded)
+            owners[k].push_back({std::make_shared<const std::vector<std::uint8_t>>(e)});
+#ifdef ERLCPP_HAVE_EI
+    std::vector<std::vector<enode>> trees(w.size());
+    if (use_ei)
+        for (std::size_t k = 0; k < w.size(); ++k)
+            for (auto& t : w[k].terms)
+                trees[k].push_back(to_enode(t));
+#endif
+
+    auto record = [&](std::size_t k, int fig, timing t) {
+        got[k].secs[fig].push_back(t.seconds);
+        got[k].ins[fig].push_back(t.instructions);
+    };
+    auto ours = [&](std::size_t k) {
+        auto& x = w[k];
+        record(k, f_ours_enc, time_passes(seconds, [&] {
+                   for (auto& t : x.terms)
+                       sink_ += erl::etf::encode(t).size();
+               }));
+        record(k, f_ours_dec, time_passes(seconds, [&] {
+                   for (auto& e : x.encoded) {
+                       auto d = erl::etf::decode(e);
+                       if (!d) std::abort();
+                       sink_ += d->size();
+                   }
+               }));
+        record(k, f_ours_dsh, time_passes(seconds, [&] {
+                   for (auto& o : owners[k]) {
+                       auto d = erl::etf::decode(
+                           *static_cast<const std::vector<std::uint8_t>*>(o.owner.get()), o);
+                       if (!d) std::abort();
+                       sink_ += d->size();
+                   }
+               }));
+    };
+    auto theirs = [&](std::size_t k) {
+#ifdef ERLCPP_HAVE_EI
+        record(k, f_ei_enc, time_passes(seconds, [&] {
+                   for (auto& n : trees[k]) {
+                       ei_x_buff b;
+                       ei_x_new_with_version(&b);
+                       ei_enc(&b, n);
+                       sink_ += static_cast<std::size_t>(b.index);
+                       ei_x_free(&b);
+                   }
+               }));
+        record(k, f_ei_dec, time_passes(seconds, [&] {
+                   for (auto& e : w[k].encoded) {
+                       int idx = 0, v;
+                       enode n;
+                       const char* buf = reinterpret_cast<const char*>(e.data());
+                       if (ei_decode_version(buf, &idx, &v) < 0 || !ei_dec(buf, &idx, n))
+                           std::abort();
+                       sink_ += n.kids.size();
+                   }
+               }));
+#else
+        (void)k;
+#endif
+    };
+
+    // Every repetition measures every side in turn (which C++ side goes first alternates), then
+    // runs the BEAM side on the same corpus, so a change of load on the machine reaches all of
+    // a ratio's figures instead of the one measured at that moment.
+    for (int rep = 0; rep < reps; ++rep) {
+        std::fprintf(stderr, "  repetition %d of %d...\n", rep + 1, reps);
+        for (std::size_t k = 0; k < w.size(); ++k) {
+            if (rep % 2 == 0 || !use_ei) {
+                ours(k);
+                if (use_ei) theirs(k);
+            } else {
+                theirs(k);
+                ours(k);
+            }
+        }
+        if (beam) {
+            auto bt = run_beam(w, seconds);
+            for (std::size_t k = 0; k < w.size(); ++k)
+                if (auto it = bt.find(w[k].name); it != bt.end()) {
+                    got[k].secs[f_beam_enc].push_back(it->second.enc_ns / 1e9);
+                    got[k].secs[f_beam_dec].push_back(it->second.dec_ns / 1e9);
+                }
+        }
     }
-    std::map<std::string, beam_times> bt;
-    if (beam) bt = run_beam(w, seconds);
 
     std::printf(
-        "ETF codec benchmark (%zu workloads, >= %.2f s per measurement, MB = bytes of our "
-        "encoding)\n",
-        w.size(), seconds);
-    std::printf("%-10s %6s %8s | %-4s | %12s %9s | %12s %9s | %12s %9s | %8s %8s\n", "workload",
-                "terms", "KB", "dir", "ours t/s", "MB/s", "ei t/s", "MB/s", "BEAM t/s", "MB/s",
-                "ours/ei", "ours/BEAM");
-    for (std::size_t i = 0; i < w.size(); ++i) {
-        auto& x = w[i];
-        auto& r = rows[i];
-        double n = static_cast<double>(x.terms.size());
-        double mb = static_cast<double>(x.bytes) / 1e6;
-        auto b = bt.count(x.name) ? bt[x.name] : beam_times{};
-        static const char* const dirs[] = {"enc", "dec", "dsh"};
+        "ETF codec benchmark: %zu workloads, %d repetitions (every side measured in each), >= "
+        "%.2f s per measurement\n"
+        "cells: terms/s, median of the repetitions [lowest-highest]; ins/t: user-space "
+        "instructions per term (median); ratios of the medians\n",
+        w.size(), reps, seconds);
+    std::printf("%-10s %5s %8s | %-3s | %-30s %9s | %-30s %9s | %-30s | %7s %9s\n", "workload",
+                "terms", "KB", "dir", "ours t/s", "ins/t", "ei t/s", "ins/t", "BEAM t/s", "ours/ei",
+                "ours/BEAM");
+    static const char* const dirs[] = {"enc", "dec", "dsh"};
+    for (std::size_t k = 0; k < w.size(); ++k) {
+        auto& x = w[k];
+        const double n = static_cast<double>(x.terms.size());
+        auto rate = [&](int fig) {
+            std::vector<double> r;
+            for (double sec : got[k].secs[fig])
+                if (sec > 0) r.push_back(n / sec);
+            return spread_of(r);
+        };
+        auto cell = [](spread r) {
+            if (r.median == 0) return std::string("-");
+            char b[64];
+            std::snprintf(b, sizeof b, "%.0f [%.0f-%.0f]", r.median, r.lo, r.hi);
+            return std::string(b);
+        };
+        auto ins = [&](int fig) {
+            const double v = spread_of(got[k].ins[fig]).median / n;
+            if (v <= 0) return std::string("-");
+            char b[32];
+            std::snprintf(b, sizeof b, "%.0f", v);
+            return std::string(b);
+        };
+        auto ratio = [](spread a, spread b) {
+            if (a.median == 0 || b.median == 0) return std::string("-");
+            char c[32];
+            std::snprintf(c, sizeof c, "%.2f", a.median / b.median);
+            return std::string(c);
+        };
         for (int dir = 0; dir < 3; ++dir) {
-            double ours = dir == 0 ? r.ours_enc : dir == 1 ? r.ours_dec : r.ours_shared;
-            double ei = dir == 0 ? r.ei_enc : r.ei_dec;
-            double be = (dir == 0 ? b.enc_ns : b.dec_ns) / 1e9;
-            auto tps = [&](double s) { return s > 0 ? n / s : 0.0; };
-            auto mbs = [&](double s) { return s > 0 ? mb / s : 0.0; };
-            std::printf(
-                "%-10s %6zu %8.1f | %-4s | %12.0f %9.1f | %12.0f %9.1f | %12.0f %9.1f | %8.2f "
-                "%8.2f\n",
-                x.name.c_str(), x.terms.size(), static_cast<double>(x.bytes) / 1024.0, dirs[dir],
-                tps(ours), mbs(ours), tps(ei), mbs(ei), tps(be), mbs(be), ei > 0 ? ei / ours : 0.0,
-                be > 0 ? be / ours : 0.0);
+            const int o = dir == 0 ? f_ours_enc : dir == 1 ? f_ours_dec : f_ours_dsh;
+            const int e = dir == 0 ? f_ei_enc : f_ei_dec;
+            const int b = dir == 0 ? f_beam_enc : f_beam_dec;
+            const spread ro = rate(o), re = rate(e), rb = rate(b);
+            std::printf("%-10s %5zu %8.1f | %-3s | %-30s %9s | %-30s %9s | %-30s | %7s %9s\n",
+                        x.name.c_str(), x.terms.size(), static_cast<double>(x.bytes) / 1024.0,
+                        dirs[dir], cell(ro).c_str(), ins(o).c_str(), cell(re).c_str(),
+                        ins(e).c_str(), cell(rb).c_str(), ratio(ro, re).c_str(),
+                        ratio(ro, rb).c_str());
         }
     }
     std::printf(
