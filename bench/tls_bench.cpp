@@ -13,7 +13,7 @@
 //       small: N messages {msg, I} to {sink, Target}, then {done, self()}, wait {count, N}
 //       big:   N messages {msg, I, <<1 KiB>>}
 //       echo:  sequential {self(), {ping, I}} round trips: median and p99 (microseconds)
-//     Median of R runs per figure.
+//     R runs, each measuring both targets (which goes first alternates); median and spread.
 // --tcp runs the same with plain TCP distribution (for the cost of TLS itself).
 // Prints a Markdown table with the ratio erlcpp/BEAM per figure. Timings are for reporting
 // only; nothing passes or fails on them.
@@ -31,6 +31,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -202,19 +203,25 @@ std::string driver_code(const std::vector<std::pair<std::string, std::string>>& 
          "erlang:monotonic_time(nanosecond) - T0 end || I <- lists:seq(1, EchoN)], "
          "  S = lists:sort(Ts), {lists:nth((length(S) + 1) div 2, S) / 1000, "
          "lists:nth(max(1, (length(S) * 99) div 100), S) / 1000} end, "
-      << "Bench = fun(Label, Node) -> "
-         "  pong = net_adm:ping(Node), "
-         "  Tput(Node, 1000, fun(I) -> {msg, I} end), "
-         "  Small = Med([Tput(Node, SmallN, fun(I) -> {msg, I} end) || _ <- lists:seq(1, Reps)]), "
-         "  Big = Med([Tput(Node, BigN, fun(I) -> {msg, I, Pay} end) || _ <- lists:seq(1, Reps)]), "
-         "  Rs = [Rtt(Node) || _ <- lists:seq(1, Reps)], "
-         "  P50 = Med([P || {P, _} <- Rs]), P99 = Med([Q || {_, Q} <- Rs]), "
+      << "Run = fun(Label, Node) -> "
+         "  Small = Tput(Node, SmallN, fun(I) -> {msg, I} end), "
+         "  Big = Tput(Node, BigN, fun(I) -> {msg, I, Pay} end), "
+         "  {P50, P99} = Rtt(Node), "
          "  io:format(\"result ~s small ~.1f~nresult ~s big ~.1f~nresult ~s rtt50 ~.1f~n"
-         "result ~s rtt99 ~.1f~n\", [Label, Small, Label, Big, Label, P50, Label, P99]) end, ";
-    o << "try ";
-    for (auto& [label, node] : targets)
-        o << "Bench(\"" << label << "\", '" << node << "'), ";
-    o << "halt(0) catch C:E:St -> io:format(\"driver failed: ~p:~p ~p~n\", [C, E, St]), halt(1) "
+         "result ~s rtt99 ~.1f~n\", [Label, Small, Label, Big, Label, P50, Label, P99]) end, "
+      << "Targets = [";
+    for (std::size_t i = 0; i < targets.size(); ++i)
+        o << (i ? ", " : "") << "{\"" << targets[i].first << "\", '" << targets[i].second << "'}";
+    // Every repetition measures every target, which goes first alternating, so a change of
+    // load reaches both sides of a ratio.
+    o << "], try "
+         "  [begin pong = net_adm:ping(N), Tput(N, 1000, fun(I) -> {msg, I} end) end "
+         "   || {_, N} <- Targets], "
+         "  lists:foreach(fun(Rep) -> "
+         "    Order = case Rep rem 2 of 1 -> Targets; 0 -> lists:reverse(Targets) end, "
+         "    [Run(L, N) || {L, N} <- Order] end, lists:seq(1, Reps)), "
+         "  halt(0) "
+         "catch C:E:St -> io:format(\"driver failed: ~p:~p ~p~n\", [C, E, St]), halt(1) "
          "end";
     return o.str();
 }
@@ -311,14 +318,14 @@ int main(int argc, char** argv) {
             env, out);
         int rc = driver.wait_exit(std::chrono::seconds(1800));
         std::ifstream in(out);
-        std::map<std::string, std::map<std::string, double>> r;
+        std::map<std::string, std::map<std::string, std::vector<double>>> r;
         std::string line;
         while (std::getline(in, line)) {
             std::istringstream ls(line);
             std::string word, label, metric;
             double v = 0;
             if (ls >> word >> label >> metric >> v && word == "result")
-                r[label][metric] = v;
+                r[label][metric].push_back(v);
             else if (!line.empty())
                 std::cerr << line << "\n";
         }
@@ -332,21 +339,31 @@ int main(int argc, char** argv) {
         const char* mode = a.tcp ? "TCP" : "TLS";
         std::printf(
             "%s distribution, BEAM driver -> target; %ld small / %ld x 1 KiB messages, "
-            "%ld echo round trips, median of %d runs, %u I/O threads\n\n",
+            "%ld echo round trips per run, %d runs (both targets in each, which goes first "
+            "alternating), %u I/O threads; cells: median [lowest-highest run]\n\n",
             mode, a.count, a.big_count, a.echo, a.reps, a.threads);
         std::printf("| figure | erlcpp target | BEAM target | erlcpp/BEAM |\n|---|---|---|---|\n");
-        auto row = [&](const char* name, const char* key) {
-            double c = r["erlcpp"][key], b = r["beam"][key];
-            std::printf("| %s | %.0f | %.0f | %.2f |\n", name, c, b, b > 0 ? c / b : 0.0);
+        struct spread {
+            double median = 0, lo = 0, hi = 0;
         };
-        row("small msgs/s", "small");
-        row("1 KiB msgs/s", "big");
-        std::printf("| echo RTT median us | %.1f | %.1f | %.2f (lower is better) |\n",
-                    r["erlcpp"]["rtt50"], r["beam"]["rtt50"],
-                    r["beam"]["rtt50"] > 0 ? r["erlcpp"]["rtt50"] / r["beam"]["rtt50"] : 0.0);
-        std::printf("| echo RTT p99 us | %.1f | %.1f | %.2f (lower is better) |\n",
-                    r["erlcpp"]["rtt99"], r["beam"]["rtt99"],
-                    r["beam"]["rtt99"] > 0 ? r["erlcpp"]["rtt99"] / r["beam"]["rtt99"] : 0.0);
+        auto of = [&](const char* label, const char* key) {
+            std::vector<double> v = r[label][key];
+            if (v.empty()) return spread{};
+            std::sort(v.begin(), v.end());
+            return spread{v[v.size() / 2], v.front(), v.back()};
+        };
+        auto row = [&](const char* name, const char* key, const char* fmt, const char* note) {
+            const spread c = of("erlcpp", key), b = of("beam", key);
+            char cc[96], bc[96];
+            std::snprintf(cc, sizeof cc, fmt, c.median, c.lo, c.hi);
+            std::snprintf(bc, sizeof bc, fmt, b.median, b.lo, b.hi);
+            std::printf("| %s | %s | %s | %.2f%s |\n", name, cc, bc,
+                        b.median > 0 ? c.median / b.median : 0.0, note);
+        };
+        row("small msgs/s", "small", "%.0f [%.0f-%.0f]", "");
+        row("1 KiB msgs/s", "big", "%.0f [%.0f-%.0f]", "");
+        row("echo RTT median us", "rtt50", "%.1f [%.1f-%.1f]", " (lower is better)");
+        row("echo RTT p99 us", "rtt99", "%.1f [%.1f-%.1f]", " (lower is better)");
         return 0;
     } catch (const std::exception& e) {
         std::cerr << "erlcpp-bench-tls: " << e.what() << "\n";
