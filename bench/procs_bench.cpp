@@ -1,9 +1,12 @@
 // erlcpp-bench-procs: the C++ side of the process-scale benchmark (scripts/bench-procs).
 //
-//   erlcpp-bench-procs --count N --cookie C --epmd-port P [--threads T]
+//   erlcpp-bench-procs --count N --cookie C --epmd-port P [--threads T] [--spawner thread|process]
 //       One erl::node (private EPMD on port P) spawns N coroutine processes. Each sends `ready`
 //       to a parent mailbox and waits in async_receive; once all N are ready the parent
 //       measures the process's RSS, sends each `stop`, and waits for N `done` replies.
+//       --spawner thread (default): the program's main thread calls erl::spawn N times, each
+//       start posted to the node's I/O thread; process: a coroutine process on the I/O thread
+//       does (as a BEAM process spawning on its own scheduler).
 //
 // The same workload runs on BEAM in bench/procs_beam.erl; the script runs both in fresh OS
 // processes, taking turns, and prints the ratios. Output: one "result KEY VALUE" line per
@@ -21,6 +24,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -31,7 +35,8 @@ using clock_type = std::chrono::steady_clock;
 
 [[noreturn]] void usage(const std::string& msg) {
     std::cerr << "erlcpp-bench-procs: " << msg << "\n"
-              << "usage: erlcpp-bench-procs --count N --cookie C --epmd-port P [--threads T]\n";
+              << "usage: erlcpp-bench-procs --count N --cookie C --epmd-port P [--threads T] "
+                 "[--spawner thread|process]\n";
     std::exit(2);
 }
 
@@ -59,6 +64,7 @@ int main(int argc, char** argv) {
     std::string cookie = "bench";
     int epmd_port = 0;
     unsigned threads = 1;
+    std::string spawner = "thread";
     for (int i = 1; i < argc; i += 2) {
         const std::string k = argv[i];
         if (i + 1 >= argc) usage("missing value for " + k);
@@ -71,6 +77,8 @@ int main(int argc, char** argv) {
             epmd_port = std::stoi(v);
         else if (k == "--threads")
             threads = static_cast<unsigned>(std::stoi(v));
+        else if (k == "--spawner" && (v == "thread" || v == "process"))
+            spawner = v;
         else
             usage("unknown option " + k);
     }
@@ -96,19 +104,36 @@ int main(int argc, char** argv) {
     std::vector<erl::pid> pids;
     pids.reserve(static_cast<std::size_t>(count));
     const double rss0 = rss_bytes();
-    const auto t0 = clock_type::now();
-    for (long i = 0; i < count; ++i) {
-        auto p = erl::spawn(
-            node, [to, ready, done](erl::process_context& ctx) -> boost::asio::awaitable<void> {
-                ctx.send(to, erl::term(ready));
-                co_await ctx.async_receive();
-                ctx.send(to, erl::term(done));
-            });
-        if (!p) {
-            std::cerr << "spawn failed: " << p.error().message() << "\n";
-            return 1;
+    auto body = [to, ready, done](erl::process_context& ctx) -> boost::asio::awaitable<void> {
+        ctx.send(to, erl::term(ready));
+        co_await ctx.async_receive();
+        ctx.send(to, erl::term(done));
+    };
+    // Spawns the N processes; false if one fails.
+    auto spawn_all = [&] {
+        for (long i = 0; i < count; ++i) {
+            auto p = erl::spawn(node, body);
+            if (!p) {
+                std::cerr << "spawn failed: " << p.error().message() << "\n";
+                return false;
+            }
+            pids.push_back(*p);
         }
-        pids.push_back(*p);
+        return true;
+    };
+    const auto t0 = clock_type::now();
+    if (spawner == "thread") {
+        if (!spawn_all()) return 1;
+    } else {
+        std::promise<bool> spawned;
+        auto f = spawned.get_future();
+        if (!erl::spawn(node,
+                        [&](erl::process_context&) -> boost::asio::awaitable<void> {
+                            spawned.set_value(spawn_all());
+                            co_return;
+                        }) ||
+            !f.get())
+            return 1;
     }
     const double spawn_s = seconds_since(t0);
     for (long i = 0; i < count; ++i)
