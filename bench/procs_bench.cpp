@@ -1,6 +1,7 @@
 // erlcpp-bench-procs: the C++ side of the process-scale benchmark (scripts/bench-procs).
 //
 //   erlcpp-bench-procs --count N --cookie C --epmd-port P [--threads T] [--spawner thread|process]
+//                      [--io-spin US]
 //       One erl::node (private EPMD on port P) spawns N coroutine processes. Each sends `ready`
 //       to a parent mailbox and waits in async_receive; once all N are ready the parent
 //       measures the process's RSS, sends each `stop`, and waits for N `done` replies.
@@ -36,7 +37,7 @@ using clock_type = std::chrono::steady_clock;
 [[noreturn]] void usage(const std::string& msg) {
     std::cerr << "erlcpp-bench-procs: " << msg << "\n"
               << "usage: erlcpp-bench-procs --count N --cookie C --epmd-port P [--threads T] "
-                 "[--spawner thread|process]\n";
+                 "[--spawner thread|process] [--io-spin US]\n";
     std::exit(2);
 }
 
@@ -65,6 +66,7 @@ int main(int argc, char** argv) {
     int epmd_port = 0;
     unsigned threads = 1;
     std::string spawner = "thread";
+    std::chrono::microseconds io_spin{0};
     for (int i = 1; i < argc; i += 2) {
         const std::string k = argv[i];
         if (i + 1 >= argc) usage("missing value for " + k);
@@ -79,6 +81,8 @@ int main(int argc, char** argv) {
             threads = static_cast<unsigned>(std::stoi(v));
         else if (k == "--spawner" && (v == "thread" || v == "process"))
             spawner = v;
+        else if (k == "--io-spin")
+            io_spin = std::chrono::microseconds(std::stoll(v));
         else
             usage("unknown option " + k);
     }
@@ -90,6 +94,7 @@ int main(int argc, char** argv) {
     o.epmd_port = static_cast<std::uint16_t>(epmd_port);
     o.epmd = erl::epmd_mode::require_running;
     o.listen_address = "127.0.0.1";
+    o.io_spin = io_spin;
     o.threads = threads;
     erl::node node(o);
     if (auto ec = node.start()) {

@@ -1,6 +1,6 @@
 // erlcpp-demo: a C++ node for real Erlang/Elixir nodes to ping, message, link and monitor.
 //
-//   erlcpp-demo --name demo@127.0.0.1 --cookie secret [--epmd-port N] [--threads N]
+//   erlcpp-demo --name demo@127.0.0.1 --cookie secret [--epmd-port N] [--threads N] [--io-spin US]
 //               [--epmd spawn|embedded|require] [--ticktime MS] [--hidden | --published]
 //               [--tls-cert PEM --tls-key PEM [--tls-ca PEM] [--tls-verify-peer]]
 //               [--allow NODE]... [--max-message-size BYTES] [--max-fragmented-total BYTES]
@@ -58,7 +58,7 @@ void on_signal(int) {
 [[noreturn]] void usage(const char* msg) {
     std::cerr << "erlcpp-demo: " << msg << "\n"
               << "usage: erlcpp-demo --name NAME@HOST [--cookie C] [--epmd-port N] "
-                 "[--threads N] [--epmd spawn|embedded|require] [--ticktime MS] "
+                 "[--threads N] [--io-spin US] [--epmd spawn|embedded|require] [--ticktime MS] "
                  "[--hidden|--published] [--tls-cert PEM --tls-key PEM [--tls-ca PEM] "
                  "[--tls-verify-peer]] [--allow NODE]... [--max-message-size BYTES] "
                  "[--max-fragmented-total BYTES] "
@@ -141,6 +141,8 @@ int main(int argc, char** argv) {
             opts.epmd_port = static_cast<std::uint16_t>(std::stoi(value()));
         } else if (a == "--threads") {
             opts.threads = static_cast<unsigned>(std::stoi(value()));
+        } else if (a == "--io-spin") {
+            opts.io_spin = std::chrono::microseconds(std::stoll(value()));
         } else if (a == "--ticktime") {
             opts.net_ticktime = std::chrono::milliseconds(std::stoll(value()));
         } else if (a == "--epmd") {

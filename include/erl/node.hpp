@@ -88,6 +88,12 @@ struct node_options {
     std::string listen_address = "0.0.0.0";
     std::uint16_t listen_port = 0;  // 0: any free port
     unsigned threads = 1;           // I/O threads running the node's io_context
+    // How long an I/O thread that has run out of work keeps looking for more before it sleeps
+    // (as BEAM's schedulers busy-wait, +sbwt). Work another thread hands it meanwhile (a send,
+    // a spawn, a call from a program thread) is picked up without waking it, which costs tens of
+    // microseconds on some machines; the price is CPU time while it looks (docs/node.md "I/O
+    // threads"). 0 (the default): it sleeps at once. Not used on the caller's io_context.
+    std::chrono::microseconds io_spin{0};
     // Large messages are decoded off the I/O threads: a distribution frame of more than
     // decode_offload_threshold bytes, or a message holding a compressed term (ETF tag 80,
     // whose cost is what it inflates to, whatever its frame's size), is decoded by one of

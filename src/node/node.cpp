@@ -485,6 +485,23 @@ namespace detail {
 namespace {
 // The node whose io_context the current thread runs (null on other threads).
 thread_local const node_core* io_thread_of = nullptr;
+
+// An I/O thread: ioc.run(); with `spin`, after the last handler it polls for up to `spin` more
+// before it waits (run_one), so that work posted meanwhile finds it awake instead of waking it.
+void run_io(asio::io_context& ioc, std::chrono::microseconds spin) {
+    if (spin.count() <= 0) {
+        ioc.run();
+        return;
+    }
+    using clk = std::chrono::steady_clock;
+    while (!ioc.stopped()) {
+        if (ioc.poll() > 0) continue;
+        bool more = false;
+        for (const auto until = clk::now() + spin; !more && clk::now() < until && !ioc.stopped();)
+            more = ioc.poll() > 0;
+        if (!more && !ioc.stopped()) ioc.run_one();
+    }
+}
 }  // namespace
 
 error_code node_core::start_prepare(std::string& why) {
@@ -548,7 +565,7 @@ error_code node_core::start_prepare(std::string& why) {
                     std::lock_guard lk(self->io_clocks_mu);
                     self->io_clocks.push_back({cpu, std::chrono::steady_clock::now()});
                 }
-                ioc->run();
+                run_io(*ioc, self->opts.io_spin);
             });
         std::lock_guard lk(c.async_ops->mu);
         c.async_ops->io_runs = true;
