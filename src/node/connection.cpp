@@ -1221,17 +1221,19 @@ void connection::log_close(bool was_up, atom peer, error_code why, std::string& 
 }
 
 void connection::close(error_code why, std::string reason) {
-    const state prev = state_.exchange(state::closed);
-    if (prev == state::closed) return;
+    state prev;
     bool superseded;
     atom peer;
-    if (holds_slot_.exchange(false)) net_->release();
     std::vector<std::function<void(bool)>> settled;
     std::vector<std::function<void(error_code)>> writable;
     std::vector<std::function<void(error_code)>> admitted;
     std::deque<std::shared_ptr<async_send_req>> waiting;
     {
+        // The state and its reason change together: whoever sees the connection closed (under
+        // mu_: wait_up, when_settled) also sees why.
         std::lock_guard lk(mu_);
+        prev = state_.exchange(state::closed);
+        if (prev == state::closed) return;
         close_reason_ = why;
         if (!pending_.empty() && !reason.empty())
             reason += " (" + std::to_string(pending_.size()) + " messages, " +
@@ -1251,6 +1253,7 @@ void connection::close(error_code why, std::string reason) {
         admitted.swap(admitted_);
         waiting.swap(async_q_);
     }
+    if (holds_slot_.exchange(false)) net_->release();
     up_cv_.notify_all();
     writable_cv_.notify_all();
     asio::post(strand_, [self = shared_from_this()] {
