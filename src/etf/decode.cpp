@@ -827,18 +827,16 @@ status decode_at(const std::uint8_t* begin, const std::uint8_t* end, const limit
         // Binaries may refer to the inflated bytes, which then live as long as they do (and
         // count as binary memory); the shared inflate bound covers only the decode itself.
         sharing inflated;
+        std::shared_ptr<const std::vector<std::uint8_t>> adopted;
         if (share && raw.size() >= share->min_binary) {
-            auto buf = erl::detail::adopt_buffer(std::move(raw));
-            inflated.min_binary = share->min_binary;
-            inflated.owner = buf;
-            decoder d(buf->data(), buf->data() + buf->size(), lim, refs, &inflated);
-            if (auto ec = d.run(out)) return ec;
-            if (d.position() != buf->data() + buf->size()) return errc::bad_compressed;
-        } else {
-            decoder d(raw.data(), raw.data() + raw.size(), lim, refs);
-            if (auto ec = d.run(out)) return ec;
-            if (d.position() != raw.data() + raw.size()) return errc::bad_compressed;
+            adopted = erl::detail::adopt_buffer(std::move(raw));
+            inflated = {adopted, share->min_binary};
         }
+        const std::vector<std::uint8_t>& bytes = adopted ? *adopted : raw;
+        decoder d(bytes.data(), bytes.data() + bytes.size(), lim, refs,
+                  adopted ? &inflated : nullptr);
+        if (auto ec = d.run(out)) return ec;
+        if (d.position() != bytes.data() + bytes.size()) return errc::bad_compressed;
         consumed = static_cast<std::size_t>(p - begin);
         return {};
     }
@@ -868,45 +866,48 @@ error_code decode_guarded(const std::uint8_t* begin, const std::uint8_t* end, co
 
 }  // namespace
 
-erl::result<erl::term> decode(std::span<const std::uint8_t> in, const limits& lim) {
+namespace {
+// decode() and decode_body(), with or without sharing.
+erl::result<erl::term> decode_whole(std::span<const std::uint8_t> in, const limits& lim,
+                                    const sharing* share) {
     if (in.empty()) return make_error_code(errc::truncated);
     if (in[0] != tag::version) return make_error_code(errc::bad_version);
     term t;
     std::size_t used = 0;
-    if (auto ec = decode_guarded(in.data() + 1, in.data() + in.size(), lim, {}, t, used)) return ec;
+    if (auto ec = decode_guarded(in.data() + 1, in.data() + in.size(), lim, {}, t, used, share))
+        return ec;
     if (used + 1 != in.size()) return make_error_code(errc::trailing_bytes);
     return t;
+}
+
+erl::result<erl::term> decode_prefix(std::span<const std::uint8_t> in, std::size_t& consumed,
+                                     const limits& lim, atom_refs refs, const sharing* share) {
+    term t;
+    std::size_t used = 0;
+    if (auto ec = decode_guarded(in.data(), in.data() + in.size(), lim, refs, t, used, share))
+        return ec;
+    consumed = used;
+    return t;
+}
+}  // namespace
+
+erl::result<erl::term> decode(std::span<const std::uint8_t> in, const limits& lim) {
+    return decode_whole(in, lim, nullptr);
 }
 
 erl::result<erl::term> decode(std::span<const std::uint8_t> in, const sharing& share,
                               const limits& lim) {
-    if (in.empty()) return make_error_code(errc::truncated);
-    if (in[0] != tag::version) return make_error_code(errc::bad_version);
-    term t;
-    std::size_t used = 0;
-    if (auto ec = decode_guarded(in.data() + 1, in.data() + in.size(), lim, {}, t, used, &share))
-        return ec;
-    if (used + 1 != in.size()) return make_error_code(errc::trailing_bytes);
-    return t;
+    return decode_whole(in, lim, &share);
 }
 
 erl::result<erl::term> decode_body(std::span<const std::uint8_t> in, std::size_t& consumed,
                                    const limits& lim, atom_refs refs) {
-    term t;
-    std::size_t used = 0;
-    if (auto ec = decode_guarded(in.data(), in.data() + in.size(), lim, refs, t, used)) return ec;
-    consumed = used;
-    return t;
+    return decode_prefix(in, consumed, lim, refs, nullptr);
 }
 
 erl::result<erl::term> decode_body(std::span<const std::uint8_t> in, std::size_t& consumed,
                                    const sharing& share, const limits& lim, atom_refs refs) {
-    term t;
-    std::size_t used = 0;
-    if (auto ec = decode_guarded(in.data(), in.data() + in.size(), lim, refs, t, used, &share))
-        return ec;
-    consumed = used;
-    return t;
+    return decode_prefix(in, consumed, lim, refs, &share);
 }
 
 }  // namespace erl::etf

@@ -881,20 +881,10 @@ void connection::send_direct_locked() {
     constexpr int max_iov = 64;
     iovec iov[max_iov];
     int cnt = 0;
-    std::size_t pos = wbuf_head_;
-    bool all = true;
-    for (const auto& r : wout_.refs) {
-        if (cnt + 2 > max_iov) {
-            all = false;
-            break;
-        }
-        if (r.at > pos) iov[cnt++] = {wbuf_.data() + pos, r.at - pos};
-        pos = r.at;
-        iov[cnt++] = {const_cast<std::uint8_t*>(r.data), r.size};
-    }
-    if (all && pos < wbuf_.size()) {
-        if (cnt < max_iov) iov[cnt++] = {wbuf_.data() + pos, wbuf_.size() - pos};
-    }
+    wout_.for_each_piece(wbuf_, wbuf_head_, [&](const std::uint8_t* p, std::size_t n) {
+        iov[cnt++] = {const_cast<std::uint8_t*>(p), n};
+        return cnt < max_iov;
+    });
     msghdr mh{};
     mh.msg_iov = iov;
     mh.msg_iovlen = static_cast<std::size_t>(cnt);
@@ -902,27 +892,7 @@ void connection::send_direct_locked() {
     // A short write leaves the rest, and an error everything, to the strand's writer (which
     // then reports the error).
     if (n <= 0) return;
-    std::size_t left = static_cast<std::size_t>(n);
-    std::size_t done_refs = 0;
-    while (left > 0) {
-        if (done_refs < wout_.refs.size() && wbuf_head_ == wout_.refs[done_refs].at) {
-            auto& r = wout_.refs[done_refs];
-            const std::size_t m = std::min(left, r.size);
-            r.data += m;
-            r.size -= m;
-            wout_.ref_bytes -= m;
-            left -= m;
-            if (r.size == 0) ++done_refs;
-            continue;
-        }
-        const std::size_t stop =
-            done_refs < wout_.refs.size() ? wout_.refs[done_refs].at : wbuf_.size();
-        const std::size_t m = std::min(left, stop - wbuf_head_);
-        wbuf_head_ += m;
-        left -= m;
-    }
-    wout_.refs.erase(wout_.refs.begin(),
-                     wout_.refs.begin() + static_cast<std::ptrdiff_t>(done_refs));
+    wout_.consume(wbuf_head_, wbuf_.size(), static_cast<std::size_t>(n));
     if (wbuf_head_ == wbuf_.size() && wout_.refs.empty()) {
         wbuf_.clear();
         wbuf_head_ = 0;
@@ -959,14 +929,11 @@ void connection::write_inflight_locked() {
     wbuf_head_ = 0;
     std::swap(inflight_out_, wout_);  // wout_ gets the empty one (its address stays the writer's)
     inflight_bufs_.clear();
-    std::size_t pos = inflight_head_;
-    for (const auto& r : inflight_out_.refs) {
-        if (r.at > pos) inflight_bufs_.emplace_back(inflight_.data() + pos, r.at - pos);
-        pos = r.at;
-        inflight_bufs_.emplace_back(r.data, r.size);
-    }
-    if (pos < inflight_.size())
-        inflight_bufs_.emplace_back(inflight_.data() + pos, inflight_.size() - pos);
+    inflight_out_.for_each_piece(inflight_, inflight_head_,
+                                 [&](const std::uint8_t* p, std::size_t n) {
+                                     inflight_bufs_.emplace_back(p, n);
+                                     return true;
+                                 });
     stream_.async_write(
         inflight_bufs_,
         asio::bind_executor(strand_, [self = shared_from_this()](error_code ec, std::size_t n) {
@@ -980,16 +947,14 @@ void connection::on_write_done(error_code ec, std::size_t written) {
     bytes_sent_ += written;
     inflight_.clear();
     inflight_head_ = 0;
-    inflight_out_.refs.clear();
-    inflight_out_.ref_bytes = 0;
+    inflight_out_.clear();
     inflight_bufs_.clear();
     release_if_large(inflight_, core_->opts.output_busy_limit);
     if (ec || is_closed()) {
         turn_ = write_turn::none;
         wbuf_.clear();
         wbuf_head_ = 0;
-        wout_.refs.clear();
-        wout_.ref_bytes = 0;
+        wout_.clear();
         account_locked();
         lk.unlock();
         if (ec) close(make_error_code(errc::connection_closed), "write failed: " + ec.message());
@@ -1243,8 +1208,7 @@ void connection::close(error_code why, std::string reason) {
         pending_bytes_ = 0;
         std::vector<std::uint8_t>().swap(wbuf_);  // inflight_ goes when its write completes
         wbuf_head_ = 0;
-        wout_.refs.clear();
-        wout_.ref_bytes = 0;
+        wout_.clear();
         account_locked();
         superseded = superseded_;
         peer = peer_;

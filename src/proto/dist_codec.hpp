@@ -21,6 +21,7 @@
 #include "etf/etf_internal.hpp"
 #include "proto/dist_flags.hpp"
 
+#include <algorithm>
 #include <array>
 #include <atomic>
 #include <cstddef>
@@ -237,6 +238,45 @@ struct gathered_output {
     };
     std::vector<ref> refs;
     std::size_t ref_bytes = 0;  // sum of refs' sizes
+
+    // The output in order from bytes[from]: piece(data, size) for each run of `bytes` and each
+    // ref between them, until piece returns false.
+    template <class Piece>
+    void for_each_piece(const std::vector<std::uint8_t>& bytes, std::size_t from,
+                        Piece&& piece) const {
+        for (const auto& r : refs) {
+            if (r.at > from && !piece(bytes.data() + from, r.at - from)) return;
+            from = r.at;
+            if (!piece(r.data, r.size)) return;
+        }
+        if (from < bytes.size()) piece(bytes.data() + from, bytes.size() - from);
+    }
+    // The first n bytes of the output from bytes[head] were written: head moves past the
+    // written bytes of `bytes`, refs written whole leave, a ref written in part keeps its rest.
+    void consume(std::size_t& head, std::size_t bytes_size, std::size_t n) {
+        std::size_t done = 0;
+        while (n > 0) {
+            if (done < refs.size() && head == refs[done].at) {
+                auto& r = refs[done];
+                const std::size_t m = std::min(n, r.size);
+                r.data += m;
+                r.size -= m;
+                ref_bytes -= m;
+                n -= m;
+                if (r.size == 0) ++done;
+                continue;
+            }
+            const std::size_t stop = done < refs.size() ? refs[done].at : bytes_size;
+            const std::size_t m = std::min(n, stop - head);
+            head += m;
+            n -= m;
+        }
+        refs.erase(refs.begin(), refs.begin() + static_cast<std::ptrdiff_t>(done));
+    }
+    void clear() noexcept {
+        refs.clear();
+        ref_bytes = 0;
+    }
 };
 
 class dist_writer {

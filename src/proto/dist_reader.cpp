@@ -50,7 +50,7 @@ error_code decode_control(std::span<const std::uint8_t> in, std::span<const atom
 // The payload after the control term (none for control messages that carry none).
 error_code decode_payload(term ctl, std::span<const std::uint8_t> rest, std::span<const atom> refs,
                           bool pass_through, const etf::limits& lim, dist_message& out,
-                          const etf::sharing* share = nullptr) {
+                          const etf::sharing& share = {}) {
     out.control = std::move(ctl);
     out.payload.reset();
     if (rest.empty()) {
@@ -60,14 +60,13 @@ error_code decode_payload(term ctl, std::span<const std::uint8_t> rest, std::spa
     }
     if (pass_through) {
         // etf::decode handles the 131 byte, a compressed (80) payload and trailing bytes.
-        auto p = share ? etf::decode(rest, *share, lim) : etf::decode(rest, lim);
+        auto p = etf::decode(rest, share, lim);
         if (!p) return p.error();
         out.payload = std::move(*p);
         return {};
     }
     std::size_t used = 0;
-    auto p = share ? etf::decode_body(rest, used, *share, lim, refs)
-                   : etf::decode_body(rest, used, lim, refs);
+    auto p = etf::decode_body(rest, used, share, lim, refs);
     if (!p) return p.error();
     if (used != rest.size()) return make_error_code(errc::trailing_bytes);
     out.payload = std::move(*p);
@@ -83,14 +82,11 @@ bool compressed_at(std::span<const std::uint8_t> in, bool with_version) noexcept
 }
 
 // Large binaries may refer to a frame buffer of at least `min_shared` bytes: the buffer moves
-// (its bytes stay where they are) into `share`, which is then returned for the payload's
-// decode; else null and the buffer stays in place.
-const etf::sharing* share_buffer(std::vector<std::uint8_t>* buf, std::size_t min_shared,
-                                 etf::sharing& share) {
-    if (!buf || buf->size() < min_shared) return nullptr;
-    share.owner = erl::detail::adopt_buffer(std::move(*buf));
-    share.min_binary = min_shared;
-    return &share;
+// (its bytes stay where they are) into the returned sharing; else it stays in place and the
+// sharing has no owner (everything is copied).
+etf::sharing share_buffer(std::vector<std::uint8_t>* buf, std::size_t min_shared) {
+    if (!buf || buf->size() < min_shared) return {};
+    return {erl::detail::adopt_buffer(std::move(*buf)), min_shared};
 }
 
 }  // namespace
@@ -104,9 +100,8 @@ error_code decode_deferred(deferred_message& m, const etf::limits& limits, dist_
     } else if (auto ec = decode_control(in, m.refs, m.pass_through, limits, ctl, rest)) {
         return ec;
     }
-    etf::sharing share;
-    const etf::sharing* sh = share_buffer(&m.storage, m.min_shared_binary, share);
-    return decode_payload(std::move(ctl), rest, m.refs, m.pass_through, limits, out, sh);
+    return decode_payload(std::move(ctl), rest, m.refs, m.pass_through, limits, out,
+                          share_buffer(&m.storage, m.min_shared_binary));
 }
 
 bool dop::carries_payload(int op) noexcept {
@@ -433,9 +428,8 @@ error_code dist_reader::decode_message(std::span<const std::uint8_t> body,
         return {};
     }
     dist_message m;
-    etf::sharing share;
-    const etf::sharing* sh = share_buffer(owner, limits_.min_shared_binary, share);
-    if (auto ec = decode_payload(std::move(ctl), rest, refs, false, limits_.term_limits, m, sh))
+    if (auto ec = decode_payload(std::move(ctl), rest, refs, false, limits_.term_limits, m,
+                                 share_buffer(owner, limits_.min_shared_binary)))
         return fail(ec);
     out.push_back(std::move(m));
     return {};
@@ -458,9 +452,8 @@ error_code dist_reader::parse_pass_through(std::span<const std::uint8_t> in,
         return {};
     }
     dist_message m;
-    etf::sharing share;
-    const etf::sharing* sh = share_buffer(owner, limits_.min_shared_binary, share);
-    if (auto ec = decode_payload(std::move(ctl), rest, {}, true, limits_.term_limits, m, sh))
+    if (auto ec = decode_payload(std::move(ctl), rest, {}, true, limits_.term_limits, m,
+                                 share_buffer(owner, limits_.min_shared_binary)))
         return fail(ec);
     out.push_back(std::move(m));
     return {};

@@ -186,9 +186,7 @@ void reserve_for(std::vector<std::uint8_t>& out, std::size_t more) {
     const std::size_t need = out.size() + more;
     if (need > out.capacity()) erl::detail::reserve_large(out, std::max(need, 2 * out.capacity()));
 }
-}  // namespace
 
-namespace {
 // Copies the logical body (body bytes with the binaries left out of them put back, `refs` in
 // order) to `out`, `n` bytes at a time from where the previous call stopped: body bytes are
 // appended, a left-out binary's bytes become a ref of `into` at their place in `out`.

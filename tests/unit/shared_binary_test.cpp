@@ -232,14 +232,10 @@ namespace {
 // The bytes a gathered output stands for: `out` with each ref's bytes put in at its place.
 bytes linearize(const bytes& out, const erl::proto::gathered_output& g) {
     bytes all;
-    std::size_t pos = 0;
-    for (const auto& r : g.refs) {
-        all.insert(all.end(), out.begin() + static_cast<std::ptrdiff_t>(pos),
-                   out.begin() + static_cast<std::ptrdiff_t>(r.at));
-        all.insert(all.end(), r.data, r.data + r.size);
-        pos = r.at;
-    }
-    all.insert(all.end(), out.begin() + static_cast<std::ptrdiff_t>(pos), out.end());
+    g.for_each_piece(out, 0, [&](const std::uint8_t* p, std::size_t n) {
+        all.insert(all.end(), p, p + n);
+        return true;
+    });
     return all;
 }
 
