@@ -19,6 +19,17 @@
 
 namespace erl_bench {
 
+// Median and extremes of the runs of one figure.
+struct spread {
+    double median = 0, lo = 0, hi = 0;
+};
+
+inline spread spread_of(std::vector<double> v) {
+    if (v.empty()) return {};
+    std::sort(v.begin(), v.end());
+    return {v[v.size() / 2], v.front(), v.back()};
+}
+
 // User-space instructions retired by the calling thread between start() and stop(), from the
 // kernel's counter (perf_event_open). stop() gives 0 where the kernel does not allow a process
 // to count its own instructions (perf_event_paranoid, containers without the PMU).

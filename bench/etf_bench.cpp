@@ -540,16 +540,8 @@ std::map<std::string, beam_times> run_beam(const std::vector<workload>& w, doubl
     return out;
 }
 
-// Median and extremes of the runs of one figure.
-struct spread {
-    double median = 0, lo = 0, hi = 0;
-};
-
-spread spread_of(std::vector<double> v) {
-    if (v.empty()) return {};
-    std::sort(v.begin(), v.end());
-    return {v[v.size() / 2], v.front(), v.back()};
-}
+using erl_bench::spread;
+using erl_bench::spread_of;
 
 }  // namespace
 

@@ -343,17 +343,11 @@ int main(int argc, char** argv) {
             "alternating), %u I/O threads; cells: median [lowest-highest run]\n\n",
             mode, a.count, a.big_count, a.echo, a.reps, a.threads);
         std::printf("| figure | erlcpp target | BEAM target | erlcpp/BEAM |\n|---|---|---|---|\n");
-        struct spread {
-            double median = 0, lo = 0, hi = 0;
-        };
         auto of = [&](const char* label, const char* key) {
-            std::vector<double> v = r[label][key];
-            if (v.empty()) return spread{};
-            std::sort(v.begin(), v.end());
-            return spread{v[v.size() / 2], v.front(), v.back()};
+            return erl_bench::spread_of(r[label][key]);
         };
         auto row = [&](const char* name, const char* key, const char* fmt, const char* note) {
-            const spread c = of("erlcpp", key), b = of("beam", key);
+            const erl_bench::spread c = of("erlcpp", key), b = of("beam", key);
             char cc[96], bc[96];
             std::snprintf(cc, sizeof cc, fmt, c.median, c.lo, c.hi);
             std::snprintf(bc, sizeof bc, fmt, b.median, b.lo, b.hi);
