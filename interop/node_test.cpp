@@ -1,6 +1,5 @@
 // Interop: a C++ node against real erl / elixir nodes. Each test starts its own
 // private epmd, its own C++ node and BEAM nodes, and checks results from the BEAM side.
-#include <erl/detail/term_heap.hpp>
 #include <erl/node.hpp>
 
 #include "harness/cluster.hpp"
@@ -164,9 +163,7 @@ TEST_F(NodeInterop, large_binaries_from_beam_are_not_copied_and_go_back_intact) 
             if (!m->is_tuple(2) || !(*m)[0].is_pid() || !(*m)[1].is_list()) continue;
             int shared = 0;
             for (const erl::term& b : (*m)[1].as_list().elements)
-                if (b.is_binary() &&
-                    reinterpret_cast<const erl::detail::binary_block*>(b.heap())->shared())
-                    ++shared;
+                if (erl::test::is_shared_binary(b)) ++shared;
             mb.send((*m)[0].as_pid(), erl::tuple((*m)[1], shared));
         }
     });

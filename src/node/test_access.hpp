@@ -15,6 +15,11 @@
 
 namespace erl::test {
 
+// A binary term whose bytes are someone else's (erl::shared_binary, or a received frame).
+inline bool is_shared_binary(const term& t) noexcept {
+    return t.is_binary() && reinterpret_cast<const detail::binary_block*>(t.heap())->shared();
+}
+
 inline detail::node_core& core_of(node& n) {
     return detail::access::core(n);
 }

@@ -7,6 +7,7 @@
 #include <erl/term.hpp>
 
 #include "common/byte_order.hpp"
+#include "node/test_access.hpp"
 #include "node_test_support.hpp"
 #include "proto/dist_codec.hpp"
 #include "term/term_internal.hpp"
@@ -22,9 +23,7 @@ namespace {
 using erl::term;
 using bytes = std::vector<std::uint8_t>;
 
-bool is_shared(const term& t) {
-    return t.is_binary() && reinterpret_cast<erl::detail::binary_block*>(t.heap())->shared();
-}
+using erl::test::is_shared_binary;
 
 bool points_into(const term& t, const bytes& buf) {
     const std::uint8_t* p = t.as_bytes().data();
@@ -42,7 +41,7 @@ TEST(SharedBinary, RefersToTheBytesAndHoldsTheOwner) {
     auto buf = std::make_shared<bytes>(pattern(100000, 1));
     std::weak_ptr<bytes> watch = buf;
     term t = erl::shared_binary(buf, std::span<const std::uint8_t>(*buf).subspan(10, 5000));
-    EXPECT_TRUE(is_shared(t));
+    EXPECT_TRUE(is_shared_binary(t));
     EXPECT_EQ(t.as_bytes().data(), buf->data() + 10);
     EXPECT_EQ(t.as_bytes().size(), 5000u);
     const bytes& raw = *buf;
@@ -50,7 +49,7 @@ TEST(SharedBinary, RefersToTheBytesAndHoldsTheOwner) {
     ASSERT_FALSE(watch.expired());  // the term keeps the buffer
     // Equal to, ordered and encoded like the copied binary of the same bytes.
     term copy = erl::binary(std::span<const std::uint8_t>(raw).subspan(10, 5000));
-    EXPECT_FALSE(is_shared(copy));
+    EXPECT_FALSE(is_shared_binary(copy));
     EXPECT_EQ(t, copy);
     EXPECT_EQ(erl::etf::encode(t), erl::etf::encode(copy));
     term u = t;  // copies share the block
@@ -84,18 +83,18 @@ TEST(SharedBinary, DecodeSharesLargeBinariesOnly) {
     ASSERT_TRUE(r) << r.error().message();
     ASSERT_EQ(*r, src);
     auto l = r->as_list();
-    EXPECT_TRUE(is_shared(l.elements[0]));
+    EXPECT_TRUE(is_shared_binary(l.elements[0]));
     EXPECT_TRUE(points_into(l.elements[0], *wire));
-    EXPECT_FALSE(is_shared(l.elements[1]));
-    EXPECT_FALSE(is_shared(l.elements[2]));  // 70,000 < 871,000 / 4
-    EXPECT_TRUE(is_shared(l.elements[3]));
+    EXPECT_FALSE(is_shared_binary(l.elements[1]));
+    EXPECT_FALSE(is_shared_binary(l.elements[2]));  // 70,000 < 871,000 / 4
+    EXPECT_TRUE(is_shared_binary(l.elements[3]));
     // Without an owner, and through the plain form, everything is copied.
     auto plain = erl::etf::decode(*wire);
     ASSERT_TRUE(plain);
-    EXPECT_FALSE(is_shared(plain->as_list().elements[0]));
+    EXPECT_FALSE(is_shared_binary(plain->as_list().elements[0]));
     auto no_owner = erl::etf::decode(*wire, erl::etf::sharing{});
     ASSERT_TRUE(no_owner);
-    EXPECT_FALSE(is_shared(no_owner->as_list().elements[0]));
+    EXPECT_FALSE(is_shared_binary(no_owner->as_list().elements[0]));
     // The decoded term keeps the input alive.
     std::weak_ptr<bytes> watch = wire;
     share.owner.reset();
@@ -127,8 +126,8 @@ TEST(SharedBinary, CompressedTermsShareTheirInflatedBytes) {
     auto r = erl::etf::decode(wire, erl::etf::sharing{nullptr, 64 * 1024});
     ASSERT_TRUE(r);
     EXPECT_EQ(*r, src);
-    EXPECT_TRUE(is_shared(r->as_tuple()[0]));
-    EXPECT_FALSE(is_shared(r->as_tuple()[1]));
+    EXPECT_TRUE(is_shared_binary(r->as_tuple()[0]));
+    EXPECT_FALSE(is_shared_binary(r->as_tuple()[1]));
     // The inflated buffer counts as binary memory while the binary refers to it.
     EXPECT_GE(erl::detail::large_binary_bytes(), before + big.size());
     *r = term();
@@ -172,8 +171,8 @@ TEST(SharedBinary, ReaderHandsBufferedFramesOver) {
     ASSERT_EQ(out.size(), 1u);
     ASSERT_TRUE(out[0].payload);
     EXPECT_EQ(*out[0].payload, payload);
-    EXPECT_TRUE(is_shared(out[0].payload->as_tuple()[1]));
-    EXPECT_FALSE(is_shared(out[0].payload->as_tuple()[2]));
+    EXPECT_TRUE(is_shared_binary(out[0].payload->as_tuple()[1]));
+    EXPECT_FALSE(is_shared_binary(out[0].payload->as_tuple()[2]));
     // The frame buffer counts as binary memory until the binary is gone.
     EXPECT_GE(erl::detail::large_binary_bytes(), before + wire.size() - 4);
     out.clear();
@@ -185,7 +184,7 @@ TEST(SharedBinary, ReaderHandsBufferedFramesOver) {
     erl::proto::dist_reader copying(0, lim);
     feed_in_chunks(copying, wire, 64 * 1024, out);
     ASSERT_EQ(out.size(), 1u);
-    EXPECT_FALSE(is_shared(out[0].payload->as_tuple()[1]));
+    EXPECT_FALSE(is_shared_binary(out[0].payload->as_tuple()[1]));
 }
 
 TEST(SharedBinary, ReaderSharesDeferredAndFragmentedMessages) {
@@ -207,7 +206,7 @@ TEST(SharedBinary, ReaderSharesDeferredAndFragmentedMessages) {
         ASSERT_FALSE(erl::proto::decode_deferred(m, {}, msg));
         ASSERT_TRUE(msg.payload);
         EXPECT_EQ(*msg.payload, payload);
-        EXPECT_TRUE(is_shared(*msg.payload));
+        EXPECT_TRUE(is_shared_binary(*msg.payload));
     }
     // Fragments reassembled by the reader (writer with FRAGMENTS, 64 KiB fragments).
     {
@@ -221,7 +220,7 @@ TEST(SharedBinary, ReaderSharesDeferredAndFragmentedMessages) {
         ASSERT_FALSE(r.feed(wire, out));
         ASSERT_EQ(out.size(), 1u);
         EXPECT_EQ(*out[0].payload, payload);
-        EXPECT_TRUE(is_shared(*out[0].payload));
+        EXPECT_TRUE(is_shared_binary(*out[0].payload));
     }
 }
 
