@@ -21,8 +21,14 @@ result<std::shared_ptr<process>> process_table::create(
         if (name) {
             proc->name = *name;  // not yet published: no other thread can see it
             names_[*name] = proc;
+            cache_name(*name, proc);
         }
         procs_.emplace(key, proc);
+        pid_cache_.store(slot_of(p), proc);
+        pid_cache_.fit(procs_.size(), [this](auto&& fill) {
+            for (auto& [k, q] : procs_)
+                fill(slot_of(q->self), q);
+        });
         return proc;
     }
 }
@@ -37,22 +43,43 @@ void process_table::remove(const std::shared_ptr<process>& p) {
         aliases.swap(p->aliases);
     }
     auto it = procs_.find(key_of(p->self));
-    if (it != procs_.end() && it->second == p) procs_.erase(it);
+    if (it != procs_.end() && it->second == p) {
+        pid_cache_.clear_if(slot_of(p->self), p.get());
+        procs_.erase(it);
+    }
     if (name) {
         auto n = names_.find(*name);
-        if (n != names_.end() && n->second == p) names_.erase(n);
+        if (n != names_.end() && n->second == p) {
+            uncache_name(*name);
+            names_.erase(n);
+        }
     }
     for (auto& r : aliases)
         aliases_.erase(r);
 }
 
+void process_table::cache_name(atom n, const std::shared_ptr<process>& p) {
+    name_cache_.store(n.hash(), std::make_shared<const name_entry>(name_entry{n, p}));
+    name_cache_.fit(names_.size(), [this](auto&& fill) {
+        for (auto& [m, q] : names_)
+            fill(m.hash(), std::make_shared<const name_entry>(name_entry{m, q}));
+    });
+}
+
+void process_table::uncache_name(atom n) {
+    auto e = name_cache_.load(n.hash());
+    if (e && e->name == n) name_cache_.clear_if(n.hash(), e.get());
+}
+
 std::shared_ptr<process> process_table::find(const pid& p) const {
+    if (auto hit = pid_cache_.load(slot_of(p)); hit && key_of(hit->self) == key_of(p)) return hit;
     std::shared_lock lk(mu_);
     auto it = procs_.find(key_of(p));
     return it == procs_.end() ? nullptr : it->second;
 }
 
 std::shared_ptr<process> process_table::find_name(atom n) const {
+    if (auto hit = name_cache_.load(n.hash()); hit && hit->name == n) return hit->proc;
     std::shared_lock lk(mu_);
     auto it = names_.find(n);
     return it == names_.end() ? nullptr : it->second;
@@ -80,6 +107,7 @@ error_code process_table::register_name(atom n, const std::shared_ptr<process>& 
         p->name = n;
     }
     names_[n] = p;
+    cache_name(n, p);
     return {};
 }
 
@@ -91,6 +119,7 @@ bool process_table::unregister_name(atom n) {
         std::lock_guard plk(it->second->mu);
         it->second->name.reset();
     }
+    uncache_name(n);
     names_.erase(it);
     return true;
 }

@@ -14,11 +14,23 @@
 // within 15+13 bits (every OTP version accepts them) and the numbers after that use the full
 // width; the counter wraps only after 2^64 pids, and a number whose pid is still in the table
 // is skipped, so a live pid is never handed out twice.
+//
+// Reads. find() and find_name() run for every message delivered, on every thread that sends or
+// reads from a connection, while other threads spawn and register. They take no lock on their
+// common path: beside the maps (changed and read under the table lock), each has a
+// direct-mapped array of the entries, written only by the table's methods under the lock and
+// read without it (`read_cache`). A slot holds an entry that is in the map (it is cleared before
+// the entry leaves it), so a hit is what the locked map would have answered at that moment; a
+// miss, or a slot holding another entry (two keys on one slot), falls back to the map under the
+// lock. Pids index their array by allocation number (consecutive processes take consecutive
+// slots); the array doubles as the table grows, up to a bound, and an array left behind is
+// emptied and kept until the table goes, because a reader may still be looking at it.
 #pragma once
 
 #include <erl/error.hpp>
 #include <erl/term.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -38,6 +50,59 @@ struct ref_key_hash {
             h = h * 1000003u ^ w;
         return h;
     }
+};
+
+// A direct-mapped array of shared entries, read without a lock and written under the owner's
+// lock (see "Reads" above). grow() and the writers need that lock held exclusively.
+template <class Entry>
+class read_cache {
+  public:
+    explicit read_cache(std::size_t slots, std::size_t max_slots) : max_slots_(max_slots) {
+        arrays_.push_back(make_array(slots));
+        cur_.store(arrays_.back().get(), std::memory_order_release);
+    }
+
+    std::shared_ptr<Entry> load(std::size_t h) const noexcept {
+        const array* a = cur_.load(std::memory_order_acquire);
+        return a->slots[h & a->mask].load(std::memory_order_acquire);
+    }
+    void store(std::size_t h, std::shared_ptr<Entry> e) noexcept {
+        array* a = arrays_.back().get();
+        a->slots[h & a->mask].store(std::move(e), std::memory_order_release);
+    }
+    void clear_if(std::size_t h, const Entry* e) noexcept {
+        array* a = arrays_.back().get();
+        auto& s = a->slots[h & a->mask];
+        if (s.load(std::memory_order_relaxed).get() == e)
+            s.store(nullptr, std::memory_order_release);
+    }
+    // With `entries` entries in the map: doubles the array while it has fewer slots than
+    // entries (up to max_slots) and refills it with each(fill), fill(h, entry) per entry.
+    template <class Each>
+    void fit(std::size_t entries, Each&& each) {
+        const array* old = arrays_.back().get();
+        if (entries <= old->mask + 1 || old->mask + 1 >= max_slots_) return;
+        arrays_.push_back(make_array(std::min(max_slots_, 2 * (old->mask + 1))));
+        each([this](std::size_t h, std::shared_ptr<Entry> e) { store(h, std::move(e)); });
+        cur_.store(arrays_.back().get(), std::memory_order_release);
+        auto& prev = arrays_[arrays_.size() - 2];
+        for (std::size_t i = 0; i <= prev->mask; ++i)
+            prev->slots[i].store(nullptr, std::memory_order_release);
+    }
+
+  private:
+    struct array {
+        std::size_t mask;
+        std::unique_ptr<std::atomic<std::shared_ptr<Entry>>[]> slots;
+    };
+    static std::unique_ptr<array> make_array(std::size_t n) {
+        return std::make_unique<array>(
+            array{n - 1, std::make_unique<std::atomic<std::shared_ptr<Entry>>[]>(n)});
+    }
+
+    std::size_t max_slots_;
+    std::atomic<const array*> cur_{nullptr};
+    std::vector<std::unique_ptr<array>> arrays_;  // the current one last
 };
 
 class process_table {
@@ -89,11 +154,24 @@ class process_table {
     void set_next_number(std::uint64_t n);
 
   private:
+    // The slot of a pid: its allocation number's low 28 bits (see numbers_of).
+    static std::size_t slot_of(const pid& p) noexcept {
+        return (p.id & 0x7fff) | ((std::size_t(p.serial) & 0x1fff) << 15);
+    }
+    struct name_entry {
+        atom name;
+        std::shared_ptr<process> proc;
+    };
+    void cache_name(atom n, const std::shared_ptr<process>& p);
+    void uncache_name(atom n);
+
     mutable std::shared_mutex mu_;
     std::unordered_map<std::uint64_t, std::shared_ptr<process>> procs_;  // key_of(pid)
     std::unordered_map<atom, std::shared_ptr<process>> names_;
     std::unordered_map<reference, std::weak_ptr<process>, ref_key_hash> aliases_;
     std::uint64_t next_ = 1;  // guarded by mu_
+    read_cache<process> pid_cache_{1024, std::size_t{1} << 22};
+    read_cache<const name_entry> name_cache_{64, std::size_t{1} << 16};
 };
 
 }  // namespace erl::detail

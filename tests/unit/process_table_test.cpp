@@ -9,8 +9,10 @@
 #include "node/test_access.hpp"
 #include "node_test_support.hpp"
 
+#include <atomic>
 #include <limits>
 #include <set>
+#include <thread>
 
 using namespace std::chrono_literals;
 using erl::detail::process;
@@ -111,6 +113,104 @@ TEST(ProcessTable, names_and_aliases_follow_the_process) {
     t.remove(b);
     EXPECT_FALSE(t.find_alias(r));
     EXPECT_EQ(t.size(), 0u);
+}
+
+namespace {
+
+void mark_exited(const std::shared_ptr<process>& p) {
+    std::lock_guard lk(p->mu);
+    p->exited = true;
+}
+
+}  // namespace
+
+TEST(ProcessTable, lookups_hold_while_the_table_grows_and_pids_share_slots) {
+    process_table t;
+    // Enough processes for the lock-free read array to double several times.
+    std::vector<std::shared_ptr<process>> procs;
+    for (int i = 0; i < 5000; ++i)
+        procs.push_back(make(t));
+    for (auto& p : procs)
+        ASSERT_EQ(t.find(p->self), p);
+    for (std::size_t i = 0; i < procs.size(); i += 2) {
+        mark_exited(procs[i]);
+        t.remove(procs[i]);
+    }
+    for (std::size_t i = 0; i < procs.size(); ++i)
+        EXPECT_EQ(t.find(procs[i]->self), i % 2 ? procs[i] : nullptr) << i;
+    // Numbers 2^28 apart have the same low bits, so these pids take the slots of live ones:
+    // both are found, the older ones through the locked map.
+    t.set_next_number((std::uint64_t{1} << 28) + 1);
+    std::vector<std::shared_ptr<process>> later;
+    for (int i = 0; i < 100; ++i)
+        later.push_back(make(t));
+    for (std::size_t i = 0; i < 100; ++i) {
+        EXPECT_EQ(t.find(later[i]->self), later[i]) << i;
+        EXPECT_EQ(t.find(procs[i]->self), i % 2 ? procs[i] : nullptr) << i;
+    }
+    // A pid never created, on a live slot, is not found.
+    erl::pid ghost = procs[1]->self;
+    ghost.serial ^= 0x80000000u;
+    EXPECT_FALSE(t.find(ghost));
+    // Names: many, so their array grows too; each resolves until it is unregistered.
+    std::vector<erl::atom> names;
+    for (int i = 0; i < 300; ++i) {
+        names.emplace_back("ptab_name_" + std::to_string(i));
+        ASSERT_FALSE(t.register_name(names.back(), procs[2 * i + 1]));
+    }
+    for (int i = 0; i < 300; ++i)
+        EXPECT_EQ(t.find_name(names[i]), procs[2 * i + 1]) << i;
+    for (int i = 0; i < 300; i += 3)
+        EXPECT_TRUE(t.unregister_name(names[i]));
+    for (int i = 0; i < 300; ++i)
+        EXPECT_EQ(t.find_name(names[i]), i % 3 ? procs[2 * i + 1] : nullptr) << i;
+}
+
+TEST(ProcessTable, reads_without_the_lock_race_spawns_exits_and_names) {
+    process_table t;
+    std::vector<std::shared_ptr<process>> stay;
+    for (int i = 0; i < 8; ++i)
+        stay.push_back(make(t));
+    const erl::atom stay_name("ptab_stay");
+    ASSERT_FALSE(t.register_name(stay_name, stay[0]));
+    std::atomic<bool> done{false};
+    std::atomic<long> misses{0}, reads{0};
+    std::vector<std::thread> readers;
+    for (int r = 0; r < 2; ++r)
+        readers.emplace_back([&] {
+            while (!done.load(std::memory_order_acquire)) {
+                for (auto& p : stay)
+                    if (t.find(p->self) != p) ++misses;
+                if (t.find_name(stay_name) != stay[0]) ++misses;
+                ++reads;
+            }
+        });
+    // Meanwhile: processes come and go (the read arrays grow while the readers read), names
+    // come and go.
+    std::vector<std::shared_ptr<process>> churn;
+    for (int round = 0; round < 20; ++round) {
+        for (int i = 0; i < 500; ++i)
+            churn.push_back(make(t));
+        ASSERT_FALSE(t.register_name(erl::atom("ptab_churn"), churn.back()));
+        EXPECT_EQ(t.find_name(erl::atom("ptab_churn")), churn.back());
+        EXPECT_TRUE(t.unregister_name(erl::atom("ptab_churn")));
+        for (std::size_t i = 0; i < churn.size(); i += 2) {
+            mark_exited(churn[i]);
+            t.remove(churn[i]);
+            EXPECT_FALSE(t.find(churn[i]->self));
+        }
+        std::erase_if(churn, [](auto& p) { return p->exited.load(); });
+    }
+    // Let the readers finish at least one more pass over the final table.
+    const long seen = reads.load();
+    while (reads.load() < seen + 2)
+        std::this_thread::yield();
+    done = true;
+    for (auto& th : readers)
+        th.join();
+    EXPECT_EQ(misses.load(), 0);
+    for (auto& p : churn)
+        EXPECT_EQ(t.find(p->self), p);
 }
 
 TEST(ProcessTable, node_keeps_delivering_to_old_pids_after_the_counter_wraps) {
