@@ -524,7 +524,7 @@ asio::awaitable<void> connection::run_reader(std::vector<std::uint8_t> leftover)
             begin_dispatch();
             for (auto& m : msgs) {
                 if (is_closed()) break;
-                core_->on_dist_message(self, m.control, m.payload ? &*m.payload : nullptr, batch);
+                core_->on_dist_message(self, m, batch);
             }
             batch.flush();
             end_dispatch();

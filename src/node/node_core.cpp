@@ -297,8 +297,25 @@ void node_core::deliver_local_name(const term& from, atom to_name, term msg) {
 // ------------------------------------------------------------------------------------------
 // Incoming distribution messages
 
-void node_core::on_dist_message(const std::shared_ptr<connection>& c, const term& control,
-                                term* payload, delivery_batch& batch) {
+void node_core::on_dist_message(const std::shared_ptr<connection>& c, proto::dist_message& m,
+                                delivery_batch& batch) {
+    // A plain message for a queueing process joins the batch; a service process (handled
+    // inline) sees everything batched before it first.
+    auto to_process = [&](std::shared_ptr<process> p, term& msg) {
+        if (!p) return;
+        if (p->handler) {
+            batch.flush();
+            p->deliver(std::move(msg));
+        } else {
+            batch.add(std::move(p), std::move(msg));
+        }
+    };
+    // The reader read where the message goes without building its control tuple (and a
+    // route always comes with its payload).
+    if (m.route.op == dop::reg_send) return to_process(find_name(m.route.to_name), *m.payload);
+    if (m.route.op >= 0) return to_process(find_process(m.route.to), *m.payload);
+    const term& control = m.control;
+    term* payload = m.payload ? &*m.payload : nullptr;
     if (!control.is_tuple() || control.size() < 1 || !control[0].is_small()) {
         batch.flush();
         c->close(make_error_code(errc::bad_control_message), "control message is not a tuple");
@@ -311,29 +328,18 @@ void node_core::on_dist_message(const std::shared_ptr<connection>& c, const term
         c->close(make_error_code(errc::bad_control_message),
                  "malformed control message " + control.to_string());
     };
-    // A plain message for a queueing process joins the batch; a service process (handled
-    // inline) sees everything batched before it first.
-    auto to_process = [&](std::shared_ptr<process> p) {
-        if (!p) return;
-        if (p->handler) {
-            batch.flush();
-            p->deliver(std::move(*payload));
-        } else {
-            batch.add(std::move(p), std::move(*payload));
-        }
-    };
     switch (op) {
         case dop::send:
         case dop::send_tt:
         case dop::send_sender:
         case dop::send_sender_tt:
             if (n < 3 || !control[2].is_pid() || !payload) return bad();
-            to_process(find_process(control[2].as_pid()));
+            to_process(find_process(control[2].as_pid()), *payload);
             return;
         case dop::reg_send:
         case dop::reg_send_tt:
             if (n < 4 || !control[3].is_atom() || !payload) return bad();
-            to_process(find_name(control[3].as_atom()));
+            to_process(find_name(control[3].as_atom()), *payload);
             return;
         default:
             break;

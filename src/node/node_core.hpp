@@ -32,6 +32,10 @@ class registration;
 class server;
 }  // namespace erl::epmd
 
+namespace erl::proto {
+struct dist_message;
+}
+
 namespace erl::detail {
 
 class connection;
@@ -217,7 +221,7 @@ struct node_core : std::enable_shared_from_this<node_core> {
     // Incoming distribution message (called on the connection's strand). Messages for
     // queueing processes go into `batch` (the caller flushes it at the end of its read chunk);
     // anything else flushes the batch first, so per-peer order is kept.
-    void on_dist_message(const std::shared_ptr<connection>& c, const term& control, term* payload,
+    void on_dist_message(const std::shared_ptr<connection>& c, proto::dist_message& m,
                          delivery_batch& batch);
     // Link, exit, monitor and spawn signals (src/node/signals.cpp).
     void on_signal(const std::shared_ptr<connection>& c, const term& control, term* payload);

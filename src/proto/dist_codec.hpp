@@ -80,10 +80,26 @@ inline constexpr std::uint8_t dist_header = 68, dist_frag_header = 69, dist_frag
 }  // namespace frame_byte
 inline constexpr std::size_t atom_cache_size = 2048;  // 8 segments x 256 entries
 
-// One received distribution message. The payload is decoded eagerly.
+// Where a plain message goes, read off its control tuple without building the tuple: SEND
+// {2, '', To}, SEND_SENDER {22, From, To} and REG_SEND {6, From, '', ToName} whose pids are
+// NEW_PID_EXT and whose atoms are atom cache references (how OTP and erlcpp send them with
+// the atom cache on). op is -1 for every other message.
+struct dist_route {
+    int op = -1;
+    pid from;      // SEND_SENDER, REG_SEND
+    pid to;        // SEND, SEND_SENDER
+    atom to_name;  // REG_SEND
+};
+
+// One received distribution message. The payload is decoded eagerly. Either `control` holds
+// the control tuple, or (route.op >= 0) `route` holds what it said and `control` is empty.
 struct dist_message {
     term control;
     std::optional<term> payload;
+    dist_route route;
+
+    // The control tuple, built from `route` if the reader did not build it.
+    term control_tuple() const;
 };
 
 struct reader_limits {

@@ -47,15 +47,57 @@ error_code decode_control(std::span<const std::uint8_t> in, std::span<const atom
     return {};
 }
 
-// The payload after the control term (none for control messages that carry none).
-error_code decode_payload(term ctl, std::span<const std::uint8_t> rest, std::span<const atom> refs,
-                          bool pass_through, const etf::limits& lim, dist_message& out,
-                          const etf::sharing& share = {}) {
+// A SEND, SEND_SENDER or REG_SEND control at the start of `in` in the encodings dist_route
+// names; `used` gets its length. False for anything else (the general decoder then reads it,
+// and reports what is wrong with it).
+bool read_route(std::span<const std::uint8_t> in, std::span<const atom> refs, dist_route& r,
+                std::size_t& used) noexcept {
+    const std::uint8_t* p = in.data();
+    const std::uint8_t* const end = p + in.size();
+    auto atom_ref = [&](atom* out) {
+        if (end - p < 2 || p[0] != etf::tag::atom_cache_ref || p[1] >= refs.size()) return false;
+        if (out) *out = refs[p[1]];
+        p += 2;
+        return true;
+    };
+    auto new_pid = [&](pid& out) {
+        if (end - p < 1 || p[0] != etf::tag::new_pid) return false;
+        ++p;
+        if (!atom_ref(&out.node) || end - p < 12) return false;
+        out.id = load_be32(p);
+        out.serial = load_be32(p + 4);
+        out.creation = load_be32(p + 8);
+        p += 12;
+        return true;
+    };
+    if (in.size() < 4 || p[0] != etf::tag::small_tuple || p[2] != etf::tag::small_integer)
+        return false;
+    const int arity = p[1];
+    const int op = p[3];
+    p += 4;
+    bool ok = false;
+    if (op == dop::send && arity == 3) {
+        ok = atom_ref(nullptr) && new_pid(r.to);
+    } else if (op == dop::send_sender && arity == 3) {
+        ok = new_pid(r.from) && new_pid(r.to);
+    } else if (op == dop::reg_send && arity == 4) {
+        ok = new_pid(r.from) && atom_ref(nullptr) && atom_ref(&r.to_name);
+    }
+    if (!ok) return false;
+    r.op = op;
+    used = static_cast<std::size_t>(p - in.data());
+    return true;
+}
+
+// The payload after the control term (none for control messages that carry none); `op` is
+// the control's opcode.
+error_code decode_payload(term ctl, int op, std::span<const std::uint8_t> rest,
+                          std::span<const atom> refs, bool pass_through, const etf::limits& lim,
+                          dist_message& out, const etf::sharing& share = {}) {
     out.control = std::move(ctl);
     out.payload.reset();
     if (rest.empty()) {
-        if (dop::carries_payload(control_op(out.control)))
-            return make_error_code(errc::bad_control_message);
+        if (dop::carries_payload(op)) return make_error_code(errc::bad_control_message);
         return {};
     }
     if (pass_through) {
@@ -100,8 +142,22 @@ error_code decode_deferred(deferred_message& m, const etf::limits& limits, dist_
     } else if (auto ec = decode_control(in, m.refs, m.pass_through, limits, ctl, rest)) {
         return ec;
     }
-    return decode_payload(std::move(ctl), rest, m.refs, m.pass_through, limits, out,
+    const int op = control_op(ctl);
+    return decode_payload(std::move(ctl), op, rest, m.refs, m.pass_through, limits, out,
                           share_buffer(&m.storage, m.min_shared_binary));
+}
+
+term dist_message::control_tuple() const {
+    switch (route.op) {
+        case dop::send:
+            return tuple(dop::send, atom(), route.to);
+        case dop::send_sender:
+            return tuple(dop::send_sender, route.from, route.to);
+        case dop::reg_send:
+            return tuple(dop::reg_send, route.from, atom(), route.to_name);
+        default:
+            return control;
+    }
 }
 
 bool dop::carries_payload(int op) noexcept {
@@ -419,6 +475,18 @@ error_code dist_reader::decode_message(std::span<const std::uint8_t> body,
         defer(body, owner, refs, false, std::nullopt);
         return {};
     }
+    dist_message m;
+    std::size_t used = 0;
+    if (read_route(body, refs, m.route, used) &&
+        !(offloading() && compressed_at(body.subspan(used), false))) {
+        if (auto ec = decode_payload(term(), m.route.op, body.subspan(used), refs, false,
+                                     limits_.term_limits, m,
+                                     share_buffer(owner, limits_.min_shared_binary)))
+            return fail(ec);
+        out.push_back(std::move(m));
+        return {};
+    }
+    m.route = {};
     term ctl;
     std::span<const std::uint8_t> rest;
     if (auto ec = decode_control(body, refs, false, limits_.term_limits, ctl, rest))
@@ -427,8 +495,8 @@ error_code dist_reader::decode_message(std::span<const std::uint8_t> body,
         defer(rest, owner, refs, false, std::move(ctl));
         return {};
     }
-    dist_message m;
-    if (auto ec = decode_payload(std::move(ctl), rest, refs, false, limits_.term_limits, m,
+    const int op = control_op(ctl);
+    if (auto ec = decode_payload(std::move(ctl), op, rest, refs, false, limits_.term_limits, m,
                                  share_buffer(owner, limits_.min_shared_binary)))
         return fail(ec);
     out.push_back(std::move(m));
@@ -452,7 +520,8 @@ error_code dist_reader::parse_pass_through(std::span<const std::uint8_t> in,
         return {};
     }
     dist_message m;
-    if (auto ec = decode_payload(std::move(ctl), rest, {}, true, limits_.term_limits, m,
+    const int op = control_op(ctl);
+    if (auto ec = decode_payload(std::move(ctl), op, rest, {}, true, limits_.term_limits, m,
                                  share_buffer(owner, limits_.min_shared_binary)))
         return fail(ec);
     out.push_back(std::move(m));

@@ -39,13 +39,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         dist_writer w(wflags, writer_options{(mode & 0x40) ? 16u : 65536u});
         std::vector<std::uint8_t> wire;
         for (auto& m : msgs)
-            w.append_message(wire, m.control, m.payload ? &*m.payload : nullptr);
+            w.append_message(wire, m.control_tuple(), m.payload ? &*m.payload : nullptr);
         dist_reader r2(wflags);
         std::vector<dist_message> again;
         if (r2.feed(wire, again)) __builtin_trap();
         if (again.size() != msgs.size()) __builtin_trap();
         for (std::size_t i = 0; i < msgs.size(); ++i) {
-            if (!(again[i].control == msgs[i].control)) __builtin_trap();
+            if (!(again[i].control_tuple() == msgs[i].control_tuple())) __builtin_trap();
             if (again[i].payload.has_value() != msgs[i].payload.has_value()) __builtin_trap();
             if (msgs[i].payload && !(*again[i].payload == *msgs[i].payload)) __builtin_trap();
         }

@@ -57,7 +57,7 @@ TEST(ProtoDistReader, PassThrough) {
     dist_reader r;
     auto msgs = read_all(r, frame(d));
     ASSERT_EQ(msgs.size(), 1u);
-    EXPECT_EQ(msgs[0].control, erl::tuple(2, atom(""), atom("foo")));
+    EXPECT_EQ(msgs[0].control_tuple(), erl::tuple(2, atom(""), atom("foo")));
     ASSERT_TRUE(msgs[0].payload);
     EXPECT_EQ(*msgs[0].payload, term(42));
 }
@@ -121,12 +121,12 @@ TEST(ProtoDistReader, HeaderNewAndCachedEntries) {
     dist_reader r(hdr_flags);
     auto msgs = read_all(r, in);
     ASSERT_EQ(msgs.size(), 4u);
-    EXPECT_EQ(msgs[0].control, erl::tuple(2, atom("foo"), atom("bar")));
+    EXPECT_EQ(msgs[0].control_tuple(), erl::tuple(2, atom("foo"), atom("bar")));
     EXPECT_EQ(*msgs[0].payload, A("bar"));
-    EXPECT_EQ(msgs[1].control, erl::tuple(2, atom("bar"), atom("foo")));
+    EXPECT_EQ(msgs[1].control_tuple(), erl::tuple(2, atom("bar"), atom("foo")));
     EXPECT_EQ(*msgs[1].payload, A("bar"));
-    EXPECT_EQ(msgs[2].control, erl::tuple(1, atom("baz")));
-    EXPECT_EQ(msgs[3].control, erl::tuple(1, term()));
+    EXPECT_EQ(msgs[2].control_tuple(), erl::tuple(1, atom("baz")));
+    EXPECT_EQ(msgs[3].control_tuple(), erl::tuple(1, term()));
 }
 
 TEST(ProtoDistReader, ReferenceToEmptyCacheSlotIsAnError) {
@@ -192,7 +192,7 @@ TEST(ProtoDistReader, SpecFragmentExample) {
     EXPECT_EQ(r.sequences_in_flight(), 0u);
     EXPECT_EQ(r.fragmented_bytes(), 0u);
     erl::pid from{atom("a@host"), 85, 0, 2};
-    EXPECT_EQ(msgs[0].control, erl::tuple(6, from, atom(""), atom("reg")));
+    EXPECT_EQ(msgs[0].control_tuple(), erl::tuple(6, from, atom(""), atom("reg")));
     erl::pid p{atom("a@host"), 245, 2, 2};
     bytes zeros(128, 0);
     EXPECT_EQ(*msgs[0].payload,
@@ -230,9 +230,9 @@ TEST(ProtoDistReader, FragmentsInterleavedWithOtherMessages) {
     auto msgs = read_all(r, in);
     ASSERT_EQ(msgs.size(), 4u);
     EXPECT_EQ(*msgs[0].payload, term(7));
-    EXPECT_EQ(msgs[1].control, erl::tuple(2, atom(""), atom("b")));
+    EXPECT_EQ(msgs[1].control_tuple(), erl::tuple(2, atom(""), atom("b")));
     EXPECT_EQ(*msgs[1].payload, erl::list(1, 2));
-    EXPECT_EQ(msgs[2].control, erl::tuple(2, atom(""), atom("a")));
+    EXPECT_EQ(msgs[2].control_tuple(), erl::tuple(2, atom(""), atom("a")));
     EXPECT_EQ(*msgs[2].payload, erl::binary(std::string_view("pqrs")));
     EXPECT_EQ(*msgs[3].payload, term(9));
     EXPECT_EQ(r.sequences_in_flight(), 0u);
@@ -381,7 +381,7 @@ void check_round_trip(std::uint64_t flags, writer_options wo = {}) {
     auto msgs = round_trip(flags, ctl, pl, wo);
     ASSERT_EQ(msgs.size(), ctl.size());
     for (std::size_t i = 0; i < ctl.size(); ++i) {
-        EXPECT_EQ(msgs[i].control, ctl[i]) << i;
+        EXPECT_EQ(msgs[i].control_tuple(), ctl[i]) << i;
         EXPECT_EQ(msgs[i].payload.has_value(), pl[i].has_value()) << i;
         if (pl[i]) {
             EXPECT_EQ(*msgs[i].payload, *pl[i]) << i;
@@ -458,7 +458,7 @@ TEST(ProtoDistWriter, LongAtomsAndManyAtoms) {
         auto msgs = round_trip(flags, {ctl, ctl}, {msg, msg}, writer_options{1000});
         ASSERT_EQ(msgs.size(), 2u);
         for (auto& m : msgs) {
-            EXPECT_EQ(m.control, ctl);
+            EXPECT_EQ(m.control_tuple(), ctl);
             EXPECT_EQ(*m.payload, msg);
         }
     }
@@ -535,7 +535,7 @@ TEST(ProtoDistReader, EverySplitPointGivesTheSameMessages) {
             ASSERT_FALSE(r.feed(std::span(wire).subspan(cut), out));
             ASSERT_EQ(out.size(), expect.size()) << cut;
             for (std::size_t i = 0; i < out.size(); ++i)
-                EXPECT_EQ(out[i].control, expect[i].control);
+                EXPECT_EQ(out[i].control_tuple(), expect[i].control_tuple());
         }
         // One byte at a time.
         dist_reader r(flags);
@@ -619,10 +619,58 @@ TEST(ProtoDistWriter, DirectSendEncodingsMatchTheGeneralPath) {
             dist_reader r(flags);
             auto msgs = read_all(r, b);
             ASSERT_EQ(msgs.size(), 12u);
-            EXPECT_EQ(msgs[0].control, erl::tuple(dop::send_sender, from, to));
-            EXPECT_EQ(msgs[2].control, erl::tuple(dop::reg_send, from, atom(""), name));
+            EXPECT_EQ(msgs[0].control_tuple(), erl::tuple(dop::send_sender, from, to));
+            EXPECT_EQ(msgs[2].control_tuple(), erl::tuple(dop::reg_send, from, atom(""), name));
             EXPECT_EQ(*msgs[11].payload, big);
         }
+    }
+}
+
+// SEND, SEND_SENDER and REG_SEND with the atom cache on are read without building their
+// control tuple: the route says where they go, and the tuple it stands for is the one sent.
+// Without the atom cache (atoms written in full) the reader builds the tuple as before.
+TEST(ProtoDistReader, PlainSendsAreRoutedWithoutAControlTuple) {
+    const erl::pid from{atom("cpp@host"), 7, 1, 3};
+    const erl::pid to{atom("beam@host"), 40, 2, 1717};
+    const atom name("sink");
+    const term payload = erl::tuple(atom("msg"), 12);
+    for (std::uint64_t flags : {hdr_flags, std::uint64_t{0}}) {
+        dist_writer w(flags);
+        bytes b;
+        w.append_send(b, term(from), to, payload, true);
+        w.append_send(b, term(from), to, payload, false);
+        w.append_reg_send(b, term(from), name, payload);
+        // Not a route: a SEND whose target is not a pid, a monitor.
+        w.append_message(b, erl::tuple(dop::send, atom(""), atom("not_a_pid")), &payload);
+        erl::reference ref;
+        ref.node = atom("cpp@host");
+        ref.len = 3;
+        ref.ids = {7, 8, 9, 0, 0};
+        const term mon = erl::tuple(dop::monitor_p, term(from), term(to), term(ref));
+        w.append_message(b, mon, nullptr);
+        dist_reader r(flags);
+        auto msgs = read_all(r, b);
+        ASSERT_EQ(msgs.size(), 5u);
+        const bool cache = flags != 0;
+        EXPECT_EQ(msgs[0].route.op, cache ? dop::send_sender : -1);
+        EXPECT_EQ(msgs[0].control_tuple(), erl::tuple(dop::send_sender, from, to));
+        EXPECT_EQ(msgs[1].control_tuple(), erl::tuple(dop::send, atom(""), to));
+        EXPECT_EQ(msgs[1].route.op, cache ? dop::send : -1);
+        EXPECT_EQ(msgs[2].route.op, cache ? dop::reg_send : -1);
+        EXPECT_EQ(msgs[2].control_tuple(), erl::tuple(dop::reg_send, from, atom(""), name));
+        if (cache) {
+            EXPECT_EQ(msgs[0].route.to, to);
+            EXPECT_EQ(msgs[2].route.to_name, name);
+            EXPECT_EQ(msgs[2].route.from, from);
+            EXPECT_EQ(msgs[0].control, term());
+        }
+        for (int i = 0; i < 3; ++i)
+            EXPECT_EQ(*msgs[i].payload, payload) << i;
+        EXPECT_EQ(msgs[3].route.op, -1);
+        EXPECT_EQ(msgs[3].control, erl::tuple(dop::send, atom(""), atom("not_a_pid")));
+        EXPECT_EQ(msgs[4].route.op, -1);
+        EXPECT_EQ(msgs[4].control, mon);
+        EXPECT_FALSE(msgs[4].payload);
     }
 }
 
