@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <limits>
 #include <stdexcept>
@@ -28,6 +30,30 @@ inline spread spread_of(std::vector<double> v) {
     if (v.empty()) return {};
     std::sort(v.begin(), v.end());
     return {v[v.size() / 2], v.front(), v.back()};
+}
+
+// One "result KEY VALUE" line on stdout, the form the bench scripts collect.
+inline void result(const char* key, double value) {
+    std::printf("result %s %.6g\n", key, value);
+    std::fflush(stdout);
+}
+
+// A "Vm..." field of /proc/<pid>/status ("VmRSS", "VmHWM", ...) in bytes; -1 if absent.
+inline double proc_status_bytes(long pid, std::string_view field) {
+    std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/status").c_str(), "r");
+    if (!f) return -1;
+    char line[256];
+    double v = -1;
+    while (std::fgets(line, sizeof line, f)) {
+        const std::string_view l(line);
+        if (l.size() > field.size() && l.substr(0, field.size()) == field &&
+            l[field.size()] == ':') {
+            v = std::strtod(line + field.size() + 1, nullptr) * 1024;  // "NNN kB"
+            break;
+        }
+    }
+    std::fclose(f);
+    return v;
 }
 
 // User-space instructions retired by the calling thread between start() and stop(), from the
