@@ -28,7 +28,11 @@ using asio::ip::tcp;
 namespace erl::detail {
 
 namespace {
+// A read takes at most read_chunk bytes. A connection reads into a buffer of small_read_chunk
+// bytes until a read fills it, then into one of read_chunk bytes until eight reads in a row
+// find less than small_read_chunk: an idle or lightly used connection holds 4 KiB, not 64.
 constexpr std::size_t read_chunk = 64 * 1024;
+constexpr std::size_t small_read_chunk = 4 * 1024;
 }  // namespace
 
 connection::connection(std::shared_ptr<node_core> core, atom peer)
@@ -592,8 +596,11 @@ asio::awaitable<void> connection::run_reader(std::vector<std::uint8_t> leftover)
         co_return true;
     };
     if (!leftover.empty() && !co_await consume(leftover)) co_return;
-    std::vector<std::uint8_t> buf(read_chunk);
-    read_buffer_bytes_.store(buf.capacity(), std::memory_order_relaxed);
+    // Not zero-filled: a read only exposes what it wrote.
+    std::size_t buf_size = small_read_chunk;
+    auto buf = std::make_unique_for_overwrite<std::uint8_t[]>(buf_size);
+    int small_reads = 0;  // consecutive reads below small_read_chunk
+    read_buffer_bytes_.store(buf_size, std::memory_order_relaxed);
     struct released {
         std::atomic<std::size_t>& bytes;
         ~released() { bytes.store(0, std::memory_order_relaxed); }
@@ -604,7 +611,7 @@ asio::awaitable<void> connection::run_reader(std::vector<std::uint8_t> leftover)
     // chunk's worth of frames dispatched per turn, never a run of the thread.
     while (!is_closed()) {
         std::size_t n = co_await stream_.async_read_some(
-            asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+            asio::buffer(buf.get(), buf_size), asio::redirect_error(asio::use_awaitable, ec));
         bytes_received_.fetch_add(n, std::memory_order_relaxed);
         touch();
         if (ec) {
@@ -619,7 +626,18 @@ asio::awaitable<void> connection::run_reader(std::vector<std::uint8_t> leftover)
             std::lock_guard lk(mu_);
             read_since_tick_ = true;
         }
-        if (!co_await consume(std::span<const std::uint8_t>(buf.data(), n))) co_return;
+        if (!co_await consume(std::span<const std::uint8_t>(buf.get(), n))) co_return;
+        // Back to the small buffer after a run of small reads, not at the first one: a busy
+        // connection's reads are sometimes short, and trading buffers is not free.
+        small_reads = n < small_read_chunk ? small_reads + 1 : 0;
+        const std::size_t want = n == buf_size      ? read_chunk
+                                 : small_reads >= 8 ? small_read_chunk
+                                                    : buf_size;
+        if (want != buf_size) {
+            buf_size = want;
+            buf = std::make_unique_for_overwrite<std::uint8_t[]>(buf_size);
+            read_buffer_bytes_.store(buf_size, std::memory_order_relaxed);
+        }
     }
 }
 

@@ -79,7 +79,12 @@ std::shared_ptr<process> process_table::find(const pid& p) const {
 }
 
 std::shared_ptr<process> process_table::find_name(atom n) const {
-    if (auto hit = name_cache_.load(n.hash()); hit && hit->name == n) return hit->proc;
+    // The entry keeps its process alive: hand out the process under the entry's ownership
+    // rather than take another reference.
+    if (auto hit = name_cache_.load(n.hash()); hit && hit->name == n) {
+        process* proc = hit->proc.get();
+        return std::shared_ptr<process>(std::move(hit), proc);
+    }
     std::shared_lock lk(mu_);
     auto it = names_.find(n);
     return it == names_.end() ? nullptr : it->second;

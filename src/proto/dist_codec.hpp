@@ -222,7 +222,9 @@ class dist_reader {
 
     std::uint64_t flags_;
     reader_limits limits_;
-    std::vector<atom> cache_;            // 2048 entries: 8 segments x 256
+    // The receive atom cache: 8 segments of 256 entries, each made when the peer first puts an
+    // atom in it (a connection that never uses a segment does not hold its 2 KiB).
+    std::array<std::unique_ptr<atom[]>, atom_cache_size / 256> cache_;
     std::vector<std::uint8_t> partial_;  // incomplete frame, including its Len bytes
     std::unordered_map<std::uint64_t, sequence> seqs_;
     std::size_t frag_bytes_ = 0;

@@ -17,7 +17,6 @@ using erl::detail::load_be32;
 using erl::detail::load_be64;
 
 using namespace frame_byte;
-constexpr std::size_t cache_size = atom_cache_size;
 
 // Opcode of a control tuple, or -1.
 int control_op(const term& ctl) noexcept {
@@ -184,7 +183,7 @@ bool dop::carries_payload(int op) noexcept {
 }
 
 dist_reader::dist_reader(std::uint64_t negotiated_flags, reader_limits limits)
-    : flags_(negotiated_flags), limits_(limits), cache_(cache_size, atom::from_entry(nullptr)) {
+    : flags_(negotiated_flags), limits_(limits) {
     // max_message_size bounds a message whether or not the peer compressed it: a compressed
     // term (tag 80) may not inflate to more.
     limits_.term_limits.max_uncompressed =
@@ -456,12 +455,19 @@ error_code dist_reader::parse_header(std::span<const std::uint8_t>& in, std::vec
                 std::string_view(reinterpret_cast<const char*>(in.data() + pos), len));
             if (!a) return fail(a.error());
             pos += len;
-            cache_[cix] = *a;
+            auto& seg = cache_[cix / 256];
+            if (!seg) {
+                seg = std::make_unique<atom[]>(256);
+                for (std::size_t j = 0; j < 256; ++j)
+                    seg[j] = atom::from_entry(nullptr);
+            }
+            seg[cix % 256] = *a;
             refs[i] = std::move(*a);
         } else {
-            if (cache_[cix].entry() == nullptr)
+            const auto& seg = cache_[cix / 256];
+            if (!seg || seg[cix % 256].entry() == nullptr)
                 return fail(make_error_code(errc::bad_atom_cache_ref));
-            refs[i] = cache_[cix];
+            refs[i] = seg[cix % 256];
         }
     }
     in = in.subspan(pos);
