@@ -24,11 +24,9 @@ result<std::shared_ptr<process>> process_table::create(
             cache_name(*name, proc);
         }
         procs_.emplace(key, proc);
-        pid_cache_.store(slot_of(p), proc);
-        pid_cache_.fit(procs_.size(), [this](auto&& fill) {
-            for (auto& [k, q] : procs_)
-                fill(slot_of(q->self), q);
-        });
+        // A bigger read array once there are more processes than slots; it fills as lookups
+        // find them.
+        pid_cache_.fit(procs_.size(), [](auto&&) {});
         return proc;
     }
 }
@@ -44,7 +42,8 @@ void process_table::remove(const std::shared_ptr<process>& p) {
     }
     auto it = procs_.find(key_of(p->self));
     if (it != procs_.end() && it->second == p) {
-        pid_cache_.clear_if(slot_of(p->self), p.get());
+        if (p->in_read_cache.load(std::memory_order_relaxed))
+            pid_cache_.clear_if(slot_of(p->self), p.get());
         procs_.erase(it);
     }
     if (name) {
@@ -75,7 +74,13 @@ std::shared_ptr<process> process_table::find(const pid& p) const {
     if (auto hit = pid_cache_.load(slot_of(p)); hit && key_of(hit->self) == key_of(p)) return hit;
     std::shared_lock lk(mu_);
     auto it = procs_.find(key_of(p));
-    return it == procs_.end() ? nullptr : it->second;
+    if (it == procs_.end()) return nullptr;
+    // Into the read array for the next lookups. Safe under the shared lock: remove() and
+    // fit(), which clear slots, take the lock exclusively; two lookups storing into one slot
+    // both store a process that is in the table.
+    it->second->in_read_cache.store(true, std::memory_order_relaxed);
+    pid_cache_.store(slot_of(p), it->second);
+    return it->second;
 }
 
 std::shared_ptr<process> process_table::find_name(atom n) const {

@@ -18,13 +18,16 @@
 // Reads. find() and find_name() run for every message delivered, on every thread that sends or
 // reads from a connection, while other threads spawn and register. They take no lock on their
 // common path: beside the maps (changed and read under the table lock), each has a
-// direct-mapped array of the entries, written only by the table's methods under the lock and
-// read without it (`read_cache`). A slot holds an entry that is in the map (it is cleared before
-// the entry leaves it), so a hit is what the locked map would have answered at that moment; a
-// miss, or a slot holding another entry (two keys on one slot), falls back to the map under the
-// lock. Pids index their array by allocation number (consecutive processes take consecutive
-// slots); the array doubles as the table grows, up to a bound, and an array left behind is
-// emptied and kept until the table goes, because a reader may still be looking at it.
+// direct-mapped array of the entries, read without it (`read_cache`). A slot holds an entry
+// that is in the map (it is cleared, under the exclusive lock, before the entry leaves it), so a
+// hit is what the locked map would have answered at that moment; a miss, or a slot holding
+// another entry (two keys on one slot), falls back to the map under the shared lock. Names are
+// put in their array when registered; a pid is put in its array by the first lookup that
+// missed it (under the shared lock, which keeps removals out), so spawning costs nothing here
+// and processes nobody looks up by pid take no slot. Pids index their array by allocation
+// number (consecutive processes take consecutive slots); the array doubles as the table grows,
+// up to a bound, and an array left behind is emptied and kept until the table goes, because a
+// reader may still be looking at it.
 #pragma once
 
 #include <erl/error.hpp>
@@ -52,8 +55,8 @@ struct ref_key_hash {
     }
 };
 
-// A direct-mapped array of shared entries, read without a lock and written under the owner's
-// lock (see "Reads" above). grow() and the writers need that lock held exclusively.
+// A direct-mapped array of shared entries, read without a lock (see "Reads" above). store()
+// runs under the owner's lock (shared is enough); clear_if() and fit() need it exclusively.
 template <class Entry>
 class read_cache {
   public:
@@ -170,7 +173,7 @@ class process_table {
     std::unordered_map<atom, std::shared_ptr<process>> names_;
     std::unordered_map<reference, std::weak_ptr<process>, ref_key_hash> aliases_;
     std::uint64_t next_ = 1;  // guarded by mu_
-    read_cache<process> pid_cache_{1024, std::size_t{1} << 22};
+    mutable read_cache<process> pid_cache_{1024, std::size_t{1} << 22};
     read_cache<const name_entry> name_cache_{64, std::size_t{1} << 16};
 };
 
