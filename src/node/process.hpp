@@ -185,9 +185,6 @@ struct process : std::enable_shared_from_this<process> {
     bool queue_limit_logged = false;  // the first drop is logged, not every one (under mu)
     // Written under mu; read without it by senders that drop messages from dead processes.
     std::atomic<bool> exited{false};
-    // Set by the process table when a lookup puts this process in its lock-free read array
-    // (under the table's shared lock), so that removing it clears that slot only if needed.
-    std::atomic<bool> in_read_cache{false};
     term exit_reason;
     std::optional<atom> name;
     std::vector<reference> aliases;

@@ -24,9 +24,12 @@ result<std::shared_ptr<process>> process_table::create(
             cache_name(*name, proc);
         }
         procs_.emplace(key, proc);
-        // A bigger read array once there are more processes than slots; it fills as lookups
-        // find them.
-        pid_cache_.fit(procs_.size(), [](auto&&) {});
+        pid_cache_.store(slot_of(p), proc);
+        // A bigger read array once there are more processes than slots, holding them all.
+        pid_cache_.fit(procs_.size(), [this](auto&& fill) {
+            for (auto& [k, q] : procs_)
+                fill(slot_of(q->self), q);
+        });
         return proc;
     }
 }
@@ -42,8 +45,7 @@ void process_table::remove(const std::shared_ptr<process>& p) {
     }
     auto it = procs_.find(key_of(p->self));
     if (it != procs_.end() && it->second == p) {
-        if (p->in_read_cache.load(std::memory_order_relaxed))
-            pid_cache_.clear_if(slot_of(p->self), p.get());
+        pid_cache_.clear_if(slot_of(p->self), p);
         procs_.erase(it);
     }
     if (name) {
@@ -67,7 +69,7 @@ void process_table::cache_name(atom n, const std::shared_ptr<process>& p) {
 
 void process_table::uncache_name(atom n) {
     auto e = name_cache_.load(n.hash());
-    if (e && e->name == n) name_cache_.clear_if(n.hash(), e.get());
+    if (e && e->name == n) name_cache_.clear_if(n.hash(), std::move(e));
 }
 
 std::shared_ptr<process> process_table::find(const pid& p) const {
@@ -78,7 +80,6 @@ std::shared_ptr<process> process_table::find(const pid& p) const {
     // Into the read array for the next lookups. Safe under the shared lock: remove() and
     // fit(), which clear slots, take the lock exclusively; two lookups storing into one slot
     // both store a process that is in the table.
-    it->second->in_read_cache.store(true, std::memory_order_relaxed);
     pid_cache_.store(slot_of(p), it->second);
     return it->second;
 }

@@ -22,9 +22,9 @@
 // that is in the map (it is cleared, under the exclusive lock, before the entry leaves it), so a
 // hit is what the locked map would have answered at that moment; a miss, or a slot holding
 // another entry (two keys on one slot), falls back to the map under the shared lock. Names are
-// put in their array when registered; a pid is put in its array by the first lookup that
-// missed it (under the shared lock, which keeps removals out), so spawning costs nothing here
-// and processes nobody looks up by pid take no slot. Pids index their array by allocation
+// put in their array when registered, processes when made; a lookup that missed a process that
+// is in the map puts it there (under the shared lock, which keeps removals out: after the array
+// grew, or when two pids share a slot). Pids index their array by allocation
 // number (consecutive processes take consecutive slots); the array doubles as the table grows,
 // up to a bound, and an array left behind is emptied and kept until the table goes, because a
 // reader may still be looking at it.
@@ -73,11 +73,11 @@ class read_cache {
         array* a = arrays_.back().get();
         a->slots[h & a->mask].store(std::move(e), std::memory_order_release);
     }
-    void clear_if(std::size_t h, const Entry* e) noexcept {
+    // Empties slot h if it holds e.
+    void clear_if(std::size_t h, std::shared_ptr<Entry> e) noexcept {
         array* a = arrays_.back().get();
-        auto& s = a->slots[h & a->mask];
-        if (s.load(std::memory_order_relaxed).get() == e)
-            s.store(nullptr, std::memory_order_release);
+        a->slots[h & a->mask].compare_exchange_strong(e, nullptr, std::memory_order_release,
+                                                      std::memory_order_relaxed);
     }
     // With `entries` entries in the map: doubles the array while it has fewer slots than
     // entries (up to max_slots) and refills it with each(fill), fill(h, entry) per entry.
