@@ -45,7 +45,7 @@ void process_table::remove(const std::shared_ptr<process>& p) {
     }
     auto it = procs_.find(key_of(p->self));
     if (it != procs_.end() && it->second == p) {
-        pid_cache_.clear_if(slot_of(p->self), p);
+        pid_cache_.clear_if(slot_of(p->self), p.get());
         procs_.erase(it);
     }
     if (name) {
@@ -69,7 +69,7 @@ void process_table::cache_name(atom n, const std::shared_ptr<process>& p) {
 
 void process_table::uncache_name(atom n) {
     auto e = name_cache_.load(n.hash());
-    if (e && e->name == n) name_cache_.clear_if(n.hash(), std::move(e));
+    if (e && e->name == n) name_cache_.clear_if(n.hash(), e.get());
 }
 
 std::shared_ptr<process> process_table::find(const pid& p) const {

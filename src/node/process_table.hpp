@@ -73,11 +73,14 @@ class read_cache {
         array* a = arrays_.back().get();
         a->slots[h & a->mask].store(std::move(e), std::memory_order_release);
     }
-    // Empties slot h if it holds e.
-    void clear_if(std::size_t h, std::shared_ptr<Entry> e) noexcept {
+    // Empties slot h if it holds e. Compared by address: the caller's pointer to the entry may
+    // be an alias with another owner (a mailbox handle, a name lookup's result), and a slot left
+    // holding an exited process would keep it and its node alive.
+    void clear_if(std::size_t h, const Entry* e) noexcept {
         array* a = arrays_.back().get();
-        a->slots[h & a->mask].compare_exchange_strong(e, nullptr, std::memory_order_release,
-                                                      std::memory_order_relaxed);
+        auto& s = a->slots[h & a->mask];
+        if (s.load(std::memory_order_relaxed).get() == e)
+            s.store(nullptr, std::memory_order_release);
     }
     // With `entries` entries in the map: doubles the array while it has fewer slots than
     // entries (up to max_slots) and refills it with each(fill), fill(h, entry) per entry.

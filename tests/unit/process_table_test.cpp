@@ -166,6 +166,27 @@ TEST(ProcessTable, lookups_hold_while_the_table_grows_and_pids_share_slots) {
         EXPECT_EQ(t.find_name(names[i]), i % 3 ? procs[2 * i + 1] : nullptr) << i;
 }
 
+// The runtime removes a process through whichever pointer it holds, which may share ownership
+// with another owner (a mailbox handle does): the read arrays must let go of the process all
+// the same, or they would keep it, and through it its node, alive.
+TEST(ProcessTable, removing_through_an_aliasing_pointer_frees_the_process) {
+    process_table t;
+    auto p = make(t, erl::atom("ptab_alias"));
+    ASSERT_TRUE(p);
+    ASSERT_EQ(t.find(p->self), p);
+    ASSERT_EQ(t.find_name(erl::atom("ptab_alias")), p);
+    std::weak_ptr<process> watch = p;
+    std::shared_ptr<process> alias(p.get(), [keep = p](process*) {});
+    p.reset();
+    mark_exited(alias);
+    t.remove(alias);
+    const erl::pid self = alias->self;
+    alias.reset();
+    EXPECT_TRUE(watch.expired());
+    EXPECT_FALSE(t.find(self));
+    EXPECT_FALSE(t.find_name(erl::atom("ptab_alias")));
+}
+
 TEST(ProcessTable, reads_without_the_lock_race_spawns_exits_and_names) {
     process_table t;
     std::vector<std::shared_ptr<process>> stay;
