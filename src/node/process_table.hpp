@@ -39,6 +39,7 @@
 #include <memory>
 #include <optional>
 #include <shared_mutex>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -55,8 +56,12 @@ struct ref_key_hash {
     }
 };
 
-// A direct-mapped array of shared entries, read without a lock (see "Reads" above). store()
-// runs under the owner's lock (shared is enough); clear_if() and fit() need it exclusively.
+// A direct-mapped array of shared entries, read without the owner's lock (see "Reads" above).
+// store() runs under the owner's lock (shared is enough); clear_if() and fit() need it
+// exclusively. A slot is a shared_ptr with a spin lock beside it (on the same cache line),
+// held only to copy or swap the pointer, so a reader's copy of an entry never meets a half-done
+// store. (libstdc++ 12's std::atomic<std::shared_ptr> releases its internal lock with a relaxed
+// store after a load, so a reader's copy is not ordered before the next writer's change.)
 template <class Entry>
 class read_cache {
   public:
@@ -67,20 +72,22 @@ class read_cache {
 
     std::shared_ptr<Entry> load(std::size_t h) const noexcept {
         const array* a = cur_.load(std::memory_order_acquire);
-        return a->slots[h & a->mask].load(std::memory_order_acquire);
+        slot& s = a->slots[h & a->mask];
+        const guard g(s.held);
+        return s.entry;
     }
     void store(std::size_t h, std::shared_ptr<Entry> e) noexcept {
-        array* a = arrays_.back().get();
-        a->slots[h & a->mask].store(std::move(e), std::memory_order_release);
+        store_in(*arrays_.back(), h, std::move(e));
     }
     // Empties slot h if it holds e. Compared by address: the caller's pointer to the entry may
     // be an alias with another owner (a mailbox handle, a name lookup's result), and a slot left
     // holding an exited process would keep it and its node alive.
     void clear_if(std::size_t h, const Entry* e) noexcept {
-        array* a = arrays_.back().get();
-        auto& s = a->slots[h & a->mask];
-        if (s.load(std::memory_order_relaxed).get() == e)
-            s.store(nullptr, std::memory_order_release);
+        array& a = *arrays_.back();
+        slot& s = a.slots[h & a.mask];
+        std::shared_ptr<Entry> gone;  // released after the slot's lock
+        const guard g(s.held);
+        if (s.entry.get() == e) gone = std::move(s.entry);
     }
     // With `entries` entries in the map: doubles the array while it has fewer slots than
     // entries (up to max_slots) and refills it with each(fill), fill(h, entry) per entry.
@@ -91,19 +98,56 @@ class read_cache {
         arrays_.push_back(make_array(std::min(max_slots_, 2 * (old->mask + 1))));
         each([this](std::size_t h, std::shared_ptr<Entry> e) { store(h, std::move(e)); });
         cur_.store(arrays_.back().get(), std::memory_order_release);
-        auto& prev = arrays_[arrays_.size() - 2];
-        for (std::size_t i = 0; i <= prev->mask; ++i)
-            prev->slots[i].store(nullptr, std::memory_order_release);
+        array& prev = *arrays_[arrays_.size() - 2];
+        for (std::size_t i = 0; i <= prev.mask; ++i)
+            store_in(prev, i, nullptr);
     }
 
   private:
+    struct slot {
+        std::atomic<bool> held{false};
+        std::shared_ptr<Entry> entry;
+    };
     struct array {
         std::size_t mask;
-        std::unique_ptr<std::atomic<std::shared_ptr<Entry>>[]> slots;
+        std::unique_ptr<slot[]> slots;
     };
     static std::unique_ptr<array> make_array(std::size_t n) {
-        return std::make_unique<array>(
-            array{n - 1, std::make_unique<std::atomic<std::shared_ptr<Entry>>[]>(n)});
+        return std::make_unique<array>(array{n - 1, std::make_unique<slot[]>(n)});
+    }
+
+    class guard {
+      public:
+        explicit guard(std::atomic<bool>& held) noexcept : held_(held) {
+            for (unsigned spins = 0; held_.exchange(true, std::memory_order_acquire);) {
+                while (held_.load(std::memory_order_relaxed)) {
+                    if (++spins % 64 == 0)
+                        std::this_thread::yield();
+                    else
+                        relax();
+                }
+            }
+        }
+        ~guard() { held_.store(false, std::memory_order_release); }
+        guard(const guard&) = delete;
+        guard& operator=(const guard&) = delete;
+
+      private:
+        static void relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        }
+        std::atomic<bool>& held_;
+    };
+
+    static void store_in(array& a, std::size_t h, std::shared_ptr<Entry> e) noexcept {
+        slot& s = a.slots[h & a.mask];
+        {
+            const guard g(s.held);
+            s.entry.swap(e);
+        }
+        // e now holds what the slot held; it is released here, outside the lock.
     }
 
     std::size_t max_slots_;
