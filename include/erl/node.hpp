@@ -146,8 +146,9 @@ struct node_options {
     // connections together, the connection is busy (erts dist_buf_busy_limit, 1 MiB): a
     // blocking send from a thread waits until it is not, try_send reports would_block. Sends
     // that must not wait (signals, sends on I/O threads) still queue; a busy connection whose
-    // queue then passes output_queue_limit, or whose append passes output_total_limit, is
-    // closed. A connection with output queued and nothing written for net_ticktime is closed.
+    // queue then holds more than output_queue_limit besides its largest message, or whose
+    // append passes output_total_limit, is closed. A connection with output queued and
+    // nothing written for net_ticktime is closed.
     std::size_t output_busy_limit = std::size_t{1} << 20;
     std::size_t output_queue_limit = std::size_t{64} << 20;
     std::size_t output_total_limit = std::size_t{256} << 20;

@@ -728,7 +728,9 @@ error_code connection::queue_pending(std::unique_lock<std::mutex>& lk, const ter
     }
     const std::size_t before = queued_locked();
     if (!async_q_.empty()) admit_async_locked(true);
+    const std::size_t admitted = queued_locked();
     push_pending_locked(control, payload ? std::optional<term>(*payload) : std::nullopt);
+    largest_append_ = std::max(largest_append_, queued_locked() - admitted);
     account_locked();
     if (auto ec = check_output_bounds(lk, before)) return ec;
     if (!admitted_.empty()) complete_admitted(lk);
@@ -794,6 +796,7 @@ bool connection::busy() const {
 
 void connection::account_locked() {
     const std::size_t q = queued_locked();
+    if (q == 0) largest_append_ = 0;
     if (q > accounted_)
         net_->queued_output.fetch_add(q - accounted_, std::memory_order_relaxed);
     else if (q < accounted_)
@@ -824,7 +827,10 @@ error_code connection::wait_writable_locked(std::unique_lock<std::mutex>& lk, se
 
 // Hard bounds, for sends that did not wait: they apply to a connection that was busy already
 // (`before`: its queue before the append), so any single message may still go to a connection
-// that is keeping up. Closes the connection (mu_ held in lk; released then) when one is passed.
+// that is keeping up, and output_queue_limit bounds the bytes queued besides the largest
+// message in the queue (a large message may be followed by others before any write is made:
+// a process's next sends, or the replies its reader dispatches in the same turn). Closes the
+// connection (mu_ held in lk; released then) when one is passed.
 error_code connection::check_output_bounds(std::unique_lock<std::mutex>& lk, std::size_t before) {
     const auto& o = core_->opts;
     std::string why;
@@ -834,9 +840,12 @@ error_code connection::check_output_bounds(std::unique_lock<std::mutex>& lk, std
                                 ? " bytes of output queued for the peer"
                                 : " bytes of output queued for the peer while the connection "
                                   "is being set up";
-        if (o.output_queue_limit != 0 && queued_locked() > o.output_queue_limit)
-            why = "limit exceeded: " + std::to_string(queued_locked()) + whose +
-                  ", above output_queue_limit (" + std::to_string(o.output_queue_limit) +
+        const std::size_t q = queued_locked();
+        const std::size_t besides = q - std::min(q, largest_append_);
+        if (o.output_queue_limit != 0 && besides > o.output_queue_limit)
+            why = "limit exceeded: " + std::to_string(q) + whose + " (" + std::to_string(besides) +
+                  " besides its largest message), above output_queue_limit (" +
+                  std::to_string(o.output_queue_limit) +
                   (state_.load() == state::up ? "): the peer is not reading" : ")");
         else if (o.output_total_limit != 0 && total > o.output_total_limit)
             why = "limit exceeded: output queued for all peers (" + std::to_string(total) +
@@ -857,7 +866,9 @@ error_code connection::append_up(std::unique_lock<std::mutex>& lk, Append&& appe
     const std::size_t before = queued_locked();
     // A send that did not wait for asynchronous sends waiting here takes them along first.
     if (!async_q_.empty()) admit_async_locked(true);
+    const std::size_t admitted = queued_locked();
     append();
+    largest_append_ = std::max(largest_append_, queued_locked() - admitted);
     account_locked();
     if (auto ec = check_output_bounds(lk, before)) return ec;
     write_locked();

@@ -286,9 +286,13 @@ class connection : public std::enable_shared_from_this<connection> {
     // A sender wrote the socket directly since the reader last dispatched input or the
     // strand's writes last drained the queue; the next write goes to the strand.
     bool direct_since_input_ = false;
-    std::size_t accounted_ = 0;            // this connection's share of net_state::queued_output
-    std::condition_variable writable_cv_;  // send_mode::wait senders
-    std::size_t send_waiters_ = 0;         // threads waiting on writable_cv_
+    std::size_t accounted_ = 0;  // this connection's share of net_state::queued_output
+    // The largest single append since the queue was last empty: output_queue_limit bounds what
+    // is queued besides it, so one large message followed by small ones before a write is made
+    // does not close a connection that is keeping up.
+    std::size_t largest_append_ = 0;
+    std::condition_variable writable_cv_;                    // send_mode::wait senders
+    std::size_t send_waiters_ = 0;                           // threads waiting on writable_cv_
     std::vector<std::function<void(error_code)>> writable_;  // when_writable hooks
     std::deque<std::shared_ptr<async_send_req>> async_q_;    // asynchronous sends waiting
     std::vector<std::function<void(error_code)>> admitted_;  // their completions, once queued

@@ -255,8 +255,8 @@ TEST(NodeLimits, sends_that_do_not_wait_close_a_pending_connection_past_output_q
     EXPECT_TRUE(erl::test::wait_until([&] { return sent.load() == 40; }));
     EXPECT_TRUE(erl::test::wait_until([&] {
         return t.logs.contains(
-            "bytes of output queued for the peer while the connection is being set up, above "
-            "output_queue_limit (262144)");
+                   "bytes of output queued for the peer while the connection is being set up") &&
+               t.logs.contains("besides its largest message), above output_queue_limit (262144)");
     }));
 }
 
@@ -291,4 +291,46 @@ TEST(NodeLimits, large_messages_decoded_off_the_io_thread_keep_their_order) {
         ASSERT_TRUE(m) << i;
         EXPECT_EQ(*m, sent[i]) << i;
     }
+}
+
+// One message larger than output_queue_limit, then small ones from the same process before any
+// write could take it (a coroutine process runs on the I/O thread: its sends never wait): the
+// connection keeps up, so every message arrives and it stays up. The small ones count against
+// the limit, the large one does not.
+TEST(NodeLimits, small_sends_after_one_larger_than_output_queue_limit_keep_the_connection) {
+    const std::uint16_t epmd = free_port();
+    auto ao = local_node_options("bigq_a", epmd);
+    ao.output_busy_limit = 1 << 20;
+    ao.output_queue_limit = 8 << 20;
+    log_capture logs;
+    logs.attach(ao);
+    erl::node a(ao), b(local_node_options("bigq_b", epmd));
+    ASSERT_FALSE(a.start());
+    ASSERT_FALSE(b.start());
+    ASSERT_TRUE(a.ping(b.name()));
+    auto rx = b.spawn_mailbox();
+    ASSERT_TRUE(rx);
+    const erl::pid to = rx->self();
+    const erl::term big = erl::binary(std::vector<std::uint8_t>(32 << 20, 3));
+    auto p = erl::spawn(
+        a, erl::coroutine_body([&](erl::process_context& ctx) -> boost::asio::awaitable<void> {
+            ctx.send(to, big);
+            for (int i = 0; i < 10; ++i)
+                ctx.send(to, erl::term(i));
+            co_return;
+        }));
+    ASSERT_TRUE(p);
+    auto first = rx->receive(20s);
+    ASSERT_TRUE(first);
+    EXPECT_EQ(*first, big);
+    for (int i = 0; i < 10; ++i) {
+        auto m = rx->receive(10s);
+        ASSERT_TRUE(m) << i;
+        EXPECT_EQ(*m, erl::term(i));
+    }
+    EXPECT_FALSE(logs.contains("limit exceeded"));
+    const auto stats = a.stats();
+    auto* c = connection_to(stats, b.name());
+    ASSERT_NE(c, nullptr);
+    EXPECT_TRUE(c->up);
 }
