@@ -1,5 +1,6 @@
 #include "node/connection.hpp"
 
+#include "common/buffer_pool.hpp"
 #include "node/decode_pool.hpp"
 #include "node/signals.hpp"
 
@@ -1151,6 +1152,7 @@ asio::awaitable<void> connection::run_ticker() {
         tick_timer_.expires_after(interval);
         co_await tick_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
         if (ec || is_closed()) co_return;
+        erl::detail::buffer_pool::trim();  // large buffers idle for long go back to the system
         bool dead = false;
         std::size_t stalled = 0;  // bytes queued when declared stalled
         {

@@ -3,6 +3,7 @@
 // Header for fragmented messages"; erl_dist_protocol "Protocol between Connected Nodes".
 #include "proto/dist_codec.hpp"
 
+#include "common/buffer_pool.hpp"
 #include "common/byte_order.hpp"
 #include "term/term_internal.hpp"
 
@@ -142,8 +143,10 @@ error_code decode_deferred(deferred_message& m, const etf::limits& limits, dist_
         return ec;
     }
     const int op = control_op(ctl);
-    return decode_payload(std::move(ctl), op, rest, m.refs, m.pass_through, limits, out,
-                          share_buffer(&m.storage, m.min_shared_binary));
+    auto ec = decode_payload(std::move(ctl), op, rest, m.refs, m.pass_through, limits, out,
+                             share_buffer(&m.storage, m.min_shared_binary));
+    erl::detail::buffer_pool::give(std::move(m.storage));  // unless binaries took it
+    return ec;
 }
 
 term dist_message::control_tuple() const {
@@ -223,8 +226,11 @@ void dist_reader::give_fragment_bytes(std::size_t n) noexcept {
 }
 
 void dist_reader::reset() {
+    erl::detail::buffer_pool::give(std::move(partial_));
     partial_.clear();
     partial_.shrink_to_fit();
+    for (auto& [seq, s] : seqs_)
+        erl::detail::buffer_pool::give(std::move(s.data));
     seqs_.clear();
     frag_reserved_ = 0;
     give_fragment_bytes(frag_bytes_);
@@ -290,8 +296,13 @@ error_code dist_reader::feed(std::span<const std::uint8_t> in, std::vector<dist_
         if (len > limits_.max_frame_size) return fail(make_error_code(errc::frame_too_large));
         // The whole frame at once (as OTP's inet driver allocates a {packet, 4} packet when it
         // has read the length): a large frame is not copied again each time it outgrows its
-        // buffer. Pages are touched only as the bytes arrive.
-        partial_.reserve(4 + len);
+        // buffer. Pages are touched only as the bytes arrive, or were touched by an earlier
+        // large message whose buffer was kept for reuse.
+        if (partial_.capacity() < 4 + len) {
+            auto room = erl::detail::buffer_pool::take(4 + len);
+            room.assign(partial_.begin(), partial_.end());
+            partial_.swap(room);
+        }
         std::size_t take = std::min(4 + len - partial_.size(), in.size() - pos);
         partial_.insert(partial_.end(), in.begin() + static_cast<std::ptrdiff_t>(pos),
                         in.begin() + static_cast<std::ptrdiff_t>(pos + take));
@@ -300,7 +311,9 @@ error_code dist_reader::feed(std::span<const std::uint8_t> in, std::vector<dist_
         if (partial_.size() < 4 + len) return {};
         std::vector<std::uint8_t> frame;
         frame.swap(partial_);
-        if (auto ec = parse_frame_owned(std::span(frame).subspan(4), out, &frame)) return ec;
+        auto ec = parse_frame_owned(std::span(frame).subspan(4), out, &frame);
+        erl::detail::buffer_pool::give(std::move(frame));  // unless binaries or a deferral took it
+        if (ec) return ec;
         if (deferred_) return {};
     }
     // Complete frames are parsed in place.
@@ -377,8 +390,9 @@ error_code dist_reader::parse_frame_owned(std::span<const std::uint8_t> data,
             if (claimed > in.size()) {
                 // Plain pages: they are backed only as the bytes arrive, so resident memory
                 // stays within the fragment bounds (a huge page would be backed 2 MiB at once).
-                s.data.reserve(claimed);
-                s.reserved = s.data.capacity();
+                // A buffer kept for reuse is backed already; it is at most twice `claimed`.
+                s.data = erl::detail::buffer_pool::take(claimed);
+                s.reserved = claimed;
                 frag_reserved_ += s.reserved;
             }
             s.data.assign(in.begin(), in.end());
@@ -408,7 +422,9 @@ error_code dist_reader::parse_frame_owned(std::span<const std::uint8_t> data,
             seqs_.erase(it);
             give_fragment_bytes(done.data.size());
             frag_reserved_ -= done.reserved;
-            return decode_message(done.data, done.refs, out, &done.data);
+            auto ec = decode_message(done.data, done.refs, out, &done.data);
+            erl::detail::buffer_pool::give(std::move(done.data));  // unless binaries took it
+            return ec;
         }
         default:
             return fail(make_error_code(errc::bad_dist_header));

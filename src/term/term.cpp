@@ -1,6 +1,7 @@
 // erl::term heap blocks, constructors, raw builders and accessors.
 #include "term_internal.hpp"
 
+#include "common/buffer_pool.hpp"
 #include "common/enum_names.hpp"
 
 #include <algorithm>
@@ -184,6 +185,7 @@ struct adopted_buffer {
     ~adopted_buffer() {
         g_large_binary_bytes.fetch_sub(static_cast<std::int64_t>(bytes.capacity()),
                                        std::memory_order_relaxed);
+        buffer_pool::give(std::move(bytes));  // the next large message may reuse its pages
     }
     adopted_buffer(const adopted_buffer&) = delete;
     adopted_buffer& operator=(const adopted_buffer&) = delete;

@@ -6,6 +6,7 @@
 #include <erl/node.hpp>
 #include <erl/term.hpp>
 
+#include "common/buffer_pool.hpp"
 #include "common/byte_order.hpp"
 #include "node/test_access.hpp"
 #include "node_test_support.hpp"
@@ -222,6 +223,48 @@ TEST(SharedBinary, ReaderSharesDeferredAndFragmentedMessages) {
         EXPECT_EQ(*out[0].payload, payload);
         EXPECT_TRUE(is_shared_binary(*out[0].payload));
     }
+}
+
+// Once the binaries that refer to a received buffer are gone, the next large message is
+// assembled in the same memory (common/buffer_pool.hpp): a frame that arrives in pieces, and a
+// fragmented message.
+TEST(SharedBinary, ReaderReusesTheBuffersOfLargeMessagesOnceTheirBinariesAreGone) {
+    namespace pool = erl::detail::buffer_pool;
+    const bytes big = pattern(3 << 20, 5);
+    term ctl = erl::tuple(2, erl::atom(""), erl::pid{erl::atom("a@b"), 1, 0, 1});
+    term payload = erl::binary(big);
+    const std::uint64_t flags = erl::proto::dflag::fragments;
+    bytes fragmented;
+    erl::proto::dist_writer w(flags);
+    w.append_message(fragmented, ctl, &payload);
+    ASSERT_GT(w.frames_written(), 1u);
+    const bytes whole = pass_through_frame(ctl, payload);
+
+    const bytes* wires[] = {&whole, &fragmented};
+    for (const bytes* wire : wires) {
+        SCOPED_TRACE(wire == &whole ? "one frame in pieces" : "fragments");
+        pool::clear();
+        erl::proto::dist_reader r(flags);
+        std::vector<erl::proto::dist_message> out;
+        std::uintptr_t first = 0;
+        for (int round = 0; round < 3; ++round) {
+            feed_in_chunks(r, *wire, 64 * 1024, out);
+            ASSERT_EQ(out.size(), 1u);
+            ASSERT_TRUE(out[0].payload);
+            ASSERT_EQ(*out[0].payload, payload);
+            ASSERT_TRUE(is_shared_binary(*out[0].payload));
+            const auto at = reinterpret_cast<std::uintptr_t>(out[0].payload->as_bytes().data());
+            if (round == 0)
+                first = at;
+            else
+                EXPECT_EQ(at, first) << round;
+            // While the binary lives its buffer is not in the pool.
+            EXPECT_EQ(pool::held_buffers(), 0u);
+            out.clear();
+            EXPECT_EQ(pool::held_buffers(), 1u);
+        }
+    }
+    pool::clear();
 }
 
 }  // namespace
