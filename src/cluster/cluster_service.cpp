@@ -20,9 +20,11 @@ error_code service_base::spawn(std::optional<atom> name) {
         },
         [weak, name](const term& reason) {
             // Ended by someone else (exit(Pid, kill) from a peer): nothing more runs, and the
-            // node's log says so. stop() marks the service stopped before it ends the process.
+            // node's log says so. stop() marks the service stopped before it ends the process;
+            // a node that is stopping ends every process, its services' too, with `shutdown`.
             auto s = weak.lock();
             if (!s || s->stopped_.exchange(true) || reason.is_atom(A("normal"))) return;
+            if (s->node_.stopping.load()) return;
             s->node_.log(log_level::error, log_kind::service, {}, {},
                          "cluster: service " + std::string(name ? name->str() : "process") +
                              " exited: " + reason.to_string());

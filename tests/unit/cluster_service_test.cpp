@@ -3,6 +3,7 @@
 // (the same cores BEAM nodes talk to in interop/global_test.cpp and interop/pg_test.cpp).
 #include <erl/cluster.hpp>
 #include <erl/global.hpp>
+#include <erl/log.hpp>
 #include <erl/mailbox.hpp>
 #include <erl/node.hpp>
 #include <erl/pg.hpp>
@@ -17,11 +18,14 @@
 #include "node_test_support.hpp"
 
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
+#include <vector>
 
 using namespace std::chrono_literals;
 
@@ -207,4 +211,61 @@ TEST(ClusterService, completion_forms_run_on_the_nodes_threads) {
     auto nf = none.get_future();
     ASSERT_EQ(nf.wait_for(10s), std::future_status::ready);
     EXPECT_EQ(nf.get(), make_error_code(erl::errc::noproc));
+}
+
+// A service ended by someone else is an error the node's log reports; a node that stops ends
+// every process with `shutdown`, its services' too, and that is no error.
+TEST(ClusterService, a_killed_service_is_logged_and_a_stopping_node_logs_nothing) {
+    struct log {
+        std::mutex mu;
+        std::condition_variable cv;
+        std::vector<std::string> errors;  // details of service errors
+    };
+    const auto port = erl::test::free_port();
+    auto start = [&](const std::shared_ptr<log>& l) {
+        auto o = erl::test::local_node_options("clus", port, "cluster_cookie");
+        o.logger = [l](const erl::log_event& e) {
+            if (e.kind != erl::log_kind::service || e.level != erl::log_level::error) return;
+            std::lock_guard lk(l->mu);
+            l->errors.push_back(e.detail);
+            l->cv.notify_all();
+        };
+        auto n = std::make_unique<erl::node>(o);
+        EXPECT_FALSE(n->start());
+        return n;
+    };
+
+    auto quiet = std::make_shared<log>();
+    {
+        auto n = start(quiet);
+        erl::rpc::server rpc(*n);
+        auto services = erl::cluster::start(*n, {.rpc = &rpc});
+        ASSERT_TRUE(services);
+        ASSERT_TRUE(n->whereis(erl::atom("pg")));
+        n->stop();
+        erl::join_processes(*n, 5s);
+    }
+    {
+        std::lock_guard lk(quiet->mu);
+        EXPECT_TRUE(quiet->errors.empty()) << quiet->errors.front();
+    }
+
+    auto killed = std::make_shared<log>();
+    auto n = start(killed);
+    erl::rpc::server rpc(*n);
+    auto services = erl::cluster::start(*n, {.rpc = &rpc});
+    ASSERT_TRUE(services);
+    auto pg = n->whereis(erl::atom("pg"));
+    ASSERT_TRUE(pg);
+    auto mb = n->spawn_mailbox();
+    ASSERT_TRUE(mb);
+    mb->exit(*pg, A("kill"));
+    {
+        std::unique_lock lk(killed->mu);
+        ASSERT_TRUE(killed->cv.wait_for(lk, 10s, [&] { return !killed->errors.empty(); }));
+        EXPECT_EQ(killed->errors.front(), "cluster: service pg exited: killed");
+    }
+    services->stop();
+    n->stop();
+    erl::join_processes(*n, 5s);
 }
