@@ -21,6 +21,7 @@ struct state {
     std::mutex mu;
     std::vector<kept> buffers;
     std::size_t bytes = 0;
+    std::size_t users = 0;
 };
 
 // Never destroyed: binaries that outlive main() give their buffers back here.
@@ -48,6 +49,21 @@ void release_stale(state& s, clock::time_point now, released& out) noexcept {
 }
 
 }  // namespace
+
+user::user() noexcept {
+    auto& s = pool();
+    std::lock_guard lock(s.mu);
+    ++s.users;
+}
+
+user::~user() {
+    released all;
+    auto& s = pool();
+    std::lock_guard lock(s.mu);
+    if (--s.users != 0) return;
+    while (!s.buffers.empty())
+        release_front(s, all);
+}
 
 std::vector<std::uint8_t> take(std::size_t n) {
     std::vector<std::uint8_t> found;
@@ -81,6 +97,7 @@ void give(std::vector<std::uint8_t>&& v) noexcept {
     released out;
     auto& s = pool();
     std::lock_guard lock(s.mu);
+    if (s.users == 0) return;  // nothing will take it: freed here, after the lock
     const auto now = clock::now();
     release_stale(s, now, out);
     while (!s.buffers.empty() && (s.buffers.size() >= max_buffers || s.bytes + cap > max_bytes))

@@ -11,6 +11,9 @@
 // is at most twice n, so a buffer in use is never more than twice what its user asked for. A
 // buffer kept longer than `max_idle` is freed at the next take, give or trim (each node's
 // connection ticks trim), so a node that stops receiving large messages gives the memory back.
+// Buffers are kept only while something may take them again: every distribution reader holds
+// a `user`; when the last one ends the pool is emptied, and a buffer given back while there is
+// none (a binary that outlived its connections) is freed.
 #pragma once
 
 #include <chrono>
@@ -25,13 +28,22 @@ inline constexpr std::size_t max_buffers = 4;
 inline constexpr std::size_t max_bytes = std::size_t{256} << 20;
 inline constexpr std::chrono::milliseconds max_idle{2000};
 
+// Held by each taker of large buffers (a connection's reader) for as long as it may take one.
+class user {
+  public:
+    user() noexcept;
+    ~user();
+    user(const user&) = delete;
+    user& operator=(const user&) = delete;
+};
+
 // An empty buffer whose capacity is at least n: the smallest kept one that fits (and is at
 // most 2n), else a new one. Below min_capacity, always a new one. Throws std::bad_alloc as
 // reserve() does.
 std::vector<std::uint8_t> take(std::size_t n);
 
-// Keeps v's memory for reuse when the bounds allow (making room by freeing the longest-kept
-// buffers), else frees it; v is left empty. Never throws.
+// Keeps v's memory for reuse when there is a user and the bounds allow (making room by freeing
+// the longest-kept buffers), else frees it; v is left empty. Never throws.
 void give(std::vector<std::uint8_t>&& v) noexcept;
 
 // Frees the buffers kept longer than max_idle before `now`.

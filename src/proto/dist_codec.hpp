@@ -18,6 +18,7 @@
 #include <erl/etf.hpp>
 #include <erl/term.hpp>
 
+#include "common/buffer_pool.hpp"
 #include "etf/etf_internal.hpp"
 #include "proto/dist_flags.hpp"
 
@@ -220,6 +221,9 @@ class dist_reader {
     void defer(std::span<const std::uint8_t> bytes, std::vector<std::uint8_t>* owner,
                std::span<const atom> refs, bool pass_through, std::optional<term> control);
 
+    // First member, so it ends last: what the destructor gives back reaches the pool while
+    // this reader still counts as one of its users.
+    erl::detail::buffer_pool::user pool_user_;
     std::uint64_t flags_;
     reader_limits limits_;
     // The receive atom cache: 8 segments of 256 entries, each made when the peer first puts an

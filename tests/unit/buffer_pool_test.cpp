@@ -21,6 +21,7 @@ bytes with_capacity(std::size_t n) {
 
 TEST(BufferPool, a_given_buffer_is_taken_again_empty) {
     pool::clear();
+    pool::user reader;  // as a connection's reader is
     bytes b = with_capacity(3 * mib);
     b.assign(100, 7);
     const auto* mem = b.data();
@@ -40,6 +41,7 @@ TEST(BufferPool, a_given_buffer_is_taken_again_empty) {
 
 TEST(BufferPool, the_smallest_fitting_buffer_serves_and_never_one_over_twice_the_request) {
     pool::clear();
+    pool::user reader;  // as a connection's reader is
     bytes small = with_capacity(2 * mib), large = with_capacity(8 * mib);
     const auto* small_mem = small.data();
     const auto* large_mem = large.data();
@@ -64,6 +66,7 @@ TEST(BufferPool, the_smallest_fitting_buffer_serves_and_never_one_over_twice_the
 
 TEST(BufferPool, count_and_byte_bounds_free_the_longest_kept_first) {
     pool::clear();
+    pool::user reader;  // as a connection's reader is
     std::vector<const std::uint8_t*> mems;
     for (std::size_t i = 0; i < pool::max_buffers + 2; ++i) {
         bytes b = with_capacity(pool::min_capacity + i);
@@ -94,12 +97,33 @@ TEST(BufferPool, count_and_byte_bounds_free_the_longest_kept_first) {
 
 TEST(BufferPool, buffers_idle_longer_than_max_idle_are_freed) {
     pool::clear();
+    pool::user reader;  // as a connection's reader is
     const auto given = std::chrono::steady_clock::now();
     pool::give(with_capacity(2 * mib));
     pool::trim(given);
     EXPECT_EQ(pool::held_buffers(), 1u);
     // As a trim at a later tick would see it.
     pool::trim(std::chrono::steady_clock::now() + pool::max_idle + std::chrono::milliseconds(1));
+    EXPECT_EQ(pool::held_buffers(), 0u);
+    EXPECT_EQ(pool::held_bytes(), 0u);
+}
+
+// Kept only while a reader may take them: the last user's end empties the pool, and what is
+// given back with no user (a binary outliving every connection) is freed at once.
+TEST(BufferPool, buffers_are_kept_only_while_there_is_a_user) {
+    pool::clear();
+    {
+        pool::user first;
+        {
+            pool::user second;
+            pool::give(with_capacity(2 * mib));
+            EXPECT_EQ(pool::held_buffers(), 1u);
+        }
+        EXPECT_EQ(pool::held_buffers(), 1u);  // `first` may still take it
+    }
+    EXPECT_EQ(pool::held_buffers(), 0u);
+    EXPECT_EQ(pool::held_bytes(), 0u);
+    pool::give(with_capacity(2 * mib));
     EXPECT_EQ(pool::held_buffers(), 0u);
     EXPECT_EQ(pool::held_bytes(), 0u);
 }
