@@ -73,7 +73,9 @@ class process_context {
 
     const pid& self() const noexcept;
     const term& self_term() const noexcept;
-    // The process's strand (the executor the coroutine runs on).
+    // The executor the coroutine runs on: a strand of the node's io_context, which runs the
+    // process's handlers one at a time and in order (on a node with one I/O thread and an
+    // io_context of its own, that io_context's executor, which does the same).
     boost::asio::any_io_executor get_executor() const;
 
     // Next message / first message matching pred, waiting up to timeout; nullopt on timeout or
@@ -82,7 +84,7 @@ class process_context {
         std::chrono::milliseconds timeout = infinity) const;
     boost::asio::awaitable<std::optional<term>> async_receive_if(
         std::function<bool(const term&)> pred, std::chrono::milliseconds timeout = infinity) const;
-    // Suspends for d (a timer on the process's strand).
+    // Suspends for d (a timer on the process's executor).
     boost::asio::awaitable<void> async_sleep(std::chrono::milliseconds d) const;
 
     // A mailbox handle on this process (empty once it ended) for the full mailbox API. Do not

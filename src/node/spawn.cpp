@@ -34,17 +34,25 @@ namespace detail {
 // references to the process and node, so a suspended coroutine owned by the io_context (or by
 // its process's `suspended` slot) never keeps the node (which owns the io_context) alive.
 struct coroutine_state {
-    coroutine_state(const std::shared_ptr<process>& p, asio::io_context& ioc)
-        : proc(p), self_term(p->self_term), strand(asio::make_strand(ioc)) {}
+    coroutine_state(const std::shared_ptr<process>& p, node_core& n)
+        : proc(p), self_term(p->self_term), exec(executor_for(n)) {}
+
+    // A strand of the node's io_context; on a node whose one I/O thread runs everything (its
+    // own io_context, threads == 1) the io_context's executor, which orders and never overlaps
+    // the process's handlers as a strand does, without a strand's allocation and lock.
+    static asio::any_io_executor executor_for(node_core& n) {
+        if (!n.user_ioc && n.opts.threads <= 1) return n.ioc().get_executor();
+        return asio::make_strand(n.ioc());
+    }
 
     std::weak_ptr<process> proc;
-    const term self_term;  // self() is its pid
-    asio::strand<asio::io_context::executor_type> strand;
-    // Strand only. The deadline of a receive with a finite timeout: made by the first one, so
+    const term self_term;        // self() is its pid
+    asio::any_io_executor exec;  // the process's handlers run here, one at a time
+    // On exec only. The deadline of a receive with a finite timeout: made by the first one, so
     // a process that only ever waits without a timeout has no timer.
     std::unique_ptr<asio::steady_timer> timer;
-    std::uint64_t waits = 0;   // strand only: numbers the suspensions (a stale deadline is ignored)
-    coroutine_wake_ptr spare;  // strand only: the wake-up record of the last suspension, reused
+    std::uint64_t waits = 0;  // on exec only: numbers the suspensions (a stale deadline is ignored)
+    coroutine_wake_ptr spare;  // on exec only: the wake-up record of the last suspension, reused
 };
 
 // The handler of a suspended receive: resuming it resumes the coroutine.
@@ -60,7 +68,8 @@ void coroutine_wake_deleter::operator()(coroutine_wake* w) const noexcept {
 }
 
 namespace {
-// On the strand: resumes the coroutine; the record goes back to its state for the next wait.
+// On the process's executor: resumes the coroutine; the record goes back to its state for the next
+// wait.
 void resume(coroutine_wake_ptr w) {
     coroutine_state* st = w->st;
     wake_handler h = std::move(*w->handler);
@@ -71,8 +80,8 @@ void resume(coroutine_wake_ptr w) {
 }  // namespace
 
 void wake_coroutine(coroutine_wake_ptr w) {
-    const auto strand = w->st->strand;
-    asio::post(strand, [w = std::move(w)]() mutable { resume(std::move(w)); });
+    const auto ex = w->st->exec;
+    asio::post(ex, [w = std::move(w)]() mutable { resume(std::move(w)); });
 }
 
 namespace {
@@ -150,7 +159,7 @@ void start_thread(const std::shared_ptr<process>& p, process_body body) {
     }).detach();
 }
 
-// The body of a coroutine process, called on the process's strand by co_spawn's entry point,
+// The body of a coroutine process, called on the process's executor by co_spawn's entry point,
 // whose frame holds this object for as long as the body runs: the body's captures and the
 // context it gets by reference stay where they are, with no frame of our own around the body.
 struct coroutine_entry {
@@ -170,9 +179,9 @@ struct coroutine_exit {
 };
 
 void start_coroutine(const std::shared_ptr<process>& p, coroutine_body body) {
-    auto st = std::make_shared<coroutine_state>(p, p->node->ioc());
-    auto strand = st->strand;
-    asio::co_spawn(strand, coroutine_entry{std::move(body), process_context(std::move(st))},
+    auto st = std::make_shared<coroutine_state>(p, *p->node);
+    auto ex = st->exec;
+    asio::co_spawn(ex, coroutine_entry{std::move(body), process_context(std::move(st))},
                    coroutine_exit{p});
 }
 
@@ -322,7 +331,7 @@ const term& process_context::self_term() const noexcept {
     return st_->self_term;
 }
 asio::any_io_executor process_context::get_executor() const {
-    return st_->strand;
+    return st_->exec;
 }
 mailbox process_context::handle() const {
     return detail::access::handle(st_->proc.lock());
@@ -364,7 +373,7 @@ struct wait_for_message {
         if (w) return wake_coroutine(std::move(w));
         const std::uint64_t id = ++st->waits;
         if (deadline == std::chrono::steady_clock::time_point::max()) return;
-        if (!st->timer) st->timer = std::make_unique<asio::steady_timer>(st->strand);
+        if (!st->timer) st->timer = std::make_unique<asio::steady_timer>(st->exec);
         st->timer->expires_at(deadline);
         st->timer->async_wait([ws = std::weak_ptr<coroutine_state>(st), id](error_code ec) {
             if (ec) return;
@@ -415,7 +424,7 @@ asio::awaitable<std::optional<term>> process_context::async_receive_if(
 }
 
 asio::awaitable<void> process_context::async_sleep(std::chrono::milliseconds d) const {
-    asio::steady_timer t(st_->strand, d);
+    asio::steady_timer t(st_->exec, d);
     error_code ec;
     co_await t.async_wait(asio::redirect_error(asio::use_awaitable, ec));
 }
