@@ -3,7 +3,8 @@
 // Two kinds of body:
 //   * void(erl::mailbox&) runs on its own thread and may block in mailbox::receive.
 //   * boost::asio::awaitable<void>(erl::process_context&) runs as a coroutine on the node's
-//     io_context (on a strand of its own) and waits with co_await ctx.async_receive(timeout).
+//     io_context (its handlers one at a time, in order: on a strand of its own, or on a node
+//     with one I/O thread on that thread) and waits with co_await ctx.async_receive(timeout).
 //     It must never block: it shares the node's I/O threads.
 //
 // A process ends when its body returns (reason `normal`), throws erl::exit_exception (its
