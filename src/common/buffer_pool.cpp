@@ -43,6 +43,11 @@ void release_front(state& s, released& out) noexcept {
     s.buffers.erase(s.buffers.begin());
 }
 
+void release_all(state& s, released& out) noexcept {
+    while (!s.buffers.empty())
+        release_front(s, out);
+}
+
 void release_stale(state& s, clock::time_point now, released& out) noexcept {
     while (!s.buffers.empty() && now - s.buffers.front().since > max_idle)
         release_front(s, out);
@@ -60,9 +65,7 @@ user::~user() {
     released all;
     auto& s = pool();
     std::lock_guard lock(s.mu);
-    if (--s.users != 0) return;
-    while (!s.buffers.empty())
-        release_front(s, all);
+    if (--s.users == 0) release_all(s, all);
 }
 
 std::vector<std::uint8_t> take(std::size_t n) {
@@ -129,8 +132,7 @@ void clear() noexcept {
     released all;
     auto& s = pool();
     std::lock_guard lock(s.mu);
-    while (!s.buffers.empty())
-        release_front(s, all);
+    release_all(s, all);
 }
 
 }  // namespace erl::detail::buffer_pool
