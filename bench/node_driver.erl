@@ -17,6 +17,8 @@
 %% echo_thread/sink_thread, its thread-bodied variants).
 -module(node_driver).
 -export([main/1]).
+%% Also used by scripts/bench-rpc's driver.
+-export([cpu_ticks/1]).
 
 main([ClkTck, CppFile, SmallN, BigN, EchoN, Reps, LargeN, LargeMB | Targets]) ->
     try
