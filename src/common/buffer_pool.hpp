@@ -43,7 +43,7 @@ class user {
 std::vector<std::uint8_t> take(std::size_t n);
 
 // Keeps v's memory for reuse when there is a user and the bounds allow (making room by freeing
-// the longest-kept buffers), else frees it; v is left empty. Never throws.
+// the longest-kept buffers), else frees it; v is left empty, holding no buffer. Never throws.
 void give(std::vector<std::uint8_t>&& v) noexcept;
 
 // Frees the buffers kept longer than max_idle before `now`.

@@ -226,9 +226,7 @@ void dist_reader::give_fragment_bytes(std::size_t n) noexcept {
 }
 
 void dist_reader::reset() {
-    erl::detail::buffer_pool::give(std::move(partial_));
-    partial_.clear();
-    partial_.shrink_to_fit();
+    erl::detail::buffer_pool::give(std::move(partial_));  // leaves it empty, without a buffer
     for (auto& [seq, s] : seqs_)
         erl::detail::buffer_pool::give(std::move(s.data));
     seqs_.clear();
