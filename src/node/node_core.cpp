@@ -11,6 +11,7 @@
 
 #include <erl/epmd.hpp>
 
+#include <deque>
 #include <iostream>
 
 namespace erl::detail {
@@ -224,34 +225,70 @@ std::shared_ptr<process> node_core::find_name(atom n) const {
     return table.find_name(n);
 }
 
-void node_core::process_exit(const std::shared_ptr<process>& p, term reason) {
+namespace {
+// What an ended process still has to tell: its exit reason along every link, DOWN to every
+// monitoring process, and the end of the monitors it held.
+struct exit_fanout {
+    std::shared_ptr<process> p;
+    term reason;
     std::vector<term> links;
     std::vector<process::watcher> watchers;
     std::vector<process::watched> monitors;
+};
+
+// Fan-outs of processes that ended on this thread while an outer process_exit was telling its
+// own: that outer call runs them one after another instead of inside each other, so an exit
+// running along a chain of links (a process tree, or 100,000 processes each linked to the next)
+// takes no stack per process. Each ended process is marked exited at once either way.
+thread_local std::deque<exit_fanout>* pending_fanouts = nullptr;
+
+void fan_out(exit_fanout& f) {
+    node_core& n = *f.p->node;
+    for (auto& l : f.links)
+        n.send_exit_signal(f.p->self_term, l, f.reason);
+    for (auto& w : f.watchers)
+        n.send_monitor_down(w.ident, w.pid, w.ref, f.reason);
+    for (auto& m : f.monitors)
+        n.remove_monitor_remote(f.p->self_term, m);
+}
+}  // namespace
+
+void node_core::process_exit(const std::shared_ptr<process>& p, term reason) {
+    exit_fanout f{p, std::move(reason), {}, {}, {}};
     process::wake_list wake;
     {
         std::lock_guard lk(p->mu);
         if (p->exited) return;
         p->exited = true;
-        p->exit_reason = reason;
+        p->exit_reason = f.reason;
         p->queue.clear();
         ++p->queue_epoch;
-        links = p->links.take_active();
-        watchers.swap(p->watchers);
-        monitors.swap(p->monitors);
+        f.links = p->links.take_active();
+        f.watchers.swap(p->watchers);
+        f.monitors.swap(p->monitors);
         p->take_waiters_locked(wake);
     }
     process::notify(wake);
-    if (p->on_exit) (*p->on_exit)(reason);
+    if (p->on_exit) (*p->on_exit)(f.reason);
     table.remove(p);
     // Exit signals to linked processes, DOWN to monitoring ones (Erlang semantics: a process
     // that ends sends its exit reason along every link and monitor).
-    for (auto& l : links)
-        send_exit_signal(p->self_term, l, reason);
-    for (auto& w : watchers)
-        send_monitor_down(w.ident, w.pid, w.ref, reason);
-    for (auto& m : monitors)
-        remove_monitor_remote(p->self_term, m);
+    if (f.links.empty() && f.watchers.empty() && f.monitors.empty()) return;
+    if (pending_fanouts) {
+        pending_fanouts->push_back(std::move(f));
+        return;
+    }
+    std::deque<exit_fanout> pending;
+    pending_fanouts = &pending;
+    struct drained {
+        ~drained() { pending_fanouts = nullptr; }
+    } reset;
+    fan_out(f);
+    while (!pending.empty()) {
+        exit_fanout next = std::move(pending.front());
+        pending.pop_front();
+        fan_out(next);
+    }
 }
 
 reference node_core::make_ref() {

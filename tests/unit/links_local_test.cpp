@@ -430,3 +430,23 @@ TEST_F(ProcessSpawn, coroutine_selective_receive_and_kill_wakes_it) {
         std::this_thread::sleep_for(5ms);
     EXPECT_EQ(seen, 12);
 }
+
+// The exit along 100,000 linked mailboxes is told one process after another, not nested.
+TEST_F(LinksLocal, an_exit_runs_along_a_chain_of_100000_links) {
+    constexpr int length = 100000;
+    auto self = mb();
+    self.trap_exit(true);
+    std::vector<erl::mailbox> chain;
+    chain.reserve(length);
+    for (int i = 0; i < length; ++i) {
+        chain.push_back(mb());
+        if (i > 0) chain[i - 1].link(chain[i].self());
+    }
+    self.link(chain.back().self());
+    self.exit(chain.front().self(), erl::term(A("cut")));
+    const auto exit = self.receive(30s);
+    EXPECT_TRUE(is_exit_msg(exit, chain.back().self(), erl::term(A("cut"))))
+        << (exit ? erl::to_string(*exit) : "nothing");
+    for (const auto& m : chain)
+        ASSERT_TRUE(m.exited());
+}
