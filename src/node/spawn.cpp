@@ -178,11 +178,18 @@ struct coroutine_exit {
     }
 };
 
+// The body first runs from the executor's queue, never inside the spawn: co_spawn dispatches
+// its first step, which on the I/O thread of a one-thread node would run the new process's body
+// before spawn returns, and a chain of processes each spawning the next would nest on that
+// thread's stack until it overflowed.
 void start_coroutine(const std::shared_ptr<process>& p, coroutine_body body) {
     auto st = std::make_shared<coroutine_state>(p, *p->node);
     auto ex = st->exec;
-    asio::co_spawn(ex, coroutine_entry{std::move(body), process_context(std::move(st))},
-                   coroutine_exit{p});
+    asio::post(ex, [entry = coroutine_entry{std::move(body), process_context(std::move(st))},
+                    exit = coroutine_exit{p}]() mutable {
+        auto ex = entry.ctx.get_executor();
+        asio::co_spawn(ex, std::move(entry), std::move(exit));
+    });
 }
 
 template <class Body>

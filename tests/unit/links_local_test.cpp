@@ -431,6 +431,34 @@ TEST_F(ProcessSpawn, coroutine_selective_receive_and_kill_wakes_it) {
     EXPECT_EQ(seen, 12);
 }
 
+// BEAM runs a chain of processes, each spawning the next, with no limit but memory: neither the
+// spawns nor the exit that runs back along the links may nest on an I/O thread's stack (here
+// 50,000 deep, far past what 8 MiB of stack holds when each level nests).
+TEST_F(ProcessSpawn, a_chain_of_coroutine_processes_each_spawning_the_next_runs_and_ends) {
+    constexpr int depth = 50000;
+    auto self = mb();
+    self.trap_exit(true);
+    struct chain {
+        static erl::coroutine_body level(erl::pid bottom_to, int left) {
+            return [bottom_to, left](erl::process_context& ctx) -> boost::asio::awaitable<void> {
+                if (left == 0) {
+                    ctx.send(bottom_to, erl::term(A("bottom")));
+                    throw erl::exit_exception(erl::term(A("chain_done")));
+                }
+                if (!erl::spawn_link(ctx.handle(), level(bottom_to, left - 1)))
+                    throw erl::exit_exception(erl::term(A("spawn_failed")));
+                co_await ctx.async_receive(erl::infinity);  // ended by the link
+            };
+        }
+    };
+    auto top = erl::spawn_link(self, chain::level(self.self(), depth));
+    ASSERT_TRUE(top);
+    EXPECT_EQ(self.receive(60s), erl::term(A("bottom")));
+    const auto exit = self.receive(60s);
+    EXPECT_TRUE(is_exit_msg(exit, *top, erl::term(A("chain_done"))))
+        << (exit ? erl::to_string(*exit) : "nothing");
+}
+
 // The exit along 100,000 linked mailboxes is told one process after another, not nested.
 TEST_F(LinksLocal, an_exit_runs_along_a_chain_of_100000_links) {
     constexpr int length = 100000;
