@@ -7,8 +7,8 @@
 namespace erl::detail {
 
 result<std::shared_ptr<process>> process_table::create(
-    atom node_name, std::uint32_t creation,
-    const std::function<std::shared_ptr<process>(const pid&)>& make, std::optional<atom> name) {
+    atom node_name, std::uint32_t creation, function_ref<std::shared_ptr<process>(const pid&)> make,
+    std::optional<atom> name) {
     std::unique_lock lk(mu_);
     if (name && names_.count(*name)) return make_error_code(errc::name_taken);
     // At most size() numbers are in use, so this loop ends after size() + 1 steps at most.

@@ -33,6 +33,8 @@
 #include <erl/error.hpp>
 #include <erl/term.hpp>
 
+#include "common/function_ref.hpp"
+
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -173,10 +175,9 @@ class process_table {
     // A new process with a pid no process in the table has: `make(pid)` builds it (called
     // with the table locked: it must only construct). With a name, the name is registered in
     // the same step (errc::name_taken if it is in use; nothing is inserted then).
-    result<std::shared_ptr<process>> create(
-        atom node_name, std::uint32_t creation,
-        const std::function<std::shared_ptr<process>(const pid&)>& make,
-        std::optional<atom> name = std::nullopt);
+    result<std::shared_ptr<process>> create(atom node_name, std::uint32_t creation,
+                                            function_ref<std::shared_ptr<process>(const pid&)> make,
+                                            std::optional<atom> name = std::nullopt);
 
     // Removes an exited process: its pid, its name (if still its own) and its aliases.
     void remove(const std::shared_ptr<process>& p);
