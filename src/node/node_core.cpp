@@ -2,6 +2,8 @@
 
 #include "node/decode_pool.hpp"
 
+#include "common/block_pool.hpp"
+
 #include "node/access.hpp"
 #include "node/connection.hpp"
 #include "node/runtime.hpp"
@@ -148,7 +150,8 @@ void node_core::log(log_level level, log_kind kind, std::string_view peer, error
 std::shared_ptr<process> node_core::new_process(std::function<void(term)> handler,
                                                 std::function<void(const term&)> on_exit) {
     auto made = table.create(name, creation.load(), [&](const pid& p) {
-        auto proc = std::make_shared<process>(shared_from_this(), p);
+        auto proc =
+            std::allocate_shared<process>(block_pool::allocator<process>(), shared_from_this(), p);
         // Both set before the process is published.
         if (handler)
             proc->handler = std::make_unique<std::function<void(term)>>(std::move(handler));
@@ -165,7 +168,8 @@ result<std::shared_ptr<process>> node_core::new_named_process(atom n) {
     return table.create(
         name, creation.load(),
         [&](const pid& p) {
-            auto proc = std::make_shared<process>(shared_from_this(), p);
+            auto proc = std::allocate_shared<process>(block_pool::allocator<process>(),
+                                                      shared_from_this(), p);
             proc->max_queue_len = opts.max_message_queue_len;
             proc->drop_over_limit = opts.message_queue_limit == message_queue_limit_action::drop;
             return proc;

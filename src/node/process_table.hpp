@@ -33,6 +33,7 @@
 #include <erl/error.hpp>
 #include <erl/term.hpp>
 
+#include "common/block_pool.hpp"
 #include "common/function_ref.hpp"
 
 #include <atomic>
@@ -217,7 +218,12 @@ class process_table {
     void uncache_name(atom n);
 
     mutable std::shared_mutex mu_;
-    std::unordered_map<std::uint64_t, std::shared_ptr<process>> procs_;  // key_of(pid)
+    // key_of(pid); nodes from the block pool, as a process's other parts
+    std::unordered_map<
+        std::uint64_t, std::shared_ptr<process>, std::hash<std::uint64_t>,
+        std::equal_to<std::uint64_t>,
+        block_pool::allocator<std::pair<const std::uint64_t, std::shared_ptr<process>>>>
+        procs_;
     std::unordered_map<atom, std::shared_ptr<process>> names_;
     std::unordered_map<reference, std::weak_ptr<process>, ref_key_hash> aliases_;
     std::uint64_t next_ = 1;  // guarded by mu_

@@ -3,6 +3,7 @@
 #include <erl/node.hpp>
 #include <erl/process.hpp>
 
+#include "common/block_pool.hpp"
 #include "node/access.hpp"
 #include "node/mfa_key.hpp"
 #include "node/node_core.hpp"
@@ -61,6 +62,9 @@ using wake_handler = asio::async_result<asio::use_awaitable_t<>, void()>::handle
 struct coroutine_wake {
     std::optional<wake_handler> handler;  // the suspended coroutine
     coroutine_state* st = nullptr;        // lives as long as the coroutine's frames
+
+    static void* operator new(std::size_t n) { return block_pool::allocate(n); }
+    static void operator delete(void* p, std::size_t n) noexcept { block_pool::deallocate(p, n); }
 };
 
 void coroutine_wake_deleter::operator()(coroutine_wake* w) const noexcept {
@@ -178,18 +182,29 @@ struct coroutine_exit {
     }
 };
 
+// The posted first step of a coroutine process; its operation's memory comes from the block
+// pool (a nested allocator_type, which asio takes without wrapping the handler).
+struct coroutine_start {
+    coroutine_entry entry;
+    coroutine_exit exit;
+    using allocator_type = block_pool::allocator<void>;
+    allocator_type get_allocator() const noexcept { return {}; }
+    void operator()() {
+        auto ex = entry.ctx.get_executor();
+        asio::co_spawn(ex, std::move(entry), std::move(exit));
+    }
+};
+
 // The body first runs from the executor's queue, never inside the spawn: co_spawn dispatches
 // its first step, which on the I/O thread of a one-thread node would run the new process's body
 // before spawn returns, and a chain of processes each spawning the next would nest on that
 // thread's stack until it overflowed.
 void start_coroutine(const std::shared_ptr<process>& p, coroutine_body body) {
-    auto st = std::make_shared<coroutine_state>(p, *p->node);
+    auto st = std::allocate_shared<coroutine_state>(block_pool::allocator<coroutine_state>(), p,
+                                                    *p->node);
     auto ex = st->exec;
-    asio::post(ex, [entry = coroutine_entry{std::move(body), process_context(std::move(st))},
-                    exit = coroutine_exit{p}]() mutable {
-        auto ex = entry.ctx.get_executor();
-        asio::co_spawn(ex, std::move(entry), std::move(exit));
-    });
+    asio::post(ex, coroutine_start{coroutine_entry{std::move(body), process_context(std::move(st))},
+                                   coroutine_exit{p}});
 }
 
 template <class Body>
