@@ -4,6 +4,7 @@
 #include <erl/mailbox.hpp>
 #include <erl/term.hpp>
 
+#include "common/block_pool.hpp"
 #include "node/link_table.hpp"
 
 #include <atomic>
@@ -123,9 +124,24 @@ class message_queue {
     static constexpr std::size_t first_capacity = 4;
     static constexpr std::size_t keep_capacity = 64;
 
+    // The slots: blocks of the block pool up to its largest class, like the process itself.
+    struct slots_deleter {
+        std::size_t n;
+        void operator()(term* p) const noexcept {
+            std::destroy_n(p, n);
+            block_pool::deallocate(p, n * sizeof(term));
+        }
+    };
+    using slots = std::unique_ptr<term[], slots_deleter>;
+    static slots make_slots(std::size_t n) {
+        auto* p = static_cast<term*>(block_pool::allocate(n * sizeof(term)));
+        std::uninitialized_default_construct_n(p, n);
+        return slots(p, slots_deleter{n});
+    }
+
     void grow() {
         const std::size_t cap = cap_ == 0 ? first_capacity : cap_ * 2;
-        std::unique_ptr<term[]> b(new term[cap]);
+        slots b = make_slots(cap);
         for (std::size_t i = 0; i < len_; ++i)
             b[i] = std::move((*this)[i]);
         buf_ = std::move(b);
@@ -137,7 +153,7 @@ class message_queue {
         cap_ = head_ = len_ = 0;
     }
 
-    std::unique_ptr<term[]> buf_;  // cap_ slots (a power of two), nil outside the live range
+    slots buf_;  // cap_ slots (a power of two), nil outside the live range
     std::size_t cap_ = 0;
     std::size_t head_ = 0;  // slot of the oldest message
     std::size_t len_ = 0;
