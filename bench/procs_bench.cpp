@@ -5,9 +5,10 @@
 //       One erl::node (private EPMD on port P) spawns N coroutine processes. Each sends `ready`
 //       to a parent mailbox and waits in async_receive; once all N are ready the parent
 //       measures the process's RSS, sends each `stop`, and waits for N `done` replies.
-//       --spawner thread (default): the program's main thread calls erl::spawn N times, each
-//       start posted to the node's I/O thread; process: a coroutine process on the I/O thread
-//       does (as a BEAM process spawning on its own scheduler).
+//       --spawner thread (default): the program's main thread is the parent (a mailbox): it
+//       calls erl::spawn N times, each start posted to the node's I/O thread, and receives with
+//       the blocking API; process: the parent is a coroutine process on the I/O thread that
+//       spawns, receives and sends as BEAM's parent process does (no OS thread in the loop).
 //
 // The same workload runs on BEAM in bench/procs_beam.erl; the script runs both in fresh OS
 // processes, taking turns, and prints the ratios. Output: one "result KEY VALUE" line per
@@ -101,21 +102,23 @@ int main(int argc, char** argv) {
         std::cerr << "cannot start node: " << ec.message() << "\n";
         return 1;
     }
-    auto parent = node.spawn_mailbox();
-    if (!parent) return 1;
-    const erl::pid to = parent->self();
     const erl::atom ready("ready"), stop("stop"), done("done");
-
+    // Figures of one run, filled by whichever parent runs it.
+    struct figures {
+        double spawn_s = 0, ready_s = 0, stop_s = 0, rss0 = 0, rss1 = 0;
+    } fig;
     std::vector<erl::pid> pids;
     pids.reserve(static_cast<std::size_t>(count));
-    const double rss0 = rss_bytes();
-    auto body = [to, ready, done](erl::process_context& ctx) -> boost::asio::awaitable<void> {
-        ctx.send(to, erl::term(ready));
-        co_await ctx.async_receive();
-        ctx.send(to, erl::term(done));
+    auto child = [ready, done](erl::pid to) {
+        return [to, ready, done](erl::process_context& ctx) -> boost::asio::awaitable<void> {
+            ctx.send(to, erl::term(ready));
+            co_await ctx.async_receive();
+            ctx.send(to, erl::term(done));
+        };
     };
-    // Spawns the N processes; false if one fails.
-    auto spawn_all = [&] {
+    // Spawns the N processes, each reporting to `to`; false if one fails.
+    auto spawn_all = [&](const erl::pid& to) {
+        auto body = child(to);
         for (long i = 0; i < count; ++i) {
             auto p = erl::spawn(node, body);
             if (!p) {
@@ -126,44 +129,69 @@ int main(int argc, char** argv) {
         }
         return true;
     };
-    const auto t0 = clock_type::now();
     if (spawner == "thread") {
-        if (!spawn_all()) return 1;
+        auto parent = node.spawn_mailbox();
+        if (!parent) return 1;
+        fig.rss0 = rss_bytes();
+        const auto t0 = clock_type::now();
+        if (!spawn_all(parent->self())) return 1;
+        fig.spawn_s = seconds_since(t0);
+        for (long i = 0; i < count; ++i)
+            if (!parent->receive(std::chrono::seconds(120))) {
+                std::cerr << "a process did not report ready\n";
+                return 1;
+            }
+        fig.ready_s = seconds_since(t0);
+        fig.rss1 = rss_bytes();
+        const auto t1 = clock_type::now();
+        for (const auto& p : pids)
+            parent->send(p, erl::term(stop));
+        for (long i = 0; i < count; ++i)
+            if (!parent->receive(std::chrono::seconds(120))) {
+                std::cerr << "a process did not answer stop\n";
+                return 1;
+            }
+        fig.stop_s = seconds_since(t1);
     } else {
-        std::promise<bool> spawned;
-        auto f = spawned.get_future();
-        if (!erl::spawn(node,
-                        [&](erl::process_context&) -> boost::asio::awaitable<void> {
-                            spawned.set_value(spawn_all());
-                            co_return;
-                        }) ||
-            !f.get())
+        std::promise<const char*> finished;  // nullptr, or what went wrong
+        auto f = finished.get_future();
+        auto parent = [&](erl::process_context& ctx) -> boost::asio::awaitable<void> {
+            fig.rss0 = rss_bytes();
+            const auto t0 = clock_type::now();
+            if (!spawn_all(ctx.self())) {
+                finished.set_value("spawn failed");
+                co_return;
+            }
+            fig.spawn_s = seconds_since(t0);
+            for (long i = 0; i < count; ++i)
+                if (!co_await ctx.async_receive(std::chrono::seconds(120))) {
+                    finished.set_value("a process did not report ready");
+                    co_return;
+                }
+            fig.ready_s = seconds_since(t0);
+            fig.rss1 = rss_bytes();
+            const auto t1 = clock_type::now();
+            for (const auto& p : pids)
+                ctx.send(p, erl::term(stop));
+            for (long i = 0; i < count; ++i)
+                if (!co_await ctx.async_receive(std::chrono::seconds(120))) {
+                    finished.set_value("a process did not answer stop");
+                    co_return;
+                }
+            fig.stop_s = seconds_since(t1);
+            finished.set_value(nullptr);
+        };
+        if (!erl::spawn(node, parent)) return 1;
+        if (const char* err = f.get()) {
+            std::cerr << err << "\n";
             return 1;
+        }
     }
-    const double spawn_s = seconds_since(t0);
-    for (long i = 0; i < count; ++i)
-        if (!parent->receive(std::chrono::seconds(120))) {
-            std::cerr << "a process did not report ready\n";
-            return 1;
-        }
-    const double ready_s = seconds_since(t0);
-    const double rss1 = rss_bytes();
 
-    const auto t1 = clock_type::now();
-    for (const auto& p : pids)
-        parent->send(p, erl::term(stop));
-    for (long i = 0; i < count; ++i)
-        if (!parent->receive(std::chrono::seconds(120))) {
-            std::cerr << "a process did not answer stop\n";
-            return 1;
-        }
-    const double stop_s = seconds_since(t1);
-
-    result("spawn_rate", double(count) / spawn_s);
-    result("ready_rate", double(count) / ready_s);
-    result("rss_per_process", (rss1 - rss0) / double(count));
-    result("stop_rate", double(count) / stop_s);
-    parent = {};
+    result("spawn_rate", double(count) / fig.spawn_s);
+    result("ready_rate", double(count) / fig.ready_s);
+    result("rss_per_process", (fig.rss1 - fig.rss0) / double(count));
+    result("stop_rate", double(count) / fig.stop_s);
     node.stop();
     return 0;
 }
