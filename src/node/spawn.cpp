@@ -182,13 +182,10 @@ struct coroutine_exit {
     }
 };
 
-// The posted first step of a coroutine process; its operation's memory comes from the block
-// pool (a nested allocator_type, which asio takes without wrapping the handler).
+// The posted first step of a coroutine process.
 struct coroutine_start {
     coroutine_entry entry;
     coroutine_exit exit;
-    using allocator_type = block_pool::allocator<void>;
-    allocator_type get_allocator() const noexcept { return {}; }
     void operator()() {
         auto ex = entry.ctx.get_executor();
         asio::co_spawn(ex, std::move(entry), std::move(exit));
