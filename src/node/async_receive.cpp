@@ -1,5 +1,6 @@
 // mailbox::async_receive / async_receive_if: the selective receive of selective_receive.hpp,
-// woken by process::waiters instead of the condition variable the blocking receive waits on.
+// woken by process::extras::waiters instead of the condition variable the blocking receive waits
+// on.
 #include <erl/mailbox.hpp>
 
 #include "node/async_op.hpp"
@@ -17,7 +18,7 @@ namespace {
 
 class receive_op;
 
-// The wake-up a waiting receive leaves in process::waiters. A named type, so a receive that
+// The wake-up a waiting receive leaves in process::extras::waiters. A named type, so a receive that
 // finishes without being woken (timeout, cancel) can find and remove its own entry: an idle
 // mailbox polled with short timeouts would otherwise collect one entry per receive.
 struct receive_waiter {
@@ -81,7 +82,7 @@ class receive_op : public std::enable_shared_from_this<receive_op> {
             return finish_locked(lk, make_error_code(errc::exited), {});
         }
         if (!waiting_) {  // one entry at a time: a wake-up takes the whole list
-            p->waiters.push_back(receive_waiter{weak_from_this()});
+            p->more_locked().waiters.push_back(receive_waiter{weak_from_this()});
             waiting_ = true;
         }
     }
@@ -132,10 +133,11 @@ class receive_op : public std::enable_shared_from_this<receive_op> {
             if (auto p = proc_.lock()) {
                 std::lock_guard plk(p->mu);
                 const receive_op* self = this;
-                p->waiters.remove_if([self](const std::function<void()>& f) {
-                    auto* w = f.target<receive_waiter>();
-                    return w && w->op.lock().get() == self;
-                });
+                if (p->more)
+                    p->more->waiters.remove_if([self](const std::function<void()>& f) {
+                        auto* w = f.target<receive_waiter>();
+                        return w && w->op.lock().get() == self;
+                    });
             }
             waiting_ = false;
         }
@@ -151,7 +153,7 @@ class receive_op : public std::enable_shared_from_this<receive_op> {
     receive_cursor cursor_;                    // under mu_ and the process's mu
     done_fn done_;                             // null once finished
     std::shared_ptr<receive_op> self_;         // keeps the operation alive until it finishes
-    bool waiting_ = false;                     // an entry of ours is in process::waiters
+    bool waiting_ = false;                     // an entry of ours is in process::extras::waiters
     bool cancelled_ = false;
 };
 

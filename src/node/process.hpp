@@ -199,23 +199,17 @@ struct process : std::enable_shared_from_this<process> {
     std::size_t max_queue_len = 0;
     bool drop_over_limit = false;
     bool queue_limit_logged = false;  // the first drop is logged, not every one (under mu)
+    bool trap_exit = false;           // process_flag(trap_exit) (under mu; signals.cpp)
     // Written under mu; read without it by senders that drop messages from dead processes.
     std::atomic<bool> exited{false};
     term exit_reason;
     std::optional<atom> name;
-    std::vector<reference> aliases;
-    // One-shot wake-ups for asynchronous waiters (coroutine receive): the whole list is taken
-    // when a message arrives or the process exits and each is called once, without mu held.
-    // Must not block.
-    std::list<std::function<void()>> waiters;
     // The coroutine receive of this process, while it waits (taken with the waiters).
     coroutine_wake_ptr suspended;
 
     // Signals (src/node/signals.cpp). All guarded by mu.
-    bool trap_exit = false;
     link_table links;                  // linked pids (local or remote) with unlink state
     std::uint64_t next_unlink_id = 1;  // UNLINK_ID ids: unique among our unacknowledged unlinks
-    std::vector<atom> node_watches;    // monitor_node/2: one entry per monitor_node(N, true)
     struct watcher {
         term pid;       // the monitoring process
         reference ref;  // monitor reference
@@ -228,14 +222,30 @@ struct process : std::enable_shared_from_this<process> {
         atom node;    // node of the target
     };
     std::vector<watched> monitors;  // monitors this process holds
-    // SPAWN_REQUESTs of this process still unanswered (runtime::spawn_request).
+    // A SPAWN_REQUEST of this process still unanswered (runtime::spawn_request).
     struct spawn_request {
         reference ref;
         atom node;          // where the process is to be spawned
         bool reply = true;  // deliver {spawn_reply, ...} (not for erpc:cast's {reply, no})
         bool link = false;  // link to the new process when the reply arrives
     };
-    std::vector<spawn_request> spawn_requests;
+    // What few processes use, made on first use (under mu) and kept until the process goes:
+    // most processes never hold an alias, watch a node, spawn remotely or wait through a
+    // callback, and are 88 bytes smaller without them inline.
+    struct extras {
+        std::vector<reference> aliases;
+        std::vector<atom> node_watches;  // monitor_node/2: one entry per monitor_node(N, true)
+        std::vector<spawn_request> spawn_requests;
+        // One-shot wake-ups for asynchronous waiters (the mailbox's async_receive, etop): the
+        // whole list is taken when a message arrives or the process exits and each is called
+        // once, without mu held. Must not block.
+        std::list<std::function<void()>> waiters;
+    };
+    std::unique_ptr<extras> more;  // guarded by mu
+    extras& more_locked() {
+        if (!more) more = std::make_unique<extras>();
+        return *more;
+    }
 
     // Messages delivered to this process (process_info reductions: those delivered minus those
     // still queued). Queueing processes count under mu with a relaxed load + store (no atomic
@@ -267,7 +277,7 @@ struct process : std::enable_shared_from_this<process> {
         std::condition_variable* cv = nullptr;
     };
     void take_waiters_locked(wake_list& wake) {
-        wake.calls.splice(wake.calls.end(), waiters);
+        if (more && !more->waiters.empty()) wake.calls.splice(wake.calls.end(), more->waiters);
         if (suspended) wake.coroutine = std::move(suspended);
         wake.cv = cv.get();
     }

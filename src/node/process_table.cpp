@@ -41,7 +41,7 @@ void process_table::remove(const std::shared_ptr<process>& p) {
     {
         std::lock_guard plk(p->mu);
         name = p->name;
-        aliases.swap(p->aliases);
+        if (p->more) aliases.swap(p->more->aliases);
     }
     auto it = procs_.find(key_of(p->self));
     if (it != procs_.end() && it->second == p) {
@@ -149,7 +149,7 @@ void process_table::add_alias(const reference& r, const std::shared_ptr<process>
     {
         std::lock_guard plk(p->mu);
         if (p->exited) return;
-        p->aliases.push_back(r);
+        p->more_locked().aliases.push_back(r);
     }
     aliases_[r] = p;
 }
@@ -158,7 +158,7 @@ void process_table::remove_alias(const reference& r, const std::shared_ptr<proce
     std::unique_lock lk(mu_);
     {
         std::lock_guard plk(p->mu);
-        std::erase(p->aliases, r);
+        if (p->more) std::erase(p->more->aliases, r);
     }
     auto it = aliases_.find(r);
     if (it != aliases_.end() && it->second.lock() == p) aliases_.erase(it);

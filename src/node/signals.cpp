@@ -236,11 +236,13 @@ void monitor_node(node_core& n, const std::shared_ptr<process>& self, atom node,
         std::lock_guard lk(self->mu);
         if (self->exited) return;
         if (!on) {
-            auto it = std::find(self->node_watches.begin(), self->node_watches.end(), node);
-            if (it != self->node_watches.end()) self->node_watches.erase(it);
+            if (!self->more) return;
+            auto& watches = self->more->node_watches;
+            auto it = std::find(watches.begin(), watches.end(), node);
+            if (it != watches.end()) watches.erase(it);
             return;
         }
-        self->node_watches.push_back(node);
+        self->more_locked().node_watches.push_back(node);
     }
     if (node == n.name) return;  // our own node never goes down under us
     std::weak_ptr<process> w = self;
@@ -249,9 +251,11 @@ void monitor_node(node_core& n, const std::shared_ptr<process>& self, atom node,
         if (!p) return;
         {
             std::lock_guard lk(p->mu);
-            auto it = std::find(p->node_watches.begin(), p->node_watches.end(), node);
-            if (it == p->node_watches.end()) return;
-            p->node_watches.erase(it);
+            if (!p->more) return;
+            auto& watches = p->more->node_watches;
+            auto it = std::find(watches.begin(), watches.end(), node);
+            if (it == watches.end()) return;
+            watches.erase(it);
         }
         p->deliver(make_tuple({term(A().nodedown), term(node)}));
     };
@@ -348,7 +352,8 @@ reference spawn_request(const std::shared_ptr<process>& self, atom node, atom m,
     {
         std::lock_guard lk(self->mu);
         if (self->exited) return req;
-        if (tracked) self->spawn_requests.push_back({req, node, opts.reply, opts.link});
+        if (tracked)
+            self->more_locked().spawn_requests.push_back({req, node, opts.reply, opts.link});
         // Target unknown until SPAWN_REPLY; recv_spawn_reply fills it in.
         if (opts.monitor) self->monitors.push_back({req, term(), node});
     }
@@ -379,11 +384,14 @@ bool spawn_request_abandon(const std::shared_ptr<process>& self, const reference
     bool found = false;
     {
         std::lock_guard lk(self->mu);
-        auto it = std::find_if(self->spawn_requests.begin(), self->spawn_requests.end(),
-                               [&](const process::spawn_request& r) { return r.ref == req; });
-        if (it != self->spawn_requests.end()) {
-            found = true;
-            self->spawn_requests.erase(it);
+        if (self->more) {
+            auto& requests = self->more->spawn_requests;
+            auto it = std::find_if(requests.begin(), requests.end(),
+                                   [&](const process::spawn_request& r) { return r.ref == req; });
+            if (it != requests.end()) {
+                found = true;
+                requests.erase(it);
+            }
         }
         auto m = std::find_if(self->monitors.begin(), self->monitors.end(),
                               [&](const process::watched& w) { return w.ref == req; });
@@ -425,9 +433,14 @@ void recv_spawn_reply(node_core& n, const reference& req, const pid& to, std::in
             alive = true;
             auto m = std::find_if(p->monitors.begin(), p->monitors.end(),
                                   [&](const process::watched& w) { return w.ref == req; });
-            auto it = std::find_if(p->spawn_requests.begin(), p->spawn_requests.end(),
+            if (!p->more) {  // never made a request, or it was abandoned: as below
+                repeated = m != p->monitors.end();
+                return false;
+            }
+            auto& requests = p->more->spawn_requests;
+            auto it = std::find_if(requests.begin(), requests.end(),
                                    [&](const process::spawn_request& r) { return r.ref == req; });
-            if (it == p->spawn_requests.end()) {
+            if (it == requests.end()) {
                 // Abandoned (spawn_request_abandon), or answered already: its monitor then
                 // holds the pid.
                 repeated = m != p->monitors.end();
@@ -438,7 +451,7 @@ void recv_spawn_reply(node_core& n, const reference& req, const pid& to, std::in
             // erlang:spawn_link/4: the link exists from the reply on, before the new process's
             // exit (sent after the reply on the same connection) can arrive.
             if (ok && it->link && (flags & 1)) p->links.link_received(result);
-            p->spawn_requests.erase(it);
+            requests.erase(it);
             if (m != p->monitors.end() && !m->target.is_pid() && !m->target.is_atom()) {
                 if (ok) {
                     m->target = result;  // monitor the new process from now on
@@ -702,9 +715,11 @@ void node_core::on_node_down_signals(atom peer) {
             // with noconnection below instead (erlang:spawn_request/5).
             for (auto& m : p->monitors)
                 if (m.node == peer && (m.target.is_pid() || m.target.is_atom())) downs.push_back(m);
-            for (auto& r : p->spawn_requests)
-                if (r.node == peer) unanswered.push_back(r.ref);
-            nodedowns = static_cast<std::size_t>(std::erase(p->node_watches, peer));
+            if (p->more) {
+                for (auto& r : p->more->spawn_requests)
+                    if (r.node == peer) unanswered.push_back(r.ref);
+                nodedowns = static_cast<std::size_t>(std::erase(p->more->node_watches, peer));
+            }
         }
         for (auto& r : unanswered)
             recv_spawn_reply(*this, r, p->self, 0, reason);

@@ -198,7 +198,8 @@ asio::awaitable<term> do_relay(call_context& ctx, std::vector<term> a) {
                 done = done || is_exit_message(m);
             self->queue.clear();
             done = done || self->exited;
-            if (!done) self->waiters.push_back([wake] { wake->try_send(error_code{}); });
+            if (!done)
+                self->more_locked().waiters.push_back([wake] { wake->try_send(error_code{}); });
         }
         if (done) break;
         co_await wake->async_receive(asio::use_awaitable);
