@@ -471,10 +471,18 @@ TEST_F(LinksLocal, an_exit_runs_along_a_chain_of_100000_links) {
         if (i > 0) chain[i - 1].link(chain[i].self());
     }
     self.link(chain.back().self());
+    // A monitor of a process in the middle gets its DOWN, as any monitor does.
+    auto watcher = mb();
+    const erl::pid middle = chain[length / 2].self();
+    const auto ref = watcher.monitor(middle);
     self.exit(chain.front().self(), erl::term(A("cut")));
-    const auto exit = self.receive(30s);
-    EXPECT_TRUE(is_exit_msg(exit, chain.back().self(), erl::term(A("cut"))))
-        << (exit ? erl::to_string(*exit) : "nothing");
+    // The whole chain has ended, and told its links and monitors, when the exit returns.
     for (const auto& m : chain)
         ASSERT_TRUE(m.exited());
+    EXPECT_EQ(watcher.pending(), 1u);
+    EXPECT_EQ(watcher.receive(0ms),
+              erl::tuple(A("DOWN"), ref, A("process"), middle, erl::term(A("cut"))));
+    const auto exit = self.receive(0ms);
+    EXPECT_TRUE(is_exit_msg(exit, chain.back().self(), erl::term(A("cut"))))
+        << (exit ? erl::to_string(*exit) : "nothing");
 }
