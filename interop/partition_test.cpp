@@ -157,10 +157,19 @@ TEST_F(PartitionInterop, stopped_beam_node_is_declared_dead_and_recovers) {
     watch->link(target);
     const erl::reference mref = watch->monitor(target);
     watch->monitor_node(beam_name);
-    // The link and monitor are in place on the BEAM side before the partition.
-    ASSERT_EQ(beam.eval("{links, L} = process_info(P, links), {monitored_by, M} = "
-                        "process_info(P, monitored_by), {length(L), length(M)}"),
-              "{1,1}");
+    // The link and monitor are in place on the BEAM side before the partition (LINK and
+    // MONITOR_P travel on the distribution connection, the evaluation on another channel, so
+    // the test waits for BEAM to have handled both).
+    std::string on_beam;
+    EXPECT_TRUE(erl::interop::wait_until(
+        [&] {
+            on_beam = beam.eval(
+                "{length(element(2, process_info(P, links))), "
+                "length(element(2, process_info(P, monitored_by)))}");
+            return on_beam == "{1,1}";
+        },
+        10s));
+    ASSERT_EQ(on_beam, "{1,1}");
 
     continue_on_exit resume{beam.os_pid()};
     const auto stopped_at = std::chrono::steady_clock::now();
