@@ -6,7 +6,9 @@
 //   erlcpp-bench-node local --cookie C --epmd-port P [--count N] [--reps R] [--threads T]
 //       Two erl::node instances in this process, connected over TCP through EPMD on port P:
 //       one mailbox on node A sends N small messages to a mailbox on node B, whose thread
-//       receives them. Prints the median rate and the process CPU time per message.
+//       receives them. Prints the median rate and the process CPU time per message. Then the
+//       same with coroutine processes at both ends, on the nodes' I/O threads (the sender
+//       yields to its I/O thread every 256 sends): no program thread in the loop.
 //   erlcpp-bench-node floor [--mb M] [--reps R]
 //       The floors of a large-message echo on this machine, no Erlang involved: the median time
 //       of one memcpy of M MiB (default 64), and of an M MiB round trip over a loopback TCP
@@ -17,6 +19,7 @@
 // for reporting only; nothing here passes or fails on them.
 #include <erl/mailbox.hpp>
 #include <erl/node.hpp>
+#include <erl/process.hpp>
 #include <erl/term.hpp>
 
 #include "bench_util.hpp"
@@ -27,13 +30,18 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <future>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -42,6 +50,7 @@
 namespace {
 
 using clock_type = std::chrono::steady_clock;
+namespace asio = boost::asio;
 
 struct args {
     std::string mode;
@@ -187,25 +196,63 @@ int local(const args& a) {
         receiver.join();
         return {std::chrono::duration<double>(t_end - t0).count(), ok};
     };
-    if (!run(1000).second) {  // warm-up
-        std::cerr << "warm-up failed\n";
-        return 1;
-    }
-    std::vector<double> rates;
-    double cpu = 0;
-    for (int r = 0; r < a.reps; ++r) {
-        double c0 = cpu_seconds();
-        auto [secs, ok] = run(a.count);
-        cpu += cpu_seconds() - c0;
-        if (!ok) {
-            std::cerr << "local run lost messages\n";
-            return 1;
+    // The same with a coroutine process at each end.
+    auto run_coroutines = [&](long n) -> std::pair<double, bool> {
+        std::promise<std::optional<clock_type::time_point>> received;
+        auto got = received.get_future();
+        auto receiver = erl::spawn(nb, [&, n](erl::process_context& ctx) -> asio::awaitable<void> {
+            for (long i = 0; i < n; ++i)
+                if (!co_await ctx.async_receive(std::chrono::seconds(60))) {
+                    received.set_value(std::nullopt);
+                    co_return;
+                }
+            received.set_value(clock_type::now());
+        });
+        if (!receiver) return {0, false};
+        const erl::pid rto = *receiver;
+        auto t0 = clock_type::now();
+        auto sender =
+            erl::spawn(na, [&, n, rto](erl::process_context& ctx) -> asio::awaitable<void> {
+                for (long i = 0; i < n; ++i) {
+                    ctx.send(rto, erl::tuple(msg, i));
+                    if (i % 256 == 255)
+                        co_await asio::post(ctx.get_executor(), asio::use_awaitable);
+                }
+            });
+        if (!sender) return {0, false};
+        auto end = got.get();
+        if (!end) return {0, false};
+        return {std::chrono::duration<double>(*end - t0).count(), true};
+    };
+    // Median rate, best rate and CPU per message of a.reps runs of `one`: KEY_rate,
+    // KEY_rate_best and CPU_KEY.
+    auto measure = [&](const char* key, const char* cpu_key, auto&& one) {
+        if (!one(1000).second) {  // warm-up
+            std::cerr << key << ": warm-up failed\n";
+            return false;
         }
-        rates.push_back(double(a.count) / secs);
-    }
-    result("erlcpp_to_erlcpp_small_rate", median(rates));
-    result("erlcpp_to_erlcpp_small_rate_best", *std::max_element(rates.begin(), rates.end()));
-    result("erlcpp_to_erlcpp_cpu_ns_per_msg", cpu * 1e9 / (double(a.count) * a.reps));
+        std::vector<double> rates;
+        double cpu = 0;
+        for (int r = 0; r < a.reps; ++r) {
+            double c0 = cpu_seconds();
+            auto [secs, ok] = one(a.count);
+            cpu += cpu_seconds() - c0;
+            if (!ok) {
+                std::cerr << key << ": a run lost messages\n";
+                return false;
+            }
+            rates.push_back(double(a.count) / secs);
+        }
+        const std::string k(key);
+        result((k + "_rate").c_str(), median(rates));
+        result((k + "_rate_best").c_str(), *std::max_element(rates.begin(), rates.end()));
+        result(cpu_key, cpu * 1e9 / (double(a.count) * a.reps));
+        return true;
+    };
+    if (!measure("erlcpp_to_erlcpp_small", "erlcpp_to_erlcpp_cpu_ns_per_msg", run)) return 1;
+    if (!measure("erlcpp_to_erlcpp_coroutines_small", "erlcpp_to_erlcpp_coroutines_cpu_ns_per_msg",
+                 run_coroutines))
+        return 1;
     tx = {};
     rx = {};
     na.stop();

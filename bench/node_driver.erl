@@ -229,6 +229,9 @@ print_table(Results, Cpp) ->
     Local = maps:get(<<"erlcpp_to_erlcpp_small_rate">>, Cpp, undefined),
     LocalBest = maps:get(<<"erlcpp_to_erlcpp_small_rate_best">>, Cpp, undefined),
     LocalCpu = maps:get(<<"erlcpp_to_erlcpp_cpu_ns_per_msg">>, Cpp, undefined),
+    Coro = maps:get(<<"erlcpp_to_erlcpp_coroutines_small_rate">>, Cpp, undefined),
+    CoroBest = maps:get(<<"erlcpp_to_erlcpp_coroutines_small_rate_best">>, Cpp, undefined),
+    CoroCpu = maps:get(<<"erlcpp_to_erlcpp_coroutines_cpu_ns_per_msg">>, Cpp, undefined),
     Dash = ["-" || _ <- Extra],
     BaseDash = ["-" || _ <- Base],
     Body2 =
@@ -239,6 +242,12 @@ print_table(Results, Cpp) ->
          ["erlcpp<->erlcpp small msgs, best run (msg/s)", "-", "-", fmt(LocalBest)] ++ Dash
          ++ ["-", "-"] ++ BaseDash ++ [">= 4M/s"],
          ["erlcpp<->erlcpp CPU/msg, both nodes (us)", "-", "-", fmt(scale(cpu_small, LocalCpu))]
+         ++ Dash ++ ["-", "-"] ++ BaseDash ++ [""],
+         ["erlcpp<->erlcpp coroutines, median (msg/s)", "-", "-", fmt(Coro)] ++ Dash
+         ++ ["-", "-"] ++ BaseDash ++ [">= 4M/s"],
+         ["erlcpp<->erlcpp coroutines, best run (msg/s)", "-", "-", fmt(CoroBest)] ++ Dash
+         ++ ["-", "-"] ++ BaseDash ++ [">= 4M/s"],
+         ["erlcpp<->erlcpp coroutines CPU/msg (us)", "-", "-", fmt(scale(cpu_small, CoroCpu))]
          ++ Dash ++ ["-", "-"] ++ BaseDash ++ [""]]
         ++ [[Label, "-", "-", fmt(V)] ++ Dash ++ ["-", "-"] ++ BaseDash ++ [What]
             || {Key, Label, What} <- [{<<"memcpy_large_ms">>, floor_label("memcpy of"),
