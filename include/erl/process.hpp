@@ -131,7 +131,10 @@ struct spawned {
     reference monitor;  // the parent's monitor on the new process
 };
 
-// erlang:spawn/1 for C++ bodies. Errors: not_alive, name_taken.
+// erlang:spawn/1 for C++ bodies. Errors: not_alive, name_taken. As in BEAM, the call returns
+// before the new process runs: a thread body starts on its thread, a coroutine body from its
+// executor's queue (also when a coroutine process spawns on the same I/O thread), so a chain of
+// processes each spawning the next never nests on a stack.
 result<pid> spawn(node& n, process_body body, spawn_options opts = {});
 result<pid> spawn(node& n, coroutine_body body, spawn_options opts = {});
 // erlang:spawn_link/1: the link exists before the body runs.
