@@ -7,6 +7,7 @@
 #include "common/block_pool.hpp"
 #include "node/link_table.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <functional>
@@ -245,6 +246,26 @@ struct process : std::enable_shared_from_this<process> {
     extras& more_locked() {
         if (!more) more = std::make_unique<extras>();
         return *more;
+    }
+    // With mu held: removes and returns the unanswered spawn request `ref`, if there is one.
+    std::optional<spawn_request> take_spawn_request_locked(const reference& ref) {
+        if (!more) return std::nullopt;
+        auto& requests = more->spawn_requests;
+        auto it = std::find_if(requests.begin(), requests.end(),
+                               [&](const spawn_request& r) { return r.ref == ref; });
+        if (it == requests.end()) return std::nullopt;
+        spawn_request r = *it;
+        requests.erase(it);
+        return r;
+    }
+    // With mu held: removes one monitor_node(node, true) entry; false if there was none.
+    bool drop_node_watch_locked(atom node) {
+        if (!more) return false;
+        auto& watches = more->node_watches;
+        auto it = std::find(watches.begin(), watches.end(), node);
+        if (it == watches.end()) return false;
+        watches.erase(it);
+        return true;
     }
 
     // Messages delivered to this process (process_info reductions: those delivered minus those

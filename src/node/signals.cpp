@@ -236,10 +236,7 @@ void monitor_node(node_core& n, const std::shared_ptr<process>& self, atom node,
         std::lock_guard lk(self->mu);
         if (self->exited) return;
         if (!on) {
-            if (!self->more) return;
-            auto& watches = self->more->node_watches;
-            auto it = std::find(watches.begin(), watches.end(), node);
-            if (it != watches.end()) watches.erase(it);
+            self->drop_node_watch_locked(node);
             return;
         }
         self->more_locked().node_watches.push_back(node);
@@ -251,11 +248,7 @@ void monitor_node(node_core& n, const std::shared_ptr<process>& self, atom node,
         if (!p) return;
         {
             std::lock_guard lk(p->mu);
-            if (!p->more) return;
-            auto& watches = p->more->node_watches;
-            auto it = std::find(watches.begin(), watches.end(), node);
-            if (it == watches.end()) return;
-            watches.erase(it);
+            if (!p->drop_node_watch_locked(node)) return;
         }
         p->deliver(make_tuple({term(A().nodedown), term(node)}));
     };
@@ -384,15 +377,7 @@ bool spawn_request_abandon(const std::shared_ptr<process>& self, const reference
     bool found = false;
     {
         std::lock_guard lk(self->mu);
-        if (self->more) {
-            auto& requests = self->more->spawn_requests;
-            auto it = std::find_if(requests.begin(), requests.end(),
-                                   [&](const process::spawn_request& r) { return r.ref == req; });
-            if (it != requests.end()) {
-                found = true;
-                requests.erase(it);
-            }
-        }
+        found = self->take_spawn_request_locked(req).has_value();
         auto m = std::find_if(self->monitors.begin(), self->monitors.end(),
                               [&](const process::watched& w) { return w.ref == req; });
         if (m != self->monitors.end() && !m->target.is_pid() && !m->target.is_atom())
@@ -433,25 +418,17 @@ void recv_spawn_reply(node_core& n, const reference& req, const pid& to, std::in
             alive = true;
             auto m = std::find_if(p->monitors.begin(), p->monitors.end(),
                                   [&](const process::watched& w) { return w.ref == req; });
-            if (!p->more) {  // never made a request, or it was abandoned: as below
-                repeated = m != p->monitors.end();
-                return false;
-            }
-            auto& requests = p->more->spawn_requests;
-            auto it = std::find_if(requests.begin(), requests.end(),
-                                   [&](const process::spawn_request& r) { return r.ref == req; });
-            if (it == requests.end()) {
+            const auto request = p->take_spawn_request_locked(req);
+            if (!request) {
                 // Abandoned (spawn_request_abandon), or answered already: its monitor then
                 // holds the pid.
                 repeated = m != p->monitors.end();
                 return false;
             }
             answered = true;
-            const bool wanted = it->reply;
             // erlang:spawn_link/4: the link exists from the reply on, before the new process's
             // exit (sent after the reply on the same connection) can arrive.
-            if (ok && it->link && (flags & 1)) p->links.link_received(result);
-            requests.erase(it);
+            if (ok && request->link && (flags & 1)) p->links.link_received(result);
             if (m != p->monitors.end() && !m->target.is_pid() && !m->target.is_atom()) {
                 if (ok) {
                     m->target = result;  // monitor the new process from now on
@@ -460,7 +437,7 @@ void recv_spawn_reply(node_core& n, const reference& req, const pid& to, std::in
                     p->monitors.erase(m);  // nothing was spawned: no DOWN will come
                 }
             }
-            return wanted;
+            return request->reply;
         });
     }
     if (!ok || repeated) return;
