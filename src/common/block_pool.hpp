@@ -1,5 +1,5 @@
 // Fixed-size blocks for the objects a process is made of (the process, its coroutine state,
-// its table entry, the operations that start and wake it), carved from 256 KiB slabs. A node
+// its table node, its wake-up record, its first mailbox slots), carved from 256 KiB slabs. A node
 // spawns and ends processes by the hundred thousand in a row: glibc's allocator then works
 // through its bins and coalesces the freed chunks (a third of the instructions of a spawned and
 // stopped process went to malloc and free), while a slab hands out the next block of its size
@@ -9,7 +9,9 @@
 // kept for the next spawns, so the memory of a burst of processes is returned once they are
 // gone. Blocks are 16-byte granules up to max_block; larger requests go to operator new. Under
 // AddressSanitizer a free block is poisoned until it is handed out again, so a use after free
-// is still reported.
+// is still reported. Term blocks have their own pool (src/term/term.cpp): per-thread free lists
+// for blocks that a decode makes and a receive frees soon after, with no lock; this one is
+// shared by all threads, for objects made on one thread and freed on another much later.
 #pragma once
 
 #include <cstddef>
@@ -27,8 +29,7 @@ void deallocate(void* p, std::size_t bytes) noexcept;
 // Slabs held now, all classes together (for tests and stats).
 std::size_t slabs() noexcept;
 
-// A standard allocator over the pool, for allocate_shared, node-based containers and asio's
-// handler allocation (bind_allocator).
+// A standard allocator over the pool, for allocate_shared and node-based containers.
 template <class T>
 struct allocator {
     using value_type = T;

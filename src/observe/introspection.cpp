@@ -125,11 +125,13 @@ std::size_t memory_locked(const process& p, std::size_t* heap_bytes = nullptr) {
            p.links.entries().capacity() * sizeof(link_table::entry) +
            p.watchers.capacity() * sizeof(process::watcher) +
            p.monitors.capacity() * sizeof(process::watched) +
-           (p.more ? sizeof(process::extras) + p.more->aliases.capacity() * sizeof(reference) +
-                         p.more->node_watches.capacity() * sizeof(atom) +
-                         p.more->spawn_requests.capacity() * sizeof(process::spawn_request) +
-                         p.more->waiters.size() * (sizeof(std::function<void()>) + 16)
-                   : 0);
+           (p.more
+                ? sizeof(process::extras) + p.more->aliases.capacity() * sizeof(reference) +
+                      p.more->node_watches.capacity() * sizeof(atom) +
+                      p.more->spawn_requests.capacity() * sizeof(process::spawn_request) +
+                      // a list node: the callable and its two links
+                      p.more->waiters.size() * (sizeof(std::function<void()>) + 2 * sizeof(void*))
+                : 0);
 }
 
 std::uint64_t reductions_locked(const process& p) {
